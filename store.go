@@ -1,0 +1,195 @@
+package tasks
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/binary"
+	"time"
+)
+
+// Store keeps tasks. It is the engine's only source of truth: the engine
+// remembers nothing that it could not lose, so several engines, in one process
+// or many, may share a store.
+//
+// The package provides [MemoryStore] and [SQLStore] (SQLite and PostgreSQL).
+// Other implementations must pass the conformance suite in the tasktest
+// package, which is this contract in code. In summary:
+//
+//   - Every method is safe for concurrent use, by many engines at once.
+//   - Times are the store's clock: "now" in Claim, Rescue, Extend, Finish and
+//     Upcoming is the store's own (the database server's clock for a server
+//     database), never a time the caller passes, so engines whose clocks
+//     disagree still agree on what is due. Times are kept to the microsecond.
+//   - Each method is atomic: it applies entirely or not at all.
+//   - A task is claimed by at most one caller at a time: Claim moves it to
+//     running under a lease and counts the attempt; every later write for that
+//     attempt (Finish, Extend) is fenced on the task's ID, its attempt number
+//     and its state being running, so a caller whose lease expired and whose
+//     task was claimed again cannot overwrite the newer attempt.
+//   - Idempotency keys are unique per app, enforced atomically (by a unique
+//     constraint on SQL stores), never by checking and then inserting.
+type Store interface {
+	// Insert stores a new task. The caller sets ID, AppID, EventType, Data,
+	// ScheduledRunTime, MaxAttempts, Timeout and IdempotencyKey; the store
+	// sets State to scheduled, CreatedAt and UpdatedAt to now, and
+	// NextAttemptAt to ScheduledRunTime, or now when it is nil or past. It
+	// returns the stored task. If the app already has a task with the same
+	// non-empty IdempotencyKey, Insert stores nothing and returns that task
+	// with ErrDuplicate.
+	Insert(ctx context.Context, t *Task) (*Task, error)
+
+	// Get returns the task with the given ID, or ErrNotFound.
+	Get(ctx context.Context, id string) (*Task, error)
+
+	// List returns tasks matching p, newest first (by CreatedAt, then ID),
+	// and a cursor for the next page, "" on the last page.
+	List(ctx context.Context, p ListParams) ([]*Task, string, error)
+
+	// Claim moves up to limit due tasks (scheduled or retrying, with
+	// NextAttemptAt not after now), earliest first, to running: it increments
+	// Attempts, sets LeaseExpiresAt to now plus lease, clears NextAttemptAt
+	// and returns them. A task is never returned to two callers for the same
+	// attempt.
+	Claim(ctx context.Context, limit int, lease time.Duration) ([]*Task, error)
+
+	// Finish records the outcomes of claimed attempts. Each outcome applies
+	// only if its task is still running at that attempt (fencing); applied[i]
+	// reports whether outs[i] did. An outcome of StateRetrying for a task
+	// whose cancellation was requested records StateCanceled instead.
+	Finish(ctx context.Context, outs []Outcome) (applied []bool, err error)
+
+	// Extend moves the lease of each running attempt in leases to now plus
+	// d. It returns the IDs of the leases that are no longer the caller's to
+	// run: attempts whose cancellation was requested, and attempts that are
+	// no longer running (their lease was lost).
+	Extend(ctx context.Context, leases []Lease, d time.Duration) (revoked []string, err error)
+
+	// Rescue ends up to limit running attempts whose lease expired: a task
+	// whose cancellation was requested becomes canceled; one whose attempts
+	// are used up becomes failed; any other becomes retrying, due now. Each
+	// gets the last error "lease expired". It returns how many it rescued.
+	// Rescue is safe to run from several engines at once: each expired
+	// attempt is rescued once.
+	Rescue(ctx context.Context, limit int) (int, error)
+
+	// Upcoming returns the store's current time and up to limit tasks that
+	// are due now or within the next within, earliest first. The engine uses
+	// it to fill its timer wheel.
+	Upcoming(ctx context.Context, within time.Duration, limit int) (now time.Time, due []Due, err error)
+
+	// Cancel cancels a task. A scheduled or retrying task becomes canceled;
+	// for a running task, cancellation is requested (CancelRequested) and the
+	// task stays running until its attempt ends. Canceling a canceled task
+	// changes nothing and succeeds. A completed or failed task is left alone
+	// and ErrInvalidState is returned with it.
+	Cancel(ctx context.Context, id string) (*Task, error)
+
+	// Reschedule sets the run time of a scheduled or retrying task: it
+	// becomes scheduled with ScheduledRunTime and NextAttemptAt at runAt (now
+	// if runAt is past). Any other state gives ErrInvalidState.
+	Reschedule(ctx context.Context, id string, runAt time.Time) (*Task, error)
+
+	// Replay makes a terminal task scheduled again, due now, with extra more
+	// attempts allowed (MaxAttempts becomes Attempts plus extra). Attempts,
+	// LastError and the ID are kept. A task that is not terminal gives
+	// ErrInvalidState.
+	Replay(ctx context.Context, id string, extra int) (*Task, error)
+}
+
+// TxStore is a Store that can insert a task inside a caller's database
+// transaction. [SQLStore] implements it.
+type TxStore interface {
+	Store
+	// InsertTx is Insert inside tx: the task exists if and only if tx commits.
+	InsertTx(ctx context.Context, tx *sql.Tx, t *Task) (*Task, error)
+}
+
+// Outcome is the result of one claimed attempt, given to [Store.Finish].
+type Outcome struct {
+	ID      string // the task
+	Attempt int    // the attempt number it was claimed at (the fence)
+	// State is StateCompleted, StateRetrying, StateFailed or StateCanceled.
+	State State
+	// Delay is, for StateRetrying, how long after now the next attempt is due.
+	Delay time.Duration
+	// Error is the attempt's error message; "" for a completed attempt.
+	Error string
+}
+
+// Lease names one claimed attempt.
+type Lease struct {
+	ID      string
+	Attempt int
+}
+
+// Due is a task that will be due soon, as reported by [Store.Upcoming].
+type Due struct {
+	ID    string
+	RunAt time.Time
+}
+
+// ListParams filters [Store.List] and [Engine.List].
+type ListParams struct {
+	// AppID selects one app's tasks; "" selects every app's.
+	AppID string
+	// States selects tasks in any of these states; nil selects all.
+	States []State
+	// EventType selects one event type; "" selects all.
+	EventType string
+	// Limit is the page size, 1 to MaxListLimit. Defaults to DefaultListLimit.
+	Limit int
+	// Cursor continues a listing from where a previous page ended; "" starts
+	// at the newest task.
+	Cursor string
+}
+
+// Paging limits for List.
+const (
+	DefaultListLimit = 50
+	MaxListLimit     = 1000
+)
+
+// normalize validates p and applies defaults.
+func (p *ListParams) normalize() error {
+	switch {
+	case p.Limit == 0:
+		p.Limit = DefaultListLimit
+	case p.Limit < 0 || p.Limit > MaxListLimit:
+		return invalid("limit", "must be between 1 and %d", MaxListLimit)
+	}
+	for _, s := range p.States {
+		if !s.Valid() {
+			return invalid("status", "unknown state %q", s)
+		}
+	}
+	if p.Cursor != "" {
+		if _, _, err := decodeCursor(p.Cursor); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// A cursor is the position after the last task of a page: its CreatedAt (Unix
+// microseconds) and ID, base64url encoded. Every store encodes it the same way.
+func encodeCursor(t *Task) string {
+	b := binary.BigEndian.AppendUint64(nil, uint64(t.CreatedAt.UnixMicro()))
+	return base64.RawURLEncoding.EncodeToString(append(b, t.ID...))
+}
+
+func decodeCursor(s string) (createdAt time.Time, id string, err error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) < 9 || len(b) > 8+MaxIDLength {
+		return time.Time{}, "", invalid("cursor", "malformed")
+	}
+	return time.UnixMicro(int64(binary.BigEndian.Uint64(b))).UTC(), string(b[8:]), nil
+}
+
+// listBefore reports whether a comes before b in List order (newest first).
+func listBefore(a, b *Task) bool {
+	if !a.CreatedAt.Equal(b.CreatedAt) {
+		return a.CreatedAt.After(b.CreatedAt)
+	}
+	return a.ID > b.ID
+}

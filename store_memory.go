@@ -1,0 +1,457 @@
+package tasks
+
+import (
+	"container/heap"
+	"context"
+	"slices"
+	"sync"
+	"time"
+)
+
+// MemoryStore is a [Store] that keeps tasks in this process's memory. It is
+// the reference implementation of the Store contract, and it is fast, but it
+// is not durable: its tasks are gone when the process ends. Use it in tests
+// and for work that may be lost; use [SQLStore] for anything else.
+//
+// A MemoryStore is safe for concurrent use by several engines in one process.
+// Its zero value is not usable; call [NewMemoryStore].
+type MemoryStore struct {
+	mu      sync.Mutex
+	tasks   map[string]*memTask
+	idem    map[idemKey]*memTask
+	due     dueHeap             // pending tasks by NextAttemptAt
+	running map[string]*memTask // for Rescue
+	order   []*memTask          // every task, oldest first (List order reversed)
+	now     func() time.Time
+}
+
+type idemKey struct{ app, key string }
+
+// memTask is a stored task plus its place in the due heap.
+type memTask struct {
+	t       Task
+	runAt   time.Time // NextAttemptAt while pending
+	heapIdx int       // index in MemoryStore.due, or -1
+}
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{
+		tasks:   make(map[string]*memTask),
+		idem:    make(map[idemKey]*memTask),
+		running: make(map[string]*memTask),
+		now:     time.Now,
+	}
+}
+
+// Durable reports false: a MemoryStore loses its tasks when the process ends.
+func (s *MemoryStore) Durable() bool { return false }
+
+func (s *MemoryStore) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// snapshot returns a copy of m's task that shares nothing with the store.
+func (m *memTask) snapshot() *Task {
+	t := m.t
+	t.Data = slices.Clone(m.t.Data)
+	return &t
+}
+
+// Insert implements [Store].
+func (s *MemoryStore) Insert(ctx context.Context, t *Task) (*Task, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t.IdempotencyKey != "" {
+		if m, ok := s.idem[idemKey{t.AppID, t.IdempotencyKey}]; ok {
+			return m.snapshot(), ErrDuplicate
+		}
+	}
+	if _, ok := s.tasks[t.ID]; ok {
+		return nil, invalid("id", "task %s exists", t.ID)
+	}
+	now := s.clock()
+	m := &memTask{t: *t, heapIdx: -1}
+	m.t.Data = slices.Clone(t.Data)
+	m.t.State = StateScheduled
+	m.t.CreatedAt, m.t.UpdatedAt = now, now
+	m.t.Attempts, m.t.LastError, m.t.CancelRequested = 0, "", false
+	m.t.CompletedAt, m.t.LeaseExpiresAt, m.t.EndpointID = nil, nil, nil
+	s.schedule(m, now, t.ScheduledRunTime)
+	s.tasks[m.t.ID] = m
+	if m.t.IdempotencyKey != "" {
+		s.idem[idemKey{m.t.AppID, m.t.IdempotencyKey}] = m
+	}
+	// Keep order sorted by (CreatedAt, ID); appends are the common case.
+	i := len(s.order)
+	for i > 0 && listBefore(&s.order[i-1].t, &m.t) {
+		i--
+	}
+	s.order = slices.Insert(s.order, i, m)
+	return m.snapshot(), nil
+}
+
+// schedule makes m pending and due at runAt, or now when runAt is nil or past.
+func (s *MemoryStore) schedule(m *memTask, now time.Time, runAt *time.Time) {
+	at := now
+	if runAt != nil && runAt.After(now) {
+		at = *runAt
+	}
+	s.setDue(m, at)
+}
+
+// setDue puts m in the due heap at at and mirrors it in NextAttemptAt.
+func (s *MemoryStore) setDue(m *memTask, at time.Time) {
+	m.runAt = at
+	m.t.NextAttemptAt = &m.runAt
+	if m.heapIdx >= 0 {
+		heap.Fix(&s.due, m.heapIdx)
+	} else {
+		heap.Push(&s.due, m)
+	}
+}
+
+// unsetDue takes m out of the due heap.
+func (s *MemoryStore) unsetDue(m *memTask) {
+	if m.heapIdx >= 0 {
+		heap.Remove(&s.due, m.heapIdx)
+	}
+	m.t.NextAttemptAt = nil
+}
+
+// Get implements [Store].
+func (s *MemoryStore) Get(ctx context.Context, id string) (*Task, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.tasks[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return m.snapshot(), nil
+}
+
+// List implements [Store].
+func (s *MemoryStore) List(ctx context.Context, p ListParams) ([]*Task, string, error) {
+	if err := p.normalize(); err != nil {
+		return nil, "", err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := len(s.order)
+	if p.Cursor != "" {
+		at, id, _ := decodeCursor(p.Cursor)
+		pos := &Task{CreatedAt: at, ID: id}
+		// Start below the first task that does not come before the cursor.
+		i, _ = slices.BinarySearchFunc(s.order, pos, func(m *memTask, pos *Task) int {
+			switch {
+			case listBefore(pos, &m.t):
+				return -1
+			case m.t.ID == pos.ID && m.t.CreatedAt.Equal(pos.CreatedAt):
+				return 0
+			}
+			return 1
+		})
+	}
+	var out []*Task
+	for i--; i >= 0; i-- {
+		t := &s.order[i].t
+		if p.AppID != "" && t.AppID != p.AppID ||
+			p.EventType != "" && t.EventType != p.EventType ||
+			p.States != nil && !slices.Contains(p.States, t.State) {
+			continue
+		}
+		if len(out) == p.Limit {
+			return out, encodeCursor(out[len(out)-1]), nil
+		}
+		out = append(out, s.order[i].snapshot())
+	}
+	return out, "", nil
+}
+
+// Claim implements [Store].
+func (s *MemoryStore) Claim(ctx context.Context, limit int, lease time.Duration) ([]*Task, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock()
+	expires := now.Add(lease)
+	var out []*Task
+	for len(out) < limit && len(s.due) > 0 && !s.due[0].runAt.After(now) {
+		m := heap.Pop(&s.due).(*memTask)
+		m.t.NextAttemptAt = nil
+		m.t.State = StateRunning
+		m.t.Attempts++
+		m.t.UpdatedAt = now
+		exp := expires
+		m.t.LeaseExpiresAt = &exp
+		s.running[m.t.ID] = m
+		out = append(out, m.snapshot())
+	}
+	return out, nil
+}
+
+// fenced returns the task of l if it is still running at l's attempt.
+func (s *MemoryStore) fenced(l Lease) *memTask {
+	m, ok := s.running[l.ID]
+	if !ok || m.t.Attempts != l.Attempt {
+		return nil
+	}
+	return m
+}
+
+// Finish implements [Store].
+func (s *MemoryStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock()
+	applied := make([]bool, len(outs))
+	for i, o := range outs {
+		m := s.fenced(Lease{o.ID, o.Attempt})
+		if m == nil {
+			continue
+		}
+		state := o.State
+		if state == StateRetrying && m.t.CancelRequested {
+			state = StateCanceled
+		}
+		s.end(m, now, state, o.Error, o.Delay)
+		applied[i] = true
+	}
+	return applied, nil
+}
+
+// end moves the running task m to state.
+func (s *MemoryStore) end(m *memTask, now time.Time, state State, errMsg string, delay time.Duration) {
+	delete(s.running, m.t.ID)
+	m.t.State = state
+	m.t.UpdatedAt = now
+	m.t.LeaseExpiresAt = nil
+	if errMsg != "" {
+		m.t.LastError = errMsg
+	}
+	if state == StateRetrying {
+		s.setDue(m, now.Add(delay))
+		return
+	}
+	m.t.CompletedAt = &now
+}
+
+// Extend implements [Store].
+func (s *MemoryStore) Extend(ctx context.Context, leases []Lease, d time.Duration) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	expires := s.clock().Add(d)
+	var revoked []string
+	for _, l := range leases {
+		m := s.fenced(l)
+		if m == nil || m.t.CancelRequested {
+			revoked = append(revoked, l.ID)
+			continue
+		}
+		exp := expires
+		m.t.LeaseExpiresAt = &exp
+	}
+	return revoked, nil
+}
+
+// Rescue implements [Store].
+func (s *MemoryStore) Rescue(ctx context.Context, limit int) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock()
+	n := 0
+	for _, m := range s.running {
+		if n == limit {
+			break
+		}
+		if m.t.LeaseExpiresAt.After(now) {
+			continue
+		}
+		s.end(m, now, rescueState(&m.t), errLeaseExpired, 0)
+		n++
+	}
+	return n, nil
+}
+
+const errLeaseExpired = "lease expired"
+
+// rescueState is the state a running task with an expired lease moves to.
+func rescueState(t *Task) State {
+	switch {
+	case t.CancelRequested:
+		return StateCanceled
+	case t.Attempts >= t.MaxAttempts:
+		return StateFailed
+	}
+	return StateRetrying
+}
+
+// Upcoming implements [Store].
+func (s *MemoryStore) Upcoming(ctx context.Context, within time.Duration, limit int) (time.Time, []Due, error) {
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock()
+	until := now.Add(within)
+	// Walk the heap in order without popping: a small heap of candidate
+	// indexes, seeded with the root, yields the k earliest in O(k log k).
+	var out []Due
+	cand := idxHeap{h: s.due}
+	if len(s.due) > 0 {
+		cand.idx = append(cand.idx, 0)
+	}
+	for len(out) < limit && len(cand.idx) > 0 {
+		i := heap.Pop(&cand).(int)
+		m := s.due[i]
+		if m.runAt.After(until) {
+			break
+		}
+		out = append(out, Due{ID: m.t.ID, RunAt: m.runAt})
+		for _, c := range []int{2*i + 1, 2*i + 2} {
+			if c < len(s.due) {
+				heap.Push(&cand, c)
+			}
+		}
+	}
+	return now, out, nil
+}
+
+// Cancel implements [Store].
+func (s *MemoryStore) Cancel(ctx context.Context, id string) (*Task, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.tasks[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	now := s.clock()
+	switch m.t.State {
+	case StateScheduled, StateRetrying:
+		s.unsetDue(m)
+		m.t.State = StateCanceled
+		m.t.UpdatedAt = now
+		m.t.CompletedAt = &now
+	case StateRunning:
+		if !m.t.CancelRequested {
+			m.t.CancelRequested = true
+			m.t.UpdatedAt = now
+		}
+	case StateCompleted, StateFailed:
+		return m.snapshot(), ErrInvalidState
+	}
+	return m.snapshot(), nil
+}
+
+// Reschedule implements [Store].
+func (s *MemoryStore) Reschedule(ctx context.Context, id string, runAt time.Time) (*Task, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.tasks[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	if !m.t.State.pending() {
+		return m.snapshot(), ErrInvalidState
+	}
+	now := s.clock()
+	at := runAt.UTC().Truncate(time.Microsecond)
+	m.t.ScheduledRunTime = &at
+	m.t.State = StateScheduled
+	m.t.UpdatedAt = now
+	s.schedule(m, now, &at)
+	return m.snapshot(), nil
+}
+
+// Replay implements [Store].
+func (s *MemoryStore) Replay(ctx context.Context, id string, extra int) (*Task, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.tasks[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	if !m.t.State.Terminal() {
+		return m.snapshot(), ErrInvalidState
+	}
+	now := s.clock()
+	m.t.State = StateScheduled
+	m.t.MaxAttempts = m.t.Attempts + extra
+	m.t.CancelRequested = false
+	m.t.CompletedAt = nil
+	m.t.UpdatedAt = now
+	s.setDue(m, now)
+	return m.snapshot(), nil
+}
+
+// dueHeap orders pending tasks by due time, then ID.
+type dueHeap []*memTask
+
+func (h dueHeap) Len() int { return len(h) }
+func (h dueHeap) Less(i, j int) bool {
+	if !h[i].runAt.Equal(h[j].runAt) {
+		return h[i].runAt.Before(h[j].runAt)
+	}
+	return h[i].t.ID < h[j].t.ID
+}
+func (h dueHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIdx, h[j].heapIdx = i, j
+}
+func (h *dueHeap) Push(x any) {
+	m := x.(*memTask)
+	m.heapIdx = len(*h)
+	*h = append(*h, m)
+}
+func (h *dueHeap) Pop() any {
+	old := *h
+	m := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	m.heapIdx = -1
+	return m
+}
+
+// idxHeap is a heap of indexes into a dueHeap, ordered as the dueHeap is.
+type idxHeap struct {
+	h   dueHeap
+	idx []int
+}
+
+func (c idxHeap) Len() int           { return len(c.idx) }
+func (c idxHeap) Less(i, j int) bool { return c.h.Less(c.idx[i], c.idx[j]) }
+func (c idxHeap) Swap(i, j int)      { c.idx[i], c.idx[j] = c.idx[j], c.idx[i] }
+func (c *idxHeap) Push(x any)        { c.idx = append(c.idx, x.(int)) }
+func (c *idxHeap) Pop() any {
+	i := c.idx[len(c.idx)-1]
+	c.idx = c.idx[:len(c.idx)-1]
+	return i
+}

@@ -1,0 +1,252 @@
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// State is where a task is in its life. States are stored as text.
+//
+//	scheduled ─► running ─► completed
+//	               │  ▲
+//	               ▼  │
+//	            retrying ─► failed (attempts used up, or a permanent error)
+//
+// A task that is scheduled or retrying can be canceled. A running task can have
+// its cancellation requested: its context is cancelled and it ends canceled
+// unless it completes first. Completed, failed and canceled are terminal;
+// [Engine.Replay] makes a terminal task run again.
+type State string
+
+// The states of a task.
+const (
+	StateScheduled State = "scheduled" // waiting for its run time
+	StateRunning   State = "running"   // claimed by an engine under a lease
+	StateRetrying  State = "retrying"  // an attempt failed; waiting for the next
+	StateCompleted State = "completed" // an attempt succeeded (terminal)
+	StateFailed    State = "failed"    // attempts used up or permanent error (terminal)
+	StateCanceled  State = "canceled"  // canceled before it completed (terminal)
+)
+
+// States lists every state in life-cycle order.
+var States = []State{StateScheduled, StateRunning, StateRetrying, StateCompleted, StateFailed, StateCanceled}
+
+// Valid reports whether s is one of the defined states.
+func (s State) Valid() bool {
+	switch s {
+	case StateScheduled, StateRunning, StateRetrying, StateCompleted, StateFailed, StateCanceled:
+		return true
+	}
+	return false
+}
+
+// Terminal reports whether s is a final state: completed, failed or canceled.
+func (s State) Terminal() bool {
+	return s == StateCompleted || s == StateFailed || s == StateCanceled
+}
+
+// pending reports whether a task in state s waits to be claimed.
+func (s State) pending() bool { return s == StateScheduled || s == StateRetrying }
+
+// Task is one unit of background work. Its JSON form uses the field names of
+// the HostedHooks Tasks API (id, event_type, status, scheduled_run_time,
+// endpoint_id, created_at, data) plus fields of its own.
+//
+// A Task returned by the engine or a store is a copy; changing it changes
+// nothing stored.
+type Task struct {
+	// ID identifies the task (a UUID). It is stable across retries, so a
+	// receiver can use it to deduplicate.
+	ID string `json:"id"`
+	// AppID is the application the task belongs to.
+	AppID string `json:"app_id"`
+	// EventType routes the task to the func registered for it.
+	EventType string `json:"event_type"`
+	// State is the task's state, named "status" as HostedHooks does.
+	State State `json:"status"`
+	// ScheduledRunTime is the run time the caller asked for, or nil when the
+	// caller gave none (the task then runs as soon as possible).
+	ScheduledRunTime *time.Time `json:"scheduled_run_time"`
+	// EndpointID is the webhook endpoint the task was delivered to, or nil.
+	EndpointID *string `json:"endpoint_id"`
+	// CreatedAt is when the task was stored.
+	CreatedAt time.Time `json:"created_at"`
+	// UpdatedAt is when the task last changed.
+	UpdatedAt time.Time `json:"updated_at"`
+	// Data is the caller's JSON payload, byte for byte as given.
+	Data json.RawMessage `json:"data"`
+	// Attempts counts the attempts started so far, across replays.
+	Attempts int `json:"attempts"`
+	// MaxAttempts is the number of attempts after which a failing task
+	// fails for good.
+	MaxAttempts int `json:"max_attempts"`
+	// NextAttemptAt is when the task next becomes due while it is scheduled
+	// or retrying; nil in every other state.
+	NextAttemptAt *time.Time `json:"next_attempt_at"`
+	// LastError is the error of the latest failed attempt, or "".
+	LastError string `json:"last_error,omitempty"`
+	// CompletedAt is when the task reached a terminal state, or nil.
+	CompletedAt *time.Time `json:"completed_at"`
+	// IdempotencyKey is the caller's deduplication key, unique per app, or "".
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// Timeout bounds each attempt; 0 means the engine's Config.Timeout.
+	Timeout time.Duration `json:"-"`
+	// CancelRequested reports whether cancellation was requested while the
+	// task was running.
+	CancelRequested bool `json:"cancel_requested,omitempty"`
+	// LeaseExpiresAt is when a running task's lease ends unless extended;
+	// nil in every other state.
+	LeaseExpiresAt *time.Time `json:"lease_expires_at,omitempty"`
+}
+
+// NewTask describes a task to enqueue.
+type NewTask struct {
+	// AppID is the application the task belongs to. Required.
+	AppID string
+	// EventType routes the task; see [ValidateEventType]. Required.
+	EventType string
+	// Data is the payload, valid JSON. Nil means JSON null.
+	Data json.RawMessage
+	// RunAt is when the task should run. The zero value, or any time not
+	// after now, means as soon as possible.
+	RunAt time.Time
+	// MaxAttempts overrides Config.MaxAttempts for this task when positive.
+	MaxAttempts int
+	// Timeout overrides Config.Timeout for this task when positive.
+	Timeout time.Duration
+	// IdempotencyKey, when not empty, makes the task unique per AppID: a second
+	// task with the same key is not created; Enqueue returns the first one
+	// together with ErrDuplicate.
+	IdempotencyKey string
+}
+
+// Limits on the fields of a task.
+const (
+	MaxIDLength             = 255 // app IDs
+	MaxEventTypeLength      = 255
+	MaxIdempotencyKeyLength = 255
+)
+
+// Errors returned by the engine and stores. Compare with [errors.Is].
+var (
+	// ErrNotFound means no task has the given ID.
+	ErrNotFound = errors.New("tasks: task not found")
+	// ErrDuplicate means a task with the same idempotency key exists; the
+	// existing task is returned alongside it.
+	ErrDuplicate = errors.New("tasks: duplicate idempotency key")
+	// ErrInvalidState means the task's state does not allow the operation,
+	// for example canceling a completed task.
+	ErrInvalidState = errors.New("tasks: operation not allowed in the task's state")
+	// ErrClosed means the engine is stopped or the store is closed.
+	ErrClosed = errors.New("tasks: engine stopped")
+	// ErrNotSupported means the store does not support the operation, for
+	// example EnqueueTx on a MemoryStore.
+	ErrNotSupported = errors.New("tasks: not supported by this store")
+)
+
+// ValidationError reports a task field that is missing or malformed.
+type ValidationError struct {
+	Field   string // the field's JSON name, e.g. "event_type"
+	Message string // what is wrong with it
+}
+
+func (e *ValidationError) Error() string {
+	return fmt.Sprintf("tasks: invalid %s: %s", e.Field, e.Message)
+}
+
+func invalid(field, format string, args ...any) error {
+	return &ValidationError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// ValidateEventType reports whether s is an acceptable event type: 1 to
+// MaxEventTypeLength bytes of letters, digits and "._-:", not starting or
+// ending with a dot and without empty segments such as "a..b".
+func ValidateEventType(s string) error {
+	switch {
+	case s == "":
+		return invalid("event_type", "must not be empty")
+	case len(s) > MaxEventTypeLength:
+		return invalid("event_type", "longer than %d bytes", MaxEventTypeLength)
+	case strings.HasPrefix(s, ".") || strings.HasSuffix(s, "."):
+		return invalid("event_type", "must not start or end with a dot")
+	case strings.Contains(s, ".."):
+		return invalid("event_type", "must not contain an empty segment (\"..\")")
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-:", r)) {
+			return invalid("event_type", "contains %q; use letters, digits and . _ - :", r)
+		}
+	}
+	return nil
+}
+
+func validateNewTask(nt *NewTask) error {
+	switch {
+	case nt.AppID == "":
+		return invalid("app_id", "must not be empty")
+	case len(nt.AppID) > MaxIDLength:
+		return invalid("app_id", "longer than %d bytes", MaxIDLength)
+	case !utf8.ValidString(nt.AppID):
+		return invalid("app_id", "not valid UTF-8")
+	}
+	if err := ValidateEventType(nt.EventType); err != nil {
+		return err
+	}
+	if nt.Data != nil && !json.Valid(nt.Data) {
+		return invalid("data", "not valid JSON")
+	}
+	switch {
+	case len(nt.IdempotencyKey) > MaxIdempotencyKeyLength:
+		return invalid("idempotency_key", "longer than %d bytes", MaxIdempotencyKeyLength)
+	case !utf8.ValidString(nt.IdempotencyKey):
+		return invalid("idempotency_key", "not valid UTF-8")
+	case nt.MaxAttempts < 0:
+		return invalid("max_attempts", "must not be negative")
+	case nt.Timeout < 0:
+		return invalid("timeout", "must not be negative")
+	}
+	return nil
+}
+
+// Func runs a task. It returns nil when the task is done, an error to have it
+// retried with backoff, [Permanent] to fail it without retrying, or
+// [RetryAfter] to set the delay before the next attempt. ctx is cancelled when
+// the attempt's timeout passes, when the task's cancellation is requested, or
+// when Stop's deadline passes; a Func should return promptly then.
+type Func func(ctx context.Context, t *Task) error
+
+// Permanent wraps err so that the task fails now, without further attempts.
+func Permanent(err error) error {
+	if err == nil {
+		err = errors.New("permanent failure")
+	}
+	return &permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// RetryAfter wraps err so that the next attempt starts no earlier than d from
+// now, instead of after the backoff delay. The attempt still counts: a task
+// whose attempts are used up fails.
+func RetryAfter(d time.Duration, err error) error {
+	if err == nil {
+		err = errors.New("retry requested")
+	}
+	return &retryAfterError{d, err}
+}
+
+type retryAfterError struct {
+	d   time.Duration
+	err error
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
