@@ -53,6 +53,22 @@ func (s *MemoryStore) clock() time.Time { return s.now().UTC().Truncate(time.Mic
 func (m *memTask) snapshot() *Task {
 	t := m.t
 	t.Data = slices.Clone(m.t.Data)
+	t.ScheduledRunTime = cloneTime(m.t.ScheduledRunTime)
+	t.NextAttemptAt = cloneTime(m.t.NextAttemptAt)
+	t.CompletedAt = cloneTime(m.t.CompletedAt)
+	t.LeaseExpiresAt = cloneTime(m.t.LeaseExpiresAt)
+	if m.t.EndpointID != nil {
+		id := *m.t.EndpointID
+		t.EndpointID = &id
+	}
+	return &t
+}
+
+func cloneTime(p *time.Time) *time.Time {
+	if p == nil {
+		return nil
+	}
+	t := *p
 	return &t
 }
 
@@ -78,7 +94,11 @@ func (s *MemoryStore) Insert(ctx context.Context, t *Task) (*Task, error) {
 	m.t.CreatedAt, m.t.UpdatedAt = now, now
 	m.t.Attempts, m.t.LastError, m.t.CancelRequested = 0, "", false
 	m.t.CompletedAt, m.t.LeaseExpiresAt, m.t.EndpointID = nil, nil, nil
-	s.schedule(m, now, t.ScheduledRunTime)
+	if t.ScheduledRunTime != nil {
+		at := t.ScheduledRunTime.UTC().Truncate(time.Microsecond)
+		m.t.ScheduledRunTime = &at
+	}
+	s.schedule(m, now, m.t.ScheduledRunTime)
 	s.tasks[m.t.ID] = m
 	if m.t.IdempotencyKey != "" {
 		s.idem[idemKey{m.t.AppID, m.t.IdempotencyKey}] = m

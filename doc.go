@@ -1,0 +1,84 @@
+/*
+Package tasks runs background tasks inside your Go process, each at its time.
+
+An application builds an [Engine] on a [Store], registers a [Func] per event
+type, and enqueues tasks: a task is an event type, a JSON payload and an
+optional run time, modelled on the HostedHooks Tasks API. The engine keeps the
+upcoming tasks in a hierarchical timer wheel, wakes when the next one is due
+(it does not poll for its own work), claims due tasks under a lease, runs them
+on a bounded pool of workers, retries failures with backoff, and records every
+outcome. A task is never lost once Enqueue returned on a durable store, and it
+runs at least once; its ID is stable across attempts so that receivers can
+deduplicate.
+
+Stores: [NewMemoryStore] for tests and work that may be lost, [OpenSQLite] for
+one process (or several on one machine) with a file, and [NewSQLStore] with
+PostgreSQL for many processes sharing the work.
+
+# A task func
+
+A Func returns nil when the task is done, an error to retry it with backoff,
+[Permanent] to fail it at once, or [RetryAfter] to choose the delay. Its
+context ends at the attempt's timeout, on cancellation and at shutdown:
+
+	func sendWelcome(ctx context.Context, t *tasks.Task) error {
+		var in struct{ Email string }
+		if err := json.Unmarshal(t.Data, &in); err != nil {
+			return tasks.Permanent(err) // retrying will not help
+		}
+		return mailer.Send(ctx, in.Email, "Welcome!")
+	}
+
+# Registering and running
+
+	store, err := tasks.OpenSQLite("tasks.db")
+	eng, err := tasks.NewEngine(store, &tasks.Config{Workers: 16})
+	eng.Register("user.welcome", sendWelcome)
+	err = eng.Start(ctx) // returns at once
+	defer eng.Stop(ctx)  // waits for running tasks; cancels them when ctx ends
+
+# Enqueueing
+
+	t, err := eng.Enqueue(ctx, tasks.NewTask{
+		AppID:     "app_1",
+		EventType: "user.welcome",
+		Data:      json.RawMessage(`{"email":"a@example.com"}`),
+		RunAt:     time.Now().Add(time.Hour), // zero: as soon as possible
+	})
+
+On a SQL store, [Engine.EnqueueTx] enqueues inside the caller's *sql.Tx: the
+task exists if and only if the transaction commits. An IdempotencyKey makes a
+task unique per app; a second Enqueue with the key returns the first task with
+[ErrDuplicate].
+
+Tasks can be listed, canceled, rescheduled and replayed through the engine
+([Engine.List], [Engine.Cancel], [Engine.Reschedule], [Engine.Replay]).
+
+# Guarantees
+
+  - At least once: a task may run twice (its process died after the func
+    returned, before the outcome was stored), never zero times.
+  - A claim is atomic and leased; each later write is fenced on the task's ID,
+    its attempt number and its running state, so a worker whose lease expired
+    cannot overwrite a newer attempt. Leases are extended while a task runs;
+    the rescuer returns the tasks of dead engines to be retried.
+  - Due times and leases follow the store's clock; in-process timers use the
+    monotonic clock, so a wall clock jump neither fires nor loses a task.
+  - Stop stops claiming, waits for running tasks, cancels their contexts when
+    its context ends, never records an interrupted attempt as completed, and
+    joins every goroutine the engine started.
+
+# Files
+
+The package is laid out one concept to a file: tasks.go (the task model and
+errors), engine.go (the Engine), scheduler.go (claiming, the worker pool,
+outcomes, heartbeats and the rescuer), wheel.go (the timer wheel), store.go
+(the Store contract), store_memory.go and store_sql.go (the stores).
+
+# Testing
+
+Package tasktest holds the conformance suite every Store must pass and
+helpers for testing task funcs. Use [NewMemoryStore] in unit tests; it runs in
+fake time under testing/synctest.
+*/
+package tasks

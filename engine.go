@@ -1,0 +1,361 @@
+package tasks
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Config configures an [Engine]. A nil *Config, and every zero field, means
+// the default.
+type Config struct {
+	// Workers is how many tasks run at once. Defaults to DefaultWorkers.
+	Workers int
+	// MaxAttempts is how many attempts a task gets before it fails, unless
+	// NewTask.MaxAttempts says otherwise. Defaults to DefaultMaxAttempts.
+	MaxAttempts int
+	// Timeout bounds each attempt: the task's context is cancelled when it
+	// passes. Defaults to DefaultTimeout; a negative value means no timeout.
+	Timeout time.Duration
+	// Lease is how long a claimed task stays reserved for this engine without
+	// a heartbeat. The engine extends the leases of its running tasks every
+	// Lease/3, so a task outlives its lease only when its engine died (or its
+	// func ignored its context past Timeout); the rescuer then gives it to
+	// another engine. Defaults to DefaultLease.
+	Lease time.Duration
+	// RescueInterval is how often the engine looks for expired leases.
+	// Defaults to Lease/2.
+	RescueInterval time.Duration
+	// PollInterval bounds how long the engine takes to notice a task that
+	// another engine, or a transaction (EnqueueTx), stored: the engine
+	// re-reads the store's upcoming tasks this often. Tasks this engine
+	// enqueues are seen at once. Defaults to DefaultPollInterval.
+	PollInterval time.Duration
+	// BackoffFunc returns the delay before the attempt after a failed
+	// attempt number attempt (1 for the first). Defaults to [DefaultBackoff].
+	BackoffFunc func(attempt int) time.Duration
+	// Logger receives what background work cannot return to a caller.
+	// Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults for Config.
+const (
+	DefaultWorkers      = 16
+	DefaultMaxAttempts  = 10
+	DefaultTimeout      = time.Minute
+	DefaultLease        = 30 * time.Second
+	DefaultPollInterval = time.Second
+)
+
+func (c *Config) withDefaults() (Config, error) {
+	var cfg Config
+	if c != nil {
+		cfg = *c
+	}
+	switch {
+	case cfg.Workers < 0:
+		return cfg, errors.New("tasks: Config.Workers must not be negative")
+	case cfg.MaxAttempts < 0:
+		return cfg, errors.New("tasks: Config.MaxAttempts must not be negative")
+	case cfg.Lease < 0:
+		return cfg, errors.New("tasks: Config.Lease must not be negative")
+	case cfg.RescueInterval < 0:
+		return cfg, errors.New("tasks: Config.RescueInterval must not be negative")
+	case cfg.PollInterval < 0:
+		return cfg, errors.New("tasks: Config.PollInterval must not be negative")
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Lease == 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.RescueInterval == 0 {
+		cfg.RescueInterval = cfg.Lease / 2
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.BackoffFunc == nil {
+		cfg.BackoffFunc = DefaultBackoff
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return cfg, nil
+}
+
+// DefaultBackoff is the default Config.BackoffFunc: exponential from one
+// second, doubling each attempt up to one hour, with "equal jitter" (a random
+// delay between half and all of that) so that tasks failing together do not
+// retry together.
+func DefaultBackoff(attempt int) time.Duration {
+	d := time.Hour
+	if attempt < 13 { // 2^12 s > 1 h
+		d = min(time.Second<<max(attempt-1, 0), time.Hour)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// Engine runs tasks: it stores them in a [Store], keeps the upcoming ones in a
+// timer wheel, claims each when it is due and runs the [Func] registered for
+// its event type on a bounded pool of workers.
+//
+// Several engines, in one process or many, may share a store; each task then
+// runs on one of them at a time. An Engine is safe for concurrent use. Enqueue
+// and the other task methods work whether or not it is started, so a process
+// may use an engine only to enqueue.
+type Engine struct {
+	store Store
+	cfg   Config
+	log   *slog.Logger
+	epoch time.Time // the wheel's time 0, on the monotonic clock
+
+	funcsMu sync.RWMutex
+	funcs   map[string]Func
+
+	lifecycle sync.Mutex // serializes Start and Stop
+	mu        sync.Mutex // guards run
+	run       *run       // the running scheduler, or nil when stopped
+}
+
+// NewEngine returns an engine on store. It starts nothing; call Start.
+func NewEngine(store Store, cfg *Config) (*Engine, error) {
+	if store == nil {
+		return nil, errors.New("tasks: NewEngine: nil store")
+	}
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{
+		store: store,
+		cfg:   c,
+		log:   c.Logger,
+		epoch: time.Now(),
+		funcs: make(map[string]Func),
+	}, nil
+}
+
+// Register makes fn run the tasks of eventType. It panics if eventType is
+// invalid, fn is nil, or eventType already has a func, as http.ServeMux.Handle
+// does for a pattern registered twice. A task whose event type has no func
+// fails with an error saying so. Every engine sharing a store should register
+// the same funcs.
+func (e *Engine) Register(eventType string, fn Func) {
+	if err := ValidateEventType(eventType); err != nil {
+		panic(err)
+	}
+	if fn == nil {
+		panic("tasks: Register " + eventType + ": nil func")
+	}
+	e.funcsMu.Lock()
+	defer e.funcsMu.Unlock()
+	if _, dup := e.funcs[eventType]; dup {
+		panic("tasks: Register " + eventType + ": event type already registered")
+	}
+	e.funcs[eventType] = fn
+}
+
+func (e *Engine) funcFor(eventType string) Func {
+	e.funcsMu.RLock()
+	defer e.funcsMu.RUnlock()
+	return e.funcs[eventType]
+}
+
+// Start starts the engine's scheduler, workers, heartbeats and rescuer, and
+// returns; it does not block. It first checks that the store answers, and
+// returns that error if it does not. Starting a started engine does nothing.
+// ctx bounds only the check; Stop stops the engine.
+func (e *Engine) Start(ctx context.Context) error {
+	e.lifecycle.Lock()
+	defer e.lifecycle.Unlock()
+	if e.current() != nil {
+		return nil
+	}
+	if _, _, err := e.store.Upcoming(ctx, 0, 1); err != nil {
+		return fmt.Errorf("tasks: start: store unusable: %w", err)
+	}
+	r := e.startRun()
+	e.mu.Lock()
+	e.run = r
+	e.mu.Unlock()
+	return nil
+}
+
+// Stop stops the engine. It stops claiming tasks at once and waits for the
+// running ones to finish and their outcomes to be stored, then returns nil.
+// If ctx ends first, it cancels the running tasks' contexts, hands their
+// tasks back to the store to be retried (an interrupted attempt is never
+// recorded as completed), and returns ctx's error; a task func that ignores
+// its context is abandoned (its result is dropped when it returns). Every
+// goroutine the engine started has ended when Stop returns, except those
+// abandoned task funcs. Stopping a stopped engine does nothing.
+func (e *Engine) Stop(ctx context.Context) error {
+	e.lifecycle.Lock()
+	defer e.lifecycle.Unlock()
+	r := e.current()
+	if r == nil {
+		return nil
+	}
+	e.mu.Lock()
+	e.run = nil
+	e.mu.Unlock()
+	return r.stop(ctx)
+}
+
+// current returns the running scheduler, or nil.
+func (e *Engine) current() *run {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.run
+}
+
+// hint tells the running scheduler, if any, that task id is due at runAt on
+// the store's clock.
+func (e *Engine) hint(id string, runAt *time.Time) {
+	if r := e.current(); r != nil && runAt != nil {
+		r.hint(id, *runAt)
+	}
+}
+
+// Enqueue stores a new task and returns it. Once Enqueue returns nil on a
+// durable store, the task will run. If nt has an IdempotencyKey that the app
+// already used, nothing is stored: Enqueue returns the existing task and an
+// error matching ErrDuplicate. An invalid nt gives a *ValidationError.
+func (e *Engine) Enqueue(ctx context.Context, nt NewTask) (*Task, error) {
+	t, err := e.newTask(nt)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := e.store.Insert(ctx, t)
+	if err != nil {
+		return stored, fmt.Errorf("tasks: enqueue %s: %w", nt.EventType, err)
+	}
+	e.hint(stored.ID, stored.NextAttemptAt)
+	return stored, nil
+}
+
+// EnqueueTx is Enqueue inside the caller's transaction on a SQL store: the
+// task exists if and only if tx commits. The engine sees it at once if it is
+// committed by its run time, otherwise within Config.PollInterval. It returns
+// ErrNotSupported on a store that does not implement [TxStore].
+func (e *Engine) EnqueueTx(ctx context.Context, tx *sql.Tx, nt NewTask) (*Task, error) {
+	ts, ok := e.store.(TxStore)
+	if !ok {
+		return nil, ErrNotSupported
+	}
+	t, err := e.newTask(nt)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := ts.InsertTx(ctx, tx, t)
+	if err != nil {
+		return stored, fmt.Errorf("tasks: enqueue %s in transaction: %w", nt.EventType, err)
+	}
+	e.hint(stored.ID, stored.NextAttemptAt)
+	return stored, nil
+}
+
+// newTask validates nt and builds the task to insert.
+func (e *Engine) newTask(nt NewTask) (*Task, error) {
+	if err := validateNewTask(&nt); err != nil {
+		return nil, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("tasks: new task id: %w", err)
+	}
+	t := &Task{
+		ID:             id.String(),
+		AppID:          nt.AppID,
+		EventType:      nt.EventType,
+		Data:           nt.Data,
+		MaxAttempts:    cmp.Or(nt.MaxAttempts, e.cfg.MaxAttempts),
+		Timeout:        nt.Timeout,
+		IdempotencyKey: nt.IdempotencyKey,
+	}
+	if t.Data == nil {
+		t.Data = json.RawMessage("null")
+	}
+	if !nt.RunAt.IsZero() {
+		at := nt.RunAt.UTC().Truncate(time.Microsecond)
+		t.ScheduledRunTime = &at
+	}
+	return t, nil
+}
+
+// Get returns the task with the given ID, or an error matching ErrNotFound.
+func (e *Engine) Get(ctx context.Context, id string) (*Task, error) {
+	t, err := e.store.Get(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: get task %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// List returns the tasks that match p, newest first, and the cursor of the
+// next page ("" after the last page).
+func (e *Engine) List(ctx context.Context, p ListParams) ([]*Task, string, error) {
+	ts, next, err := e.store.List(ctx, p)
+	if err != nil {
+		return nil, "", fmt.Errorf("tasks: list tasks: %w", err)
+	}
+	return ts, next, nil
+}
+
+// Cancel cancels a task. A scheduled or retrying task becomes canceled and
+// will not run. A running task has its cancellation requested: its context is
+// cancelled (at once on this engine, at the next heartbeat on another) and it
+// ends canceled unless it completes first. Canceling a canceled task returns
+// it unchanged. A completed or failed task is returned with an error matching
+// ErrInvalidState.
+func (e *Engine) Cancel(ctx context.Context, id string) (*Task, error) {
+	t, err := e.store.Cancel(ctx, id)
+	if err != nil {
+		return t, fmt.Errorf("tasks: cancel task %s: %w", id, err)
+	}
+	if r := e.current(); r != nil && t.State == StateRunning {
+		r.revoke(id, errCancelRequested)
+	}
+	return t, nil
+}
+
+// Reschedule moves a scheduled or retrying task to runAt (as soon as
+// possible if runAt is past). Other states give ErrInvalidState.
+func (e *Engine) Reschedule(ctx context.Context, id string, runAt time.Time) (*Task, error) {
+	t, err := e.store.Reschedule(ctx, id, runAt)
+	if err != nil {
+		return t, fmt.Errorf("tasks: reschedule task %s: %w", id, err)
+	}
+	e.hint(t.ID, t.NextAttemptAt)
+	return t, nil
+}
+
+// Replay makes a completed, failed or canceled task run again as soon as
+// possible, with Config.MaxAttempts more attempts. It keeps its ID and its
+// attempt count. Other states give ErrInvalidState.
+func (e *Engine) Replay(ctx context.Context, id string) (*Task, error) {
+	t, err := e.store.Replay(ctx, id, e.cfg.MaxAttempts)
+	if err != nil {
+		return t, fmt.Errorf("tasks: replay task %s: %w", id, err)
+	}
+	e.hint(t.ID, t.NextAttemptAt)
+	return t, nil
+}

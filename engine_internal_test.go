@@ -1,0 +1,81 @@
+package tasks
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestEngine_ClockJumps jumps the store's clock forward an hour and back a
+// little (F12, F13): tasks follow the store's clock, none starts before its
+// time on that clock, none is lost and none runs twice.
+func TestEngine_ClockJumps(t *testing.T) {
+	t.Parallel()
+	var offset atomic.Int64
+	store := NewMemoryStore()
+	store.now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	e, err := NewEngine(store, &Config{PollInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	runs := map[string]int{}
+	var early atomic.Int32
+	e.Register("x", func(ctx context.Context, task *Task) error {
+		if store.now().Before(*task.ScheduledRunTime) {
+			early.Add(1)
+		}
+		mu.Lock()
+		runs[task.ID]++
+		mu.Unlock()
+		return nil
+	})
+	ctx := context.Background()
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop(ctx)
+	enqueueBatch := func() {
+		base := store.now()
+		for i := range 20 {
+			at := base.Add(50*time.Millisecond + time.Duration(i)*5*time.Millisecond)
+			if _, err := e.Enqueue(ctx, NewTask{AppID: "a", EventType: "x", RunAt: at}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitRuns := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			mu.Lock()
+			got := len(runs)
+			mu.Unlock()
+			if got == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d tasks ran, want %d", got, n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	enqueueBatch()
+	offset.Store(int64(time.Hour)) // forward: everything is due at once
+	waitRuns(20)
+	enqueueBatch()
+	offset.Store(int64(time.Hour - 300*time.Millisecond)) // back: due later
+	waitRuns(40)
+	if n := early.Load(); n > 0 {
+		t.Errorf("%d tasks started before their time on the store's clock", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for id, n := range runs {
+		if n != 1 {
+			t.Errorf("task %s ran %d times", id, n)
+		}
+	}
+}

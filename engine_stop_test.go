@@ -1,0 +1,246 @@
+package tasks_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/taskwheel/tasks"
+)
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newEngine(t *testing.T, store tasks.Store, cfg *tasks.Config) *tasks.Engine {
+	t.Helper()
+	e, err := tasks.NewEngine(store, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestEngine_Stop(t *testing.T) {
+	t.Parallel()
+	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
+		t.Run("waits for running tasks and claims nothing more (F14)", func(t *testing.T) {
+			t.Parallel()
+			e := newEngine(t, newStore(t), &tasks.Config{Workers: 4})
+			started := make(chan string, 10)
+			release := make(chan struct{})
+			e.Register("x", func(ctx context.Context, task *tasks.Task) error {
+				started <- task.ID
+				<-release
+				return nil
+			})
+			var ids []string
+			for range 10 {
+				ids = append(ids, enqueue(t, e, tasks.NewTask{EventType: "x"}).ID)
+			}
+			if err := e.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			running := map[string]bool{}
+			for range 4 {
+				running[<-started] = true
+			}
+			stopped := make(chan error)
+			go func() { stopped <- e.Stop(context.Background()) }()
+			select {
+			case err := <-stopped:
+				t.Fatalf("Stop returned %v while tasks ran", err)
+			case <-time.After(50 * time.Millisecond):
+			}
+			close(release)
+			if err := <-stopped; err != nil {
+				t.Fatalf("Stop = %v, want nil", err)
+			}
+			for _, id := range ids {
+				got, err := e.Get(context.Background(), id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := tasks.StateScheduled
+				if running[id] {
+					want = tasks.StateCompleted
+				}
+				if got.State != want {
+					t.Errorf("task %s is %s, want %s", id, got.State, want)
+				}
+			}
+		})
+		t.Run("cancels tasks at its deadline and hands them back (F15)", func(t *testing.T) {
+			t.Parallel()
+			e := newEngine(t, newStore(t), &tasks.Config{Workers: 2})
+			started := make(chan struct{}, 2)
+			e.Register("x", func(ctx context.Context, task *tasks.Task) error {
+				started <- struct{}{}
+				<-ctx.Done()
+				return nil // claims success: must not be recorded
+			})
+			a := enqueue(t, e, tasks.NewTask{EventType: "x"})
+			b := enqueue(t, e, tasks.NewTask{EventType: "x"})
+			if err := e.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			<-started
+			<-started
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			begin := time.Now()
+			if err := e.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Stop = %v, want context.DeadlineExceeded", err)
+			}
+			if took := time.Since(begin); took > time.Second {
+				t.Errorf("Stop took %v with a 50ms deadline", took)
+			}
+			for _, id := range []string{a.ID, b.ID} {
+				got, _ := e.Get(context.Background(), id)
+				if got.State != tasks.StateRetrying || got.Attempts != 1 || got.CompletedAt != nil {
+					t.Errorf("task %s: state %s, attempts %d; want retrying, 1", id, got.State, got.Attempts)
+				}
+			}
+		})
+		t.Run("abandons a func that ignores its context (F5)", func(t *testing.T) {
+			t.Parallel()
+			var logs syncBuffer
+			e := newEngine(t, newStore(t), &tasks.Config{
+				Workers:        2,
+				Timeout:        20 * time.Millisecond,
+				Lease:          60 * time.Millisecond,
+				RescueInterval: 20 * time.Millisecond,
+				Logger:         slog.New(slog.NewTextHandler(&logs, nil)),
+			})
+			attempts := make(chan int, 2)
+			stuck := make(chan struct{})
+			defer close(stuck)
+			e.Register("x", func(ctx context.Context, task *tasks.Task) error {
+				attempts <- task.Attempts
+				<-stuck // ignores ctx
+				return nil
+			})
+			task := enqueue(t, e, tasks.NewTask{EventType: "x"})
+			if err := e.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			// The stuck attempt's lease is no longer extended; the rescuer
+			// hands the task to the free worker.
+			if a := <-attempts; a != 1 {
+				t.Fatalf("first attempt %d, want 1", a)
+			}
+			select {
+			case a := <-attempts:
+				if a != 2 {
+					t.Fatalf("second attempt %d, want 2", a)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("stuck task was not rescued")
+			}
+			if !strings.Contains(logs.String(), "ignores its context") || !strings.Contains(logs.String(), task.ID) {
+				t.Errorf("log does not name the stuck task:\n%s", logs.String())
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			if err := e.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Stop = %v, want context.DeadlineExceeded", err)
+			}
+			got, _ := e.Get(context.Background(), task.ID)
+			if got.State == tasks.StateCompleted {
+				t.Errorf("stuck task recorded as completed")
+			}
+		})
+	})
+}
+
+// TestEngine_StartStop starts and stops an engine over and over while tasks
+// are enqueued (F16): no race, no leak, and every task runs exactly once.
+func TestEngine_StartStop(t *testing.T) {
+	t.Parallel()
+	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
+		e := newEngine(t, newStore(t), &tasks.Config{Workers: 4})
+		var mu sync.Mutex
+		runs := map[string]int{}
+		e.Register("x", func(ctx context.Context, task *tasks.Task) error {
+			mu.Lock()
+			runs[task.ID]++
+			mu.Unlock()
+			return nil
+		})
+		var enqueued atomic.Int32
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				for range 1000 {
+					select {
+					case <-done:
+						return
+					default:
+					}
+					enqueue(t, e, tasks.NewTask{EventType: "x"})
+					enqueued.Add(1)
+				}
+			})
+		}
+		ctx := context.Background()
+		for range 20 {
+			if err := e.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Start(ctx); err != nil {
+				t.Fatalf("second Start = %v, want nil", err)
+			}
+			time.Sleep(time.Millisecond)
+			if err := e.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		close(done)
+		wg.Wait()
+		if err := e.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer e.Stop(ctx)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			mu.Lock()
+			n := len(runs)
+			mu.Unlock()
+			if n == int(enqueued.Load()) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d tasks ran", n, enqueued.Load())
+			}
+			time.Sleep(time.Millisecond)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for id, n := range runs {
+			if n != 1 {
+				t.Errorf("task %s ran %d times", id, n)
+			}
+		}
+	})
+}

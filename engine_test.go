@@ -1,0 +1,473 @@
+package tasks_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/taskwheel/tasks"
+)
+
+// startEngine returns a started engine on store; the test's cleanup stops it.
+func startEngine(t *testing.T, store tasks.Store, cfg *tasks.Config, funcs map[string]tasks.Func) *tasks.Engine {
+	t.Helper()
+	e, err := tasks.NewEngine(store, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for et, fn := range funcs {
+		e.Register(et, fn)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := e.Stop(context.Background()); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	return e
+}
+
+// waitState polls the task until it reaches want, or fails the test.
+func waitState(t *testing.T, e *tasks.Engine, id string, want tasks.State) *tasks.Task {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := e.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State == want {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task %s: state %s (last error %q), want %s", id, got.State, got.LastError, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func enqueue(t *testing.T, e *tasks.Engine, nt tasks.NewTask) *tasks.Task {
+	t.Helper()
+	if nt.AppID == "" {
+		nt.AppID = "app_1"
+	}
+	task, err := e.Enqueue(context.Background(), nt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+// testEngineStores runs body once per store kind.
+func testEngineStores(t *testing.T, body func(t *testing.T, newStore func(testing.TB) tasks.Store)) {
+	for _, s := range testStores {
+		t.Run(s.name, func(t *testing.T) {
+			t.Parallel()
+			body(t, s.open)
+		})
+	}
+}
+
+func TestEngine_RunsTask(t *testing.T) {
+	t.Parallel()
+	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
+		data := json.RawMessage(`{ "email": "a@b.c",  "n": 1.50, "z": "\u00e9" }`)
+		got := make(chan *tasks.Task, 1)
+		e := startEngine(t, newStore(t), nil, map[string]tasks.Func{
+			"user.welcome": func(ctx context.Context, task *tasks.Task) error {
+				got <- task
+				return nil
+			},
+		})
+		task := enqueue(t, e, tasks.NewTask{EventType: "user.welcome", Data: data})
+		if task.State != tasks.StateScheduled || task.ScheduledRunTime != nil {
+			t.Errorf("enqueued task: state %s, scheduled_run_time %v; want scheduled, nil", task.State, task.ScheduledRunTime)
+		}
+		ran := <-got
+		if string(ran.Data) != string(data) || ran.ID != task.ID || ran.Attempts != 1 || ran.State != tasks.StateRunning {
+			t.Errorf("func got %+v, want the task running at attempt 1 with data %s", ran, data)
+		}
+		done := waitState(t, e, task.ID, tasks.StateCompleted)
+		if done.CompletedAt == nil || done.NextAttemptAt != nil || done.LastError != "" {
+			t.Errorf("completed task: %+v", done)
+		}
+	})
+}
+
+// TestEngine_Time checks in fake time that tasks start exactly when due,
+// never early, and that retries follow the backoff.
+func TestEngine_Time(t *testing.T) {
+	t.Parallel()
+	t.Run("scheduled tasks start exactly at their time", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			var mu sync.Mutex
+			lateness := map[string]time.Duration{}
+			e := startEngine(t, tasks.NewMemoryStore(), nil, map[string]tasks.Func{
+				"x": func(ctx context.Context, task *tasks.Task) error {
+					mu.Lock()
+					defer mu.Unlock()
+					lateness[task.ID] = time.Since(*task.ScheduledRunTime)
+					return nil
+				},
+			})
+			// From 1 ms to 3 hours ahead: every level of the wheel.
+			for _, d := range []time.Duration{time.Millisecond, 7 * time.Millisecond, 250 * time.Millisecond,
+				5 * time.Second, 90 * time.Second, 17 * time.Minute, 3 * time.Hour} {
+				enqueue(t, e, tasks.NewTask{EventType: "x", RunAt: start.Add(d)})
+			}
+			time.Sleep(4 * time.Hour)
+			synctest.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+			if len(lateness) != 7 {
+				t.Fatalf("%d tasks ran, want 7", len(lateness))
+			}
+			for id, late := range lateness {
+				if late != 0 {
+					t.Errorf("task %s started %v after its time, want exactly on time", id, late)
+				}
+			}
+		})
+	})
+	t.Run("tasks of another engine start at their time after a refill", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			store := tasks.NewMemoryStore()
+			started := make(chan time.Time, 1)
+			startEngine(t, store, nil, map[string]tasks.Func{
+				"x": func(ctx context.Context, task *tasks.Task) error {
+					started <- time.Now()
+					return nil
+				},
+			})
+			// An engine that only enqueues: the running one learns of the
+			// task at its next poll, 30 s before it is due.
+			producer, err := tasks.NewEngine(store, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			runAt := time.Now().Add(30 * time.Second)
+			enqueue(t, producer, tasks.NewTask{EventType: "x", RunAt: runAt})
+			if got := <-started; !got.Equal(runAt) {
+				t.Errorf("started at %v, want %v", got, runAt)
+			}
+		})
+	})
+	t.Run("retries follow the backoff and RetryAfter", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			var starts []time.Time
+			e := startEngine(t, tasks.NewMemoryStore(), &tasks.Config{
+				BackoffFunc: func(attempt int) time.Duration { return time.Duration(attempt) * time.Minute },
+			}, map[string]tasks.Func{
+				"x": func(ctx context.Context, task *tasks.Task) error {
+					starts = append(starts, time.Now())
+					switch task.Attempts {
+					case 1, 2:
+						return errors.New("try again")
+					case 3:
+						return tasks.RetryAfter(time.Hour, errors.New("busy"))
+					}
+					return nil
+				},
+			})
+			task := enqueue(t, e, tasks.NewTask{EventType: "x"})
+			time.Sleep(2 * time.Hour)
+			synctest.Wait()
+			got, _ := e.Get(context.Background(), task.ID)
+			if got.State != tasks.StateCompleted || got.Attempts != 4 {
+				t.Fatalf("task %s after %d attempts, want completed after 4", got.State, got.Attempts)
+			}
+			want := []time.Duration{time.Minute, 2 * time.Minute, time.Hour}
+			for i, w := range want {
+				if gap := starts[i+1].Sub(starts[i]); gap != w {
+					t.Errorf("attempt %d started %v after attempt %d, want %v", i+2, gap, i+1, w)
+				}
+			}
+		})
+	})
+}
+
+func TestEngine_Failures(t *testing.T) {
+	t.Parallel()
+	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
+		var calls sync.Map // event type → *atomic.Int32
+		count := func(et string) int32 {
+			v, _ := calls.LoadOrStore(et, new(atomic.Int32))
+			return v.(*atomic.Int32).Add(1)
+		}
+		e := startEngine(t, newStore(t), &tasks.Config{
+			MaxAttempts: 3,
+			Timeout:     50 * time.Millisecond,
+			BackoffFunc: func(int) time.Duration { return 0 },
+		}, map[string]tasks.Func{
+			"always.fails": func(ctx context.Context, task *tasks.Task) error {
+				return fmt.Errorf("attempt %d failed", count("always.fails"))
+			},
+			"permanent": func(ctx context.Context, task *tasks.Task) error {
+				count("permanent")
+				return tasks.Permanent(errors.New("bad input"))
+			},
+			"panics": func(ctx context.Context, task *tasks.Task) error {
+				if count("panics") == 1 {
+					panic("boom")
+				}
+				return nil
+			},
+			"slow": func(ctx context.Context, task *tasks.Task) error {
+				<-ctx.Done()
+				return ctx.Err()
+			},
+		})
+		t.Run("attempts used up", func(t *testing.T) {
+			task := enqueue(t, e, tasks.NewTask{EventType: "always.fails"})
+			got := waitState(t, e, task.ID, tasks.StateFailed)
+			if got.Attempts != 3 || got.LastError != "attempt 3 failed" || got.CompletedAt == nil {
+				t.Errorf("got attempts %d, last error %q; want 3, %q", got.Attempts, got.LastError, "attempt 3 failed")
+			}
+		})
+		t.Run("per-task max attempts", func(t *testing.T) {
+			task := enqueue(t, e, tasks.NewTask{EventType: "always.fails", MaxAttempts: 1})
+			if got := waitState(t, e, task.ID, tasks.StateFailed); got.Attempts != 1 {
+				t.Errorf("got %d attempts, want 1", got.Attempts)
+			}
+		})
+		t.Run("permanent error", func(t *testing.T) {
+			task := enqueue(t, e, tasks.NewTask{EventType: "permanent"})
+			got := waitState(t, e, task.ID, tasks.StateFailed)
+			if got.Attempts != 1 || got.LastError != "bad input" {
+				t.Errorf("got attempts %d, last error %q; want 1, %q", got.Attempts, got.LastError, "bad input")
+			}
+		})
+		t.Run("panic is a failed attempt with its stack (F6)", func(t *testing.T) {
+			task := enqueue(t, e, tasks.NewTask{EventType: "panics"})
+			got := waitState(t, e, task.ID, tasks.StateCompleted)
+			if got.Attempts != 2 || !strings.Contains(got.LastError, "panic: boom") ||
+				!strings.Contains(got.LastError, "engine_test.go") {
+				t.Errorf("got attempts %d, last error %q; want 2 and the panic with its stack", got.Attempts, got.LastError)
+			}
+		})
+		t.Run("timeout cancels the context", func(t *testing.T) {
+			task := enqueue(t, e, tasks.NewTask{EventType: "slow", MaxAttempts: 1})
+			got := waitState(t, e, task.ID, tasks.StateFailed)
+			if !strings.Contains(got.LastError, "timed out") {
+				t.Errorf("last error %q, want a timeout", got.LastError)
+			}
+		})
+		t.Run("no func registered", func(t *testing.T) {
+			task := enqueue(t, e, tasks.NewTask{EventType: "nobody.listens"})
+			got := waitState(t, e, task.ID, tasks.StateFailed)
+			if got.Attempts != 1 || !strings.Contains(got.LastError, `no func registered for event type "nobody.listens"`) {
+				t.Errorf("got attempts %d, last error %q", got.Attempts, got.LastError)
+			}
+		})
+	})
+}
+
+func TestEngine_Cancel(t *testing.T) {
+	t.Parallel()
+	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
+		running := make(chan string, 1)
+		var ran atomic.Int32
+		e := startEngine(t, newStore(t), nil, map[string]tasks.Func{
+			"block": func(ctx context.Context, task *tasks.Task) error {
+				running <- task.ID
+				<-ctx.Done()
+				return ctx.Err()
+			},
+			"count": func(ctx context.Context, task *tasks.Task) error {
+				ran.Add(1)
+				return nil
+			},
+		})
+		ctx := context.Background()
+		t.Run("scheduled task is canceled and never runs", func(t *testing.T) {
+			task := enqueue(t, e, tasks.NewTask{EventType: "count", RunAt: time.Now().Add(50 * time.Millisecond)})
+			got, err := e.Cancel(ctx, task.ID)
+			if err != nil || got.State != tasks.StateCanceled {
+				t.Fatalf("Cancel = %v, %v; want canceled", got.State, err)
+			}
+			again, err := e.Cancel(ctx, task.ID)
+			if err != nil || again.State != tasks.StateCanceled {
+				t.Errorf("second Cancel = %v, %v; want the same answer", again.State, err)
+			}
+			time.Sleep(100 * time.Millisecond) // past its run time: nothing may run it
+			if n := ran.Load(); n != 0 {
+				t.Errorf("canceled task ran %d times", n)
+			}
+		})
+		t.Run("running task has its context cancelled", func(t *testing.T) {
+			task := enqueue(t, e, tasks.NewTask{EventType: "block"})
+			<-running
+			got, err := e.Cancel(ctx, task.ID)
+			if err != nil || !got.CancelRequested {
+				t.Fatalf("Cancel = %+v, %v; want cancel requested", got, err)
+			}
+			waitState(t, e, task.ID, tasks.StateCanceled)
+		})
+		t.Run("completed task cannot be canceled", func(t *testing.T) {
+			task := enqueue(t, e, tasks.NewTask{EventType: "count"})
+			waitState(t, e, task.ID, tasks.StateCompleted)
+			got, err := e.Cancel(ctx, task.ID)
+			if !errors.Is(err, tasks.ErrInvalidState) || got.State != tasks.StateCompleted {
+				t.Errorf("Cancel = %v, %v; want completed, ErrInvalidState", got.State, err)
+			}
+		})
+		t.Run("unknown task", func(t *testing.T) {
+			if _, err := e.Cancel(ctx, "00000000-0000-0000-0000-000000000000"); !errors.Is(err, tasks.ErrNotFound) {
+				t.Errorf("Cancel = %v, want ErrNotFound", err)
+			}
+		})
+	})
+}
+
+func TestEngine_RescheduleReplay(t *testing.T) {
+	t.Parallel()
+	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
+		var fail atomic.Bool
+		fail.Store(true)
+		e := startEngine(t, newStore(t), &tasks.Config{MaxAttempts: 1}, map[string]tasks.Func{
+			"x": func(ctx context.Context, task *tasks.Task) error {
+				if fail.Load() {
+					return errors.New("down")
+				}
+				return nil
+			},
+		})
+		ctx := context.Background()
+		task := enqueue(t, e, tasks.NewTask{EventType: "x", RunAt: time.Now().Add(time.Hour)})
+		got, err := e.Reschedule(ctx, task.ID, time.Now().Add(-time.Minute))
+		if err != nil || got.State != tasks.StateScheduled {
+			t.Fatalf("Reschedule = %v, %v", got, err)
+		}
+		got = waitState(t, e, task.ID, tasks.StateFailed)
+		if _, err := e.Reschedule(ctx, task.ID, time.Now()); !errors.Is(err, tasks.ErrInvalidState) {
+			t.Errorf("Reschedule of a failed task = %v, want ErrInvalidState", err)
+		}
+		fail.Store(false)
+		replayed, err := e.Replay(ctx, task.ID)
+		if err != nil || replayed.State != tasks.StateScheduled || replayed.ID != task.ID {
+			t.Fatalf("Replay = %+v, %v", replayed, err)
+		}
+		done := waitState(t, e, task.ID, tasks.StateCompleted)
+		if done.Attempts != 2 || done.LastError != "down" {
+			t.Errorf("replayed task: attempts %d, last error %q; want 2 and the earlier error kept", done.Attempts, done.LastError)
+		}
+		if _, err := e.Replay(ctx, enqueue(t, e, tasks.NewTask{EventType: "x", RunAt: time.Now().Add(time.Hour)}).ID); !errors.Is(err, tasks.ErrInvalidState) {
+			t.Errorf("Replay of a scheduled task = %v, want ErrInvalidState", err)
+		}
+	})
+}
+
+func TestEngine_Enqueue(t *testing.T) {
+	t.Parallel()
+	e, err := tasks.NewEngine(tasks.NewMemoryStore(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name  string
+		nt    tasks.NewTask
+		field string
+	}{
+		{"no app", tasks.NewTask{EventType: "x"}, "app_id"},
+		{"no event type", tasks.NewTask{AppID: "a"}, "event_type"},
+		{"event type with space", tasks.NewTask{AppID: "a", EventType: "user created"}, "event_type"},
+		{"event type with leading dot", tasks.NewTask{AppID: "a", EventType: ".user"}, "event_type"},
+		{"event type with trailing dot", tasks.NewTask{AppID: "a", EventType: "user."}, "event_type"},
+		{"event type too long", tasks.NewTask{AppID: "a", EventType: strings.Repeat("x", 256)}, "event_type"},
+		{"data not JSON", tasks.NewTask{AppID: "a", EventType: "x", Data: json.RawMessage(`{`)}, "data"},
+		{"idempotency key too long", tasks.NewTask{AppID: "a", EventType: "x", IdempotencyKey: strings.Repeat("k", 256)}, "idempotency_key"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.Enqueue(ctx, tt.nt)
+			var ve *tasks.ValidationError
+			if !errors.As(err, &ve) || ve.Field != tt.field {
+				t.Errorf("Enqueue = %v, want a ValidationError for %s", err, tt.field)
+			}
+		})
+	}
+	t.Run("idempotency key", func(t *testing.T) {
+		nt := tasks.NewTask{AppID: "a", EventType: "x", IdempotencyKey: "k1"}
+		first, err := e.Enqueue(ctx, nt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		second, err := e.Enqueue(ctx, nt)
+		if !errors.Is(err, tasks.ErrDuplicate) || second == nil || second.ID != first.ID {
+			t.Errorf("second Enqueue = %v, %v; want task %s and ErrDuplicate", second, err, first.ID)
+		}
+	})
+	t.Run("nil data is JSON null", func(t *testing.T) {
+		task, err := e.Enqueue(ctx, tasks.NewTask{AppID: "a", EventType: "x"})
+		if err != nil || string(task.Data) != "null" {
+			t.Errorf("Enqueue = %s, %v; want data null", task.Data, err)
+		}
+	})
+}
+
+func TestEngine_Register(t *testing.T) {
+	t.Parallel()
+	e, err := tasks.NewEngine(tasks.NewMemoryStore(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noop := func(context.Context, *tasks.Task) error { return nil }
+	e.Register("x", noop)
+	for name, register := range map[string]func(){
+		"duplicate":          func() { e.Register("x", noop) },
+		"nil func":           func() { e.Register("y", nil) },
+		"invalid event type": func() { e.Register("a b", noop) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Error("Register did not panic")
+				}
+			}()
+			register()
+		})
+	}
+}
+
+func TestNewEngine_Config(t *testing.T) {
+	t.Parallel()
+	for _, cfg := range []tasks.Config{{Workers: -1}, {MaxAttempts: -1}, {Lease: -1}, {PollInterval: -1}, {RescueInterval: -1}} {
+		if _, err := tasks.NewEngine(tasks.NewMemoryStore(), &cfg); err == nil {
+			t.Errorf("NewEngine(%+v) succeeded, want an error", cfg)
+		}
+	}
+	if _, err := tasks.NewEngine(nil, nil); err == nil {
+		t.Error("NewEngine(nil store) succeeded, want an error")
+	}
+}
+
+// brokenStore fails every call, as a store whose database is down.
+type brokenStore struct{ tasks.Store }
+
+func (brokenStore) Upcoming(context.Context, time.Duration, int) (time.Time, []tasks.Due, error) {
+	return time.Time{}, nil, errors.New("connection refused")
+}
+
+func TestEngine_StartFailsFast(t *testing.T) {
+	t.Parallel()
+	e, err := tasks.NewEngine(brokenStore{tasks.NewMemoryStore()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("Start = %v, want the store's error", err)
+	}
+	if err := e.Stop(context.Background()); err != nil {
+		t.Errorf("Stop of an engine that never started = %v, want nil", err)
+	}
+}

@@ -1,0 +1,576 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The scheduler's window: the wheel holds the tasks due within wheelWindow,
+// at most wheelLimit of them read from the store at a time, so an engine's
+// memory does not grow with the backlog of a durable store.
+const (
+	wheelWindow     = time.Minute
+	wheelLimit      = 10_000
+	hintLimit       = 100_000 // wheel entries beyond which local hints wait for a refill
+	rescueLimit     = 1000
+	storeTimeout    = 10 * time.Second // bounds each background store call
+	finishTries     = 5
+	minStoreBackoff = 10 * time.Millisecond
+)
+
+// Causes of a task context's cancellation.
+var (
+	errCancelRequested = errors.New("tasks: cancel requested")
+	errLeaseRevoked    = errors.New("tasks: cancel requested or lease lost")
+	errStopped         = errors.New("tasks: engine stopped before the attempt ended")
+	errTimeout         = errors.New("tasks: attempt timed out")
+)
+
+// run is one Start..Stop of an engine: the goroutines it started and the
+// channels between them. The scheduler goroutine claims due tasks and sends
+// them to the workers over jobs; each worker runs one task at a time and sends
+// its outcome to the completer, which stores outcomes in batches; the
+// maintainer extends leases (heartbeats) and rescues expired ones.
+type run struct {
+	e   *Engine
+	ctx context.Context // for store calls; cancelled when Stop gives up waiting
+	// cancelStore cancels ctx.
+	cancelStore context.CancelFunc
+	// taskCtx is the parent of every task's context; cancelTasks cancels it.
+	taskCtx     context.Context
+	cancelTasks context.CancelCauseFunc
+
+	stopping chan struct{} // closed when Stop begins: claim nothing more
+	abandon  chan struct{} // closed when Stop's ctx ends: drop late results
+
+	jobs    chan *Task    // scheduler → workers; closed by the scheduler
+	idle    chan struct{} // a worker is free (capacity Workers)
+	results chan Outcome  // workers → completer; closed after the workers end
+	exited  chan struct{} // one value per worker that has ended
+
+	schedulerDone, completerDone, maintainerDone chan struct{}
+	stopMaintainer                               chan struct{}
+
+	wake     chan struct{} // capacity 1: the scheduler has news
+	mayBeDue atomic.Bool   // set with wake: claim even if the wheel says nothing is due
+	skew     atomic.Int64  // store clock minus local clock, in nanoseconds
+
+	hintsMu sync.Mutex
+	hints   []Due // tasks stored by this engine, for the wheel
+
+	activeMu sync.Mutex
+	active   map[string]*attempt // running tasks by ID
+	dropped  []Lease             // attempts whose outcome was dropped
+}
+
+// attempt is a running task.
+type attempt struct {
+	lease    Lease
+	cancel   context.CancelCauseFunc
+	deadline time.Time // past it the func is stuck; zero without a timeout
+	stuck    bool      // logged as stuck; its lease is no longer extended
+}
+
+func (e *Engine) startRun() *run {
+	n := e.cfg.Workers
+	r := &run{
+		e:              e,
+		stopping:       make(chan struct{}),
+		abandon:        make(chan struct{}),
+		jobs:           make(chan *Task, n),
+		idle:           make(chan struct{}, n),
+		results:        make(chan Outcome, n),
+		exited:         make(chan struct{}, n),
+		schedulerDone:  make(chan struct{}),
+		completerDone:  make(chan struct{}),
+		maintainerDone: make(chan struct{}),
+		stopMaintainer: make(chan struct{}),
+		wake:           make(chan struct{}, 1),
+		active:         make(map[string]*attempt),
+	}
+	r.ctx, r.cancelStore = context.WithCancel(context.Background())
+	r.taskCtx, r.cancelTasks = context.WithCancelCause(context.Background())
+	go r.schedule()
+	for range n {
+		go r.work()
+	}
+	go r.complete()
+	go r.maintain()
+	return r
+}
+
+// stop implements Engine.Stop.
+func (r *run) stop(ctx context.Context) error {
+	close(r.stopping)
+	graceful := func() bool {
+		for range r.e.cfg.Workers {
+			select {
+			case <-r.exited:
+			case <-ctx.Done():
+				return false
+			}
+		}
+		return true
+	}()
+	if graceful {
+		<-r.schedulerDone
+		close(r.results)
+		<-r.completerDone
+		close(r.stopMaintainer)
+		<-r.maintainerDone
+		r.cancelStore()
+		r.cancelTasks(errStopped)
+		return nil
+	}
+	// Out of time: interrupt the running tasks and hand them back. Closing
+	// abandon first makes sure no interrupted attempt reports success.
+	close(r.abandon)
+	r.cancelTasks(errStopped)
+	r.cancelStore()
+	close(r.stopMaintainer)
+	<-r.schedulerDone
+	<-r.completerDone
+	<-r.maintainerDone
+	r.release()
+	return ctx.Err()
+}
+
+// release makes the still-running tasks of an abandoned run due again. The
+// write is fenced, so a result stored meanwhile wins.
+func (r *run) release() {
+	r.activeMu.Lock()
+	leases := r.dropped
+	for _, a := range r.active {
+		leases = append(leases, a.lease)
+	}
+	r.activeMu.Unlock()
+	outs := make([]Outcome, len(leases))
+	for i, l := range leases {
+		outs[i] = Outcome{ID: l.ID, Attempt: l.Attempt, State: StateRetrying, Error: errStopped.Error()}
+	}
+	if len(outs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := r.e.store.Finish(ctx, outs); err != nil {
+		r.e.log.Error("tasks: release unfinished tasks; the rescuer will retry them", "count", len(outs), "err", err)
+	}
+}
+
+// hint tells the scheduler that task id is due at runAt (store clock).
+func (r *run) hint(id string, runAt time.Time) {
+	r.hintsMu.Lock()
+	r.hints = append(r.hints, Due{ID: id, RunAt: runAt})
+	r.hintsMu.Unlock()
+	r.poke()
+}
+
+func (r *run) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// storeNow estimates the store's clock.
+func (r *run) storeNow() time.Time {
+	return time.Now().Add(time.Duration(r.skew.Load()))
+}
+
+// revoke cancels the context of task id if it runs here.
+func (r *run) revoke(id string, cause error) {
+	r.activeMu.Lock()
+	defer r.activeMu.Unlock()
+	if a, ok := r.active[id]; ok {
+		a.cancel(cause)
+	}
+}
+
+// schedule is the scheduler goroutine: it keeps the wheel of upcoming tasks
+// and claims tasks when they are due and workers are free.
+func (r *run) schedule() {
+	defer close(r.schedulerDone)
+	defer close(r.jobs)
+	e := r.e
+	var (
+		w        = wheel{now: e.sinceEpoch() / int64(wheelTick)}
+		inWheel  = make(map[string]int64) // ID → earliest due in the wheel (ticks)
+		popped   []string
+		free     = e.cfg.Workers
+		due      = true // something may be due now: claim when workers are free
+		refillAt int64  // when to read the store's upcoming tasks next (ticks)
+		errUntil int64  // after a store error, no store calls until then (ticks)
+		backoff  time.Duration
+		timer    = time.NewTimer(time.Hour)
+	)
+	defer timer.Stop()
+	add := func(id string, due int64) {
+		if d, ok := inWheel[id]; ok && d <= due {
+			return
+		}
+		inWheel[id] = due
+		w.add(id, due)
+	}
+	storeErr := func(what string, err error) {
+		backoff = min(max(2*backoff, minStoreBackoff), e.cfg.PollInterval)
+		jittered := backoff/2 + rand.N(backoff/2+1)
+		errUntil = ticks(e.sinceEpoch(), jittered)
+		if r.ctx.Err() == nil {
+			e.log.Error("tasks: "+what+"; backing off", "err", err, "retry_in", jittered)
+		}
+	}
+	for {
+		nowNs := e.sinceEpoch()
+		now := nowNs / int64(wheelTick)
+		if r.mayBeDue.Swap(false) {
+			due = true
+		}
+		storeOK := now >= errUntil
+		if storeOK && now >= refillAt {
+			ctx, cancel := context.WithTimeout(r.ctx, storeTimeout)
+			storeNow, upcoming, err := e.store.Upcoming(ctx, wheelWindow, wheelLimit)
+			cancel()
+			if err != nil {
+				storeErr("read upcoming tasks", err)
+				continue
+			}
+			backoff = 0
+			nowNs = e.sinceEpoch()
+			r.skew.Store(int64(storeNow.Sub(e.epoch.Add(time.Duration(nowNs)))))
+			refillAt = ticks(nowNs, e.cfg.PollInterval)
+			for _, d := range upcoming {
+				add(d.ID, ticks(nowNs, d.RunAt.Sub(storeNow)))
+			}
+			if len(upcoming) == wheelLimit {
+				// The window holds more than we read: read again when the
+				// wheel runs out. (While what we read is already due, the
+				// claims, not the wheel, are what take the backlog.)
+				last := ticks(nowNs, upcoming[len(upcoming)-1].RunAt.Sub(storeNow))
+				if last > now {
+					refillAt = min(refillAt, last)
+				}
+			}
+		}
+		r.hintsMu.Lock()
+		hints := r.hints
+		r.hints = nil
+		r.hintsMu.Unlock()
+		storeNow := r.storeNow()
+		for _, h := range hints {
+			delay := h.RunAt.Sub(storeNow)
+			if delay <= wheelWindow && len(inWheel) < hintLimit {
+				add(h.ID, ticks(nowNs, delay))
+			}
+		}
+		popped = w.advance(now, popped[:0])
+		for _, id := range popped {
+			delete(inWheel, id)
+		}
+		if len(popped) > 0 {
+			due = true
+		}
+		if due && free > 0 && storeOK {
+			select {
+			case <-r.stopping:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(r.ctx, storeTimeout)
+			claimed, err := e.store.Claim(ctx, free, e.cfg.Lease)
+			cancel()
+			if err != nil {
+				storeErr("claim tasks", err)
+				continue
+			}
+			backoff = 0
+			due = len(claimed) == free
+			free -= len(claimed)
+			for _, t := range claimed {
+				r.jobs <- t // never blocks: at most Workers are out
+			}
+			if due && free > 0 {
+				continue
+			}
+		}
+		// Sleep until the next task is due, the next refill, or news.
+		wakeAt := refillAt
+		if next, ok := w.next(); ok {
+			wakeAt = min(wakeAt, next)
+		}
+		if !storeOK {
+			wakeAt = errUntil
+		}
+		timer.Reset(time.Duration(wakeAt)*wheelTick - time.Duration(e.sinceEpoch()))
+		select {
+		case <-r.stopping:
+			return
+		case <-timer.C:
+		case <-r.wake:
+		case <-r.idle:
+			free++
+		drain:
+			for {
+				select {
+				case <-r.idle:
+					free++
+				default:
+					break drain
+				}
+			}
+		}
+	}
+}
+
+func (e *Engine) sinceEpoch() int64 { return int64(time.Since(e.epoch)) }
+
+// ticks converts a delay from nowNs (nanoseconds since the epoch) into the
+// wheel's time, rounding up so that no task is woken early.
+func ticks(nowNs int64, delay time.Duration) int64 {
+	t := nowNs + int64(delay)
+	return (t + int64(wheelTick) - 1) / int64(wheelTick)
+}
+
+// work is a worker goroutine: it runs the tasks the scheduler sends.
+func (r *run) work() {
+	defer func() { r.exited <- struct{}{} }()
+	for t := range r.jobs {
+		out := r.execute(t)
+		sent := false
+		select {
+		case <-r.abandon: // Stop gave up waiting: the result is dropped
+		default:
+			select {
+			case r.results <- out:
+				sent = true
+			case <-r.abandon:
+			}
+		}
+		r.activeMu.Lock()
+		delete(r.active, t.ID)
+		if !sent {
+			r.dropped = append(r.dropped, Lease{t.ID, t.Attempts})
+		}
+		r.activeMu.Unlock()
+		r.idle <- struct{}{} // never blocks: one slot per worker
+	}
+}
+
+// execute runs one attempt of t and returns its outcome.
+func (r *run) execute(t *Task) Outcome {
+	e := r.e
+	ctx, cancel := context.WithCancelCause(r.taskCtx)
+	defer cancel(nil)
+	timeout := e.cfg.Timeout
+	if t.Timeout > 0 {
+		timeout = t.Timeout
+	}
+	a := &attempt{lease: Lease{t.ID, t.Attempts}, cancel: cancel}
+	if timeout > 0 {
+		var cancelTimeout context.CancelFunc
+		ctx, cancelTimeout = context.WithTimeoutCause(ctx, timeout, errTimeout)
+		defer cancelTimeout()
+		a.deadline = time.Now().Add(timeout)
+	}
+	r.activeMu.Lock()
+	r.active[t.ID] = a // work removes it once the outcome is sent or dropped
+	r.activeMu.Unlock()
+
+	var err error
+	if fn := e.funcFor(t.EventType); fn == nil {
+		err = Permanent(fmt.Errorf("no func registered for event type %q", t.EventType))
+	} else {
+		err = call(ctx, fn, t)
+	}
+	return e.outcome(t, err, context.Cause(ctx))
+}
+
+// call runs fn, turning a panic into an error that carries the stack.
+func call(ctx context.Context, fn Func, t *Task) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return fn(ctx, t)
+}
+
+// outcome decides what an attempt's result means for its task.
+func (e *Engine) outcome(t *Task, err, cause error) Outcome {
+	o := Outcome{ID: t.ID, Attempt: t.Attempts}
+	if err == nil {
+		o.State = StateCompleted
+		return o
+	}
+	o.Error = err.Error()
+	if cause == errTimeout {
+		o.Error = fmt.Sprintf("timed out: %v", err)
+	}
+	var perm *permanentError
+	var after *retryAfterError
+	switch {
+	case cause == errCancelRequested || cause == errLeaseRevoked:
+		// A lost lease makes the write stale and it is not applied.
+		o.State = StateCanceled
+	case errors.As(err, &perm) || t.Attempts >= t.MaxAttempts:
+		o.State = StateFailed
+	case errors.As(err, &after):
+		o.State, o.Delay = StateRetrying, max(after.d, 0)
+	default:
+		o.State, o.Delay = StateRetrying, e.cfg.BackoffFunc(t.Attempts)
+	}
+	return o
+}
+
+// complete is the completer goroutine: it stores outcomes in batches.
+func (r *run) complete() {
+	defer close(r.completerDone)
+	batch := make([]Outcome, 0, r.e.cfg.Workers)
+	for {
+		select {
+		case o, ok := <-r.results:
+			if !ok {
+				return
+			}
+			batch = append(batch, o)
+		case <-r.abandon:
+		}
+	more:
+		for len(batch) < cap(batch) {
+			select {
+			case o, ok := <-r.results:
+				if !ok {
+					break more
+				}
+				batch = append(batch, o)
+			default:
+				break more
+			}
+		}
+		if len(batch) > 0 {
+			r.finish(batch)
+			batch = batch[:0]
+		}
+		select {
+		case <-r.abandon:
+			return
+		default:
+		}
+	}
+}
+
+// finish stores a batch of outcomes, retrying store errors a few times with
+// backoff. Outcomes it cannot store are left to the rescuer: the tasks stay
+// running until their leases expire, and are never reported complete.
+func (r *run) finish(outs []Outcome) {
+	e := r.e
+	delay := 20 * time.Millisecond
+	for try := 1; ; try++ {
+		// Not r.ctx: a result is stored even while the engine stops.
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		applied, err := e.store.Finish(ctx, outs)
+		cancel()
+		if err == nil {
+			now := r.storeNow()
+			for i, o := range outs {
+				switch {
+				case !applied[i]:
+					e.log.Warn("tasks: outcome not stored: the attempt's lease was lost",
+						"task_id", o.ID, "attempt", o.Attempt, "state", o.State)
+				case o.State == StateRetrying:
+					r.hint(o.ID, now.Add(o.Delay))
+				}
+			}
+			return
+		}
+		if try == finishTries {
+			e.log.Error("tasks: store outcomes; leaving the tasks to the rescuer",
+				"count", len(outs), "err", err)
+			return
+		}
+		select {
+		case <-time.After(delay/2 + rand.N(delay/2+1)):
+		case <-r.abandon:
+		}
+		delay *= 4
+	}
+}
+
+// maintain is the maintainer goroutine: heartbeats and rescues.
+func (r *run) maintain() {
+	defer close(r.maintainerDone)
+	e := r.e
+	heartbeat := time.NewTicker(max(e.cfg.Lease/3, time.Millisecond))
+	defer heartbeat.Stop()
+	rescue := time.NewTimer(0)
+	defer rescue.Stop()
+	for {
+		select {
+		case <-r.stopMaintainer:
+			return
+		case <-heartbeat.C:
+			r.heartbeat()
+		case <-rescue.C:
+			ctx, cancel := context.WithTimeout(r.ctx, storeTimeout)
+			n, err := e.store.Rescue(ctx, rescueLimit)
+			cancel()
+			switch {
+			case err != nil && r.ctx.Err() == nil:
+				e.log.Error("tasks: rescue expired leases", "err", err)
+			case n > 0:
+				e.log.Info("tasks: rescued tasks whose lease expired", "count", n)
+				r.mayBeDue.Store(true)
+				r.poke()
+			}
+			if n == rescueLimit {
+				rescue.Reset(0)
+			} else {
+				iv := e.cfg.RescueInterval
+				rescue.Reset(iv*3/4 + rand.N(iv/2+1))
+			}
+		}
+	}
+}
+
+// heartbeat extends the leases of the running tasks, except stuck ones, and
+// cancels the tasks whose lease was revoked.
+func (r *run) heartbeat() {
+	e := r.e
+	now := time.Now()
+	r.activeMu.Lock()
+	leases := make([]Lease, 0, len(r.active))
+	for _, a := range r.active {
+		if !a.deadline.IsZero() && now.After(a.deadline.Add(e.cfg.Lease)) {
+			if !a.stuck {
+				a.stuck = true
+				e.log.Warn("tasks: task func ignores its context past its timeout; its lease will expire and it will be rescued",
+					slog.String("task_id", a.lease.ID), slog.Int("attempt", a.lease.Attempt))
+			}
+			continue
+		}
+		leases = append(leases, a.lease)
+	}
+	r.activeMu.Unlock()
+	if len(leases) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, e.cfg.Lease/3+time.Second)
+	revoked, err := e.store.Extend(ctx, leases, e.cfg.Lease)
+	cancel()
+	if err != nil {
+		if r.ctx.Err() == nil {
+			e.log.Error("tasks: extend leases", "count", len(leases), "err", err)
+		}
+		return
+	}
+	for _, id := range revoked {
+		r.revoke(id, errLeaseRevoked)
+	}
+}

@@ -1,0 +1,140 @@
+// Package tasktest helps test code built on package tasks.
+//
+// To test a task func without an engine or a store, run it on the task the
+// engine would hand it:
+//
+//	func TestWelcome(t *testing.T) {
+//		err := tasktest.Run(t, sendWelcome, tasks.NewTask{
+//			AppID:     "app_1",
+//			EventType: "user.welcome",
+//			Data:      json.RawMessage(`{"email":"a@b.c"}`),
+//		})
+//		if err != nil {
+//			t.Fatal(err)
+//		}
+//	}
+//
+// [Task] builds that task, for a test that wants to change it first (to run
+// the last attempt, say) or to call the func itself.
+//
+// To check an implementation of [tasks.Store], run the conformance suite on
+// it; every store in package tasks passes it:
+//
+//	func TestMyStore(t *testing.T) {
+//		tasktest.TestStore(t, func(t *testing.T) tasks.Store {
+//			return newMyStore(t) // fresh and empty, cleaned up by t.Cleanup
+//		})
+//	}
+package tasktest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/taskwheel/tasks"
+)
+
+// Task returns the task that a [tasks.Func] sees on the first attempt of a
+// task enqueued as nt: a fresh UUID, state running, Attempts 1, CreatedAt and
+// UpdatedAt now, ScheduledRunTime nt.RunAt (nil when zero), Data nt.Data
+// (JSON null when nil), and AppID, EventType, MaxAttempts, Timeout and
+// IdempotencyKey as nt gives them, except that MaxAttempts is 1 when nt
+// leaves it zero (the engine would use its Config.MaxAttempts). Times are
+// UTC, to the microsecond, as stores keep them. NextAttemptAt and
+// LeaseExpiresAt are nil.
+//
+// Task fails t at once when the engine would refuse nt: an empty or overlong
+// AppID, an invalid event type (see [tasks.ValidateEventType]), Data that is
+// not valid JSON, or a negative MaxAttempts or Timeout.
+//
+// Set fields of the result to test other cases, for example Attempts equal
+// to MaxAttempts for the last attempt.
+func Task(t testing.TB, nt tasks.NewTask) *tasks.Task {
+	t.Helper()
+	if err := validate(nt); err != nil {
+		t.Fatalf("tasktest: %v", err)
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	task := &tasks.Task{
+		ID:             newID(),
+		AppID:          nt.AppID,
+		EventType:      nt.EventType,
+		State:          tasks.StateRunning,
+		CreatedAt:      now,
+		UpdatedAt:      now,
+		Data:           slices.Clone(nt.Data),
+		Attempts:       1,
+		MaxAttempts:    max(nt.MaxAttempts, 1),
+		IdempotencyKey: nt.IdempotencyKey,
+		Timeout:        nt.Timeout,
+	}
+	if task.Data == nil {
+		task.Data = json.RawMessage("null")
+	}
+	if !nt.RunAt.IsZero() {
+		at := nt.RunAt.UTC().Truncate(time.Microsecond)
+		task.ScheduledRunTime = &at
+	}
+	return task
+}
+
+// Run runs fn once on Task(t, nt), as the engine runs an attempt, and returns
+// fn's error unchanged, so a test can check it with [errors.Is] or
+// [errors.As]. fn runs in the calling goroutine with a context that ends when
+// the test ends or, when nt.Timeout is positive, when that timeout passes. A
+// panic in fn is recovered and returned as an error carrying the panic value
+// and the stack, as the engine records it.
+func Run(t testing.TB, fn tasks.Func, nt tasks.NewTask) (err error) {
+	t.Helper()
+	if fn == nil {
+		t.Fatalf("tasktest: Run with a nil func")
+	}
+	task := Task(t, nt)
+	ctx := t.Context()
+	if task.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, task.Timeout)
+		defer cancel()
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("tasktest: task func panicked: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return fn(ctx, task)
+}
+
+// validate checks nt as the engine does before it stores a task.
+func validate(nt tasks.NewTask) error {
+	switch {
+	case nt.AppID == "":
+		return &tasks.ValidationError{Field: "app_id", Message: "must not be empty"}
+	case len(nt.AppID) > tasks.MaxIDLength || !utf8.ValidString(nt.AppID):
+		return &tasks.ValidationError{Field: "app_id", Message: "longer than the limit or not valid UTF-8"}
+	case nt.Data != nil && !json.Valid(nt.Data):
+		return &tasks.ValidationError{Field: "data", Message: "not valid JSON"}
+	case len(nt.IdempotencyKey) > tasks.MaxIdempotencyKeyLength || !utf8.ValidString(nt.IdempotencyKey):
+		return &tasks.ValidationError{Field: "idempotency_key", Message: "longer than the limit or not valid UTF-8"}
+	case nt.MaxAttempts < 0:
+		return &tasks.ValidationError{Field: "max_attempts", Message: "must not be negative"}
+	case nt.Timeout < 0:
+		return &tasks.ValidationError{Field: "timeout", Message: "must not be negative"}
+	}
+	return tasks.ValidateEventType(nt.EventType)
+}
+
+// newID returns a random (version 4) UUID in its canonical text form.
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails; see crypto/rand.Read
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
