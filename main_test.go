@@ -1,6 +1,7 @@
 package tasks_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"testing"
@@ -8,6 +9,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/internal/testdb"
 )
 
 // exampleRoot holds the files examples make; TestMain removes it.
@@ -41,4 +43,22 @@ var testStores = []struct {
 	open func(tb testing.TB) tasks.Store
 }{
 	{"memory", func(testing.TB) tasks.Store { return tasks.NewMemoryStore() }},
+	{"sqlite", func(tb testing.TB) tasks.Store {
+		s, err := tasks.OpenSQLite(testdb.SQLitePath(tb))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { s.Close() })
+		return s
+	}},
+	{"postgres", func(tb testing.TB) tasks.Store {
+		s, err := tasks.NewSQLStore(testdb.Postgres(tb), tasks.Postgres)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := s.Migrate(context.Background()); err != nil {
+			tb.Fatal(err)
+		}
+		return s
+	}},
 }

@@ -1,0 +1,130 @@
+package tasks_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"path/filepath"
+	"time"
+
+	"github.com/taskwheel/tasks"
+)
+
+// The quick start: an engine on a SQLite file runs a func for each task.
+func Example() {
+	dir, err := tempDir()
+	if err != nil {
+		log.Fatal(err)
+	}
+	store, err := tasks.OpenSQLite(filepath.Join(dir, "tasks.db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+
+	eng, err := tasks.NewEngine(store, &tasks.Config{Workers: 16})
+	if err != nil {
+		log.Fatal(err)
+	}
+	done := make(chan struct{})
+	eng.Register("user.welcome", func(ctx context.Context, t *tasks.Task) error {
+		var in struct{ Email string }
+		if err := json.Unmarshal(t.Data, &in); err != nil {
+			return tasks.Permanent(err) // retrying will not help
+		}
+		fmt.Println("welcome", in.Email)
+		close(done)
+		return nil
+	})
+
+	ctx := context.Background()
+	if err := eng.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer eng.Stop(ctx)
+
+	_, err = eng.Enqueue(ctx, tasks.NewTask{
+		AppID:     "app_1",
+		EventType: "user.welcome",
+		Data:      json.RawMessage(`{"email":"ada@example.com"}`),
+		RunAt:     time.Now().Add(10 * time.Millisecond), // zero: now
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	<-done
+	// Output: welcome ada@example.com
+}
+
+// A func's error decides what happens next: nil completes the task, an error
+// retries it with backoff, Permanent fails it, RetryAfter sets the delay.
+func ExampleFunc() {
+	store := tasks.NewMemoryStore()
+	eng, err := tasks.NewEngine(store, &tasks.Config{MaxAttempts: 3})
+	if err != nil {
+		log.Fatal(err)
+	}
+	failed := make(chan struct{})
+	eng.Register("invoice.charge", func(ctx context.Context, t *tasks.Task) error {
+		if t.Attempts == 1 {
+			return tasks.RetryAfter(time.Millisecond, errors.New("gateway busy"))
+		}
+		defer close(failed)
+		return tasks.Permanent(errors.New("card declined"))
+	})
+	ctx := context.Background()
+	if err := eng.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	t, err := eng.Enqueue(ctx, tasks.NewTask{AppID: "app_1", EventType: "invoice.charge"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	<-failed
+	if err := eng.Stop(ctx); err != nil { // waits until the outcome is stored
+		log.Fatal(err)
+	}
+	t, err = eng.Get(ctx, t.ID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(t.State, t.Attempts, t.LastError)
+	// Output: failed 2 card declined
+}
+
+// EnqueueTx stores a task in the same transaction as the application's own
+// writes: if the transaction rolls back, there is no task.
+func ExampleEngine_EnqueueTx() {
+	dir, err := tempDir()
+	if err != nil {
+		log.Fatal(err)
+	}
+	store, err := tasks.OpenSQLite(filepath.Join(dir, "tasks.db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	eng, err := tasks.NewEngine(store, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	ctx := context.Background()
+	tx, err := store.DB().BeginTx(ctx, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// ... the application's own writes in tx ...
+	t, err := eng.EnqueueTx(ctx, tx, tasks.NewTask{AppID: "app_1", EventType: "order.placed"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := tx.Rollback(); err != nil {
+		log.Fatal(err)
+	}
+	_, err = eng.Get(ctx, t.ID)
+	fmt.Println(errors.Is(err, tasks.ErrNotFound))
+	// Output: true
+}

@@ -1,0 +1,918 @@
+package tasks
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/mattn/go-sqlite3" // the driver OpenSQLite opens
+)
+
+// Dialect is the SQL dialect of an [SQLStore]'s database.
+type Dialect int
+
+// The dialects an SQLStore speaks.
+const (
+	// SQLite is SQLite 3.37 or later, through github.com/mattn/go-sqlite3.
+	SQLite Dialect = iota + 1
+	// Postgres is PostgreSQL, through github.com/jackc/pgx/v5/stdlib.
+	Postgres
+)
+
+// SQLStore is a [Store] in an SQL database: an SQLite file, the default, or
+// PostgreSQL, which engines in several processes can share. Its tables are
+// named taskwheel_* so that they can live beside the application's own;
+// [SQLStore.Migrate] creates them.
+//
+// Its clock is the database's: PostgreSQL's now(), and for SQLite, an
+// in-process database, this process's clock. Times are stored in UTC to the
+// microsecond: as Unix microseconds in SQLite, as timestamptz in PostgreSQL.
+// A task's Data is stored byte for byte (BLOB, bytea). PostgreSQL text holds
+// neither NUL bytes nor invalid UTF-8, so there a LastError containing them
+// is stored with each replaced by U+FFFD.
+//
+// An SQLStore is safe for concurrent use, also by engines in several
+// processes sharing its database. Its zero value is not usable; call
+// [OpenSQLite] or [NewSQLStore].
+type SQLStore struct {
+	db      *sqlx.DB // for writes
+	read    *sqlx.DB // for reads: db, or OpenSQLite's read-only pool
+	dialect Dialect
+	owned   bool             // Close closes db and read
+	now     func() time.Time // SQLite's clock; PostgreSQL's is the server's
+}
+
+// NewSQLStore returns an SQLStore on db, a database of dialect d that the
+// caller opened and keeps: Close does not close it. Open PostgreSQL with the
+// driver github.com/jackc/pgx/v5/stdlib. Open SQLite as [OpenSQLite] does,
+// in WAL mode with a busy timeout, _txlock=immediate and one open
+// connection, or use OpenSQLite. NewSQLStore does no I/O; call
+// [SQLStore.Migrate] before using the store.
+func NewSQLStore(db *sql.DB, d Dialect) (*SQLStore, error) {
+	var driver string // as sqlx knows it, to rebind placeholders
+	switch d {
+	case SQLite:
+		driver = "sqlite3"
+	case Postgres:
+		driver = "pgx"
+	default:
+		return nil, fmt.Errorf("tasks: new SQL store: unknown dialect %d", d)
+	}
+	if db == nil {
+		return nil, errors.New("tasks: new SQL store: nil db")
+	}
+	x := sqlx.NewDb(db, driver)
+	return &SQLStore{db: x, read: x, dialect: d, now: time.Now}, nil
+}
+
+// OpenSQLite opens the SQLite database file at path (a file name, not a
+// URI), creating it if needed, migrates it and returns a store that owns it:
+// Close closes it. The database is in WAL mode with a busy timeout of 10
+// seconds; the store writes through one connection and reads through a pool
+// of read-only ones. For a store in memory, use [NewMemoryStore].
+func OpenSQLite(path string) (*SQLStore, error) {
+	if path == "" || path == ":memory:" {
+		return nil, errors.New("tasks: open SQLite: want the path of a file")
+	}
+	// The write pool has one connection, so that this process's writers queue
+	// in Go instead of contending for SQLite's lock. Its settings:
+	//   - WAL: readers and the writer do not block each other.
+	//   - synchronous=NORMAL: a commit survives a crash of the process; in
+	//     WAL mode it can be lost only with the machine, and never corrupts.
+	//   - busy_timeout of 10 s: a writer in another process makes this one
+	//     wait, not fail with "database is locked".
+	//   - _txlock=immediate: a transaction takes the write lock at BEGIN,
+	//     where the busy timeout applies, not when its first write would
+	//     upgrade it, where SQLite fails at once.
+	//   - foreign_keys on, for tables the application keeps beside ours.
+	write, err := sql.Open("sqlite3", sqliteDSN(path,
+		"_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=10000&_txlock=immediate&_foreign_keys=on"))
+	if err != nil {
+		return nil, fmt.Errorf("tasks: open SQLite %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	// Reads (Get, List, Upcoming) use a pool of read-only connections, which
+	// WAL lets run alongside the writer.
+	read, err := sql.Open("sqlite3", sqliteDSN(path, "mode=ro&_busy_timeout=10000"))
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("tasks: open SQLite %s: %w", path, err)
+	}
+	s := &SQLStore{
+		db:      sqlx.NewDb(write, "sqlite3"),
+		read:    sqlx.NewDb(read, "sqlite3"),
+		dialect: SQLite,
+		owned:   true,
+		now:     time.Now,
+	}
+	if err := s.Migrate(context.Background()); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// sqliteDSN returns the URI that opens the file at path with params.
+func sqliteDSN(path, params string) string {
+	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+	return "file:" + esc.Replace(path) + "?" + params
+}
+
+// Close closes the database if the store owns it (see [OpenSQLite]); a
+// store from [NewSQLStore] leaves it open. Stop the engines using the store
+// first.
+func (s *SQLStore) Close() error {
+	if !s.owned {
+		return nil
+	}
+	return errors.Join(s.db.Close(), s.read.Close())
+}
+
+// Durable reports true: a task stored in an SQLStore is in its database.
+func (s *SQLStore) Durable() bool { return true }
+
+// DB returns the database the store writes to, for transactions that insert
+// tasks with [Engine.EnqueueTx]. A database from [OpenSQLite] has a single
+// connection for writing: while a transaction on it is open, any other write
+// to the store waits for it to end, so do not enqueue outside the
+// transaction while it is open.
+func (s *SQLStore) DB() *sql.DB { return s.db.DB }
+
+// Migrations.
+
+//go:embed migrations
+var migrationFiles embed.FS
+
+// migration is one versioned change of the schema, from a file named
+// migrations/<dialect>/<version>_<name>.sql.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations returns d's migrations in version order.
+func (d Dialect) migrations() ([]migration, error) {
+	dir := "migrations/sqlite"
+	if d == Postgres {
+		dir = "migrations/postgres"
+	}
+	files, err := fs.ReadDir(migrationFiles, dir)
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, f := range files { // in name order, which is version order
+		prefix, _, _ := strings.Cut(f.Name(), "_")
+		v, err := strconv.Atoi(prefix)
+		if err != nil || len(ms) > 0 && v <= ms[len(ms)-1].version {
+			return nil, fmt.Errorf("migration %s: want a file name starting with a version above the last", f.Name())
+		}
+		b, err := migrationFiles.ReadFile(dir + "/" + f.Name())
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: f.Name(), sql: string(b)})
+	}
+	return ms, nil
+}
+
+const (
+	createMigrationsTable = `CREATE TABLE IF NOT EXISTS taskwheel_migrations (
+	version INTEGER PRIMARY KEY,
+	name    TEXT NOT NULL
+)`
+	lastMigration   = `SELECT COALESCE(MAX(version), 0) FROM taskwheel_migrations`
+	recordMigration = `INSERT INTO taskwheel_migrations (version, name) VALUES (?, ?)`
+	// migrateLock keys the PostgreSQL advisory lock that Migrate holds
+	// ("taskwhee" in ASCII).
+	migrateLock = 0x7461736b77686565
+)
+
+// Migrate brings the store's tables up to date: it applies, in one
+// transaction, the migrations embedded in this package that the table
+// taskwheel_migrations does not list yet. It is idempotent, and safe to run
+// from several processes at once: the transaction holds SQLite's write lock
+// (BEGIN IMMEDIATE) or a PostgreSQL advisory lock from its start, so
+// concurrent migrations run one after the other.
+func (s *SQLStore) Migrate(ctx context.Context) error {
+	ms, err := s.dialect.migrations()
+	if err == nil {
+		err = s.migrate(ctx, ms)
+	}
+	if err != nil {
+		return fmt.Errorf("tasks: migrate: %w", err)
+	}
+	return nil
+}
+
+func (s *SQLStore) migrate(ctx context.Context, ms []migration) (err error) {
+	// The transaction is begun by hand on one connection: BeginTx cannot ask
+	// for IMMEDIATE on a caller's SQLite database opened without
+	// _txlock=immediate.
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	begin := "BEGIN IMMEDIATE"
+	if s.dialect == Postgres {
+		begin = "BEGIN"
+	}
+	if _, err := conn.ExecContext(ctx, begin); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			// Its error is of no interest: a failed statement or COMMIT may
+			// have ended the transaction already.
+			conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	if s.dialect == Postgres {
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", migrateLock); err != nil {
+			return err
+		}
+	}
+	if _, err := conn.ExecContext(ctx, createMigrationsTable); err != nil {
+		return err
+	}
+	var last int
+	if err := conn.QueryRowContext(ctx, lastMigration).Scan(&last); err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if m.version <= last {
+			continue
+		}
+		if _, err := conn.ExecContext(ctx, m.sql); err != nil {
+			return fmt.Errorf("%s: %w", m.name, err)
+		}
+		if _, err := conn.ExecContext(ctx, s.db.Rebind(recordMigration), m.version, m.name); err != nil {
+			return err
+		}
+	}
+	_, err = conn.ExecContext(ctx, "COMMIT")
+	return err
+}
+
+// Queries.
+//
+// A query used by both dialects is written with ? placeholders, rebound for
+// PostgreSQL. Where the dialects differ, each has its own: PostgreSQL's reads
+// the server's clock with now(); SQLite's takes the store's clock as its last
+// parameter (see args) and numbers its parameters as PostgreSQL does.
+
+// taskColumns are the columns of a taskRow.
+const taskColumns = `id, app_id, event_type, state, data, scheduled_run_time, run_at,
+	attempts, max_attempts, timeout, lease_expires_at, cancel_requested, last_error,
+	endpoint_id, idempotency_key, created_at, updated_at, completed_at`
+
+// taskRow is a row of taskwheel_tasks.
+type taskRow struct {
+	ID               string         `db:"id"`
+	AppID            string         `db:"app_id"`
+	EventType        string         `db:"event_type"`
+	State            State          `db:"state"`
+	Data             []byte         `db:"data"`
+	ScheduledRunTime sqlTime        `db:"scheduled_run_time"`
+	RunAt            sqlTime        `db:"run_at"`
+	Attempts         int            `db:"attempts"`
+	MaxAttempts      int            `db:"max_attempts"`
+	Timeout          int64          `db:"timeout"` // microseconds
+	LeaseExpiresAt   sqlTime        `db:"lease_expires_at"`
+	CancelRequested  bool           `db:"cancel_requested"`
+	LastError        string         `db:"last_error"`
+	EndpointID       *string        `db:"endpoint_id"`
+	IdempotencyKey   sql.NullString `db:"idempotency_key"`
+	CreatedAt        sqlTime        `db:"created_at"`
+	UpdatedAt        sqlTime        `db:"updated_at"`
+	CompletedAt      sqlTime        `db:"completed_at"`
+}
+
+func (r *taskRow) task() *Task {
+	t := &Task{
+		ID:               r.ID,
+		AppID:            r.AppID,
+		EventType:        r.EventType,
+		State:            r.State,
+		ScheduledRunTime: r.ScheduledRunTime.ptr(),
+		EndpointID:       r.EndpointID,
+		CreatedAt:        r.CreatedAt.t,
+		UpdatedAt:        r.UpdatedAt.t,
+		Data:             r.Data,
+		Attempts:         r.Attempts,
+		MaxAttempts:      r.MaxAttempts,
+		LastError:        r.LastError,
+		CompletedAt:      r.CompletedAt.ptr(),
+		IdempotencyKey:   r.IdempotencyKey.String,
+		Timeout:          time.Duration(r.Timeout) * time.Microsecond,
+		CancelRequested:  r.CancelRequested,
+		LeaseExpiresAt:   r.LeaseExpiresAt.ptr(),
+	}
+	if r.State.pending() {
+		t.NextAttemptAt = r.RunAt.ptr()
+	}
+	return t
+}
+
+// sqlTime scans a time as either dialect stores it: SQLite as Unix
+// microseconds, PostgreSQL as timestamptz.
+type sqlTime struct {
+	t     time.Time
+	valid bool // not NULL
+}
+
+func (st *sqlTime) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*st = sqlTime{}
+	case int64:
+		*st = sqlTime{time.UnixMicro(v).UTC(), true}
+	case time.Time:
+		*st = sqlTime{v.UTC().Truncate(time.Microsecond), true}
+	default:
+		return fmt.Errorf("scan %T as a time", src)
+	}
+	return nil
+}
+
+func (st sqlTime) ptr() *time.Time {
+	if !st.valid {
+		return nil
+	}
+	return &st.t
+}
+
+// pick returns the query for the store's dialect.
+func (s *SQLStore) pick(sqlite, postgres string) string {
+	if s.dialect == Postgres {
+		return postgres
+	}
+	return sqlite
+}
+
+// args returns args followed, for SQLite, by the store's clock.
+func (s *SQLStore) args(args ...any) []any {
+	if s.dialect == SQLite {
+		return append(args, s.now().UnixMicro())
+	}
+	return args
+}
+
+// timeArg returns t as the store's dialect stores it.
+func (s *SQLStore) timeArg(t time.Time) any {
+	if s.dialect == SQLite {
+		return t.UnixMicro()
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+// storable reports whether the database can take s as text: PostgreSQL's
+// text takes neither NUL bytes nor invalid UTF-8.
+func (s *SQLStore) storable(str string) bool {
+	return s.dialect != Postgres || utf8.ValidString(str) && !strings.Contains(str, "\x00")
+}
+
+// text returns str as the database can store it (see storable).
+func (s *SQLStore) text(str string) string {
+	if s.storable(str) {
+		return str
+	}
+	return strings.ToValidUTF8(strings.ReplaceAll(str, "\x00", "\uFFFD"), "\uFFFD")
+}
+
+// queryer is a *sql.DB, *sql.Tx or *sql.Conn.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// execer is a *sql.DB, *sql.Tx or *sql.Conn.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// queryRows runs query, which returns taskColumns.
+func queryRows(ctx context.Context, q queryer, query string, args ...any) ([]taskRow, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var rs []taskRow
+	err = sqlx.StructScan(rows, &rs)
+	return rs, err
+}
+
+// queryTasks runs query, which returns taskColumns.
+func queryTasks(ctx context.Context, q queryer, query string, args ...any) ([]*Task, error) {
+	rs, err := queryRows(ctx, q, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	ts := make([]*Task, len(rs))
+	for i := range rs {
+		ts[i] = rs[i].task()
+	}
+	return ts, nil
+}
+
+// queryTask runs query, which returns taskColumns of at most one task, and
+// returns ErrNotFound when it returns none.
+func queryTask(ctx context.Context, q queryer, query string, args ...any) (*Task, error) {
+	ts, err := queryTasks(ctx, q, query, args...)
+	switch {
+	case err != nil:
+		return nil, err
+	case len(ts) == 0:
+		return nil, ErrNotFound
+	}
+	return ts[0], nil
+}
+
+const (
+	insertSQLite = `INSERT INTO taskwheel_tasks (id, app_id, event_type, state, data,
+	scheduled_run_time, run_at, max_attempts, timeout, idempotency_key, created_at, updated_at)
+VALUES (?1, ?2, ?3, 'scheduled', ?4, ?5, max(coalesce(?5, ?9), ?9), ?6, ?7, NULLIF(?8, ''), ?9, ?9)
+ON CONFLICT DO NOTHING
+RETURNING ` + taskColumns
+	insertPostgres = `INSERT INTO taskwheel_tasks (id, app_id, event_type, state, data,
+	scheduled_run_time, run_at, max_attempts, timeout, idempotency_key, created_at, updated_at)
+VALUES ($1, $2, $3, 'scheduled', $4, $5, GREATEST($5, now()), $6, $7, NULLIF($8, ''), now(), now())
+ON CONFLICT DO NOTHING
+RETURNING ` + taskColumns
+	getByKey = `SELECT ` + taskColumns + ` FROM taskwheel_tasks WHERE app_id = ? AND idempotency_key = ?`
+)
+
+// Insert implements [Store].
+func (s *SQLStore) Insert(ctx context.Context, t *Task) (*Task, error) {
+	return s.insert(ctx, s.db, t)
+}
+
+// InsertTx implements [TxStore]: it inserts t inside tx, a transaction on the
+// store's database, so that t exists if and only if tx commits. A duplicate
+// idempotency key gives the existing task and ErrDuplicate, as Insert does;
+// tx remains usable.
+func (s *SQLStore) InsertTx(ctx context.Context, tx *sql.Tx, t *Task) (*Task, error) {
+	return s.insert(ctx, tx, t)
+}
+
+func (s *SQLStore) insert(ctx context.Context, q queryer, t *Task) (*Task, error) {
+	var runAt any
+	if t.ScheduledRunTime != nil {
+		runAt = s.timeArg(*t.ScheduledRunTime)
+	}
+	got, err := queryTask(ctx, q, s.pick(insertSQLite, insertPostgres), s.args(t.ID, t.AppID, t.EventType,
+		[]byte(t.Data), runAt, t.MaxAttempts, t.Timeout.Microseconds(), t.IdempotencyKey)...)
+	if !errors.Is(err, ErrNotFound) {
+		if err != nil {
+			return nil, fmt.Errorf("tasks: insert task %s: %w", t.ID, err)
+		}
+		return got, nil
+	}
+	// A unique constraint turned the task away: its idempotency key's, or
+	// its ID's. Doing nothing on either keeps a caller's transaction usable.
+	if t.IdempotencyKey != "" {
+		got, err := queryTask(ctx, q, s.db.Rebind(getByKey), t.AppID, t.IdempotencyKey)
+		if err == nil {
+			return got, ErrDuplicate
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("tasks: insert task %s: %w", t.ID, err)
+		}
+	}
+	return nil, invalid("id", "task %s exists", t.ID)
+}
+
+const getTask = `SELECT ` + taskColumns + ` FROM taskwheel_tasks WHERE id = ?`
+
+// Get implements [Store].
+func (s *SQLStore) Get(ctx context.Context, id string) (*Task, error) {
+	if !s.storable(id) {
+		return nil, ErrNotFound
+	}
+	t, err := queryTask(ctx, s.read, s.read.Rebind(getTask), id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("tasks: get task %s: %w", id, err)
+	}
+	return t, err
+}
+
+// List queries take the six states to select, "" for a state not selected,
+// and an event type, "" for all; a listing without a cursor starts before
+// endOfTime.
+const (
+	listApp = `SELECT ` + taskColumns + ` FROM taskwheel_tasks
+WHERE app_id = ? AND state IN (?, ?, ?, ?, ?, ?) AND (? = '' OR event_type = ?)
+	AND (created_at, id) < (?, ?)
+ORDER BY created_at DESC, id DESC
+LIMIT ?`
+	listAll = `SELECT ` + taskColumns + ` FROM taskwheel_tasks
+WHERE state IN (?, ?, ?, ?, ?, ?) AND (? = '' OR event_type = ?)
+	AND (created_at, id) < (?, ?)
+ORDER BY created_at DESC, id DESC
+LIMIT ?`
+)
+
+var endOfTime = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+
+// List implements [Store].
+func (s *SQLStore) List(ctx context.Context, p ListParams) ([]*Task, string, error) {
+	if err := p.normalize(); err != nil {
+		return nil, "", err
+	}
+	at, id := endOfTime, ""
+	if p.Cursor != "" {
+		at, id, _ = decodeCursor(p.Cursor)
+		if !s.storable(id) {
+			return nil, "", invalid("cursor", "malformed")
+		}
+	}
+	if !s.storable(p.AppID) || !s.storable(p.EventType) {
+		return nil, "", nil // no task has them
+	}
+	query, args := listAll, []any{}
+	if p.AppID != "" {
+		query, args = listApp, []any{p.AppID}
+	}
+	for _, st := range States {
+		if p.States != nil && !slices.Contains(p.States, st) {
+			st = ""
+		}
+		args = append(args, string(st))
+	}
+	args = append(args, p.EventType, p.EventType, s.timeArg(at), id, p.Limit+1)
+	ts, err := queryTasks(ctx, s.read, s.read.Rebind(query), args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("tasks: list tasks: %w", err)
+	}
+	if len(ts) <= p.Limit {
+		return ts, "", nil
+	}
+	ts = ts[:p.Limit]
+	return ts, encodeCursor(ts[len(ts)-1]), nil
+}
+
+const (
+	claimSQLite = `UPDATE taskwheel_tasks
+SET state = 'running', attempts = attempts + 1, lease_expires_at = ?3 + ?2, updated_at = ?3
+WHERE id IN (
+	SELECT id FROM taskwheel_tasks
+	WHERE state IN ('scheduled', 'retrying') AND run_at <= ?3
+	ORDER BY run_at, id
+	LIMIT ?1)
+RETURNING ` + taskColumns
+	claimPostgres = `UPDATE taskwheel_tasks
+SET state = 'running', attempts = attempts + 1,
+	lease_expires_at = now() + $2 * interval '1 microsecond', updated_at = now()
+WHERE id IN (
+	SELECT id FROM taskwheel_tasks
+	WHERE state IN ('scheduled', 'retrying') AND run_at <= now()
+	ORDER BY run_at, id
+	LIMIT $1
+	FOR UPDATE SKIP LOCKED)
+RETURNING ` + taskColumns
+)
+
+// Claim implements [Store]. On PostgreSQL, concurrent claims skip each
+// other's tasks instead of waiting for them.
+func (s *SQLStore) Claim(ctx context.Context, limit int, lease time.Duration) ([]*Task, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rs, err := queryRows(ctx, s.db, s.pick(claimSQLite, claimPostgres), s.args(limit, lease.Microseconds())...)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: claim tasks: %w", err)
+	}
+	// RETURNING has no order; run_at still holds when each task was due.
+	slices.SortFunc(rs, func(a, b taskRow) int {
+		if c := a.RunAt.t.Compare(b.RunAt.t); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	ts := make([]*Task, len(rs))
+	for i := range rs {
+		ts[i] = rs[i].task()
+	}
+	return ts, nil
+}
+
+// Finish queries take the task's ID, its attempt, the outcome's state, its
+// delay (microseconds) and its error.
+const (
+	finishSQLite = `UPDATE taskwheel_tasks SET
+	state = CASE WHEN ?3 = 'retrying' AND cancel_requested THEN 'canceled' ELSE ?3 END,
+	run_at = CASE WHEN ?3 = 'retrying' THEN ?6 + ?4 ELSE run_at END,
+	completed_at = CASE WHEN ?3 = 'retrying' AND NOT cancel_requested THEN NULL ELSE ?6 END,
+	last_error = CASE WHEN ?5 = '' THEN last_error ELSE ?5 END,
+	lease_expires_at = NULL,
+	updated_at = ?6
+WHERE id = ?1 AND attempts = ?2 AND state = 'running'`
+	finishPostgres = `UPDATE taskwheel_tasks SET
+	state = CASE WHEN $3 = 'retrying' AND cancel_requested THEN 'canceled' ELSE $3 END,
+	run_at = CASE WHEN $3 = 'retrying' THEN now() + $4 * interval '1 microsecond' ELSE run_at END,
+	completed_at = CASE WHEN $3 = 'retrying' AND NOT cancel_requested THEN NULL ELSE now() END,
+	last_error = CASE WHEN $5 = '' THEN last_error ELSE $5 END,
+	lease_expires_at = NULL,
+	updated_at = now()
+WHERE id = $1 AND attempts = $2 AND state = 'running'`
+)
+
+// Finish implements [Store]. It records all outcomes in one transaction.
+func (s *SQLStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error) {
+	applied := make([]bool, len(outs))
+	err := s.writeEach(ctx, len(outs), func(i int) string { return outs[i].ID }, func(tx *sql.Tx, i int) error {
+		o := outs[i]
+		n, err := exec(ctx, tx, s.pick(finishSQLite, finishPostgres), s.args(o.ID, o.Attempt,
+			string(o.State), o.Delay.Microseconds(), s.text(o.Error))...)
+		applied[i] = n == 1
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tasks: finish tasks: %w", err)
+	}
+	return applied, nil
+}
+
+const (
+	extendSQLite = `UPDATE taskwheel_tasks SET lease_expires_at = ?4 + ?3
+WHERE id = ?1 AND attempts = ?2 AND state = 'running' AND NOT cancel_requested`
+	extendPostgres = `UPDATE taskwheel_tasks SET lease_expires_at = now() + $3 * interval '1 microsecond'
+WHERE id = $1 AND attempts = $2 AND state = 'running' AND NOT cancel_requested`
+)
+
+// Extend implements [Store]. It extends all leases in one transaction.
+func (s *SQLStore) Extend(ctx context.Context, leases []Lease, d time.Duration) ([]string, error) {
+	kept := make([]bool, len(leases))
+	err := s.writeEach(ctx, len(leases), func(i int) string { return leases[i].ID }, func(tx *sql.Tx, i int) error {
+		l := leases[i]
+		n, err := exec(ctx, tx, s.pick(extendSQLite, extendPostgres), s.args(l.ID, l.Attempt, d.Microseconds())...)
+		kept[i] = n == 1
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tasks: extend leases: %w", err)
+	}
+	var revoked []string
+	for i, l := range leases {
+		if !kept[i] {
+			revoked = append(revoked, l.ID)
+		}
+	}
+	return revoked, nil
+}
+
+// writeEach calls write for each of n writes in one transaction, in the
+// order of the IDs of their tasks, so that concurrent calls lock rows in the
+// same order and cannot deadlock.
+func (s *SQLStore) writeEach(ctx context.Context, n int, id func(i int) string, write func(tx *sql.Tx, i int) error) error {
+	if n == 0 {
+		return nil
+	}
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(id(a), id(b)) })
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, i := range order {
+		if err := write(tx, i); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// exec runs query and returns how many rows it changed.
+func exec(ctx context.Context, e execer, query string, args ...any) (int64, error) {
+	res, err := e.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// Rescue queries take the limit and the error to record. A task whose
+// cancellation was requested becomes canceled; one with no attempts left,
+// failed; any other, retrying and due now.
+const (
+	rescueSQLite = `UPDATE taskwheel_tasks SET
+	state = CASE
+		WHEN cancel_requested THEN 'canceled'
+		WHEN attempts >= max_attempts THEN 'failed'
+		ELSE 'retrying' END,
+	run_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN run_at ELSE ?3 END,
+	completed_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN ?3 END,
+	last_error = ?2,
+	lease_expires_at = NULL,
+	updated_at = ?3
+WHERE id IN (
+	SELECT id FROM taskwheel_tasks
+	WHERE state = 'running' AND lease_expires_at <= ?3
+	ORDER BY lease_expires_at
+	LIMIT ?1)`
+	rescuePostgres = `UPDATE taskwheel_tasks SET
+	state = CASE
+		WHEN cancel_requested THEN 'canceled'
+		WHEN attempts >= max_attempts THEN 'failed'
+		ELSE 'retrying' END,
+	run_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN run_at ELSE now() END,
+	completed_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN now() END,
+	last_error = $2,
+	lease_expires_at = NULL,
+	updated_at = now()
+WHERE id IN (
+	SELECT id FROM taskwheel_tasks
+	WHERE state = 'running' AND lease_expires_at <= now()
+	ORDER BY lease_expires_at
+	LIMIT $1
+	FOR UPDATE SKIP LOCKED)`
+)
+
+// Rescue implements [Store].
+func (s *SQLStore) Rescue(ctx context.Context, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	n, err := exec(ctx, s.db, s.pick(rescueSQLite, rescuePostgres), s.args(limit, errLeaseExpired)...)
+	if err != nil {
+		return 0, fmt.Errorf("tasks: rescue tasks: %w", err)
+	}
+	return int(n), nil
+}
+
+// Upcoming queries take the window (microseconds) and the limit, and return
+// the clock with each task due in the window, or alone if none is.
+const (
+	upcomingSQLite = `SELECT clock.now, due.id, due.run_at
+FROM (SELECT ?3 AS now) AS clock
+LEFT JOIN (
+	SELECT id, run_at FROM taskwheel_tasks
+	WHERE state IN ('scheduled', 'retrying') AND run_at <= ?3 + ?1
+	ORDER BY run_at, id
+	LIMIT ?2) AS due ON true
+ORDER BY due.run_at, due.id`
+	upcomingPostgres = `SELECT clock.now, due.id, due.run_at
+FROM (SELECT now() AS now) AS clock
+LEFT JOIN LATERAL (
+	SELECT id, run_at FROM taskwheel_tasks
+	WHERE state IN ('scheduled', 'retrying') AND run_at <= clock.now + $1 * interval '1 microsecond'
+	ORDER BY run_at, id
+	LIMIT $2) AS due ON true
+ORDER BY due.run_at, due.id`
+)
+
+// Upcoming implements [Store].
+func (s *SQLStore) Upcoming(ctx context.Context, within time.Duration, limit int) (time.Time, []Due, error) {
+	var rows []struct {
+		Now   sqlTime        `db:"now"`
+		ID    sql.NullString `db:"id"`
+		RunAt sqlTime        `db:"run_at"`
+	}
+	err := sqlx.SelectContext(ctx, s.read, &rows, s.pick(upcomingSQLite, upcomingPostgres),
+		s.args(within.Microseconds(), max(limit, 0))...)
+	if err == nil && len(rows) == 0 {
+		err = sql.ErrNoRows // never: the query returns the clock at least
+	}
+	if err != nil {
+		return time.Time{}, nil, fmt.Errorf("tasks: list upcoming tasks: %w", err)
+	}
+	var due []Due
+	for _, r := range rows {
+		if r.ID.Valid {
+			due = append(due, Due{ID: r.ID.String, RunAt: r.RunAt.t})
+		}
+	}
+	return rows[0].Now.t, due, nil
+}
+
+// change applies query, an UPDATE of task id that matches only while the
+// task's state allows the change, and returns the changed task. When query
+// matches nothing, change reads the task and returns it with the error that
+// refused gives for its state. If that is errRaced, the task moved in
+// between to a state that allows the change, and change tries again.
+func (s *SQLStore) change(ctx context.Context, id, query string, args []any, refused func(*Task) error) (*Task, error) {
+	if !s.storable(id) {
+		return nil, ErrNotFound
+	}
+	for {
+		t, err := queryTask(ctx, s.db, query, s.args(args...)...)
+		if !errors.Is(err, ErrNotFound) {
+			return t, err
+		}
+		t, err = queryTask(ctx, s.db, s.db.Rebind(getTask), id)
+		if err != nil {
+			return nil, err
+		}
+		if err := refused(t); !errors.Is(err, errRaced) {
+			return t, err
+		}
+	}
+}
+
+// errRaced means the task changed state during [SQLStore.change].
+var errRaced = errors.New("task changed")
+
+// Cancel queries take the task's ID.
+const (
+	cancelSQLite = `UPDATE taskwheel_tasks SET
+	state = CASE WHEN state = 'running' THEN 'running' ELSE 'canceled' END,
+	cancel_requested = (state = 'running'),
+	completed_at = CASE WHEN state = 'running' THEN NULL ELSE ?2 END,
+	updated_at = ?2
+WHERE id = ?1 AND (state IN ('scheduled', 'retrying') OR state = 'running' AND NOT cancel_requested)
+RETURNING ` + taskColumns
+	cancelPostgres = `UPDATE taskwheel_tasks SET
+	state = CASE WHEN state = 'running' THEN 'running' ELSE 'canceled' END,
+	cancel_requested = (state = 'running'),
+	completed_at = CASE WHEN state = 'running' THEN NULL ELSE now() END,
+	updated_at = now()
+WHERE id = $1 AND (state IN ('scheduled', 'retrying') OR state = 'running' AND NOT cancel_requested)
+RETURNING ` + taskColumns
+)
+
+// Cancel implements [Store].
+func (s *SQLStore) Cancel(ctx context.Context, id string) (*Task, error) {
+	t, err := s.change(ctx, id, s.pick(cancelSQLite, cancelPostgres), []any{id}, func(t *Task) error {
+		switch {
+		case t.State == StateCanceled, t.State == StateRunning && t.CancelRequested:
+			return nil // nothing to do
+		case t.State.Terminal():
+			return ErrInvalidState
+		}
+		return errRaced
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrInvalidState) {
+		return nil, fmt.Errorf("tasks: cancel task %s: %w", id, err)
+	}
+	return t, err
+}
+
+// Reschedule queries take the task's ID and the run time.
+const (
+	rescheduleSQLite = `UPDATE taskwheel_tasks
+SET state = 'scheduled', scheduled_run_time = ?2, run_at = max(?2, ?3), updated_at = ?3
+WHERE id = ?1 AND state IN ('scheduled', 'retrying')
+RETURNING ` + taskColumns
+	reschedulePostgres = `UPDATE taskwheel_tasks
+SET state = 'scheduled', scheduled_run_time = $2, run_at = GREATEST($2, now()), updated_at = now()
+WHERE id = $1 AND state IN ('scheduled', 'retrying')
+RETURNING ` + taskColumns
+)
+
+// Reschedule implements [Store].
+func (s *SQLStore) Reschedule(ctx context.Context, id string, runAt time.Time) (*Task, error) {
+	query := s.pick(rescheduleSQLite, reschedulePostgres)
+	t, err := s.change(ctx, id, query, []any{id, s.timeArg(runAt)}, func(t *Task) error {
+		if t.State.pending() {
+			return errRaced
+		}
+		return ErrInvalidState
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrInvalidState) {
+		return nil, fmt.Errorf("tasks: reschedule task %s: %w", id, err)
+	}
+	return t, err
+}
+
+// Replay queries take the task's ID and the number of attempts to add.
+const (
+	replaySQLite = `UPDATE taskwheel_tasks
+SET state = 'scheduled', max_attempts = attempts + ?2, cancel_requested = FALSE,
+	completed_at = NULL, run_at = ?3, updated_at = ?3
+WHERE id = ?1 AND state IN ('completed', 'failed', 'canceled')
+RETURNING ` + taskColumns
+	replayPostgres = `UPDATE taskwheel_tasks
+SET state = 'scheduled', max_attempts = attempts + $2, cancel_requested = FALSE,
+	completed_at = NULL, run_at = now(), updated_at = now()
+WHERE id = $1 AND state IN ('completed', 'failed', 'canceled')
+RETURNING ` + taskColumns
+)
+
+// Replay implements [Store].
+func (s *SQLStore) Replay(ctx context.Context, id string, extra int) (*Task, error) {
+	t, err := s.change(ctx, id, s.pick(replaySQLite, replayPostgres), []any{id, extra}, func(t *Task) error {
+		if t.State.Terminal() {
+			return errRaced
+		}
+		return ErrInvalidState
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrInvalidState) {
+		return nil, fmt.Errorf("tasks: replay task %s: %w", id, err)
+	}
+	return t, err
+}

@@ -1,0 +1,344 @@
+package tasks_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/internal/testdb"
+	"github.com/taskwheel/tasks/tasktest"
+)
+
+func TestSQLiteStore(t *testing.T) {
+	t.Parallel()
+	tasktest.TestStore(t, func(t *testing.T) tasks.Store { return openSQLite(t) })
+}
+
+func TestPostgresStore(t *testing.T) {
+	t.Parallel()
+	testdb.SkipWithoutPostgres(t)
+	tasktest.TestStore(t, func(t *testing.T) tasks.Store { return openPostgres(t) })
+}
+
+// openSQLite opens a store on a new SQLite file, closed when t ends.
+func openSQLite(t testing.TB) *tasks.SQLStore {
+	t.Helper()
+	s, err := tasks.OpenSQLite(testdb.SQLitePath(t))
+	if err != nil {
+		t.Fatalf("OpenSQLite: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// openPostgres opens a migrated store in a new PostgreSQL schema.
+func openPostgres(t testing.TB) *tasks.SQLStore {
+	t.Helper()
+	s, err := tasks.NewSQLStore(testdb.Postgres(t), tasks.Postgres)
+	if err != nil {
+		t.Fatalf("NewSQLStore: %v", err)
+	}
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	return s
+}
+
+// sqlStores are the dialects the tests below run on.
+var sqlStores = []struct {
+	name string
+	open func(testing.TB) *tasks.SQLStore
+}{
+	{"SQLite", openSQLite},
+	{"Postgres", openPostgres},
+}
+
+// eachSQLStore runs f as a parallel subtest of t on a fresh store of each
+// dialect.
+func eachSQLStore(t *testing.T, f func(t *testing.T, s *tasks.SQLStore)) {
+	t.Parallel()
+	for _, d := range sqlStores {
+		t.Run(d.name, func(t *testing.T) {
+			t.Parallel()
+			f(t, d.open(t))
+		})
+	}
+}
+
+var sqlTaskN atomic.Int64
+
+// sqlTask returns a task to insert, due now, with a unique ID.
+func sqlTask(opts ...func(*tasks.Task)) *tasks.Task {
+	t := &tasks.Task{
+		ID:          fmt.Sprintf("00000000-0000-4000-8000-%012d", sqlTaskN.Add(1)),
+		AppID:       "app_1",
+		EventType:   "test.event",
+		Data:        json.RawMessage(`{"n":1}`),
+		MaxAttempts: 3,
+	}
+	for _, o := range opts {
+		o(t)
+	}
+	return t
+}
+
+func sqlInsert(t testing.TB, s tasks.Store, opts ...func(*tasks.Task)) *tasks.Task {
+	t.Helper()
+	got, err := s.Insert(context.Background(), sqlTask(opts...))
+	if err != nil {
+		t.Fatalf("Insert: got error %v, want nil", err)
+	}
+	return got
+}
+
+func TestSQLStore_InsertTx(t *testing.T) {
+	eachSQLStore(t, func(t *testing.T, s *tasks.SQLStore) {
+		ctx := t.Context()
+		inTx := func(commit bool, ts ...*tasks.Task) []error {
+			tx, err := s.DB().BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatalf("BeginTx: %v", err)
+			}
+			var errs []error
+			for _, tk := range ts {
+				_, err := s.InsertTx(ctx, tx, tk)
+				errs = append(errs, err)
+			}
+			if commit {
+				err = tx.Commit()
+			} else {
+				err = tx.Rollback()
+			}
+			if err != nil {
+				t.Fatalf("ending the transaction: %v", err)
+			}
+			return errs
+		}
+
+		rolledBack := sqlTask()
+		if errs := inTx(false, rolledBack); errs[0] != nil {
+			t.Fatalf("InsertTx: %v", errs[0])
+		}
+		if _, err := s.Get(ctx, rolledBack.ID); !errors.Is(err, tasks.ErrNotFound) {
+			t.Errorf("Get after rollback: got error %v, want ErrNotFound", err)
+		}
+
+		// A duplicate leaves the transaction usable: the task after it commits.
+		first := sqlInsert(t, s, func(t *tasks.Task) { t.IdempotencyKey = "k" })
+		dup, committed := sqlTask(func(t *tasks.Task) { t.IdempotencyKey = "k" }), sqlTask()
+		errs := inTx(true, dup, committed)
+		if !errors.Is(errs[0], tasks.ErrDuplicate) || errs[1] != nil {
+			t.Fatalf("InsertTx of a duplicate, then a new task: got errors %v, want [ErrDuplicate, nil]", errs)
+		}
+		if _, err := s.Get(ctx, committed.ID); err != nil {
+			t.Errorf("Get after commit: got error %v, want nil", err)
+		}
+		if _, err := s.Get(ctx, dup.ID); !errors.Is(err, tasks.ErrNotFound) {
+			t.Errorf("Get of the duplicate: got error %v, want ErrNotFound (task %s has its key)", err, first.ID)
+		}
+	})
+}
+
+func TestSQLStore_MigrateIsIdempotent(t *testing.T) {
+	eachSQLStore(t, func(t *testing.T, s *tasks.SQLStore) {
+		tk := sqlInsert(t, s)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				if err := s.Migrate(context.Background()); err != nil {
+					t.Errorf("Migrate: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		var n int
+		if err := s.DB().QueryRowContext(t.Context(), "SELECT COUNT(*) FROM taskwheel_migrations").Scan(&n); err != nil || n != 1 {
+			t.Errorf("migrations recorded: got %d, %v; want 1", n, err)
+		}
+		if _, err := s.Get(t.Context(), tk.ID); err != nil {
+			t.Errorf("Get after Migrate: %v", err)
+		}
+	})
+}
+
+func TestSQLStore_ConcurrentFirstMigrations(t *testing.T) {
+	t.Parallel()
+	for _, d := range []struct {
+		name string
+		open func(t testing.TB) (*sql.DB, tasks.Dialect)
+	}{
+		{"SQLite", func(t testing.TB) (*sql.DB, tasks.Dialect) {
+			db, err := sql.Open("sqlite3", "file:"+testdb.SQLitePath(t)+"?_busy_timeout=10000&_journal_mode=WAL")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			return db, tasks.SQLite
+		}},
+		{"Postgres", func(t testing.TB) (*sql.DB, tasks.Dialect) { return testdb.Postgres(t), tasks.Postgres }},
+	} {
+		t.Run(d.name, func(t *testing.T) {
+			t.Parallel()
+			db, dialect := d.open(t)
+			var wg sync.WaitGroup
+			for range 4 {
+				wg.Go(func() {
+					s, err := tasks.NewSQLStore(db, dialect)
+					if err == nil {
+						err = s.Migrate(context.Background())
+					}
+					if err != nil {
+						t.Errorf("Migrate: %v", err)
+					}
+				})
+			}
+			wg.Wait()
+			s, _ := tasks.NewSQLStore(db, dialect)
+			sqlInsert(t, s)
+			if err := s.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+			if err := db.PingContext(t.Context()); err != nil {
+				t.Errorf("Ping after Close: got %v, want nil (the caller's database stays open)", err)
+			}
+		})
+	}
+}
+
+// F18: two stores on one SQLite file, as two processes would have, with
+// inserters and workers on each: no error reaches a caller.
+func TestSQLiteStore_ConcurrentWritersAreNeverLocked(t *testing.T) {
+	t.Parallel()
+	path := testdb.SQLitePath(t)
+	var stores []*tasks.SQLStore
+	for range 2 {
+		s, err := tasks.OpenSQLite(path)
+		if err != nil {
+			t.Fatalf("OpenSQLite: %v", err)
+		}
+		defer s.Close()
+		stores = append(stores, s)
+	}
+	const inserters, perInserter = 8, 50
+	ctx := t.Context()
+	var (
+		wg       sync.WaitGroup
+		inserted sync.WaitGroup
+		mu       sync.Mutex
+		done     int
+	)
+	fail := func(what string, err error) {
+		if strings.Contains(err.Error(), "locked") || strings.Contains(err.Error(), "busy") {
+			t.Errorf("%s: %v (want no lock error)", what, err)
+		} else {
+			t.Errorf("%s: %v", what, err)
+		}
+	}
+	for i := range inserters {
+		inserted.Add(1)
+		wg.Go(func() {
+			defer inserted.Done()
+			for range perInserter {
+				if _, err := stores[i%2].Insert(ctx, sqlTask()); err != nil {
+					fail("Insert", err)
+					return
+				}
+			}
+		})
+	}
+	finished := make(chan struct{})
+	go func() { inserted.Wait(); close(finished) }()
+	for i := range 2 {
+		wg.Go(func() {
+			s := stores[i]
+			for {
+				got, err := s.Claim(ctx, 5, time.Minute)
+				if err != nil {
+					fail("Claim", err)
+					return
+				}
+				outs := make([]tasks.Outcome, len(got))
+				for j, tk := range got {
+					outs[j] = tasks.Outcome{ID: tk.ID, Attempt: tk.Attempts, State: tasks.StateCompleted}
+				}
+				if _, err := s.Finish(ctx, outs); err != nil {
+					fail("Finish", err)
+					return
+				}
+				if _, _, err := s.List(ctx, tasks.ListParams{Limit: 10}); err != nil {
+					fail("List", err)
+					return
+				}
+				mu.Lock()
+				done += len(got)
+				mu.Unlock()
+				select {
+				case <-finished:
+					if len(got) == 0 {
+						return
+					}
+				default:
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if want := inserters * perInserter; done != want && !t.Failed() {
+		t.Errorf("got %d tasks completed, want %d", done, want)
+	}
+}
+
+// Text that PostgreSQL cannot store, in an ID, a filter or an error
+// message, is not an error.
+func TestSQLStore_UnstorableText(t *testing.T) {
+	eachSQLStore(t, func(t *testing.T, s *tasks.SQLStore) {
+		ctx := t.Context()
+		for _, id := range []string{"a\x00b", "\xff\xfe"} {
+			if _, err := s.Get(ctx, id); !errors.Is(err, tasks.ErrNotFound) {
+				t.Errorf("Get(%q): got error %v, want ErrNotFound", id, err)
+			}
+			if _, err := s.Cancel(ctx, id); !errors.Is(err, tasks.ErrNotFound) {
+				t.Errorf("Cancel(%q): got error %v, want ErrNotFound", id, err)
+			}
+			if got, _, err := s.List(ctx, tasks.ListParams{AppID: id, EventType: id}); err != nil || len(got) != 0 {
+				t.Errorf("List of app %q: got %d tasks, error %v; want none, nil", id, len(got), err)
+			}
+		}
+		sqlInsert(t, s)
+		got, err := s.Claim(ctx, 1, time.Hour)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("Claim: got %d tasks, error %v; want 1 task", len(got), err)
+		}
+		const msg = "nul \x00, invalid \xff"
+		o := tasks.Outcome{ID: got[0].ID, Attempt: 1, State: tasks.StateRetrying, Delay: time.Hour, Error: msg}
+		if applied, err := s.Finish(ctx, []tasks.Outcome{o}); err != nil || !applied[0] {
+			t.Fatalf("Finish with error %q: got applied %v, error %v; want true, nil", msg, applied, err)
+		}
+		tk, err := s.Get(ctx, o.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tk.LastError != msg && tk.LastError != "nul \uFFFD, invalid \uFFFD" {
+			t.Errorf("LastError: got %q, want %q, or with U+FFFD for the NUL and the invalid byte", tk.LastError, msg)
+		}
+	})
+}
+
+func TestNewSQLStore_UnknownDialect(t *testing.T) {
+	t.Parallel()
+	if _, err := tasks.NewSQLStore(&sql.DB{}, tasks.Dialect(0)); err == nil {
+		t.Error("NewSQLStore with dialect 0: got nil error, want an error")
+	}
+}
