@@ -55,11 +55,12 @@ type run struct {
 	results chan Outcome  // workers → completer; closed after the workers end
 	exited  chan struct{} // one value per worker that has ended
 
-	schedulerDone, completerDone, maintainerDone chan struct{}
-	stopMaintainer                               chan struct{}
+	schedulerDone, completerDone, maintainerDone, listenerDone chan struct{}
+	stopMaintainer                                             chan struct{}
 
 	wake     chan struct{} // capacity 1: the scheduler has news
 	mayBeDue atomic.Bool   // set with wake: claim even if the wheel says nothing is due
+	refill   atomic.Bool   // set with wake: read the store's upcoming tasks now
 	skew     atomic.Int64  // store clock minus local clock, in nanoseconds
 
 	hintsMu sync.Mutex
@@ -91,6 +92,7 @@ func (e *Engine) startRun() *run {
 		schedulerDone:  make(chan struct{}),
 		completerDone:  make(chan struct{}),
 		maintainerDone: make(chan struct{}),
+		listenerDone:   make(chan struct{}),
 		stopMaintainer: make(chan struct{}),
 		wake:           make(chan struct{}, 1),
 		active:         make(map[string]*attempt),
@@ -103,6 +105,7 @@ func (e *Engine) startRun() *run {
 	}
 	go r.complete()
 	go r.maintain()
+	go r.listen()
 	return r
 }
 
@@ -126,6 +129,7 @@ func (r *run) stop(ctx context.Context) error {
 		close(r.stopMaintainer)
 		<-r.maintainerDone
 		r.cancelStore()
+		<-r.listenerDone
 		r.cancelTasks(errStopped)
 		return nil
 	}
@@ -138,6 +142,7 @@ func (r *run) stop(ctx context.Context) error {
 	<-r.schedulerDone
 	<-r.completerDone
 	<-r.maintainerDone
+	<-r.listenerDone
 	r.release()
 	return ctx.Err()
 }
@@ -183,6 +188,19 @@ func (r *run) poke() {
 // storeNow estimates the store's clock.
 func (r *run) storeNow() time.Time {
 	return time.Now().Add(time.Duration(r.skew.Load()))
+}
+
+// forget ends the attempt l here; dropped says that its outcome was dropped
+// and its task is to be released.
+func (r *run) forget(l Lease, dropped bool) {
+	r.activeMu.Lock()
+	defer r.activeMu.Unlock()
+	if a, ok := r.active[l.ID]; ok && a.lease == l {
+		delete(r.active, l.ID)
+	}
+	if dropped {
+		r.dropped = append(r.dropped, l)
+	}
 }
 
 // revoke cancels the context of task id if it runs here.
@@ -232,6 +250,9 @@ func (r *run) schedule() {
 		now := nowNs / int64(wheelTick)
 		if r.mayBeDue.Swap(false) {
 			due = true
+		}
+		if r.refill.Swap(false) {
+			refillAt = now
 		}
 		storeOK := now >= errUntil
 		if storeOK && now >= refillAt {
@@ -353,12 +374,9 @@ func (r *run) work() {
 			case <-r.abandon:
 			}
 		}
-		r.activeMu.Lock()
-		delete(r.active, t.ID)
 		if !sent {
-			r.dropped = append(r.dropped, Lease{t.ID, t.Attempts})
+			r.forget(Lease{t.ID, t.Attempts}, true)
 		}
-		r.activeMu.Unlock()
 		r.idle <- struct{}{} // never blocks: one slot per worker
 	}
 }
@@ -379,8 +397,10 @@ func (r *run) execute(t *Task) Outcome {
 		defer cancelTimeout()
 		a.deadline = time.Now().Add(timeout)
 	}
+	// The attempt stays active, its lease extended, until its outcome is
+	// stored or given up (finish), or dropped (work).
 	r.activeMu.Lock()
-	r.active[t.ID] = a // work removes it once the outcome is sent or dropped
+	r.active[t.ID] = a
 	r.activeMu.Unlock()
 
 	var err error
@@ -467,10 +487,16 @@ func (r *run) complete() {
 }
 
 // finish stores a batch of outcomes, retrying store errors a few times with
-// backoff. Outcomes it cannot store are left to the rescuer: the tasks stay
-// running until their leases expire, and are never reported complete.
+// backoff while the heartbeat keeps extending their leases. Outcomes it
+// cannot store are left to the rescuer: the tasks stay running until their
+// leases expire, and are never reported complete.
 func (r *run) finish(outs []Outcome) {
 	e := r.e
+	defer func() {
+		for _, o := range outs {
+			r.forget(Lease{o.ID, o.Attempt}, false)
+		}
+	}()
 	delay := 20 * time.Millisecond
 	for try := 1; ; try++ {
 		// Not r.ctx: a result is stored even while the engine stops.
@@ -572,5 +598,38 @@ func (r *run) heartbeat() {
 	}
 	for _, id := range revoked {
 		r.revoke(id, errLeaseRevoked)
+	}
+}
+
+// listen is the listener goroutine: on a [Notifier] store it turns other
+// engines' news into hints, listening again after each failure. Each time it
+// (re)starts listening it has the scheduler re-read the store, for what it
+// missed meanwhile.
+func (r *run) listen() {
+	defer close(r.listenerDone)
+	n, ok := r.e.store.(Notifier)
+	if !ok {
+		return
+	}
+	backoff := minStoreBackoff
+	for {
+		err := n.Listen(r.ctx, func() {
+			backoff = minStoreBackoff
+			r.refill.Store(true)
+			r.poke()
+		}, func(d Due) { r.hint(d.ID, d.RunAt) })
+		switch {
+		case r.ctx.Err() != nil:
+			return
+		case errors.Is(err, ErrNotSupported):
+			return
+		}
+		r.e.log.Error("tasks: listen for other engines' tasks; polling meanwhile", "err", err, "retry_in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-r.ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, r.e.cfg.PollInterval)
 	}
 }

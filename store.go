@@ -105,6 +105,20 @@ type TxStore interface {
 	InsertTx(ctx context.Context, tx *sql.Tx, t *Task) (*Task, error)
 }
 
+// Notifier is a Store that tells engines at once of tasks that become
+// pending (stored, retried, rescued, rescheduled or replayed) anywhere, even
+// in another process, so that they need not wait for their next poll to see
+// them. [SQLStore] implements it on PostgreSQL with LISTEN/NOTIFY.
+// Notifications are hints: one may be lost, and the engine's poll
+// (Config.PollInterval) bounds the delay that costs.
+type Notifier interface {
+	Store
+	// Listen calls listening once it listens, then notify for each task that
+	// becomes pending, until ctx ends or the connection fails. It returns the
+	// reason; the engine listens again after a failure.
+	Listen(ctx context.Context, listening func(), notify func(Due)) error
+}
+
 // Outcome is the result of one claimed attempt, given to [Store.Finish].
 type Outcome struct {
 	ID      string // the task

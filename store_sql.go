@@ -3,6 +3,7 @@ package tasks
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jmoiron/sqlx"
 	_ "github.com/mattn/go-sqlite3" // the driver OpenSQLite opens
 )
@@ -915,4 +917,58 @@ func (s *SQLStore) Replay(ctx context.Context, id string, extra int) (*Task, err
 		return nil, fmt.Errorf("tasks: replay task %s: %w", id, err)
 	}
 	return t, err
+}
+
+// Listen implements [Notifier] on PostgreSQL: it takes a connection of its
+// own from the pool, LISTENs on the channel that the migrations' trigger
+// notifies for the store's schema, and calls notify for each notification
+// until ctx ends or the connection fails; the connection is then closed, not
+// returned to the pool. The database must be opened with the driver
+// github.com/jackc/pgx/v5/stdlib. On SQLite, Listen returns ErrNotSupported:
+// engines on one SQLite file see each other's tasks at their next poll.
+func (s *SQLStore) Listen(ctx context.Context, listening func(), notify func(Due)) error {
+	if s.dialect != Postgres {
+		return ErrNotSupported
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("tasks: listen: %w", err)
+	}
+	defer conn.Close()
+	var listenErr error
+	// Returning driver.ErrBadConn makes database/sql close the connection,
+	// which is still listening, instead of pooling it.
+	conn.Raw(func(dc any) error {
+		listenErr = listen(ctx, dc, listening, notify)
+		return driver.ErrBadConn
+	})
+	return fmt.Errorf("tasks: listen: %w", listenErr)
+}
+
+func listen(ctx context.Context, dc any, listening func(), notify func(Due)) error {
+	pc, ok := dc.(interface{ Conn() *pgx.Conn })
+	if !ok {
+		return fmt.Errorf("want a connection of github.com/jackc/pgx/v5/stdlib, have %T", dc)
+	}
+	c := pc.Conn()
+	var schema string
+	if err := c.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+		return err
+	}
+	if _, err := c.Exec(ctx, "LISTEN "+pgx.Identifier{"taskwheel_" + schema}.Sanitize()); err != nil {
+		return err
+	}
+	listening()
+	for {
+		n, err := c.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		micros, id, ok := strings.Cut(n.Payload, " ")
+		us, err := strconv.ParseInt(micros, 10, 64)
+		if !ok || err != nil {
+			continue // not ours
+		}
+		notify(Due{ID: id, RunAt: time.UnixMicro(us).UTC()})
+	}
 }
