@@ -275,7 +275,7 @@ func (e *Engine) EnqueueTx(ctx context.Context, tx *sql.Tx, nt NewTask) (*Task, 
 
 // newTask validates nt and builds the task to insert.
 func (e *Engine) newTask(nt NewTask) (*Task, error) {
-	if err := validateNewTask(&nt); err != nil {
+	if err := nt.Validate(); err != nil {
 		return nil, err
 	}
 	id, err := uuid.NewV7()

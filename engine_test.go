@@ -380,6 +380,10 @@ func TestEngine_Enqueue(t *testing.T) {
 		field string
 	}{
 		{"no app", tasks.NewTask{EventType: "x"}, "app_id"},
+		{"app with a NUL byte", tasks.NewTask{AppID: "a\x00b", EventType: "x"}, "app_id"},
+		{"app not UTF-8", tasks.NewTask{AppID: "a\xffb", EventType: "x"}, "app_id"},
+		{"idempotency key with a newline", tasks.NewTask{AppID: "a", EventType: "x", IdempotencyKey: "k\n"}, "idempotency_key"},
+		{"negative max attempts", tasks.NewTask{AppID: "a", EventType: "x", MaxAttempts: -1}, "max_attempts"},
 		{"no event type", tasks.NewTask{AppID: "a"}, "event_type"},
 		{"event type with space", tasks.NewTask{AppID: "a", EventType: "user created"}, "event_type"},
 		{"event type with leading dot", tasks.NewTask{AppID: "a", EventType: ".user"}, "event_type"},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -185,14 +186,17 @@ func ValidateEventType(s string) error {
 	return nil
 }
 
-func validateNewTask(nt *NewTask) error {
-	switch {
-	case nt.AppID == "":
+// Validate reports the first field of nt that Enqueue would refuse, as a
+// *ValidationError: an AppID or IdempotencyKey that is empty (AppID only),
+// too long, not UTF-8 or holds control characters; an invalid EventType (see
+// [ValidateEventType]); Data that is not JSON; a negative MaxAttempts or
+// Timeout.
+func (nt *NewTask) Validate() error {
+	if err := validateText("app_id", nt.AppID, MaxIDLength); err != nil {
+		return err
+	}
+	if nt.AppID == "" {
 		return invalid("app_id", "must not be empty")
-	case len(nt.AppID) > MaxIDLength:
-		return invalid("app_id", "longer than %d bytes", MaxIDLength)
-	case !utf8.ValidString(nt.AppID):
-		return invalid("app_id", "not valid UTF-8")
 	}
 	if err := ValidateEventType(nt.EventType); err != nil {
 		return err
@@ -200,15 +204,28 @@ func validateNewTask(nt *NewTask) error {
 	if nt.Data != nil && !json.Valid(nt.Data) {
 		return invalid("data", "not valid JSON")
 	}
+	if err := validateText("idempotency_key", nt.IdempotencyKey, MaxIdempotencyKeyLength); err != nil {
+		return err
+	}
 	switch {
-	case len(nt.IdempotencyKey) > MaxIdempotencyKeyLength:
-		return invalid("idempotency_key", "longer than %d bytes", MaxIdempotencyKeyLength)
-	case !utf8.ValidString(nt.IdempotencyKey):
-		return invalid("idempotency_key", "not valid UTF-8")
 	case nt.MaxAttempts < 0:
 		return invalid("max_attempts", "must not be negative")
 	case nt.Timeout < 0:
 		return invalid("timeout", "must not be negative")
+	}
+	return nil
+}
+
+// validateText checks an identifier-like field: at most max bytes of UTF-8
+// with no control characters.
+func validateText(field, s string, max int) error {
+	switch {
+	case len(s) > max:
+		return invalid(field, "longer than %d bytes", max)
+	case !utf8.ValidString(s):
+		return invalid(field, "not valid UTF-8")
+	case strings.IndexFunc(s, unicode.IsControl) >= 0:
+		return invalid(field, "contains a control character")
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/taskwheel/tasks"
 )
 
@@ -61,7 +63,7 @@ func data(s string) func(*tasks.Task)     { return func(t *tasks.Task) { t.Data 
 // "test.event", data {"n":1}, three attempts, due now; opts change it.
 func (h *harness) newTask(opts ...func(*tasks.Task)) *tasks.Task {
 	t := &tasks.Task{
-		ID:          newID(),
+		ID:          uuid.NewString(),
 		AppID:       "app_1",
 		EventType:   "test.event",
 		Data:        json.RawMessage(`{"n":1}`),

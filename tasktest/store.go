@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/taskwheel/tasks"
 )
 
@@ -308,7 +310,7 @@ func (su suite) testInsert(t *testing.T) {
 func (su suite) testGet(t *testing.T) {
 	su.run(t, "UnknownIDIsNotFound", func(h *harness) {
 		h.insert()
-		got, err := h.s.Get(h.ctx, newID())
+		got, err := h.s.Get(h.ctx, uuid.NewString())
 		h.wantIs("Get of an unknown ID", err, tasks.ErrNotFound)
 		if got != nil {
 			h.t.Errorf("Get of an unknown ID: got %v, want nil", got)

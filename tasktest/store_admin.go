@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/taskwheel/tasks"
 )
 
@@ -74,7 +76,7 @@ func (su suite) testCancel(t *testing.T) {
 	}
 
 	su.run(t, "UnknownIsNotFound", func(h *harness) {
-		_, err := h.s.Cancel(h.ctx, newID())
+		_, err := h.s.Cancel(h.ctx, uuid.NewString())
 		h.wantIs("Cancel of an unknown task", err, tasks.ErrNotFound)
 	})
 
@@ -183,7 +185,7 @@ func (su suite) testReschedule(t *testing.T) {
 	}
 
 	su.run(t, "UnknownIsNotFound", func(h *harness) {
-		_, err := h.s.Reschedule(h.ctx, newID(), time.Now())
+		_, err := h.s.Reschedule(h.ctx, uuid.NewString(), time.Now())
 		h.wantIs("Reschedule of an unknown task", err, tasks.ErrNotFound)
 	})
 }
@@ -278,7 +280,7 @@ func (su suite) testReplay(t *testing.T) {
 	}
 
 	su.run(t, "UnknownIsNotFound", func(h *harness) {
-		_, err := h.s.Replay(h.ctx, newID(), 1)
+		_, err := h.s.Replay(h.ctx, uuid.NewString(), 1)
 		h.wantIs("Replay of an unknown task", err, tasks.ErrNotFound)
 	})
 }

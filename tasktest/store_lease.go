@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/taskwheel/tasks"
 )
 
@@ -221,7 +223,7 @@ func (su suite) testFinish(t *testing.T) {
 	})
 
 	su.run(t, "UnknownTaskIsNotApplied", func(h *harness) {
-		if applied := h.finish(tasks.Outcome{ID: newID(), Attempt: 1, State: tasks.StateCompleted}); applied[0] {
+		if applied := h.finish(tasks.Outcome{ID: uuid.NewString(), Attempt: 1, State: tasks.StateCompleted}); applied[0] {
 			h.t.Errorf("Finish of an unknown task: got applied true, want false")
 		}
 	})
@@ -278,7 +280,7 @@ func (su suite) testFinish(t *testing.T) {
 		applied := h.finish(
 			tasks.Outcome{ID: a.ID, Attempt: 1, State: tasks.StateCompleted},
 			tasks.Outcome{ID: b.ID, Attempt: 2, State: tasks.StateCompleted}, // stale
-			tasks.Outcome{ID: newID(), Attempt: 1, State: tasks.StateCompleted},
+			tasks.Outcome{ID: uuid.NewString(), Attempt: 1, State: tasks.StateCompleted},
 			tasks.Outcome{ID: d.ID, Attempt: 1, State: tasks.StateRetrying, Delay: time.Hour, Error: "boom"},
 		)
 		if want := []bool{true, false, false, true}; !slices.Equal(applied, want) {
@@ -472,7 +474,7 @@ func (su suite) testExtend(t *testing.T) {
 		h.cancel(canceled.ID)
 		done := h.running(time.Hour)
 		h.finishOne(done, tasks.StateCompleted, 0, "")
-		unknown := newID()
+		unknown := uuid.NewString()
 		before := h.now()
 		revoked := h.extend(time.Hour,
 			tasks.Lease{ID: live.ID, Attempt: 1},

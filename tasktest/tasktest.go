@@ -28,15 +28,16 @@
 package tasktest
 
 import (
+	"cmp"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"runtime/debug"
 	"slices"
 	"testing"
 	"time"
-	"unicode/utf8"
+
+	"github.com/google/uuid"
 
 	"github.com/taskwheel/tasks"
 )
@@ -45,25 +46,24 @@ import (
 // task enqueued as nt: a fresh UUID, state running, Attempts 1, CreatedAt and
 // UpdatedAt now, ScheduledRunTime nt.RunAt (nil when zero), Data nt.Data
 // (JSON null when nil), and AppID, EventType, MaxAttempts, Timeout and
-// IdempotencyKey as nt gives them, except that MaxAttempts is 1 when nt
-// leaves it zero (the engine would use its Config.MaxAttempts). Times are
+// IdempotencyKey as nt gives them, except that MaxAttempts is
+// tasks.DefaultMaxAttempts when nt leaves it zero. Times are
 // UTC, to the microsecond, as stores keep them. NextAttemptAt and
 // LeaseExpiresAt are nil.
 //
-// Task fails t at once when the engine would refuse nt: an empty or overlong
-// AppID, an invalid event type (see [tasks.ValidateEventType]), Data that is
-// not valid JSON, or a negative MaxAttempts or Timeout.
+// Task fails t at once when the engine would refuse nt (see
+// [tasks.NewTask.Validate]).
 //
 // Set fields of the result to test other cases, for example Attempts equal
 // to MaxAttempts for the last attempt.
 func Task(t testing.TB, nt tasks.NewTask) *tasks.Task {
 	t.Helper()
-	if err := validate(nt); err != nil {
+	if err := nt.Validate(); err != nil {
 		t.Fatalf("tasktest: %v", err)
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	task := &tasks.Task{
-		ID:             newID(),
+		ID:             uuid.NewString(),
 		AppID:          nt.AppID,
 		EventType:      nt.EventType,
 		State:          tasks.StateRunning,
@@ -71,7 +71,7 @@ func Task(t testing.TB, nt tasks.NewTask) *tasks.Task {
 		UpdatedAt:      now,
 		Data:           slices.Clone(nt.Data),
 		Attempts:       1,
-		MaxAttempts:    max(nt.MaxAttempts, 1),
+		MaxAttempts:    cmp.Or(nt.MaxAttempts, tasks.DefaultMaxAttempts),
 		IdempotencyKey: nt.IdempotencyKey,
 		Timeout:        nt.Timeout,
 	}
@@ -109,32 +109,4 @@ func Run(t testing.TB, fn tasks.Func, nt tasks.NewTask) (err error) {
 		}
 	}()
 	return fn(ctx, task)
-}
-
-// validate checks nt as the engine does before it stores a task.
-func validate(nt tasks.NewTask) error {
-	switch {
-	case nt.AppID == "":
-		return &tasks.ValidationError{Field: "app_id", Message: "must not be empty"}
-	case len(nt.AppID) > tasks.MaxIDLength || !utf8.ValidString(nt.AppID):
-		return &tasks.ValidationError{Field: "app_id", Message: "longer than the limit or not valid UTF-8"}
-	case nt.Data != nil && !json.Valid(nt.Data):
-		return &tasks.ValidationError{Field: "data", Message: "not valid JSON"}
-	case len(nt.IdempotencyKey) > tasks.MaxIdempotencyKeyLength || !utf8.ValidString(nt.IdempotencyKey):
-		return &tasks.ValidationError{Field: "idempotency_key", Message: "longer than the limit or not valid UTF-8"}
-	case nt.MaxAttempts < 0:
-		return &tasks.ValidationError{Field: "max_attempts", Message: "must not be negative"}
-	case nt.Timeout < 0:
-		return &tasks.ValidationError{Field: "timeout", Message: "must not be negative"}
-	}
-	return tasks.ValidateEventType(nt.EventType)
-}
-
-// newID returns a random (version 4) UUID in its canonical text form.
-func newID() string {
-	var b [16]byte
-	rand.Read(b[:]) // never fails; see crypto/rand.Read
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }

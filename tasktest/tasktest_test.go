@@ -61,9 +61,9 @@ func TestTask(t *testing.T) {
 	t.Run("Defaults", func(t *testing.T) {
 		t.Parallel()
 		got := tasktest.Task(t, tasks.NewTask{AppID: "app_1", EventType: "e"})
-		if string(got.Data) != "null" || got.MaxAttempts != 1 || got.ScheduledRunTime != nil || got.Timeout != 0 {
-			t.Errorf("got Data %s, MaxAttempts %d, ScheduledRunTime %v, Timeout %v; want null, 1, nil, 0",
-				got.Data, got.MaxAttempts, got.ScheduledRunTime, got.Timeout)
+		if string(got.Data) != "null" || got.MaxAttempts != tasks.DefaultMaxAttempts || got.ScheduledRunTime != nil || got.Timeout != 0 {
+			t.Errorf("got Data %s, MaxAttempts %d, ScheduledRunTime %v, Timeout %v; want null, %d, nil, 0",
+				got.Data, got.MaxAttempts, got.ScheduledRunTime, got.Timeout, tasks.DefaultMaxAttempts)
 		}
 	})
 
