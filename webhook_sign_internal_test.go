@@ -1,0 +1,303 @@
+package tasks
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+)
+
+// The published Standard Webhooks test vector (ACCEPTANCE S1).
+const (
+	vectorSecret    = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	vectorID        = "msg_p5jXN8AQM9LWM0D4loKWxJek"
+	vectorTimestamp = 1614265330
+	vectorBody      = `{"test": 2432232314}`
+	vectorSignature = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+)
+
+// hostedHooksHex computes the HostedHooks signature independently of the
+// code under test: hex HMAC-SHA256 over "t.body", keyed with the secret text.
+func hostedHooksHex(secret string, t int64, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(strconv.FormatInt(t, 10) + "." + string(body)))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// deliveryHeader returns the Standard Webhooks headers of a delivery.
+func deliveryHeader(id string, ts time.Time, signature string) http.Header {
+	h := http.Header{}
+	h.Set(webhookIDHeader, id)
+	h.Set(webhookTimestampHeader, webhookTimestamp(ts))
+	h.Set(webhookSignatureHeader, signature)
+	return h
+}
+
+func TestSignWebhook_Vector(t *testing.T) {
+	t.Parallel()
+	ts := time.Unix(vectorTimestamp, 0)
+	std, hh, err := signWebhook([]string{vectorSecret}, vectorID, ts, []byte(vectorBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if std != vectorSignature {
+		t.Errorf("webhook-signature: got %q, want %q", std, vectorSignature)
+	}
+	wantHH := "t=1614265330,s=" + hostedHooksHex(vectorSecret, vectorTimestamp, []byte(vectorBody))
+	if hh != wantHH {
+		t.Errorf("HostedHooks-Signature: got %q, want %q", hh, wantHH)
+	}
+	h := deliveryHeader(vectorID, ts, vectorSignature)
+	if err := verifyWebhookAt(vectorSecret, h, []byte(vectorBody), ts); err != nil {
+		t.Errorf("verify the vector at its own time: got %v, want nil", err)
+	}
+}
+
+// The body is signed byte for byte, never re-encoded (ACCEPTANCE S6).
+func TestSignWebhook_BodyBytesAsGiven(t *testing.T) {
+	t.Parallel()
+	secret := NewWebhookSecret()
+	key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	ts := time.Unix(1700000000, 0)
+	for _, body := range []string{
+		`{"b": 1,  "a": "\u00e9"}` + "\n", // not what json.Marshal would write
+		"",
+		"\x00\xff not JSON at all",
+	} {
+		std, hh, err := signWebhook([]string{secret}, "id1", ts, []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte("id1.1700000000." + body))
+		if want := "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil)); std != want {
+			t.Errorf("body %q: webhook-signature: got %q, want %q", body, std, want)
+		}
+		if want := "t=1700000000,s=" + hostedHooksHex(secret, 1700000000, []byte(body)); hh != want {
+			t.Errorf("body %q: HostedHooks-Signature: got %q, want %q", body, hh, want)
+		}
+	}
+}
+
+// Two active secrets give two entries in each header, newest first, and each
+// entry verifies with its own secret only (ACCEPTANCE W18).
+func TestSignWebhook_Rotation(t *testing.T) {
+	t.Parallel()
+	newSecret, oldSecret := NewWebhookSecret(), NewWebhookSecret()
+	ts := time.Unix(1700000000, 0)
+	body := []byte(`{"id":"t1","event_type":"user.created","data":{}}`)
+	std, hh, err := signWebhook([]string{newSecret, oldSecret}, "t1", ts, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := strings.Split(std, " ")
+	if len(entries) != 2 {
+		t.Fatalf("webhook-signature %q: got %d entries, want 2", std, len(entries))
+	}
+	for i, secret := range []string{newSecret, oldSecret} {
+		if err := verifyWebhookAt(secret, deliveryHeader("t1", ts, std), body, ts); err != nil {
+			t.Errorf("whole header with secret %d: got %v, want nil", i, err)
+		}
+		for j, entry := range entries {
+			err := verifyWebhookAt(secret, deliveryHeader("t1", ts, entry), body, ts)
+			if i == j && err != nil {
+				t.Errorf("entry %d with its own secret: got %v, want nil", j, err)
+			}
+			if i != j && !errors.Is(err, ErrWebhookSignature) {
+				t.Errorf("entry %d with secret %d: got %v, want ErrWebhookSignature", j, i, err)
+			}
+		}
+	}
+	wantHH := "t=1700000000,s=" + hostedHooksHex(newSecret, 1700000000, body) + ",s=" + hostedHooksHex(oldSecret, 1700000000, body)
+	if hh != wantHH {
+		t.Errorf("HostedHooks-Signature: got %q, want %q", hh, wantHH)
+	}
+}
+
+// Each attempt of a retried task gets a fresh timestamp and signature over
+// the same id and body (ACCEPTANCE W16).
+func TestSignWebhook_FreshPerAttempt(t *testing.T) {
+	t.Parallel()
+	secret := NewWebhookSecret()
+	body := []byte(`{"id":"t1"}`)
+	t1, t2 := time.Unix(1700000000, 0), time.Unix(1700000060, 0)
+	s1, h1, _ := signWebhook([]string{secret}, "t1", t1, body)
+	s2, h2, _ := signWebhook([]string{secret}, "t1", t2, body)
+	if s1 == s2 || h1 == h2 {
+		t.Errorf("signatures of two attempts are equal: %q, %q", s1, h1)
+	}
+	if err := verifyWebhookAt(secret, deliveryHeader("t1", t2, s2), body, t2); err != nil {
+		t.Errorf("second attempt: got %v, want nil", err)
+	}
+	// The first attempt's signature does not verify under the second's timestamp.
+	if err := verifyWebhookAt(secret, deliveryHeader("t1", t2, s1), body, t2); !errors.Is(err, ErrWebhookSignature) {
+		t.Errorf("old signature with new timestamp: got %v, want ErrWebhookSignature", err)
+	}
+}
+
+func TestSignWebhook_BadSecrets(t *testing.T) {
+	t.Parallel()
+	good := NewWebhookSecret()
+	for _, secrets := range [][]string{
+		nil,
+		{"whsec_c2hvcnQ="},
+		{good, "not-a-secret-at-all"},
+		{"whsec_***"},
+	} {
+		std, hh, err := signWebhook(secrets, "id", time.Unix(1, 0), nil)
+		if err == nil || std != "" || hh != "" {
+			t.Errorf("secrets %q: got (%q, %q, %v), want an error", secrets, std, hh, err)
+			continue
+		}
+		for _, s := range secrets {
+			if s != good && strings.Contains(err.Error(), strings.TrimPrefix(s, "whsec_")) {
+				t.Errorf("error %q contains the secret", err)
+			}
+		}
+		if len(secrets) > 0 {
+			var ve *ValidationError
+			if !errors.As(err, &ve) || ve.Field != "secret" {
+				t.Errorf("secrets %q: got %v, want a *ValidationError for secret", secrets, err)
+			}
+		}
+	}
+}
+
+func TestVerifyWebhook_Tolerance(t *testing.T) {
+	t.Parallel()
+	secret := NewWebhookSecret()
+	body := []byte(`{}`)
+	sent := time.Unix(1700000000, 0)
+	std, _, err := signWebhook([]string{secret}, "id", sent, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := deliveryHeader("id", sent, std)
+	for _, tt := range []struct {
+		receivedAfter time.Duration // receiver clock minus the timestamp
+		wantErr       string        // "" accepts
+	}{
+		{0, ""},
+		{5 * time.Minute, ""}, // just inside, late
+		{5*time.Minute + 999*time.Millisecond, ""},      // whole seconds
+		{-5 * time.Minute, ""},                          // just inside, early
+		{5*time.Minute + time.Second, "in the past"},    // too old
+		{-5*time.Minute - time.Second, "in the future"}, // too new
+		{time.Hour, "in the past"},
+		{-time.Hour, "in the future"},
+	} {
+		err := verifyWebhookAt(secret, h, body, sent.Add(tt.receivedAfter))
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("received %v after: got %v, want nil", tt.receivedAfter, err)
+		case tt.wantErr != "" && (!errors.Is(err, ErrWebhookSignature) || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("received %v after: got %v, want ErrWebhookSignature saying %q", tt.receivedAfter, err, tt.wantErr)
+		}
+	}
+	// Extreme timestamps are refused without overflow.
+	for _, ts := range []string{"0", "9223372036854775807", "9223372036854775808", "-9223372036854775808"} {
+		h := deliveryHeader("id", sent, std)
+		h.Set(webhookTimestampHeader, ts)
+		if err := verifyWebhookAt(secret, h, body, sent); !errors.Is(err, ErrWebhookSignature) {
+			t.Errorf("timestamp %s: got %v, want ErrWebhookSignature", ts, err)
+		}
+	}
+}
+
+// Sign with ours, verify with the Standard Webhooks project's Go library.
+// The other direction is in webhook_sign_test.go.
+func TestSignWebhook_VerifiedByStandardWebhooksLibrary(t *testing.T) {
+	t.Parallel()
+	newSecret, oldSecret := NewWebhookSecret(), NewWebhookSecret()
+	body := []byte(`{"id":"t1","event_type":"invoice.paid","data":{"amount":42}}`)
+	ts := time.Now()
+	std, _, err := signWebhook([]string{newSecret, oldSecret}, "t1", ts, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := deliveryHeader("t1", ts, std)
+	for _, secret := range []string{newSecret, oldSecret, vectorSecret} {
+		wh, err := standardwebhooks.NewWebhook(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = wh.Verify(body, h)
+		if secret == vectorSecret {
+			if err == nil {
+				t.Error("their Verify with an unrelated secret: got nil, want an error")
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("their Verify: got %v, want nil", err)
+		}
+		if err := wh.Verify(append(bytes.Clone(body), ' '), h); err == nil {
+			t.Error("their Verify of a changed body: got nil, want an error")
+		}
+	}
+	// The published vector, through their VerifyIgnoringTimestamp.
+	std, _, _ = signWebhook([]string{vectorSecret}, vectorID, time.Unix(vectorTimestamp, 0), []byte(vectorBody))
+	wh, _ := standardwebhooks.NewWebhook(vectorSecret)
+	if err := wh.VerifyIgnoringTimestamp([]byte(vectorBody), deliveryHeader(vectorID, time.Unix(vectorTimestamp, 0), std)); err != nil {
+		t.Errorf("their VerifyIgnoringTimestamp of the vector: got %v, want nil", err)
+	}
+}
+
+// FuzzVerifyWebhook checks that verification never panics on any secret,
+// headers and body, that a signature we produced always verifies for the
+// same body, and that it never verifies for a different body.
+func FuzzVerifyWebhook(f *testing.F) {
+	f.Add(vectorSecret, vectorID, "1614265330", vectorSignature, []byte(vectorBody), []byte("key seed"), []byte("x"))
+	f.Add("whsec_", "", "", "", []byte(nil), []byte(nil), []byte(nil))
+	f.Add("whsec_====", "id", "+1", "v1, v1,,, v2,abc  \t v1", []byte("{}"), []byte{0}, []byte{})
+	f.Add("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "a.b", "-0", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", []byte("\xff"), []byte("k"), []byte("\xff"))
+	now := time.Unix(vectorTimestamp, 0)
+	f.Fuzz(func(t *testing.T, secret, id, ts, sig string, body, seed, other []byte) {
+		// Arbitrary input: any result but a panic.
+		h := http.Header{}
+		h.Set(webhookIDHeader, id)
+		h.Set(webhookTimestampHeader, ts)
+		h.Add(webhookSignatureHeader, sig)
+		_ = verifyWebhookAt(secret, h, body, now)
+		_ = VerifyWebhook(secret, h, body)
+		_ = ValidateWebhookSecret(secret)
+		_, _, _ = signWebhook([]string{secret}, id, now, body)
+
+		// A valid secret derived from seed: our signature round-trips.
+		key := sha256.Sum256(seed)
+		good := "whsec_" + base64.StdEncoding.EncodeToString(key[:])
+		std, hh, err := signWebhook([]string{good, NewWebhookSecret()}, id, now, body)
+		if err != nil {
+			t.Fatalf("sign with a valid secret: %v", err)
+		}
+		if !strings.HasPrefix(hh, "t=1614265330,s=") {
+			t.Fatalf("HostedHooks-Signature %q", hh)
+		}
+		if id == "" {
+			return // a delivery always has an ID; verification requires one
+		}
+		h = deliveryHeader(id, now, std)
+		if err := verifyWebhookAt(good, h, body, now); err != nil {
+			t.Fatalf("verify our own signature: %v", err)
+		}
+		// Keep other's entries too: a stray extra entry changes nothing.
+		h.Add(webhookSignatureHeader, sig)
+		if err := verifyWebhookAt(good, h, body, now); err != nil {
+			t.Fatalf("verify our own signature beside %q: %v", sig, err)
+		}
+		if !bytes.Equal(other, body) {
+			if err := verifyWebhookAt(good, h, other, now); !errors.Is(err, ErrWebhookSignature) {
+				t.Fatalf("verify a different body: got %v, want ErrWebhookSignature", err)
+			}
+		}
+	})
+}
