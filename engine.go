@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"time"
 
@@ -46,6 +47,9 @@ type Config struct {
 	// Logger receives what background work cannot return to a caller.
 	// Defaults to slog.Default().
 	Logger *slog.Logger
+	// Webhooks configures the delivery of tasks to webhook endpoints. nil
+	// means the defaults of WebhookConfig.
+	Webhooks *WebhookConfig
 }
 
 // Defaults for Config.
@@ -98,7 +102,9 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return cfg, nil
+	webhooks, err := cfg.Webhooks.withDefaults()
+	cfg.Webhooks = &webhooks
+	return cfg, err
 }
 
 // DefaultBackoff is the default Config.BackoffFunc: exponential from one
@@ -122,10 +128,11 @@ func DefaultBackoff(attempt int) time.Duration {
 // and the other task methods work whether or not it is started, so a process
 // may use an engine only to enqueue.
 type Engine struct {
-	store Store
-	cfg   Config
-	log   *slog.Logger
-	epoch time.Time // the wheel's time 0, on the monotonic clock
+	store    Store
+	cfg      Config
+	log      *slog.Logger
+	webhooks *http.Client // delivers to endpoints
+	epoch    time.Time    // the wheel's time 0, on the monotonic clock
 
 	funcsMu sync.RWMutex
 	funcs   map[string]Func
@@ -144,12 +151,17 @@ func NewEngine(store Store, cfg *Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	webhooks, err := c.Webhooks.newClient()
+	if err != nil {
+		return nil, err
+	}
 	return &Engine{
-		store: store,
-		cfg:   c,
-		log:   c.Logger,
-		epoch: time.Now(),
-		funcs: make(map[string]Func),
+		store:    store,
+		cfg:      c,
+		log:      c.Logger,
+		webhooks: webhooks,
+		epoch:    time.Now(),
+		funcs:    make(map[string]Func),
 	}, nil
 }
 

@@ -223,10 +223,11 @@ func (r *run) schedule() {
 		inWheel  = make(map[string]int64) // ID → earliest due in the wheel (ticks)
 		popped   []string
 		free     = e.cfg.Workers
-		due      = true // something may be due now: claim when workers are free
-		refillAt int64  // when to read the store's upcoming tasks next (ticks)
-		errUntil int64  // after a store error, no store calls until then (ticks)
-		backoff  time.Duration
+		due      = true        // something may be due now: claim when workers are free
+		refillAt int64         // when to read the store's upcoming tasks next (ticks)
+		errUntil int64         // after a store error, no store calls until then (ticks)
+		backoff  time.Duration // after a store error
+		recheck  time.Duration // after the store did not have what the wheel said was due
 		timer    = time.NewTimer(time.Hour)
 	)
 	defer timer.Stop()
@@ -291,7 +292,7 @@ func (r *run) schedule() {
 				add(h.ID, ticks(nowNs, delay))
 			}
 		}
-		popped = w.advance(now, popped[:0])
+		popped = w.advance(now, popped)
 		for _, id := range popped {
 			delete(inWheel, id)
 		}
@@ -313,6 +314,16 @@ func (r *run) schedule() {
 			}
 			backoff = 0
 			due = len(claimed) == free
+			if !due && missing(popped, claimed) {
+				// The wheel said due, the store did not (its clock is
+				// behind ours, or another engine holds the task): ask
+				// the store again soon, less soon each time.
+				recheck = min(max(2*recheck, time.Millisecond), e.cfg.PollInterval)
+				refillAt = min(refillAt, ticks(e.sinceEpoch(), recheck))
+			} else if due || len(popped) > 0 {
+				recheck = 0
+			}
+			popped = popped[:0]
 			free -= len(claimed)
 			for _, t := range claimed {
 				r.jobs <- t // never blocks: at most Workers are out
@@ -348,6 +359,23 @@ func (r *run) schedule() {
 			}
 		}
 	}
+}
+
+// missing reports whether an ID of want is not among the claimed tasks.
+func missing(want []string, claimed []*Task) bool {
+	if len(want) > len(claimed) {
+		return true
+	}
+	ids := make(map[string]bool, len(claimed))
+	for _, t := range claimed {
+		ids[t.ID] = true
+	}
+	for _, id := range want {
+		if !ids[id] {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *Engine) sinceEpoch() int64 { return int64(time.Since(e.epoch)) }
@@ -403,13 +431,24 @@ func (r *run) execute(t *Task) Outcome {
 	r.active[t.ID] = a
 	r.activeMu.Unlock()
 
-	var err error
-	if fn := e.funcFor(t.EventType); fn == nil {
-		err = Permanent(fmt.Errorf("no func registered for event type %q", t.EventType))
-	} else {
+	var (
+		err        error
+		attempts   []Attempt
+		endpointID string
+	)
+	if fn := e.funcFor(t.EventType); fn != nil {
+		start := time.Now()
 		err = call(ctx, fn, t)
+		attempts = []Attempt{{TaskID: t.ID, Number: t.Attempts, StartedAt: start.UTC().Truncate(time.Microsecond), Duration: time.Since(start)}}
+		if err != nil {
+			attempts[0].Error = err.Error()
+		}
+	} else {
+		attempts, endpointID, err = e.deliver(ctx, t)
 	}
-	return e.outcome(t, err, context.Cause(ctx))
+	o := e.outcome(t, err, context.Cause(ctx))
+	o.Attempts, o.EndpointID = attempts, endpointID
+	return o
 }
 
 // call runs fn, turning a panic into an error that carries the stack.

@@ -95,6 +95,26 @@ type Store interface {
 	// LastError and the ID are kept. A task that is not terminal gives
 	// ErrInvalidState.
 	Replay(ctx context.Context, id string, extra int) (*Task, error)
+
+	// Attempts returns the attempt history of a task, in the order the
+	// attempts were stored: those of applied outcomes (see Finish), and
+	// one per attempt that Rescue ended. An unknown task has none.
+	Attempts(ctx context.Context, taskID string) ([]Attempt, error)
+
+	// InsertEndpoint stores a new webhook endpoint; the store sets its
+	// CreatedAt and UpdatedAt to now and returns it.
+	InsertEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint, error)
+	// GetEndpoint returns the endpoint with the given ID, or ErrNotFound.
+	GetEndpoint(ctx context.Context, id string) (*Endpoint, error)
+	// ListEndpoints returns an app's endpoints, oldest first.
+	ListEndpoints(ctx context.Context, appID string) ([]*Endpoint, error)
+	// UpdateEndpoint replaces the URL, Description, EnabledEvents, Status
+	// and secrets of the endpoint with ep's ID, sets its UpdatedAt to now
+	// and returns it; ErrNotFound if there is none.
+	UpdateEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint, error)
+	// DeleteEndpoint deletes an endpoint, or returns ErrNotFound. Its
+	// attempts stay in the history.
+	DeleteEndpoint(ctx context.Context, id string) error
 }
 
 // TxStore is a Store that can insert a task inside a caller's database
@@ -129,6 +149,11 @@ type Outcome struct {
 	Delay time.Duration
 	// Error is the attempt's error message; "" for a completed attempt.
 	Error string
+	// EndpointID, if not "", becomes the task's EndpointID.
+	EndpointID string
+	// Attempts are stored in the task's history if, and only if, the
+	// outcome applies.
+	Attempts []Attempt
 }
 
 // Lease names one claimed attempt.

@@ -23,6 +23,10 @@ type MemoryStore struct {
 	running map[string]*memTask // for Rescue
 	order   []*memTask          // every task, oldest first (List order reversed)
 	now     func() time.Time
+
+	attempts  map[string][]Attempt // by task ID
+	endpoints map[string]*Endpoint
+	epOrder   []*Endpoint // oldest first
 }
 
 type idemKey struct{ app, key string }
@@ -37,10 +41,12 @@ type memTask struct {
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{
-		tasks:   make(map[string]*memTask),
-		idem:    make(map[idemKey]*memTask),
-		running: make(map[string]*memTask),
-		now:     time.Now,
+		tasks:     make(map[string]*memTask),
+		idem:      make(map[idemKey]*memTask),
+		running:   make(map[string]*memTask),
+		now:       time.Now,
+		attempts:  make(map[string][]Attempt),
+		endpoints: make(map[string]*Endpoint),
 	}
 }
 
@@ -58,8 +64,7 @@ func (m *memTask) snapshot() *Task {
 	t.CompletedAt = cloneTime(m.t.CompletedAt)
 	t.LeaseExpiresAt = cloneTime(m.t.LeaseExpiresAt)
 	if m.t.EndpointID != nil {
-		id := *m.t.EndpointID
-		t.EndpointID = &id
+		t.EndpointID = new(*m.t.EndpointID)
 	}
 	return &t
 }
@@ -247,6 +252,15 @@ func (s *MemoryStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error
 			state = StateCanceled
 		}
 		s.end(m, now, state, o.Error, o.Delay)
+		if o.EndpointID != "" {
+			m.t.EndpointID = new(o.EndpointID)
+		}
+		for _, a := range o.Attempts {
+			a.TaskID = o.ID
+			a.StartedAt = a.StartedAt.UTC().Truncate(time.Microsecond)
+			a.Duration = a.Duration.Truncate(time.Microsecond)
+			s.attempts[o.ID] = append(s.attempts[o.ID], a)
+		}
 		applied[i] = true
 	}
 	return applied, nil
@@ -306,12 +320,18 @@ func (s *MemoryStore) Rescue(ctx context.Context, limit int) (int, error) {
 			continue
 		}
 		s.end(m, now, rescueState(&m.t), errLeaseExpired, 0)
+		s.attempts[m.t.ID] = append(s.attempts[m.t.ID], rescuedAttempt(&m.t, now))
 		n++
 	}
 	return n, nil
 }
 
 const errLeaseExpired = "lease expired"
+
+// rescuedAttempt is the record of the attempt of t that Rescue ended at now.
+func rescuedAttempt(t *Task, now time.Time) Attempt {
+	return Attempt{TaskID: t.ID, Number: t.Attempts, StartedAt: now, Error: errLeaseExpired}
+}
 
 // rescueState is the state a running task with an expired lease moves to.
 func rescueState(t *Task) State {
@@ -430,6 +450,100 @@ func (s *MemoryStore) Replay(ctx context.Context, id string, extra int) (*Task, 
 	m.t.UpdatedAt = now
 	s.setDue(m, now)
 	return m.snapshot(), nil
+}
+
+// Attempts implements [Store].
+func (s *MemoryStore) Attempts(ctx context.Context, taskID string) ([]Attempt, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.attempts[taskID]), nil
+}
+
+// InsertEndpoint implements [Store].
+func (s *MemoryStore) InsertEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.endpoints[ep.ID]; ok {
+		return nil, invalid("id", "endpoint %s exists", ep.ID)
+	}
+	c := ep.clone()
+	c.normalize()
+	c.CreatedAt = s.clock()
+	c.UpdatedAt = c.CreatedAt
+	s.endpoints[c.ID] = c
+	s.epOrder = append(s.epOrder, c)
+	return c.clone(), nil
+}
+
+// GetEndpoint implements [Store].
+func (s *MemoryStore) GetEndpoint(ctx context.Context, id string) (*Endpoint, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ep, ok := s.endpoints[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return ep.clone(), nil
+}
+
+// ListEndpoints implements [Store].
+func (s *MemoryStore) ListEndpoints(ctx context.Context, appID string) ([]*Endpoint, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*Endpoint
+	for _, ep := range s.epOrder {
+		if ep.AppID == appID {
+			out = append(out, ep.clone())
+		}
+	}
+	return out, nil
+}
+
+// UpdateEndpoint implements [Store].
+func (s *MemoryStore) UpdateEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.endpoints[ep.ID]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	c := ep.clone()
+	c.normalize()
+	old.URL, old.Description, old.EnabledEvents, old.Status = c.URL, c.Description, c.EnabledEvents, c.Status
+	old.Secret, old.PreviousSecret, old.PreviousSecretExpiresAt = c.Secret, c.PreviousSecret, c.PreviousSecretExpiresAt
+	old.UpdatedAt = s.clock()
+	return old.clone(), nil
+}
+
+// DeleteEndpoint implements [Store].
+func (s *MemoryStore) DeleteEndpoint(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ep, ok := s.endpoints[id]
+	if !ok {
+		return ErrNotFound
+	}
+	delete(s.endpoints, id)
+	s.epOrder = slices.DeleteFunc(s.epOrder, func(e *Endpoint) bool { return e == ep })
+	return nil
 }
 
 // dueHeap orders pending tasks by due time, then ID.

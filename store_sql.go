@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -39,8 +40,12 @@ const (
 // in-process database, this process's clock. Times are stored in UTC to the
 // microsecond: as Unix microseconds in SQLite, as timestamptz in PostgreSQL.
 // A task's Data is stored byte for byte (BLOB, bytea). PostgreSQL text holds
-// neither NUL bytes nor invalid UTF-8, so there a LastError containing them
-// is stored with each replaced by U+FFFD.
+// neither NUL bytes nor invalid UTF-8, so there free text containing them (a
+// LastError, an attempt's Response and Error, an endpoint's URL,
+// Description, EnabledEvents and secrets) is stored with each replaced by
+// U+FFFD. An endpoint's EnabledEvents are kept as a JSON array (jsonb in
+// PostgreSQL), in order; attempts in a table of their own, in the order
+// stored, without foreign keys, so that they outlive deleted endpoints.
 //
 // An SQLStore is safe for concurrent use, also by engines in several
 // processes sharing its database. Its zero value is not usable; call
@@ -610,35 +615,52 @@ func (s *SQLStore) Claim(ctx context.Context, limit int, lease time.Duration) ([
 }
 
 // Finish queries take the task's ID, its attempt, the outcome's state, its
-// delay (microseconds) and its error.
+// delay (microseconds), its error and its endpoint, "" to keep the task's.
 const (
 	finishSQLite = `UPDATE taskwheel_tasks SET
 	state = CASE WHEN ?3 = 'retrying' AND cancel_requested THEN 'canceled' ELSE ?3 END,
-	run_at = CASE WHEN ?3 = 'retrying' THEN ?6 + ?4 ELSE run_at END,
-	completed_at = CASE WHEN ?3 = 'retrying' AND NOT cancel_requested THEN NULL ELSE ?6 END,
+	run_at = CASE WHEN ?3 = 'retrying' THEN ?7 + ?4 ELSE run_at END,
+	completed_at = CASE WHEN ?3 = 'retrying' AND NOT cancel_requested THEN NULL ELSE ?7 END,
 	last_error = CASE WHEN ?5 = '' THEN last_error ELSE ?5 END,
+	endpoint_id = CASE WHEN ?6 = '' THEN endpoint_id ELSE ?6 END,
 	lease_expires_at = NULL,
-	updated_at = ?6
+	updated_at = ?7
 WHERE id = ?1 AND attempts = ?2 AND state = 'running'`
 	finishPostgres = `UPDATE taskwheel_tasks SET
 	state = CASE WHEN $3 = 'retrying' AND cancel_requested THEN 'canceled' ELSE $3 END,
 	run_at = CASE WHEN $3 = 'retrying' THEN now() + $4 * interval '1 microsecond' ELSE run_at END,
 	completed_at = CASE WHEN $3 = 'retrying' AND NOT cancel_requested THEN NULL ELSE now() END,
 	last_error = CASE WHEN $5 = '' THEN last_error ELSE $5 END,
+	endpoint_id = CASE WHEN $6 = '' THEN endpoint_id ELSE $6 END,
 	lease_expires_at = NULL,
 	updated_at = now()
 WHERE id = $1 AND attempts = $2 AND state = 'running'`
 )
 
-// Finish implements [Store]. It records all outcomes in one transaction.
+// Finish implements [Store]. It records all outcomes in one transaction:
+// their tasks' changes, then, in one statement, the attempts of those that
+// applied. An attempt is stored in the history of its outcome's task,
+// whatever its TaskID says.
 func (s *SQLStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error) {
 	applied := make([]bool, len(outs))
 	err := s.writeEach(ctx, len(outs), func(i int) string { return outs[i].ID }, func(tx *sql.Tx, i int) error {
 		o := outs[i]
 		n, err := exec(ctx, tx, s.pick(finishSQLite, finishPostgres), s.args(o.ID, o.Attempt,
-			string(o.State), o.Delay.Microseconds(), s.text(o.Error))...)
+			string(o.State), o.Delay.Microseconds(), s.text(o.Error), s.text(o.EndpointID))...)
 		applied[i] = n == 1
 		return err
+	}, func(tx *sql.Tx) error {
+		var as []Attempt
+		for i, o := range outs {
+			if !applied[i] {
+				continue
+			}
+			for _, a := range o.Attempts {
+				a.TaskID = o.ID
+				as = append(as, a)
+			}
+		}
+		return s.insertAttempts(ctx, tx, as)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tasks: finish tasks: %w", err)
@@ -661,7 +683,7 @@ func (s *SQLStore) Extend(ctx context.Context, leases []Lease, d time.Duration) 
 		n, err := exec(ctx, tx, s.pick(extendSQLite, extendPostgres), s.args(l.ID, l.Attempt, d.Microseconds())...)
 		kept[i] = n == 1
 		return err
-	})
+	}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("tasks: extend leases: %w", err)
 	}
@@ -676,8 +698,9 @@ func (s *SQLStore) Extend(ctx context.Context, leases []Lease, d time.Duration) 
 
 // writeEach calls write for each of n writes in one transaction, in the
 // order of the IDs of their tasks, so that concurrent calls lock rows in the
-// same order and cannot deadlock.
-func (s *SQLStore) writeEach(ctx context.Context, n int, id func(i int) string, write func(tx *sql.Tx, i int) error) error {
+// same order and cannot deadlock; then, if it is not nil, it calls then in
+// the same transaction.
+func (s *SQLStore) writeEach(ctx context.Context, n int, id func(i int) string, write func(tx *sql.Tx, i int) error, then func(tx *sql.Tx) error) error {
 	if n == 0 {
 		return nil
 	}
@@ -696,6 +719,11 @@ func (s *SQLStore) writeEach(ctx context.Context, n int, id func(i int) string, 
 			return err
 		}
 	}
+	if then != nil {
+		if err := then(tx); err != nil {
+			return err
+		}
+	}
 	return tx.Commit()
 }
 
@@ -710,7 +738,9 @@ func exec(ctx context.Context, e execer, query string, args ...any) (int64, erro
 
 // Rescue queries take the limit and the error to record. A task whose
 // cancellation was requested becomes canceled; one with no attempts left,
-// failed; any other, retrying and due now.
+// failed; any other, retrying and due now. Each rescued attempt is recorded
+// in the task's history as rescuedAttempt records it: SQLite's query returns
+// the tasks to record, PostgreSQL's records them itself and counts them.
 const (
 	rescueSQLite = `UPDATE taskwheel_tasks SET
 	state = CASE
@@ -726,35 +756,78 @@ WHERE id IN (
 	SELECT id FROM taskwheel_tasks
 	WHERE state = 'running' AND lease_expires_at <= ?3
 	ORDER BY lease_expires_at
-	LIMIT ?1)`
-	rescuePostgres = `UPDATE taskwheel_tasks SET
-	state = CASE
-		WHEN cancel_requested THEN 'canceled'
-		WHEN attempts >= max_attempts THEN 'failed'
-		ELSE 'retrying' END,
-	run_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN run_at ELSE now() END,
-	completed_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN now() END,
-	last_error = $2,
-	lease_expires_at = NULL,
-	updated_at = now()
-WHERE id IN (
-	SELECT id FROM taskwheel_tasks
-	WHERE state = 'running' AND lease_expires_at <= now()
-	ORDER BY lease_expires_at
-	LIMIT $1
-	FOR UPDATE SKIP LOCKED)`
+	LIMIT ?1)
+RETURNING id, attempts`
+	rescuePostgres = `WITH rescued AS (
+	UPDATE taskwheel_tasks SET
+		state = CASE
+			WHEN cancel_requested THEN 'canceled'
+			WHEN attempts >= max_attempts THEN 'failed'
+			ELSE 'retrying' END,
+		run_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN run_at ELSE now() END,
+		completed_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN now() END,
+		last_error = $2,
+		lease_expires_at = NULL,
+		updated_at = now()
+	WHERE id IN (
+		SELECT id FROM taskwheel_tasks
+		WHERE state = 'running' AND lease_expires_at <= now()
+		ORDER BY lease_expires_at
+		LIMIT $1
+		FOR UPDATE SKIP LOCKED)
+	RETURNING id, attempts)
+INSERT INTO taskwheel_attempts (task_id, number, started_at, error)
+SELECT id, attempts, now(), $2 FROM rescued`
 )
 
-// Rescue implements [Store].
+// Rescue implements [Store]. It rescues tasks and records their attempts in
+// one transaction (on PostgreSQL, in one statement).
 func (s *SQLStore) Rescue(ctx context.Context, limit int) (int, error) {
 	if limit <= 0 {
 		return 0, nil
 	}
-	n, err := exec(ctx, s.db, s.pick(rescueSQLite, rescuePostgres), s.args(limit, errLeaseExpired)...)
+	var n int
+	var err error
+	if s.dialect == Postgres {
+		var rows int64
+		rows, err = exec(ctx, s.db, rescuePostgres, limit, errLeaseExpired)
+		n = int(rows)
+	} else {
+		n, err = s.rescueSQLite(ctx, limit)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("tasks: rescue tasks: %w", err)
 	}
-	return int(n), nil
+	return n, nil
+}
+
+func (s *SQLStore) rescueSQLite(ctx context.Context, limit int) (int, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	now := time.UnixMicro(s.now().UnixMicro()).UTC()
+	rows, err := tx.QueryContext(ctx, rescueSQLite, limit, errLeaseExpired, now.UnixMicro())
+	if err != nil {
+		return 0, err
+	}
+	var as []Attempt
+	for rows.Next() {
+		var t Task
+		if err := rows.Scan(&t.ID, &t.Attempts); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		as = append(as, rescuedAttempt(&t, now))
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return 0, err
+	}
+	if err := s.insertAttempts(ctx, tx, as); err != nil {
+		return 0, err
+	}
+	return len(as), tx.Commit()
 }
 
 // Upcoming queries take the window (microseconds) and the limit, and return
@@ -971,4 +1044,279 @@ func listen(ctx context.Context, dc any, listening func(), notify func(Due)) err
 		}
 		notify(Due{ID: id, RunAt: time.UnixMicro(us).UTC()})
 	}
+}
+
+// Attempt history.
+
+// attemptColumns are the columns of an attempt, in the order insertAttempts
+// gives them.
+const attemptColumns = `task_id, number, endpoint_id, started_at, duration, status_code, response, error`
+
+// maxAttemptRows bounds the rows of one INSERT of attempts, and so its
+// parameters (8 a row) below SQLite's and PostgreSQL's limits.
+const maxAttemptRows = 500
+
+// insertAttempts stores as, in order, with as few INSERT statements as the
+// parameter limits allow: one for up to maxAttemptRows attempts.
+func (s *SQLStore) insertAttempts(ctx context.Context, e execer, as []Attempt) error {
+	for len(as) > 0 {
+		n := min(len(as), maxAttemptRows)
+		var q strings.Builder
+		q.WriteString("INSERT INTO taskwheel_attempts (" + attemptColumns + ") VALUES ")
+		args := make([]any, 0, 8*n)
+		for i, a := range as[:n] {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, a.TaskID, a.Number, s.text(a.EndpointID), s.timeArg(a.StartedAt),
+				a.Duration.Microseconds(), a.StatusCode, s.text(a.Response), s.text(a.Error))
+		}
+		if _, err := e.ExecContext(ctx, s.db.Rebind(q.String()), args...); err != nil {
+			return fmt.Errorf("record attempts: %w", err)
+		}
+		as = as[n:]
+	}
+	return nil
+}
+
+const getAttempts = `SELECT ` + attemptColumns + ` FROM taskwheel_attempts WHERE task_id = ? ORDER BY seq`
+
+// attemptRow is a row of taskwheel_attempts.
+type attemptRow struct {
+	TaskID     string  `db:"task_id"`
+	Number     int     `db:"number"`
+	EndpointID string  `db:"endpoint_id"`
+	StartedAt  sqlTime `db:"started_at"`
+	Duration   int64   `db:"duration"` // microseconds
+	StatusCode int     `db:"status_code"`
+	Response   string  `db:"response"`
+	Error      string  `db:"error"`
+}
+
+// Attempts implements [Store].
+func (s *SQLStore) Attempts(ctx context.Context, taskID string) ([]Attempt, error) {
+	if !s.storable(taskID) {
+		return nil, nil // no task has it
+	}
+	var rows []attemptRow
+	if err := sqlx.SelectContext(ctx, s.read, &rows, s.read.Rebind(getAttempts), taskID); err != nil {
+		return nil, fmt.Errorf("tasks: attempts of task %s: %w", taskID, err)
+	}
+	var as []Attempt
+	for _, r := range rows {
+		as = append(as, Attempt{
+			TaskID:     r.TaskID,
+			Number:     r.Number,
+			EndpointID: r.EndpointID,
+			StartedAt:  r.StartedAt.t,
+			Duration:   time.Duration(r.Duration) * time.Microsecond,
+			StatusCode: r.StatusCode,
+			Response:   r.Response,
+			Error:      r.Error,
+		})
+	}
+	return as, nil
+}
+
+// Webhook endpoints.
+
+// Endpoint columns: those of an endpointRow. PostgreSQL keeps
+// enabled_events as jsonb, SQLite as text; both read it as JSON text.
+const (
+	endpointColumnsSQLite = `id, app_id, url, description, enabled_events, status,
+	secret, previous_secret, previous_secret_expires_at, created_at, updated_at`
+	endpointColumnsPostgres = `id, app_id, url, description, enabled_events::text AS enabled_events, status,
+	secret, previous_secret, previous_secret_expires_at, created_at, updated_at`
+)
+
+// endpointRow is a row of taskwheel_endpoints.
+type endpointRow struct {
+	ID                      string         `db:"id"`
+	AppID                   string         `db:"app_id"`
+	URL                     string         `db:"url"`
+	Description             string         `db:"description"`
+	EnabledEvents           string         `db:"enabled_events"` // a JSON array
+	Status                  EndpointStatus `db:"status"`
+	Secret                  string         `db:"secret"`
+	PreviousSecret          string         `db:"previous_secret"`
+	PreviousSecretExpiresAt sqlTime        `db:"previous_secret_expires_at"`
+	CreatedAt               sqlTime        `db:"created_at"`
+	UpdatedAt               sqlTime        `db:"updated_at"`
+}
+
+func (r *endpointRow) endpoint() (*Endpoint, error) {
+	ep := &Endpoint{
+		ID:                      r.ID,
+		AppID:                   r.AppID,
+		URL:                     r.URL,
+		Description:             r.Description,
+		Status:                  r.Status,
+		Secret:                  r.Secret,
+		PreviousSecret:          r.PreviousSecret,
+		PreviousSecretExpiresAt: r.PreviousSecretExpiresAt.ptr(),
+		CreatedAt:               r.CreatedAt.t,
+		UpdatedAt:               r.UpdatedAt.t,
+	}
+	if err := json.Unmarshal([]byte(r.EnabledEvents), &ep.EnabledEvents); err != nil {
+		return nil, fmt.Errorf("endpoint %s: enabled events: %w", r.ID, err)
+	}
+	return ep, nil
+}
+
+// queryEndpoints runs query, which returns the dialect's endpoint columns.
+func queryEndpoints(ctx context.Context, q sqlx.QueryerContext, query string, args ...any) ([]*Endpoint, error) {
+	var rs []endpointRow
+	if err := sqlx.SelectContext(ctx, q, &rs, query, args...); err != nil {
+		return nil, err
+	}
+	var eps []*Endpoint
+	for i := range rs {
+		ep, err := rs[i].endpoint()
+		if err != nil {
+			return nil, err
+		}
+		eps = append(eps, ep)
+	}
+	return eps, nil
+}
+
+// queryEndpoint runs query, which returns the dialect's endpoint columns of
+// at most one endpoint, and returns ErrNotFound when it returns none.
+func queryEndpoint(ctx context.Context, q sqlx.QueryerContext, query string, args ...any) (*Endpoint, error) {
+	eps, err := queryEndpoints(ctx, q, query, args...)
+	switch {
+	case err != nil:
+		return nil, err
+	case len(eps) == 0:
+		return nil, ErrNotFound
+	}
+	return eps[0], nil
+}
+
+// enabledEventsArg returns events as the enabled_events column takes them:
+// a JSON array.
+func (s *SQLStore) enabledEventsArg(events []string) (string, error) {
+	if events != nil && s.dialect == Postgres {
+		texts := make([]string, len(events))
+		for i, e := range events {
+			texts[i] = s.text(e)
+		}
+		events = texts
+	}
+	b, err := json.Marshal(events)
+	return string(b), err
+}
+
+// expiresArg returns an optional time as the store's dialect stores it.
+func (s *SQLStore) expiresArg(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return s.timeArg(*t)
+}
+
+// Endpoint queries. Inserts take the ID, the app, the URL, the description,
+// the enabled events, the status, the secret, the previous secret and its
+// expiry; updates take the ID, then the same fields but the app.
+const (
+	insertEndpointSQLite = `INSERT INTO taskwheel_endpoints (id, app_id, url, description, enabled_events,
+	status, secret, previous_secret, previous_secret_expires_at, created_at, updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
+ON CONFLICT DO NOTHING
+RETURNING ` + endpointColumnsSQLite
+	insertEndpointPostgres = `INSERT INTO taskwheel_endpoints (id, app_id, url, description, enabled_events,
+	status, secret, previous_secret, previous_secret_expires_at, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9, now(), now())
+ON CONFLICT DO NOTHING
+RETURNING ` + endpointColumnsPostgres
+	getEndpointSQLite     = `SELECT ` + endpointColumnsSQLite + ` FROM taskwheel_endpoints WHERE id = ?`
+	getEndpointPostgres   = `SELECT ` + endpointColumnsPostgres + ` FROM taskwheel_endpoints WHERE id = $1`
+	listEndpointsSQLite   = `SELECT ` + endpointColumnsSQLite + ` FROM taskwheel_endpoints WHERE app_id = ? ORDER BY created_at, id`
+	listEndpointsPostgres = `SELECT ` + endpointColumnsPostgres + ` FROM taskwheel_endpoints WHERE app_id = $1 ORDER BY created_at, id`
+	updateEndpointSQLite  = `UPDATE taskwheel_endpoints SET url = ?2, description = ?3, enabled_events = ?4,
+	status = ?5, secret = ?6, previous_secret = ?7, previous_secret_expires_at = ?8, updated_at = ?9
+WHERE id = ?1
+RETURNING ` + endpointColumnsSQLite
+	updateEndpointPostgres = `UPDATE taskwheel_endpoints SET url = $2, description = $3, enabled_events = $4::text::jsonb,
+	status = $5, secret = $6, previous_secret = $7, previous_secret_expires_at = $8, updated_at = now()
+WHERE id = $1
+RETURNING ` + endpointColumnsPostgres
+	deleteEndpoint = `DELETE FROM taskwheel_endpoints WHERE id = ?`
+)
+
+// InsertEndpoint implements [Store].
+func (s *SQLStore) InsertEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint, error) {
+	events, err := s.enabledEventsArg(ep.EnabledEvents)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: insert endpoint %s: %w", ep.ID, err)
+	}
+	got, err := queryEndpoint(ctx, s.db, s.pick(insertEndpointSQLite, insertEndpointPostgres), s.args(ep.ID, ep.AppID,
+		s.text(ep.URL), s.text(ep.Description), events, string(ep.Status), s.text(ep.Secret),
+		s.text(ep.PreviousSecret), s.expiresArg(ep.PreviousSecretExpiresAt))...)
+	switch {
+	case errors.Is(err, ErrNotFound): // the ID's unique constraint turned it away
+		return nil, invalid("id", "endpoint %s exists", ep.ID)
+	case err != nil:
+		return nil, fmt.Errorf("tasks: insert endpoint %s: %w", ep.ID, err)
+	}
+	return got, nil
+}
+
+// GetEndpoint implements [Store].
+func (s *SQLStore) GetEndpoint(ctx context.Context, id string) (*Endpoint, error) {
+	if !s.storable(id) {
+		return nil, ErrNotFound
+	}
+	ep, err := queryEndpoint(ctx, s.read, s.pick(getEndpointSQLite, getEndpointPostgres), id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("tasks: get endpoint %s: %w", id, err)
+	}
+	return ep, err
+}
+
+// ListEndpoints implements [Store].
+func (s *SQLStore) ListEndpoints(ctx context.Context, appID string) ([]*Endpoint, error) {
+	if !s.storable(appID) {
+		return nil, nil // no endpoint has it
+	}
+	eps, err := queryEndpoints(ctx, s.read, s.pick(listEndpointsSQLite, listEndpointsPostgres), appID)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: list endpoints of %s: %w", appID, err)
+	}
+	return eps, nil
+}
+
+// UpdateEndpoint implements [Store].
+func (s *SQLStore) UpdateEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint, error) {
+	if !s.storable(ep.ID) {
+		return nil, ErrNotFound
+	}
+	events, err := s.enabledEventsArg(ep.EnabledEvents)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: update endpoint %s: %w", ep.ID, err)
+	}
+	got, err := queryEndpoint(ctx, s.db, s.pick(updateEndpointSQLite, updateEndpointPostgres), s.args(ep.ID,
+		s.text(ep.URL), s.text(ep.Description), events, string(ep.Status), s.text(ep.Secret),
+		s.text(ep.PreviousSecret), s.expiresArg(ep.PreviousSecretExpiresAt))...)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("tasks: update endpoint %s: %w", ep.ID, err)
+	}
+	return got, err
+}
+
+// DeleteEndpoint implements [Store]. The endpoint's attempts stay in the
+// history.
+func (s *SQLStore) DeleteEndpoint(ctx context.Context, id string) error {
+	if !s.storable(id) {
+		return ErrNotFound
+	}
+	n, err := exec(ctx, s.db, s.db.Rebind(deleteEndpoint), id)
+	switch {
+	case err != nil:
+		return fmt.Errorf("tasks: delete endpoint %s: %w", id, err)
+	case n == 0:
+		return ErrNotFound
+	}
+	return nil
 }

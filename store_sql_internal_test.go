@@ -69,4 +69,18 @@ func TestSQLiteStore_ClockSkew(t *testing.T) {
 	if got, _ := s.Get(ctx, "t1"); got.State != StateFailed || got.LastError != errLeaseExpired || !got.CompletedAt.Equal(real) {
 		t.Fatalf("after Rescue: got %s, %q, CompletedAt %v; want failed, %q, %v", got.State, got.LastError, got.CompletedAt, errLeaseExpired, real)
 	}
+	if as, err := s.Attempts(ctx, "t1"); err != nil || len(as) != 1 || !as[0].StartedAt.Equal(real) {
+		t.Fatalf("Attempts after Rescue: got %+v, %v; want one started at the store's clock %v", as, err, real)
+	}
+
+	// Endpoints are stamped with the store's clock too.
+	skew = 3 * time.Hour
+	ep, err := s.InsertEndpoint(ctx, &Endpoint{ID: "e1", AppID: "a", URL: "https://example.com/", EnabledEvents: []string{AllEvents}, Status: EndpointActive, Secret: "whsec_x"})
+	if err != nil || !ep.CreatedAt.Equal(real.Add(skew)) {
+		t.Fatalf("InsertEndpoint: got %+v, %v; want CreatedAt %v", ep, err, real.Add(skew))
+	}
+	skew = 4 * time.Hour
+	if ep, err = s.UpdateEndpoint(ctx, ep); err != nil || !ep.UpdatedAt.Equal(real.Add(skew)) || !ep.CreatedAt.Equal(real.Add(3*time.Hour)) {
+		t.Fatalf("UpdateEndpoint: got %+v, %v; want UpdatedAt %v", ep, err, real.Add(skew))
+	}
 }

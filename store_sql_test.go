@@ -322,6 +322,21 @@ func TestSQLStore_UnstorableText(t *testing.T) {
 			if got, _, err := s.List(ctx, tasks.ListParams{AppID: id, EventType: id}); err != nil || len(got) != 0 {
 				t.Errorf("List of app %q: got %d tasks, error %v; want none, nil", id, len(got), err)
 			}
+			if _, err := s.GetEndpoint(ctx, id); !errors.Is(err, tasks.ErrNotFound) {
+				t.Errorf("GetEndpoint(%q): got error %v, want ErrNotFound", id, err)
+			}
+			if _, err := s.UpdateEndpoint(ctx, &tasks.Endpoint{ID: id, EnabledEvents: []string{"*"}, Status: tasks.EndpointActive}); !errors.Is(err, tasks.ErrNotFound) {
+				t.Errorf("UpdateEndpoint(%q): got error %v, want ErrNotFound", id, err)
+			}
+			if err := s.DeleteEndpoint(ctx, id); !errors.Is(err, tasks.ErrNotFound) {
+				t.Errorf("DeleteEndpoint(%q): got error %v, want ErrNotFound", id, err)
+			}
+			if got, err := s.ListEndpoints(ctx, id); err != nil || len(got) != 0 {
+				t.Errorf("ListEndpoints of app %q: got %d endpoints, error %v; want none, nil", id, len(got), err)
+			}
+			if got, err := s.Attempts(ctx, id); err != nil || len(got) != 0 {
+				t.Errorf("Attempts(%q): got %d, error %v; want none, nil", id, len(got), err)
+			}
 		}
 		sqlInsert(t, s)
 		got, err := s.Claim(ctx, 1, time.Hour)
@@ -329,7 +344,8 @@ func TestSQLStore_UnstorableText(t *testing.T) {
 			t.Fatalf("Claim: got %d tasks, error %v; want 1 task", len(got), err)
 		}
 		const msg = "nul \x00, invalid \xff"
-		o := tasks.Outcome{ID: got[0].ID, Attempt: 1, State: tasks.StateRetrying, Delay: time.Hour, Error: msg}
+		o := tasks.Outcome{ID: got[0].ID, Attempt: 1, State: tasks.StateRetrying, Delay: time.Hour, Error: msg, EndpointID: msg,
+			Attempts: []tasks.Attempt{{TaskID: got[0].ID, Number: 1, EndpointID: msg, StartedAt: time.Now(), Response: msg, Error: msg}}}
 		if applied, err := s.Finish(ctx, []tasks.Outcome{o}); err != nil || !applied[0] {
 			t.Fatalf("Finish with error %q: got applied %v, error %v; want true, nil", msg, applied, err)
 		}
@@ -337,8 +353,23 @@ func TestSQLStore_UnstorableText(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if tk.LastError != msg && tk.LastError != "nul \uFFFD, invalid \uFFFD" {
-			t.Errorf("LastError: got %q, want %q, or with U+FFFD for the NUL and the invalid byte", tk.LastError, msg)
+		as, err := s.Attempts(ctx, o.ID)
+		if err != nil || len(as) != 1 {
+			t.Fatalf("Attempts: got %d, error %v; want 1, nil", len(as), err)
+		}
+		for name, got := range map[string]string{"LastError": tk.LastError, "EndpointID": *tk.EndpointID,
+			"attempt's EndpointID": as[0].EndpointID, "attempt's Response": as[0].Response, "attempt's Error": as[0].Error} {
+			if got != msg && got != "nul \uFFFD, invalid \uFFFD" {
+				t.Errorf("%s: got %q, want %q, or with U+FFFD for the NUL and the invalid byte", name, got, msg)
+			}
+		}
+		ep := &tasks.Endpoint{ID: "ep_unstorable", AppID: "app_1", URL: msg, Description: msg, EnabledEvents: []string{msg, "*"},
+			Status: tasks.EndpointActive, Secret: msg, PreviousSecret: msg}
+		if _, err := s.InsertEndpoint(ctx, ep); err != nil {
+			t.Errorf("InsertEndpoint with text %q: got error %v, want nil", msg, err)
+		}
+		if _, err := s.UpdateEndpoint(ctx, ep); err != nil {
+			t.Errorf("UpdateEndpoint with text %q: got error %v, want nil", msg, err)
 		}
 	})
 }

@@ -105,6 +105,36 @@ type Task struct {
 	LeaseExpiresAt *time.Time `json:"lease_expires_at,omitempty"`
 }
 
+// Attempt records one attempt of a task: one run of its func, or one
+// delivery to one webhook endpoint (an attempt that delivers to several
+// endpoints has a record for each).
+type Attempt struct {
+	TaskID string `json:"task_id"`
+	// Number is the task's attempt number, from 1.
+	Number int `json:"attempt"`
+	// EndpointID is the endpoint delivered to, or "" for a func.
+	EndpointID string `json:"endpoint_id,omitempty"`
+	// StartedAt is when the attempt started.
+	StartedAt time.Time `json:"started_at"`
+	// Duration is how long it took.
+	Duration time.Duration `json:"-"`
+	// StatusCode is the endpoint's HTTP status code, or 0.
+	StatusCode int `json:"status_code,omitempty"`
+	// Response is the start of the endpoint's response body.
+	Response string `json:"response,omitempty"`
+	// Error is why the attempt failed, or "" if it succeeded.
+	Error string `json:"error,omitempty"`
+}
+
+// MarshalJSON adds duration_ms, the Duration in milliseconds.
+func (a Attempt) MarshalJSON() ([]byte, error) {
+	type attempt Attempt // without this method
+	return json.Marshal(struct {
+		attempt
+		DurationMS float64 `json:"duration_ms"`
+	}{attempt(a), float64(a.Duration) / float64(time.Millisecond)})
+}
+
 // NewTask describes a task to enqueue.
 type NewTask struct {
 	// AppID is the application the task belongs to. Required.
@@ -135,8 +165,8 @@ const (
 
 // Errors returned by the engine and stores. Compare with [errors.Is].
 var (
-	// ErrNotFound means no task has the given ID.
-	ErrNotFound = errors.New("tasks: task not found")
+	// ErrNotFound means no task, or no endpoint, has the given ID.
+	ErrNotFound = errors.New("tasks: not found")
 	// ErrDuplicate means a task with the same idempotency key exists; the
 	// existing task is returned alongside it.
 	ErrDuplicate = errors.New("tasks: duplicate idempotency key")

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,10 +37,19 @@ type WebhookConfig struct {
 	// trickles its answer is cut off when it passes. Defaults to 15s.
 	Timeout time.Duration
 	// MaxResponseBytes is the most of a response body that is read; the
-	// rest is never read, and the excerpt stored with an attempt is at most
-	// this long. Bodies are never decompressed, so a compression bomb is
-	// just bytes. Defaults to 64 KiB.
+	// rest is never read. An attempt keeps the first ResponseExcerptBytes
+	// of it. Bodies are never decompressed, so a compression bomb is just
+	// bytes. Defaults to 64 KiB.
 	MaxResponseBytes int64
+	// RetrySchedule is the delay before each retry of a failed delivery:
+	// the first after attempt 1, and so on; attempts past its end wait as
+	// long as its last. Each delay varies by ±10% at random. A receiver's
+	// longer Retry-After (on 429 and 503) wins. Defaults to
+	// DefaultRetrySchedule.
+	RetrySchedule []time.Duration
+	// MaxRetryAfter caps the Retry-After a receiver can ask for. Defaults
+	// to DefaultMaxRetryAfter.
+	MaxRetryAfter time.Duration
 	// AllowNetworks lists destination ranges that are otherwise blocked
 	// but may be dialled, such as 127.0.0.0/8 for local development and
 	// tests. It is checked on the address dialled; an IPv4-mapped IPv6
@@ -103,6 +113,10 @@ func (c *WebhookConfig) withDefaults() (WebhookConfig, error) {
 		return cfg, errors.New("tasks: WebhookConfig.Timeout must not be negative")
 	case cfg.MaxResponseBytes < 0:
 		return cfg, errors.New("tasks: WebhookConfig.MaxResponseBytes must not be negative")
+	case cfg.MaxRetryAfter < 0:
+		return cfg, errors.New("tasks: WebhookConfig.MaxRetryAfter must not be negative")
+	case slices.ContainsFunc(cfg.RetrySchedule, func(d time.Duration) bool { return d < 0 }):
+		return cfg, errors.New("tasks: WebhookConfig.RetrySchedule must not hold a negative delay")
 	}
 	for _, p := range cfg.AllowNetworks {
 		if !p.IsValid() {
@@ -114,6 +128,12 @@ func (c *WebhookConfig) withDefaults() (WebhookConfig, error) {
 	}
 	if cfg.MaxResponseBytes == 0 {
 		cfg.MaxResponseBytes = defaultMaxResponseBytes
+	}
+	if cfg.RetrySchedule == nil {
+		cfg.RetrySchedule = DefaultRetrySchedule
+	}
+	if cfg.MaxRetryAfter == 0 {
+		cfg.MaxRetryAfter = DefaultMaxRetryAfter
 	}
 	return cfg, nil
 }

@@ -49,6 +49,8 @@ func TestStore(t *testing.T, newStore func(t *testing.T) tasks.Store) {
 		{"Replay", su.testReplay},
 		{"List", su.testList},
 		{"Times", su.testTimes},
+		{"Endpoints", su.testEndpoints},
+		{"Attempts", su.testAttempts},
 		{"Context", su.testContext},
 	} {
 		t.Run(g.name, func(t *testing.T) {

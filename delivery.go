@@ -1,0 +1,218 @@
+package tasks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Version is this library's version, sent in the User-Agent of deliveries.
+const Version = "0.1.0"
+
+// userAgent names the library in every delivery.
+const userAgent = "taskwheel-tasks/" + Version + " (+https://github.com/taskwheel/tasks)"
+
+// DefaultRetrySchedule is the default WebhookConfig.RetrySchedule, the one
+// Svix uses: after a failed delivery the next comes 5 s, 5 min, 30 min, 2 h,
+// 5 h, 10 h and 10 h later, each ±10% at random; later attempts wait as long
+// as the last.
+var DefaultRetrySchedule = []time.Duration{
+	5 * time.Second, 5 * time.Minute, 30 * time.Minute,
+	2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
+}
+
+// DefaultMaxRetryAfter is the default WebhookConfig.MaxRetryAfter.
+const DefaultMaxRetryAfter = time.Hour
+
+// ResponseExcerptBytes bounds the excerpt of a response kept in an Attempt.
+const ResponseExcerptBytes = 1024
+
+// retryDelay is the delay before the attempt after failed attempt number
+// attempt, by the schedule, with ±10% jitter.
+func retryDelay(schedule []time.Duration, attempt int) time.Duration {
+	if len(schedule) == 0 {
+		return 0
+	}
+	d := schedule[min(max(attempt, 1), len(schedule))-1]
+	return d - d/10 + rand.N(d/5+1)
+}
+
+// errNoRoute is the error of a task that has neither a func nor an endpoint.
+func errNoRoute(eventType string) error {
+	return Permanent(fmt.Errorf("no route: no func registered for event type %q and no active endpoint of the app subscribed to it", eventType))
+}
+
+// deliveryBody returns what a delivery of t sends: the fields of the task
+// that do not change between attempts, so that every attempt sends the same
+// bytes, with its data byte for byte as given (encoding/json would compact
+// it).
+func deliveryBody(t *Task) ([]byte, error) {
+	head, err := json.Marshal(struct {
+		ID               string     `json:"id"`
+		AppID            string     `json:"app_id"`
+		EventType        string     `json:"event_type"`
+		ScheduledRunTime *time.Time `json:"scheduled_run_time"`
+		CreatedAt        time.Time  `json:"created_at"`
+	}{t.ID, t.AppID, t.EventType, t.ScheduledRunTime, t.CreatedAt})
+	if err != nil {
+		return nil, err
+	}
+	body := append(head[:len(head)-1], `,"data":`...)
+	return append(append(body, t.Data...), '}'), nil
+}
+
+// delivered is the result of delivering one attempt of a task to one endpoint.
+type delivered struct {
+	attempt    Attempt
+	settled    bool          // acknowledged (2xx) or gone (410): not sent again
+	retryAfter time.Duration // the endpoint's Retry-After, capped
+}
+
+// deliver sends task t to each active endpoint of its app subscribed to its
+// event type that has not settled it in an earlier attempt: acknowledged it
+// with a 2xx, or answered 410 Gone. It returns the attempts to record, the
+// endpoint that acknowledged last, and: nil once every endpoint settled and
+// one acknowledged; a permanent error if all answered 410; else an error
+// that retries the task after the retry schedule's delay, or after the
+// longest Retry-After if that is longer.
+func (e *Engine) deliver(ctx context.Context, t *Task) (attempts []Attempt, endpointID string, err error) {
+	eps, err := e.store.ListEndpoints(ctx, t.AppID)
+	if err != nil {
+		return nil, "", fmt.Errorf("list endpoints: %w", err)
+	}
+	history, err := e.store.Attempts(ctx, t.ID)
+	if err != nil {
+		return nil, "", fmt.Errorf("read attempts: %w", err)
+	}
+	settled := make(map[string]bool)
+	acknowledged := false // by any endpoint, ever
+	for _, a := range history {
+		if a.EndpointID != "" && settles(a.StatusCode) {
+			settled[a.EndpointID] = true
+			acknowledged = acknowledged || a.StatusCode != http.StatusGone
+		}
+	}
+	var targets []*Endpoint
+	for _, ep := range eps {
+		if ep.Status == EndpointActive && ep.Subscribed(t.EventType) && !settled[ep.ID] {
+			targets = append(targets, ep)
+		}
+	}
+	if len(targets) == 0 {
+		if len(settled) == 0 {
+			return nil, "", errNoRoute(t.EventType)
+		}
+		return nil, "", nil // every endpoint settled in earlier attempts
+	}
+	body, err := deliveryBody(t)
+	if err != nil {
+		return nil, "", Permanent(fmt.Errorf("encode delivery: %w", err))
+	}
+	results := make([]delivered, len(targets))
+	var wg sync.WaitGroup
+	for i, ep := range targets {
+		wg.Go(func() { results[i] = e.deliverTo(ctx, ep, t, body) })
+	}
+	wg.Wait()
+
+	var failed []string
+	var wait time.Duration
+	for i, r := range results {
+		attempts = append(attempts, r.attempt)
+		switch {
+		case !r.settled:
+			failed = append(failed, fmt.Sprintf("endpoint %s: %s", targets[i].ID, r.attempt.Error))
+			wait = max(wait, r.retryAfter)
+		case r.attempt.StatusCode != http.StatusGone:
+			endpointID = targets[i].ID
+			acknowledged = true
+		}
+	}
+	switch {
+	case len(failed) > 0:
+		err := fmt.Errorf("delivery failed to %d of %d endpoints: %s", len(failed), len(targets), strings.Join(failed, "; "))
+		return attempts, endpointID, RetryAfter(max(wait, retryDelay(e.cfg.Webhooks.RetrySchedule, t.Attempts)), err)
+	case !acknowledged:
+		return attempts, "", Permanent(errors.New("every endpoint answered 410 Gone"))
+	}
+	return attempts, endpointID, nil
+}
+
+// settles reports whether an endpoint's answer ends its deliveries of a
+// task: a 2xx acknowledges it, and 410 Gone asks for no more.
+func settles(status int) bool {
+	return status >= 200 && status < 300 || status == http.StatusGone
+}
+
+// deliverTo makes one signed POST of body to ep.
+func (e *Engine) deliverTo(ctx context.Context, ep *Endpoint, t *Task, body []byte) (d delivered) {
+	start := time.Now()
+	d = delivered{attempt: Attempt{TaskID: t.ID, Number: t.Attempts, EndpointID: ep.ID, StartedAt: start.UTC().Truncate(time.Microsecond)}}
+	defer func() { d.attempt.Duration = time.Since(start) }()
+	fail := func(err error) delivered {
+		d.attempt.Error = err.Error()
+		return d
+	}
+	standard, hostedHooks, err := signWebhook(ep.secrets(start), t.ID, start, body)
+	if err != nil {
+		return fail(fmt.Errorf("sign: %w", err))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(body))
+	if err != nil {
+		return fail(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set(webhookIDHeader, t.ID)
+	req.Header.Set(webhookTimestampHeader, webhookTimestamp(start))
+	req.Header.Set(webhookSignatureHeader, standard)
+	req.Header.Set(hostedHooksSignatureHeader, hostedHooks)
+	resp, err := e.webhooks.Do(req)
+	if err != nil {
+		return fail(err)
+	}
+	d.attempt.StatusCode = resp.StatusCode
+	body, readErr := readExcerpt(resp, e.cfg.Webhooks.MaxResponseBytes)
+	d.attempt.Response = strings.ToValidUTF8(string(body[:min(len(body), ResponseExcerptBytes)]), "\uFFFD")
+	switch {
+	case readErr != nil: // an answer cut short acknowledges nothing
+		return fail(fmt.Errorf("read response: %w", readErr))
+	case settles(resp.StatusCode):
+		d.settled = true
+		if resp.StatusCode == http.StatusGone {
+			d.attempt.Error = "endpoint answered 410 Gone: no more deliveries to it"
+		}
+		return d
+	}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			d.retryAfter = min(ra, e.cfg.Webhooks.MaxRetryAfter)
+		}
+	}
+	return fail(fmt.Errorf("endpoint answered %s", resp.Status))
+}
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if s < 0 {
+			return 0, false
+		}
+		return time.Duration(min(s, int64(365*24*time.Hour/time.Second))) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}

@@ -1,0 +1,247 @@
+package tasks
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// EndpointStatus says whether an endpoint receives deliveries.
+type EndpointStatus string
+
+// The statuses of an endpoint.
+const (
+	EndpointActive   EndpointStatus = "active"   // receives deliveries
+	EndpointInactive EndpointStatus = "inactive" // receives none; its pending deliveries wait
+)
+
+// AllEvents, as an endpoint's only enabled event, subscribes it to every
+// event type.
+const AllEvents = "*"
+
+// Endpoint is a webhook receiver of an app. A task whose event type has no
+// registered func is delivered to each active endpoint of its app that
+// subscribes to its event type.
+type Endpoint struct {
+	ID    string `json:"id"`
+	AppID string `json:"app_id"`
+	// URL receives the deliveries, as POST requests.
+	URL         string `json:"url"`
+	Description string `json:"description"`
+	// EnabledEvents lists the event types delivered, or is ["*"] for all.
+	EnabledEvents []string       `json:"enabled_events"`
+	Status        EndpointStatus `json:"status"`
+	// Secret signs deliveries: "whsec_" and the base64 of the key.
+	Secret string `json:"secret,omitempty"`
+	// PreviousSecret, after a rotation, also signs deliveries until
+	// PreviousSecretExpiresAt, so receivers can switch without a gap.
+	PreviousSecret          string     `json:"-"`
+	PreviousSecretExpiresAt *time.Time `json:"-"`
+	CreatedAt               time.Time  `json:"created_at"`
+	UpdatedAt               time.Time  `json:"updated_at"`
+}
+
+// Subscribed reports whether ep receives tasks of eventType.
+func (ep *Endpoint) Subscribed(eventType string) bool {
+	return slices.Contains(ep.EnabledEvents, AllEvents) || slices.Contains(ep.EnabledEvents, eventType)
+}
+
+// secrets returns the secrets that sign a delivery at now, newest first.
+func (ep *Endpoint) secrets(now time.Time) []string {
+	s := []string{ep.Secret}
+	if ep.PreviousSecret != "" && ep.PreviousSecretExpiresAt != nil && now.Before(*ep.PreviousSecretExpiresAt) {
+		s = append(s, ep.PreviousSecret)
+	}
+	return s
+}
+
+func (ep *Endpoint) clone() *Endpoint {
+	c := *ep
+	c.EnabledEvents = slices.Clone(ep.EnabledEvents)
+	if ep.PreviousSecretExpiresAt != nil {
+		c.PreviousSecretExpiresAt = new(*ep.PreviousSecretExpiresAt)
+	}
+	return &c
+}
+
+// normalize keeps ep's times as stores do: UTC, to the microsecond.
+func (ep *Endpoint) normalize() {
+	if ep.PreviousSecretExpiresAt != nil {
+		ep.PreviousSecretExpiresAt = new(ep.PreviousSecretExpiresAt.UTC().Truncate(time.Microsecond))
+	}
+}
+
+// NewEndpoint describes an endpoint to create.
+type NewEndpoint struct {
+	// AppID is the app whose tasks the endpoint receives. Required.
+	AppID string
+	// URL receives deliveries: http or https, to a public address unless
+	// the engine's WebhookConfig allows others. Required.
+	URL         string
+	Description string
+	// EnabledEvents lists the event types to deliver; nil or ["*"] means
+	// all.
+	EnabledEvents []string
+	// Status defaults to EndpointActive.
+	Status EndpointStatus
+}
+
+// EndpointUpdate changes an endpoint; nil fields stay as they are.
+type EndpointUpdate struct {
+	URL           *string
+	Description   *string
+	EnabledEvents []string
+	Status        *EndpointStatus
+}
+
+// Limits on endpoints.
+const (
+	MaxDescriptionLength = 1024
+	MaxEnabledEvents     = 256
+)
+
+func (e *Engine) validateEndpoint(ep *Endpoint) error {
+	if err := ValidateEndpointURL(ep.URL, e.cfg.Webhooks); err != nil {
+		return err
+	}
+	if err := validateText("app_id", ep.AppID, MaxIDLength); err != nil {
+		return err
+	}
+	switch {
+	case ep.AppID == "":
+		return invalid("app_id", "must not be empty")
+	case len(ep.Description) > MaxDescriptionLength:
+		return invalid("description", "longer than %d bytes", MaxDescriptionLength)
+	case len(ep.EnabledEvents) == 0:
+		return invalid("enabled_events", `must not be empty; use ["*"] for all events`)
+	case len(ep.EnabledEvents) > MaxEnabledEvents:
+		return invalid("enabled_events", "more than %d event types", MaxEnabledEvents)
+	case ep.Status != EndpointActive && ep.Status != EndpointInactive:
+		return invalid("status", "must be %q or %q", EndpointActive, EndpointInactive)
+	}
+	for _, et := range ep.EnabledEvents {
+		if et == AllEvents {
+			continue
+		}
+		if err := ValidateEventType(et); err != nil {
+			return invalid("enabled_events", "%q: %s", et, err.(*ValidationError).Message)
+		}
+	}
+	return nil
+}
+
+// CreateEndpoint stores a new webhook endpoint with a new signing secret and
+// returns it, secret included. An invalid ne gives a *ValidationError.
+func (e *Engine) CreateEndpoint(ctx context.Context, ne NewEndpoint) (*Endpoint, error) {
+	ep := &Endpoint{
+		ID:            uuid.NewString(),
+		AppID:         ne.AppID,
+		URL:           ne.URL,
+		Description:   ne.Description,
+		EnabledEvents: ne.EnabledEvents,
+		Status:        ne.Status,
+		Secret:        NewWebhookSecret(),
+	}
+	if ep.EnabledEvents == nil {
+		ep.EnabledEvents = []string{AllEvents}
+	}
+	if ep.Status == "" {
+		ep.Status = EndpointActive
+	}
+	if err := e.validateEndpoint(ep); err != nil {
+		return nil, err
+	}
+	stored, err := e.store.InsertEndpoint(ctx, ep)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: create endpoint: %w", err)
+	}
+	return stored, nil
+}
+
+// Endpoint returns the endpoint with the given ID, or an error matching
+// ErrNotFound.
+func (e *Engine) Endpoint(ctx context.Context, id string) (*Endpoint, error) {
+	ep, err := e.store.GetEndpoint(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: get endpoint %s: %w", id, err)
+	}
+	return ep, nil
+}
+
+// Endpoints returns an app's endpoints, oldest first.
+func (e *Engine) Endpoints(ctx context.Context, appID string) ([]*Endpoint, error) {
+	eps, err := e.store.ListEndpoints(ctx, appID)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: list endpoints of %s: %w", appID, err)
+	}
+	return eps, nil
+}
+
+// UpdateEndpoint changes an endpoint and returns it. An invalid change gives
+// a *ValidationError and changes nothing.
+func (e *Engine) UpdateEndpoint(ctx context.Context, id string, u EndpointUpdate) (*Endpoint, error) {
+	return e.changeEndpoint(ctx, id, func(ep *Endpoint) {
+		if u.URL != nil {
+			ep.URL = *u.URL
+		}
+		if u.Description != nil {
+			ep.Description = *u.Description
+		}
+		if u.EnabledEvents != nil {
+			ep.EnabledEvents = u.EnabledEvents
+		}
+		if u.Status != nil {
+			ep.Status = *u.Status
+		}
+	})
+}
+
+// RotateEndpointSecret gives an endpoint a new signing secret and returns
+// it. The old secret keeps signing deliveries, beside the new one, for
+// overlap, so that receivers can switch without rejecting a delivery.
+func (e *Engine) RotateEndpointSecret(ctx context.Context, id string, overlap time.Duration) (*Endpoint, error) {
+	return e.changeEndpoint(ctx, id, func(ep *Endpoint) {
+		ep.PreviousSecret = ep.Secret
+		ep.PreviousSecretExpiresAt = new(time.Now().Add(overlap).UTC().Truncate(time.Microsecond))
+		ep.Secret = NewWebhookSecret()
+	})
+}
+
+// changeEndpoint reads an endpoint, applies change, validates and stores it.
+// Concurrent changes of one endpoint: the last one stored wins.
+func (e *Engine) changeEndpoint(ctx context.Context, id string, change func(*Endpoint)) (*Endpoint, error) {
+	ep, err := e.store.GetEndpoint(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: update endpoint %s: %w", id, err)
+	}
+	change(ep)
+	if err := e.validateEndpoint(ep); err != nil {
+		return nil, err
+	}
+	stored, err := e.store.UpdateEndpoint(ctx, ep)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: update endpoint %s: %w", id, err)
+	}
+	return stored, nil
+}
+
+// DeleteEndpoint deletes an endpoint; its tasks are no longer delivered to
+// it. Its attempts stay in the tasks' histories.
+func (e *Engine) DeleteEndpoint(ctx context.Context, id string) error {
+	if err := e.store.DeleteEndpoint(ctx, id); err != nil {
+		return fmt.Errorf("tasks: delete endpoint %s: %w", id, err)
+	}
+	return nil
+}
+
+// Attempts returns a task's attempt history, oldest first.
+func (e *Engine) Attempts(ctx context.Context, taskID string) ([]Attempt, error) {
+	as, err := e.store.Attempts(ctx, taskID)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: attempts of task %s: %w", taskID, err)
+	}
+	return as, nil
+}
