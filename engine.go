@@ -50,6 +50,9 @@ type Config struct {
 	// Webhooks configures the delivery of tasks to webhook endpoints. nil
 	// means the defaults of WebhookConfig.
 	Webhooks *WebhookConfig
+	// MaxDataBytes bounds the size of a task's Data. Defaults to
+	// DefaultMaxDataBytes.
+	MaxDataBytes int
 }
 
 // Defaults for Config.
@@ -59,6 +62,7 @@ const (
 	DefaultTimeout      = time.Minute
 	DefaultLease        = 30 * time.Second
 	DefaultPollInterval = time.Second
+	DefaultMaxDataBytes = 1 << 20
 )
 
 func (c *Config) withDefaults() (Config, error) {
@@ -77,6 +81,11 @@ func (c *Config) withDefaults() (Config, error) {
 		return cfg, errors.New("tasks: Config.RescueInterval must not be negative")
 	case cfg.PollInterval < 0:
 		return cfg, errors.New("tasks: Config.PollInterval must not be negative")
+	case cfg.MaxDataBytes < 0:
+		return cfg, errors.New("tasks: Config.MaxDataBytes must not be negative")
+	}
+	if cfg.MaxDataBytes == 0 {
+		cfg.MaxDataBytes = DefaultMaxDataBytes
 	}
 	if cfg.Workers == 0 {
 		cfg.Workers = DefaultWorkers
@@ -289,6 +298,9 @@ func (e *Engine) EnqueueTx(ctx context.Context, tx *sql.Tx, nt NewTask) (*Task, 
 func (e *Engine) newTask(nt NewTask) (*Task, error) {
 	if err := nt.Validate(); err != nil {
 		return nil, err
+	}
+	if len(nt.Data) > e.cfg.MaxDataBytes {
+		return nil, invalid("data", "%d bytes, more than the limit of %d", len(nt.Data), e.cfg.MaxDataBytes)
 	}
 	id, err := uuid.NewV7()
 	if err != nil {

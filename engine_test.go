@@ -400,6 +400,17 @@ func TestEngine_Enqueue(t *testing.T) {
 			}
 		})
 	}
+	t.Run("data over the limit (W19)", func(t *testing.T) {
+		small, err := tasks.NewEngine(tasks.NewMemoryStore(), &tasks.Config{MaxDataBytes: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = small.Enqueue(ctx, tasks.NewTask{AppID: "a", EventType: "x", Data: json.RawMessage(`"0123456789"`)})
+		var ve *tasks.ValidationError
+		if !errors.As(err, &ve) || ve.Field != "data" {
+			t.Errorf("Enqueue of 12 bytes with a limit of 10 = %v, want a ValidationError for data", err)
+		}
+	})
 	t.Run("idempotency key", func(t *testing.T) {
 		nt := tasks.NewTask{AppID: "a", EventType: "x", IdempotencyKey: "k1"}
 		first, err := e.Enqueue(ctx, nt)
