@@ -17,7 +17,7 @@ import (
 // memory does not grow with the backlog of a durable store.
 const (
 	wheelWindow     = time.Minute
-	wheelLimit      = 10_000
+	wheelLimit      = 1000
 	hintLimit       = 100_000 // wheel entries beyond which local hints wait for a refill
 	rescueLimit     = 1000
 	storeTimeout    = 10 * time.Second // bounds each background store call

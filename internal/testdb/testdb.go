@@ -34,14 +34,24 @@ const (
 // Postgres skips t, or fails it if TASKS_TEST_REQUIRE_POSTGRES is 1.
 func Postgres(t testing.TB) *sql.DB {
 	t.Helper()
+	db, _ := PostgresDSN(t)
+	return db
+}
+
+// PostgresDSN is [Postgres] that also returns the data source name the
+// handle was opened with: TASKS_TEST_POSTGRES_URL with search_path set to
+// the new schema. Another process, or another handle (see [WithParam]),
+// opened with it works in the same schema. Close such handles before t's
+// cleanup drops the schema.
+func PostgresDSN(t testing.TB) (db *sql.DB, dsn string) {
+	t.Helper()
 	SkipWithoutPostgres(t)
-	dsn := os.Getenv(PostgresURLEnv)
 	schema := "tw_" + strings.ToLower(rand.Text())
-	dsn, err := withSearchPath(dsn, schema)
+	dsn, err := WithParam(os.Getenv(PostgresURLEnv), "search_path", schema)
 	if err != nil {
 		t.Fatalf("testdb: %s: %v", PostgresURLEnv, err)
 	}
-	db, err := sql.Open("pgx", dsn)
+	db, err = sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatalf("testdb: open PostgreSQL: %v", err)
 	}
@@ -59,7 +69,7 @@ func Postgres(t testing.TB) *sql.DB {
 			t.Errorf("testdb: drop schema: %v", err)
 		}
 	})
-	return db
+	return db, dsn
 }
 
 // SkipWithoutPostgres skips t if TASKS_TEST_POSTGRES_URL is not set, or
@@ -75,17 +85,19 @@ func SkipWithoutPostgres(t testing.TB) {
 	t.Skipf("testdb: %s is not set", PostgresURLEnv)
 }
 
-// withSearchPath returns dsn with search_path set to schema.
-func withSearchPath(dsn, schema string) (string, error) {
+// WithParam returns dsn, a PostgreSQL URL or keyword/value string, with the
+// connection parameter key set to value, for example application_name, which
+// names the connections in pg_stat_activity. value must not need quoting.
+func WithParam(dsn, key, value string) (string, error) {
 	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
-		return dsn + " search_path=" + schema, nil // keyword/value form
+		return dsn + " " + key + "=" + value, nil // keyword/value form: the last one wins
 	}
 	u, err := url.Parse(dsn)
 	if err != nil {
 		return "", err
 	}
 	q := u.Query()
-	q.Set("search_path", schema)
+	q.Set(key, value)
 	u.RawQuery = q.Encode()
 	return u.String(), nil
 }
