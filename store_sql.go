@@ -616,56 +616,174 @@ func (s *SQLStore) Claim(ctx context.Context, limit int, lease time.Duration) ([
 
 // Finish queries take the task's ID, its attempt, the outcome's state, its
 // delay (microseconds), its error and its endpoint, "" to keep the task's.
+// Finish queries. SQLite's takes the store's clock as ?1, then each outcome
+// as (id, attempt, state, delay, error, endpoint); PostgreSQL's takes one
+// array per column of the outcomes, then one per column of their attempts,
+// each attempt naming its outcome by its 1-based place, and records both in
+// one statement. An outcome of retrying for a task whose cancellation was
+// requested records canceled.
 const (
-	finishSQLite = `UPDATE taskwheel_tasks SET
-	state = CASE WHEN ?3 = 'retrying' AND cancel_requested THEN 'canceled' ELSE ?3 END,
-	run_at = CASE WHEN ?3 = 'retrying' THEN ?7 + ?4 ELSE run_at END,
-	completed_at = CASE WHEN ?3 = 'retrying' AND NOT cancel_requested THEN NULL ELSE ?7 END,
-	last_error = CASE WHEN ?5 = '' THEN last_error ELSE ?5 END,
-	endpoint_id = CASE WHEN ?6 = '' THEN endpoint_id ELSE ?6 END,
+	finishSQLite = `UPDATE taskwheel_tasks AS t SET
+	state = CASE WHEN o.state = 'retrying' AND t.cancel_requested THEN 'canceled' ELSE o.state END,
+	run_at = CASE WHEN o.state = 'retrying' THEN ?1 + o.delay ELSE t.run_at END,
+	completed_at = CASE WHEN o.state = 'retrying' AND NOT t.cancel_requested THEN NULL ELSE ?1 END,
+	last_error = CASE WHEN o.err = '' THEN t.last_error ELSE o.err END,
+	endpoint_id = CASE WHEN o.endpoint = '' THEN t.endpoint_id ELSE o.endpoint END,
 	lease_expires_at = NULL,
-	updated_at = ?7
-WHERE id = ?1 AND attempts = ?2 AND state = 'running'`
-	finishPostgres = `UPDATE taskwheel_tasks SET
-	state = CASE WHEN $3 = 'retrying' AND cancel_requested THEN 'canceled' ELSE $3 END,
-	run_at = CASE WHEN $3 = 'retrying' THEN now() + $4 * interval '1 microsecond' ELSE run_at END,
-	completed_at = CASE WHEN $3 = 'retrying' AND NOT cancel_requested THEN NULL ELSE now() END,
-	last_error = CASE WHEN $5 = '' THEN last_error ELSE $5 END,
-	endpoint_id = CASE WHEN $6 = '' THEN endpoint_id ELSE $6 END,
-	lease_expires_at = NULL,
-	updated_at = now()
-WHERE id = $1 AND attempts = $2 AND state = 'running'`
+	updated_at = ?1
+FROM (SELECT column1 AS id, column2 AS attempt, column3 AS state, column4 AS delay,
+	column5 AS err, column6 AS endpoint FROM (VALUES %s)) AS o
+WHERE t.id = o.id AND t.attempts = o.attempt AND t.state = 'running'
+RETURNING id`
+	finishSQLiteRow = `(?, ?, ?, ?, ?, ?)`
+
+	finishPostgres = `WITH o AS (
+	SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::text[], $6::text[])
+		WITH ORDINALITY AS o(id, attempt, state, delay, err, endpoint, idx)
+), u AS (
+	UPDATE taskwheel_tasks AS t SET
+		state = CASE WHEN o.state = 'retrying' AND t.cancel_requested THEN 'canceled' ELSE o.state END,
+		run_at = CASE WHEN o.state = 'retrying' THEN now() + o.delay * interval '1 microsecond' ELSE t.run_at END,
+		completed_at = CASE WHEN o.state = 'retrying' AND NOT t.cancel_requested THEN NULL ELSE now() END,
+		last_error = CASE WHEN o.err = '' THEN t.last_error ELSE o.err END,
+		endpoint_id = CASE WHEN o.endpoint = '' THEN t.endpoint_id ELSE o.endpoint END,
+		lease_expires_at = NULL,
+		updated_at = now()
+	FROM o
+	WHERE t.id = o.id AND t.attempts = o.attempt AND t.state = 'running'
+	RETURNING o.idx, o.id
+), a AS (
+	INSERT INTO taskwheel_attempts (` + attemptColumns + `)
+	SELECT u.id, a.number, a.endpoint_id, a.started_at, a.duration, a.status_code, a.response, a.error
+	FROM unnest($7::bigint[], $8::int[], $9::text[], $10::timestamptz[], $11::bigint[], $12::int[], $13::text[], $14::text[])
+		WITH ORDINALITY AS a(outcome, number, endpoint_id, started_at, duration, status_code, response, error, ord)
+	JOIN u ON u.idx = a.outcome
+	ORDER BY a.ord
+)
+SELECT idx FROM u`
 )
 
-// Finish implements [Store]. It records all outcomes in one transaction:
-// their tasks' changes, then, in one statement, the attempts of those that
-// applied. An attempt is stored in the history of its outcome's task,
+// maxFinishRows bounds the outcomes of one Finish statement, to stay under
+// SQLite's limit on parameters.
+const maxFinishRows = 1000
+
+// Finish implements [Store]. It records the outcomes, and the attempts of
+// those that apply, in batches of up to maxFinishRows: on PostgreSQL each
+// batch is one statement; on SQLite, one transaction of two. Outcomes are
+// written in the order of their task IDs, so that concurrent batches lock
+// rows in one order. Of two outcomes for one attempt, only the first can
+// apply. An attempt is stored in the history of its outcome's task,
 // whatever its TaskID says.
 func (s *SQLStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error) {
 	applied := make([]bool, len(outs))
-	err := s.writeEach(ctx, len(outs), func(i int) string { return outs[i].ID }, func(tx *sql.Tx, i int) error {
-		o := outs[i]
-		n, err := exec(ctx, tx, s.pick(finishSQLite, finishPostgres), s.args(o.ID, o.Attempt,
-			string(o.State), o.Delay.Microseconds(), s.text(o.Error), s.text(o.EndpointID))...)
-		applied[i] = n == 1
-		return err
-	}, func(tx *sql.Tx) error {
-		var as []Attempt
-		for i, o := range outs {
-			if !applied[i] {
-				continue
-			}
-			for _, a := range o.Attempts {
-				a.TaskID = o.ID
-				as = append(as, a)
-			}
+	seen := make(map[Lease]bool, len(outs))
+	var order []int
+	for i, o := range outs {
+		if l := (Lease{o.ID, o.Attempt}); !seen[l] {
+			seen[l] = true
+			order = append(order, i)
 		}
-		return s.insertAttempts(ctx, tx, as)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("tasks: finish tasks: %w", err)
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(outs[a].ID, outs[b].ID) })
+	for len(order) > 0 {
+		batch := order[:min(len(order), maxFinishRows)]
+		order = order[len(batch):]
+		finish := s.finishSQLiteBatch
+		if s.dialect == Postgres {
+			finish = s.finishPostgresBatch
+		}
+		if err := finish(ctx, outs, batch, applied); err != nil {
+			return nil, fmt.Errorf("tasks: finish tasks: %w", err)
+		}
 	}
 	return applied, nil
+}
+
+func (s *SQLStore) finishSQLiteBatch(ctx context.Context, outs []Outcome, batch []int, applied []bool) error {
+	args := make([]any, 0, 1+6*len(batch))
+	args = append(args, s.now().UnixMicro())
+	byID := make(map[string]int, len(batch))
+	for _, i := range batch {
+		o := outs[i]
+		byID[o.ID] = i
+		args = append(args, o.ID, o.Attempt, string(o.State), o.Delay.Microseconds(), o.Error, o.EndpointID)
+	}
+	query := fmt.Sprintf(finishSQLite, strings.Repeat(finishSQLiteRow+", ", len(batch)-1)+finishSQLiteRow)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	var as []Attempt
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		i := byID[id]
+		applied[i] = true
+		for _, a := range outs[i].Attempts {
+			a.TaskID = id
+			as = append(as, a)
+		}
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	if err := s.insertAttempts(ctx, tx, as); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (s *SQLStore) finishPostgresBatch(ctx context.Context, outs []Outcome, batch []int, applied []bool) error {
+	var (
+		ids, states, errs, endpoints []string
+		attemptNos                   []int32
+		delays                       []int64
+		aOutcome, aDuration          []int64
+		aNumber, aStatus             []int32
+		aEndpoint, aResponse, aError []string
+		aStarted                     []time.Time
+	)
+	for k, i := range batch {
+		o := outs[i]
+		ids = append(ids, o.ID)
+		attemptNos = append(attemptNos, int32(o.Attempt))
+		states = append(states, string(o.State))
+		delays = append(delays, o.Delay.Microseconds())
+		errs = append(errs, s.text(o.Error))
+		endpoints = append(endpoints, s.text(o.EndpointID))
+		for _, a := range o.Attempts {
+			aOutcome = append(aOutcome, int64(k+1))
+			aNumber = append(aNumber, int32(a.Number))
+			aEndpoint = append(aEndpoint, s.text(a.EndpointID))
+			aStarted = append(aStarted, a.StartedAt.UTC().Truncate(time.Microsecond))
+			aDuration = append(aDuration, a.Duration.Microseconds())
+			aStatus = append(aStatus, int32(a.StatusCode))
+			aResponse = append(aResponse, s.text(a.Response))
+			aError = append(aError, s.text(a.Error))
+		}
+	}
+	rows, err := s.db.QueryContext(ctx, finishPostgres, ids, attemptNos, states, delays, errs, endpoints,
+		aOutcome, aNumber, aEndpoint, aStarted, aDuration, aStatus, aResponse, aError)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k int
+		if err := rows.Scan(&k); err != nil {
+			return err
+		}
+		applied[batch[k-1]] = true
+	}
+	return rows.Err()
 }
 
 const (
