@@ -15,6 +15,7 @@
 package main
 
 import (
+	_ "time/tzdata" // IANA zones for periodic tasks, on machines without zoneinfo
 	"cmp"
 	"context"
 	"crypto/rand"
