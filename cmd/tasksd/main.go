@@ -15,7 +15,6 @@
 package main
 
 import (
-	_ "time/tzdata" // IANA zones for periodic tasks, on machines without zoneinfo
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -40,6 +39,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	_ "time/tzdata" // IANA zones for periodic tasks, on machines without zoneinfo
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for -postgres
 
