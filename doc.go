@@ -54,6 +54,27 @@ task unique per app; a second Enqueue with the key returns the first task with
 Tasks can be listed, canceled, rescheduled and replayed through the engine
 ([Engine.List], [Engine.Cancel], [Engine.Reschedule], [Engine.Replay]).
 
+# Periodic tasks
+
+A periodic task enqueues a task at each run time ("slot") of a cron schedule
+in a time zone ([ParseSchedule]: five fields or an optional sixth for
+seconds, descriptors such as @daily and @every 90s, IANA zones with their
+daylight saving rules):
+
+	p, err := eng.CreatePeriodic(ctx, tasks.NewPeriodic{
+		AppID:     "app_1",
+		Spec:      "30 9 * * MON-FRI", // 9:30 on weekdays
+		TimeZone:  "Europe/Berlin",
+		EventType: "report.daily",
+		Data:      json.RawMessage(`{"report":"sales"}`),
+	})
+
+Each slot gets one task however many engines share the store: the slot is
+the task's idempotency key. The engines enqueue it shortly before its slot,
+so it starts on time. Slots that pass while no engine runs are run once or
+skipped, as the periodic task's [MissedPolicy] says. Periodic tasks can be
+paused, changed and deleted ([Engine.UpdatePeriodic], [Engine.DeletePeriodic]).
+
 # Guarantees
 
   - At least once: a task may run twice (its process died after the func
@@ -73,7 +94,9 @@ Tasks can be listed, canceled, rescheduled and replayed through the engine
 The package is laid out one concept to a file: tasks.go (the task model and
 errors), engine.go (the Engine), scheduler.go (claiming, the worker pool,
 outcomes, heartbeats and the rescuer), wheel.go (the timer wheel), store.go
-(the Store contract), store_memory.go and store_sql.go (the stores).
+(the Store contract), store_memory.go and store_sql.go (the stores),
+endpoint.go and delivery.go (webhook endpoints and delivery), periodic.go
+(periodic tasks: cron schedules and their firing).
 
 # Testing
 

@@ -60,7 +60,7 @@ const (
 	DefaultWorkers      = 16
 	DefaultMaxAttempts  = 10
 	DefaultTimeout      = time.Minute
-	DefaultLease        = 30 * time.Second
+	DefaultLease        = 15 * time.Second
 	DefaultPollInterval = time.Second
 	DefaultMaxDataBytes = 1 << 20
 )

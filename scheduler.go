@@ -37,7 +37,8 @@ var (
 // channels between them. The scheduler goroutine claims due tasks and sends
 // them to the workers over jobs; each worker runs one task at a time and sends
 // its outcome to the completer, which stores outcomes in batches; the
-// maintainer extends leases (heartbeats) and rescues expired ones.
+// maintainer extends leases (heartbeats) and rescues expired ones; the
+// periodic goroutine enqueues the tasks of periodic tasks (periodic.go).
 type run struct {
 	e   *Engine
 	ctx context.Context // for store calls; cancelled when Stop gives up waiting
@@ -56,7 +57,9 @@ type run struct {
 	exited  chan struct{} // one value per worker that has ended
 
 	schedulerDone, completerDone, maintainerDone, listenerDone chan struct{}
+	periodicDone                                               chan struct{}
 	stopMaintainer                                             chan struct{}
+	periodicWake                                               chan struct{} // capacity 1: read periodic tasks now
 
 	wake     chan struct{} // capacity 1: the scheduler has news
 	mayBeDue atomic.Bool   // set with wake: claim even if the wheel says nothing is due
@@ -93,7 +96,9 @@ func (e *Engine) startRun() *run {
 		completerDone:  make(chan struct{}),
 		maintainerDone: make(chan struct{}),
 		listenerDone:   make(chan struct{}),
+		periodicDone:   make(chan struct{}),
 		stopMaintainer: make(chan struct{}),
+		periodicWake:   make(chan struct{}, 1),
 		wake:           make(chan struct{}, 1),
 		active:         make(map[string]*attempt),
 	}
@@ -106,6 +111,7 @@ func (e *Engine) startRun() *run {
 	go r.complete()
 	go r.maintain()
 	go r.listen()
+	go r.periodic()
 	return r
 }
 
@@ -124,6 +130,7 @@ func (r *run) stop(ctx context.Context) error {
 	}()
 	if graceful {
 		<-r.schedulerDone
+		<-r.periodicDone
 		close(r.results)
 		<-r.completerDone
 		close(r.stopMaintainer)
@@ -140,6 +147,7 @@ func (r *run) stop(ctx context.Context) error {
 	r.cancelStore()
 	close(r.stopMaintainer)
 	<-r.schedulerDone
+	<-r.periodicDone
 	<-r.completerDone
 	<-r.maintainerDone
 	<-r.listenerDone

@@ -17,8 +17,8 @@ import (
 // package, which is this contract in code. In summary:
 //
 //   - Every method is safe for concurrent use, by many engines at once.
-//   - Times are the store's clock: "now" in Claim, Rescue, Extend, Finish and
-//     Upcoming is the store's own (the database server's clock for a server
+//   - Times are the store's clock: "now" in Claim, Rescue, Extend, Finish,
+//     Upcoming and DuePeriodics is the store's own (the database server's clock for a server
 //     database), never a time the caller passes, so engines whose clocks
 //     disagree still agree on what is due. Times are kept to the microsecond.
 //   - Each method is atomic: it applies entirely or not at all.
@@ -29,6 +29,8 @@ import (
 //     task was claimed again cannot overwrite the newer attempt.
 //   - Idempotency keys are unique per app, enforced atomically (by a unique
 //     constraint on SQL stores), never by checking and then inserting.
+//     Periodic tasks rely on them for one task per slot, and on
+//     AdvancePeriodic's compare and set for moving past a slot once.
 type Store interface {
 	// Insert stores a new task. The caller sets ID, AppID, EventType, Data,
 	// ScheduledRunTime, MaxAttempts, Timeout and IdempotencyKey; the store
@@ -115,6 +117,38 @@ type Store interface {
 	// DeleteEndpoint deletes an endpoint, or returns ErrNotFound. Its
 	// attempts stay in the history.
 	DeleteEndpoint(ctx context.Context, id string) error
+
+	// InsertPeriodic stores a new periodic task. The caller sets ID, AppID,
+	// Spec, TimeZone, EventType, Data, Status, Missed and NextRunAt; the
+	// store sets CreatedAt and UpdatedAt to now, and LastRunAt and
+	// LastTaskID to nil. It returns the stored periodic task.
+	InsertPeriodic(ctx context.Context, p *PeriodicTask) (*PeriodicTask, error)
+	// GetPeriodic returns the periodic task with the given ID, or
+	// ErrNotFound.
+	GetPeriodic(ctx context.Context, id string) (*PeriodicTask, error)
+	// ListPeriodics returns an app's periodic tasks, oldest first.
+	ListPeriodics(ctx context.Context, appID string) ([]*PeriodicTask, error)
+	// UpdatePeriodic replaces the Spec, TimeZone, EventType, Data, Status,
+	// Missed and NextRunAt of the periodic task with p's ID, sets its
+	// UpdatedAt to now and returns it; ErrNotFound if there is none.
+	// LastRunAt and LastTaskID are left alone: only AdvancePeriodic sets
+	// them.
+	UpdatePeriodic(ctx context.Context, p *PeriodicTask) (*PeriodicTask, error)
+	// DeletePeriodic deletes a periodic task, or returns ErrNotFound.
+	DeletePeriodic(ctx context.Context, id string) error
+	// DuePeriodics returns the store's current time and up to limit active
+	// periodic tasks whose NextRunAt is not after now plus within, earliest
+	// NextRunAt first, then by ID.
+	DuePeriodics(ctx context.Context, within time.Duration, limit int) (now time.Time, due []*PeriodicTask, err error)
+	// AdvancePeriodic moves the NextRunAt of periodic task id from from to
+	// to, if it still is from (compare and set), and reports whether it
+	// did. If lastTaskID is not "", it also sets LastRunAt to from and
+	// LastTaskID to lastTaskID. UpdatedAt does not change. It reports false,
+	// with a nil error, when there is no such task or its NextRunAt is not
+	// from (another engine advanced it first, or it was changed or paused),
+	// so that of engines advancing a task from the same slot at once,
+	// exactly one succeeds.
+	AdvancePeriodic(ctx context.Context, id string, from, to time.Time, lastTaskID string) (bool, error)
 }
 
 // TxStore is a Store that can insert a task inside a caller's database

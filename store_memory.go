@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -27,6 +28,8 @@ type MemoryStore struct {
 	attempts  map[string][]Attempt // by task ID
 	endpoints map[string]*Endpoint
 	epOrder   []*Endpoint // oldest first
+	periodics map[string]*PeriodicTask
+	pOrder    []*PeriodicTask // oldest first
 }
 
 type idemKey struct{ app, key string }
@@ -47,6 +50,7 @@ func NewMemoryStore() *MemoryStore {
 		now:       time.Now,
 		attempts:  make(map[string][]Attempt),
 		endpoints: make(map[string]*Endpoint),
+		periodics: make(map[string]*PeriodicTask),
 	}
 }
 
@@ -544,6 +548,138 @@ func (s *MemoryStore) DeleteEndpoint(ctx context.Context, id string) error {
 	delete(s.endpoints, id)
 	s.epOrder = slices.DeleteFunc(s.epOrder, func(e *Endpoint) bool { return e == ep })
 	return nil
+}
+
+// InsertPeriodic implements [Store].
+func (s *MemoryStore) InsertPeriodic(ctx context.Context, p *PeriodicTask) (*PeriodicTask, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.periodics[p.ID]; ok {
+		return nil, invalid("id", "periodic task %s exists", p.ID)
+	}
+	c := p.clone()
+	c.normalize()
+	c.LastRunAt, c.LastTaskID = nil, nil
+	c.CreatedAt = s.clock()
+	c.UpdatedAt = c.CreatedAt
+	s.periodics[c.ID] = c
+	s.pOrder = append(s.pOrder, c)
+	return c.clone(), nil
+}
+
+// GetPeriodic implements [Store].
+func (s *MemoryStore) GetPeriodic(ctx context.Context, id string) (*PeriodicTask, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.periodics[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return p.clone(), nil
+}
+
+// ListPeriodics implements [Store].
+func (s *MemoryStore) ListPeriodics(ctx context.Context, appID string) ([]*PeriodicTask, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*PeriodicTask
+	for _, p := range s.pOrder {
+		if p.AppID == appID {
+			out = append(out, p.clone())
+		}
+	}
+	return out, nil
+}
+
+// UpdatePeriodic implements [Store].
+func (s *MemoryStore) UpdatePeriodic(ctx context.Context, p *PeriodicTask) (*PeriodicTask, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.periodics[p.ID]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	c := p.clone()
+	c.normalize()
+	old.Spec, old.TimeZone, old.EventType, old.Data = c.Spec, c.TimeZone, c.EventType, c.Data
+	old.Status, old.Missed, old.NextRunAt = c.Status, c.Missed, c.NextRunAt
+	old.UpdatedAt = s.clock()
+	return old.clone(), nil
+}
+
+// DeletePeriodic implements [Store].
+func (s *MemoryStore) DeletePeriodic(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.periodics[id]
+	if !ok {
+		return ErrNotFound
+	}
+	delete(s.periodics, id)
+	s.pOrder = slices.DeleteFunc(s.pOrder, func(q *PeriodicTask) bool { return q == p })
+	return nil
+}
+
+// DuePeriodics implements [Store].
+func (s *MemoryStore) DuePeriodics(ctx context.Context, within time.Duration, limit int) (time.Time, []*PeriodicTask, error) {
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock()
+	until := now.Add(within)
+	var due []*PeriodicTask
+	for _, p := range s.pOrder {
+		if p.Status == PeriodicActive && p.NextRunAt != nil && !p.NextRunAt.After(until) {
+			due = append(due, p)
+		}
+	}
+	slices.SortFunc(due, func(a, b *PeriodicTask) int {
+		if c := a.NextRunAt.Compare(*b.NextRunAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	due = due[:min(len(due), max(limit, 0))]
+	for i, p := range due {
+		due[i] = p.clone()
+	}
+	return now, due, nil
+}
+
+// AdvancePeriodic implements [Store].
+func (s *MemoryStore) AdvancePeriodic(ctx context.Context, id string, from, to time.Time, lastTaskID string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.periodics[id]
+	if !ok || p.NextRunAt == nil || !p.NextRunAt.Equal(from.UTC().Truncate(time.Microsecond)) {
+		return false, nil
+	}
+	p.NextRunAt = new(to.UTC().Truncate(time.Microsecond))
+	if lastTaskID != "" {
+		p.LastRunAt = new(from.UTC().Truncate(time.Microsecond))
+		p.LastTaskID = new(lastTaskID)
+	}
+	return true, nil
 }
 
 // dueHeap orders pending tasks by due time, then ID.

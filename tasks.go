@@ -165,7 +165,8 @@ const (
 
 // Errors returned by the engine and stores. Compare with [errors.Is].
 var (
-	// ErrNotFound means no task, or no endpoint, has the given ID.
+	// ErrNotFound means no task, endpoint or periodic task has the given
+	// ID.
 	ErrNotFound = errors.New("tasks: not found")
 	// ErrDuplicate means a task with the same idempotency key exists; the
 	// existing task is returned alongside it.

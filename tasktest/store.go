@@ -51,6 +51,9 @@ func TestStore(t *testing.T, newStore func(t *testing.T) tasks.Store) {
 		{"Times", su.testTimes},
 		{"Endpoints", su.testEndpoints},
 		{"Attempts", su.testAttempts},
+		{"Periodics", su.testPeriodics},
+		{"DuePeriodics", su.testDuePeriodics},
+		{"AdvancePeriodic", su.testAdvancePeriodic},
 		{"Context", su.testContext},
 	} {
 		t.Run(g.name, func(t *testing.T) {

@@ -1,0 +1,539 @@
+// Command tasksd is the standalone tasks server: the HostedHooks-style HTTP
+// API of package tasks and webhook delivery, on an embedded SQLite file by
+// default or on PostgreSQL. It registers no Go funcs: every task is
+// delivered to its app's webhook endpoints.
+//
+//	go run ./cmd/tasksd                             # SQLite file tasks.db, port 8080
+//	go run ./cmd/tasksd -addr 127.0.0.1:0 -allow-private-endpoints
+//	TASKS_API_KEY=tw_... go run ./cmd/tasksd -postgres postgres://...
+//
+// Run tasksd -h for its settings; each flag has an environment twin, and a
+// flag wins over its variable. The API is mounted at /api/v1 behind one API
+// key, which grants every app: TASKS_API_KEY, or on SQLite a key generated
+// at the first start and kept beside the database in <db>.key (mode 0600).
+// GET /healthz answers 200 while the store answers.
+package main
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	_ "time/tzdata" // IANA zones for periodic tasks, on machines without zoneinfo
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for -postgres
+
+	"github.com/taskwheel/tasks"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tasksd:", err)
+		os.Exit(1)
+	}
+}
+
+// Server limits and shutdown deadlines.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+	shutdownTimeout   = 30 * time.Second // for the HTTP server, then again for the engine
+	healthTimeout     = 2 * time.Second
+)
+
+// API keys.
+const (
+	keyPrefix    = "tw_"
+	keyBytes     = 32 // random bytes in a generated key
+	minKeyLength = 16 // of a key given in TASKS_API_KEY
+)
+
+// The environment twins of the flags, and the API key's variable.
+const (
+	envAddr          = "TASKS_ADDR"
+	envDB            = "TASKS_DB"
+	envPostgres      = "TASKS_POSTGRES_URL"
+	envWorkers       = "TASKS_WORKERS"
+	envAllowPrivate  = "TASKS_ALLOW_PRIVATE_ENDPOINTS"
+	envAPIKey        = "TASKS_API_KEY"
+	defaultAddr      = ":8080"
+	defaultDB        = "tasks.db"
+	keyFileExtension = ".key"
+)
+
+// config is tasksd's settings, after flags, environment and defaults.
+type config struct {
+	Addr                  string
+	DB                    string // SQLite file; unused with Postgres
+	Postgres              string // PostgreSQL URL or keyword/value DSN; "" for SQLite
+	Workers               int    // 0: the engine's default
+	AllowPrivateEndpoints bool
+	APIKey                string // from TASKS_API_KEY; "" to use the key file
+}
+
+const usageText = `tasksd serves the tasks HTTP API at /api/v1 and delivers every task to its
+app's webhook endpoints, on an embedded SQLite file (default) or PostgreSQL.
+
+Usage: tasksd [flags]
+
+Each flag has an environment twin; a flag wins over its variable, the
+variable over the default.
+
+  -addr host:port               TASKS_ADDR      listen address (default ":8080";
+                                                ":0" picks a free port)
+  -db path                      TASKS_DB        SQLite database file (default
+                                                "tasks.db" in the working directory)
+  -postgres url                 TASKS_POSTGRES_URL
+                                                run on PostgreSQL instead of SQLite
+                                                (postgres://user:pass@host/db?...);
+                                                requires TASKS_API_KEY
+  -workers n                    TASKS_WORKERS   tasks delivered at once (default 16)
+  -allow-private-endpoints      TASKS_ALLOW_PRIVATE_ENDPOINTS=1
+                                                let endpoints be on loopback and
+                                                private networks (127/8, ::1, 10/8,
+                                                172.16/12, 192.168/16, fc00::/7 and
+                                                "localhost"), for local development;
+                                                link-local (169.254/16, cloud
+                                                metadata) stays refused (default off)
+
+API key (environment only, so that it stays out of process listings):
+
+  TASKS_API_KEY   the Bearer key that grants every app, at least 16 characters.
+                  Without it, on SQLite, tasksd generates one at the first start
+                  and keeps it beside the database in <db>.key (mode 0600), so
+                  restarts keep it. With -postgres it is required.
+
+GET /healthz answers 200 "ok" while the database answers, 503 otherwise.
+SIGINT or SIGTERM stops tasksd gracefully: in-flight requests and running
+deliveries get 30 s each to finish.
+`
+
+// errHelp is returned by parseConfig for -h: run prints the usage and
+// returns nil.
+var errHelp = flag.ErrHelp
+
+// parseConfig reads the settings from args and getenv: a flag wins over its
+// environment variable, the variable over the default. It does no I/O.
+func parseConfig(args []string, getenv func(string) string) (*config, error) {
+	fs := flag.NewFlagSet("tasksd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // run prints the usage and the error itself
+	fs.Usage = func() {}
+	c := &config{Addr: defaultAddr, DB: defaultDB}
+	fs.StringVar(&c.Addr, "addr", c.Addr, "")
+	fs.StringVar(&c.DB, "db", c.DB, "")
+	fs.StringVar(&c.Postgres, "postgres", "", "")
+	fs.IntVar(&c.Workers, "workers", 0, "")
+	fs.BoolVar(&c.AllowPrivateEndpoints, "allow-private-endpoints", false, "")
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return nil, err
+	} else if err != nil {
+		return nil, fmt.Errorf("%w (run tasksd -h for the settings)", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (flags only; run tasksd -h)", fs.Arg(0))
+	}
+	set := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	// The environment fills what the flags left unset; an empty variable
+	// counts as unset.
+	env := func(flagName, name string) (string, bool) {
+		v := getenv(name)
+		return v, v != "" && !set[flagName]
+	}
+	if v, ok := env("addr", envAddr); ok {
+		c.Addr = v
+	}
+	if v, ok := env("db", envDB); ok {
+		c.DB = v
+	}
+	if v, ok := env("postgres", envPostgres); ok {
+		c.Postgres = v
+	}
+	if v, ok := env("workers", envWorkers); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s=%q: not an integer", envWorkers, v)
+		}
+		c.Workers = n
+	}
+	if v, ok := env("allow-private-endpoints", envAllowPrivate); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s=%q: want 1 or 0 (true or false)", envAllowPrivate, v)
+		}
+		c.AllowPrivateEndpoints = b
+	}
+	c.APIKey = getenv(envAPIKey)
+
+	switch {
+	case c.Addr == "":
+		return nil, errors.New("-addr (TASKS_ADDR) must not be empty")
+	case c.Workers < 0:
+		return nil, fmt.Errorf("-workers (TASKS_WORKERS) = %d: must not be negative", c.Workers)
+	case c.Postgres == "" && c.DB == "":
+		return nil, errors.New("-db (TASKS_DB) must not be empty")
+	case c.Postgres == "" && c.DB == ":memory:":
+		return nil, errors.New("-db (TASKS_DB) must name a file, not :memory:")
+	case c.Postgres != "" && c.APIKey == "":
+		return nil, errors.New("-postgres needs TASKS_API_KEY: tasksd processes sharing a database must share one key, " +
+			"so it is not generated; for example: export TASKS_API_KEY=tw_$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d =)")
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return nil, fmt.Errorf("-addr (TASKS_ADDR) = %q: want host:port, for example :8080 or 127.0.0.1:8080", c.Addr)
+	}
+	if c.APIKey != "" {
+		if err := checkAPIKey(c.APIKey); err != nil {
+			return nil, fmt.Errorf("%s: %w", envAPIKey, err)
+		}
+	}
+	return c, nil
+}
+
+// checkAPIKey reports whether key is unusable as a Bearer key.
+func checkAPIKey(key string) error {
+	if len(key) < minKeyLength {
+		return fmt.Errorf("%d characters, want at least %d", len(key), minKeyLength)
+	}
+	for _, r := range key {
+		if r <= ' ' || r >= 0x7f {
+			return errors.New("holds a space, control or non-ASCII character")
+		}
+	}
+	return nil
+}
+
+// privateNetworks are the ranges -allow-private-endpoints opens: loopback
+// and private networks, not link-local (169.254.0.0/16 holds cloud metadata
+// services) nor carrier-grade NAT.
+var privateNetworks = []netip.Prefix{
+	netip.MustParsePrefix("127.0.0.0/8"),
+	netip.MustParsePrefix("::1/128"),
+	netip.MustParsePrefix("10.0.0.0/8"),
+	netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"),
+	netip.MustParsePrefix("fc00::/7"),
+}
+
+// run is tasksd: it serves until ctx ends, then shuts down gracefully and
+// returns nil. It writes where it listens, its database and its API key to
+// stdout, and its logs to stderr.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv)
+	if errors.Is(err, errHelp) {
+		_, err := io.WriteString(stdout, usageText)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+
+	db, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.close()
+
+	key, keyNote := cfg.APIKey, "from "+envAPIKey+", not shown"
+	shown := "set"
+	if key == "" {
+		keyPath := db.path + keyFileExtension
+		var generated bool
+		if key, generated, err = loadOrCreateKey(keyPath); err != nil {
+			return err
+		}
+		keyNote = "read from " + keyPath
+		if generated {
+			keyNote = "generated, kept in " + keyPath + ", mode 0600"
+		}
+		// A key from the environment is the operator's and stays out of
+		// the output; one from the key file is shown, since the output is
+		// where a newcomer finds it.
+		shown = key
+	}
+
+	webhooks := &tasks.WebhookConfig{}
+	if cfg.AllowPrivateEndpoints {
+		webhooks.AllowNetworks = privateNetworks
+		webhooks.AllowHosts = []string{"localhost"}
+	}
+	eng, err := tasks.NewEngine(db.store, &tasks.Config{
+		Workers:  cfg.Workers,
+		Webhooks: webhooks,
+		Logger:   logger,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close() // Serve closes it too; this covers the returns before Serve
+	if err := eng.Start(ctx); err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           newMux(eng, key, logger),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }() // ends at srv.Shutdown below
+
+	fmt.Fprintf(stdout, "tasksd is running.\n"+
+		"  API:      %s\n"+
+		"  Database: %s\n"+
+		"  API key:  %s (%s)\n"+
+		"Stop it with Ctrl-C.\n", apiURL(ln.Addr()), db.desc, shown, keyNote)
+	logger.Info("tasksd started", "addr", ln.Addr().String(), "database", db.desc,
+		"workers", cmp.Or(cfg.Workers, tasks.DefaultWorkers), "allow_private_endpoints", cfg.AllowPrivateEndpoints)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-served:
+		logger.Error("HTTP server failed", "err", serveErr)
+	}
+
+	// Stop taking requests and let those in flight finish, then let the
+	// running deliveries finish (the engine cancels them at its deadline and
+	// hands their tasks back for a later attempt), then close the store.
+	base := context.WithoutCancel(ctx)
+	shutdownCtx, cancel := context.WithTimeout(base, shutdownTimeout)
+	errShutdown := srv.Shutdown(shutdownCtx)
+	cancel()
+	if serveErr == nil {
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			serveErr = err
+		}
+	}
+	stopCtx, cancel := context.WithTimeout(base, shutdownTimeout)
+	errStop := eng.Stop(stopCtx)
+	cancel()
+	errClose := db.close()
+	if err := errors.Join(serveErr, wrap("shut down HTTP server", errShutdown),
+		wrap("stop engine", errStop), wrap("close database", errClose)); err != nil {
+		return err
+	}
+	logger.Info("tasksd stopped")
+	return nil
+}
+
+// wrap returns "what: err", or nil when err is nil.
+func wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// newMux routes /api/v1/ to the engine's handler, behind key, and
+// GET /healthz to a check of the store.
+func newMux(eng *tasks.Engine, key string, logger *slog.Logger) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", eng.Handler(&tasks.HandlerConfig{
+		Keys:   map[string][]string{key: {"*"}},
+		Logger: logger,
+	})))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if _, _, err := eng.List(ctx, tasks.ListParams{Limit: 1}); err != nil {
+			logger.Error("health check failed", "err", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "unavailable\n")
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+	return mux
+}
+
+// apiURL is the base URL of the API at addr, the listener's address. An
+// unspecified host (":8080") listens on every interface; the URL then
+// names the loopback address, which is one of them.
+func apiURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String() + "/api/v1"
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/api/v1"
+}
+
+// database is the store tasksd runs on and how to describe and close it.
+type database struct {
+	store *tasks.SQLStore
+	desc  string // for the output: "SQLite /abs/path" or a redacted URL
+	path  string // the SQLite file's absolute path; "" on PostgreSQL
+	close func() error
+}
+
+// openStore opens and migrates the store cfg names.
+func openStore(ctx context.Context, cfg *config) (*database, error) {
+	if cfg.Postgres != "" {
+		db, err := sql.Open("pgx", cfg.Postgres)
+		if err != nil {
+			return nil, fmt.Errorf("open PostgreSQL %s: %w", redactDSN(cfg.Postgres), err)
+		}
+		// Keep enough idle connections for the workers and the API.
+		db.SetMaxIdleConns(cmp.Or(cfg.Workers, tasks.DefaultWorkers) + 4)
+		store, err := tasks.NewSQLStore(db, tasks.Postgres)
+		if err == nil {
+			err = store.Migrate(ctx)
+		}
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open PostgreSQL %s: %w", redactDSN(cfg.Postgres), err)
+		}
+		var once bool
+		return &database{
+			store: store,
+			desc:  "PostgreSQL " + redactDSN(cfg.Postgres),
+			close: func() error {
+				if once {
+					return nil
+				}
+				once = true
+				return errors.Join(store.Close(), db.Close())
+			},
+		}, nil
+	}
+	path, err := filepath.Abs(cfg.DB)
+	if err != nil {
+		return nil, fmt.Errorf("open SQLite %s: %w", cfg.DB, err)
+	}
+	store, err := tasks.OpenSQLite(path)
+	if err != nil {
+		return nil, err
+	}
+	var once bool
+	return &database{
+		store: store,
+		desc:  "SQLite " + path,
+		path:  path,
+		close: func() error {
+			if once {
+				return nil
+			}
+			once = true
+			return store.Close()
+		},
+	}, nil
+}
+
+// passwordParam matches a password in a keyword/value DSN.
+var passwordParam = regexp.MustCompile(`(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)`)
+
+// redactDSN returns dsn, a PostgreSQL URL or keyword/value string, with its
+// password replaced by xxxxx.
+func redactDSN(dsn string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "(unparsable URL)"
+		}
+		if q := u.Query(); q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.Redacted()
+	}
+	return passwordParam.ReplaceAllString(dsn, "${1}xxxxx")
+}
+
+// loadOrCreateKey returns the API key kept in the file at path, creating
+// the file with a new key (mode 0600) if it does not exist, and reports
+// whether it did. O_EXCL makes two processes starting at once agree on one
+// key.
+func loadOrCreateKey(path string) (key string, generated bool, err error) {
+	if key, err := readKey(path); !errors.Is(err, fs.ErrNotExist) {
+		return key, false, err
+	}
+	key = newAPIKey()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) { // another process made it just now
+		key, err := readKey(path)
+		return key, false, err
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("create API key file: %w", err)
+	}
+	_, err = io.WriteString(f, key+"\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if errClose := f.Close(); err == nil {
+		err = errClose
+	}
+	if err != nil {
+		os.Remove(path)
+		return "", false, fmt.Errorf("write API key file %s: %w", path, err)
+	}
+	return key, true, nil
+}
+
+// readKey reads the API key in the file at path, refusing a file that
+// others may read.
+func readKey(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if fi.Mode().Perm()&0o077 != 0 && runtime.GOOS != "windows" {
+		return "", fmt.Errorf("API key file %s has mode %#o: others may read it; run chmod 600 %s", path, fi.Mode().Perm(), path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read API key file: %w", err)
+	}
+	key := strings.TrimSpace(string(b))
+	if err := checkAPIKey(key); err != nil {
+		return "", fmt.Errorf("API key file %s: %w", path, err)
+	}
+	return key, nil
+}
+
+// newAPIKey returns "tw_" and the unpadded base64url of 32 random bytes.
+func newAPIKey() string {
+	b := make([]byte, keyBytes)
+	rand.Read(b) // never returns an error; crashes the program if it cannot read
+	return keyPrefix + base64.RawURLEncoding.EncodeToString(b)
+}

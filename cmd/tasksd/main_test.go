@@ -1,0 +1,624 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/internal/testdb"
+)
+
+// envMap is a getenv reading m.
+func envMap(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestParseConfig(t *testing.T) {
+	t.Parallel()
+	const key = "tw_0123456789abcdef"
+	def := config{Addr: ":8080", DB: "tasks.db"}
+	with := func(change func(*config)) config {
+		c := def
+		change(&c)
+		return c
+	}
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want config
+	}{
+		{"defaults", nil, nil, def},
+		{"flags", []string{"-addr", "127.0.0.1:0", "-db", "/tmp/x.db", "-workers", "4", "-allow-private-endpoints"}, nil,
+			with(func(c *config) {
+				c.Addr, c.DB, c.Workers, c.AllowPrivateEndpoints = "127.0.0.1:0", "/tmp/x.db", 4, true
+			})},
+		{"environment", nil, map[string]string{
+			"TASKS_ADDR": ":9999", "TASKS_DB": "other.db", "TASKS_WORKERS": "3",
+			"TASKS_ALLOW_PRIVATE_ENDPOINTS": "1", "TASKS_API_KEY": key,
+		}, with(func(c *config) {
+			c.Addr, c.DB, c.Workers, c.AllowPrivateEndpoints, c.APIKey = ":9999", "other.db", 3, true, key
+		})},
+		{"flags win over environment",
+			[]string{"-addr", ":1", "-db", "flag.db", "-workers", "5", "-allow-private-endpoints=false"},
+			map[string]string{"TASKS_ADDR": ":2", "TASKS_DB": "env.db", "TASKS_WORKERS": "6", "TASKS_ALLOW_PRIVATE_ENDPOINTS": "true"},
+			with(func(c *config) { c.Addr, c.DB, c.Workers = ":1", "flag.db", 5 })},
+		{"empty variables are unset", nil,
+			map[string]string{"TASKS_ADDR": "", "TASKS_DB": "", "TASKS_WORKERS": "", "TASKS_ALLOW_PRIVATE_ENDPOINTS": ""}, def},
+		{"private endpoints off by environment", nil, map[string]string{"TASKS_ALLOW_PRIVATE_ENDPOINTS": "0"}, def},
+		{"postgres by flag", []string{"-postgres", "postgres://u:p@h/db"}, map[string]string{"TASKS_API_KEY": key},
+			with(func(c *config) { c.Postgres, c.APIKey = "postgres://u:p@h/db", key })},
+		{"postgres flag wins", []string{"-postgres", "postgres://flag/db"},
+			map[string]string{"TASKS_POSTGRES_URL": "postgres://env/db", "TASKS_API_KEY": key},
+			with(func(c *config) { c.Postgres, c.APIKey = "postgres://flag/db", key })},
+		{"postgres by environment", nil,
+			map[string]string{"TASKS_POSTGRES_URL": "host=h dbname=db", "TASKS_API_KEY": key},
+			with(func(c *config) { c.Postgres, c.APIKey = "host=h dbname=db", key })},
+		{"postgres ignores an empty -db", []string{"-db", ""},
+			map[string]string{"TASKS_POSTGRES_URL": "host=h", "TASKS_API_KEY": key},
+			with(func(c *config) { c.DB, c.Postgres, c.APIKey = "", "host=h", key })},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := parseConfig(tt.args, envMap(tt.env))
+			if err != nil {
+				t.Fatalf("parseConfig(%q): %v", tt.args, err)
+			}
+			if !reflect.DeepEqual(*got, tt.want) {
+				t.Errorf("parseConfig(%q)\n got %+v\nwant %+v", tt.args, *got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseConfig_errors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string // in the error
+	}{
+		{"unknown flag", []string{"-bogus"}, nil, "-bogus"},
+		{"argument", []string{"serve"}, nil, `"serve"`},
+		{"workers not a number", []string{"-workers", "many"}, nil, "-workers"},
+		{"negative workers", []string{"-workers", "-1"}, nil, "-workers"},
+		{"negative workers from environment", nil, map[string]string{"TASKS_WORKERS": "-2"}, "TASKS_WORKERS"},
+		{"workers variable not a number", nil, map[string]string{"TASKS_WORKERS": "x"}, "TASKS_WORKERS"},
+		{"private endpoints variable not a boolean", nil, map[string]string{"TASKS_ALLOW_PRIVATE_ENDPOINTS": "yes please"}, "TASKS_ALLOW_PRIVATE_ENDPOINTS"},
+		{"empty addr", []string{"-addr", ""}, nil, "-addr"},
+		{"addr without port", []string{"-addr", "localhost"}, nil, "-addr"},
+		{"addr variable without port", nil, map[string]string{"TASKS_ADDR": "8080"}, "TASKS_ADDR"},
+		{"empty db", []string{"-db", ""}, nil, "-db"},
+		{"memory db", []string{"-db", ":memory:"}, nil, ":memory:"},
+		{"postgres without key", []string{"-postgres", "postgres://h/db"}, nil, "TASKS_API_KEY"},
+		{"short key", nil, map[string]string{"TASKS_API_KEY": "secret"}, "TASKS_API_KEY"},
+		{"key with a space", nil, map[string]string{"TASKS_API_KEY": "tw_0123456789 abcdef"}, "TASKS_API_KEY"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := parseConfig(tt.args, envMap(tt.env))
+			if err == nil {
+				t.Fatalf("parseConfig(%q) = %+v, want an error", tt.args, *got)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("parseConfig(%q) error %q, want it to name %q", tt.args, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseConfig_help(t *testing.T) {
+	t.Parallel()
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		if _, err := parseConfig([]string{arg}, envMap(nil)); !errors.Is(err, flag.ErrHelp) {
+			t.Errorf("parseConfig(%q) error %v, want flag.ErrHelp", arg, err)
+		}
+	}
+}
+
+func TestRun_help(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	if err := run(t.Context(), []string{"-h"}, envMap(nil), &stdout, &stderr); err != nil {
+		t.Fatalf("run -h: %v", err)
+	}
+	for _, want := range []string{"Usage: tasksd", "-addr", "TASKS_ADDR", "-db", "TASKS_DB", "-postgres", "TASKS_POSTGRES_URL",
+		"-workers", "TASKS_WORKERS", "-allow-private-endpoints", "TASKS_ALLOW_PRIVATE_ENDPOINTS", "TASKS_API_KEY", "/healthz"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("run -h printed no %q:\n%s", want, stdout.String())
+		}
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("run -h wrote to stderr: %q", stderr.String())
+	}
+}
+
+func TestRun_badFlag(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{"-workers", "-3"}, envMap(nil), &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "-workers") {
+		t.Errorf("run -workers -3: error %v, want one naming -workers", err)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("run -workers -3 wrote to stdout: %q", stdout.String())
+	}
+}
+
+func TestRedactDSN(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ dsn, want string }{
+		{"postgres://u:secret@h:5432/db?sslmode=disable", "postgres://u:xxxxx@h:5432/db?sslmode=disable"},
+		{"postgresql://u@h/db", "postgresql://u@h/db"},
+		{"postgres://u@h/db?password=secret&sslmode=disable", "postgres://u@h/db?password=xxxxx&sslmode=disable"},
+		{"host=h user=u password=secret dbname=db", "host=h user=u password=xxxxx dbname=db"},
+		{"host=h password = 'se cret\\' x' dbname=db", "host=h password = xxxxx dbname=db"},
+		{"host=h PASSWORD=s", "host=h PASSWORD=xxxxx"},
+		{"host=h dbname=db", "host=h dbname=db"},
+	}
+	for _, tt := range tests {
+		if got := redactDSN(tt.dsn); got != tt.want {
+			t.Errorf("redactDSN(%q) = %q, want %q", tt.dsn, got, tt.want)
+		}
+		if strings.Contains(redactDSN(tt.dsn), "secret") || strings.Contains(redactDSN(tt.dsn), "cret") {
+			t.Errorf("redactDSN(%q) kept the password", tt.dsn)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use: the server's logs.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// server is a tasksd that run serves in a goroutine.
+type server struct {
+	api    string   // the printed API URL, http://127.0.0.1:PORT/api/v1
+	key    string   // the printed API key ("set" when from TASKS_API_KEY)
+	output []string // what it printed on start
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	done   chan error // run's result
+}
+
+// startServer runs tasksd with args and env until stop or the end of t,
+// and returns once it printed where it listens.
+func startServer(t *testing.T, args []string, env map[string]string) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	s := &server{logs: new(syncBuffer), cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		err := run(ctx, args, envMap(env), pw, s.logs)
+		pw.Close()
+		s.done <- err
+	}()
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Errorf("tasksd: %v\nlogs:\n%s", err, s.logs.String())
+		}
+	})
+
+	lines := make(chan string)
+	go func() { // reads until run closes the pipe
+		defer close(lines)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				err := <-s.done
+				s.done <- err
+				t.Fatalf("tasksd ended before it was ready: %v\noutput: %q\nlogs:\n%s", err, s.output, s.logs.String())
+			}
+			s.output = append(s.output, line)
+			if v, ok := strings.CutPrefix(line, "  API:"); ok {
+				s.api = strings.TrimSpace(v)
+			}
+			if v, ok := strings.CutPrefix(line, "  API key:"); ok {
+				s.key, _, _ = strings.Cut(strings.TrimSpace(v), " ")
+			}
+			if strings.HasPrefix(line, "Stop it with") {
+				go func() { // drain anything printed later
+					for range lines {
+					}
+				}()
+				if s.api == "" || s.key == "" {
+					t.Fatalf("tasksd printed no API URL or key: %q", s.output)
+				}
+				return s
+			}
+		case <-timeout:
+			t.Fatalf("tasksd not ready after 20s; output %q\nlogs:\n%s", s.output, s.logs.String())
+		}
+	}
+}
+
+// stop cancels run's context and returns its result, or an error if it
+// does not return within 10 seconds. Stopping twice returns nil.
+func (s *server) stop() error {
+	s.cancel()
+	select {
+	case err, ok := <-s.done:
+		if ok {
+			close(s.done)
+		}
+		return err
+	case <-time.After(10 * time.Second):
+		return errors.New("run did not return within 10s of its context ending")
+	}
+}
+
+// call makes an API request with the server's key and decodes a JSON answer
+// into out (unless nil), failing t unless the status is want.
+func (s *server) call(t *testing.T, method, path, key string, body any, want int, out any) {
+	t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = bytes.NewReader(j)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, s.api+path, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	if body != nil {
+		req.Header.Set("Content-type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: status %d, want %d; body %s", method, path, resp.StatusCode, want, got)
+	}
+	if out != nil {
+		if err := json.Unmarshal(got, out); err != nil {
+			t.Fatalf("%s %s: decode %s: %v", method, path, got, err)
+		}
+	}
+}
+
+// healthz returns the status code and body of GET /healthz.
+func (s *server) healthz(t *testing.T) (int, string) {
+	t.Helper()
+	base := strings.TrimSuffix(s.api, "/api/v1")
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatalf("GET /healthz: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestRun_apiKeyPersists(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "tasks.db")
+	args := []string{"-addr", "127.0.0.1:0", "-db", db}
+
+	first := startServer(t, args, nil)
+	if !strings.HasPrefix(first.key, keyPrefix) {
+		t.Errorf("generated key %q, want the prefix %q", first.key, keyPrefix)
+	}
+	if out := strings.Join(first.output, "\n"); !strings.Contains(out, "generated") || !strings.Contains(out, db+".key") {
+		t.Errorf("first start printed %q, want it to say the key was generated and kept in %s.key", out, db)
+	}
+	if !strings.Contains(strings.Join(first.output, "\n"), "SQLite "+db) {
+		t.Errorf("output %q does not name the database %s", first.output, db)
+	}
+	first.call(t, "GET", "/apps/app_1/tasks", first.key, nil, http.StatusOK, nil)
+	first.call(t, "GET", "/apps/app_1/tasks", first.key+"x", nil, http.StatusUnauthorized, nil)
+	if err := first.stop(); err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+
+	fi, err := os.Stat(db + ".key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != 0o600 {
+		t.Errorf("key file mode %#o, want 0600", got)
+	}
+	content, err := os.ReadFile(db + ".key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(content)); got != first.key {
+		t.Errorf("key file holds %q, want the printed key %q", got, first.key)
+	}
+
+	second := startServer(t, args, nil)
+	if second.key != first.key {
+		t.Errorf("second start printed key %q, want the first's %q", second.key, first.key)
+	}
+	if out := strings.Join(second.output, "\n"); strings.Contains(out, "generated") {
+		t.Errorf("second start printed %q, want the key read, not generated", out)
+	}
+	second.call(t, "GET", "/apps/app_1/tasks", first.key, nil, http.StatusOK, nil)
+	if err := second.stop(); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+
+	// A key from the environment wins over the file and is not printed.
+	const envKey = "tw_from_the_environment_0123"
+	third := startServer(t, args, map[string]string{"TASKS_API_KEY": envKey})
+	if out := strings.Join(third.output, "\n"); strings.Contains(out, envKey) || strings.Contains(out, first.key) {
+		t.Errorf("output %q shows a key, want TASKS_API_KEY not shown", out)
+	}
+	third.call(t, "GET", "/apps/app_1/tasks", envKey, nil, http.StatusOK, nil)
+	third.call(t, "GET", "/apps/app_1/tasks", first.key, nil, http.StatusUnauthorized, nil)
+}
+
+func TestRun_keyFileReadableByOthers(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "tasks.db")
+	if err := os.WriteFile(db+".key", []byte(newAPIKey()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(db+".key", 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	err := run(t.Context(), []string{"-addr", "127.0.0.1:0", "-db", db}, envMap(nil), &stdout, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("run with a key file of mode 0644: error %v, want one saying chmod 600", err)
+	}
+}
+
+func TestLoadOrCreateKey(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "k.key")
+	key, generated, err := loadOrCreateKey(path)
+	if err != nil || !generated {
+		t.Fatalf("loadOrCreateKey on no file = %q, %v, %v; want a generated key", key, generated, err)
+	}
+	if len(key) != len(keyPrefix)+43 { // 32 bytes in unpadded base64
+		t.Errorf("key %q has %d characters, want %d", key, len(key), len(keyPrefix)+43)
+	}
+	again, generated, err := loadOrCreateKey(path)
+	if err != nil || generated || again != key {
+		t.Errorf("loadOrCreateKey again = %q, %v, %v; want %q read", again, generated, err, key)
+	}
+	if other := newAPIKey(); other == key {
+		t.Errorf("newAPIKey returned %q twice", key)
+	}
+	if err := os.WriteFile(path, []byte("short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := loadOrCreateKey(path); err == nil {
+		t.Error("loadOrCreateKey accepted a 5-character key")
+	}
+}
+
+func TestRun_endToEndSQLite(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "tasks.db")
+	s := startServer(t, []string{"-addr", "127.0.0.1:0", "-db", db, "-allow-private-endpoints"}, nil)
+	testEndToEnd(t, s)
+}
+
+func TestRun_endToEndPostgres(t *testing.T) {
+	t.Parallel()
+	_, dsn := testdb.PostgresDSN(t)
+	const key = "tw_postgres_end_to_end_key"
+	s := startServer(t, []string{"-addr", "127.0.0.1:0", "-postgres", dsn, "-allow-private-endpoints"},
+		map[string]string{"TASKS_API_KEY": key})
+	if out := strings.Join(s.output, "\n"); !strings.Contains(out, "PostgreSQL ") || strings.Contains(out, key) {
+		t.Errorf("output %q: want it to name PostgreSQL and not show the key", out)
+	}
+	s.key = key
+	testEndToEnd(t, s)
+}
+
+// delivery is a request the receiver got.
+type delivery struct {
+	at     time.Time
+	header http.Header
+	body   []byte
+}
+
+// testEndToEnd creates an endpoint and a task through s's API, as
+// HostedHooks documents it, receives the signed delivery, and reads the
+// task's outcome back; then it stops s.
+func testEndToEnd(t *testing.T, s *server) {
+	if code, body := s.healthz(t); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("GET /healthz: %d %q, want 200 \"ok\\n\"", code, body)
+	}
+
+	deliveries := make(chan delivery, 10)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		deliveries <- delivery{time.Now(), r.Header.Clone(), body}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer recv.Close()
+
+	var ep struct {
+		ID            string   `json:"id"`
+		URL           string   `json:"url"`
+		Secret        string   `json:"secret"`
+		EnabledEvents []string `json:"enabled_events"`
+		Status        string   `json:"status"`
+	}
+	s.call(t, "POST", "/apps/app_1/endpoints", s.key, map[string]any{
+		"url":            recv.URL + "/hooks",
+		"description":    "end-to-end receiver",
+		"enabled_events": []string{"user.created"},
+	}, http.StatusCreated, &ep)
+	if ep.ID == "" || ep.URL != recv.URL+"/hooks" || ep.Status != "active" || !strings.HasPrefix(ep.Secret, "whsec_") {
+		t.Fatalf("created endpoint %+v, want an active one at %s/hooks with a whsec_ secret", ep, recv.URL)
+	}
+
+	// The request as HostedHooks documents it: POST with a Bearer key and a
+	// JSON body of event_type, scheduled_run_time (ISO 8601, any offset) and
+	// data.
+	ist := time.FixedZone("IST", 5*3600+30*60)
+	runAt := time.Now().Add(300 * time.Millisecond).In(ist).Truncate(time.Millisecond)
+	body := fmt.Sprintf(`{
+		"event_type": "user.created",
+		"scheduled_run_time": %q,
+		"data": {"first_name": "Ada", "email": "ada@example.com"}
+	}`, runAt.Format("2006-01-02T15:04:05.000-07:00"))
+	if !strings.Contains(body, "+05:30") {
+		t.Fatalf("request body %s has no +05:30 offset", body)
+	}
+	type task struct {
+		ID               string          `json:"id"`
+		EventType        string          `json:"event_type"`
+		Status           string          `json:"status"`
+		ScheduledRunTime *time.Time      `json:"scheduled_run_time"`
+		EndpointID       *string         `json:"endpoint_id"`
+		CreatedAt        time.Time       `json:"created_at"`
+		Data             json.RawMessage `json:"data"`
+		Attempts         int             `json:"attempts"`
+	}
+	var created task
+	s.call(t, "POST", "/apps/app_1/tasks", s.key, body, http.StatusCreated, &created)
+	switch {
+	case created.ID == "", created.EventType != "user.created", created.Status != "scheduled":
+		t.Fatalf("created task %+v, want a scheduled user.created task with an ID", created)
+	case created.ScheduledRunTime == nil || !created.ScheduledRunTime.Equal(runAt):
+		t.Fatalf("created task's scheduled_run_time %v, want %v", created.ScheduledRunTime, runAt.UTC())
+	case created.EndpointID != nil:
+		t.Errorf("created task's endpoint_id %q, want null before delivery", *created.EndpointID)
+	}
+	assertJSONEqual(t, "created task's data", created.Data, `{"first_name":"Ada","email":"ada@example.com"}`)
+
+	var got delivery
+	select {
+	case got = <-deliveries:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no delivery within 15s; logs:\n%s", s.logs.String())
+	}
+	if got.at.Before(runAt) {
+		t.Errorf("delivered at %v, before its scheduled_run_time %v", got.at, runAt)
+	}
+	if err := tasks.VerifyWebhook(ep.Secret, got.header, got.body); err != nil {
+		t.Errorf("VerifyWebhook with the endpoint's secret: %v\nheaders %v\nbody %s", err, got.header, got.body)
+	}
+	if id := got.header.Get("webhook-id"); id != created.ID {
+		t.Errorf("webhook-id %q, want the task ID %q", id, created.ID)
+	}
+	var sent task
+	if err := json.Unmarshal(got.body, &sent); err != nil {
+		t.Fatalf("delivery body %s: %v", got.body, err)
+	}
+	if sent.ID != created.ID || sent.EventType != "user.created" {
+		t.Errorf("delivered task %s, want task %s of user.created", got.body, created.ID)
+	}
+	assertJSONEqual(t, "delivered data", sent.Data, `{"first_name":"Ada","email":"ada@example.com"}`)
+
+	// The outcome is stored just after the receiver answered.
+	var final task
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.call(t, "GET", "/apps/app_1/tasks/"+created.ID, s.key, nil, http.StatusOK, &final)
+		if final.Status == "completed" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task still %q 10s after its delivery, want completed; logs:\n%s", final.Status, s.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling an API that has no wait
+	}
+	if final.Attempts != 1 || final.EndpointID == nil || *final.EndpointID != ep.ID {
+		t.Errorf("completed task: attempts %d, endpoint_id %v; want 1 and %s", final.Attempts, final.EndpointID, ep.ID)
+	}
+
+	var attempts struct {
+		Data []struct {
+			TaskID     string `json:"task_id"`
+			Attempt    int    `json:"attempt"`
+			EndpointID string `json:"endpoint_id"`
+			StatusCode int    `json:"status_code"`
+			Error      string `json:"error"`
+		} `json:"data"`
+	}
+	s.call(t, "GET", "/apps/app_1/tasks/"+created.ID+"/attempts", s.key, nil, http.StatusOK, &attempts)
+	if len(attempts.Data) != 1 {
+		t.Fatalf("attempts %+v, want one", attempts.Data)
+	}
+	if a := attempts.Data[0]; a.TaskID != created.ID || a.Attempt != 1 || a.EndpointID != ep.ID || a.StatusCode/100 != 2 || a.Error != "" {
+		t.Errorf("attempt %+v, want attempt 1 of task %s to endpoint %s with a 2xx status and no error", a, created.ID, ep.ID)
+	}
+
+	select {
+	case d := <-deliveries:
+		t.Errorf("a second delivery: %s", d.body)
+	default:
+	}
+	if err := s.stop(); err != nil {
+		t.Errorf("run: %v", err)
+	}
+}
+
+// assertJSONEqual fails t unless got and want hold equal JSON values.
+func assertJSONEqual(t *testing.T, what string, got json.RawMessage, want string) {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Errorf("%s %s: %v", what, got, err)
+		return
+	}
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(g, w) {
+		t.Errorf("%s %s, want %s", what, got, want)
+	}
+}
