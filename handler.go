@@ -70,8 +70,9 @@ const (
 )
 
 // Handler returns the engine's HTTP API: HostedHooks' "create task" and the
-// rest of a task's life, and the app's webhook endpoints. Mount it under
-// any prefix with [http.StripPrefix]:
+// rest of a task's life, the app's webhook endpoints, and its schedules
+// (periodic tasks, see [PeriodicTask]). Mount it under any prefix with
+// [http.StripPrefix]:
 //
 //	POST   /apps/{app_id}/tasks                     create a task (201); Idempotency-Key honoured
 //	GET    /apps/{app_id}/tasks                     list: ?status=&event_type=&limit=&cursor=, newest first
@@ -86,16 +87,29 @@ const (
 //	PATCH  /apps/{app_id}/endpoints/{id}            change url, description, enabled_events, status
 //	DELETE /apps/{app_id}/endpoints/{id}            delete it (204)
 //	POST   /apps/{app_id}/endpoints/{id}/rotate_secret  new secret; {"overlap_seconds": n}, default 1 day
+//	GET    /apps/{app_id}/schedules                 list periodic tasks
+//	POST   /apps/{app_id}/schedules                 create one (201): spec, time_zone, event_type, data, status, missed
+//	GET    /apps/{app_id}/schedules/{id}            one periodic task, with next_run_at, last_run_at, last_task_id
+//	PATCH  /apps/{app_id}/schedules/{id}            change any of spec, time_zone, event_type, data, status, missed
+//	DELETE /apps/{app_id}/schedules/{id}            delete it (204); the tasks it enqueued stay
+//	POST   /apps/{app_id}/schedules/{id}/pause      set status paused
+//	POST   /apps/{app_id}/schedules/{id}/resume     set status active; the next slot is the first from now
 //
 // Bodies are strict JSON objects (Content-Type application/json): unknown,
 // duplicate or wrongly cased fields, trailing data, invalid UTF-8 and
 // nesting deeper than 64 levels are refused with 400. Every error answer is
 // application/problem+json (RFC 9457) with an "error" member holding the
 // message, as HostedHooks clients read it, and "field" when a field is at
-// fault. A task or endpoint of another app is a 404, like a missing one, and
-// so is an app that the key does not grant. A store that fails or does not
-// answer within 5 seconds gives 503 with Retry-After; its error goes to the
-// log, not to the client.
+// fault. A task, endpoint or schedule of another app is a 404, like a
+// missing one, and so is an app that the key does not grant. A store that
+// fails or does not answer within 5 seconds gives 503 with Retry-After; its
+// error goes to the log, not to the client.
+//
+// Creating a task refuses with 422 an event type that nothing would run: no
+// func registered and no active endpoint of the app subscribed. A schedule's
+// event type is not checked so: its first task may be due long after, when
+// the endpoint or func exists; a task of a slot that has no route then fails
+// with "no route", in the task list.
 //
 // Handler panics if cfg has no Keys and not Unauthenticated, has both, has
 // an empty key, a key with no apps or an invalid app ID, or a negative
@@ -166,6 +180,13 @@ func (e *Engine) Handler(cfg *HandlerConfig) http.Handler {
 	h.route("PATCH /apps/{app_id}/endpoints/{id}", h.handleUpdateEndpoint)
 	h.route("DELETE /apps/{app_id}/endpoints/{id}", h.handleDeleteEndpoint)
 	h.route("POST /apps/{app_id}/endpoints/{id}/rotate_secret", h.handleRotateSecret)
+	h.route("GET /apps/{app_id}/schedules", h.handleListSchedules)
+	h.route("POST /apps/{app_id}/schedules", h.handleCreateSchedule)
+	h.route("GET /apps/{app_id}/schedules/{id}", h.handleGetSchedule)
+	h.route("PATCH /apps/{app_id}/schedules/{id}", h.handleUpdateSchedule)
+	h.route("DELETE /apps/{app_id}/schedules/{id}", h.handleDeleteSchedule)
+	h.route("POST /apps/{app_id}/schedules/{id}/pause", h.handlePauseSchedule)
+	h.route("POST /apps/{app_id}/schedules/{id}/resume", h.handleResumeSchedule)
 	return h
 }
 
@@ -368,12 +389,9 @@ func (h *handler) handleCreateTask(w http.ResponseWriter, r *http.Request, app s
 	if err != nil {
 		return err
 	}
-	data, ok := m["data"]
-	if !ok {
-		return apiErrorf(http.StatusBadRequest, "data", "data is required (any JSON value, null included)")
-	}
-	if len(data) > h.e.cfg.MaxDataBytes {
-		return apiErrorf(http.StatusRequestEntityTooLarge, "data", "data is %d bytes, more than the limit of %d", len(data), h.e.cfg.MaxDataBytes)
+	data, err := h.dataField(m, true)
+	if err != nil {
+		return err
 	}
 	if err := ValidateEventType(eventType); err != nil {
 		return err
@@ -480,14 +498,9 @@ func (h *handler) handleListTasks(w http.ResponseWriter, r *http.Request, app st
 		return err
 	}
 	var b bytes.Buffer
-	b.WriteString(`{"data":[`)
-	for i, t := range ts {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.Write(taskJSON(t))
-	}
-	b.WriteString(`],"next_cursor":`)
+	b.WriteString(`{"data":`)
+	b.Write(jsonArray(ts, taskJSON))
+	b.WriteString(`,"next_cursor":`)
 	if next == "" {
 		b.WriteString("null")
 	} else {
@@ -567,18 +580,27 @@ func parseUint(s string, max uint64) (uint64, bool) {
 	return n, err == nil && n <= max
 }
 
-// appTask returns the task id of app. Another app's task is not found, as a
-// missing one is, so that the answer does not tell whether it exists.
-func (h *handler) appTask(ctx context.Context, r *http.Request, app string) (*Task, error) {
+// inApp returns the object of the path's id, read by get, if it belongs to
+// app: appOf gives its app. An invalid ID, a missing object and another
+// app's object are all notFound, so that the answer does not tell whether
+// the object exists.
+func inApp[T any](ctx context.Context, r *http.Request, app string, notFound error,
+	get func(context.Context, string) (T, error), appOf func(T) string) (T, error) {
+	var none T
 	id := r.PathValue("id")
 	if !validName(id) {
-		return nil, errTaskNotFound
+		return none, notFound
 	}
-	t, err := h.e.Get(ctx, id)
-	if errors.Is(err, ErrNotFound) || err == nil && t.AppID != app {
-		return nil, errTaskNotFound
+	v, err := get(ctx, id)
+	if errors.Is(err, ErrNotFound) || err == nil && appOf(v) != app {
+		return none, notFound
 	}
-	return t, err
+	return v, err
+}
+
+// appTask returns the task id of app; another app's is not found.
+func (h *handler) appTask(ctx context.Context, r *http.Request, app string) (*Task, error) {
+	return inApp(ctx, r, app, errTaskNotFound, h.e.Get, func(t *Task) string { return t.AppID })
 }
 
 // handleGetTask answers one task.
@@ -695,8 +717,7 @@ func stateConflict(t *Task, msg string) error {
 	return apiErrorf(http.StatusConflict, "", "%s", msg)
 }
 
-// taskJSON encodes t with its data byte for byte as given (encoding/json
-// would compact it and escape HTML characters in it), as the last member.
+// taskJSON encodes t with its data byte for byte as given (see withData).
 func taskJSON(t *Task) encoded {
 	type task Task // without its Data
 	head, err := json.Marshal(struct {
@@ -706,7 +727,13 @@ func taskJSON(t *Task) encoded {
 	if err != nil { // a Task always encodes: its times are years 1 to 9999
 		panic(err)
 	}
-	data := t.Data
+	return withData(head, t.Data)
+}
+
+// withData ends the encoded JSON object head, which has no "data" member,
+// with a "data" member holding data byte for byte as given (encoding/json
+// would compact it and escape HTML characters in it); empty data is null.
+func withData(head []byte, data json.RawMessage) encoded {
 	if len(data) == 0 {
 		data = json.RawMessage("null")
 	}
@@ -715,19 +742,23 @@ func taskJSON(t *Task) encoded {
 	return append(b, '}')
 }
 
+// jsonArray encodes items as a JSON array of their encodings by enc.
+func jsonArray[T any](items []T, enc func(T) encoded) []byte {
+	b := []byte{'['}
+	for i, item := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, enc(item)...)
+	}
+	return append(b, ']')
+}
+
 // ---- endpoints
 
 // appEndpoint returns the endpoint id of app; another app's is not found.
 func (h *handler) appEndpoint(ctx context.Context, r *http.Request, app string) (*Endpoint, error) {
-	id := r.PathValue("id")
-	if !validName(id) {
-		return nil, errEndpointNotFound
-	}
-	ep, err := h.e.Endpoint(ctx, id)
-	if errors.Is(err, ErrNotFound) || err == nil && ep.AppID != app {
-		return nil, errEndpointNotFound
-	}
-	return ep, err
+	return inApp(ctx, r, app, errEndpointNotFound, h.e.Endpoint, func(ep *Endpoint) string { return ep.AppID })
 }
 
 // endpointJSON is ep as answered: with its secret only when withSecret.
@@ -816,27 +847,21 @@ func (h *handler) handleUpdateEndpoint(w http.ResponseWriter, r *http.Request, a
 		return err
 	}
 	var u EndpointUpdate
-	for _, f := range []struct {
-		name string
-		dst  **string
-	}{{"url", &u.URL}, {"description", &u.Description}} {
-		if _, ok := m[f.name]; ok {
-			s, err := stringField(m, f.name, true)
-			if err != nil {
-				return err
-			}
-			*f.dst = &s
-		}
+	if u.URL, err = optionalString(m, "url"); err != nil {
+		return err
+	}
+	if u.Description, err = optionalString(m, "description"); err != nil {
+		return err
 	}
 	if u.EnabledEvents, err = enabledEventsField(m); err != nil {
 		return err
 	}
-	if _, ok := m["status"]; ok {
-		s, err := stringField(m, "status", true)
-		if err != nil {
-			return err
-		}
-		u.Status = new(EndpointStatus(s))
+	status, err := optionalString(m, "status")
+	if err != nil {
+		return err
+	}
+	if status != nil {
+		u.Status = new(EndpointStatus(*status))
 	}
 	ctx, cancel := h.storeCtx(r)
 	defer cancel()
@@ -859,14 +884,25 @@ func (h *handler) handleDeleteEndpoint(w http.ResponseWriter, r *http.Request, a
 		return err
 	}
 	if err := h.e.DeleteEndpoint(ctx, ep.ID); err != nil {
-		if errors.Is(err, ErrNotFound) { // deleted meanwhile
-			return errEndpointNotFound
-		}
-		return err
+		return notFoundAs(err, errEndpointNotFound) // deleted meanwhile
 	}
+	return noContent(w)
+}
+
+// noContent answers 204 No Content.
+func noContent(w http.ResponseWriter) error {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// notFoundAs returns notFound for an error matching ErrNotFound, such as
+// that of an object deleted since the request read it, and err otherwise.
+func notFoundAs(err, notFound error) error {
+	if errors.Is(err, ErrNotFound) {
+		return notFound
+	}
+	return err
 }
 
 // handleRotateSecret gives an endpoint a new secret, which the answer
@@ -929,6 +965,200 @@ func enabledEventsField(m map[string]json.RawMessage) ([]string, error) {
 		return events, nil
 	}
 	return nil, apiErrorf(http.StatusBadRequest, "enabled_events", "%s, not %s", want, kind(raw))
+}
+
+// ---- schedules (periodic tasks)
+
+// appPeriodic returns the periodic task id of app; another app's is not
+// found.
+func (h *handler) appPeriodic(ctx context.Context, r *http.Request, app string) (*PeriodicTask, error) {
+	return inApp(ctx, r, app, errScheduleNotFound, h.e.Periodic, func(p *PeriodicTask) string { return p.AppID })
+}
+
+// periodicJSON encodes p with its data byte for byte as given (see
+// withData).
+func periodicJSON(p *PeriodicTask) encoded {
+	type periodic PeriodicTask // without its Data
+	head, err := json.Marshal(struct {
+		*periodic
+		Data *struct{} `json:"data,omitempty"` // hides periodic.Data
+	}{periodic: (*periodic)(p)})
+	if err != nil { // a PeriodicTask always encodes: its times are years 1 to 9999
+		panic(err)
+	}
+	return withData(head, p.Data)
+}
+
+// handleListSchedules answers an app's periodic tasks, oldest first.
+func (h *handler) handleListSchedules(w http.ResponseWriter, r *http.Request, app string) error {
+	ctx, cancel := h.storeCtx(r)
+	defer cancel()
+	ps, err := h.e.Periodics(ctx, app)
+	if err != nil {
+		return err
+	}
+	b := append([]byte(`{"data":`), jsonArray(ps, periodicJSON)...)
+	return h.writeJSON(w, r, http.StatusOK, encoded(append(b, '}')))
+}
+
+// scheduleFields are the fields of a periodic task that a request may set.
+var scheduleFields = []string{"spec", "time_zone", "event_type", "data", "status", "missed"}
+
+// handleCreateSchedule creates a periodic task: spec, event_type and data
+// (any JSON value, null included) are required; time_zone defaults to UTC,
+// status to active and missed to run_once. An invalid spec or time zone is
+// a 422 naming the field. The event type is not checked for a route, unlike
+// at task creation: the endpoint or func may be added before the first
+// slot, and a task of a slot that has none fails with "no route", visibly
+// in the task list.
+func (h *handler) handleCreateSchedule(w http.ResponseWriter, r *http.Request, app string) error {
+	m, err := h.readObject(w, r, false)
+	if err != nil {
+		return err
+	}
+	if err := onlyFields(m, scheduleFields...); err != nil {
+		return err
+	}
+	np := NewPeriodic{AppID: app}
+	if np.Spec, err = stringField(m, "spec", true); err != nil {
+		return err
+	}
+	if np.TimeZone, err = stringField(m, "time_zone", false); err != nil {
+		return err
+	}
+	if np.EventType, err = stringField(m, "event_type", true); err != nil {
+		return err
+	}
+	if np.Data, err = h.dataField(m, true); err != nil {
+		return err
+	}
+	status, err := stringField(m, "status", false)
+	if err != nil {
+		return err
+	}
+	np.Status = PeriodicStatus(status)
+	missed, err := stringField(m, "missed", false)
+	if err != nil {
+		return err
+	}
+	np.Missed = MissedPolicy(missed)
+	ctx, cancel := h.storeCtx(r)
+	defer cancel()
+	p, err := h.e.CreatePeriodic(ctx, np)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "schedules/"+p.ID)
+	return h.writeJSON(w, r, http.StatusCreated, periodicJSON(p))
+}
+
+// handleGetSchedule answers one periodic task.
+func (h *handler) handleGetSchedule(w http.ResponseWriter, r *http.Request, app string) error {
+	ctx, cancel := h.storeCtx(r)
+	defer cancel()
+	p, err := h.appPeriodic(ctx, r, app)
+	if err != nil {
+		return err
+	}
+	return h.writeJSON(w, r, http.StatusOK, periodicJSON(p))
+}
+
+// handleUpdateSchedule changes the fields given (see
+// [Engine.UpdatePeriodic]); as at creation, the event type is not checked
+// for a route.
+func (h *handler) handleUpdateSchedule(w http.ResponseWriter, r *http.Request, app string) error {
+	m, err := h.readObject(w, r, false)
+	if err != nil {
+		return err
+	}
+	if err := onlyFields(m, scheduleFields...); err != nil {
+		return err
+	}
+	var u PeriodicUpdate
+	if u.Spec, err = optionalString(m, "spec"); err != nil {
+		return err
+	}
+	if u.TimeZone, err = optionalString(m, "time_zone"); err != nil {
+		return err
+	}
+	if u.EventType, err = optionalString(m, "event_type"); err != nil {
+		return err
+	}
+	if u.Data, err = h.dataField(m, false); err != nil {
+		return err
+	}
+	status, err := optionalString(m, "status")
+	if err != nil {
+		return err
+	}
+	if status != nil {
+		u.Status = new(PeriodicStatus(*status))
+	}
+	missed, err := optionalString(m, "missed")
+	if err != nil {
+		return err
+	}
+	if missed != nil {
+		u.Missed = new(MissedPolicy(*missed))
+	}
+	ctx, cancel := h.storeCtx(r)
+	defer cancel()
+	p, err := h.appPeriodic(ctx, r, app)
+	if err != nil {
+		return err
+	}
+	if p, err = h.e.UpdatePeriodic(ctx, p.ID, u); err != nil {
+		return notFoundAs(err, errScheduleNotFound)
+	}
+	return h.writeJSON(w, r, http.StatusOK, periodicJSON(p))
+}
+
+// handleDeleteSchedule deletes a periodic task: 204. The tasks it enqueued
+// stay.
+func (h *handler) handleDeleteSchedule(w http.ResponseWriter, r *http.Request, app string) error {
+	ctx, cancel := h.storeCtx(r)
+	defer cancel()
+	p, err := h.appPeriodic(ctx, r, app)
+	if err != nil {
+		return err
+	}
+	if err := h.e.DeletePeriodic(ctx, p.ID); err != nil {
+		return notFoundAs(err, errScheduleNotFound)
+	}
+	return noContent(w)
+}
+
+// handlePauseSchedule sets a periodic task's status to paused.
+func (h *handler) handlePauseSchedule(w http.ResponseWriter, r *http.Request, app string) error {
+	return h.setScheduleStatus(w, r, app, PeriodicPaused)
+}
+
+// handleResumeSchedule sets a periodic task's status to active; its next
+// slot is the first from now, the slots that passed while it was paused
+// are not caught up on.
+func (h *handler) handleResumeSchedule(w http.ResponseWriter, r *http.Request, app string) error {
+	return h.setScheduleStatus(w, r, app, PeriodicActive)
+}
+
+// setScheduleStatus sets a periodic task's status and answers it. It takes
+// no body, or {}. A task that has the status already is answered as it is,
+// unchanged, so that pausing or resuming twice gives the same answer.
+func (h *handler) setScheduleStatus(w http.ResponseWriter, r *http.Request, app string, status PeriodicStatus) error {
+	if err := h.readEmpty(w, r); err != nil {
+		return err
+	}
+	ctx, cancel := h.storeCtx(r)
+	defer cancel()
+	p, err := h.appPeriodic(ctx, r, app)
+	if err != nil {
+		return err
+	}
+	if p.Status != status {
+		if p, err = h.e.UpdatePeriodic(ctx, p.ID, PeriodicUpdate{Status: &status}); err != nil {
+			return notFoundAs(err, errScheduleNotFound)
+		}
+	}
+	return h.writeJSON(w, r, http.StatusOK, periodicJSON(p))
 }
 
 // ---- request bodies
@@ -1116,6 +1346,36 @@ func stringField(m map[string]json.RawMessage, name string, required bool) (stri
 	return s, nil
 }
 
+// dataField reads data: any JSON value, null included, kept byte for byte,
+// of at most Config.MaxDataBytes (413 beyond). Absent gives nil, or a 400
+// when required.
+func (h *handler) dataField(m map[string]json.RawMessage, required bool) (json.RawMessage, error) {
+	data, ok := m["data"]
+	if !ok {
+		if required {
+			return nil, apiErrorf(http.StatusBadRequest, "data", "data is required (any JSON value, null included)")
+		}
+		return nil, nil
+	}
+	if len(data) > h.e.cfg.MaxDataBytes {
+		return nil, apiErrorf(http.StatusRequestEntityTooLarge, "data", "data is %d bytes, more than the limit of %d", len(data), h.e.cfg.MaxDataBytes)
+	}
+	return data, nil
+}
+
+// optionalString reads member name of m, which must be a JSON string when
+// present; absent gives nil.
+func optionalString(m map[string]json.RawMessage, name string) (*string, error) {
+	if _, ok := m[name]; !ok {
+		return nil, nil
+	}
+	s, err := stringField(m, name, true)
+	if err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
 // runTimeField reads a run time: an RFC 3339 string with an offset. Absent
 // or null gives the zero time, unless required.
 func runTimeField(m map[string]json.RawMessage, name string, required bool) (time.Time, error) {
@@ -1266,6 +1526,7 @@ var (
 	errAppNotFound      = apiErrorf(http.StatusNotFound, "", "no such app for this API key")
 	errTaskNotFound     = apiErrorf(http.StatusNotFound, "", "no task with this ID in this app")
 	errEndpointNotFound = apiErrorf(http.StatusNotFound, "", "no endpoint with this ID in this app")
+	errScheduleNotFound = apiErrorf(http.StatusNotFound, "", "no schedule with this ID in this app")
 	errUnknownPath      = apiErrorf(http.StatusNotFound, "", "no API route matches this path")
 	errInternal         = apiErrorf(http.StatusInternalServerError, "", "internal error")
 	errUnavailable      = apiErrorf(http.StatusServiceUnavailable, "", "the task store is unavailable; try again later")
