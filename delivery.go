@@ -45,9 +45,12 @@ func retryDelay(schedule []time.Duration, attempt int) time.Duration {
 	return d - d/10 + rand.N(d/5+1)
 }
 
-// errNoRoute is the error of a task that has neither a func nor an endpoint.
+// errNoRoute is the error of an attempt of a task that has neither a func
+// nor an active endpoint subscribed to its event type. It is retried like a
+// failed delivery: an endpoint may be created or reactivated, or a func
+// registered by the next version of a process, in the meantime.
 func errNoRoute(eventType string) error {
-	return Permanent(fmt.Errorf("no route: no func registered for event type %q and no active endpoint of the app subscribed to it", eventType))
+	return fmt.Errorf("no route: no func registered for event type %q and no active endpoint of the app subscribed to it", eventType)
 }
 
 // deliveryBody returns what a delivery of t sends: the fields of the task
@@ -108,7 +111,7 @@ func (e *Engine) deliver(ctx context.Context, t *Task) (attempts []Attempt, endp
 	}
 	if len(targets) == 0 {
 		if len(settled) == 0 {
-			return nil, "", errNoRoute(t.EventType)
+			return nil, "", RetryAfter(retryDelay(e.cfg.Webhooks.RetrySchedule, t.Attempts), errNoRoute(t.EventType))
 		}
 		return nil, "", nil // every endpoint settled in earlier attempts
 	}

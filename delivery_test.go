@@ -113,13 +113,30 @@ func TestDelivery(t *testing.T) {
 				t.Errorf("endpoint received %d deliveries of a task with a func", n)
 			}
 		})
-		t.Run("no func and no endpoint: failed, saying so", func(t *testing.T) {
+		t.Run("no func and no endpoint: retried, then failed, saying so", func(t *testing.T) {
 			t.Parallel()
 			e := startEngine(t, newStore(t), webhookConfig(), nil)
-			task := enqueue(t, e, tasks.NewTask{EventType: "nobody.listens"})
+			task := enqueue(t, e, tasks.NewTask{EventType: "nobody.listens", MaxAttempts: 3})
 			got := waitState(t, e, task.ID, tasks.StateFailed)
-			if !strings.Contains(got.LastError, "no route") || got.Attempts != 1 {
-				t.Errorf("last error %q after %d attempts, want a no-route error after 1", got.LastError, got.Attempts)
+			if !strings.Contains(got.LastError, "no route") || got.Attempts != 3 {
+				t.Errorf("last error %q after %d attempts, want a no-route error after 3", got.LastError, got.Attempts)
+			}
+		})
+		t.Run("an inactive endpoint's tasks wait for it", func(t *testing.T) {
+			t.Parallel()
+			rc := newReceiver(t)
+			e := startEngine(t, newStore(t), webhookConfig(100*time.Millisecond), nil)
+			inactive := tasks.EndpointInactive
+			ep := createEndpoint(t, e, tasks.NewEndpoint{URL: rc.URL, Status: inactive})
+			task := enqueue(t, e, tasks.NewTask{EventType: "x"})
+			waitState(t, e, task.ID, tasks.StateRetrying)
+			active := tasks.EndpointActive
+			if _, err := e.UpdateEndpoint(context.Background(), ep.ID, tasks.EndpointUpdate{Status: &active}); err != nil {
+				t.Fatal(err)
+			}
+			waitState(t, e, task.ID, tasks.StateCompleted)
+			if n := rc.count(); n != 1 {
+				t.Errorf("endpoint got %d deliveries, want 1", n)
 			}
 		})
 		t.Run("a signed delivery of stable bytes", func(t *testing.T) {

@@ -15,7 +15,7 @@ type EndpointStatus string
 // The statuses of an endpoint.
 const (
 	EndpointActive   EndpointStatus = "active"   // receives deliveries
-	EndpointInactive EndpointStatus = "inactive" // receives none; its pending deliveries wait
+	EndpointInactive EndpointStatus = "inactive" // receives none; tasks that only it would receive are retried
 )
 
 // AllEvents, as an endpoint's only enabled event, subscribes it to every

@@ -177,8 +177,9 @@ func NewEngine(store Store, cfg *Config) (*Engine, error) {
 // Register makes fn run the tasks of eventType. It panics if eventType is
 // invalid, fn is nil, or eventType already has a func, as http.ServeMux.Handle
 // does for a pattern registered twice. A task whose event type has no func
-// fails with an error saying so. Every engine sharing a store should register
-// the same funcs.
+// is delivered to its app's webhook endpoints (see [Engine.CreateEndpoint]);
+// with none subscribed, its attempt fails, saying so, and it is retried.
+// Every engine sharing a store should register the same funcs.
 func (e *Engine) Register(eventType string, fn Func) {
 	if err := ValidateEventType(eventType); err != nil {
 		panic(err)
@@ -356,7 +357,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*Task, error) {
 		return t, fmt.Errorf("tasks: cancel task %s: %w", id, err)
 	}
 	if r := e.current(); r != nil && t.State == StateRunning {
-		r.revoke(id, errCancelRequested)
+		r.revoke(Lease{ID: id}, errCancelRequested) // the attempt running now
 	}
 	return t, nil
 }

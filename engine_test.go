@@ -262,9 +262,9 @@ func TestEngine_Failures(t *testing.T) {
 				t.Errorf("last error %q, want a timeout", got.LastError)
 			}
 		})
-		t.Run("no func registered", func(t *testing.T) {
+		t.Run("no func registered: retried, saying so", func(t *testing.T) {
 			task := enqueue(t, e, tasks.NewTask{EventType: "nobody.listens"})
-			got := waitState(t, e, task.ID, tasks.StateFailed)
+			got := waitState(t, e, task.ID, tasks.StateRetrying)
 			if got.Attempts != 1 || !strings.Contains(got.LastError, `no func registered for event type "nobody.listens"`) {
 				t.Errorf("got attempts %d, last error %q", got.Attempts, got.LastError)
 			}

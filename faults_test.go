@@ -3,6 +3,7 @@ package tasks_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -18,6 +19,8 @@ type faultyStore struct {
 	tasks.Store
 	down        atomic.Bool  // every call fails
 	finishFails atomic.Int32 // the next n Finish calls fail; -1: all of them
+	finishHangs atomic.Bool  // Finish blocks until its context ends
+	extendDelay time.Duration
 	calls       atomic.Int64 // calls made while down
 }
 
@@ -56,12 +59,17 @@ func (s *faultyStore) Extend(ctx context.Context, leases []tasks.Lease, d time.D
 	if err := s.fail(); err != nil {
 		return nil, err
 	}
+	time.Sleep(s.extendDelay)
 	return s.Store.Extend(ctx, leases, d)
 }
 
 func (s *faultyStore) Finish(ctx context.Context, outs []tasks.Outcome) ([]bool, error) {
 	if err := s.fail(); err != nil {
 		return nil, err
+	}
+	if s.finishHangs.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
 	}
 	if n := s.finishFails.Load(); n < 0 || n > 0 && s.finishFails.CompareAndSwap(n, n-1) {
 		return nil, errDown
@@ -159,4 +167,70 @@ func TestEngine_StoreFaults(t *testing.T) {
 			}
 		})
 	})
+}
+
+// TestEngine_StopWhileStoreFails checks that Stop keeps its deadline when
+// outcomes cannot be stored, the store failing or hanging (F9, F15).
+func TestEngine_StopWhileStoreFails(t *testing.T) {
+	t.Parallel()
+	for _, hang := range []bool{false, true} {
+		t.Run(fmt.Sprintf("hang=%v", hang), func(t *testing.T) {
+			t.Parallel()
+			store := &faultyStore{Store: tasks.NewMemoryStore()}
+			store.finishFails.Store(-1)
+			store.finishHangs.Store(hang)
+			ran := make(chan struct{}, 1)
+			e := newEngine(t, store, nil)
+			e.Register("x", func(context.Context, *tasks.Task) error { ran <- struct{}{}; return nil })
+			if err := e.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			enqueue(t, e, tasks.NewTask{EventType: "x"})
+			<-ran
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			begin := time.Now()
+			err := e.Stop(ctx)
+			if took := time.Since(begin); took > 700*time.Millisecond {
+				t.Errorf("Stop with a 200ms deadline took %v", took)
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Stop = %v, want context.DeadlineExceeded: the outcome was not stored", err)
+			}
+		})
+	}
+}
+
+// TestEngine_RevokedEarlierAttempt checks that a heartbeat that learns an
+// earlier attempt's lease is gone cancels only that attempt, not the one
+// of the same task running now.
+func TestEngine_RevokedEarlierAttempt(t *testing.T) {
+	t.Parallel()
+	// A slow heartbeat: it snapshots attempt 1, which meanwhile ends with a
+	// retry due at once, and answers after attempt 2 has started.
+	store := &faultyStore{Store: tasks.NewMemoryStore(), extendDelay: 40 * time.Millisecond}
+	e := startEngine(t, store, &tasks.Config{Lease: 150 * time.Millisecond}, map[string]tasks.Func{
+		"x": func(ctx context.Context, task *tasks.Task) error {
+			if task.Attempts == 1 {
+				time.Sleep(60 * time.Millisecond)
+				return tasks.RetryAfter(0, errors.New("again"))
+			}
+			select {
+			case <-time.After(200 * time.Millisecond):
+				return nil
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		},
+	})
+	var ids []string
+	for range 20 {
+		ids = append(ids, enqueue(t, e, tasks.NewTask{EventType: "x"}).ID)
+		time.Sleep(7 * time.Millisecond)
+	}
+	for _, id := range ids {
+		if got := waitState(t, e, id, tasks.StateCompleted); got.Attempts != 2 {
+			t.Errorf("task %s: %d attempts, want 2", id, got.Attempts)
+		}
+	}
 }

@@ -47,6 +47,10 @@ type run struct {
 	// taskCtx is the parent of every task's context; cancelTasks cancels it.
 	taskCtx     context.Context
 	cancelTasks context.CancelCauseFunc
+	// resultCtx bounds the storing of outcomes, which goes on while Stop
+	// waits; cancelResults cancels it when Stop gives up waiting.
+	resultCtx     context.Context
+	cancelResults context.CancelFunc
 
 	stopping chan struct{} // closed when Stop begins: claim nothing more
 	abandon  chan struct{} // closed when Stop's ctx ends: drop late results
@@ -104,6 +108,7 @@ func (e *Engine) startRun() *run {
 	}
 	r.ctx, r.cancelStore = context.WithCancel(context.Background())
 	r.taskCtx, r.cancelTasks = context.WithCancelCause(context.Background())
+	r.resultCtx, r.cancelResults = context.WithCancel(context.Background())
 	go r.schedule()
 	for range n {
 		go r.work()
@@ -118,60 +123,83 @@ func (e *Engine) startRun() *run {
 // stop implements Engine.Stop.
 func (r *run) stop(ctx context.Context) error {
 	close(r.stopping)
-	graceful := func() bool {
-		for range r.e.cfg.Workers {
-			select {
-			case <-r.exited:
-			case <-ctx.Done():
+	wait := func(done <-chan struct{}) bool {
+		select {
+		case <-done:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	exited := 0 // workers that have ended
+	workersDone := func() bool {
+		for ; exited < r.e.cfg.Workers; exited++ {
+			if !wait(r.exited) {
 				return false
 			}
 		}
 		return true
-	}()
-	if graceful {
-		<-r.schedulerDone
-		<-r.periodicDone
-		close(r.results)
-		<-r.completerDone
-		close(r.stopMaintainer)
-		<-r.maintainerDone
-		r.cancelStore()
-		<-r.listenerDone
-		r.cancelTasks(errStopped)
-		return nil
 	}
-	// Out of time: interrupt the running tasks and hand them back. Closing
+	if workersDone() && wait(r.schedulerDone) && wait(r.periodicDone) {
+		close(r.results)
+		if wait(r.completerDone) {
+			close(r.stopMaintainer)
+			r.cancelStore()
+			<-r.maintainerDone
+			<-r.listenerDone
+			r.cancelTasks(errStopped)
+			r.cancelResults()
+			return nil
+		}
+	}
+	// Out of time: interrupt the running tasks and stop storing. Closing
 	// abandon first makes sure no interrupted attempt reports success.
 	close(r.abandon)
 	r.cancelTasks(errStopped)
 	r.cancelStore()
+	r.cancelResults()
 	close(r.stopMaintainer)
-	<-r.schedulerDone
-	<-r.periodicDone
-	<-r.completerDone
-	<-r.maintainerDone
-	<-r.listenerDone
+	for _, done := range []chan struct{}{r.schedulerDone, r.periodicDone, r.completerDone, r.maintainerDone, r.listenerDone} {
+		<-done // each returns at once now that its store calls are cancelled
+	}
+	// Funcs that honour their context return within moments; their tasks
+	// are handed back. Those still running are left to their leases: handing
+	// them back would let another engine run them while they still run here.
+	grace := time.NewTimer(releaseGrace)
+	defer grace.Stop()
+	for ; exited < r.e.cfg.Workers; exited++ {
+		select {
+		case <-r.exited:
+			continue
+		case <-grace.C:
+		}
+		break
+	}
 	r.release()
 	return ctx.Err()
 }
 
-// release makes the still-running tasks of an abandoned run due again. The
-// write is fenced, so a result stored meanwhile wins.
+// Past its deadline, Stop waits releaseGrace for cancelled task funcs to
+// return, and releaseTimeout for the store to take their tasks back.
+const (
+	releaseGrace   = 50 * time.Millisecond
+	releaseTimeout = 250 * time.Millisecond
+)
+
+// release makes the tasks whose outcome was dropped due again at once. The
+// write is fenced, so an outcome stored meanwhile wins.
 func (r *run) release() {
 	r.activeMu.Lock()
 	leases := r.dropped
-	for _, a := range r.active {
-		leases = append(leases, a.lease)
-	}
 	r.activeMu.Unlock()
+	if len(leases) == 0 {
+		return
+	}
 	outs := make([]Outcome, len(leases))
 	for i, l := range leases {
 		outs[i] = Outcome{ID: l.ID, Attempt: l.Attempt, State: StateRetrying, Error: errStopped.Error()}
 	}
-	if len(outs) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
 	if _, err := r.e.store.Finish(ctx, outs); err != nil {
 		r.e.log.Error("tasks: release unfinished tasks; the rescuer will retry them", "count", len(outs), "err", err)
@@ -211,11 +239,13 @@ func (r *run) forget(l Lease, dropped bool) {
 	}
 }
 
-// revoke cancels the context of task id if it runs here.
-func (r *run) revoke(id string, cause error) {
+// revoke cancels the context of the attempt of task id that runs here, if
+// any, or only of attempt l.Attempt when l.Attempt is not 0: the lease
+// revoked may be of an earlier attempt than the one running now.
+func (r *run) revoke(l Lease, cause error) {
 	r.activeMu.Lock()
 	defer r.activeMu.Unlock()
-	if a, ok := r.active[id]; ok {
+	if a, ok := r.active[l.ID]; ok && (l.Attempt == 0 || a.lease == l) {
 		a.cancel(cause)
 	}
 }
@@ -547,7 +577,7 @@ func (r *run) finish(outs []Outcome) {
 	delay := 20 * time.Millisecond
 	for try := 1; ; try++ {
 		// Not r.ctx: a result is stored even while the engine stops.
-		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		ctx, cancel := context.WithTimeout(r.resultCtx, storeTimeout)
 		applied, err := e.store.Finish(ctx, outs)
 		cancel()
 		if err == nil {
@@ -643,8 +673,12 @@ func (r *run) heartbeat() {
 		}
 		return
 	}
+	attempt := make(map[string]int, len(leases))
+	for _, l := range leases {
+		attempt[l.ID] = l.Attempt
+	}
 	for _, id := range revoked {
-		r.revoke(id, errLeaseRevoked)
+		r.revoke(Lease{id, attempt[id]}, errLeaseRevoked)
 	}
 }
 
