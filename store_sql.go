@@ -640,6 +640,9 @@ RETURNING id`
 	finishPostgres = `WITH o AS (
 	SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::text[], $6::text[])
 		WITH ORDINALITY AS o(id, attempt, state, delay, err, endpoint, idx)
+), locked AS MATERIALIZED (
+	-- Lock the rows in ID order, as Extend does, so the two cannot deadlock.
+	SELECT t.id FROM taskwheel_tasks AS t JOIN o ON t.id = o.id ORDER BY t.id FOR UPDATE OF t
 ), u AS (
 	UPDATE taskwheel_tasks AS t SET
 		state = CASE WHEN o.state = 'retrying' AND t.cancel_requested THEN 'canceled' ELSE o.state END,
@@ -650,7 +653,7 @@ RETURNING id`
 		lease_expires_at = NULL,
 		updated_at = now()
 	FROM o
-	WHERE t.id = o.id AND t.attempts = o.attempt AND t.state = 'running'
+	WHERE t.id = o.id AND t.attempts = o.attempt AND t.state = 'running' AND t.id IN (SELECT id FROM locked)
 	RETURNING o.idx, o.id
 ), a AS (
 	INSERT INTO taskwheel_attempts (` + attemptColumns + `)
@@ -1136,17 +1139,22 @@ func (s *SQLStore) Listen(ctx context.Context, listening func(), notify func(Due
 	return fmt.Errorf("tasks: listen: %w", listenErr)
 }
 
+// notifyChannel names the channel that the trigger of migration 0006
+// notifies for the tables of the current schema: a hash of the schema's
+// name keeps it within PostgreSQL's 63 bytes for any name.
+const notifyChannel = `SELECT 'taskwheel_' || left(md5(current_schema()), 16)`
+
 func listen(ctx context.Context, dc any, listening func(), notify func(Due)) error {
 	pc, ok := dc.(interface{ Conn() *pgx.Conn })
 	if !ok {
 		return fmt.Errorf("want a connection of github.com/jackc/pgx/v5/stdlib, have %T", dc)
 	}
 	c := pc.Conn()
-	var schema string
-	if err := c.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+	var channel string
+	if err := c.QueryRow(ctx, notifyChannel).Scan(&channel); err != nil {
 		return err
 	}
-	if _, err := c.Exec(ctx, "LISTEN "+pgx.Identifier{"taskwheel_" + schema}.Sanitize()); err != nil {
+	if _, err := c.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
 		return err
 	}
 	listening()
