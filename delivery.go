@@ -110,8 +110,11 @@ func (e *Engine) deliver(ctx context.Context, t *Task) (attempts []Attempt, endp
 		}
 	}
 	if len(targets) == 0 {
-		if len(settled) == 0 {
+		switch {
+		case len(settled) == 0:
 			return nil, "", RetryAfter(retryDelay(e.cfg.Webhooks.RetrySchedule, t.Attempts), errNoRoute(t.EventType))
+		case !acknowledged:
+			return nil, "", errAllGone
 		}
 		return nil, "", nil // every endpoint settled in earlier attempts
 	}
@@ -144,10 +147,13 @@ func (e *Engine) deliver(ctx context.Context, t *Task) (attempts []Attempt, endp
 		err := fmt.Errorf("delivery failed to %d of %d endpoints: %s", len(failed), len(targets), strings.Join(failed, "; "))
 		return attempts, endpointID, RetryAfter(max(wait, retryDelay(e.cfg.Webhooks.RetrySchedule, t.Attempts)), err)
 	case !acknowledged:
-		return attempts, "", Permanent(errors.New("every endpoint answered 410 Gone"))
+		return attempts, "", errAllGone
 	}
 	return attempts, endpointID, nil
 }
+
+// errAllGone fails a task that every endpoint turned away with 410 Gone.
+var errAllGone = Permanent(errors.New("every endpoint answered 410 Gone"))
 
 // settles reports whether an endpoint's answer ends its deliveries of a
 // task: a 2xx acknowledges it, and 410 Gone asks for no more.

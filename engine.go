@@ -375,7 +375,10 @@ func (e *Engine) Reschedule(ctx context.Context, id string, runAt time.Time) (*T
 
 // Replay makes a completed, failed or canceled task run again as soon as
 // possible, with Config.MaxAttempts more attempts. It keeps its ID and its
-// attempt count. Other states give ErrInvalidState.
+// attempt count. A task delivered to webhooks is sent again only to the
+// endpoints that have not acknowledged it: replaying a task that every
+// endpoint acknowledged completes it again without a delivery. Other states
+// give ErrInvalidState.
 func (e *Engine) Replay(ctx context.Context, id string) (*Task, error) {
 	t, err := e.store.Replay(ctx, id, e.cfg.MaxAttempts)
 	if err != nil {
