@@ -75,6 +75,25 @@ so it starts on time. Slots that pass while no engine runs are run once or
 skipped, as the periodic task's [MissedPolicy] says. Periodic tasks can be
 paused, changed and deleted ([Engine.UpdatePeriodic], [Engine.DeletePeriodic]).
 
+# Webhooks
+
+A task whose event type has no func is delivered to its app's webhook
+endpoints that subscribe to it ([Engine.CreateEndpoint]): a signed POST
+(Standard Webhooks headers, and HostedHooks-Signature), retried on a
+Svix-like schedule to the endpoints that have not acknowledged it with a
+2xx. Every attempt is recorded ([Engine.Attempts]). Receivers check a
+delivery with [VerifyWebhook]. The delivery client refuses private and other
+special addresses on the address it dials unless [WebhookConfig] allows them.
+
+# HTTP
+
+[Engine.Handler] serves the HostedHooks Tasks API (tasks, attempts,
+endpoints, schedules) on any mount point:
+
+	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", eng.Handler(&tasks.HandlerConfig{
+		Keys: map[string][]string{apiKey: {"app_1"}},
+	})))
+
 # Guarantees
 
   - At least once: a task may run twice (its process died after the func
@@ -87,7 +106,8 @@ paused, changed and deleted ([Engine.UpdatePeriodic], [Engine.DeletePeriodic]).
     monotonic clock, so a wall clock jump neither fires nor loses a task.
   - Stop stops claiming, waits for running tasks, cancels their contexts when
     its context ends, never records an interrupted attempt as completed, and
-    joins every goroutine the engine started.
+    joins every goroutine the engine started but those of task funcs that
+    ignore their context.
 
 # Files
 
@@ -95,8 +115,10 @@ The package is laid out one concept to a file: tasks.go (the task model and
 errors), engine.go (the Engine), scheduler.go (claiming, the worker pool,
 outcomes, heartbeats and the rescuer), wheel.go (the timer wheel), store.go
 (the Store contract), store_memory.go and store_sql.go (the stores),
-endpoint.go and delivery.go (webhook endpoints and delivery), periodic.go
-(periodic tasks: cron schedules and their firing).
+endpoint.go and delivery.go (webhook endpoints and delivery),
+webhook_sign.go (signatures), webhook_client.go (the SSRF-safe client),
+periodic.go (periodic tasks: cron schedules and their firing), handler.go
+(the HTTP API).
 
 # Testing
 
