@@ -75,6 +75,14 @@ so it starts on time. Slots that pass while no engine runs are run once or
 skipped, as the periodic task's [MissedPolicy] says. Periodic tasks can be
 paused, changed and deleted ([Engine.UpdatePeriodic], [Engine.DeletePeriodic]).
 
+# HTTP API and dashboard
+
+[Engine.Handler] serves the HostedHooks-style HTTP API, and [Engine.UI] a web
+dashboard of the same apps, behind the same keys; mount both under prefixes:
+
+	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", eng.Handler(cfg)))
+	mux.Handle("/ui/", http.StripPrefix("/ui", eng.UI(cfg)))
+
 # Guarantees
 
   - At least once: a task may run twice (its process died after the func
@@ -96,7 +104,10 @@ errors), engine.go (the Engine), scheduler.go (claiming, the worker pool,
 outcomes, heartbeats and the rescuer), wheel.go (the timer wheel), store.go
 (the Store contract), store_memory.go and store_sql.go (the stores),
 endpoint.go and delivery.go (webhook endpoints and delivery), periodic.go
-(periodic tasks: cron schedules and their firing).
+(periodic tasks: cron schedules and their firing), handler.go (the HTTP API),
+ui.go with ui/ (the dashboard: its handler, and its templates and style
+sheet, embedded) and auth.go (API keys, which the API and the dashboard
+share).
 
 # Testing
 
