@@ -85,14 +85,15 @@ Svix-like schedule to the endpoints that have not acknowledged it with a
 delivery with [VerifyWebhook]. The delivery client refuses private and other
 special addresses on the address it dials unless [WebhookConfig] allows them.
 
-# HTTP
+# HTTP API and dashboard
 
 [Engine.Handler] serves the HostedHooks Tasks API (tasks, attempts,
-endpoints, schedules) on any mount point:
+endpoints, schedules), and [Engine.UI] a web dashboard of the same apps,
+behind the same keys; mount both under prefixes:
 
-	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", eng.Handler(&tasks.HandlerConfig{
-		Keys: map[string][]string{apiKey: {"app_1"}},
-	})))
+	cfg := &tasks.HandlerConfig{Keys: map[string][]string{apiKey: {"app_1"}}}
+	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", eng.Handler(cfg)))
+	mux.Handle("/ui/", http.StripPrefix("/ui", eng.UI(cfg)))
 
 # Guarantees
 
@@ -118,7 +119,9 @@ outcomes, heartbeats and the rescuer), wheel.go (the timer wheel), store.go
 endpoint.go and delivery.go (webhook endpoints and delivery),
 webhook_sign.go (signatures), webhook_client.go (the SSRF-safe client),
 periodic.go (periodic tasks: cron schedules and their firing), handler.go
-(the HTTP API).
+(the HTTP API), ui.go with ui/ (the dashboard: its handler, and its
+templates and style sheet, embedded) and auth.go (API keys, which the API
+and the dashboard share).
 
 # Testing
 

@@ -3,8 +3,6 @@ package tasks
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -119,16 +117,7 @@ func (e *Engine) Handler(cfg *HandlerConfig) http.Handler {
 	if cfg != nil {
 		c = *cfg
 	}
-	switch {
-	case len(c.Keys) == 0 && !c.Unauthenticated:
-		panic("tasks: Handler: no Keys; set Unauthenticated to serve without keys")
-	case len(c.Keys) > 0 && c.Unauthenticated:
-		panic("tasks: Handler: both Keys and Unauthenticated set")
-	case c.MaxBodyBytes < 0:
-		panic("tasks: Handler: negative MaxBodyBytes")
-	case c.Horizon < 0:
-		panic("tasks: Handler: negative Horizon")
-	}
+	checkHandlerConfig("Handler", &c)
 	h := &handler{
 		e:            e,
 		mux:          http.NewServeMux(),
@@ -149,23 +138,7 @@ func (e *Engine) Handler(cfg *HandlerConfig) http.Handler {
 	if h.log == nil {
 		h.log = e.log
 	}
-	for _, key := range slices.Sorted(maps.Keys(c.Keys)) {
-		apps := c.Keys[key]
-		if key == "" {
-			panic("tasks: Handler: empty API key")
-		}
-		if len(apps) == 0 {
-			panic("tasks: Handler: an API key grants no app")
-		}
-		k := apiKey{digest: sha256.Sum256([]byte(key)), apps: make(map[string]bool)}
-		for _, app := range apps {
-			if app != allApps && !validName(app) {
-				panic(fmt.Sprintf("tasks: Handler: invalid app ID %q for an API key", app))
-			}
-			k.apps[app] = true
-		}
-		h.keys = append(h.keys, k)
-	}
+	h.keys = parseKeys("Handler", c.Keys)
 
 	h.route("POST /apps/{app_id}/tasks", h.handleCreateTask)
 	h.route("GET /apps/{app_id}/tasks", h.handleListTasks)
@@ -202,12 +175,6 @@ type handler struct {
 	log          *slog.Logger
 	now          func() time.Time
 	storeTimeout time.Duration
-}
-
-// apiKey is an API key, kept as its digest, and the apps it grants.
-type apiKey struct {
-	digest [sha256.Size]byte
-	apps   map[string]bool // may hold allApps
 }
 
 // routeFunc serves a request for the app it is authorized for. An error it
@@ -313,16 +280,14 @@ func (h *handler) authorize(w http.ResponseWriter, r *http.Request) (string, err
 	if !validName(app) {
 		return "", apiErrorf(http.StatusBadRequest, "app_id", "invalid app ID: use 1 to %d letters, digits and . _ : -", MaxIDLength)
 	}
-	if key != nil && !key.apps[allApps] && !key.apps[app] {
+	if key != nil && !key.grants(app) {
 		return "", errAppNotFound
 	}
 	return app, nil
 }
 
-// authenticate finds the key of a request's "Authorization: Bearer" header.
-// It hashes the presented key and compares the digest with every key's, in
-// constant time and without stopping at a match, so that neither the time
-// taken nor a lookup depends on the secret.
+// authenticate finds the key of a request's "Authorization: Bearer" header
+// with findKey, in constant time.
 func (h *handler) authenticate(r *http.Request) (*apiKey, error) {
 	values := r.Header.Values("Authorization")
 	if len(values) == 0 {
@@ -333,12 +298,7 @@ func (h *handler) authenticate(r *http.Request) (*apiKey, error) {
 	if len(values) != 1 || !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return nil, errInvalidKey
 	}
-	digest := sha256.Sum256([]byte(token))
-	match := -1
-	for i := range h.keys {
-		eq := subtle.ConstantTimeCompare(digest[:], h.keys[i].digest[:])
-		match = subtle.ConstantTimeSelect(eq, i, match)
-	}
+	match := findKey(h.keys, token)
 	if match < 0 {
 		return nil, errInvalidKey
 	}

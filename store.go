@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/binary"
+	"slices"
 	"time"
 )
 
@@ -149,6 +150,55 @@ type Store interface {
 	// so that of engines advancing a task from the same slot at once,
 	// exactly one succeeds.
 	AdvancePeriodic(ctx context.Context, id string, from, to time.Time, lastTaskID string) (bool, error)
+
+	// CountTasks returns how many tasks of the app appID are in each state.
+	// A state that no task is in is absent from the map. The count is of
+	// one moment: it agrees with a List of the app made at that moment.
+	CountTasks(ctx context.Context, appID string) (map[State]int, error)
+	// TaskHistogram counts the tasks of the app appID that are in a
+	// terminal state by when they reached it (CompletedAt), from since on,
+	// in intervals of length bucket: it returns one Bucket for each
+	// interval [since + k*bucket, since + (k+1)*bucket), k ≥ 0, that holds
+	// at least one such task, in order of Start. Since is taken to the
+	// microsecond, and so is bucket. A task counts where its CompletedAt
+	// is: a replayed task counts again only once it ends again. A bucket
+	// shorter than a microsecond gives a *ValidationError.
+	TaskHistogram(ctx context.Context, appID string, since time.Time, bucket time.Duration) ([]Bucket, error)
+	// CountAttempts returns how many attempts delivered to the endpoint
+	// endpointID (Attempt.EndpointID) started at or after since, and how
+	// many of those failed: have an Error. It counts attempts of deleted
+	// endpoints too; the endpoint ID "" (no endpoint) has none.
+	CountAttempts(ctx context.Context, endpointID string, since time.Time) (total, failed int, err error)
+}
+
+// Bucket counts the tasks that reached each terminal state in one interval
+// of time; see [Store.TaskHistogram].
+type Bucket struct {
+	Start     time.Time // the interval's start, in UTC
+	Completed int
+	Failed    int
+	Canceled  int
+}
+
+// add counts n tasks that reached state s.
+func (b *Bucket) add(s State, n int) {
+	switch s {
+	case StateCompleted:
+		b.Completed += n
+	case StateFailed:
+		b.Failed += n
+	case StateCanceled:
+		b.Canceled += n
+	}
+}
+
+// histogramParams validates and normalizes the arguments of
+// TaskHistogram: times and durations are kept to the microsecond.
+func histogramParams(since time.Time, bucket time.Duration) (time.Time, time.Duration, error) {
+	if bucket < time.Microsecond {
+		return since, bucket, invalid("bucket", "must be at least a microsecond, not %v", bucket)
+	}
+	return since.UTC().Truncate(time.Microsecond), bucket.Truncate(time.Microsecond), nil
 }
 
 // TxStore is a Store that can insert a task inside a caller's database
@@ -215,6 +265,12 @@ type ListParams struct {
 	// Cursor continues a listing from where a previous page ended; "" starts
 	// at the newest task.
 	Cursor string
+	// CreatedSince selects tasks created at or after it, taken to the
+	// microsecond; the zero time selects all.
+	CreatedSince time.Time
+	// CreatedBefore selects tasks created before it, taken to the
+	// microsecond; the zero time selects all.
+	CreatedBefore time.Time
 }
 
 // Paging limits for List.
@@ -241,7 +297,26 @@ func (p *ListParams) normalize() error {
 			return err
 		}
 	}
+	// Stores keep times to the microsecond, from year 1 to 9999: a bound
+	// outside that range bounds nothing.
+	p.CreatedSince = p.CreatedSince.UTC().Truncate(time.Microsecond)
+	p.CreatedBefore = p.CreatedBefore.UTC().Truncate(time.Microsecond)
+	if p.CreatedSince.Before(time.Time{}) {
+		p.CreatedSince = time.Time{}
+	}
+	if p.CreatedBefore.After(endOfTime) {
+		p.CreatedBefore = time.Time{}
+	}
 	return nil
+}
+
+// listed reports whether t is within p's filters, its cursor aside.
+func (p *ListParams) listed(t *Task) bool {
+	return (p.AppID == "" || t.AppID == p.AppID) &&
+		(p.EventType == "" || t.EventType == p.EventType) &&
+		(p.States == nil || slices.Contains(p.States, t.State)) &&
+		!t.CreatedAt.Before(p.CreatedSince) &&
+		(p.CreatedBefore.IsZero() || t.CreatedAt.Before(p.CreatedBefore))
 }
 
 // A cursor is the position after the last task of a page: its CreatedAt (Unix

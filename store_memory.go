@@ -3,6 +3,7 @@ package tasks
 import (
 	"container/heap"
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -190,10 +191,7 @@ func (s *MemoryStore) List(ctx context.Context, p ListParams) ([]*Task, string, 
 	}
 	var out []*Task
 	for i--; i >= 0; i-- {
-		t := &s.order[i].t
-		if p.AppID != "" && t.AppID != p.AppID ||
-			p.EventType != "" && t.EventType != p.EventType ||
-			p.States != nil && !slices.Contains(p.States, t.State) {
+		if !p.listed(&s.order[i].t) {
 			continue
 		}
 		if len(out) == p.Limit {
@@ -724,4 +722,76 @@ func (c *idxHeap) Pop() any {
 	i := c.idx[len(c.idx)-1]
 	c.idx = c.idx[:len(c.idx)-1]
 	return i
+}
+
+// CountTasks implements [Store].
+func (s *MemoryStore) CountTasks(ctx context.Context, appID string) (map[State]int, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	counts := make(map[State]int)
+	for _, m := range s.order {
+		if m.t.AppID == appID {
+			counts[m.t.State]++
+		}
+	}
+	return counts, nil
+}
+
+// TaskHistogram implements [Store].
+func (s *MemoryStore) TaskHistogram(ctx context.Context, appID string, since time.Time, bucket time.Duration) ([]Bucket, error) {
+	since, bucket, err := histogramParams(since, bucket)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	byIndex := make(map[int64]*Bucket)
+	for _, m := range s.order {
+		t := &m.t
+		if t.AppID != appID || t.CompletedAt == nil || t.CompletedAt.Before(since) {
+			continue
+		}
+		k := int64(t.CompletedAt.Sub(since) / bucket)
+		b := byIndex[k]
+		if b == nil {
+			b = &Bucket{Start: since.Add(time.Duration(k) * bucket)}
+			byIndex[k] = b
+		}
+		b.add(t.State, 1)
+	}
+	out := make([]Bucket, 0, len(byIndex))
+	for _, k := range slices.Sorted(maps.Keys(byIndex)) {
+		out = append(out, *byIndex[k])
+	}
+	return out, nil
+}
+
+// CountAttempts implements [Store].
+func (s *MemoryStore) CountAttempts(ctx context.Context, endpointID string, since time.Time) (total, failed int, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, 0, err
+	}
+	if endpointID == "" {
+		return 0, 0, nil
+	}
+	since = since.UTC().Truncate(time.Microsecond)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, as := range s.attempts {
+		for _, a := range as {
+			if a.EndpointID == endpointID && !a.StartedAt.Before(since) {
+				total++
+				if a.Error != "" {
+					failed++
+				}
+			}
+		}
+	}
+	return total, failed, nil
 }

@@ -515,17 +515,19 @@ func (s *SQLStore) Get(ctx context.Context, id string) (*Task, error) {
 }
 
 // List queries take the six states to select, "" for a state not selected,
-// and an event type, "" for all; a listing without a cursor starts before
-// endOfTime.
+// an event type, "" for all, the earliest creation time and the position
+// that the listing starts before: the cursor's, or CreatedBefore's when that
+// is earlier (no ID comes before "", so (CreatedBefore, "") is before every
+// task created at CreatedBefore), or else endOfTime.
 const (
 	listApp = `SELECT ` + taskColumns + ` FROM taskwheel_tasks
 WHERE app_id = ? AND state IN (?, ?, ?, ?, ?, ?) AND (? = '' OR event_type = ?)
-	AND (created_at, id) < (?, ?)
+	AND created_at >= ? AND (created_at, id) < (?, ?)
 ORDER BY created_at DESC, id DESC
 LIMIT ?`
 	listAll = `SELECT ` + taskColumns + ` FROM taskwheel_tasks
 WHERE state IN (?, ?, ?, ?, ?, ?) AND (? = '' OR event_type = ?)
-	AND (created_at, id) < (?, ?)
+	AND created_at >= ? AND (created_at, id) < (?, ?)
 ORDER BY created_at DESC, id DESC
 LIMIT ?`
 )
@@ -544,6 +546,9 @@ func (s *SQLStore) List(ctx context.Context, p ListParams) ([]*Task, string, err
 			return nil, "", invalid("cursor", "malformed")
 		}
 	}
+	if !p.CreatedBefore.IsZero() && (p.CreatedBefore.Before(at) || p.CreatedBefore.Equal(at) && id != "") {
+		at, id = p.CreatedBefore, ""
+	}
 	if !s.storable(p.AppID) || !s.storable(p.EventType) {
 		return nil, "", nil // no task has them
 	}
@@ -557,7 +562,7 @@ func (s *SQLStore) List(ctx context.Context, p ListParams) ([]*Task, string, err
 		}
 		args = append(args, string(st))
 	}
-	args = append(args, p.EventType, p.EventType, s.timeArg(at), id, p.Limit+1)
+	args = append(args, p.EventType, p.EventType, s.timeArg(p.CreatedSince), s.timeArg(at), id, p.Limit+1)
 	ts, err := queryTasks(ctx, s.read, s.read.Rebind(query), args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("tasks: list tasks: %w", err)
@@ -1679,4 +1684,96 @@ func (s *SQLStore) AdvancePeriodic(ctx context.Context, id string, from, to time
 		return false, fmt.Errorf("tasks: advance periodic task %s: %w", id, err)
 	}
 	return n == 1, nil
+}
+
+// Dashboard counts.
+
+// countTasks takes the app.
+const countTasks = `SELECT state, count(*) AS n FROM taskwheel_tasks WHERE app_id = ? GROUP BY state`
+
+// CountTasks implements [Store]. It counts the app's rows, which the index
+// taskwheel_tasks_app_list holds.
+func (s *SQLStore) CountTasks(ctx context.Context, appID string) (map[State]int, error) {
+	counts := make(map[State]int)
+	if !s.storable(appID) {
+		return counts, nil // no task has it
+	}
+	var rows []struct {
+		State State `db:"state"`
+		N     int   `db:"n"`
+	}
+	if err := sqlx.SelectContext(ctx, s.read, &rows, s.read.Rebind(countTasks), appID); err != nil {
+		return nil, fmt.Errorf("tasks: count tasks of %s: %w", appID, err)
+	}
+	for _, r := range rows {
+		counts[r.State] = r.N
+	}
+	return counts, nil
+}
+
+// TaskHistogram queries take the app, since (as the dialect stores times),
+// since in Unix microseconds and the bucket in microseconds, and return the
+// index of each bucket, a state and its count. Only terminal tasks have a
+// completed_at, which the index taskwheel_tasks_completed holds.
+const (
+	taskHistogramSQLite = `SELECT (completed_at - ?3) / ?4 AS k, state, count(*) AS n
+FROM taskwheel_tasks
+WHERE app_id = ?1 AND completed_at IS NOT NULL AND completed_at >= ?2
+GROUP BY k, state
+ORDER BY k`
+	taskHistogramPostgres = `SELECT ((extract(epoch FROM completed_at) * 1000000)::bigint - $3) / $4 AS k, state, count(*) AS n
+FROM taskwheel_tasks
+WHERE app_id = $1 AND completed_at IS NOT NULL AND completed_at >= $2
+GROUP BY k, state
+ORDER BY k`
+)
+
+// TaskHistogram implements [Store].
+func (s *SQLStore) TaskHistogram(ctx context.Context, appID string, since time.Time, bucket time.Duration) ([]Bucket, error) {
+	since, bucket, err := histogramParams(since, bucket)
+	if err != nil {
+		return nil, err
+	}
+	if !s.storable(appID) {
+		return nil, nil // no task has it
+	}
+	var rows []struct {
+		K     int64 `db:"k"`
+		State State `db:"state"`
+		N     int   `db:"n"`
+	}
+	err = sqlx.SelectContext(ctx, s.read, &rows, s.pick(taskHistogramSQLite, taskHistogramPostgres),
+		appID, s.timeArg(since), since.UnixMicro(), bucket.Microseconds())
+	if err != nil {
+		return nil, fmt.Errorf("tasks: count ended tasks of %s: %w", appID, err)
+	}
+	var out []Bucket
+	for i, r := range rows { // by k, so a bucket's rows are adjacent
+		if i == 0 || r.K != rows[i-1].K {
+			out = append(out, Bucket{Start: since.Add(time.Duration(r.K) * bucket)})
+		}
+		out[len(out)-1].add(r.State, r.N)
+	}
+	return out, nil
+}
+
+// countAttempts takes the endpoint and since.
+const countAttempts = `SELECT count(*) AS total, coalesce(sum(CASE WHEN error <> '' THEN 1 ELSE 0 END), 0) AS failed
+FROM taskwheel_attempts
+WHERE endpoint_id = ? AND endpoint_id <> '' AND started_at >= ?`
+
+// CountAttempts implements [Store]. The index taskwheel_attempts_endpoint
+// holds an endpoint's attempts by start.
+func (s *SQLStore) CountAttempts(ctx context.Context, endpointID string, since time.Time) (total, failed int, err error) {
+	if endpointID == "" || !s.storable(endpointID) {
+		return 0, 0, nil // no attempt has it
+	}
+	var row struct {
+		Total  int `db:"total"`
+		Failed int `db:"failed"`
+	}
+	if err := sqlx.GetContext(ctx, s.read, &row, s.read.Rebind(countAttempts), endpointID, s.timeArg(since)); err != nil {
+		return 0, 0, fmt.Errorf("tasks: count attempts of endpoint %s: %w", endpointID, err)
+	}
+	return row.Total, row.Failed, nil
 }

@@ -54,6 +54,10 @@ func TestStore(t *testing.T, newStore func(t *testing.T) tasks.Store) {
 		{"Periodics", su.testPeriodics},
 		{"DuePeriodics", su.testDuePeriodics},
 		{"AdvancePeriodic", su.testAdvancePeriodic},
+		{"CountTasks", su.testCountTasks},
+		{"TaskHistogram", su.testTaskHistogram},
+		{"CountAttempts", su.testCountAttempts},
+		{"ListByCreation", su.testListByCreation},
 		{"Context", su.testContext},
 	} {
 		t.Run(g.name, func(t *testing.T) {

@@ -1,6 +1,6 @@
 // Command tasksd is the standalone tasks server: the HostedHooks-style HTTP
-// API of package tasks and webhook delivery, on an embedded SQLite file by
-// default or on PostgreSQL. It registers no Go funcs: every task is
+// API of package tasks, its web dashboard and webhook delivery, on an
+// embedded SQLite file by default or on PostgreSQL. It registers no Go funcs: every task is
 // delivered to its app's webhook endpoints.
 //
 //	go run ./cmd/tasksd                             # SQLite file tasks.db, port 8080
@@ -11,6 +11,7 @@
 // flag wins over its variable. The API is mounted at /api/v1 behind one API
 // key, which grants every app: TASKS_API_KEY, or on SQLite a key generated
 // at the first start and kept beside the database in <db>.key (mode 0600).
+// The dashboard is at /ui/: log in with the same key.
 // GET /healthz answers 200 while the store answers.
 package main
 
@@ -97,8 +98,9 @@ type config struct {
 	APIKey                string // from TASKS_API_KEY; "" to use the key file
 }
 
-const usageText = `tasksd serves the tasks HTTP API at /api/v1 and delivers every task to its
-app's webhook endpoints, on an embedded SQLite file (default) or PostgreSQL.
+const usageText = `tasksd serves the tasks HTTP API at /api/v1 and its dashboard at /ui/, and
+delivers every task to its app's webhook endpoints, on an embedded SQLite file
+(default) or PostgreSQL.
 
 Usage: tasksd [flags]
 
@@ -124,7 +126,8 @@ variable over the default.
 
 API key (environment only, so that it stays out of process listings):
 
-  TASKS_API_KEY   the Bearer key that grants every app, at least 16 characters.
+  TASKS_API_KEY   the Bearer key that grants every app, at least 16 characters;
+                  the dashboard's login takes it too.
                   Without it, on SQLite, tasksd generates one at the first start
                   and keeps it beside the database in <db>.key (mode 0600), so
                   restarts keep it. With -postgres it is required.
@@ -313,11 +316,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }() // ends at srv.Shutdown below
 
+	url := serverURL(ln.Addr())
 	fmt.Fprintf(stdout, "tasksd is running.\n"+
 		"  API:      %s\n"+
+		"  UI:       %s (log in with the API key)\n"+
 		"  Database: %s\n"+
 		"  API key:  %s (%s)\n"+
-		"Stop it with Ctrl-C.\n", apiURL(ln.Addr()), db.desc, shown, keyNote)
+		"Stop it with Ctrl-C.\n", url+"/api/v1", url+"/ui/", db.desc, shown, keyNote)
 	logger.Info("tasksd started", "addr", ln.Addr().String(), "database", db.desc,
 		"workers", cmp.Or(cfg.Workers, tasks.DefaultWorkers), "allow_private_endpoints", cfg.AllowPrivateEndpoints)
 
@@ -360,14 +365,16 @@ func wrap(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// newMux routes /api/v1/ to the engine's handler, behind key, and
-// GET /healthz to a check of the store.
+// newMux routes /api/v1/ to the engine's handler and /ui/ to its
+// dashboard, both behind key, and GET /healthz to a check of the store.
 func newMux(eng *tasks.Engine, key string, logger *slog.Logger) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", eng.Handler(&tasks.HandlerConfig{
+	hc := &tasks.HandlerConfig{
 		Keys:   map[string][]string{key: {"*"}},
 		Logger: logger,
-	})))
+	}
+	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", eng.Handler(hc)))
+	mux.Handle("/ui/", http.StripPrefix("/ui", eng.UI(hc)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 		defer cancel()
@@ -384,18 +391,18 @@ func newMux(eng *tasks.Engine, key string, logger *slog.Logger) *http.ServeMux {
 	return mux
 }
 
-// apiURL is the base URL of the API at addr, the listener's address. An
+// serverURL is the URL of the server at addr, the listener's address. An
 // unspecified host (":8080") listens on every interface; the URL then
 // names the loopback address, which is one of them.
-func apiURL(addr net.Addr) string {
+func serverURL(addr net.Addr) string {
 	host, port, err := net.SplitHostPort(addr.String())
 	if err != nil {
-		return "http://" + addr.String() + "/api/v1"
+		return "http://" + addr.String()
 	}
 	if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port) + "/api/v1"
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // database is the store tasksd runs on and how to describe and close it.

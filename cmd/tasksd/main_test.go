@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -205,6 +207,7 @@ func (b *syncBuffer) String() string {
 // server is a tasksd that run serves in a goroutine.
 type server struct {
 	api    string   // the printed API URL, http://127.0.0.1:PORT/api/v1
+	ui     string   // the printed dashboard URL, http://127.0.0.1:PORT/ui/
 	key    string   // the printed API key ("set" when from TASKS_API_KEY)
 	output []string // what it printed on start
 	logs   *syncBuffer
@@ -251,6 +254,9 @@ func startServer(t *testing.T, args []string, env map[string]string) *server {
 			if v, ok := strings.CutPrefix(line, "  API:"); ok {
 				s.api = strings.TrimSpace(v)
 			}
+			if v, ok := strings.CutPrefix(line, "  UI:"); ok {
+				s.ui, _, _ = strings.Cut(strings.TrimSpace(v), " ")
+			}
 			if v, ok := strings.CutPrefix(line, "  API key:"); ok {
 				s.key, _, _ = strings.Cut(strings.TrimSpace(v), " ")
 			}
@@ -259,8 +265,8 @@ func startServer(t *testing.T, args []string, env map[string]string) *server {
 					for range lines {
 					}
 				}()
-				if s.api == "" || s.key == "" {
-					t.Fatalf("tasksd printed no API URL or key: %q", s.output)
+				if s.api == "" || s.ui == "" || s.key == "" {
+					t.Fatalf("tasksd printed no API URL, UI URL or key: %q", s.output)
 				}
 				return s
 			}
@@ -597,6 +603,10 @@ func testEndToEnd(t *testing.T, s *server) {
 		t.Errorf("attempt %+v, want attempt 1 of task %s to endpoint %s with a 2xx status and no error", a, created.ID, ep.ID)
 	}
 
+	// The dashboard, at the printed address, takes the same key and shows
+	// the task and its attempt.
+	testDashboard(t, s, created.ID, ep.ID)
+
 	select {
 	case d := <-deliveries:
 		t.Errorf("a second delivery: %s", d.body)
@@ -604,6 +614,41 @@ func testEndToEnd(t *testing.T, s *server) {
 	}
 	if err := s.stop(); err != nil {
 		t.Errorf("run: %v", err)
+	}
+}
+
+// testDashboard logs in to s's dashboard with its key and reads the page of
+// the task taskID, delivered to the endpoint endpointID.
+func testDashboard(t *testing.T, s *server, taskID, endpointID string) {
+	t.Helper()
+	if !strings.HasSuffix(s.ui, "/ui/") || !strings.HasPrefix(s.ui, strings.TrimSuffix(s.api, "/api/v1")) {
+		t.Fatalf("UI URL %q, want /ui/ on the server of %s", s.ui, s.api)
+	}
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Jar: jar}
+	resp, err := c.PostForm(s.ui+"login", url.Values{"key": {s.key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/ui/" {
+		t.Fatalf("POST /ui/login: %d at %s, want 200 at the app picker /ui/", resp.StatusCode, resp.Request.URL)
+	}
+	resp, err = c.Get(s.ui + "apps/app_1/tasks/" + taskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), taskID) ||
+		!strings.Contains(string(page), endpointID) || !strings.Contains(string(page), "state-completed") {
+		t.Errorf("GET the task's page: %d, want 200 showing the completed task and its endpoint; page:\n%s", resp.StatusCode, page)
 	}
 }
 
