@@ -270,7 +270,11 @@ func (r *run) schedule() {
 	)
 	defer timer.Stop()
 	add := func(id string, due int64) {
-		if d, ok := inWheel[id]; ok && d <= due {
+		// A task already in the wheel is added again only if it is now
+		// due clearly earlier (rescheduled): the same time, converted from
+		// the store's clock at another moment, can differ by a tick, and a
+		// second entry would wake the scheduler for a task it has claimed.
+		if d, ok := inWheel[id]; ok && d <= due+sameTime {
 			return
 		}
 		inWheel[id] = due
@@ -417,6 +421,10 @@ func missing(want []string, claimed []*Task) bool {
 }
 
 func (e *Engine) sinceEpoch() int64 { return int64(time.Since(e.epoch)) }
+
+// sameTime is how many ticks apart two due times of one task may be and
+// still be taken for the same.
+const sameTime = int64(time.Millisecond / wheelTick)
 
 // ticks converts a delay from nowNs (nanoseconds since the epoch) into the
 // wheel's time, rounding up so that no task is woken early.

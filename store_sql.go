@@ -12,12 +12,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jmoiron/sqlx"
-	_ "github.com/mattn/go-sqlite3" // the driver OpenSQLite opens
+	"github.com/mattn/go-sqlite3"
 )
 
 // Dialect is the SQL dialect of an [SQLStore]'s database.
@@ -56,6 +57,11 @@ type SQLStore struct {
 	dialect Dialect
 	owned   bool             // Close closes db and read
 	now     func() time.Time // SQLite's clock; PostgreSQL's is the server's
+
+	// OpenSQLite's checkpointer goroutine, which Close stops.
+	stopCheckpoints chan struct{}
+	stopOnce        sync.Once
+	checkpointsDone chan struct{}
 }
 
 // NewSQLStore returns an SQLStore on db, a database of dialect d that the
@@ -101,7 +107,9 @@ func OpenSQLite(path string) (*SQLStore, error) {
 	//     where the busy timeout applies, not when its first write would
 	//     upgrade it, where SQLite fails at once.
 	//   - foreign_keys on, for tables the application keeps beside ours.
-	write, err := sql.Open("sqlite3", sqliteDSN(path,
+	//   - no automatic checkpoints (see sqliteDriver): the store's own
+	//     goroutine checkpoints the WAL through a connection of its own.
+	write, err := sql.Open(sqliteDriver(), sqliteDSN(path,
 		"_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=10000&_txlock=immediate&_foreign_keys=on"))
 	if err != nil {
 		return nil, fmt.Errorf("tasks: open SQLite %s: %w", path, err)
@@ -109,7 +117,7 @@ func OpenSQLite(path string) (*SQLStore, error) {
 	write.SetMaxOpenConns(1)
 	// Reads (Get, List, Upcoming) use a pool of read-only connections, which
 	// WAL lets run alongside the writer.
-	read, err := sql.Open("sqlite3", sqliteDSN(path, "mode=ro&_busy_timeout=10000"))
+	read, err := sql.Open(sqliteDriver(), sqliteDSN(path, "mode=ro&_busy_timeout=10000"))
 	if err != nil {
 		write.Close()
 		return nil, fmt.Errorf("tasks: open SQLite %s: %w", path, err)
@@ -125,7 +133,57 @@ func OpenSQLite(path string) (*SQLStore, error) {
 		s.Close()
 		return nil, err
 	}
+	checkpointer, err := sql.Open(sqliteDriver(), sqliteDSN(path, "_busy_timeout=10000"))
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("tasks: open SQLite %s: %w", path, err)
+	}
+	s.stopCheckpoints, s.checkpointsDone = make(chan struct{}), make(chan struct{})
+	go s.checkpoint(checkpointer)
 	return s, nil
+}
+
+// sqliteDriver returns the name of the SQLite driver that OpenSQLite uses:
+// mattn/go-sqlite3 with automatic checkpoints off. SQLite would otherwise
+// checkpoint the WAL inside a writer's commit, every thousand pages, and
+// stall that commit for milliseconds: a claim of a task that is due.
+func sqliteDriver() string {
+	registerSQLite.Do(func() {
+		sql.Register(sqliteDriverName, &sqlite3.SQLiteDriver{
+			ConnectHook: func(c *sqlite3.SQLiteConn) error {
+				_, err := c.Exec("PRAGMA wal_autocheckpoint = 0", nil)
+				return err
+			},
+		})
+	})
+	return sqliteDriverName
+}
+
+const sqliteDriverName = "taskwheel-sqlite3"
+
+var registerSQLite sync.Once
+
+// checkpointInterval is how often OpenSQLite's store checkpoints its WAL.
+const checkpointInterval = time.Second
+
+// checkpoint is the checkpointer goroutine of OpenSQLite's store. Every
+// checkpointInterval, and once more when Close stops it, it copies the WAL
+// into the database with a PASSIVE checkpoint, which does not block the
+// writer, so that the WAL stays small.
+func (s *SQLStore) checkpoint(db *sql.DB) {
+	defer close(s.checkpointsDone)
+	defer db.Close()
+	tick := time.NewTicker(checkpointInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-s.stopCheckpoints:
+			return // closing the last connection checkpoints the WAL
+		}
+		// A failure (a busy database) is retried at the next tick.
+		db.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+	}
 }
 
 // sqliteDSN returns the URI that opens the file at path with params.
@@ -140,6 +198,10 @@ func sqliteDSN(path, params string) string {
 func (s *SQLStore) Close() error {
 	if !s.owned {
 		return nil
+	}
+	if s.stopCheckpoints != nil {
+		s.stopOnce.Do(func() { close(s.stopCheckpoints) })
+		<-s.checkpointsDone
 	}
 	return errors.Join(s.db.Close(), s.read.Close())
 }
@@ -601,7 +663,19 @@ func (s *SQLStore) Claim(ctx context.Context, limit int, lease time.Duration) ([
 	if limit <= 0 {
 		return nil, nil
 	}
-	rs, err := queryRows(ctx, s.db, s.pick(claimSQLite, claimPostgres), s.args(limit, lease.Microseconds())...)
+	var q queryer = s.db
+	if s.dialect == SQLite {
+		// Take the writer first, then read the clock (in args): a clock
+		// read before waiting for the writer would be stale by the wait,
+		// and miss the tasks that fell due meanwhile.
+		conn, err := s.db.Conn(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("tasks: claim tasks: %w", err)
+		}
+		defer conn.Close()
+		q = conn
+	}
+	rs, err := queryRows(ctx, q, s.pick(claimSQLite, claimPostgres), s.args(limit, lease.Microseconds())...)
 	if err != nil {
 		return nil, fmt.Errorf("tasks: claim tasks: %w", err)
 	}
@@ -619,8 +693,6 @@ func (s *SQLStore) Claim(ctx context.Context, limit int, lease time.Duration) ([
 	return ts, nil
 }
 
-// Finish queries take the task's ID, its attempt, the outcome's state, its
-// delay (microseconds), its error and its endpoint, "" to keep the task's.
 // Finish queries. SQLite's takes the store's clock as ?1, then each outcome
 // as (id, attempt, state, delay, error, endpoint); PostgreSQL's takes one
 // array per column of the outcomes, then one per column of their attempts,
