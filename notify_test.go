@@ -108,3 +108,101 @@ func TestPostgres_LostNotification(t *testing.T) {
 		t.Fatal("task never started")
 	}
 }
+
+// skewedStore shows the engine a store whose clock runs skew ahead of the
+// process's: every time that crosses it is shifted, so to the engine the
+// database's clock is an hour off its own. A fake at the narrowest seam,
+// the clock, over a real PostgreSQL store.
+type skewedStore struct {
+	tasks.Store
+	skew time.Duration
+}
+
+func (s skewedStore) out(t *tasks.Task) *tasks.Task {
+	for _, p := range []**time.Time{&t.ScheduledRunTime, &t.NextAttemptAt, &t.CompletedAt, &t.LeaseExpiresAt} {
+		if *p != nil {
+			*p = new((*p).Add(s.skew))
+		}
+	}
+	t.CreatedAt, t.UpdatedAt = t.CreatedAt.Add(s.skew), t.UpdatedAt.Add(s.skew)
+	return t
+}
+
+func (s skewedStore) Insert(ctx context.Context, t *tasks.Task) (*tasks.Task, error) {
+	in := *t
+	if in.ScheduledRunTime != nil {
+		in.ScheduledRunTime = new(in.ScheduledRunTime.Add(-s.skew))
+	}
+	got, err := s.Store.Insert(ctx, &in)
+	if got != nil {
+		got = s.out(got)
+	}
+	return got, err
+}
+
+func (s skewedStore) Claim(ctx context.Context, limit int, lease time.Duration) ([]*tasks.Task, error) {
+	ts, err := s.Store.Claim(ctx, limit, lease)
+	for _, t := range ts {
+		s.out(t)
+	}
+	return ts, err
+}
+
+func (s skewedStore) Upcoming(ctx context.Context, within time.Duration, limit int) (time.Time, []tasks.Due, error) {
+	now, due, err := s.Store.Upcoming(ctx, within, limit)
+	for i := range due {
+		due[i].RunAt = due[i].RunAt.Add(s.skew)
+	}
+	return now.Add(s.skew), due, err
+}
+
+// TestPostgres_ClockSkew checks F12 on PostgreSQL: with the database's clock
+// an hour ahead of the process's, tasks due 300 ms ahead on the database's
+// clock start then, by the database's clock: neither an hour early nor late,
+// never early.
+func TestPostgres_ClockSkew(t *testing.T) {
+	t.Parallel()
+	db, _ := testdb.PostgresDSN(t)
+	pg, err := tasks.NewSQLStore(db, tasks.Postgres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pg.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	dbNow := func() time.Time {
+		var now time.Time
+		if err := db.QueryRow("SELECT now()").Scan(&now); err != nil {
+			t.Error(err)
+		}
+		return now
+	}
+	store := skewedStore{pg, time.Hour}
+	type start struct{ dbAt, due time.Time }
+	started := make(chan start, 5)
+	e := startEngine(t, store, nil, map[string]tasks.Func{
+		"x": func(ctx context.Context, task *tasks.Task) error {
+			started <- start{dbNow(), task.ScheduledRunTime.Add(-store.skew)}
+			return nil
+		},
+	})
+	for range 5 {
+		// The caller reads the time from the store, as its clock is the one
+		// that counts.
+		now, _, err := store.Upcoming(context.Background(), 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enqueue(t, e, tasks.NewTask{EventType: "x", RunAt: now.Add(300 * time.Millisecond)})
+	}
+	for range 5 {
+		select {
+		case s := <-started:
+			if late := s.dbAt.Sub(s.due); late < 0 || late > 200*time.Millisecond {
+				t.Errorf("task started %v after its time on the database's clock, want 0 to 200ms", late)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a task did not start")
+		}
+	}
+}
