@@ -996,3 +996,83 @@ func (f *f8) runs() []crashRun {
 	defer f.mu.Unlock()
 	return slices.Clone(f.ran)
 }
+
+// TestCrash_PeriodicAcrossProcesses runs a periodic task on engines in
+// separate processes sharing one database, three on PostgreSQL and two on
+// SQLite: every slot gets exactly one task, none is skipped, and each task
+// runs once.
+func TestCrash_PeriodicAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	for i, d := range crashDBs {
+		procs := []int{2, 3}[i]
+		t.Run(fmt.Sprintf("%s/%d processes", d.name, procs), func(t *testing.T) {
+			t.Parallel()
+			db := d.open(t)
+			var children []*crashProc
+			for n := range procs {
+				children = append(children, startCrashChild(t, db, fmt.Sprintf("p%d", n), crashChild{Workers: 4, Lease: liveLease}))
+			}
+			admin, err := tasks.NewEngine(db.store, nil) // creates, runs nothing
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := admin.CreatePeriodic(t.Context(), tasks.NewPeriodic{
+				AppID: "app_1", Spec: "*/1 * * * * *", EventType: "noop", Data: json.RawMessage(`{}`),
+			}); err != nil {
+				t.Fatal(err)
+			}
+			count := func() int {
+				var n int
+				if err := db.db.QueryRow(`SELECT COUNT(*) FROM taskwheel_tasks WHERE state = 'completed'`).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			waitFor(t, 20*time.Second, "five slots run", func() bool { return count() >= 5 })
+			var outs []string
+			for _, c := range children {
+				if err := c.stop(10 * time.Second); err != nil {
+					t.Errorf("child %s: %v", c.name, err)
+				}
+				outs = append(outs, c.out)
+			}
+			rows, err := db.db.Query(`SELECT idempotency_key FROM taskwheel_tasks ORDER BY idempotency_key`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var slots []time.Time
+			for rows.Next() {
+				var key string
+				if err := rows.Scan(&key); err != nil {
+					t.Fatal(err)
+				}
+				// periodic:<id>:<slot>, and the ID, a UUID, has no colon.
+				at, err := time.Parse(time.RFC3339, strings.SplitN(key, ":", 3)[2])
+				if err != nil {
+					t.Fatalf("key %q: %v", key, err)
+				}
+				slots = append(slots, at)
+			}
+			for i := 1; i < len(slots); i++ {
+				if gap := slots[i].Sub(slots[i-1]); gap != time.Second {
+					t.Errorf("slots %v and %v are %v apart, want one task a second, none twice, none skipped", slots[i-1], slots[i], gap)
+				}
+			}
+			ran := map[string]int{}
+			for _, r := range readCrashRuns(t, outs...) {
+				if r.kind == "run" {
+					ran[r.id]++
+				}
+			}
+			for id, n := range ran {
+				if n != 1 {
+					t.Errorf("task %s ran %d times, want once", id, n)
+				}
+			}
+			if len(slots) < 5 || len(ran) < 5 {
+				t.Errorf("%d slots with tasks, %d tasks run; want at least 5 of each", len(slots), len(ran))
+			}
+		})
+	}
+}
