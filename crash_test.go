@@ -55,7 +55,7 @@ type crashChild struct {
 	Lease   time.Duration // Config.Lease; 0 means crashLease
 	Sleep   time.Duration // how long a "noop" task takes after recording its run
 	// Poll is Config.PollInterval; 0 means 100 ms. Each poll reads up to
-	// 10,000 due tasks, so a test with a long backlog polls less often.
+	// 1,000 upcoming tasks, so a test with a long backlog polls less often.
 	Poll time.Duration
 	// DieOnFinish makes the child SIGKILL itself when its engine is about to
 	// store a completed outcome: after the func succeeded, before the store

@@ -174,8 +174,6 @@ var (
 	// ErrInvalidState means the task's state does not allow the operation,
 	// for example canceling a completed task.
 	ErrInvalidState = errors.New("tasks: operation not allowed in the task's state")
-	// ErrClosed means the engine is stopped or the store is closed.
-	ErrClosed = errors.New("tasks: engine stopped")
 	// ErrNotSupported means the store does not support the operation, for
 	// example EnqueueTx on a MemoryStore.
 	ErrNotSupported = errors.New("tasks: not supported by this store")
