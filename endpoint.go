@@ -49,6 +49,8 @@ func (ep *Endpoint) Subscribed(eventType string) bool {
 	return slices.Contains(ep.EnabledEvents, AllEvents) || slices.Contains(ep.EnabledEvents, eventType)
 }
 
+func (ep *Endpoint) app() string { return ep.AppID }
+
 // secrets returns the secrets that sign a delivery at now, newest first.
 func (ep *Endpoint) secrets(now time.Time) []string {
 	s := []string{ep.Secret}

@@ -180,6 +180,8 @@ type PeriodicTask struct {
 	UpdatedAt  time.Time  `json:"updated_at"`
 }
 
+func (p *PeriodicTask) app() string { return p.AppID }
+
 func (p *PeriodicTask) clone() *PeriodicTask {
 	c := *p
 	c.Data = slices.Clone(p.Data)

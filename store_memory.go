@@ -27,10 +27,61 @@ type MemoryStore struct {
 	now     func() time.Time
 
 	attempts  map[string][]Attempt // by task ID
-	endpoints map[string]*Endpoint
-	epOrder   []*Endpoint // oldest first
-	periodics map[string]*PeriodicTask
-	pOrder    []*PeriodicTask // oldest first
+	endpoints memTable[Endpoint, *Endpoint]
+	periodics memTable[PeriodicTask, *PeriodicTask]
+}
+
+// memRecord is a record a memTable keeps: it copies itself and names its app.
+type memRecord[R any] interface {
+	*R
+	clone() *R
+	app() string
+}
+
+// memTable keeps one kind of record by ID, in the order they were added.
+// The MemoryStore's mutex guards it; its zero value is empty.
+type memTable[R any, P memRecord[R]] struct {
+	byID  map[string]P
+	order []P // oldest first
+}
+
+// add adds r under id, unless id is taken.
+func (m *memTable[R, P]) add(id string, r P) bool {
+	if _, ok := m.byID[id]; ok {
+		return false
+	}
+	if m.byID == nil {
+		m.byID = make(map[string]P)
+	}
+	m.byID[id] = r
+	m.order = append(m.order, r)
+	return true
+}
+
+func (m *memTable[R, P]) get(id string) (P, bool) {
+	r, ok := m.byID[id]
+	return r, ok
+}
+
+// remove removes the record with the given ID, if there is one.
+func (m *memTable[R, P]) remove(id string) bool {
+	r, ok := m.byID[id]
+	if ok {
+		delete(m.byID, id)
+		m.order = slices.DeleteFunc(m.order, func(x P) bool { return x == r })
+	}
+	return ok
+}
+
+// ofApp returns copies of an app's records, oldest first.
+func (m *memTable[R, P]) ofApp(appID string) []*R {
+	var out []*R
+	for _, r := range m.order {
+		if r.app() == appID {
+			out = append(out, r.clone())
+		}
+	}
+	return out
 }
 
 type idemKey struct{ app, key string }
@@ -45,13 +96,11 @@ type memTask struct {
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{
-		tasks:     make(map[string]*memTask),
-		idem:      make(map[idemKey]*memTask),
-		running:   make(map[string]*memTask),
-		now:       time.Now,
-		attempts:  make(map[string][]Attempt),
-		endpoints: make(map[string]*Endpoint),
-		periodics: make(map[string]*PeriodicTask),
+		tasks:    make(map[string]*memTask),
+		idem:     make(map[idemKey]*memTask),
+		running:  make(map[string]*memTask),
+		now:      time.Now,
+		attempts: make(map[string][]Attempt),
 	}
 }
 
@@ -471,15 +520,13 @@ func (s *MemoryStore) InsertEndpoint(ctx context.Context, ep *Endpoint) (*Endpoi
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.endpoints[ep.ID]; ok {
-		return nil, invalid("id", "endpoint %s exists", ep.ID)
-	}
 	c := ep.clone()
 	c.normalize()
 	c.CreatedAt = s.clock()
 	c.UpdatedAt = c.CreatedAt
-	s.endpoints[c.ID] = c
-	s.epOrder = append(s.epOrder, c)
+	if !s.endpoints.add(c.ID, c) {
+		return nil, invalid("id", "endpoint %s exists", ep.ID)
+	}
 	return c.clone(), nil
 }
 
@@ -490,7 +537,7 @@ func (s *MemoryStore) GetEndpoint(ctx context.Context, id string) (*Endpoint, er
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ep, ok := s.endpoints[id]
+	ep, ok := s.endpoints.get(id)
 	if !ok {
 		return nil, ErrNotFound
 	}
@@ -504,13 +551,7 @@ func (s *MemoryStore) ListEndpoints(ctx context.Context, appID string) ([]*Endpo
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []*Endpoint
-	for _, ep := range s.epOrder {
-		if ep.AppID == appID {
-			out = append(out, ep.clone())
-		}
-	}
-	return out, nil
+	return s.endpoints.ofApp(appID), nil
 }
 
 // UpdateEndpoint implements [Store].
@@ -520,7 +561,7 @@ func (s *MemoryStore) UpdateEndpoint(ctx context.Context, ep *Endpoint) (*Endpoi
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old, ok := s.endpoints[ep.ID]
+	old, ok := s.endpoints.get(ep.ID)
 	if !ok {
 		return nil, ErrNotFound
 	}
@@ -539,12 +580,9 @@ func (s *MemoryStore) DeleteEndpoint(ctx context.Context, id string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ep, ok := s.endpoints[id]
-	if !ok {
+	if !s.endpoints.remove(id) {
 		return ErrNotFound
 	}
-	delete(s.endpoints, id)
-	s.epOrder = slices.DeleteFunc(s.epOrder, func(e *Endpoint) bool { return e == ep })
 	return nil
 }
 
@@ -555,16 +593,14 @@ func (s *MemoryStore) InsertPeriodic(ctx context.Context, p *PeriodicTask) (*Per
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.periodics[p.ID]; ok {
-		return nil, invalid("id", "periodic task %s exists", p.ID)
-	}
 	c := p.clone()
 	c.normalize()
 	c.LastRunAt, c.LastTaskID = nil, nil
 	c.CreatedAt = s.clock()
 	c.UpdatedAt = c.CreatedAt
-	s.periodics[c.ID] = c
-	s.pOrder = append(s.pOrder, c)
+	if !s.periodics.add(c.ID, c) {
+		return nil, invalid("id", "periodic task %s exists", p.ID)
+	}
 	return c.clone(), nil
 }
 
@@ -575,7 +611,7 @@ func (s *MemoryStore) GetPeriodic(ctx context.Context, id string) (*PeriodicTask
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.periodics[id]
+	p, ok := s.periodics.get(id)
 	if !ok {
 		return nil, ErrNotFound
 	}
@@ -589,13 +625,7 @@ func (s *MemoryStore) ListPeriodics(ctx context.Context, appID string) ([]*Perio
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []*PeriodicTask
-	for _, p := range s.pOrder {
-		if p.AppID == appID {
-			out = append(out, p.clone())
-		}
-	}
-	return out, nil
+	return s.periodics.ofApp(appID), nil
 }
 
 // UpdatePeriodic implements [Store].
@@ -605,7 +635,7 @@ func (s *MemoryStore) UpdatePeriodic(ctx context.Context, p *PeriodicTask) (*Per
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old, ok := s.periodics[p.ID]
+	old, ok := s.periodics.get(p.ID)
 	if !ok {
 		return nil, ErrNotFound
 	}
@@ -624,12 +654,9 @@ func (s *MemoryStore) DeletePeriodic(ctx context.Context, id string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.periodics[id]
-	if !ok {
+	if !s.periodics.remove(id) {
 		return ErrNotFound
 	}
-	delete(s.periodics, id)
-	s.pOrder = slices.DeleteFunc(s.pOrder, func(q *PeriodicTask) bool { return q == p })
 	return nil
 }
 
@@ -643,7 +670,7 @@ func (s *MemoryStore) DuePeriodics(ctx context.Context, within time.Duration, li
 	now := s.clock()
 	until := now.Add(within)
 	var due []*PeriodicTask
-	for _, p := range s.pOrder {
+	for _, p := range s.periodics.order {
 		if p.Status == PeriodicActive && p.NextRunAt != nil && !p.NextRunAt.After(until) {
 			due = append(due, p)
 		}
@@ -668,7 +695,7 @@ func (s *MemoryStore) AdvancePeriodic(ctx context.Context, id string, from, to t
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.periodics[id]
+	p, ok := s.periodics.get(id)
 	if !ok || p.NextRunAt == nil || !p.NextRunAt.Equal(from.UTC().Truncate(time.Microsecond)) {
 		return false, nil
 	}
