@@ -629,27 +629,19 @@ func (h *handler) handleListAttempts(w http.ResponseWriter, r *http.Request, app
 // handleCancelTask cancels a task, or requests the cancellation of a
 // running one. Canceling a canceled task answers it again.
 func (h *handler) handleCancelTask(w http.ResponseWriter, r *http.Request, app string) error {
-	if err := h.readEmpty(w, r); err != nil {
-		return err
-	}
-	ctx, cancel := h.storeCtx(r)
-	defer cancel()
-	t, err := h.appTask(ctx, r, app)
-	if err != nil {
-		return err
-	}
-	t, err = h.e.Cancel(ctx, t.ID)
-	if errors.Is(err, ErrInvalidState) {
-		return stateConflict(t, "a completed or failed task cannot be canceled")
-	}
-	if err != nil {
-		return err
-	}
-	return h.writeJSON(w, r, http.StatusOK, taskJSON(t))
+	return h.taskAction(w, r, app, h.e.Cancel, "a completed or failed task cannot be canceled")
 }
 
 // handleReplayTask makes a terminal task run again.
 func (h *handler) handleReplayTask(w http.ResponseWriter, r *http.Request, app string) error {
+	return h.taskAction(w, r, app, h.e.Replay, "only a completed, failed or canceled task can be replayed")
+}
+
+// taskAction applies action, which takes no body, to the app's task in the
+// path, and answers the task; refused is the 409's reason when the task's
+// state does not allow it.
+func (h *handler) taskAction(w http.ResponseWriter, r *http.Request, app string,
+	action func(ctx context.Context, id string) (*Task, error), refused string) error {
 	if err := h.readEmpty(w, r); err != nil {
 		return err
 	}
@@ -659,9 +651,9 @@ func (h *handler) handleReplayTask(w http.ResponseWriter, r *http.Request, app s
 	if err != nil {
 		return err
 	}
-	t, err = h.e.Replay(ctx, t.ID)
+	t, err = action(ctx, t.ID)
 	if errors.Is(err, ErrInvalidState) {
-		return stateConflict(t, "only a completed, failed or canceled task can be replayed")
+		return stateConflict(t, refused)
 	}
 	if err != nil {
 		return err
