@@ -223,12 +223,14 @@ func (e *Engine) Start(ctx context.Context) error {
 
 // Stop stops the engine. It stops claiming tasks at once and waits for the
 // running ones to finish and their outcomes to be stored, then returns nil.
-// If ctx ends first, it cancels the running tasks' contexts, hands their
-// tasks back to the store to be retried (an interrupted attempt is never
-// recorded as completed), and returns ctx's error; a task func that ignores
-// its context is abandoned (its result is dropped when it returns). Every
-// goroutine the engine started has ended when Stop returns, except those
-// abandoned task funcs. Stopping a stopped engine does nothing.
+// If ctx ends first, it stops storing outcomes, cancels the running tasks'
+// contexts, hands back to the store, to be retried at once, the tasks whose
+// funcs return within moments (an interrupted attempt is never recorded as
+// completed), and returns ctx's error. A task func that ignores its context
+// is abandoned: its result is dropped when it returns, and its task is left
+// to its lease, so that no other engine runs it while it still runs here.
+// Every goroutine the engine started has ended when Stop returns, except
+// those abandoned task funcs. Stopping a stopped engine does nothing.
 func (e *Engine) Stop(ctx context.Context) error {
 	e.lifecycle.Lock()
 	defer e.lifecycle.Unlock()
