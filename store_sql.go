@@ -110,14 +110,14 @@ func OpenSQLite(path string) (*SQLStore, error) {
 	//   - no automatic checkpoints (see sqliteDriver): the store's own
 	//     goroutine checkpoints the WAL through a connection of its own.
 	write, err := sql.Open(sqliteDriver(), sqliteDSN(path,
-		"_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=10000&_txlock=immediate&_foreign_keys=on"))
+		"_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=10000&_txlock=immediate&_foreign_keys=on&_stmt_cache_size=64"))
 	if err != nil {
 		return nil, fmt.Errorf("tasks: open SQLite %s: %w", path, err)
 	}
 	write.SetMaxOpenConns(1)
 	// Reads (Get, List, Upcoming) use a pool of read-only connections, which
 	// WAL lets run alongside the writer.
-	read, err := sql.Open(sqliteDriver(), sqliteDSN(path, "mode=ro&_busy_timeout=10000"))
+	read, err := sql.Open(sqliteDriver(), sqliteDSN(path, "mode=ro&_busy_timeout=10000&_stmt_cache_size=64"))
 	if err != nil {
 		write.Close()
 		return nil, fmt.Errorf("tasks: open SQLite %s: %w", path, err)
