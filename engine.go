@@ -1,10 +1,7 @@
 package tasks
 
 import (
-	"cmp"
 	"context"
-	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,8 +9,6 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
-	"github.com/google/uuid"
 )
 
 // Config configures an [Engine]. A nil *Config, and every zero field, means
@@ -141,6 +136,7 @@ type Engine struct {
 	cfg      Config
 	log      *slog.Logger
 	webhooks *http.Client // delivers to endpoints
+	group    *groupCommit // for Enqueue on a durable store; nil on others
 	epoch    time.Time    // the wheel's time 0, on the monotonic clock
 
 	funcsMu sync.RWMutex
@@ -164,14 +160,18 @@ func NewEngine(store Store, cfg *Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{
+	e := &Engine{
 		store:    store,
 		cfg:      c,
 		log:      c.Logger,
 		webhooks: webhooks,
 		epoch:    time.Now(),
 		funcs:    make(map[string]Func),
-	}, nil
+	}
+	if d, ok := store.(interface{ Durable() bool }); ok && d.Durable() {
+		e.group = &groupCommit{store: store}
+	}
+	return e, nil
 }
 
 // Register makes fn run the tasks of eventType. It panics if eventType is
@@ -257,75 +257,6 @@ func (e *Engine) hint(id string, runAt *time.Time) {
 	if r := e.current(); r != nil && runAt != nil {
 		r.hint(id, *runAt)
 	}
-}
-
-// Enqueue stores a new task and returns it. Once Enqueue returns nil on a
-// durable store, the task will run. If nt has an IdempotencyKey that the app
-// already used, nothing is stored: Enqueue returns the existing task and an
-// error matching ErrDuplicate. An invalid nt gives a *ValidationError.
-func (e *Engine) Enqueue(ctx context.Context, nt NewTask) (*Task, error) {
-	t, err := e.newTask(nt)
-	if err != nil {
-		return nil, err
-	}
-	stored, err := e.store.Insert(ctx, t)
-	if err != nil {
-		return stored, fmt.Errorf("tasks: enqueue %s: %w", nt.EventType, err)
-	}
-	e.hint(stored.ID, stored.NextAttemptAt)
-	return stored, nil
-}
-
-// EnqueueTx is Enqueue inside the caller's transaction on a SQL store: the
-// task exists if and only if tx commits. The engine sees it at once if it is
-// committed by its run time, otherwise within Config.PollInterval. It returns
-// ErrNotSupported on a store that does not implement [TxStore].
-func (e *Engine) EnqueueTx(ctx context.Context, tx *sql.Tx, nt NewTask) (*Task, error) {
-	ts, ok := e.store.(TxStore)
-	if !ok {
-		return nil, ErrNotSupported
-	}
-	t, err := e.newTask(nt)
-	if err != nil {
-		return nil, err
-	}
-	stored, err := ts.InsertTx(ctx, tx, t)
-	if err != nil {
-		return stored, fmt.Errorf("tasks: enqueue %s in transaction: %w", nt.EventType, err)
-	}
-	e.hint(stored.ID, stored.NextAttemptAt)
-	return stored, nil
-}
-
-// newTask validates nt and builds the task to insert.
-func (e *Engine) newTask(nt NewTask) (*Task, error) {
-	if err := nt.Validate(); err != nil {
-		return nil, err
-	}
-	if len(nt.Data) > e.cfg.MaxDataBytes {
-		return nil, invalid("data", "%d bytes, more than the limit of %d", len(nt.Data), e.cfg.MaxDataBytes)
-	}
-	id, err := uuid.NewV7()
-	if err != nil {
-		return nil, fmt.Errorf("tasks: new task id: %w", err)
-	}
-	t := &Task{
-		ID:             id.String(),
-		AppID:          nt.AppID,
-		EventType:      nt.EventType,
-		Data:           nt.Data,
-		MaxAttempts:    cmp.Or(nt.MaxAttempts, e.cfg.MaxAttempts),
-		Timeout:        nt.Timeout,
-		IdempotencyKey: nt.IdempotencyKey,
-	}
-	if t.Data == nil {
-		t.Data = json.RawMessage("null")
-	}
-	if !nt.RunAt.IsZero() {
-		at := nt.RunAt.UTC().Truncate(time.Microsecond)
-		t.ScheduledRunTime = &at
-	}
-	return t, nil
 }
 
 // Get returns the task with the given ID, or an error matching ErrNotFound.

@@ -42,6 +42,15 @@ type Store interface {
 	// with ErrDuplicate.
 	Insert(ctx context.Context, t *Task) (*Task, error)
 
+	// InsertMany stores new tasks as Insert stores each, in one atomic
+	// step: all of them or, with an error, none. It returns the stored
+	// tasks in the order of ts. A task whose non-empty IdempotencyKey its
+	// app already used, before or earlier in ts, is not stored: the task
+	// that holds the key takes its place in the result, so that the
+	// result's ID there differs from the one asked for. That is not an
+	// error.
+	InsertMany(ctx context.Context, ts []*Task) ([]*Task, error)
+
 	// Get returns the task with the given ID, or ErrNotFound.
 	Get(ctx context.Context, id string) (*Task, error)
 

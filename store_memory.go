@@ -138,15 +138,60 @@ func (s *MemoryStore) Insert(ctx context.Context, t *Task) (*Task, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if t.IdempotencyKey != "" {
-		if m, ok := s.idem[idemKey{t.AppID, t.IdempotencyKey}]; ok {
-			return m.snapshot(), ErrDuplicate
-		}
+	if m := s.holder(t); m != nil {
+		return m.snapshot(), ErrDuplicate
 	}
 	if _, ok := s.tasks[t.ID]; ok {
 		return nil, invalid("id", "task %s exists", t.ID)
 	}
+	return s.add(t, s.clock()).snapshot(), nil
+}
+
+// InsertMany implements [Store].
+func (s *MemoryStore) InsertMany(ctx context.Context, ts []*Task) ([]*Task, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Check every task before storing any: all or none.
+	ids := make(map[string]bool, len(ts))
+	keys := make(map[idemKey]bool)
+	for _, t := range ts {
+		k := idemKey{t.AppID, t.IdempotencyKey}
+		if t.IdempotencyKey != "" && (keys[k] || s.holder(t) != nil) {
+			continue // not stored
+		}
+		if _, ok := s.tasks[t.ID]; ok || ids[t.ID] {
+			return nil, invalid("id", "task %s exists", t.ID)
+		}
+		ids[t.ID] = true
+		if t.IdempotencyKey != "" {
+			keys[k] = true
+		}
+	}
 	now := s.clock()
+	got := make([]*Task, len(ts))
+	for i, t := range ts {
+		m := s.holder(t)
+		if m == nil {
+			m = s.add(t, now)
+		}
+		got[i] = m.snapshot()
+	}
+	return got, nil
+}
+
+// holder returns the task that holds t's idempotency key, or nil.
+func (s *MemoryStore) holder(t *Task) *memTask {
+	if t.IdempotencyKey == "" {
+		return nil
+	}
+	return s.idem[idemKey{t.AppID, t.IdempotencyKey}]
+}
+
+// add stores a copy of t as a new scheduled task, created now.
+func (s *MemoryStore) add(t *Task, now time.Time) *memTask {
 	m := &memTask{t: *t, heapIdx: -1}
 	m.t.Data = slices.Clone(t.Data)
 	m.t.State = StateScheduled
@@ -168,7 +213,7 @@ func (s *MemoryStore) Insert(ctx context.Context, t *Task) (*Task, error) {
 		i--
 	}
 	s.order = slices.Insert(s.order, i, m)
-	return m.snapshot(), nil
+	return m
 }
 
 // schedule makes m pending and due at runAt, or now when runAt is nil or past.

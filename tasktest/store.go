@@ -38,6 +38,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) tasks.Store) {
 		run  func(*testing.T)
 	}{
 		{"Insert", su.testInsert},
+		{"InsertMany", su.testInsertMany},
 		{"Get", su.testGet},
 		{"Claim", su.testClaim},
 		{"Finish", su.testFinish},

@@ -1,0 +1,253 @@
+package tasks
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Enqueue stores a new task and returns it. Once Enqueue returns nil on a
+// durable store, the task will run. If nt has an IdempotencyKey that the app
+// already used, nothing is stored: Enqueue returns the existing task and an
+// error matching ErrDuplicate. An invalid nt gives a *ValidationError.
+//
+// On a durable store, Enqueue calls that overlap are committed together
+// (group commit): while one call's insert is under way, the calls that
+// arrive queue up, and the next insert stores all of them in one
+// transaction. Nobody waits for a timer, and a lone call inserts at once.
+// ctx bounds the wait in the queue; an insert of several callers' tasks
+// that is under way runs to its end (at most 10 seconds) even if ctx ends,
+// so a task may be stored although Enqueue returned ctx's error.
+func (e *Engine) Enqueue(ctx context.Context, nt NewTask) (*Task, error) {
+	t, err := e.newTask(nt)
+	if err != nil {
+		return nil, err
+	}
+	var stored *Task
+	if e.group != nil {
+		stored, err = e.group.insert(ctx, t)
+	} else {
+		stored, err = e.store.Insert(ctx, t)
+	}
+	if err != nil {
+		return stored, fmt.Errorf("tasks: enqueue %s: %w", nt.EventType, err)
+	}
+	e.hint(stored.ID, stored.NextAttemptAt)
+	return stored, nil
+}
+
+// EnqueueMany stores new tasks in one atomic step, all of them or none,
+// and returns them in the order of nts. It costs about as much as one
+// Enqueue, whatever the number of tasks. If a task is invalid, nothing is
+// stored and the *ValidationError names it by its index, as in
+// "tasks[3].event_type". A task whose IdempotencyKey its app already used,
+// before or earlier in nts, is not stored: the task that holds the key
+// takes its place in the result, and EnqueueMany returns every task with an
+// error matching ErrDuplicate.
+func (e *Engine) EnqueueMany(ctx context.Context, nts []NewTask) ([]*Task, error) {
+	ts := make([]*Task, len(nts))
+	for i, nt := range nts {
+		t, err := e.newTask(nt)
+		if ve := (*ValidationError)(nil); errors.As(err, &ve) {
+			return nil, invalid(fmt.Sprintf("tasks[%d].%s", i, ve.Field), "%s", ve.Message)
+		} else if err != nil {
+			return nil, err
+		}
+		ts[i] = t
+	}
+	stored, err := e.store.InsertMany(ctx, ts)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: enqueue %d tasks: %w", len(ts), err)
+	}
+	dup := false
+	for i, t := range stored {
+		if t.ID != ts[i].ID {
+			dup = true
+			continue
+		}
+		e.hint(t.ID, t.NextAttemptAt)
+	}
+	if dup {
+		return stored, fmt.Errorf("tasks: enqueue %d tasks: %w", len(ts), ErrDuplicate)
+	}
+	return stored, nil
+}
+
+// EnqueueTx is Enqueue inside the caller's transaction on a SQL store: the
+// task exists if and only if tx commits. The engine sees it at once if it is
+// committed by its run time, otherwise within Config.PollInterval. It returns
+// ErrNotSupported on a store that does not implement [TxStore].
+func (e *Engine) EnqueueTx(ctx context.Context, tx *sql.Tx, nt NewTask) (*Task, error) {
+	ts, ok := e.store.(TxStore)
+	if !ok {
+		return nil, ErrNotSupported
+	}
+	t, err := e.newTask(nt)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := ts.InsertTx(ctx, tx, t)
+	if err != nil {
+		return stored, fmt.Errorf("tasks: enqueue %s in transaction: %w", nt.EventType, err)
+	}
+	e.hint(stored.ID, stored.NextAttemptAt)
+	return stored, nil
+}
+
+// newTask validates nt and builds the task to insert.
+func (e *Engine) newTask(nt NewTask) (*Task, error) {
+	if err := nt.Validate(); err != nil {
+		return nil, err
+	}
+	if len(nt.Data) > e.cfg.MaxDataBytes {
+		return nil, invalid("data", "%d bytes, more than the limit of %d", len(nt.Data), e.cfg.MaxDataBytes)
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("tasks: new task id: %w", err)
+	}
+	t := &Task{
+		ID:             id.String(),
+		AppID:          nt.AppID,
+		EventType:      nt.EventType,
+		Data:           nt.Data,
+		MaxAttempts:    cmp.Or(nt.MaxAttempts, e.cfg.MaxAttempts),
+		Timeout:        nt.Timeout,
+		IdempotencyKey: nt.IdempotencyKey,
+	}
+	if t.Data == nil {
+		t.Data = json.RawMessage("null")
+	}
+	if !nt.RunAt.IsZero() {
+		at := nt.RunAt.UTC().Truncate(time.Microsecond)
+		t.ScheduledRunTime = &at
+	}
+	return t, nil
+}
+
+// groupCommit inserts the tasks of overlapping Enqueue calls together. The
+// first caller inserts its task at once; callers that arrive meanwhile queue
+// up, and when an insert ends, the first of them inserts the queue with one
+// InsertMany. On a store whose commits wait for the disk, N overlapping
+// enqueues then cost about one commit instead of N, and a lone one costs
+// what it did.
+type groupCommit struct {
+	store Store
+	mu    sync.Mutex
+	busy  bool           // an insert is under way, or about to be
+	queue []*enqueueCall // waiting, oldest first
+}
+
+// enqueueCall is one Enqueue waiting in a groupCommit.
+type enqueueCall struct {
+	t    *Task
+	got  *Task
+	err  error
+	lead bool // set under mu: this call inserts the queue
+	// ready receives once: when got and err are set, or lead.
+	ready chan struct{}
+}
+
+// maxGroupCommit bounds the tasks of one group commit.
+const maxGroupCommit = 1000
+
+// insert inserts t, alone or with the tasks of overlapping calls, and
+// returns what the store returned for it.
+func (g *groupCommit) insert(ctx context.Context, t *Task) (*Task, error) {
+	c := &enqueueCall{t: t, ready: make(chan struct{}, 1)}
+	g.mu.Lock()
+	g.queue = append(g.queue, c)
+	lead := !g.busy
+	c.lead, g.busy = lead, true
+	g.mu.Unlock()
+	if !lead {
+		// Wait for an answer, or for the lead (c.lead is read after
+		// ready, which orders it after the write).
+		select {
+		case <-c.ready:
+		case <-ctx.Done():
+			g.mu.Lock()
+			if i := slices.Index(g.queue, c); i >= 0 && !c.lead {
+				g.queue = slices.Delete(g.queue, i, i+1)
+				g.mu.Unlock()
+				return nil, ctx.Err()
+			}
+			g.mu.Unlock()
+			<-c.ready // taken into an insert, which storeTimeout bounds, or made to lead
+		}
+	}
+	if c.lead {
+		g.commit(ctx)
+	}
+	return c.got, c.err
+}
+
+// commit inserts the calls at the head of the queue, the leading call
+// first, answers them, and hands the lead to the next call waiting.
+func (g *groupCommit) commit(ctx context.Context) {
+	g.mu.Lock()
+	n := min(len(g.queue), maxGroupCommit)
+	batch := slices.Clone(g.queue[:n])
+	g.queue = slices.Delete(g.queue, 0, n)
+	g.mu.Unlock()
+
+	if len(batch) == 1 {
+		c := batch[0]
+		c.got, c.err = g.store.Insert(ctx, c.t)
+	} else {
+		// The insert is the other callers' too: the leader's ctx ending
+		// must not fail theirs.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+		g.insertMany(ctx, batch)
+		cancel()
+	}
+
+	g.mu.Lock()
+	if len(g.queue) > 0 {
+		next := g.queue[0]
+		next.lead = true
+		next.ready <- struct{}{}
+	} else {
+		g.busy = false
+	}
+	g.mu.Unlock()
+	for _, c := range batch[1:] { // batch[0] is the leader
+		c.ready <- struct{}{}
+	}
+}
+
+// insertMany inserts the tasks of batch with one InsertMany and sets each
+// call's result.
+func (g *groupCommit) insertMany(ctx context.Context, batch []*enqueueCall) {
+	ts := make([]*Task, len(batch))
+	for i, c := range batch {
+		ts[i] = c.t
+	}
+	got, err := g.store.InsertMany(ctx, ts)
+	if ve := (*ValidationError)(nil); errors.As(err, &ve) {
+		// One task spoiled the batch (its ID is taken): insert each
+		// alone, so that only its caller gets the error.
+		for _, c := range batch {
+			c.got, c.err = g.store.Insert(ctx, c.t)
+		}
+		return
+	}
+	for i, c := range batch {
+		if err != nil {
+			c.err = err
+			continue
+		}
+		c.got = got[i]
+		if c.got.ID != c.t.ID {
+			c.err = ErrDuplicate
+		}
+	}
+}
