@@ -22,7 +22,12 @@ const (
 	rescueLimit     = 1000
 	storeTimeout    = 10 * time.Second // bounds each background store call
 	finishTries     = 5
+	// maxOutcomeBatch bounds the outcomes stored by one Finish, and those
+	// waiting for it: a worker hands its outcome over and takes its next
+	// task while the previous batch is stored.
+	maxOutcomeBatch = 512
 	minStoreBackoff = 10 * time.Millisecond
+	maxGather       = time.Millisecond // see schedule's gather
 )
 
 // Causes of a task context's cancellation.
@@ -94,7 +99,7 @@ func (e *Engine) startRun() *run {
 		abandon:        make(chan struct{}),
 		jobs:           make(chan *Task, n),
 		idle:           make(chan struct{}, n),
-		results:        make(chan Outcome, n),
+		results:        make(chan Outcome, maxOutcomeBatch),
 		exited:         make(chan struct{}, n),
 		schedulerDone:  make(chan struct{}),
 		completerDone:  make(chan struct{}),
@@ -266,6 +271,13 @@ func (r *run) schedule() {
 		errUntil int64         // after a store error, no store calls until then (ticks)
 		backoff  time.Duration // after a store error
 		recheck  time.Duration // after the store did not have what the wheel said was due
+		// While the last claim took all it asked for (a backlog), a freed
+		// worker waits up to the time a claim takes (at most maxGather)
+		// for others to free up, so that one claim serves them all
+		// rather than one claim each.
+		backlog     bool
+		gather      time.Duration // how long the last claim took
+		gatherUntil int64         // claim no later than this (ticks); 0: not gathering
 		timer    = time.NewTimer(time.Hour)
 	)
 	defer timer.Stop()
@@ -341,21 +353,25 @@ func (r *run) schedule() {
 		if len(popped) > 0 {
 			due = true
 		}
-		if due && free > 0 && storeOK {
+		gathering := backlog && free < e.cfg.Workers && gatherUntil > now
+		if due && free > 0 && storeOK && !gathering {
 			select {
 			case <-r.stopping:
 				return
 			default:
 			}
 			ctx, cancel := context.WithTimeout(r.ctx, storeTimeout)
+			began := time.Now()
 			claimed, err := e.store.Claim(ctx, free, e.cfg.Lease)
 			cancel()
+			gather, gatherUntil = min(time.Since(began), maxGather), 0
 			if err != nil {
 				storeErr("claim tasks", err)
 				continue
 			}
 			backoff = 0
 			due = len(claimed) == free
+			backlog = due
 			if !due && missing(popped, claimed) {
 				// The wheel said due, the store did not (its clock is
 				// behind ours, or another engine holds the task): ask
@@ -379,6 +395,9 @@ func (r *run) schedule() {
 		if next, ok := w.next(); ok {
 			wakeAt = min(wakeAt, next)
 		}
+		if gathering && due {
+			wakeAt = min(wakeAt, gatherUntil)
+		}
 		if !storeOK {
 			wakeAt = errUntil
 		}
@@ -398,6 +417,9 @@ func (r *run) schedule() {
 				default:
 					break drain
 				}
+			}
+			if backlog && gatherUntil == 0 && gather >= wheelTick {
+				gatherUntil = ticks(e.sinceEpoch(), gather)
 			}
 		}
 	}
@@ -537,7 +559,7 @@ func (e *Engine) outcome(t *Task, err, cause error) Outcome {
 // complete is the completer goroutine: it stores outcomes in batches.
 func (r *run) complete() {
 	defer close(r.completerDone)
-	batch := make([]Outcome, 0, r.e.cfg.Workers)
+	batch := make([]Outcome, 0, maxOutcomeBatch)
 	for {
 		select {
 		case o, ok := <-r.results:
