@@ -223,10 +223,13 @@ func (e *Engine) Start(ctx context.Context) error {
 
 // Stop stops the engine. It stops claiming tasks at once and waits for the
 // running ones to finish and their outcomes to be stored, then returns nil.
-// If ctx ends first, it stops storing outcomes, cancels the running tasks'
-// contexts, hands back to the store, to be retried at once, the tasks whose
-// funcs return within moments (an interrupted attempt is never recorded as
-// completed), and returns ctx's error. A task func that ignores its context
+// Tasks the engine claimed ahead of its workers (it claims ahead only tasks
+// shorter than a claim, under a backlog) run before it returns.
+// If ctx ends first, it stops storing outcomes, starts no more tasks,
+// cancels the running tasks' contexts, hands back to the store, to be
+// retried at once, the tasks whose funcs return within moments and those
+// not started (an interrupted attempt is never recorded as completed), and
+// returns ctx's error. A task func that ignores its context
 // is abandoned: its result is dropped when it returns, and its task is left
 // to its lease, so that no other engine runs it while it still runs here.
 // Every goroutine the engine started has ended when Stop returns, except

@@ -79,3 +79,26 @@ func TestEngine_ClockJumps(t *testing.T) {
 		}
 	}
 }
+
+// TestRun_RevokedBeforeStart checks that a task claimed ahead whose lease
+// is revoked while it waits for a worker (its cancellation was requested,
+// or its lease lost) does not start: its func is not called.
+func TestRun_RevokedBeforeStart(t *testing.T) {
+	for _, cause := range []error{errCancelRequested, errLeaseRevoked} {
+		e, err := NewEngine(NewMemoryStore(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		called := false
+		e.Register("x", func(context.Context, *Task) error { called = true; return nil })
+		r := &run{e: e, taskCtx: context.Background(), active: make(map[string]*attempt)}
+		task := &Task{ID: "t1", EventType: "x", Attempts: 1, MaxAttempts: 3}
+		j := r.dispatch(task)
+		r.revoke(Lease{task.ID, 1}, cause)
+		out := r.execute(j)
+		if called || out.State != StateCanceled || len(out.Attempts) != 0 {
+			t.Errorf("%v before start: func called %v, outcome %s with %d attempts; want not called, canceled, none",
+				cause, called, out.State, len(out.Attempts))
+		}
+	}
+}

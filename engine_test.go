@@ -486,3 +486,48 @@ func TestEngine_StartFailsFast(t *testing.T) {
 		t.Errorf("Stop of an engine that never started = %v, want nil", err)
 	}
 }
+
+// TestEngine_ClaimsNoMoreThanWorkersForLongTasks checks that claiming ahead
+// is for tasks shorter than a claim: while tasks run longer, an engine
+// with a backlog holds no more tasks than it has workers, and leaves the
+// rest to other engines.
+func TestEngine_ClaimsNoMoreThanWorkersForLongTasks(t *testing.T) {
+	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
+		store := newStore(t)
+		const workers, n = 2, 8
+		started := make(chan struct{}, n)
+		var ended atomic.Int64
+		e := startEngine(t, store, &tasks.Config{Workers: workers}, map[string]tasks.Func{
+			"long": func(ctx context.Context, task *tasks.Task) error {
+				started <- struct{}{}
+				time.Sleep(20 * time.Millisecond)
+				ended.Add(1)
+				return nil
+			},
+		})
+		nts := make([]tasks.NewTask, n)
+		for i := range nts {
+			nts[i] = tasks.NewTask{AppID: "a", EventType: "long"}
+		}
+		if _, err := e.EnqueueMany(context.Background(), nts); err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			select {
+			case <-started:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%d of %d tasks started", i, n)
+			}
+			counts, err := store.CountTasks(context.Background(), "a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Running in the store are the tasks claimed and not yet
+			// ended, and those ended whose outcome is not yet stored.
+			waiting := int64(counts[tasks.StateRunning]) - (ended.Load() - int64(counts[tasks.StateCompleted]))
+			if waiting > workers {
+				t.Fatalf("after %d tasks started: %d claimed and not ended, want at most %d", i+1, waiting, workers)
+			}
+		}
+	})
+}

@@ -16,12 +16,12 @@ import (
 // at most wheelLimit of them read from the store at a time, so an engine's
 // memory does not grow with the backlog of a durable store.
 const (
-	wheelWindow     = time.Minute
-	wheelLimit      = 1000
-	hintLimit       = 100_000 // wheel entries beyond which local hints wait for a refill
-	rescueLimit     = 1000
-	storeTimeout    = 10 * time.Second // bounds each background store call
-	finishTries     = 5
+	wheelWindow  = time.Minute
+	wheelLimit   = 1000
+	hintLimit    = 100_000 // wheel entries beyond which local hints wait for a refill
+	rescueLimit  = 1000
+	storeTimeout = 10 * time.Second // bounds each background store call
+	finishTries  = 5
 	// maxOutcomeBatch bounds the outcomes stored by one Finish, and those
 	// waiting for it: a worker hands its outcome over and takes its next
 	// task while the previous batch is stored.
@@ -60,8 +60,9 @@ type run struct {
 	stopping chan struct{} // closed when Stop begins: claim nothing more
 	abandon  chan struct{} // closed when Stop's ctx ends: drop late results
 
-	jobs    chan *Task    // scheduler → workers; closed by the scheduler
-	idle    chan struct{} // a worker is free (capacity Workers)
+	jobs    chan job      // scheduler → workers; closed by the scheduler
+	idle    chan struct{} // a claimed task has ended here (capacity 2×Workers)
+	runNs   atomic.Int64  // moving average of how long tasks run here, in ns
 	results chan Outcome  // workers → completer; closed after the workers end
 	exited  chan struct{} // one value per worker that has ended
 
@@ -83,7 +84,15 @@ type run struct {
 	dropped  []Lease             // attempts whose outcome was dropped
 }
 
-// attempt is a running task.
+// job is a claimed task on its way to a worker, and the context it will
+// run in, which a revoked lease cancels even before it starts.
+type job struct {
+	t      *Task
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+// attempt is a claimed task, queued for a worker or running.
 type attempt struct {
 	lease    Lease
 	cancel   context.CancelCauseFunc
@@ -97,8 +106,8 @@ func (e *Engine) startRun() *run {
 		e:              e,
 		stopping:       make(chan struct{}),
 		abandon:        make(chan struct{}),
-		jobs:           make(chan *Task, n),
-		idle:           make(chan struct{}, n),
+		jobs:           make(chan job, 2*n),
+		idle:           make(chan struct{}, 2*n),
 		results:        make(chan Outcome, maxOutcomeBatch),
 		exited:         make(chan struct{}, n),
 		schedulerDone:  make(chan struct{}),
@@ -257,6 +266,12 @@ func (r *run) revoke(l Lease, cause error) {
 
 // schedule is the scheduler goroutine: it keeps the wheel of upcoming tasks
 // and claims tasks when they are due and workers are free.
+//
+// Under a backlog it claims ahead: as many tasks more than there are free
+// workers as the pool runs in the time a claim takes (at most Workers), so
+// that workers of short tasks do not wait for each claim, while tasks that
+// run longer than a claim takes are not claimed before a worker is free for
+// them. A task claimed ahead waits at most about as long as a claim takes.
 func (r *run) schedule() {
 	defer close(r.schedulerDone)
 	defer close(r.jobs)
@@ -265,7 +280,8 @@ func (r *run) schedule() {
 		w        = wheel{now: e.sinceEpoch() / int64(wheelTick)}
 		inWheel  = make(map[string]int64) // ID → earliest due in the wheel (ticks)
 		popped   []string
-		free     = e.cfg.Workers
+		n        = e.cfg.Workers
+		inFlight int           // claimed here and not yet ended
 		due      = true        // something may be due now: claim when workers are free
 		refillAt int64         // when to read the store's upcoming tasks next (ticks)
 		errUntil int64         // after a store error, no store calls until then (ticks)
@@ -274,11 +290,11 @@ func (r *run) schedule() {
 		// While the last claim took all it asked for (a backlog), a freed
 		// worker waits up to the time a claim takes (at most maxGather)
 		// for others to free up, so that one claim serves them all
-		// rather than one claim each.
+		// rather than one claim each; and tasks are claimed ahead.
 		backlog     bool
 		gather      time.Duration // how long the last claim took
 		gatherUntil int64         // claim no later than this (ticks); 0: not gathering
-		timer    = time.NewTimer(time.Hour)
+		timer       = time.NewTimer(time.Hour)
 	)
 	defer timer.Stop()
 	add := func(id string, due int64) {
@@ -353,7 +369,12 @@ func (r *run) schedule() {
 		if len(popped) > 0 {
 			due = true
 		}
-		gathering := backlog && free < e.cfg.Workers && gatherUntil > now
+		slots := n // tasks that may be claimed here at once
+		if run := r.runNs.Load(); backlog && run > 0 {
+			slots += int(min(int64(n), int64(n)*int64(gather)/run))
+		}
+		free := slots - inFlight
+		gathering := backlog && free < slots && gatherUntil > now
 		if due && free > 0 && storeOK && !gathering {
 			select {
 			case <-r.stopping:
@@ -382,12 +403,9 @@ func (r *run) schedule() {
 				recheck = 0
 			}
 			popped = popped[:0]
-			free -= len(claimed)
+			inFlight += len(claimed)
 			for _, t := range claimed {
-				r.jobs <- t // never blocks: at most Workers are out
-			}
-			if due && free > 0 {
-				continue
+				r.jobs <- r.dispatch(t) // never blocks: at most 2×Workers are out
 			}
 		}
 		// Sleep until the next task is due, the next refill, or news.
@@ -408,12 +426,12 @@ func (r *run) schedule() {
 		case <-timer.C:
 		case <-r.wake:
 		case <-r.idle:
-			free++
+			inFlight--
 		drain:
 			for {
 				select {
 				case <-r.idle:
-					free++
+					inFlight--
 				default:
 					break drain
 				}
@@ -458,8 +476,23 @@ func ticks(nowNs int64, delay time.Duration) int64 {
 // work is a worker goroutine: it runs the tasks the scheduler sends.
 func (r *run) work() {
 	defer func() { r.exited <- struct{}{} }()
-	for t := range r.jobs {
-		out := r.execute(t)
+	for j := range r.jobs {
+		t := j.t
+		select {
+		case <-r.abandon: // Stop gave up waiting: start nothing more
+			j.cancel(errStopped)
+			r.forget(Lease{t.ID, t.Attempts}, true)
+			r.idle <- struct{}{}
+			continue
+		default:
+		}
+		began := time.Now()
+		out := r.execute(j)
+		if avg := r.runNs.Load(); avg == 0 {
+			r.runNs.Store(int64(time.Since(began)))
+		} else {
+			r.runNs.Store(avg + (int64(time.Since(began))-avg)/8)
+		}
 		sent := false
 		select {
 		case <-r.abandon: // Stop gave up waiting: the result is dropped
@@ -473,31 +506,45 @@ func (r *run) work() {
 		if !sent {
 			r.forget(Lease{t.ID, t.Attempts}, true)
 		}
-		r.idle <- struct{}{} // never blocks: one slot per worker
+		r.idle <- struct{}{} // never blocks: one slot per task in flight
 	}
 }
 
-// execute runs one attempt of t and returns its outcome.
-func (r *run) execute(t *Task) Outcome {
-	e := r.e
+// dispatch makes t, just claimed, an active attempt, whose lease the
+// heartbeat extends from now on, and returns its job.
+func (r *run) dispatch(t *Task) job {
 	ctx, cancel := context.WithCancelCause(r.taskCtx)
-	defer cancel(nil)
+	r.activeMu.Lock()
+	r.active[t.ID] = &attempt{lease: Lease{t.ID, t.Attempts}, cancel: cancel}
+	r.activeMu.Unlock()
+	return job{t, ctx, cancel}
+}
+
+// execute runs the attempt of job j and returns its outcome. The attempt
+// stays active, its lease extended, until its outcome is stored or given up
+// (finish), or dropped (work).
+func (r *run) execute(j job) Outcome {
+	e, t, ctx := r.e, j.t, j.ctx
+	defer j.cancel(nil)
+	if cause := context.Cause(ctx); cause != nil {
+		// Its lease was revoked while it waited for a worker: cancel
+		// requested, or lost.
+		return e.outcome(t, cause, cause)
+	}
 	timeout := e.cfg.Timeout
 	if t.Timeout > 0 {
 		timeout = t.Timeout
 	}
-	a := &attempt{lease: Lease{t.ID, t.Attempts}, cancel: cancel}
 	if timeout > 0 {
 		var cancelTimeout context.CancelFunc
 		ctx, cancelTimeout = context.WithTimeoutCause(ctx, timeout, errTimeout)
 		defer cancelTimeout()
-		a.deadline = time.Now().Add(timeout)
+		r.activeMu.Lock()
+		if a, ok := r.active[t.ID]; ok && a.lease == (Lease{t.ID, t.Attempts}) {
+			a.deadline = time.Now().Add(timeout)
+		}
+		r.activeMu.Unlock()
 	}
-	// The attempt stays active, its lease extended, until its outcome is
-	// stored or given up (finish), or dropped (work).
-	r.activeMu.Lock()
-	r.active[t.ID] = a
-	r.activeMu.Unlock()
 
 	var (
 		err        error
