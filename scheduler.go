@@ -28,6 +28,7 @@ const (
 	maxOutcomeBatch = 512
 	minStoreBackoff = 10 * time.Millisecond
 	maxGather       = time.Millisecond // see schedule's gather
+	maxAhead        = 4                // claim at most maxAhead×Workers ahead
 )
 
 // Causes of a task context's cancellation.
@@ -61,7 +62,7 @@ type run struct {
 	abandon  chan struct{} // closed when Stop's ctx ends: drop late results
 
 	jobs    chan job      // scheduler → workers; closed by the scheduler
-	idle    chan struct{} // a claimed task has ended here (capacity 2×Workers)
+	idle    chan struct{} // a claimed task has ended here (capacity maxAhead+1 × Workers)
 	runNs   atomic.Int64  // moving average of how long tasks run here, in ns
 	results chan Outcome  // workers → completer; closed after the workers end
 	exited  chan struct{} // one value per worker that has ended
@@ -106,8 +107,8 @@ func (e *Engine) startRun() *run {
 		e:              e,
 		stopping:       make(chan struct{}),
 		abandon:        make(chan struct{}),
-		jobs:           make(chan job, 2*n),
-		idle:           make(chan struct{}, 2*n),
+		jobs:           make(chan job, (maxAhead+1)*n),
+		idle:           make(chan struct{}, (maxAhead+1)*n),
 		results:        make(chan Outcome, maxOutcomeBatch),
 		exited:         make(chan struct{}, n),
 		schedulerDone:  make(chan struct{}),
@@ -371,7 +372,7 @@ func (r *run) schedule() {
 		}
 		slots := n // tasks that may be claimed here at once
 		if run := r.runNs.Load(); backlog && run > 0 {
-			slots += int(min(int64(n), int64(n)*int64(gather)/run))
+			slots += int(min(maxAhead*int64(n), int64(n)*int64(gather)/run))
 		}
 		free := slots - inFlight
 		gathering := backlog && free < slots && gatherUntil > now
@@ -405,7 +406,7 @@ func (r *run) schedule() {
 			popped = popped[:0]
 			inFlight += len(claimed)
 			for _, t := range claimed {
-				r.jobs <- r.dispatch(t) // never blocks: at most 2×Workers are out
+				r.jobs <- r.dispatch(t) // never blocks: at most (maxAhead+1)×Workers are out
 			}
 		}
 		// Sleep until the next task is due, the next refill, or news.
@@ -604,9 +605,16 @@ func (e *Engine) outcome(t *Task, err, cause error) Outcome {
 }
 
 // complete is the completer goroutine: it stores outcomes in batches.
+//
+// While tasks still run here, it waits for their outcomes up to as long as
+// the last Finish took (at most maxGather) before it stores a batch: under
+// load one Finish then stores a claim's worth of outcomes, not a few.
 func (r *run) complete() {
 	defer close(r.completerDone)
 	batch := make([]Outcome, 0, maxOutcomeBatch)
+	var took time.Duration // by the last Finish
+	gather := time.NewTimer(time.Hour)
+	defer gather.Stop()
 	for {
 		select {
 		case o, ok := <-r.results:
@@ -628,8 +636,28 @@ func (r *run) complete() {
 				break more
 			}
 		}
+		if len(batch) > 0 && took > 0 && r.running(len(batch)) {
+			gather.Reset(min(took, maxGather))
+		wait:
+			for len(batch) < cap(batch) && r.running(len(batch)) {
+				select {
+				case o, ok := <-r.results:
+					if !ok {
+						break wait
+					}
+					batch = append(batch, o)
+				case <-gather.C:
+					break wait
+				case <-r.abandon:
+					break wait
+				}
+			}
+			gather.Stop()
+		}
 		if len(batch) > 0 {
+			began := time.Now()
 			r.finish(batch)
+			took = time.Since(began)
 			batch = batch[:0]
 		}
 		select {
@@ -638,6 +666,14 @@ func (r *run) complete() {
 		default:
 		}
 	}
+}
+
+// running reports whether more than n attempts are active here: tasks
+// whose outcomes have yet to reach the completer, besides the n it holds.
+func (r *run) running(n int) bool {
+	r.activeMu.Lock()
+	defer r.activeMu.Unlock()
+	return len(r.active) > n
 }
 
 // finish stores a batch of outcomes, retrying store errors a few times with
