@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/taskwheel/tasks/internal/testdb"
+)
+
+// TestMain fails the package if a test leaves a goroutine behind: every
+// engine stopped, server shut down and database closed.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestParseConfig(t *testing.T) {
+	t.Parallel()
+	c, err := parseConfig(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.count != 3 || c.drain != 50000 || c.steady != 10*time.Second || c.lateness != 5000 ||
+		c.webhooks != 5000 || c.http != (durationOrCount{d: 5 * time.Second}) || c.memTasks != 1_000_000 ||
+		c.jsonPath != "tasksbench.json" || c.latenessFrom != 2*time.Second || c.latenessTo != 4*time.Second {
+		t.Errorf("defaults: got %+v", c)
+	}
+	if got, want := []string(c.stores), storeNames; !slices.Equal(got, want) {
+		t.Errorf("default -stores: got %v, want %v", got, want)
+	}
+
+	c, err = parseConfig([]string{"-http", "20000", "-stores", "sqlite, memory", "-workloads", "W3,M1",
+		"-postgres", "postgres://u:secret@h/db"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.http != (durationOrCount{n: 20000}) {
+		t.Errorf("-http 20000: got %+v, want a count", c.http)
+	}
+	if got, want := []string(c.stores), []string{"sqlite", "memory"}; !slices.Equal(got, want) {
+		t.Errorf("-stores: got %v, want %v", got, want)
+	}
+	if strings.Contains(c.flags["postgres"], "secret") {
+		t.Errorf("the report's flags show the password: %q", c.flags["postgres"])
+	}
+
+	for _, args := range [][]string{
+		{"-stores", "mysql"},
+		{"-workloads", "W9"},
+		{"-count", "0"},
+		{"-http", "-1s"},
+		{"-lateness-from", "3s", "-lateness-to", "1s"},
+		{"extra"},
+	} {
+		if _, err := parseConfig(args, nil); err == nil {
+			t.Errorf("parseConfig(%q): got no error", args)
+		}
+	}
+	var usage bytes.Buffer
+	if _, err := parseConfig([]string{"-h"}, &usage); !errors.Is(err, flag.ErrHelp) || !strings.Contains(usage.String(), "-memtasks") {
+		t.Errorf("-h: got %v and usage %q", err, usage.String())
+	}
+}
+
+// TestRun runs every workload once with tiny sizes, on memory and SQLite,
+// and on PostgreSQL when TASKS_TEST_POSTGRES_URL is set, in a schema that
+// the test made (tasksbench must leave it). It checks the table and the
+// JSON report, not the figures, except that every figure is positive and
+// no task started early.
+func TestRun(t *testing.T) {
+	stores := []string{"memory", "sqlite"}
+	jsonPath := filepath.Join(t.TempDir(), "report.json")
+	args := []string{
+		"-count", "1", "-enqueue", "200", "-batch", "200", "-drain", "200", "-steady", "300ms",
+		"-lateness", "50", "-lateness-from", "100ms", "-lateness-to", "300ms", "-webhooks", "50",
+		"-http", "300ms", "-memtasks", "2000", "-json", jsonPath,
+	}
+	if os.Getenv(testdb.PostgresURLEnv) != "" {
+		_, dsn := testdb.PostgresDSN(t)
+		args = append(args, "-postgres", dsn)
+		stores = append(stores, "postgres")
+	}
+	args = append(args, "-stores", strings.Join(stores, ","))
+	var out bytes.Buffer
+	if err := run(t.Context(), args, &out); err != nil {
+		t.Fatalf("run: %v\noutput:\n%s", err, &out)
+	}
+	t.Logf("output:\n%s", &out)
+
+	type key struct{ figure, store string }
+	type tableRow struct {
+		median       float64
+		floor, ratio string
+	}
+	table := make(map[key]tableRow)
+	sc := bufio.NewScanner(&out)
+	inTable := false
+	cols := regexp.MustCompile(`\s{2,}`)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, tableHeader+" ") {
+			inTable = true
+			continue
+		}
+		if !inTable || line == "" {
+			continue
+		}
+		f := cols.Split(line, -1)
+		if len(f) != 6 {
+			t.Fatalf("table row %q: got %d columns, want 6", line, len(f))
+		}
+		v, err := strconv.ParseFloat(strings.ReplaceAll(f[2], ",", ""), 64)
+		if err != nil {
+			t.Fatalf("table row %q: median: %v", line, err)
+		}
+		table[key{f[0], f[1]}] = tableRow{v, f[4], f[5]}
+	}
+	if !inTable {
+		t.Fatal("no table in the output")
+	}
+
+	common := []string{"W1 enqueue", "W2 batch enqueue", "W3 drain", "W4 steady", "W4 steady wait p50",
+		"W4 steady wait p99", "W5 lateness p50", "W5 lateness p99", "W5 lateness max", "W5 lateness early",
+		"W6 webhooks", "W7 HTTP create"}
+	withFloor := map[string]bool{"W1 enqueue": true, "W2 batch enqueue": true, "W3 drain": true, "W7 HTTP create": true}
+	var want []key
+	for _, s := range stores {
+		figs := slices.Clone(common)
+		switch s {
+		case "memory":
+			figs = append(figs, "M1 memory store heap", "M1 memory store per task")
+		case "sqlite":
+			figs = append(figs, "M2 engine heap", "M2 engine per task")
+		}
+		for _, f := range figs {
+			k := key{f, s}
+			want = append(want, k)
+			r, ok := table[k]
+			if !ok {
+				t.Errorf("table: no row %q on %s", f, s)
+				continue
+			}
+			switch {
+			case f == "W5 lateness early" && r.median != 0:
+				t.Errorf("%s on %s: %v tasks started early, want 0", f, s, r.median)
+			case f != "W5 lateness early" && r.median <= 0:
+				t.Errorf("%s on %s: got %v, want a positive figure", f, s, r.median)
+			}
+			hasFloor := f == "W6 webhooks" || withFloor[f] && s != "memory"
+			if got := r.floor != "—" && r.ratio != "—"; got != hasFloor {
+				t.Errorf("%s on %s: floor %q, ratio %q; want a floor: %v", f, s, r.floor, r.ratio, hasFloor)
+			}
+		}
+	}
+	if len(table) != len(want) {
+		t.Errorf("table: got %d rows, want %d", len(table), len(want))
+	}
+
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("report: %v", err)
+	}
+	if rep.GoVersion == "" || rep.NumCPU == 0 || rep.Date == "" || rep.Flags["drain"] != "200" {
+		t.Errorf("report: got go_version %q, num_cpu %d, date %q, flags %v", rep.GoVersion, rep.NumCPU, rep.Date, rep.Flags)
+	}
+	var got []key
+	for _, r := range rep.Rows {
+		k := key{r.Figure, r.Store}
+		got = append(got, k)
+		if len(r.Runs) != 1 || r.Runs[0] != r.Median {
+			t.Errorf("report: %s on %s: runs %v, median %v; want one run", r.Figure, r.Store, r.Runs, r.Median)
+		}
+		if tr := table[k]; format(r.Median) != format(tr.median) {
+			t.Errorf("report: %s on %s: median %v, the table's %v", r.Figure, r.Store, r.Median, tr.median)
+		}
+		if (r.FloorMedian > 0) != (table[k].floor != "—") {
+			t.Errorf("report: %s on %s: floor %v, the table's %q", r.Figure, r.Store, r.FloorMedian, table[k].floor)
+		}
+	}
+	sortKeys := func(ks []key) {
+		slices.SortFunc(ks, func(a, b key) int { return strings.Compare(a.store+a.figure, b.store+b.figure) })
+	}
+	sortKeys(got)
+	sortKeys(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("report rows: got %v, want %v", got, want)
+	}
+}
