@@ -1,27 +1,25 @@
 package tasks_test
 
 import (
-	"context"
 	"database/sql"
-	"slices"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/internal/bench"
 	"github.com/taskwheel/tasks/internal/testdb"
 )
 
-// BenchmarkLateness schedules 1,000 tasks spread evenly over two seconds,
-// the first a second ahead, on an idle engine and reports how late they started: p50, p99 and max of
-// (start − scheduled time), in milliseconds, and how many started early.
-// postgres-cross enqueues through another engine with its own connection
-// pool, as another process would: the worker learns of the tasks through
-// LISTEN/NOTIFY. Run it with -benchtime=1x.
+// The benchmarks here wrap workloads of package internal/bench, which
+// describes them, for go test -bench; cmd/tasksbench runs them all, with
+// their floors, on every store.
+
+// BenchmarkLateness is W5 with 1,000 tasks spread evenly over two
+// seconds, the first a second ahead, on an idle engine: p50, p99 and max
+// of (start − scheduled time), in milliseconds, and how many started
+// early. postgres-cross enqueues through another engine with its own
+// connection pool, as another process would: the worker learns of the
+// tasks through LISTEN/NOTIFY. Run it with -benchtime=1x.
 func BenchmarkLateness(b *testing.B) {
 	for _, s := range testStores {
 		b.Run(s.name, func(b *testing.B) {
@@ -35,66 +33,25 @@ func BenchmarkLateness(b *testing.B) {
 	})
 }
 
-func benchLateness(b *testing.B, producerStore, workerStore tasks.Store) {
-	const n = 1000
-	var mu sync.Mutex
-	var late []time.Duration
-	var early atomic.Int32
-	all := make(chan struct{})
-	worker, err := tasks.NewEngine(workerStore, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	worker.Register("x", func(ctx context.Context, t *tasks.Task) error {
-		d := time.Since(*t.ScheduledRunTime)
-		if d < 0 {
-			early.Add(1)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		late = append(late, d)
-		if len(late)%n == 0 {
-			all <- struct{}{}
-		}
-		return nil
-	})
-	producer := worker
-	if producerStore != workerStore {
-		if producer, err = tasks.NewEngine(producerStore, nil); err != nil {
+func benchLateness(b *testing.B, producer, worker tasks.Store) {
+	var r bench.LatenessResult
+	for b.Loop() {
+		var err error
+		if r, err = bench.Lateness(b.Context(), producer, worker, 1000, time.Second, 3*time.Second); err != nil {
 			b.Fatal(err)
 		}
 	}
-	ctx := context.Background()
-	if err := worker.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	defer worker.Stop(ctx)
-	for b.Loop() {
-		// The first is due once all are stored: the engine is idle then.
-		base := time.Now().Add(time.Second)
-		for i := range n {
-			at := base.Add(time.Duration(i) * 2 * time.Second / n)
-			if _, err := producer.Enqueue(ctx, tasks.NewTask{AppID: "bench", EventType: "x", RunAt: at}); err != nil {
-				b.Fatal(err)
-			}
-		}
-		<-all
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	slices.Sort(late)
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	b.ReportMetric(ms(late[len(late)/2]), "p50-ms")
-	b.ReportMetric(ms(late[len(late)*99/100]), "p99-ms")
-	b.ReportMetric(ms(late[len(late)-1]), "max-ms")
-	b.ReportMetric(float64(early.Load()), "early")
+	b.ReportMetric(ms(r.Late.P50), "p50-ms")
+	b.ReportMetric(ms(r.Late.P99), "p99-ms")
+	b.ReportMetric(ms(r.Late.Max), "max-ms")
+	b.ReportMetric(float64(r.Early), "early")
 }
 
-// BenchmarkDrain enqueues b.N no-op tasks with the workers stopped, then
-// starts them and measures until every task is completed: end-to-end
-// tasks/s, each task claimed, run, and its outcome and attempt stored. On
-// PostgreSQL it also runs three engines, each with its own connection pool
-// as three processes would have.
+// BenchmarkDrain is W3 with b.N tasks: end-to-end tasks/s from Start until
+// every task is completed, each claimed, run, and its outcome and attempt
+// stored. On PostgreSQL it also runs three engines, each with its own
+// connection pool as three processes would have.
 func BenchmarkDrain(b *testing.B) {
 	for _, s := range testStores {
 		b.Run(s.name, func(b *testing.B) { benchDrain(b, s.open(b)) })
@@ -103,52 +60,20 @@ func BenchmarkDrain(b *testing.B) {
 }
 
 func benchDrain(b *testing.B, stores ...tasks.Store) {
-	var done atomic.Int64
-	all := make(chan struct{})
-	n := int64(b.N)
-	noop := func(ctx context.Context, t *tasks.Task) error {
-		if done.Add(1) == n {
-			close(all)
-		}
-		return nil
+	r, err := bench.Drain(b.Context(), b.N, stores...)
+	if err != nil {
+		b.Fatal(err)
 	}
-	var engines []*tasks.Engine
-	for _, store := range stores {
-		e, err := tasks.NewEngine(store, &tasks.Config{Workers: 16})
-		if err != nil {
-			b.Fatal(err)
-		}
-		e.Register("noop", noop)
-		engines = append(engines, e)
-	}
-	ctx := context.Background()
-	for range n {
-		if _, err := engines[0].Enqueue(ctx, tasks.NewTask{AppID: "bench", EventType: "noop"}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ResetTimer()
-	for _, e := range engines {
-		if err := e.Start(ctx); err != nil {
-			b.Fatal(err)
-		}
-	}
-	<-all
-	for _, e := range engines {
-		if err := e.Stop(ctx); err != nil { // includes storing the last outcomes
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "tasks/s")
+	reportRate(b, r)
 }
 
-// BenchmarkFloor measures the raw-SQL floor that BenchmarkDrain is compared
-// with: the bare statements any durable queue needs per task, on the same
-// table and indexes, with no library around them. b.N tasks are inserted one
-// statement each (not timed), then claimed in batches of 10 (UPDATE …
-// RETURNING over a SKIP LOCKED subquery on PostgreSQL) and marked done one
-// statement each, by 16 goroutines as the engine's 16 workers.
+// BenchmarkFloor is W3's raw-SQL floor with b.N tasks, which
+// BenchmarkDrain is compared with: the bare statements any durable queue
+// needs per task, on the same tables, with no library around them. The
+// tasks are inserted in batches (not timed), then claimed ten at a time
+// (UPDATE … RETURNING over a SKIP LOCKED subquery on PostgreSQL) and each
+// ten marked done in one statement, by 16 goroutines as the engine's 16
+// workers.
 func BenchmarkFloor(b *testing.B) {
 	b.Run("sqlite", func(b *testing.B) {
 		s, err := tasks.OpenSQLite(testdb.SQLitePath(b))
@@ -164,72 +89,25 @@ func BenchmarkFloor(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := s.Migrate(context.Background()); err != nil {
+		if err := s.Migrate(b.Context()); err != nil {
 			b.Fatal(err)
 		}
-		db.SetMaxOpenConns(16)
+		db.SetMaxOpenConns(bench.Workers)
 		benchFloor(b, db, tasks.Postgres)
 	})
 }
 
 func benchFloor(b *testing.B, db *sql.DB, d tasks.Dialect) {
-	ctx := context.Background()
-	insert := `INSERT INTO taskwheel_tasks (id, app_id, event_type, state, data, run_at, max_attempts, created_at, updated_at)
-VALUES ($1, 'bench', 'noop', 'scheduled', $3, $2, 1, $2, $2)`
-	claim := `UPDATE taskwheel_tasks SET state = 'running', attempts = attempts + 1
-WHERE id IN (SELECT id FROM taskwheel_tasks WHERE state IN ('scheduled', 'retrying') AND run_at <= $1
-	ORDER BY run_at LIMIT 10 FOR UPDATE SKIP LOCKED)
-RETURNING id`
-	done := `UPDATE taskwheel_tasks SET state = 'completed', completed_at = $2 WHERE id = $1`
-	now := func() any { return time.Now().UTC() }
-	if d == tasks.SQLite {
-		// SQLite numbers parameters ?1, ?2 (its $1 is a name).
-		insert, done = strings.ReplaceAll(insert, "$", "?"), strings.ReplaceAll(done, "$", "?")
-		claim = strings.ReplaceAll(strings.Replace(claim, " FOR UPDATE SKIP LOCKED", "", 1), "$", "?")
-		now = func() any { return time.Now().UnixMicro() }
+	r, err := bench.DrainFloor(b.Context(), db, d, b.N)
+	if err != nil {
+		b.Fatal(err)
 	}
-	for range b.N {
-		if _, err := db.ExecContext(ctx, insert, uuid.NewString(), now(), []byte("{}")); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ResetTimer()
-	var wg sync.WaitGroup
-	var completed atomic.Int64
-	for range 16 {
-		wg.Go(func() {
-			for {
-				rows, err := db.QueryContext(ctx, claim, now())
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				var ids []string
-				for rows.Next() {
-					var id string
-					if err := rows.Scan(&id); err != nil {
-						b.Error(err)
-					}
-					ids = append(ids, id)
-				}
-				rows.Close()
-				if len(ids) == 0 {
-					return
-				}
-				for _, id := range ids {
-					if _, err := db.ExecContext(ctx, done, id, now()); err != nil {
-						b.Error(err)
-						return
-					}
-					completed.Add(1)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	b.StopTimer()
-	if n := completed.Load(); n != int64(b.N) {
-		b.Fatalf("completed %d of %d", n, b.N)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
+	reportRate(b, r)
+}
+
+// reportRate reports r as tasks/s, and its time per task as ns/op in
+// place of the benchmark's, which counts the untimed setup too.
+func reportRate(b *testing.B, r bench.Rate) {
+	b.ReportMetric(r.PerSecond(), "tasks/s")
+	b.ReportMetric(float64(r.Elapsed.Nanoseconds())/float64(max(r.N, 1)), "ns/op")
 }
