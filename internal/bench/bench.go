@@ -11,8 +11,8 @@ what is measured is the engine and its store, not the tasks:
     task per call, with the engine not started: the cost of storing a task,
     durably on a SQL store.
   - W2 [EnqueueBatches]: the same tasks in batches of [BatchSize] through
-    the batch path, from one goroutine: the cost of storing a task when the
-    caller has many at once.
+    the batch path, Engine.EnqueueMany, from one goroutine: the cost of
+    storing a task when the caller has many at once.
   - W3 [Drain]: a backlog enqueued first, then Start until every task ran
     and Stop stored the last outcomes: end-to-end tasks/s of claiming,
     running, and recording each task's outcome and attempt.
@@ -128,26 +128,8 @@ func (h Heap) PerTask() float64 {
 // MB returns Bytes in megabytes (10⁶ bytes).
 func (h Heap) MB() float64 { return float64(h.Bytes) / 1e6 }
 
-// enqueueMany enqueues nts through the batch path and returns the tasks
-// stored.
-//
-// TODO(EnqueueMany): call Engine.EnqueueMany, which is being added to
-// package tasks with this signature, once it lands; until then this loops
-// over Enqueue, so W2 measures what W1 does from one goroutine.
-func enqueueMany(ctx context.Context, eng *tasks.Engine, nts []tasks.NewTask) ([]*tasks.Task, error) {
-	ts := make([]*tasks.Task, 0, len(nts))
-	for _, nt := range nts {
-		t, err := eng.Enqueue(ctx, nt)
-		if err != nil {
-			return ts, err
-		}
-		ts = append(ts, t)
-	}
-	return ts, nil
-}
-
-// enqueueBatches enqueues n tasks made by nt through the batch path, in
-// batches of BatchSize.
+// enqueueBatches enqueues n tasks made by nt through the batch path,
+// Engine.EnqueueMany, in batches of BatchSize.
 func enqueueBatches(ctx context.Context, eng *tasks.Engine, n int, nt func(i int) tasks.NewTask) error {
 	batch := make([]tasks.NewTask, 0, BatchSize)
 	for i := 0; i < n; i += BatchSize {
@@ -155,7 +137,7 @@ func enqueueBatches(ctx context.Context, eng *tasks.Engine, n int, nt func(i int
 		for j := i; j < min(i+BatchSize, n); j++ {
 			batch = append(batch, nt(j))
 		}
-		if _, err := enqueueMany(ctx, eng, batch); err != nil {
+		if _, err := eng.EnqueueMany(ctx, batch); err != nil {
 			return fmt.Errorf("enqueue batch at task %d of %d: %w", i, n, err)
 		}
 	}
