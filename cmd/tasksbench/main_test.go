@@ -129,7 +129,7 @@ func TestRun(t *testing.T) {
 		t.Fatal("no table in the output")
 	}
 
-	common := []string{"W1 enqueue", "W2 batch enqueue", "W3 drain", "W4 steady", "W4 steady wait p50",
+	common := []string{"W1 enqueue", "W2 batch enqueue", "W3 drain", "W4 steady completed", "W4 steady enqueued", "W4 steady wait p50",
 		"W4 steady wait p99", "W5 lateness p50", "W5 lateness p99", "W5 lateness max", "W5 lateness early",
 		"W6 webhooks", "W7 HTTP create"}
 	withFloor := map[string]bool{"W1 enqueue": true, "W2 batch enqueue": true, "W3 drain": true, "W7 HTTP create": true}

@@ -80,7 +80,8 @@ var workloads = []workload{
 			return nil, err
 		}
 		return []figure{
-			{unit: "tasks/s", value: r.Completed.PerSecond()},
+			{name: "completed", unit: "tasks/s", value: r.Completed.PerSecond()},
+			{name: "enqueued", unit: "tasks/s", value: r.Enqueued.PerSecond()},
 			{name: "wait p50", unit: "ms", value: ms(r.Wait.P50)},
 			{name: "wait p99", unit: "ms", value: ms(r.Wait.P99)},
 		}, nil
