@@ -16,9 +16,12 @@ what is measured is the engine and its store, not the tasks:
   - W3 [Drain]: a backlog enqueued first, then Start until every task ran
     and Stop stored the last outcomes: end-to-end tasks/s of claiming,
     running, and recording each task's outcome and attempt.
-  - W4 [Steady]: producers enqueueing and the workers running together for
-    a while: the completed tasks/s a process sustains, and how long a task
-    waits from Enqueue to its start (p50, p99) while it does.
+  - W4 [Steady]: producers enqueueing as fast as they can and the workers
+    running together for a while: the completed tasks/s a process sustains,
+    and how long a task waits from Enqueue to its start (p50, p99) while it
+    does. When producers outrun the workers, the wait grows with the
+    backlog; the enqueue rate beside the completed one shows whether they
+    did.
   - W5 [Lateness]: tasks scheduled a few seconds ahead on an idle engine:
     how late after its run time each starts (p50, p99, max), and how many
     started early, which must be none.
