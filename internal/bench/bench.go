@@ -16,12 +16,13 @@ what is measured is the engine and its store, not the tasks:
   - W3 [Drain]: a backlog enqueued first, then Start until every task ran
     and Stop stored the last outcomes: end-to-end tasks/s of claiming,
     running, and recording each task's outcome and attempt.
-  - W4 [Steady]: producers enqueueing as fast as they can and the workers
-    running together for a while: the completed tasks/s a process sustains,
-    and how long a task waits from Enqueue to its start (p50, p99) while it
-    does. When producers outrun the workers, the wait grows with the
-    backlog; the enqueue rate beside the completed one shows whether they
-    did.
+  - W4 [Steady]: producers enqueueing as fast as they can, but never more
+    than [SteadyBacklog] tasks ahead of the workers, and the workers running
+    together for a while: the completed tasks/s a process sustains while it
+    also takes tasks in, and how long a task waits from Enqueue to its start
+    (p50, p99) with that backlog. Without the bound, producers that outrun
+    the workers make a backlog, and a wait, that grow for as long as the
+    run lasts, which measures the run's length, not the engine.
   - W5 [Lateness]: tasks scheduled a few seconds ahead on an idle engine:
     how late after its run time each starts (p50, p99, max), and how many
     started early, which must be none.
@@ -69,6 +70,9 @@ const (
 	// Producers is how many goroutines enqueue in W1 and W4, and insert in
 	// the insert floor.
 	Producers = 8
+	// SteadyBacklog is how many tasks W4's producers may be ahead of the
+	// workers: enqueued and not yet started.
+	SteadyBacklog = 1000
 	// BatchSize is the size of a batch on the batch path and of the batch
 	// insert floor's statements.
 	BatchSize = 1000

@@ -118,17 +118,20 @@ type SteadyResult struct {
 }
 
 // Steady measures W4: for duration d, Producers goroutines enqueue no-op
-// tasks, one per Enqueue call, as fast as they can, while the engine's
-// Workers run them. Each task carries the time its Enqueue was called, on
-// the monotonic clock, in its data.
+// tasks, one per Enqueue call, as fast as they can while they are less than
+// SteadyBacklog tasks ahead of the engine's Workers, which run them. Each
+// task carries the time its Enqueue was called, on the monotonic clock, in
+// its data.
 func Steady(ctx context.Context, store tasks.Store, d time.Duration) (_ SteadyResult, err error) {
 	base := time.Now()
 	var mu sync.Mutex
 	var waits []time.Duration
 	ended := false
-	var bad atomic.Int64 // tasks whose data did not parse
+	var bad atomic.Int64      // tasks whose data did not parse
+	var startedN atomic.Int64 // tasks whose func started
 	eng, err := newEngine(store, tasks.Config{}, noopEvent, func(ctx context.Context, t *tasks.Task) error {
 		started := time.Since(base)
+		startedN.Add(1)
 		var in struct{ At time.Duration }
 		if err := json.Unmarshal(t.Data, &in); err != nil {
 			bad.Add(1)
@@ -156,6 +159,10 @@ func Steady(ctx context.Context, store tasks.Store, d time.Duration) (_ SteadyRe
 	go func() { // joined below, in every case
 		produced <- parallel(ctx, Producers, func(ctx context.Context) error {
 			for !stop.Load() {
+				if enqueued.Load()-startedN.Load() >= SteadyBacklog {
+					time.Sleep(50 * time.Microsecond) // let the workers catch up
+					continue
+				}
 				data := fmt.Appendf(nil, `{"At":%d}`, time.Since(base))
 				if _, err := eng.Enqueue(ctx, tasks.NewTask{AppID: appID, EventType: noopEvent, Data: data}); err != nil {
 					return err
