@@ -60,16 +60,22 @@ func (su suite) testInsertMany(t *testing.T) {
 		}
 	})
 
-	su.run(t, "ErrorStoresNothing", func(h *harness) {
+	su.run(t, "TakenIDStoresNothing", func(h *harness) {
 		existing := h.insert()
-		in := []*tasks.Task{h.newTask(), h.newTask(key("new")), h.newTask(func(t *tasks.Task) { t.ID = existing.ID })}
-		got, err := h.s.InsertMany(h.ctx, in)
-		if err == nil {
-			h.t.Fatalf("InsertMany with a used ID: got %v, want an error", ids(got))
-		}
-		for _, t := range in[:2] {
-			_, err := h.s.Get(h.ctx, t.ID)
-			h.wantIs("Get of a task of a failed InsertMany", err, tasks.ErrNotFound)
+		taken := func(t *tasks.Task) { t.ID = existing.ID }
+		for _, in := range [][]*tasks.Task{
+			{h.newTask(), h.newTask(key("new")), h.newTask(taken)},
+			{h.newTask(), h.newTask(), h.newTask(taken)}, // no keys
+		} {
+			got, err := h.s.InsertMany(h.ctx, in)
+			var ve *tasks.ValidationError
+			if !errors.As(err, &ve) || ve.Field != "id" {
+				h.t.Fatalf("InsertMany with a taken ID: got %v, %v; want a ValidationError for id", ids(got), err)
+			}
+			for _, t := range in[:2] {
+				_, err := h.s.Get(h.ctx, t.ID)
+				h.wantIs("Get of a task of a failed InsertMany", err, tasks.ErrNotFound)
+			}
 		}
 		// The key is free: the failed batch did not take it.
 		if again := h.insertMany(h.newTask(key("new"))); again[0].ID == existing.ID {
