@@ -91,7 +91,7 @@ func TestRun_RevokedBeforeStart(t *testing.T) {
 		}
 		called := false
 		e.Register("x", func(context.Context, *Task) error { called = true; return nil })
-		r := &run{e: e, taskCtx: context.Background(), active: make(map[string]*attempt)}
+		r := &run{e: e, active: make(map[string]*attempt)}
 		task := &Task{ID: "t1", EventType: "x", Attempts: 1, MaxAttempts: 3}
 		j := r.dispatch(task)
 		r.revoke(Lease{task.ID, 1}, cause)

@@ -50,9 +50,6 @@ type run struct {
 	ctx context.Context // for store calls; cancelled when Stop gives up waiting
 	// cancelStore cancels ctx.
 	cancelStore context.CancelFunc
-	// taskCtx is the parent of every task's context; cancelTasks cancels it.
-	taskCtx     context.Context
-	cancelTasks context.CancelCauseFunc
 	// resultCtx bounds the storing of outcomes, which goes on while Stop
 	// waits; cancelResults cancels it when Stop gives up waiting.
 	resultCtx     context.Context
@@ -122,7 +119,6 @@ func (e *Engine) startRun() *run {
 		active:         make(map[string]*attempt),
 	}
 	r.ctx, r.cancelStore = context.WithCancel(context.Background())
-	r.taskCtx, r.cancelTasks = context.WithCancelCause(context.Background())
 	r.resultCtx, r.cancelResults = context.WithCancel(context.Background())
 	go r.schedule()
 	for range n {
@@ -162,7 +158,7 @@ func (r *run) stop(ctx context.Context) error {
 			r.cancelStore()
 			<-r.maintainerDone
 			<-r.listenerDone
-			r.cancelTasks(errStopped)
+			r.cancelActive(errStopped)
 			r.cancelResults()
 			return nil
 		}
@@ -170,7 +166,7 @@ func (r *run) stop(ctx context.Context) error {
 	// Out of time: interrupt the running tasks and stop storing. Closing
 	// abandon first makes sure no interrupted attempt reports success.
 	close(r.abandon)
-	r.cancelTasks(errStopped)
+	r.cancelActive(errStopped)
 	r.cancelStore()
 	r.cancelResults()
 	close(r.stopMaintainer)
@@ -251,6 +247,15 @@ func (r *run) forget(l Lease, dropped bool) {
 	}
 	if dropped {
 		r.dropped = append(r.dropped, l)
+	}
+}
+
+// cancelActive cancels the context of every active attempt.
+func (r *run) cancelActive(cause error) {
+	r.activeMu.Lock()
+	defer r.activeMu.Unlock()
+	for _, a := range r.active {
+		a.cancel(cause)
 	}
 }
 
@@ -514,7 +519,10 @@ func (r *run) work() {
 // dispatch makes t, just claimed, an active attempt, whose lease the
 // heartbeat extends from now on, and returns its job.
 func (r *run) dispatch(t *Task) job {
-	ctx, cancel := context.WithCancelCause(r.taskCtx)
+	// Not a child of a context of the run's: registering with a parent
+	// costs every task a lock and a map entry; cancelActive cancels the
+	// tasks of the run instead.
+	ctx, cancel := context.WithCancelCause(context.Background())
 	r.activeMu.Lock()
 	r.active[t.ID] = &attempt{lease: Lease{t.ID, t.Attempts}, cancel: cancel}
 	r.activeMu.Unlock()

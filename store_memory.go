@@ -26,7 +26,6 @@ type MemoryStore struct {
 	order   []*memTask          // every task, oldest first (List order reversed)
 	now     func() time.Time
 
-	attempts  map[string][]Attempt // by task ID
 	endpoints memTable[Endpoint, *Endpoint]
 	periodics memTable[PeriodicTask, *PeriodicTask]
 }
@@ -88,19 +87,19 @@ type idemKey struct{ app, key string }
 
 // memTask is a stored task plus its place in the due heap.
 type memTask struct {
-	t       Task
-	runAt   time.Time // NextAttemptAt while pending
-	heapIdx int       // index in MemoryStore.due, or -1
+	t        Task
+	runAt    time.Time // NextAttemptAt while pending
+	heapIdx  int       // index in MemoryStore.due, or -1
+	attempts []Attempt // its history
 }
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{
-		tasks:    make(map[string]*memTask),
-		idem:     make(map[idemKey]*memTask),
-		running:  make(map[string]*memTask),
-		now:      time.Now,
-		attempts: make(map[string][]Attempt),
+		tasks:   make(map[string]*memTask),
+		idem:    make(map[idemKey]*memTask),
+		running: make(map[string]*memTask),
+		now:     time.Now,
 	}
 }
 
@@ -355,7 +354,7 @@ func (s *MemoryStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error
 			a.TaskID = o.ID
 			a.StartedAt = a.StartedAt.UTC().Truncate(time.Microsecond)
 			a.Duration = a.Duration.Truncate(time.Microsecond)
-			s.attempts[o.ID] = append(s.attempts[o.ID], a)
+			m.attempts = append(m.attempts, a)
 		}
 		applied[i] = true
 	}
@@ -416,7 +415,7 @@ func (s *MemoryStore) Rescue(ctx context.Context, limit int) (int, error) {
 			continue
 		}
 		s.end(m, now, rescueState(&m.t), errLeaseExpired, 0)
-		s.attempts[m.t.ID] = append(s.attempts[m.t.ID], rescuedAttempt(&m.t, now))
+		m.attempts = append(m.attempts, rescuedAttempt(&m.t, now))
 		n++
 	}
 	return n, nil
@@ -555,7 +554,11 @@ func (s *MemoryStore) Attempts(ctx context.Context, taskID string) ([]Attempt, e
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.attempts[taskID]), nil
+	m, ok := s.tasks[taskID]
+	if !ok {
+		return nil, nil
+	}
+	return slices.Clone(m.attempts), nil
 }
 
 // InsertEndpoint implements [Store].
@@ -855,8 +858,8 @@ func (s *MemoryStore) CountAttempts(ctx context.Context, endpointID string, sinc
 	since = since.UTC().Truncate(time.Microsecond)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, as := range s.attempts {
-		for _, a := range as {
+	for _, m := range s.order {
+		for _, a := range m.attempts {
 			if a.EndpointID == endpointID && !a.StartedAt.Before(since) {
 				total++
 				if a.Error != "" {
