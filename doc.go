@@ -47,9 +47,12 @@ context ends at the attempt's timeout, on cancellation and at shutdown:
 	})
 
 On a SQL store, [Engine.EnqueueTx] enqueues inside the caller's *sql.Tx: the
-task exists if and only if the transaction commits. An IdempotencyKey makes a
-task unique per app; a second Enqueue with the key returns the first task with
-[ErrDuplicate].
+task exists if and only if the transaction commits. [Engine.EnqueueMany]
+stores many tasks in one transaction, all or none. Concurrent Enqueue calls
+on a durable store share their commits (group commit), so many goroutines
+enqueueing at once cost about one transaction per round, not one each. An
+IdempotencyKey makes a task unique per app; a second Enqueue with the key
+returns the first task with [ErrDuplicate].
 
 Tasks can be listed, canceled, rescheduled and replayed through the engine
 ([Engine.List], [Engine.Cancel], [Engine.Reschedule], [Engine.Replay]).
@@ -113,7 +116,8 @@ behind the same keys; mount both under prefixes:
 # Files
 
 The package is laid out one concept to a file: tasks.go (the task model and
-errors), engine.go (the Engine), scheduler.go (claiming, the worker pool,
+errors), engine.go (the Engine), enqueue.go (enqueueing, and the group
+commit of concurrent enqueues), scheduler.go (claiming, the worker pool,
 outcomes, heartbeats and the rescuer), wheel.go (the timer wheel), store.go
 (the Store contract), store_memory.go and store_sql.go (the stores),
 endpoint.go and delivery.go (webhook endpoints and delivery),

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jmoiron/sqlx"
 	"github.com/mattn/go-sqlite3"
 )
@@ -579,16 +580,24 @@ func (s *SQLStore) insert(ctx context.Context, q queryer, t *Task) (*Task, error
 }
 
 // insertManyPostgres inserts a row for each element of its arrays, in
-// order, so that of two with one idempotency key the first is stored.
-const insertManyPostgres = `INSERT INTO taskwheel_tasks (id, app_id, event_type, state, data,
+// order, so that of two with one idempotency key the first is stored; %s
+// is insertManyPostgresKeyed where a row may be turned away for its key.
+const (
+	insertManyPostgres = `INSERT INTO taskwheel_tasks (id, app_id, event_type, state, data,
 	scheduled_run_time, run_at, max_attempts, timeout, idempotency_key, created_at, updated_at)
 SELECT id, app_id, event_type, 'scheduled', data, at, GREATEST(at, now()), max_attempts, timeout,
 	NULLIF(key, ''), now(), now()
 FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::int[], $7::bigint[], $8::text[])
 	WITH ORDINALITY AS n(id, app_id, event_type, data, at, max_attempts, timeout, key, idx)
-ORDER BY idx
-ON CONFLICT DO NOTHING
+ORDER BY idx%s
 RETURNING ` + taskColumns
+	insertManyPostgresKeyed = `
+ON CONFLICT DO NOTHING`
+)
+
+// pgUniqueViolation is PostgreSQL's SQLSTATE for a unique constraint
+// violated.
+const pgUniqueViolation = "23505"
 
 // insertManySQLite inserts rows, %s, of insertManySQLiteRow, which number
 // their parameters from the one given (?1 is the store's clock), then %s:
@@ -639,6 +648,19 @@ func insertManySQLiteQuery(n int, keyed bool) string {
 // InsertMany implements [Store]. It inserts the tasks in one transaction:
 // on PostgreSQL with one statement, on SQLite with one per thousand tasks.
 func (s *SQLStore) InsertMany(ctx context.Context, ts []*Task) ([]*Task, error) {
+	if s.dialect == Postgres && !slices.ContainsFunc(ts, hasKey) {
+		// Only a taken ID can turn a row away, and then the statement
+		// stores nothing: one statement is atomic, with no transaction
+		// to begin and commit around it. The transaction below finds
+		// which ID was taken.
+		stored, err := s.insertManyPostgres(ctx, s.db, ts, false)
+		if err == nil {
+			return s.holders(ctx, s.db, ts, stored)
+		}
+		if pe := (*pgconn.PgError)(nil); !errors.As(err, &pe) || pe.Code != pgUniqueViolation {
+			return nil, fmt.Errorf("tasks: insert tasks: %w", err)
+		}
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("tasks: insert tasks: %w", err)
@@ -646,7 +668,7 @@ func (s *SQLStore) InsertMany(ctx context.Context, ts []*Task) ([]*Task, error) 
 	defer tx.Rollback()
 	var stored, got []*Task
 	if s.dialect == Postgres {
-		stored, err = s.insertManyPostgres(ctx, tx, ts)
+		stored, err = s.insertManyPostgres(ctx, tx, ts, true)
 	} else {
 		stored, err = s.insertManySQLite(ctx, tx, ts)
 	}
@@ -662,8 +684,9 @@ func (s *SQLStore) InsertMany(ctx context.Context, ts []*Task) ([]*Task, error) 
 	return got, nil
 }
 
-// insertManyPostgres inserts ts in tx and returns the tasks it stored.
-func (s *SQLStore) insertManyPostgres(ctx context.Context, tx *sql.Tx, ts []*Task) ([]*Task, error) {
+// insertManyPostgres inserts ts with q and returns the tasks it stored;
+// keyed, it skips the rows whose key is taken.
+func (s *SQLStore) insertManyPostgres(ctx context.Context, q queryer, ts []*Task, keyed bool) ([]*Task, error) {
 	var (
 		ids, apps, events, keys []string
 		data                    [][]byte
@@ -681,7 +704,11 @@ func (s *SQLStore) insertManyPostgres(ctx context.Context, tx *sql.Tx, ts []*Tas
 		timeouts = append(timeouts, t.Timeout.Microseconds())
 		keys = append(keys, t.IdempotencyKey)
 	}
-	return queryTasks(ctx, tx, insertManyPostgres, ids, apps, events, data, ats, maxAttempts, timeouts, keys)
+	query := fmt.Sprintf(insertManyPostgres, "")
+	if keyed {
+		query = fmt.Sprintf(insertManyPostgres, insertManyPostgresKeyed)
+	}
+	return queryTasks(ctx, q, query, ids, apps, events, data, ats, maxAttempts, timeouts, keys)
 }
 
 // insertManySQLite inserts ts in tx and returns the tasks it stored. It
@@ -702,7 +729,7 @@ func (s *SQLStore) insertManySQLite(ctx context.Context, tx *sql.Tx, ts []*Task)
 			args = append(args, t.ID, t.AppID, t.EventType, []byte(t.Data), runAt, t.MaxAttempts,
 				t.Timeout.Microseconds(), t.IdempotencyKey)
 		}
-		if !slices.ContainsFunc(chunk, func(t *Task) bool { return t.IdempotencyKey != "" }) {
+		if !slices.ContainsFunc(chunk, hasKey) {
 			// Only a taken ID can turn a row away: all are stored, or
 			// SQLite undoes the statement and the keyed one below finds
 			// which ID it was.
@@ -743,6 +770,9 @@ func (s *SQLStore) insertManySQLite(ctx context.Context, tx *sql.Tx, ts []*Task)
 	return stored, nil
 }
 
+// hasKey reports whether t has an idempotency key.
+func hasKey(t *Task) bool { return t.IdempotencyKey != "" }
+
 // newStoredTask returns t as SQLite stores it when inserted at now: what
 // reading its row back would return.
 func newStoredTask(t *Task, now time.Time) *Task {
@@ -772,7 +802,7 @@ func newStoredTask(t *Task, now time.Time) *Task {
 // holders returns, for each task of ts, the task stored for it: itself if
 // it is among stored, else the one that holds its idempotency key. A task
 // with neither was turned away by its ID: an error.
-func (s *SQLStore) holders(ctx context.Context, tx *sql.Tx, ts, stored []*Task) ([]*Task, error) {
+func (s *SQLStore) holders(ctx context.Context, q queryer, ts, stored []*Task) ([]*Task, error) {
 	byID := make(map[string]*Task, len(stored))
 	for _, t := range stored {
 		byID[t.ID] = t
@@ -784,7 +814,7 @@ func (s *SQLStore) holders(ctx context.Context, tx *sql.Tx, ts, stored []*Task) 
 		}
 		if t.IdempotencyKey != "" {
 			var err error
-			got[i], err = queryTask(ctx, tx, s.db.Rebind(getByKey), t.AppID, t.IdempotencyKey)
+			got[i], err = queryTask(ctx, q, s.db.Rebind(getByKey), t.AppID, t.IdempotencyKey)
 			if err == nil {
 				continue
 			}

@@ -316,6 +316,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 func runWorkload(ctx context.Context, c *config, w workload, t *target, rep *report, stdout io.Writer) error {
 	var rows []*row
 	for i := range c.count {
+		// Collect the garbage of the last run (a steady run leaves
+		// millions of tasks), so that it does not weigh on this one.
+		runtime.GC()
 		start := time.Now()
 		figs, err := w.run(ctx, c, t)
 		if err != nil {
