@@ -982,9 +982,6 @@ RETURNING id`
 	finishPostgres = `WITH o AS (
 	SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::text[], $6::text[])
 		WITH ORDINALITY AS o(id, attempt, state, delay, err, endpoint, idx)
-), locked AS MATERIALIZED (
-	-- Lock the rows in ID order, as Extend does, so the two cannot deadlock.
-	SELECT t.id FROM taskwheel_tasks AS t JOIN o ON t.id = o.id ORDER BY t.id FOR UPDATE OF t
 ), u AS (
 	UPDATE taskwheel_tasks AS t SET
 		state = CASE WHEN o.state = 'retrying' AND t.cancel_requested THEN 'canceled' ELSE o.state END,
@@ -995,7 +992,7 @@ RETURNING id`
 		lease_expires_at = NULL,
 		updated_at = now()
 	FROM o
-	WHERE t.id = o.id AND t.attempts = o.attempt AND t.state = 'running' AND t.id IN (SELECT id FROM locked)
+	WHERE t.id = o.id AND t.attempts = o.attempt AND t.state = 'running'
 	RETURNING o.idx, o.id
 ), a AS (
 	INSERT INTO taskwheel_attempts (` + attemptColumns + `)
@@ -1014,11 +1011,16 @@ const maxFinishRows = 1000
 
 // Finish implements [Store]. It records the outcomes, and the attempts of
 // those that apply, in batches of up to maxFinishRows: on PostgreSQL each
-// batch is one statement; on SQLite, one transaction of two. Outcomes are
-// written in the order of their task IDs, so that concurrent batches lock
-// rows in one order. Of two outcomes for one attempt, only the first can
-// apply. An attempt is stored in the history of its outcome's task,
-// whatever its TaskID says.
+// batch is one statement; on SQLite, one transaction of two. Of two
+// outcomes for one attempt, only the first can apply. An attempt is stored
+// in the history of its outcome's task, whatever its TaskID says.
+//
+// On PostgreSQL a batch locks its rows in no particular order. That cannot
+// deadlock with the other writers of several tasks at once, which skip
+// locked rows instead of waiting for them (Claim, Rescue, Extend); two
+// engines' batches share a row only when an expired lease's late outcome
+// meets the new attempt's, and should two such meet crosswise, PostgreSQL
+// ends one of them and Finish is retried.
 func (s *SQLStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error) {
 	applied := make([]bool, len(outs))
 	seen := make(map[Lease]bool, len(outs))
@@ -1029,7 +1031,6 @@ func (s *SQLStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error) {
 			order = append(order, i)
 		}
 	}
-	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(outs[a].ID, outs[b].ID) })
 	for len(order) > 0 {
 		batch := order[:min(len(order), maxFinishRows)]
 		order = order[len(batch):]
@@ -1131,63 +1132,114 @@ func (s *SQLStore) finishPostgresBatch(ctx context.Context, outs []Outcome, batc
 	return rows.Err()
 }
 
+// Extend queries. PostgreSQL's extends in one statement the leases, given
+// as arrays of IDs and attempts, that are still the caller's and not locked
+// by another transaction: it skips locked rows, as Claim does, so that it
+// never waits for a Finish, which could wait for it in turn.
+// extendHeldPostgres then tells which of the leases it skipped are still
+// the caller's.
 const (
 	extendSQLite = `UPDATE taskwheel_tasks SET lease_expires_at = ?4 + ?3
 WHERE id = ?1 AND attempts = ?2 AND state = 'running' AND NOT cancel_requested`
-	extendPostgres = `UPDATE taskwheel_tasks SET lease_expires_at = now() + $3 * interval '1 microsecond'
-WHERE id = $1 AND attempts = $2 AND state = 'running' AND NOT cancel_requested`
+	extendPostgres = `WITH mine AS (
+	SELECT t.id FROM taskwheel_tasks AS t
+	JOIN unnest($1::text[], $2::int[]) AS l(id, attempt) ON t.id = l.id AND t.attempts = l.attempt
+	WHERE t.state = 'running' AND NOT t.cancel_requested
+	FOR UPDATE OF t SKIP LOCKED
+)
+UPDATE taskwheel_tasks AS t SET lease_expires_at = now() + $3 * interval '1 microsecond'
+FROM mine WHERE t.id = mine.id
+RETURNING t.id`
+	extendHeldPostgres = `SELECT t.id FROM taskwheel_tasks AS t
+JOIN unnest($1::text[], $2::int[]) AS l(id, attempt) ON t.id = l.id AND t.attempts = l.attempt
+WHERE t.state = 'running' AND NOT t.cancel_requested`
 )
 
-// Extend implements [Store]. It extends all leases in one transaction.
+// Extend implements [Store]. On SQLite it extends all leases in one
+// transaction. On PostgreSQL, a lease whose row another transaction holds
+// at that moment (the caller's own Finish, most likely) is left as it is
+// for this once, and revoked only if it is no longer the caller's.
 func (s *SQLStore) Extend(ctx context.Context, leases []Lease, d time.Duration) ([]string, error) {
-	kept := make([]bool, len(leases))
-	err := s.writeEach(ctx, len(leases), func(i int) string { return leases[i].ID }, func(tx *sql.Tx, i int) error {
-		l := leases[i]
-		n, err := exec(ctx, tx, s.pick(extendSQLite, extendPostgres), s.args(l.ID, l.Attempt, d.Microseconds())...)
-		kept[i] = n == 1
-		return err
-	}, nil)
+	if len(leases) == 0 {
+		return nil, nil
+	}
+	extend := s.extendSQLite
+	if s.dialect == Postgres {
+		extend = s.extendPostgres
+	}
+	kept, err := extend(ctx, leases, d)
 	if err != nil {
 		return nil, fmt.Errorf("tasks: extend leases: %w", err)
 	}
 	var revoked []string
-	for i, l := range leases {
-		if !kept[i] {
+	for _, l := range leases {
+		if !kept[l.ID] {
 			revoked = append(revoked, l.ID)
 		}
 	}
 	return revoked, nil
 }
 
-// writeEach calls write for each of n writes in one transaction, in the
-// order of the IDs of their tasks, so that concurrent calls lock rows in the
-// same order and cannot deadlock; then, if it is not nil, it calls then in
-// the same transaction.
-func (s *SQLStore) writeEach(ctx context.Context, n int, id func(i int) string, write func(tx *sql.Tx, i int) error, then func(tx *sql.Tx) error) error {
-	if n == 0 {
-		return nil
-	}
-	order := make([]int, n)
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(id(a), id(b)) })
+// extendSQLite extends leases and returns the IDs of those still the
+// caller's.
+func (s *SQLStore) extendSQLite(ctx context.Context, leases []Lease, d time.Duration) (map[string]bool, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer tx.Rollback()
-	for _, i := range order {
-		if err := write(tx, i); err != nil {
-			return err
+	kept := make(map[string]bool, len(leases))
+	for _, l := range leases {
+		n, err := exec(ctx, tx, extendSQLite, s.args(l.ID, l.Attempt, d.Microseconds())...)
+		if err != nil {
+			return nil, err
+		}
+		kept[l.ID] = n == 1
+	}
+	return kept, tx.Commit()
+}
+
+// extendPostgres extends leases and returns the IDs of those still the
+// caller's.
+func (s *SQLStore) extendPostgres(ctx context.Context, leases []Lease, d time.Duration) (map[string]bool, error) {
+	ids, attempts := make([]string, len(leases)), make([]int32, len(leases))
+	for i, l := range leases {
+		ids[i], attempts[i] = l.ID, int32(l.Attempt)
+	}
+	kept, err := queryIDs(ctx, s.db, extendPostgres, ids, attempts, d.Microseconds())
+	if err != nil || len(kept) == len(leases) {
+		return kept, err
+	}
+	ids, attempts = ids[:0], attempts[:0]
+	for _, l := range leases {
+		if !kept[l.ID] {
+			ids, attempts = append(ids, l.ID), append(attempts, int32(l.Attempt))
 		}
 	}
-	if then != nil {
-		if err := then(tx); err != nil {
-			return err
-		}
+	held, err := queryIDs(ctx, s.db, extendHeldPostgres, ids, attempts)
+	for id := range held {
+		kept[id] = true
 	}
-	return tx.Commit()
+	return kept, err
+}
+
+// queryIDs runs query, which returns one column of task IDs, and returns
+// them as a set.
+func queryIDs(ctx context.Context, q queryer, query string, args ...any) (map[string]bool, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ids := make(map[string]bool)
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids[id] = true
+	}
+	return ids, rows.Err()
 }
 
 // exec runs query and returns how many rows it changed.

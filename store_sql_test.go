@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -378,5 +379,115 @@ func TestNewSQLStore_UnknownDialect(t *testing.T) {
 	t.Parallel()
 	if _, err := tasks.NewSQLStore(&sql.DB{}, tasks.Dialect(0)); err == nil {
 		t.Error("NewSQLStore with dialect 0: got nil error, want an error")
+	}
+}
+
+// claimN inserts n tasks due now and claims them with a lease of an hour.
+func claimN(t *testing.T, s tasks.Store, n int) []*tasks.Task {
+	t.Helper()
+	ctx := t.Context()
+	for i := range n {
+		if _, err := s.Insert(ctx, &tasks.Task{ID: fmt.Sprintf("task-%04d", i), AppID: "a", EventType: "x",
+			Data: json.RawMessage(`null`), MaxAttempts: 3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claimed, err := s.Claim(ctx, n, time.Hour)
+	if err != nil || len(claimed) != n {
+		t.Fatalf("Claim: got %d tasks, %v; want %d", len(claimed), err, n)
+	}
+	return claimed
+}
+
+// TestPostgresStore_ExtendSkipsLockedRows checks that Extend does not wait
+// for a task whose row another transaction holds (as a Finish would): it
+// leaves that lease as it is, does not revoke it, and extends the others.
+func TestPostgresStore_ExtendSkipsLockedRows(t *testing.T) {
+	t.Parallel()
+	s := openPostgres(t)
+	ctx := t.Context()
+	claimed := claimN(t, s, 2)
+	held, free := claimed[0], claimed[1]
+	tx, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM taskwheel_tasks WHERE id = $1 FOR UPDATE`, held.ID); err != nil {
+		t.Fatal(err)
+	}
+	leases := []tasks.Lease{{ID: held.ID, Attempt: 1}, {ID: free.ID, Attempt: 1}}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	revoked, err := s.Extend(wctx, leases, 2*time.Hour)
+	if err != nil || len(revoked) != 0 {
+		t.Fatalf("Extend with a row held by another transaction: got %v, %v; want nothing revoked, nil", revoked, err)
+	}
+	lease := func(id string) time.Time {
+		got, err := s.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *got.LeaseExpiresAt
+	}
+	if !lease(held.ID).Equal(*held.LeaseExpiresAt) {
+		t.Errorf("held task's lease: got %s, want it unchanged at %s", lease(held.ID), held.LeaseExpiresAt)
+	}
+	if !lease(free.ID).After(free.LeaseExpiresAt.Add(30 * time.Minute)) {
+		t.Errorf("free task's lease: got %s, want it extended to about 2 h from now", lease(free.ID))
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if revoked, err := s.Extend(ctx, leases[:1], 2*time.Hour); err != nil || len(revoked) != 0 || !lease(held.ID).After(held.LeaseExpiresAt.Add(30*time.Minute)) {
+		t.Errorf("Extend once released: got %v, %v, lease %s; want it extended", revoked, err, lease(held.ID))
+	}
+}
+
+// TestPostgresStore_FinishAndExtendDoNotDeadlock runs Finish and Extend
+// over the same running tasks at once, in opposite orders, as an engine's
+// completer and heartbeat do: Extend skips the rows Finish holds, so
+// neither waits for the other in a cycle (PostgreSQL would end one with a
+// deadlock error after a second).
+func TestPostgresStore_FinishAndExtendDoNotDeadlock(t *testing.T) {
+	t.Parallel()
+	s := openPostgres(t)
+	ctx := t.Context()
+	const n = 400
+	claimed := claimN(t, s, n)
+	leases := make([]tasks.Lease, n)
+	for i, c := range claimed {
+		leases[i] = tasks.Lease{ID: c.ID, Attempt: c.Attempts}
+	}
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := s.Extend(ctx, leases, time.Hour); err != nil {
+				t.Errorf("Extend: %v", err)
+				return
+			}
+		}
+	})
+	slices.Reverse(claimed) // Extend goes the other way
+	for batch := range slices.Chunk(claimed, 40) {
+		outs := make([]tasks.Outcome, len(batch))
+		for i, c := range batch {
+			outs[i] = tasks.Outcome{ID: c.ID, Attempt: c.Attempts, State: tasks.StateCompleted}
+		}
+		if _, err := s.Finish(ctx, outs); err != nil {
+			t.Errorf("Finish: %v", err)
+		}
+	}
+	close(done)
+	wg.Wait()
+	counts, err := s.CountTasks(ctx, "a")
+	if err != nil || counts[tasks.StateCompleted] != n {
+		t.Errorf("CountTasks: got %v, %v; want %d completed", counts, err, n)
 	}
 }
