@@ -82,20 +82,34 @@ type run struct {
 	dropped  []Lease             // attempts whose outcome was dropped
 }
 
-// job is a claimed task on its way to a worker, and the context it will
-// run in, which a revoked lease cancels even before it starts.
+// job is a claimed task on its way to a worker, and its attempt.
 type job struct {
-	t      *Task
-	ctx    context.Context
-	cancel context.CancelCauseFunc
+	t *Task
+	a *attempt
 }
 
 // attempt is a claimed task, queued for a worker or running.
+// Its fields are guarded by run.activeMu.
 type attempt struct {
-	lease    Lease
-	cancel   context.CancelCauseFunc
+	lease Lease
+	// cause is why the attempt was revoked (errCancelRequested,
+	// errLeaseRevoked, errStopped), nil while it is not; cancel cancels
+	// its context once it runs.
+	cause    error
+	cancel   context.CancelFunc
 	deadline time.Time // past it the func is stuck; zero without a timeout
 	stuck    bool      // logged as stuck; its lease is no longer extended
+}
+
+// revoke revokes a for cause, and cancels its context if it runs. The
+// first cause stays.
+func (a *attempt) revoke(cause error) {
+	if a.cause == nil {
+		a.cause = cause
+	}
+	if a.cancel != nil {
+		a.cancel()
+	}
 }
 
 func (e *Engine) startRun() *run {
@@ -255,7 +269,7 @@ func (r *run) cancelActive(cause error) {
 	r.activeMu.Lock()
 	defer r.activeMu.Unlock()
 	for _, a := range r.active {
-		a.cancel(cause)
+		a.revoke(cause)
 	}
 }
 
@@ -266,7 +280,7 @@ func (r *run) revoke(l Lease, cause error) {
 	r.activeMu.Lock()
 	defer r.activeMu.Unlock()
 	if a, ok := r.active[l.ID]; ok && (l.Attempt == 0 || a.lease == l) {
-		a.cancel(cause)
+		a.revoke(cause)
 	}
 }
 
@@ -486,7 +500,6 @@ func (r *run) work() {
 		t := j.t
 		select {
 		case <-r.abandon: // Stop gave up waiting: start nothing more
-			j.cancel(errStopped)
 			r.forget(Lease{t.ID, t.Attempts}, true)
 			r.idle <- struct{}{}
 			continue
@@ -519,40 +532,47 @@ func (r *run) work() {
 // dispatch makes t, just claimed, an active attempt, whose lease the
 // heartbeat extends from now on, and returns its job.
 func (r *run) dispatch(t *Task) job {
-	// Not a child of a context of the run's: registering with a parent
-	// costs every task a lock and a map entry; cancelActive cancels the
-	// tasks of the run instead.
-	ctx, cancel := context.WithCancelCause(context.Background())
+	a := &attempt{lease: Lease{t.ID, t.Attempts}}
 	r.activeMu.Lock()
-	r.active[t.ID] = &attempt{lease: Lease{t.ID, t.Attempts}, cancel: cancel}
+	r.active[t.ID] = a
 	r.activeMu.Unlock()
-	return job{t, ctx, cancel}
+	return job{t, a}
 }
 
 // execute runs the attempt of job j and returns its outcome. The attempt
 // stays active, its lease extended, until its outcome is stored or given up
 // (finish), or dropped (work).
+//
+// Its context has no parent, and no child for the timeout: registering a
+// context with a parent costs a lock and a map, which were half of what a
+// no-op task allocated. Revoking the attempt cancels the context, and the
+// cause is kept in the attempt.
 func (r *run) execute(j job) Outcome {
-	e, t, ctx := r.e, j.t, j.ctx
-	defer j.cancel(nil)
-	if cause := context.Cause(ctx); cause != nil {
-		// Its lease was revoked while it waited for a worker: cancel
-		// requested, or lost.
-		return e.outcome(t, cause, cause)
-	}
+	e, t, a := r.e, j.t, j.a
 	timeout := e.cfg.Timeout
 	if t.Timeout > 0 {
 		timeout = t.Timeout
 	}
+	var (
+		ctx      context.Context
+		cancel   context.CancelFunc
+		deadline time.Time
+	)
 	if timeout > 0 {
-		var cancelTimeout context.CancelFunc
-		ctx, cancelTimeout = context.WithTimeoutCause(ctx, timeout, errTimeout)
-		defer cancelTimeout()
-		r.activeMu.Lock()
-		if a, ok := r.active[t.ID]; ok && a.lease == (Lease{t.ID, t.Attempts}) {
-			a.deadline = time.Now().Add(timeout)
-		}
-		r.activeMu.Unlock()
+		deadline = time.Now().Add(timeout)
+		ctx, cancel = context.WithDeadlineCause(context.Background(), deadline, errTimeout)
+	} else {
+		ctx, cancel = context.WithCancel(context.Background())
+	}
+	defer cancel()
+	r.activeMu.Lock()
+	revoked := a.cause
+	a.cancel, a.deadline = cancel, deadline
+	r.activeMu.Unlock()
+	if revoked != nil {
+		// Its lease was revoked while it waited for a worker: cancel
+		// requested, or lost.
+		return e.outcome(t, revoked, revoked)
 	}
 
 	var (
@@ -570,7 +590,13 @@ func (r *run) execute(j job) Outcome {
 	} else {
 		attempts, endpointID, err = e.deliver(ctx, t)
 	}
-	o := e.outcome(t, err, context.Cause(ctx))
+	cause := context.Cause(ctx)
+	r.activeMu.Lock()
+	if a.cause != nil {
+		cause = a.cause
+	}
+	r.activeMu.Unlock()
+	o := e.outcome(t, err, cause)
 	o.Attempts, o.EndpointID = attempts, endpointID
 	return o
 }
