@@ -87,10 +87,13 @@ type idemKey struct{ app, key string }
 
 // memTask is a stored task plus its place in the due heap.
 type memTask struct {
-	t        Task
-	runAt    time.Time // NextAttemptAt while pending
-	heapIdx  int       // index in MemoryStore.due, or -1
-	attempts []Attempt // its history
+	t     Task
+	runAt time.Time // NextAttemptAt while pending
+	// scheduled is where ScheduledRunTime points, if set: a field of the
+	// task, not an allocation of its own.
+	scheduled time.Time
+	heapIdx   int       // index in MemoryStore.due, or -1
+	attempts  []Attempt // its history
 }
 
 // NewMemoryStore returns an empty MemoryStore.
@@ -198,8 +201,8 @@ func (s *MemoryStore) add(t *Task, now time.Time) *memTask {
 	m.t.Attempts, m.t.LastError, m.t.CancelRequested = 0, "", false
 	m.t.CompletedAt, m.t.LeaseExpiresAt, m.t.EndpointID = nil, nil, nil
 	if t.ScheduledRunTime != nil {
-		at := t.ScheduledRunTime.UTC().Truncate(time.Microsecond)
-		m.t.ScheduledRunTime = &at
+		m.scheduled = t.ScheduledRunTime.UTC().Truncate(time.Microsecond)
+		m.t.ScheduledRunTime = &m.scheduled
 	}
 	s.schedule(m, now, m.t.ScheduledRunTime)
 	s.tasks[m.t.ID] = m
@@ -515,11 +518,11 @@ func (s *MemoryStore) Reschedule(ctx context.Context, id string, runAt time.Time
 		return m.snapshot(), ErrInvalidState
 	}
 	now := s.clock()
-	at := runAt.UTC().Truncate(time.Microsecond)
-	m.t.ScheduledRunTime = &at
+	m.scheduled = runAt.UTC().Truncate(time.Microsecond)
+	m.t.ScheduledRunTime = &m.scheduled
 	m.t.State = StateScheduled
 	m.t.UpdatedAt = now
-	s.schedule(m, now, &at)
+	s.schedule(m, now, &m.scheduled)
 	return m.snapshot(), nil
 }
 
