@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"runtime/debug"
 	"sync"
@@ -292,10 +293,22 @@ func (r *run) revoke(l Lease, cause error) {
 // that workers of short tasks do not wait for each claim, while tasks that
 // run longer than a claim takes are not claimed before a worker is free for
 // them. A task claimed ahead waits at most about as long as a claim takes.
+//
+// It reads the store's upcoming tasks through a reader goroutine of its
+// own, so that a read (a thousand rows can take milliseconds) never holds
+// up a claim of a task that is due.
 func (r *run) schedule() {
 	defer close(r.schedulerDone)
 	defer close(r.jobs)
 	e := r.e
+	readReq := make(chan struct{})        // scheduler → reader: read now
+	readRes := make(chan upcomingRead, 1) // reader → scheduler: at most one, per request
+	readerDone := make(chan struct{})
+	go r.read(readReq, readRes, readerDone)
+	defer func() {
+		close(readReq)
+		<-readerDone // at most one read in flight, bounded by storeTimeout and r.ctx
+	}()
 	var (
 		w        = wheel{now: e.sinceEpoch() / int64(wheelTick)}
 		inWheel  = make(map[string]int64) // ID → earliest due in the wheel (ticks)
@@ -304,6 +317,7 @@ func (r *run) schedule() {
 		inFlight int           // claimed here and not yet ended
 		due      = true        // something may be due now: claim when workers are free
 		refillAt int64         // when to read the store's upcoming tasks next (ticks)
+		reading  bool          // a read of upcoming tasks is in flight
 		errUntil int64         // after a store error, no store calls until then (ticks)
 		backoff  time.Duration // after a store error
 		recheck  time.Duration // after the store did not have what the wheel said was due
@@ -336,7 +350,34 @@ func (r *run) schedule() {
 			e.log.Error("tasks: "+what+"; backing off", "err", err, "retry_in", jittered)
 		}
 	}
+	received := func(res upcomingRead) {
+		reading = false
+		if res.err != nil {
+			storeErr("read upcoming tasks", res.err)
+			return
+		}
+		backoff = 0
+		r.skew.Store(int64(res.storeNow.Sub(e.epoch.Add(time.Duration(res.atNs)))))
+		refillAt = ticks(res.atNs, e.cfg.PollInterval)
+		for _, d := range res.due {
+			add(d.ID, ticks(res.atNs, d.RunAt.Sub(res.storeNow)))
+		}
+		if len(res.due) == wheelLimit {
+			// The window holds more than we read: read again when the
+			// wheel runs out. (While what we read is already due, the
+			// claims, not the wheel, are what take the backlog.)
+			last := ticks(res.atNs, res.due[len(res.due)-1].RunAt.Sub(res.storeNow))
+			if last > res.atNs/int64(wheelTick) {
+				refillAt = min(refillAt, last)
+			}
+		}
+	}
 	for {
+		select {
+		case res := <-readRes:
+			received(res)
+		default:
+		}
 		nowNs := e.sinceEpoch()
 		now := nowNs / int64(wheelTick)
 		if r.mayBeDue.Swap(false) {
@@ -346,30 +387,9 @@ func (r *run) schedule() {
 			refillAt = now
 		}
 		storeOK := now >= errUntil
-		if storeOK && now >= refillAt {
-			ctx, cancel := context.WithTimeout(r.ctx, storeTimeout)
-			storeNow, upcoming, err := e.store.Upcoming(ctx, wheelWindow, wheelLimit)
-			cancel()
-			if err != nil {
-				storeErr("read upcoming tasks", err)
-				continue
-			}
-			backoff = 0
-			nowNs = e.sinceEpoch()
-			r.skew.Store(int64(storeNow.Sub(e.epoch.Add(time.Duration(nowNs)))))
-			refillAt = ticks(nowNs, e.cfg.PollInterval)
-			for _, d := range upcoming {
-				add(d.ID, ticks(nowNs, d.RunAt.Sub(storeNow)))
-			}
-			if len(upcoming) == wheelLimit {
-				// The window holds more than we read: read again when the
-				// wheel runs out. (While what we read is already due, the
-				// claims, not the wheel, are what take the backlog.)
-				last := ticks(nowNs, upcoming[len(upcoming)-1].RunAt.Sub(storeNow))
-				if last > now {
-					refillAt = min(refillAt, last)
-				}
-			}
+		if storeOK && now >= refillAt && !reading {
+			reading = true
+			readReq <- struct{}{} // the reader waits for it
 		}
 		r.hintsMu.Lock()
 		hints := r.hints
@@ -429,7 +449,10 @@ func (r *run) schedule() {
 			}
 		}
 		// Sleep until the next task is due, the next refill, or news.
-		wakeAt := refillAt
+		wakeAt := int64(math.MaxInt64)
+		if !reading {
+			wakeAt = refillAt
+		}
 		if next, ok := w.next(); ok {
 			wakeAt = min(wakeAt, next)
 		}
@@ -445,6 +468,8 @@ func (r *run) schedule() {
 			return
 		case <-timer.C:
 		case <-r.wake:
+		case res := <-readRes:
+			received(res)
 		case <-r.idle:
 			inFlight--
 		drain:
@@ -460,6 +485,28 @@ func (r *run) schedule() {
 				gatherUntil = ticks(e.sinceEpoch(), gather)
 			}
 		}
+	}
+}
+
+// upcomingRead is what a read of the store's upcoming tasks returned, and
+// when (nanoseconds since the engine's epoch).
+type upcomingRead struct {
+	storeNow time.Time
+	due      []Due
+	atNs     int64
+	err      error
+}
+
+// read is the scheduler's reader goroutine: for each request on req it
+// reads the store's upcoming tasks and sends the result on res, until req
+// is closed; then it closes done.
+func (r *run) read(req <-chan struct{}, res chan<- upcomingRead, done chan<- struct{}) {
+	defer close(done)
+	for range req {
+		ctx, cancel := context.WithTimeout(r.ctx, storeTimeout)
+		storeNow, due, err := r.e.store.Upcoming(ctx, wheelWindow, wheelLimit)
+		cancel()
+		res <- upcomingRead{storeNow, due, r.e.sinceEpoch(), err} // never blocks: one per request
 	}
 }
 
