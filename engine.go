@@ -156,7 +156,7 @@ func NewEngine(store Store, cfg *Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	webhooks, err := c.Webhooks.newClient()
+	webhooks, err := c.Webhooks.newClient(c.Workers)
 	if err != nil {
 		return nil, err
 	}

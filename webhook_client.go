@@ -89,6 +89,7 @@ const (
 	webhookTLSHandshakeTimeout = 5 * time.Second
 	webhookMaxResponseHeader   = 64 << 10
 	webhookIdleConnTimeout     = 90 * time.Second
+	webhookMinIdleConns        = 100 // in all, across hosts: net/http's default
 	maxEndpointURLLength       = 2048
 	maxHostNameLength          = 253
 	maxHostLabelLength         = 63
@@ -184,9 +185,18 @@ func (c *WebhookConfig) checkAddr(ap netip.AddrPort) error {
 // variables, never asks for or decodes compressed bodies, and refuses to
 // connect to blocked addresses with an error wrapping ErrBlockedDestination.
 // Its Timeout bounds each request including reading the body; read bodies
-// with readExcerpt. The client is safe for concurrent use; call its
-// CloseIdleConnections when done with it.
-func (c *WebhookConfig) newClient() (*http.Client, error) {
+// with readExcerpt.
+//
+// The client keeps up to workers idle connections alive to each host, so
+// that as many deliveries running at once to one receiver reuse theirs
+// rather than dial anew (net/http keeps 2), and up to workers or 100,
+// whichever is more, across all hosts, the least recently used closed
+// first. The destination check applies to each connection dialled; a
+// connection is reused only for the scheme, host name and port (or proxy)
+// it was dialled for, so reusing it reaches no address but the one checked.
+// The client is safe for concurrent use; call its CloseIdleConnections when
+// done with it.
+func (c *WebhookConfig) newClient(workers int) (*http.Client, error) {
 	cfg, err := c.withDefaults()
 	if err != nil {
 		return nil, err
@@ -209,7 +219,8 @@ func (c *WebhookConfig) newClient() (*http.Client, error) {
 		MaxResponseHeaderBytes: webhookMaxResponseHeader,
 		DisableCompression:     true,
 		ForceAttemptHTTP2:      true,
-		MaxIdleConns:           100,
+		MaxIdleConns:           max(webhookMinIdleConns, workers),
+		MaxIdleConnsPerHost:    workers,
 		IdleConnTimeout:        webhookIdleConnTimeout,
 	}
 	if cfg.Proxy != nil {

@@ -28,7 +28,7 @@ var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustPa
 // when the test ends.
 func newTestWebhookClient(t *testing.T, cfg *WebhookConfig) *http.Client {
 	t.Helper()
-	c, err := cfg.newClient()
+	c, err := cfg.newClient(DefaultWorkers)
 	if err != nil {
 		t.Fatalf("newClient: %v", err)
 	}
@@ -134,7 +134,7 @@ func TestWebhookConfig_newClient(t *testing.T) {
 		{MaxResponseBytes: -1},
 		{AllowNetworks: []netip.Prefix{{}}},
 	} {
-		if _, err := cfg.newClient(); err == nil || !strings.HasPrefix(err.Error(), "tasks: WebhookConfig.") {
+		if _, err := cfg.newClient(DefaultWorkers); err == nil || !strings.HasPrefix(err.Error(), "tasks: WebhookConfig.") {
 			t.Errorf("newClient(%+v) = %v, want an error naming the field", cfg, err)
 		}
 	}
