@@ -233,7 +233,8 @@ func (e *Engine) Start(ctx context.Context) error {
 // is abandoned: its result is dropped when it returns, and its task is left
 // to its lease, so that no other engine runs it while it still runs here.
 // Every goroutine the engine started has ended when Stop returns, except
-// those abandoned task funcs. Stopping a stopped engine does nothing.
+// those abandoned task funcs; the keep-alive connections of webhook
+// deliveries are closed. Stopping a stopped engine does nothing.
 func (e *Engine) Stop(ctx context.Context) error {
 	e.lifecycle.Lock()
 	defer e.lifecycle.Unlock()
@@ -244,7 +245,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 	e.mu.Lock()
 	e.run = nil
 	e.mu.Unlock()
-	return r.stop(ctx)
+	err := r.stop(ctx)
+	e.webhooks.CloseIdleConnections() // and their goroutines
+	return err
 }
 
 // current returns the running scheduler, or nil.

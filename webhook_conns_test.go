@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/taskwheel/tasks"
 )
 
@@ -20,12 +22,13 @@ type connReceiver struct {
 	conns    atomic.Int64  // opened
 	requests atomic.Int64  // received
 	all      chan struct{} // closed at the want-th request
+	closed   chan net.Conn // each connection as it closes
 	want     int64         // requests that close all
 }
 
 func newConnReceiver(t *testing.T, want int) *connReceiver {
 	t.Helper()
-	rc := &connReceiver{all: make(chan struct{}), want: int64(want)}
+	rc := &connReceiver{all: make(chan struct{}), closed: make(chan net.Conn, 1024), want: int64(want)}
 	rc.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rc.requests.Add(1) == rc.want {
 			close(rc.all)
@@ -36,6 +39,8 @@ func newConnReceiver(t *testing.T, want int) *connReceiver {
 		switch s {
 		case http.StateNew:
 			rc.conns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			rc.closed <- c
 		}
 	}
 	rc.Start()
@@ -96,4 +101,38 @@ func TestWebhookConnections_Reused(t *testing.T) {
 	if got, limit := rc.conns.Load(), int64(2*workers); got > limit {
 		t.Errorf("%d deliveries by %d workers opened %d connections, want at most %d", n, workers, got, limit)
 	}
+}
+
+// TestWebhookConnections_ClosedByStop checks that Stop closes the
+// keep-alive connections its deliveries left idle, and so ends their
+// goroutines: none outlives Stop. It is not parallel, so that goleak sees
+// only its own goroutines.
+func TestWebhookConnections_ClosedByStop(t *testing.T) {
+	rc := newConnReceiver(t, 20)
+	ignore := goleak.IgnoreCurrent() // the receiver's, and those of tests before
+	cfg := webhookConfig(time.Hour)
+	cfg.Workers = 4
+	e, err := tasks.NewEngine(tasks.NewMemoryStore(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	createEndpoint(t, e, tasks.NewEndpoint{URL: rc.URL})
+	enqueueDeliveries(t, e, 20)
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rc.wait(t)
+	if err := e.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Every connection opened is closed, by the engine: the receiver
+	// would keep an idle one for minutes.
+	for closed := int64(0); closed < rc.conns.Load(); closed++ {
+		select {
+		case <-rc.closed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d connections to the receiver closed after Stop, want all", closed, rc.conns.Load())
+		}
+	}
+	goleak.VerifyNone(t, ignore)
 }
