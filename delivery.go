@@ -87,7 +87,7 @@ type delivered struct {
 // that retries the task after the retry schedule's delay, or after the
 // longest Retry-After if that is longer.
 func (e *Engine) deliver(ctx context.Context, t *Task) (attempts []Attempt, endpointID string, err error) {
-	eps, err := e.store.ListEndpoints(ctx, t.AppID)
+	eps, err := e.deliveryEndpoints(ctx, t.AppID)
 	if err != nil {
 		return nil, "", fmt.Errorf("list endpoints: %w", err)
 	}

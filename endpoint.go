@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,6 +26,12 @@ const AllEvents = "*"
 // Endpoint is a webhook receiver of an app. A task whose event type has no
 // registered func is delivered to each active endpoint of its app that
 // subscribes to its event type.
+//
+// An engine's deliveries see the changes made to endpoints through that
+// engine (CreateEndpoint, UpdateEndpoint, RotateEndpointSecret,
+// DeleteEndpoint) at once, and those made through another engine sharing
+// the store, in this process or another, within a second: an engine keeps
+// an app's endpoints for that long rather than read them for each delivery.
 type Endpoint struct {
 	ID    string `json:"id"`
 	AppID string `json:"app_id"`
@@ -74,6 +81,93 @@ func (ep *Endpoint) normalize() {
 	if ep.PreviousSecretExpiresAt != nil {
 		ep.PreviousSecretExpiresAt = new(ep.PreviousSecretExpiresAt.UTC().Truncate(time.Microsecond))
 	}
+}
+
+// endpointCacheTTL bounds how long an engine's deliveries may go on using
+// an app's endpoints as they were when it last read them from the store
+// (see [Endpoint]).
+const endpointCacheTTL = time.Second
+
+// maxCachedApps bounds how many apps' endpoints an engine caches at once.
+const maxCachedApps = 1024
+
+// endpointCache holds the endpoints of the apps an engine delivered to in
+// the last endpointCacheTTL, so that each delivery need not read them from
+// the store. The engine's own endpoint writes clear it. Its zero value is
+// empty and ready for use; it is safe for concurrent use.
+type endpointCache struct {
+	mu   sync.Mutex
+	gen  uint64 // counts invalidations; put stores only what was read since the last
+	apps map[string]cachedEndpoints
+}
+
+// cachedEndpoints is an app's endpoints as read from the store.
+type cachedEndpoints struct {
+	eps     []*Endpoint // shared by deliveries, which never modify them
+	expires time.Time   // on the monotonic clock
+}
+
+// get returns app's cached endpoints if they have not expired at now.
+// Otherwise it returns ok false and the generation to give put with what
+// the caller then reads from the store.
+func (c *endpointCache) get(app string, now time.Time) (eps []*Endpoint, gen uint64, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ce, ok := c.apps[app]; ok && now.Before(ce.expires) {
+		return ce.eps, 0, true
+	}
+	return nil, c.gen, false
+}
+
+// put caches eps, read from the store from at, as app's endpoints, unless
+// the cache was invalidated since get returned gen: the read may then have
+// preceded the write that invalidated it.
+func (c *endpointCache) put(app string, eps []*Endpoint, gen uint64, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if c.apps == nil {
+		c.apps = make(map[string]cachedEndpoints)
+	}
+	if _, ok := c.apps[app]; !ok && len(c.apps) >= maxCachedApps {
+		for a, ce := range c.apps {
+			if !at.Before(ce.expires) {
+				delete(c.apps, a)
+			}
+		}
+		if len(c.apps) >= maxCachedApps {
+			return // many apps at once: read them from the store
+		}
+	}
+	c.apps[app] = cachedEndpoints{eps: eps, expires: at.Add(endpointCacheTTL)}
+}
+
+// invalidate empties the cache, and keeps reads that began before it from
+// being cached.
+func (c *endpointCache) invalidate() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	clear(c.apps)
+}
+
+// deliveryEndpoints returns the endpoints of app appID for a delivery: from
+// the cache if read at most endpointCacheTTL ago, else from the store. The
+// caller must not modify them.
+func (e *Engine) deliveryEndpoints(ctx context.Context, appID string) ([]*Endpoint, error) {
+	now := time.Now()
+	eps, gen, ok := e.endpoints.get(appID, now)
+	if ok {
+		return eps, nil
+	}
+	eps, err := e.store.ListEndpoints(ctx, appID)
+	if err != nil {
+		return nil, err
+	}
+	e.endpoints.put(appID, eps, gen, now)
+	return eps, nil
 }
 
 // NewEndpoint describes an endpoint to create.
@@ -156,6 +250,7 @@ func (e *Engine) CreateEndpoint(ctx context.Context, ne NewEndpoint) (*Endpoint,
 	if err := e.validateEndpoint(ep); err != nil {
 		return nil, err
 	}
+	defer e.endpoints.invalidate() // once stored (or perhaps stored, on an error)
 	stored, err := e.store.InsertEndpoint(ctx, ep)
 	if err != nil {
 		return nil, fmt.Errorf("tasks: create endpoint: %w", err)
@@ -223,6 +318,7 @@ func (e *Engine) changeEndpoint(ctx context.Context, id string, change func(*End
 	if err := e.validateEndpoint(ep); err != nil {
 		return nil, err
 	}
+	defer e.endpoints.invalidate()
 	stored, err := e.store.UpdateEndpoint(ctx, ep)
 	if err != nil {
 		return nil, fmt.Errorf("tasks: update endpoint %s: %w", id, err)
@@ -233,6 +329,7 @@ func (e *Engine) changeEndpoint(ctx context.Context, id string, change func(*End
 // DeleteEndpoint deletes an endpoint; its tasks are no longer delivered to
 // it. Its attempts stay in the tasks' histories.
 func (e *Engine) DeleteEndpoint(ctx context.Context, id string) error {
+	defer e.endpoints.invalidate()
 	if err := e.store.DeleteEndpoint(ctx, id); err != nil {
 		return fmt.Errorf("tasks: delete endpoint %s: %w", id, err)
 	}

@@ -142,6 +142,8 @@ type Engine struct {
 	funcsMu sync.RWMutex
 	funcs   map[string]Func
 
+	endpoints endpointCache // apps' endpoints, as deliveries read them
+
 	lifecycle sync.Mutex // serializes Start and Stop
 	mu        sync.Mutex // guards run
 	run       *run       // the running scheduler, or nil when stopped
