@@ -91,9 +91,15 @@ func (e *Engine) deliver(ctx context.Context, t *Task) (attempts []Attempt, endp
 	if err != nil {
 		return nil, "", fmt.Errorf("list endpoints: %w", err)
 	}
-	history, err := e.store.Attempts(ctx, t.ID)
-	if err != nil {
-		return nil, "", fmt.Errorf("read attempts: %w", err)
+	// Attempt 1 is the task's first claim: a store inserts a task with 0
+	// attempts, Claim counts them up and Replay keeps the count. Only a
+	// claimed attempt has records (from Finish or Rescue), so attempt 1 has
+	// no history to read.
+	var history []Attempt
+	if t.Attempts > 1 {
+		if history, err = e.store.Attempts(ctx, t.ID); err != nil {
+			return nil, "", fmt.Errorf("read attempts: %w", err)
+		}
 	}
 	settled := make(map[string]bool)
 	acknowledged := false // by any endpoint, ever

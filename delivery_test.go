@@ -208,6 +208,53 @@ func TestDelivery(t *testing.T) {
 	})
 }
 
+// TestDelivery_Replay checks that a replayed task is delivered again only
+// to the endpoints that have not acknowledged it, which the engine learns
+// from its attempt history, and that a task never run is delivered to all.
+func TestDelivery_Replay(t *testing.T) {
+	t.Parallel()
+	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
+		t.Run("to those that have not acknowledged", func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			ok, flaky := newReceiver(t), newReceiver(t, status(http.StatusBadRequest), status(http.StatusOK))
+			e := startEngine(t, newStore(t), webhookConfig(time.Hour), nil)
+			createEndpoint(t, e, tasks.NewEndpoint{URL: ok.URL})
+			createEndpoint(t, e, tasks.NewEndpoint{URL: flaky.URL})
+			task := enqueue(t, e, tasks.NewTask{EventType: "x", MaxAttempts: 1})
+			waitState(t, e, task.ID, tasks.StateFailed)
+			for i, want := range [][2]int{{1, 2}, {1, 2}} { // flaky acknowledges the first replay
+				if _, err := e.Replay(ctx, task.ID); err != nil {
+					t.Fatal(err)
+				}
+				waitState(t, e, task.ID, tasks.StateCompleted)
+				if got := [2]int{ok.count(), flaky.count()}; got != want {
+					t.Errorf("after replay %d: deliveries to the endpoint that acknowledged, the one that failed = %v, want %v", i+1, got, want)
+				}
+			}
+		})
+		t.Run("to all when it never ran", func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			a, b := newReceiver(t), newReceiver(t)
+			e := startEngine(t, newStore(t), webhookConfig(time.Hour), nil)
+			createEndpoint(t, e, tasks.NewEndpoint{URL: a.URL})
+			createEndpoint(t, e, tasks.NewEndpoint{URL: b.URL})
+			task := enqueue(t, e, tasks.NewTask{EventType: "x", RunAt: time.Now().Add(time.Hour)})
+			if _, err := e.Cancel(ctx, task.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.Replay(ctx, task.ID); err != nil {
+				t.Fatal(err)
+			}
+			got := waitState(t, e, task.ID, tasks.StateCompleted)
+			if got.Attempts != 1 || a.count() != 1 || b.count() != 1 {
+				t.Errorf("%d attempts, deliveries %d and %d; want 1 attempt delivered to both", got.Attempts, a.count(), b.count())
+			}
+		})
+	})
+}
+
 // TestDelivery_Outcomes checks how each answer of an endpoint counts (W5,
 // W13).
 func TestDelivery_Outcomes(t *testing.T) {
