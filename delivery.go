@@ -186,6 +186,7 @@ func (e *Engine) deliverTo(ctx context.Context, ep *Endpoint, t *Task, body []by
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set("Accept-Encoding", "identity") // as the client would, without cloning req
 	req.Header.Set(webhookIDHeader, t.ID)
 	req.Header.Set(webhookTimestampHeader, webhookTimestamp(start))
 	req.Header.Set(webhookSignatureHeader, standard)
