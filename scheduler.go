@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"runtime/debug"
 	"sync"
@@ -449,7 +448,7 @@ func (r *run) schedule() {
 			}
 		}
 		// Sleep until the next task is due, the next refill, or news.
-		wakeAt := int64(math.MaxInt64)
+		wakeAt := now + int64(time.Hour/wheelTick) // no sooner than news, while reading
 		if !reading {
 			wakeAt = refillAt
 		}
