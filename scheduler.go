@@ -288,7 +288,8 @@ func (r *run) revoke(l Lease, cause error) {
 // and claims tasks when they are due and workers are free.
 //
 // Under a backlog it claims ahead: as many tasks more than there are free
-// workers as the pool runs in the time a claim takes (at most Workers), so
+// workers as the pool runs in the time a claim takes (at most maxAhead
+// times Workers), so
 // that workers of short tasks do not wait for each claim, while tasks that
 // run longer than a claim takes are not claimed before a worker is free for
 // them. A task claimed ahead waits at most about as long as a claim takes.

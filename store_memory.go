@@ -763,8 +763,8 @@ type dueHeap []*memTask
 
 func (h dueHeap) Len() int { return len(h) }
 func (h dueHeap) Less(i, j int) bool {
-	if !h[i].runAt.Equal(h[j].runAt) {
-		return h[i].runAt.Before(h[j].runAt)
+	if c := h[i].runAt.Compare(h[j].runAt); c != 0 {
+		return c < 0
 	}
 	return h[i].t.ID < h[j].t.ID
 }
