@@ -301,7 +301,7 @@ func (r *run) schedule() {
 	defer close(r.schedulerDone)
 	defer close(r.jobs)
 	e := r.e
-	readReq := make(chan struct{})        // scheduler → reader: read now
+	readReq := make(chan struct{}, 1)     // scheduler → reader: read now
 	readRes := make(chan upcomingRead, 1) // reader → scheduler: at most one, per request
 	readerDone := make(chan struct{})
 	go r.read(readReq, readRes, readerDone)
@@ -310,17 +310,18 @@ func (r *run) schedule() {
 		<-readerDone // at most one read in flight, bounded by storeTimeout and r.ctx
 	}()
 	var (
-		w        = wheel{now: e.sinceEpoch() / int64(wheelTick)}
-		inWheel  = make(map[string]int64) // ID → earliest due in the wheel (ticks)
-		popped   []string
-		n        = e.cfg.Workers
-		inFlight int           // claimed here and not yet ended
-		due      = true        // something may be due now: claim when workers are free
-		refillAt int64         // when to read the store's upcoming tasks next (ticks)
-		reading  bool          // a read of upcoming tasks is in flight
-		errUntil int64         // after a store error, no store calls until then (ticks)
-		backoff  time.Duration // after a store error
-		recheck  time.Duration // after the store did not have what the wheel said was due
+		w         = wheel{now: e.sinceEpoch() / int64(wheelTick)}
+		inWheel   = make(map[string]int64) // ID → earliest due in the wheel (ticks)
+		popped    []string
+		n         = e.cfg.Workers
+		inFlight  int           // claimed here and not yet ended
+		due       = true        // something may be due now: claim when workers are free
+		refillAt  int64         // when to read the store's upcoming tasks next (ticks)
+		reading   bool          // a read of upcoming tasks is in flight
+		errUntil  int64         // after a store error, no store calls until then (ticks)
+		backoff   time.Duration // after a store error
+		recheck   time.Duration // after the store did not have what the wheel said was due
+		recheckAt int64         // read again then (ticks), even if a read was in flight; 0: none
 		// While the last claim took all it asked for (a backlog), a freed
 		// worker waits up to the time a claim takes (at most maxGather)
 		// for others to free up, so that one claim serves them all
@@ -359,6 +360,9 @@ func (r *run) schedule() {
 		backoff = 0
 		r.skew.Store(int64(res.storeNow.Sub(e.epoch.Add(time.Duration(res.atNs)))))
 		refillAt = ticks(res.atNs, e.cfg.PollInterval)
+		if recheckAt > 0 {
+			refillAt = min(refillAt, recheckAt)
+		}
 		for _, d := range res.due {
 			add(d.ID, ticks(res.atNs, d.RunAt.Sub(res.storeNow)))
 		}
@@ -388,14 +392,16 @@ func (r *run) schedule() {
 		}
 		storeOK := now >= errUntil
 		if storeOK && now >= refillAt && !reading {
-			reading = true
-			readReq <- struct{}{} // the reader waits for it
+			reading, recheckAt = true, 0
+			readReq <- struct{}{} // never blocks: nothing else is asked while reading
 		}
 		r.hintsMu.Lock()
 		hints := r.hints
 		r.hints = nil
 		r.hintsMu.Unlock()
-		storeNow := r.storeNow()
+		// The store's clock at nowNs, not at a later moment: the hints'
+		// due times are reckoned from nowNs.
+		storeNow := e.epoch.Add(time.Duration(nowNs + r.skew.Load()))
 		for _, h := range hints {
 			delay := h.RunAt.Sub(storeNow)
 			if delay <= wheelWindow && len(inWheel) < hintLimit {
@@ -438,7 +444,8 @@ func (r *run) schedule() {
 				// behind ours, or another engine holds the task): ask
 				// the store again soon, less soon each time.
 				recheck = min(max(2*recheck, time.Millisecond), e.cfg.PollInterval)
-				refillAt = min(refillAt, ticks(e.sinceEpoch(), recheck))
+				recheckAt = ticks(e.sinceEpoch(), recheck)
+				refillAt = min(refillAt, recheckAt)
 			} else if due || len(popped) > 0 {
 				recheck = 0
 			}
