@@ -531,3 +531,44 @@ func TestEngine_ClaimsNoMoreThanWorkersForLongTasks(t *testing.T) {
 		}
 	})
 }
+
+// TestEngine_ScheduledTasksNeedNoPoll schedules tasks a little ahead on an
+// engine whose poll would come only after an hour: each must start from the
+// timer wheel alone, none before its time. A task the wheel lets slip (woken
+// before the store holds it due, then not asked for again soon) would wait
+// for the poll, and the test would time out.
+func TestEngine_ScheduledTasksNeedNoPoll(t *testing.T) {
+	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
+		const n = 1000
+		var started atomic.Int64
+		all := make(chan struct{})
+		var early atomic.Int64
+		e := startEngine(t, newStore(t), &tasks.Config{PollInterval: time.Hour}, map[string]tasks.Func{
+			"x": func(ctx context.Context, task *tasks.Task) error {
+				if time.Now().Before(*task.ScheduledRunTime) {
+					early.Add(1)
+				}
+				if started.Add(1) == n {
+					close(all)
+				}
+				return nil
+			},
+		})
+		base := time.Now().Add(200 * time.Millisecond)
+		nts := make([]tasks.NewTask, n)
+		for i := range nts {
+			nts[i] = tasks.NewTask{AppID: "a", EventType: "x", RunAt: base.Add(time.Duration(i) * 500 * time.Millisecond / n)}
+		}
+		if _, err := e.EnqueueMany(context.Background(), nts); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-all:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d of %d tasks started; the others wait for the poll", started.Load(), n)
+		}
+		if early.Load() > 0 {
+			t.Errorf("%d tasks started before their time", early.Load())
+		}
+	})
+}

@@ -74,7 +74,10 @@ type Store interface {
 	// Extend moves the lease of each running attempt in leases to now plus
 	// d. It returns the IDs of the leases that are no longer the caller's to
 	// run: attempts whose cancellation was requested, and attempts that are
-	// no longer running (their lease was lost).
+	// no longer running (their lease was lost). A store may leave as it is,
+	// until the caller's next Extend, a lease whose task another write holds
+	// at that moment (such as the caller's own Finish), rather than wait for
+	// it; such a lease is still the caller's.
 	Extend(ctx context.Context, leases []Lease, d time.Duration) (revoked []string, err error)
 
 	// Rescue ends up to limit running attempts whose lease expired: a task
