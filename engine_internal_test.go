@@ -95,8 +95,8 @@ func TestRun_RevokedBeforeStart(t *testing.T) {
 		task := &Task{ID: "t1", EventType: "x", Attempts: 1, MaxAttempts: 3}
 		j := r.dispatch(task)
 		r.revoke(Lease{task.ID, 1}, cause)
-		out := r.execute(j)
-		if called || out.State != StateCanceled || len(out.Attempts) != 0 {
+		out, ran := r.execute(j)
+		if called || ran || out.State != StateCanceled || len(out.Attempts) != 0 {
 			t.Errorf("%v before start: func called %v, outcome %s with %d attempts; want not called, canceled, none",
 				cause, called, out.State, len(out.Attempts))
 		}

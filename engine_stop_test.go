@@ -247,3 +247,59 @@ func TestEngine_StartStop(t *testing.T) {
 		}
 	})
 }
+
+// TestEngine_StopHandsBackTasksClaimedAhead stops, past its deadline, an
+// engine whose every worker is stuck in a func that ignores its context,
+// with tasks claimed ahead of them: those tasks never started, and Stop
+// hands them back to run again rather than leaving them to their leases
+// (which, on a task's last attempt, would fail it unrun).
+func TestEngine_StopHandsBackTasksClaimedAhead(t *testing.T) {
+	t.Parallel()
+	store := tasks.NewMemoryStore()
+	const workers = 2
+	stuck := make(chan struct{})
+	t.Cleanup(func() { close(stuck) })
+	var blocked atomic.Int32
+	e := newEngine(t, store, &tasks.Config{Workers: workers, MaxAttempts: 1, Lease: time.Hour})
+	e.Register("fast", func(context.Context, *tasks.Task) error { return nil })
+	e.Register("stuck", func(context.Context, *tasks.Task) error {
+		blocked.Add(1)
+		<-stuck // ignores its context
+		return nil
+	})
+	ctx := context.Background()
+	var nts []tasks.NewTask
+	for _, et := range []string{"fast", "stuck", "fast"} { // claimed in this order
+		n := 2000
+		if et == "stuck" {
+			n = workers
+		}
+		for range n {
+			nts = append(nts, tasks.NewTask{AppID: "a", EventType: et})
+		}
+	}
+	if _, err := e.EnqueueMany(ctx, nts); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); blocked.Load() < workers; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d stuck funcs started", blocked.Load(), workers)
+		}
+	}
+	time.Sleep(20 * time.Millisecond) // the scheduler claims ahead meanwhile, if it will
+	stopCtx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := e.Stop(stopCtx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Stop: got %v, want %v", err, context.DeadlineExceeded)
+	}
+	counts, err := store.CountTasks(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts[tasks.StateRunning] != workers || counts[tasks.StateFailed] != 0 {
+		t.Errorf("after Stop: %v; want only the %d stuck tasks running, and none failed", counts, workers)
+	}
+}

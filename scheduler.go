@@ -31,7 +31,8 @@ const (
 	maxAhead        = 4                // claim at most maxAhead×Workers ahead
 )
 
-// Causes of a task context's cancellation.
+// Why an attempt ended early: kept in attempt.cause when it is revoked
+// (errTimeout is its context's cause).
 var (
 	errCancelRequested = errors.New("tasks: cancel requested")
 	errLeaseRevoked    = errors.New("tasks: cancel requested or lease lost")
@@ -78,7 +79,7 @@ type run struct {
 	hints   []Due // tasks stored by this engine, for the wheel
 
 	activeMu sync.Mutex
-	active   map[string]*attempt // running tasks by ID
+	active   map[string]*attempt // claimed tasks by ID: queued for a worker or running
 	dropped  []Lease             // attempts whose outcome was dropped
 }
 
@@ -187,6 +188,13 @@ func (r *run) stop(ctx context.Context) error {
 	for _, done := range []chan struct{}{r.schedulerDone, r.periodicDone, r.completerDone, r.maintainerDone, r.listenerDone} {
 		<-done // each returns at once now that its store calls are cancelled
 	}
+	// Tasks claimed ahead and not started are handed back, not left to
+	// their leases, even while every worker is stuck in a func. (The
+	// scheduler has closed jobs; a worker that takes one meanwhile drops
+	// it too.)
+	for j := range r.jobs {
+		r.forget(Lease{j.t.ID, j.t.Attempts}, true)
+	}
 	// Funcs that honour their context return within moments; their tasks
 	// are handed back. Those still running are left to their leases: handing
 	// them back would let another engine run them while they still run here.
@@ -288,27 +296,29 @@ func (r *run) revoke(l Lease, cause error) {
 // and claims tasks when they are due and workers are free.
 //
 // Under a backlog it claims ahead: as many tasks more than there are free
-// workers as the pool runs in the time a claim takes (at most maxAhead
-// times Workers), so
-// that workers of short tasks do not wait for each claim, while tasks that
-// run longer than a claim takes are not claimed before a worker is free for
-// them. A task claimed ahead waits at most about as long as a claim takes.
+// workers as the pool runs, on average, in the time a claim takes (at most
+// maxAhead times Workers), so that workers of short tasks do not wait for
+// each claim. The average is of every task run here: while tasks run
+// longer than a claim takes, nothing is claimed before a worker is free
+// for it; a long task among many short ones may wait behind its batch.
 //
 // It reads the store's upcoming tasks through a reader goroutine of its
 // own, so that a read (a thousand rows can take milliseconds) never holds
 // up a claim of a task that is due.
 func (r *run) schedule() {
 	defer close(r.schedulerDone)
-	defer close(r.jobs)
 	e := r.e
+	readCtx, cancelRead := context.WithCancel(r.ctx)
 	readReq := make(chan struct{}, 1)     // scheduler → reader: read now
 	readRes := make(chan upcomingRead, 1) // reader → scheduler: at most one, per request
 	readerDone := make(chan struct{})
-	go r.read(readReq, readRes, readerDone)
+	go r.read(readCtx, readReq, readRes, readerDone)
 	defer func() {
+		cancelRead() // a read in flight is of no use now
 		close(readReq)
-		<-readerDone // at most one read in flight, bounded by storeTimeout and r.ctx
+		<-readerDone
 	}()
+	defer close(r.jobs) // first: the workers need not wait for the reader
 	var (
 		w         = wheel{now: e.sinceEpoch() / int64(wheelTick)}
 		inWheel   = make(map[string]int64) // ID → earliest due in the wheel (ticks)
@@ -318,6 +328,7 @@ func (r *run) schedule() {
 		due       = true        // something may be due now: claim when workers are free
 		refillAt  int64         // when to read the store's upcoming tasks next (ticks)
 		reading   bool          // a read of upcoming tasks is in flight
+		reread    bool          // a refill was asked for while reading: read again after it
 		errUntil  int64         // after a store error, no store calls until then (ticks)
 		backoff   time.Duration // after a store error
 		recheck   time.Duration // after the store did not have what the wheel said was due
@@ -363,6 +374,9 @@ func (r *run) schedule() {
 		if recheckAt > 0 {
 			refillAt = min(refillAt, recheckAt)
 		}
+		if reread {
+			refillAt, reread = 0, false
+		}
 		for _, d := range res.due {
 			add(d.ID, ticks(res.atNs, d.RunAt.Sub(res.storeNow)))
 		}
@@ -389,6 +403,7 @@ func (r *run) schedule() {
 		}
 		if r.refill.Swap(false) {
 			refillAt = now
+			reread = reading
 		}
 		storeOK := now >= errUntil
 		if storeOK && now >= refillAt && !reading {
@@ -505,12 +520,12 @@ type upcomingRead struct {
 }
 
 // read is the scheduler's reader goroutine: for each request on req it
-// reads the store's upcoming tasks and sends the result on res, until req
-// is closed; then it closes done.
-func (r *run) read(req <-chan struct{}, res chan<- upcomingRead, done chan<- struct{}) {
+// reads the store's upcoming tasks, within ctx, and sends the result on
+// res, until req is closed; then it closes done.
+func (r *run) read(ctx context.Context, req <-chan struct{}, res chan<- upcomingRead, done chan<- struct{}) {
 	defer close(done)
 	for range req {
-		ctx, cancel := context.WithTimeout(r.ctx, storeTimeout)
+		ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 		storeNow, due, err := r.e.store.Upcoming(ctx, wheelWindow, wheelLimit)
 		cancel()
 		res <- upcomingRead{storeNow, due, r.e.sinceEpoch(), err} // never blocks: one per request
@@ -560,8 +575,10 @@ func (r *run) work() {
 		default:
 		}
 		began := time.Now()
-		out := r.execute(j)
-		if avg := r.runNs.Load(); avg == 0 {
+		out, ran := r.execute(j)
+		if !ran {
+			// Revoked before it started: no run time to learn from.
+		} else if avg := r.runNs.Load(); avg == 0 {
 			r.runNs.Store(int64(time.Since(began)))
 		} else {
 			r.runNs.Store(avg + (int64(time.Since(began))-avg)/8)
@@ -601,7 +618,7 @@ func (r *run) dispatch(t *Task) job {
 // context with a parent costs a lock and a map, which were half of what a
 // no-op task allocated. Revoking the attempt cancels the context, and the
 // cause is kept in the attempt.
-func (r *run) execute(j job) Outcome {
+func (r *run) execute(j job) (_ Outcome, ran bool) {
 	e, t, a := r.e, j.t, j.a
 	timeout := e.cfg.Timeout
 	if t.Timeout > 0 {
@@ -626,7 +643,7 @@ func (r *run) execute(j job) Outcome {
 	if revoked != nil {
 		// Its lease was revoked while it waited for a worker: cancel
 		// requested, or lost.
-		return e.outcome(t, revoked, revoked)
+		return e.outcome(t, revoked, revoked), false
 	}
 
 	var (
@@ -652,7 +669,7 @@ func (r *run) execute(j job) Outcome {
 	r.activeMu.Unlock()
 	o := e.outcome(t, err, cause)
 	o.Attempts, o.EndpointID = attempts, endpointID
-	return o
+	return o, true
 }
 
 // call runs fn, turning a panic into an error that carries the stack.
