@@ -70,6 +70,8 @@ func (c *Config) withDefaults() (Config, error) {
 		return cfg, errors.New("tasks: Config.Workers must not be negative")
 	case cfg.MaxAttempts < 0:
 		return cfg, errors.New("tasks: Config.MaxAttempts must not be negative")
+	case cfg.MaxAttempts > MaxMaxAttempts:
+		return cfg, fmt.Errorf("tasks: Config.MaxAttempts must be at most %d", MaxMaxAttempts)
 	case cfg.Lease < 0:
 		return cfg, errors.New("tasks: Config.Lease must not be negative")
 	case cfg.RescueInterval < 0:
@@ -225,8 +227,8 @@ func (e *Engine) Start(ctx context.Context) error {
 
 // Stop stops the engine. It stops claiming tasks at once and waits for the
 // running ones to finish and their outcomes to be stored, then returns nil.
-// Tasks the engine claimed ahead of its workers (it claims ahead only tasks
-// shorter than a claim, under a backlog) run before it returns.
+// Tasks the engine claimed ahead of its workers (under a backlog, while its
+// tasks run shorter than a claim on average) run before it returns.
 // If ctx ends first, it stops storing outcomes, starts no more tasks,
 // cancels the running tasks' contexts, hands back to the store, to be
 // retried at once, the tasks whose funcs return within moments and those

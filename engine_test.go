@@ -384,6 +384,7 @@ func TestEngine_Enqueue(t *testing.T) {
 		{"app not UTF-8", tasks.NewTask{AppID: "a\xffb", EventType: "x"}, "app_id"},
 		{"idempotency key with a newline", tasks.NewTask{AppID: "a", EventType: "x", IdempotencyKey: "k\n"}, "idempotency_key"},
 		{"negative max attempts", tasks.NewTask{AppID: "a", EventType: "x", MaxAttempts: -1}, "max_attempts"},
+		{"max attempts past the stores' integers", tasks.NewTask{AppID: "a", EventType: "x", MaxAttempts: tasks.MaxMaxAttempts + 1}, "max_attempts"},
 		{"no event type", tasks.NewTask{AppID: "a"}, "event_type"},
 		{"event type with space", tasks.NewTask{AppID: "a", EventType: "user created"}, "event_type"},
 		{"event type with leading dot", tasks.NewTask{AppID: "a", EventType: ".user"}, "event_type"},
@@ -456,7 +457,7 @@ func TestEngine_Register(t *testing.T) {
 
 func TestNewEngine_Config(t *testing.T) {
 	t.Parallel()
-	for _, cfg := range []tasks.Config{{Workers: -1}, {MaxAttempts: -1}, {Lease: -1}, {PollInterval: -1}, {RescueInterval: -1}} {
+	for _, cfg := range []tasks.Config{{Workers: -1}, {MaxAttempts: -1}, {MaxAttempts: tasks.MaxMaxAttempts + 1}, {Lease: -1}, {PollInterval: -1}, {RescueInterval: -1}} {
 		if _, err := tasks.NewEngine(tasks.NewMemoryStore(), &cfg); err == nil {
 			t.Errorf("NewEngine(%+v) succeeded, want an error", cfg)
 		}

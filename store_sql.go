@@ -616,7 +616,8 @@ RETURNING id`
 	insertManySQLiteRows = 1000
 )
 
-// insertManySQLiteQueries holds the insertManySQLite statements built.
+// insertManySQLiteQueries holds the insertManySQLite statements of
+// insertManySQLiteRows rows, keyed and not.
 var insertManySQLiteQueries sync.Map // insertManySQLiteShape → string
 
 type insertManySQLiteShape struct {
@@ -641,7 +642,11 @@ func insertManySQLiteQuery(n int, keyed bool) string {
 		end = insertManySQLiteKeyed
 	}
 	q := fmt.Sprintf(insertManySQLite, strings.Join(rows, ",\n"), end)
-	insertManySQLiteQueries.Store(shape, q)
+	if n == insertManySQLiteRows {
+		// Only full statements are kept: the others come in every size,
+		// and a thousand of them would hold a hundred megabytes.
+		insertManySQLiteQueries.Store(shape, q)
+	}
 	return q
 }
 
@@ -691,8 +696,7 @@ func (s *SQLStore) insertManyPostgres(ctx context.Context, q queryer, ts []*Task
 		ids, apps, events, keys []string
 		data                    [][]byte
 		ats                     []*time.Time
-		maxAttempts             []int32
-		timeouts                []int64
+		maxAttempts, timeouts   []int64 // pgx refuses a value past the column's range
 	)
 	for _, t := range ts {
 		ids = append(ids, t.ID)
@@ -700,7 +704,7 @@ func (s *SQLStore) insertManyPostgres(ctx context.Context, q queryer, ts []*Task
 		events = append(events, t.EventType)
 		data = append(data, t.Data)
 		ats = append(ats, t.ScheduledRunTime)
-		maxAttempts = append(maxAttempts, int32(t.MaxAttempts))
+		maxAttempts = append(maxAttempts, int64(t.MaxAttempts))
 		timeouts = append(timeouts, t.Timeout.Microseconds())
 		keys = append(keys, t.IdempotencyKey)
 	}

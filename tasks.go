@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode"
@@ -161,6 +162,7 @@ const (
 	MaxIDLength             = 255 // app IDs
 	MaxEventTypeLength      = 255
 	MaxIdempotencyKeyLength = 255
+	MaxMaxAttempts          = math.MaxInt32 // what the SQL stores' integer column holds
 )
 
 // Errors returned by the engine and stores. Compare with [errors.Is].
@@ -218,8 +220,8 @@ func ValidateEventType(s string) error {
 // Validate reports the first field of nt that Enqueue would refuse, as a
 // *ValidationError: an AppID or IdempotencyKey that is empty (AppID only),
 // too long, not UTF-8 or holds control characters; an invalid EventType (see
-// [ValidateEventType]); Data that is not JSON; a negative MaxAttempts or
-// Timeout.
+// [ValidateEventType]); Data that is not JSON; a MaxAttempts that is
+// negative or past MaxMaxAttempts; a negative Timeout.
 func (nt *NewTask) Validate() error {
 	if err := validateText("app_id", nt.AppID, MaxIDLength); err != nil {
 		return err
@@ -239,6 +241,8 @@ func (nt *NewTask) Validate() error {
 	switch {
 	case nt.MaxAttempts < 0:
 		return invalid("max_attempts", "must not be negative")
+	case nt.MaxAttempts > MaxMaxAttempts:
+		return invalid("max_attempts", "more than %d", MaxMaxAttempts)
 	case nt.Timeout < 0:
 		return invalid("timeout", "must not be negative")
 	}
