@@ -199,6 +199,29 @@ func (g *groupCommit) commit(ctx context.Context) {
 	g.queue = slices.Delete(g.queue, 0, n)
 	g.mu.Unlock()
 
+	// Answer and hand over even if the store panics, which then goes on
+	// up the leader's Enqueue: the other callers get an error, and the
+	// calls after them a leader, instead of waiting forever.
+	stored := false
+	defer func() {
+		if !stored {
+			for _, c := range batch[1:] {
+				c.got, c.err = nil, errStorePanicked
+			}
+		}
+		g.mu.Lock()
+		if len(g.queue) > 0 {
+			next := g.queue[0]
+			next.lead = true
+			next.ready <- struct{}{}
+		} else {
+			g.busy = false
+		}
+		g.mu.Unlock()
+		for _, c := range batch[1:] { // batch[0] is the leader
+			c.ready <- struct{}{}
+		}
+	}()
 	if len(batch) == 1 {
 		c := batch[0]
 		c.got, c.err = g.store.Insert(ctx, c.t)
@@ -206,23 +229,15 @@ func (g *groupCommit) commit(ctx context.Context) {
 		// The insert is the other callers' too: the leader's ctx ending
 		// must not fail theirs.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+		defer cancel()
 		g.insertMany(ctx, batch)
-		cancel()
 	}
-
-	g.mu.Lock()
-	if len(g.queue) > 0 {
-		next := g.queue[0]
-		next.lead = true
-		next.ready <- struct{}{}
-	} else {
-		g.busy = false
-	}
-	g.mu.Unlock()
-	for _, c := range batch[1:] { // batch[0] is the leader
-		c.ready <- struct{}{}
-	}
+	stored = true
 }
+
+// errStorePanicked is the error of the callers whose tasks were in a group
+// commit whose store call panicked (in another caller's Enqueue).
+var errStorePanicked = errors.New("tasks: enqueue: the store panicked while inserting this task with others")
 
 // insertMany inserts the tasks of batch with one InsertMany and sets each
 // call's result.

@@ -18,6 +18,7 @@ type gateStore struct {
 	entered, open chan struct{}
 	once          sync.Once
 	refuse        bool // InsertMany fails with a ValidationError
+	panics        bool // InsertMany panics
 
 	mu      sync.Mutex
 	batches []int
@@ -38,6 +39,9 @@ func (s *gateStore) InsertMany(ctx context.Context, ts []*Task) ([]*Task, error)
 	s.mu.Unlock()
 	if s.refuse {
 		return nil, invalid("id", "refused")
+	}
+	if s.panics {
+		panic("store bug")
 	}
 	return s.MemoryStore.InsertMany(ctx, ts)
 }
@@ -103,5 +107,57 @@ func TestGroupCommit(t *testing.T) {
 				t.Errorf("after the calls: busy %v, queue %d; want idle and empty", g.busy, len(g.queue))
 			}
 		})
+	}
+}
+
+// TestGroupCommit_StorePanics checks that a store's panic in a group commit
+// goes up the leading caller's Enqueue, gives the other callers of the
+// batch an error, and leaves the group commit working.
+func TestGroupCommit_StorePanics(t *testing.T) {
+	s := &gateStore{MemoryStore: NewMemoryStore(), entered: make(chan struct{}), open: make(chan struct{}), panics: true}
+	g := &groupCommit{store: s}
+	newTask := func() *Task {
+		return &Task{ID: uuid.NewString(), AppID: "a", EventType: "x", Data: []byte("null"), MaxAttempts: 1}
+	}
+	ctx := context.Background()
+	const n = 3
+	var wg sync.WaitGroup
+	wg.Go(func() { g.insert(ctx, newTask()) })
+	<-s.entered
+	errs := make([]error, n)
+	panicked := make([]bool, n)
+	for i := range n {
+		wg.Go(func() {
+			defer func() { panicked[i] = recover() != nil }()
+			_, errs[i] = g.insert(ctx, newTask())
+		})
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		g.mu.Lock()
+		q := len(g.queue)
+		g.mu.Unlock()
+		if q == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls queued, want %d", q, n)
+		}
+	}
+	close(s.open)
+	wg.Wait()
+	leaders, failed := 0, 0
+	for i := range n {
+		switch {
+		case panicked[i]:
+			leaders++
+		case errors.Is(errs[i], errStorePanicked):
+			failed++
+		}
+	}
+	if leaders != 1 || failed != n-1 {
+		t.Errorf("got %d panics and %d errors, want 1 and %d", leaders, failed, n-1)
+	}
+	if _, err := g.insert(ctx, newTask()); err != nil {
+		t.Errorf("insert after the panic: %v", err)
 	}
 }
