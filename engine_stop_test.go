@@ -303,3 +303,42 @@ func TestEngine_StopHandsBackTasksClaimedAhead(t *testing.T) {
 		t.Errorf("after Stop: %v; want only the %d stuck tasks running, and none failed", counts, workers)
 	}
 }
+
+// TestEngine_StopRunsTasksClaimedAhead stops an engine in the middle of a
+// backlog of short tasks, which it claims ahead of its workers: Stop runs
+// what it claimed and stores the outcomes, leaving no task claimed
+// (running) and none failed.
+func TestEngine_StopRunsTasksClaimedAhead(t *testing.T) {
+	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
+		store := newStore(t)
+		var ran atomic.Int64
+		e := newEngine(t, store, &tasks.Config{Workers: 2, MaxAttempts: 1})
+		e.Register("fast", func(context.Context, *tasks.Task) error { ran.Add(1); return nil })
+		ctx := context.Background()
+		nts := make([]tasks.NewTask, 5000)
+		for i := range nts {
+			nts[i] = tasks.NewTask{AppID: "a", EventType: "fast"}
+		}
+		if _, err := e.EnqueueMany(ctx, nts); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); ran.Load() < 500; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d tasks ran, want 500 before stopping", ran.Load())
+			}
+		}
+		if err := e.Stop(ctx); err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+		counts, err := store.CountTasks(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if counts[tasks.StateRunning] != 0 || counts[tasks.StateFailed] != 0 || counts[tasks.StateCompleted] != int(ran.Load()) {
+			t.Errorf("after Stop: %v, %d ran; want none running or failed, every run completed", counts, ran.Load())
+		}
+	})
+}
