@@ -265,7 +265,7 @@ func (e *Engine) current() *run {
 // the store's clock.
 func (e *Engine) hint(id string, runAt *time.Time) {
 	if r := e.current(); r != nil && runAt != nil {
-		r.hint(id, *runAt)
+		r.hint(Due{ID: id, RunAt: *runAt})
 	}
 }
 

@@ -68,12 +68,16 @@ func (e *Engine) EnqueueMany(ctx context.Context, nts []NewTask) ([]*Task, error
 		return nil, fmt.Errorf("tasks: enqueue %d tasks: %w", len(ts), err)
 	}
 	dup := false
+	hints := make([]Due, 0, len(stored))
 	for i, t := range stored {
 		if t.ID != ts[i].ID {
 			dup = true
-			continue
+		} else if t.NextAttemptAt != nil {
+			hints = append(hints, Due{ID: t.ID, RunAt: *t.NextAttemptAt})
 		}
-		e.hint(t.ID, t.NextAttemptAt)
+	}
+	if r := e.current(); r != nil {
+		r.hint(hints...)
 	}
 	if dup {
 		return stored, fmt.Errorf("tasks: enqueue %d tasks: %w", len(ts), ErrDuplicate)

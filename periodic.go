@@ -582,7 +582,7 @@ func (f *firer) enqueue(p *PeriodicTask, slot time.Time) (*Task, error) {
 		return nil, err
 	}
 	if stored.NextAttemptAt != nil {
-		r.hint(stored.ID, *stored.NextAttemptAt)
+		r.hint(Due{ID: stored.ID, RunAt: *stored.NextAttemptAt})
 	}
 	return stored, nil
 }

@@ -239,10 +239,11 @@ func (r *run) release() {
 	}
 }
 
-// hint tells the scheduler that task id is due at runAt (store clock).
-func (r *run) hint(id string, runAt time.Time) {
+// hint tells the scheduler that tasks are due at the given times (store
+// clock).
+func (r *run) hint(ds ...Due) {
 	r.hintsMu.Lock()
-	r.hints = append(r.hints, Due{ID: id, RunAt: runAt})
+	r.hints = append(r.hints, ds...)
 	r.hintsMu.Unlock()
 	r.poke()
 }
@@ -328,7 +329,6 @@ func (r *run) schedule() {
 		due       = true        // something may be due now: claim when workers are free
 		refillAt  int64         // when to read the store's upcoming tasks next (ticks)
 		reading   bool          // a read of upcoming tasks is in flight
-		reread    bool          // a refill was asked for while reading: read again after it
 		errUntil  int64         // after a store error, no store calls until then (ticks)
 		backoff   time.Duration // after a store error
 		recheck   time.Duration // after the store did not have what the wheel said was due
@@ -374,9 +374,6 @@ func (r *run) schedule() {
 		if recheckAt > 0 {
 			refillAt = min(refillAt, recheckAt)
 		}
-		if reread {
-			refillAt, reread = 0, false
-		}
 		for _, d := range res.due {
 			add(d.ID, ticks(res.atNs, d.RunAt.Sub(res.storeNow)))
 		}
@@ -403,7 +400,9 @@ func (r *run) schedule() {
 		}
 		if r.refill.Swap(false) {
 			refillAt = now
-			reread = reading
+			if reading {
+				recheckAt = max(now, 1) // and again once this read is back (0 means none)
+			}
 		}
 		storeOK := now >= errUntil
 		if storeOK && now >= refillAt && !reading {
@@ -806,7 +805,7 @@ func (r *run) finish(outs []Outcome) {
 					e.log.Warn("tasks: outcome not stored: the attempt's lease was lost",
 						"task_id", o.ID, "attempt", o.Attempt, "state", o.State)
 				case o.State == StateRetrying:
-					r.hint(o.ID, now.Add(o.Delay))
+					r.hint(Due{ID: o.ID, RunAt: now.Add(o.Delay)})
 				}
 			}
 			return
@@ -916,7 +915,7 @@ func (r *run) listen() {
 			backoff = minStoreBackoff
 			r.refill.Store(true)
 			r.poke()
-		}, func(d Due) { r.hint(d.ID, d.RunAt) })
+		}, func(d Due) { r.hint(d) })
 		switch {
 		case r.ctx.Err() != nil:
 			return
