@@ -32,9 +32,12 @@ type Config struct {
 	// Defaults to Lease/2.
 	RescueInterval time.Duration
 	// PollInterval bounds how long the engine takes to notice a task that
-	// another engine, or a transaction (EnqueueTx), stored: the engine
-	// re-reads the store's upcoming tasks this often. Tasks this engine
-	// enqueues are seen at once. Defaults to DefaultPollInterval.
+	// another engine, or a transaction (EnqueueTx), stored due now: the
+	// engine re-reads the store's upcoming tasks this often. Tasks this
+	// engine enqueues are seen at once, and a task due later than now is
+	// read in time to start when due however long the interval, since the
+	// engine reads the tasks due within the next minute at least every 30
+	// seconds. Defaults to DefaultPollInterval.
 	PollInterval time.Duration
 	// BackoffFunc returns the delay before the attempt after a failed
 	// attempt number attempt (1 for the first). Defaults to [DefaultBackoff].
@@ -50,10 +53,13 @@ type Config struct {
 	MaxDataBytes int
 }
 
-// Defaults for Config.
+// Defaults for Config. DefaultMaxAttempts is one attempt and one retry per
+// step of DefaultRetrySchedule, so that a webhook task's deliveries span the
+// whole schedule (about 27.5 hours) and a func task's span about two minutes
+// of DefaultBackoff.
 const (
 	DefaultWorkers      = 16
-	DefaultMaxAttempts  = 10
+	DefaultMaxAttempts  = 8
 	DefaultTimeout      = time.Minute
 	DefaultLease        = 15 * time.Second
 	DefaultPollInterval = time.Second

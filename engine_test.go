@@ -139,6 +139,26 @@ func TestEngine_Time(t *testing.T) {
 			}
 		})
 	})
+	t.Run("tasks due past the wheel's window start at their time with a long poll interval", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			started := make(chan time.Time, 2)
+			e := startEngine(t, tasks.NewMemoryStore(), &tasks.Config{PollInterval: 24 * time.Hour}, map[string]tasks.Func{
+				"x": func(ctx context.Context, task *tasks.Task) error {
+					started <- time.Now()
+					return nil
+				},
+			})
+			// Enqueued while the engine waits for its next poll, a day away.
+			time.Sleep(time.Second)
+			for _, d := range []time.Duration{5 * time.Minute, 3 * time.Hour} {
+				runAt := time.Now().Add(d)
+				enqueue(t, e, tasks.NewTask{EventType: "x", RunAt: runAt})
+				if got := <-started; !got.Equal(runAt) {
+					t.Errorf("a task due in %v started %v late", d, got.Sub(runAt))
+				}
+			}
+		})
+	})
 	t.Run("tasks of another engine start at their time after a refill", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			store := tasks.NewMemoryStore()

@@ -14,9 +14,16 @@ import (
 
 // The scheduler's window: the wheel holds the tasks due within wheelWindow,
 // at most wheelLimit of them read from the store at a time, so an engine's
-// memory does not grow with the backlog of a durable store.
+// memory does not grow with the backlog of a durable store. The store is
+// read at least every maxRefill, half the window, so that every task comes
+// into the wheel before it is due, whatever Config.PollInterval says: a
+// task due later than the window, whether hinted or stored by another
+// engine, is read by a refill that starts at most maxRefill before the
+// window reaches it, and the windows of consecutive reads overlap by the
+// time a read takes.
 const (
 	wheelWindow  = time.Minute
+	maxRefill    = wheelWindow / 2
 	wheelLimit   = 1000
 	hintLimit    = 100_000 // wheel entries beyond which local hints wait for a refill
 	rescueLimit  = 1000
@@ -370,7 +377,7 @@ func (r *run) schedule() {
 		}
 		backoff = 0
 		r.skew.Store(int64(res.storeNow.Sub(e.epoch.Add(time.Duration(res.atNs)))))
-		refillAt = ticks(res.atNs, e.cfg.PollInterval)
+		refillAt = ticks(res.atNs, min(e.cfg.PollInterval, maxRefill))
 		if recheckAt > 0 {
 			refillAt = min(refillAt, recheckAt)
 		}
