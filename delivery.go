@@ -23,7 +23,8 @@ const userAgent = "taskwheel-tasks/" + Version + " (+https://github.com/taskwhee
 // DefaultRetrySchedule is the default WebhookConfig.RetrySchedule, the one
 // Svix uses: after a failed delivery the next comes 5 s, 5 min, 30 min, 2 h,
 // 5 h, 10 h and 10 h later, each ±10% at random; later attempts wait as long
-// as the last.
+// as the last. With DefaultMaxAttempts, a task gets one attempt and one
+// retry per step.
 var DefaultRetrySchedule = []time.Duration{
 	5 * time.Second, 5 * time.Minute, 30 * time.Minute,
 	2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/taskwheel/tasks"
@@ -333,6 +334,63 @@ func TestDelivery_RetrySchedule(t *testing.T) {
 			t.Errorf("delivery %d came %v after the one before, want %v ±10%%", i+2, gap, d)
 		}
 	}
+}
+
+// TestDelivery_DefaultRetrySchedule pins the documented defaults in fake
+// time (W14): an endpoint that always fails gets DefaultMaxAttempts
+// attempts, one more than the steps of DefaultRetrySchedule, spaced by those
+// steps ±10% with jitter, and then the task fails.
+func TestDelivery_DefaultRetrySchedule(t *testing.T) {
+	t.Parallel()
+	// The receiver lives outside the bubble and closes each connection, so
+	// that no goroutine of the bubble waits on an idle connection (network
+	// I/O is not durably blocking) and fake time can advance between
+	// attempts.
+	rc := newReceiver(t, func(w http.ResponseWriter) {
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusInternalServerError)
+	})
+	synctest.Test(t, func(t *testing.T) {
+		cfg := &tasks.Config{
+			PollInterval: time.Hour, // fewer idle wake-ups to simulate; retries need none
+			Webhooks:     &tasks.WebhookConfig{AllowNetworks: loopback},
+		}
+		e := startEngine(t, tasks.NewMemoryStore(), cfg, nil)
+		createEndpoint(t, e, tasks.NewEndpoint{URL: rc.URL})
+		task := enqueue(t, e, tasks.NewTask{EventType: "x"})
+		time.Sleep(48 * time.Hour) // the schedule spans about 27.5 h
+		synctest.Wait()
+
+		got, err := e.Get(t.Context(), task.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != tasks.StateFailed || got.Attempts != tasks.DefaultMaxAttempts {
+			t.Fatalf("task %s after %d attempts, want failed after DefaultMaxAttempts (%d)", got.State, got.Attempts, tasks.DefaultMaxAttempts)
+		}
+		if want := len(tasks.DefaultRetrySchedule) + 1; tasks.DefaultMaxAttempts != want {
+			t.Errorf("DefaultMaxAttempts is %d, want %d: one attempt, then one per step of DefaultRetrySchedule", tasks.DefaultMaxAttempts, want)
+		}
+		attempts, err := e.Attempts(t.Context(), task.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(attempts) != got.Attempts || rc.count() != got.Attempts {
+			t.Fatalf("%d attempts recorded, %d requests received, want %d of each", len(attempts), rc.count(), got.Attempts)
+		}
+		want := []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}
+		jittered := false
+		for i := 1; i < len(attempts); i++ {
+			gap, d := attempts[i].StartedAt.Sub(attempts[i-1].StartedAt), want[min(i, len(want))-1]
+			if gap < d-d/10 || gap > d+d/10 {
+				t.Errorf("attempt %d came %v after attempt %d, want %v ±10%%", i+1, gap, i, d)
+			}
+			jittered = jittered || gap != d
+		}
+		if !jittered {
+			t.Error("every retry came exactly on its step, want ±10% jitter")
+		}
+	})
 }
 
 func TestDelivery_Bounds(t *testing.T) {
