@@ -99,24 +99,40 @@ func TestEngine_StoreFaults(t *testing.T) {
 			store := &faultyStore{Store: newStore(t)}
 			store.finishFails.Store(-1)
 			var logs syncBuffer
-			ran := make(chan *tasks.Task, 2)
+			// Every run is reported, and none blocks: a broken guarantee
+			// (a lease lost while the outcome is retried, so the task runs
+			// again early) must fail this test, never hang it.
+			ran := make(chan *tasks.Task, 100)
 			e := startEngine(t, store, &tasks.Config{
 				Lease:          100 * time.Millisecond,
 				RescueInterval: 20 * time.Millisecond,
 				Logger:         slog.New(slog.NewTextHandler(&logs, nil)),
 			}, map[string]tasks.Func{
 				"x": func(ctx context.Context, task *tasks.Task) error {
-					ran <- task
+					select {
+					case ran <- task:
+					default:
+					}
 					return nil
 				},
 			})
+			next := func() *tasks.Task {
+				t.Helper()
+				select {
+				case task := <-ran:
+					return task
+				case <-time.After(10 * time.Second):
+					t.Fatal("the task did not run")
+					return nil
+				}
+			}
 			task := enqueue(t, e, tasks.NewTask{EventType: "x"})
-			first := <-ran
+			first := next()
 			// While the completer retries, the heartbeat keeps the lease:
 			// the task stays running, past several leases.
 			time.Sleep(300 * time.Millisecond)
-			if got, _ := e.Get(context.Background(), task.ID); got.State != tasks.StateRunning {
-				t.Fatalf("task is %s while its outcome is being retried, want running", got.State)
+			if got, _ := e.Get(context.Background(), task.ID); got.State != tasks.StateRunning || len(ran) > 0 {
+				t.Fatalf("task is %s and ran %d more times while its outcome was being retried, want running and not run again", got.State, len(ran))
 			}
 			// Then the engine gives up; the rescuer runs the task again,
 			// with the same ID (at least once).
@@ -128,7 +144,7 @@ func TestEngine_StoreFaults(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 			store.finishFails.Store(0)
-			second := <-ran
+			second := next()
 			if second.ID != first.ID || second.Attempts != first.Attempts+1 {
 				t.Errorf("rerun: id %s attempt %d, want id %s attempt %d", second.ID, second.Attempts, first.ID, first.Attempts+1)
 			}

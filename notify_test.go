@@ -36,12 +36,15 @@ func postgresStores(t testing.TB, n int) []tasks.Store {
 
 // TestPostgres_Notify checks that an engine learns at once of the tasks
 // another process stores, through LISTEN/NOTIFY: with polling all but off,
-// a task due now and a task due shortly start near their time.
+// a task due now, or due shortly, starts near its time. Each task is
+// enqueued into an idle worker, its previous task stored and nothing
+// running, so that only the notification can wake it: the first into an
+// engine that has never run anything, the others after an idle gap.
 func TestPostgres_Notify(t *testing.T) {
 	t.Parallel()
 	stores := postgresStores(t, 2)
 	producerStore, workerStore := stores[0], stores[1]
-	started := make(chan time.Time, 2)
+	started := make(chan time.Time, 1)
 	startEngine(t, workerStore, &tasks.Config{PollInterval: time.Hour}, map[string]tasks.Func{
 		"x": func(ctx context.Context, task *tasks.Task) error {
 			started <- time.Now()
@@ -49,32 +52,43 @@ func TestPostgres_Notify(t *testing.T) {
 		},
 	})
 	producer := newEngine(t, producerStore, nil) // enqueues only
-	// The worker's listener may still be connecting: wait until a task due
-	// now gets through, then measure.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		enqueue(t, producer, tasks.NewTask{EventType: "x"})
-		select {
-		case <-started:
-		case <-time.After(100 * time.Millisecond):
-			if time.Now().After(deadline) {
-				t.Fatal("the worker never heard of the producer's task")
-			}
-			continue
+	waitListening(t, producerStore.(*tasks.SQLStore).DB())
+	for i, ahead := range []time.Duration{0, 0, 300 * time.Millisecond, 0} {
+		if i > 0 {
+			time.Sleep(100 * time.Millisecond) // idle: no re-read after a task can pick up the next
 		}
-		break
-	}
-	for _, ahead := range []time.Duration{0, 300 * time.Millisecond} {
 		runAt := time.Now().Add(ahead)
-		enqueue(t, producer, tasks.NewTask{EventType: "x", RunAt: runAt})
+		task := enqueue(t, producer, tasks.NewTask{EventType: "x", RunAt: runAt})
 		select {
 		case at := <-started:
 			if late := at.Sub(runAt); late < 0 || late > 200*time.Millisecond {
-				t.Errorf("task due in %v started %v after its time, want within 200ms", ahead, late)
+				t.Errorf("task %d, due in %v, started %v after its time, want within 200ms", i+1, ahead, late)
 			}
 		case <-time.After(5 * time.Second):
-			t.Fatalf("task due in %v never started: the notification was not heard", ahead)
+			t.Fatalf("task %d, due in %v, never started: the notification was not heard", i+1, ahead)
 		}
+		waitState(t, producer, task.ID, tasks.StateCompleted)
+	}
+}
+
+// waitListening waits until a connection LISTENs on the channel of db's
+// schema: an engine that has started is then sure to hear of new tasks.
+func waitListening(t *testing.T, db *sql.DB) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND query = 'LISTEN "taskwheel_' || left(md5(current_schema()), 16) || '"'`).Scan(&n)
+		switch {
+		case err != nil:
+			t.Fatal(err)
+		case n > 0:
+			return
+		case time.Now().After(deadline):
+			t.Fatal("no engine listens for the schema's notifications")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
