@@ -335,6 +335,76 @@ func TestDelivery_RetrySchedule(t *testing.T) {
 	}
 }
 
+// cutShort answers 200 OK with a Content-Length of 100, sends 5 bytes of
+// the body and closes the connection.
+func cutShort(w http.ResponseWriter) {
+	conn, buf, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(err) // the test server supports hijacking
+	}
+	defer conn.Close()
+	buf.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello")
+	buf.Flush()
+}
+
+// trickle answers 200 OK and sends its body a byte every 50 ms for a
+// second, or until the connection breaks.
+func trickle(w http.ResponseWriter) {
+	w.WriteHeader(http.StatusOK)
+	for range 20 {
+		if _, err := w.Write([]byte(".")); err != nil {
+			return
+		}
+		w.(http.Flusher).Flush()
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestDelivery_CutShort checks that a 2xx whose body does not arrive in
+// full acknowledges nothing, in the attempt that received it and in every
+// later one: the task is sent again, and completes only once a second
+// request is acknowledged, with an attempt recorded for each request.
+func TestDelivery_CutShort(t *testing.T) {
+	t.Parallel()
+	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
+		for _, tt := range []struct {
+			name     string
+			answer   func(w http.ResponseWriter)
+			errorHas string
+		}{
+			{"by a closed connection", cutShort, "read response: unexpected EOF"},
+			{"by the timeout (W10)", trickle, "read response: "},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				rc := newReceiver(t, tt.answer, status(http.StatusNoContent))
+				cfg := webhookConfig(10 * time.Millisecond)
+				cfg.Webhooks.Timeout = 200 * time.Millisecond
+				e := startEngine(t, newStore(t), cfg, nil)
+				ep := createEndpoint(t, e, tasks.NewEndpoint{URL: rc.URL})
+				task := enqueue(t, e, tasks.NewTask{EventType: "x"})
+				got := waitState(t, e, task.ID, tasks.StateCompleted)
+				as, err := e.Attempts(context.Background(), task.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n := rc.count(); n != 2 || got.Attempts != 2 || len(as) != 2 {
+					t.Fatalf("%d requests, %d attempts, %d attempt records (%+v); want 2 of each", n, got.Attempts, len(as), as)
+				}
+				if as[0].Number != 1 || as[0].StatusCode != http.StatusOK || !strings.Contains(as[0].Error, tt.errorHas) {
+					t.Errorf("attempt 1 = %+v, want a 200 with an error mentioning %q", as[0], tt.errorHas)
+				}
+				if as[1].Number != 2 || as[1].StatusCode != http.StatusNoContent || as[1].Error != "" {
+					t.Errorf("attempt 2 = %+v, want a 204 without error", as[1])
+				}
+				if got.EndpointID == nil || *got.EndpointID != ep.ID {
+					t.Errorf("task endpoint %v, want %s", got.EndpointID, ep.ID)
+				}
+			})
+		}
+	})
+}
+
 func TestDelivery_Bounds(t *testing.T) {
 	t.Parallel()
 	t.Run("a trickling receiver is cut at the timeout (W10)", func(t *testing.T) {
