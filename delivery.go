@@ -79,7 +79,10 @@ type delivered struct {
 }
 
 // deliver sends task t to each active endpoint of its app subscribed to its
-// event type that has not settled it (see settles) in an earlier attempt.
+// event type that has not settled it (see settles) in an earlier attempt of
+// the task's current run. A run begins when the task is created and again
+// each time it is replayed: a replay sends to every endpoint anew, as a
+// retry within a run does not.
 // It returns the attempts to record, the endpoint that acknowledged last,
 // and: nil once every endpoint settled and one acknowledged; a permanent
 // error if all answered 410; else an error that retries the task after the
@@ -90,20 +93,21 @@ func (e *Engine) deliver(ctx context.Context, t *Task) (attempts []Attempt, endp
 	if err != nil {
 		return nil, "", fmt.Errorf("list endpoints: %w", err)
 	}
-	// Attempt 1 is the task's first claim: a store inserts a task with 0
-	// attempts, Claim counts them up and Replay keeps the count. Only a
-	// claimed attempt has records (from Finish or Rescue), so attempt 1 has
+	// The run's attempts are numbered from t.ReplayedAfter+1: a store
+	// inserts a task with 0 attempts, Claim counts them up, and Replay
+	// keeps the count and sets ReplayedAfter to it. Only a claimed attempt
+	// has records (from Finish or Rescue), so the run's first attempt has
 	// no history to read.
 	var history []Attempt
-	if t.Attempts > 1 {
+	if t.Attempts > t.ReplayedAfter+1 {
 		if history, err = e.store.Attempts(ctx, t.ID); err != nil {
 			return nil, "", fmt.Errorf("read attempts: %w", err)
 		}
 	}
 	settled := make(map[string]bool)
-	acknowledged := false // by any endpoint, ever
+	acknowledged := false // by any endpoint, in this run
 	for _, a := range history {
-		if a.EndpointID != "" && settles(&a) {
+		if a.Number > t.ReplayedAfter && a.EndpointID != "" && settles(&a) {
 			settled[a.EndpointID] = true
 			acknowledged = acknowledged || acknowledges(&a)
 		}
@@ -121,7 +125,7 @@ func (e *Engine) deliver(ctx context.Context, t *Task) (attempts []Attempt, endp
 		case !acknowledged:
 			return nil, "", errAllGone
 		}
-		return nil, "", nil // every endpoint settled in earlier attempts
+		return nil, "", nil // every endpoint settled in earlier attempts of the run
 	}
 	body, err := deliveryBody(t)
 	if err != nil {

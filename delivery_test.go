@@ -1,6 +1,7 @@
 package tasks_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -208,13 +210,13 @@ func TestDelivery(t *testing.T) {
 	})
 }
 
-// TestDelivery_Replay checks that a replayed task is delivered again only
-// to the endpoints that have not acknowledged it, which the engine learns
-// from its attempt history, and that a task never run is delivered to all.
+// TestDelivery_Replay checks that a replay is a new run, delivered again to
+// every endpoint, whatever they answered in earlier runs, and that the
+// retries of a run skip only the endpoints that acknowledged in that run.
 func TestDelivery_Replay(t *testing.T) {
 	t.Parallel()
 	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
-		t.Run("to those that have not acknowledged", func(t *testing.T) {
+		t.Run("to every endpoint, acknowledged or not", func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			ok, flaky := newReceiver(t), newReceiver(t, status(http.StatusBadRequest), status(http.StatusOK))
@@ -223,7 +225,7 @@ func TestDelivery_Replay(t *testing.T) {
 			createEndpoint(t, e, tasks.NewEndpoint{URL: flaky.URL})
 			task := enqueue(t, e, tasks.NewTask{EventType: "x", MaxAttempts: 1})
 			waitState(t, e, task.ID, tasks.StateFailed)
-			for i, want := range [][2]int{{1, 2}, {1, 2}} { // flaky acknowledges the first replay
+			for i, want := range [][2]int{{2, 2}, {3, 3}} { // flaky acknowledges from the first replay on
 				if _, err := e.Replay(ctx, task.ID); err != nil {
 					t.Fatal(err)
 				}
@@ -231,6 +233,51 @@ func TestDelivery_Replay(t *testing.T) {
 				if got := [2]int{ok.count(), flaky.count()}; got != want {
 					t.Errorf("after replay %d: deliveries to the endpoint that acknowledged, the one that failed = %v, want %v", i+1, got, want)
 				}
+			}
+		})
+		t.Run("its retries skip the endpoints that acknowledged in its run", func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			ok := newReceiver(t)
+			flaky := newReceiver(t, status(http.StatusOK), status(http.StatusInternalServerError), status(http.StatusOK))
+			e := startEngine(t, newStore(t), webhookConfig(10*time.Millisecond), nil)
+			epOK := createEndpoint(t, e, tasks.NewEndpoint{URL: ok.URL})
+			epFlaky := createEndpoint(t, e, tasks.NewEndpoint{URL: flaky.URL})
+			task := enqueue(t, e, tasks.NewTask{EventType: "x"})
+			waitState(t, e, task.ID, tasks.StateCompleted)
+			if _, err := e.Replay(ctx, task.ID); err != nil {
+				t.Fatal(err)
+			}
+			got := waitState(t, e, task.ID, tasks.StateCompleted)
+			if n, m := ok.count(), flaky.count(); got.Attempts != 3 || n != 2 || m != 3 {
+				t.Fatalf("%d attempts; deliveries %d to the endpoint that always acknowledged, %d to the one that failed once; want 3 attempts, 2 and 3 deliveries", got.Attempts, n, m)
+			}
+			as, err := e.Attempts(ctx, task.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			type record struct {
+				number     int
+				endpointID string
+				status     int
+			}
+			want := []record{
+				{1, epOK.ID, http.StatusNoContent}, {1, epFlaky.ID, http.StatusOK}, // the first run
+				{2, epOK.ID, http.StatusNoContent}, {2, epFlaky.ID, http.StatusInternalServerError}, // the replay
+				{3, epFlaky.ID, http.StatusOK}, // its retry
+			}
+			var records []record
+			for _, a := range as {
+				records = append(records, record{a.Number, a.EndpointID, a.StatusCode})
+			}
+			// The records of one attempt may come in any order.
+			byNumberAndEndpoint := func(a, b record) int {
+				return cmp.Or(cmp.Compare(a.number, b.number), strings.Compare(a.endpointID, b.endpointID))
+			}
+			slices.SortFunc(records, byNumberAndEndpoint)
+			slices.SortFunc(want, byNumberAndEndpoint)
+			if !slices.Equal(records, want) {
+				t.Errorf("attempt records (number, endpoint, status) = %v, want %v", records, want)
 			}
 		})
 		t.Run("to all when it never ran", func(t *testing.T) {
