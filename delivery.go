@@ -83,6 +83,7 @@ type delivered struct {
 // the task's current run. A run begins when the task is created and again
 // each time it is replayed: a replay sends to every endpoint anew, as a
 // retry within a run does not.
+//
 // It returns the attempts to record, the endpoint that acknowledged last,
 // and: nil once every endpoint settled and one acknowledged; a permanent
 // error if all answered 410; else an error that retries the task after the
