@@ -76,38 +76,42 @@ func deliveryBody(t *Task) ([]byte, error) {
 // delivered is the result of delivering one attempt of a task to one endpoint.
 type delivered struct {
 	attempt    Attempt
-	settled    bool          // acknowledged (2xx) or gone (410): not sent again
 	retryAfter time.Duration // the endpoint's Retry-After, capped
 }
 
 // deliver sends task t to each active endpoint of its app subscribed to its
-// event type that has not settled it in an earlier attempt: acknowledged it
-// with a 2xx, or answered 410 Gone. It returns the attempts to record, the
-// endpoint that acknowledged last, and: nil once every endpoint settled and
-// one acknowledged; a permanent error if all answered 410; else an error
-// that retries the task after the retry schedule's delay, or after the
-// longest Retry-After if that is longer.
+// event type that has not settled it (see settles) in an earlier attempt of
+// the task's current run. A run begins when the task is created and again
+// each time it is replayed: a replay sends to every endpoint anew, as a
+// retry within a run does not.
+//
+// It returns the attempts to record, the endpoint that acknowledged last,
+// and: nil once every endpoint settled and one acknowledged; a permanent
+// error if all answered 410; else an error that retries the task after the
+// retry schedule's delay, or after the longest Retry-After if that is
+// longer.
 func (e *Engine) deliver(ctx context.Context, t *Task) (attempts []Attempt, endpointID string, err error) {
 	eps, err := e.deliveryEndpoints(ctx, t.AppID)
 	if err != nil {
 		return nil, "", fmt.Errorf("list endpoints: %w", err)
 	}
-	// Attempt 1 is the task's first claim: a store inserts a task with 0
-	// attempts, Claim counts them up and Replay keeps the count. Only a
-	// claimed attempt has records (from Finish or Rescue), so attempt 1 has
+	// The run's attempts are numbered from t.ReplayedAfter+1: a store
+	// inserts a task with 0 attempts, Claim counts them up, and Replay
+	// keeps the count and sets ReplayedAfter to it. Only a claimed attempt
+	// has records (from Finish or Rescue), so the run's first attempt has
 	// no history to read.
 	var history []Attempt
-	if t.Attempts > 1 {
+	if t.Attempts > t.ReplayedAfter+1 {
 		if history, err = e.store.Attempts(ctx, t.ID); err != nil {
 			return nil, "", fmt.Errorf("read attempts: %w", err)
 		}
 	}
 	settled := make(map[string]bool)
-	acknowledged := false // by any endpoint, ever
+	acknowledged := false // by any endpoint, in this run
 	for _, a := range history {
-		if a.EndpointID != "" && settles(a.StatusCode) {
+		if a.Number > t.ReplayedAfter && a.EndpointID != "" && settles(&a) {
 			settled[a.EndpointID] = true
-			acknowledged = acknowledged || a.StatusCode != http.StatusGone
+			acknowledged = acknowledged || acknowledges(&a)
 		}
 	}
 	var targets []*Endpoint
@@ -123,7 +127,7 @@ func (e *Engine) deliver(ctx context.Context, t *Task) (attempts []Attempt, endp
 		case !acknowledged:
 			return nil, "", errAllGone
 		}
-		return nil, "", nil // every endpoint settled in earlier attempts
+		return nil, "", nil // every endpoint settled in earlier attempts of the run
 	}
 	body, err := deliveryBody(t)
 	if err != nil {
@@ -141,10 +145,10 @@ func (e *Engine) deliver(ctx context.Context, t *Task) (attempts []Attempt, endp
 	for i, r := range results {
 		attempts = append(attempts, r.attempt)
 		switch {
-		case !r.settled:
+		case !settles(&r.attempt):
 			failed = append(failed, fmt.Sprintf("endpoint %s: %s", targets[i].ID, r.attempt.Error))
 			wait = max(wait, r.retryAfter)
-		case r.attempt.StatusCode != http.StatusGone:
+		case acknowledges(&r.attempt):
 			endpointID = targets[i].ID
 			acknowledged = true
 		}
@@ -162,13 +166,35 @@ func (e *Engine) deliver(ctx context.Context, t *Task) (attempts []Attempt, endp
 // errAllGone fails a task that every endpoint turned away with 410 Gone.
 var errAllGone = Permanent(errors.New("every endpoint answered 410 Gone"))
 
-// settles reports whether an endpoint's answer ends its deliveries of a
-// task: a 2xx acknowledges it, and 410 Gone asks for no more.
-func settles(status int) bool {
-	return status >= 200 && status < 300 || status == http.StatusGone
+// errGone is the error of a delivery attempt that its endpoint answered,
+// in full, with 410 Gone.
+var errGone = errors.New("endpoint answered 410 Gone: no more deliveries to it")
+
+// An endpoint's answer counts only when it arrives in full: status line,
+// headers and body (up to WebhookConfig.MaxResponseBytes) within the
+// timeout. An answer cut short, by a connection closed early or by the
+// timeout passing while the body trickles in, is a failed attempt whatever
+// its status, since the receiver may have failed before it had taken the
+// task; its record keeps the status code and gets an error. acknowledges
+// and settles read this rule off an attempt's record, and deliver asks them
+// both of the attempts it has just made and of those in the history, so
+// that the two always agree.
+
+// acknowledges reports whether the delivery attempt a acknowledged its
+// task: its endpoint answered with a 2xx, in full.
+func acknowledges(a *Attempt) bool {
+	return a.StatusCode >= 200 && a.StatusCode < 300 && a.Error == ""
 }
 
-// deliverTo makes one signed POST of body to ep.
+// settles reports whether the delivery attempt a ends the deliveries of its
+// task to its endpoint: it acknowledged the task, or its endpoint answered,
+// in full, with 410 Gone, which asks for no more.
+func settles(a *Attempt) bool {
+	return acknowledges(a) || a.StatusCode == http.StatusGone && a.Error == errGone.Error()
+}
+
+// deliverTo makes one signed POST of body to ep. Its attempt's record
+// follows the rule above.
 func (e *Engine) deliverTo(ctx context.Context, ep *Endpoint, t *Task, body []byte) (d delivered) {
 	start := time.Now()
 	d = delivered{attempt: Attempt{TaskID: t.ID, Number: t.Attempts, EndpointID: ep.ID, StartedAt: start.UTC().Truncate(time.Microsecond)}}
@@ -200,13 +226,11 @@ func (e *Engine) deliverTo(ctx context.Context, ep *Endpoint, t *Task, body []by
 	body, readErr := readExcerpt(resp, e.cfg.Webhooks.MaxResponseBytes)
 	d.attempt.Response = strings.ToValidUTF8(string(body[:min(len(body), ResponseExcerptBytes)]), "\uFFFD")
 	switch {
-	case readErr != nil: // an answer cut short acknowledges nothing
+	case readErr != nil: // an answer cut short counts for nothing
 		return fail(fmt.Errorf("read response: %w", readErr))
-	case settles(resp.StatusCode):
-		d.settled = true
-		if resp.StatusCode == http.StatusGone {
-			d.attempt.Error = "endpoint answered 410 Gone: no more deliveries to it"
-		}
+	case resp.StatusCode == http.StatusGone:
+		return fail(errGone)
+	case acknowledges(&d.attempt):
 		return d
 	}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {

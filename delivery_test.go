@@ -1,6 +1,7 @@
 package tasks_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -209,13 +211,13 @@ func TestDelivery(t *testing.T) {
 	})
 }
 
-// TestDelivery_Replay checks that a replayed task is delivered again only
-// to the endpoints that have not acknowledged it, which the engine learns
-// from its attempt history, and that a task never run is delivered to all.
+// TestDelivery_Replay checks that a replay is a new run, delivered again to
+// every endpoint, whatever they answered in earlier runs, and that the
+// retries of a run skip only the endpoints that acknowledged in that run.
 func TestDelivery_Replay(t *testing.T) {
 	t.Parallel()
 	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
-		t.Run("to those that have not acknowledged", func(t *testing.T) {
+		t.Run("to every endpoint, acknowledged or not", func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			ok, flaky := newReceiver(t), newReceiver(t, status(http.StatusBadRequest), status(http.StatusOK))
@@ -224,7 +226,7 @@ func TestDelivery_Replay(t *testing.T) {
 			createEndpoint(t, e, tasks.NewEndpoint{URL: flaky.URL})
 			task := enqueue(t, e, tasks.NewTask{EventType: "x", MaxAttempts: 1})
 			waitState(t, e, task.ID, tasks.StateFailed)
-			for i, want := range [][2]int{{1, 2}, {1, 2}} { // flaky acknowledges the first replay
+			for i, want := range [][2]int{{2, 2}, {3, 3}} { // flaky acknowledges from the first replay on
 				if _, err := e.Replay(ctx, task.ID); err != nil {
 					t.Fatal(err)
 				}
@@ -232,6 +234,51 @@ func TestDelivery_Replay(t *testing.T) {
 				if got := [2]int{ok.count(), flaky.count()}; got != want {
 					t.Errorf("after replay %d: deliveries to the endpoint that acknowledged, the one that failed = %v, want %v", i+1, got, want)
 				}
+			}
+		})
+		t.Run("its retries skip the endpoints that acknowledged in its run", func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			ok := newReceiver(t)
+			flaky := newReceiver(t, status(http.StatusOK), status(http.StatusInternalServerError), status(http.StatusOK))
+			e := startEngine(t, newStore(t), webhookConfig(10*time.Millisecond), nil)
+			epOK := createEndpoint(t, e, tasks.NewEndpoint{URL: ok.URL})
+			epFlaky := createEndpoint(t, e, tasks.NewEndpoint{URL: flaky.URL})
+			task := enqueue(t, e, tasks.NewTask{EventType: "x"})
+			waitState(t, e, task.ID, tasks.StateCompleted)
+			if _, err := e.Replay(ctx, task.ID); err != nil {
+				t.Fatal(err)
+			}
+			got := waitState(t, e, task.ID, tasks.StateCompleted)
+			if n, m := ok.count(), flaky.count(); got.Attempts != 3 || n != 2 || m != 3 {
+				t.Fatalf("%d attempts; deliveries %d to the endpoint that always acknowledged, %d to the one that failed once; want 3 attempts, 2 and 3 deliveries", got.Attempts, n, m)
+			}
+			as, err := e.Attempts(ctx, task.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			type record struct {
+				number     int
+				endpointID string
+				status     int
+			}
+			want := []record{
+				{1, epOK.ID, http.StatusNoContent}, {1, epFlaky.ID, http.StatusOK}, // the first run
+				{2, epOK.ID, http.StatusNoContent}, {2, epFlaky.ID, http.StatusInternalServerError}, // the replay
+				{3, epFlaky.ID, http.StatusOK}, // its retry
+			}
+			var records []record
+			for _, a := range as {
+				records = append(records, record{a.Number, a.EndpointID, a.StatusCode})
+			}
+			// The records of one attempt may come in any order.
+			byNumberAndEndpoint := func(a, b record) int {
+				return cmp.Or(cmp.Compare(a.number, b.number), strings.Compare(a.endpointID, b.endpointID))
+			}
+			slices.SortFunc(records, byNumberAndEndpoint)
+			slices.SortFunc(want, byNumberAndEndpoint)
+			if !slices.Equal(records, want) {
+				t.Errorf("attempt records (number, endpoint, status) = %v, want %v", records, want)
 			}
 		})
 		t.Run("to all when it never ran", func(t *testing.T) {
@@ -389,6 +436,76 @@ func TestDelivery_DefaultRetrySchedule(t *testing.T) {
 		}
 		if !jittered {
 			t.Error("every retry came exactly on its step, want ±10% jitter")
+		}
+	})
+}
+
+// cutShort answers 200 OK with a Content-Length of 100, sends 5 bytes of
+// the body and closes the connection.
+func cutShort(w http.ResponseWriter) {
+	conn, buf, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(err) // the test server supports hijacking
+	}
+	defer conn.Close()
+	buf.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello")
+	buf.Flush()
+}
+
+// trickle answers 200 OK and sends its body a byte every 50 ms for a
+// second, or until the connection breaks.
+func trickle(w http.ResponseWriter) {
+	w.WriteHeader(http.StatusOK)
+	for range 20 {
+		if _, err := w.Write([]byte(".")); err != nil {
+			return
+		}
+		w.(http.Flusher).Flush()
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestDelivery_CutShort checks that a 2xx whose body does not arrive in
+// full acknowledges nothing, in the attempt that received it and in every
+// later one: the task is sent again, and completes only once a second
+// request is acknowledged, with an attempt recorded for each request.
+func TestDelivery_CutShort(t *testing.T) {
+	t.Parallel()
+	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
+		for _, tt := range []struct {
+			name     string
+			answer   func(w http.ResponseWriter)
+			errorHas string
+		}{
+			{"by a closed connection", cutShort, "read response: unexpected EOF"},
+			{"by the timeout (W10)", trickle, "read response: "},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				rc := newReceiver(t, tt.answer, status(http.StatusNoContent))
+				cfg := webhookConfig(10 * time.Millisecond)
+				cfg.Webhooks.Timeout = 200 * time.Millisecond
+				e := startEngine(t, newStore(t), cfg, nil)
+				ep := createEndpoint(t, e, tasks.NewEndpoint{URL: rc.URL})
+				task := enqueue(t, e, tasks.NewTask{EventType: "x"})
+				got := waitState(t, e, task.ID, tasks.StateCompleted)
+				as, err := e.Attempts(context.Background(), task.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n := rc.count(); n != 2 || got.Attempts != 2 || len(as) != 2 {
+					t.Fatalf("%d requests, %d attempts, %d attempt records (%+v); want 2 of each", n, got.Attempts, len(as), as)
+				}
+				if as[0].Number != 1 || as[0].StatusCode != http.StatusOK || !strings.Contains(as[0].Error, tt.errorHas) {
+					t.Errorf("attempt 1 = %+v, want a 200 with an error mentioning %q", as[0], tt.errorHas)
+				}
+				if as[1].Number != 2 || as[1].StatusCode != http.StatusNoContent || as[1].Error != "" {
+					t.Errorf("attempt 2 = %+v, want a 204 without error", as[1])
+				}
+				if got.EndpointID == nil || *got.EndpointID != ep.ID {
+					t.Errorf("task endpoint %v, want %s", got.EndpointID, ep.ID)
+				}
+			})
 		}
 	})
 }

@@ -323,11 +323,12 @@ func (e *Engine) Reschedule(ctx context.Context, id string, runAt time.Time) (*T
 }
 
 // Replay makes a completed, failed or canceled task run again as soon as
-// possible, with Config.MaxAttempts more attempts. It keeps its ID and its
-// attempt count. A task delivered to webhooks is sent again only to the
-// endpoints that have not acknowledged it: replaying a task that every
-// endpoint acknowledged completes it again without a delivery. Other states
-// give ErrInvalidState.
+// possible, with Config.MaxAttempts more attempts. It keeps its ID, its
+// attempt count and its attempt history, and starts a new run (see
+// Task.ReplayedAfter): a task delivered to webhooks is sent again to every
+// endpoint subscribed to it, whatever they answered before, and the
+// retries of the new run skip only the endpoints that acknowledged in it.
+// Other states give ErrInvalidState.
 func (e *Engine) Replay(ctx context.Context, id string) (*Task, error) {
 	t, err := e.store.Replay(ctx, id, e.cfg.MaxAttempts)
 	if err != nil {

@@ -106,9 +106,11 @@ type Store interface {
 	Reschedule(ctx context.Context, id string, runAt time.Time) (*Task, error)
 
 	// Replay makes a terminal task scheduled again, due now, with extra more
-	// attempts allowed (MaxAttempts becomes Attempts plus extra). Attempts,
-	// LastError and the ID are kept. A task that is not terminal gives
-	// ErrInvalidState.
+	// attempts allowed (MaxAttempts becomes Attempts plus extra), as a new
+	// run: ReplayedAfter becomes Attempts, so that the attempts of the new
+	// run are those numbered above it. Attempts, LastError, the attempt
+	// history and the ID are kept; nothing else changes ReplayedAfter, which
+	// Insert sets to 0. A task that is not terminal gives ErrInvalidState.
 	Replay(ctx context.Context, id string, extra int) (*Task, error)
 
 	// Attempts returns the attempt history of a task, in the order the

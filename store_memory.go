@@ -198,7 +198,7 @@ func (s *MemoryStore) add(t *Task, now time.Time) *memTask {
 	m.t.Data = slices.Clone(t.Data)
 	m.t.State = StateScheduled
 	m.t.CreatedAt, m.t.UpdatedAt = now, now
-	m.t.Attempts, m.t.LastError, m.t.CancelRequested = 0, "", false
+	m.t.Attempts, m.t.ReplayedAfter, m.t.LastError, m.t.CancelRequested = 0, 0, "", false
 	m.t.CompletedAt, m.t.LeaseExpiresAt, m.t.EndpointID = nil, nil, nil
 	if t.ScheduledRunTime != nil {
 		m.scheduled = t.ScheduledRunTime.UTC().Truncate(time.Microsecond)
@@ -543,6 +543,7 @@ func (s *MemoryStore) Replay(ctx context.Context, id string, extra int) (*Task, 
 	now := s.clock()
 	m.t.State = StateScheduled
 	m.t.MaxAttempts = m.t.Attempts + extra
+	m.t.ReplayedAfter = m.t.Attempts
 	m.t.CancelRequested = false
 	m.t.CompletedAt = nil
 	m.t.UpdatedAt = now

@@ -346,7 +346,7 @@ func (s *SQLStore) migrate(ctx context.Context, ms []migration) (err error) {
 
 // taskColumns are the columns of a taskRow.
 const taskColumns = `id, app_id, event_type, state, data, scheduled_run_time, run_at,
-	attempts, max_attempts, timeout, lease_expires_at, cancel_requested, last_error,
+	attempts, replayed_after, max_attempts, timeout, lease_expires_at, cancel_requested, last_error,
 	endpoint_id, idempotency_key, created_at, updated_at, completed_at`
 
 // taskRow is a row of taskwheel_tasks.
@@ -359,6 +359,7 @@ type taskRow struct {
 	ScheduledRunTime sqlTime
 	RunAt            sqlTime
 	Attempts         int
+	ReplayedAfter    int
 	MaxAttempts      int
 	Timeout          int64 // microseconds
 	LeaseExpiresAt   sqlTime
@@ -376,7 +377,7 @@ type taskRow struct {
 // of a claim.)
 func (r *taskRow) dest() []any {
 	return []any{&r.ID, &r.AppID, &r.EventType, &r.State, &r.Data, &r.ScheduledRunTime, &r.RunAt,
-		&r.Attempts, &r.MaxAttempts, &r.Timeout, &r.LeaseExpiresAt, &r.CancelRequested, &r.LastError,
+		&r.Attempts, &r.ReplayedAfter, &r.MaxAttempts, &r.Timeout, &r.LeaseExpiresAt, &r.CancelRequested, &r.LastError,
 		&r.EndpointID, &r.IdempotencyKey, &r.CreatedAt, &r.UpdatedAt, &r.CompletedAt}
 }
 
@@ -392,6 +393,7 @@ func (r *taskRow) task() *Task {
 		UpdatedAt:        r.UpdatedAt.t,
 		Data:             r.Data,
 		Attempts:         r.Attempts,
+		ReplayedAfter:    r.ReplayedAfter,
 		MaxAttempts:      r.MaxAttempts,
 		LastError:        r.LastError,
 		CompletedAt:      r.CompletedAt.ptr(),
@@ -1486,12 +1488,12 @@ func (s *SQLStore) Reschedule(ctx context.Context, id string, runAt time.Time) (
 // Replay queries take the task's ID and the number of attempts to add.
 const (
 	replaySQLite = `UPDATE taskwheel_tasks
-SET state = 'scheduled', max_attempts = attempts + ?2, cancel_requested = FALSE,
+SET state = 'scheduled', max_attempts = attempts + ?2, replayed_after = attempts, cancel_requested = FALSE,
 	completed_at = NULL, run_at = ?3, updated_at = ?3
 WHERE id = ?1 AND state IN ('completed', 'failed', 'canceled')
 RETURNING ` + taskColumns
 	replayPostgres = `UPDATE taskwheel_tasks
-SET state = 'scheduled', max_attempts = attempts + $2, cancel_requested = FALSE,
+SET state = 'scheduled', max_attempts = attempts + $2, replayed_after = attempts, cancel_requested = FALSE,
 	completed_at = NULL, run_at = now(), updated_at = now()
 WHERE id = $1 AND state IN ('completed', 'failed', 'canceled')
 RETURNING ` + taskColumns

@@ -84,6 +84,10 @@ type Task struct {
 	Data json.RawMessage `json:"data"`
 	// Attempts counts the attempts started so far, across replays.
 	Attempts int `json:"attempts"`
+	// ReplayedAfter is the number of attempts the task had started when it
+	// was last replayed, or 0 if it never was: the attempts numbered above
+	// it make up its current run.
+	ReplayedAfter int `json:"replayed_after,omitempty"`
 	// MaxAttempts is the number of attempts after which a failing task
 	// fails for good.
 	MaxAttempts int `json:"max_attempts"`

@@ -390,6 +390,9 @@ func checkTask(tb testing.TB, t *tasks.Task) {
 	if t.Attempts < 0 {
 		tb.Errorf("task %s: got Attempts %d, want >= 0", t.ID, t.Attempts)
 	}
+	if t.ReplayedAfter < 0 || t.ReplayedAfter > t.Attempts {
+		tb.Errorf("task %s: got ReplayedAfter %d, want 0 to Attempts (%d)", t.ID, t.ReplayedAfter, t.Attempts)
+	}
 }
 
 // checkUTC reports a time that is not in UTC or not kept to the microsecond.
@@ -476,6 +479,9 @@ func diffTask(got, want *tasks.Task) []string {
 	}
 	if got.Attempts != want.Attempts {
 		add("Attempts", got.Attempts, want.Attempts)
+	}
+	if got.ReplayedAfter != want.ReplayedAfter {
+		add("ReplayedAfter", got.ReplayedAfter, want.ReplayedAfter)
 	}
 	if got.MaxAttempts != want.MaxAttempts {
 		add("MaxAttempts", got.MaxAttempts, want.MaxAttempts)

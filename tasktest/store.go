@@ -110,6 +110,7 @@ func (su suite) testInsert(t *testing.T) {
 			t.State = tasks.StateCompleted
 			t.CreatedAt, t.UpdatedAt = old, old
 			t.Attempts = 7
+			t.ReplayedAfter = 6
 			t.LastError = "old error"
 			t.CompletedAt = &old
 			t.LeaseExpiresAt = &old
@@ -128,9 +129,9 @@ func (su suite) testInsert(t *testing.T) {
 		h.wantBetween("CreatedAt", &got.CreatedAt, before, after)
 		h.wantBetween("UpdatedAt", &got.UpdatedAt, before, after)
 		h.wantBetween("NextAttemptAt", got.NextAttemptAt, before, after)
-		if got.Attempts != 0 || got.LastError != "" || got.CompletedAt != nil || got.LeaseExpiresAt != nil || got.CancelRequested || got.EndpointID != nil {
-			h.t.Errorf("Insert: got Attempts %d, LastError %q, CompletedAt %s, LeaseExpiresAt %s, CancelRequested %v, EndpointID %s; want 0, \"\", nil, nil, false, nil",
-				got.Attempts, got.LastError, fmtTime(got.CompletedAt), fmtTime(got.LeaseExpiresAt), got.CancelRequested, fmtString(got.EndpointID))
+		if got.Attempts != 0 || got.ReplayedAfter != 0 || got.LastError != "" || got.CompletedAt != nil || got.LeaseExpiresAt != nil || got.CancelRequested || got.EndpointID != nil {
+			h.t.Errorf("Insert: got Attempts %d, ReplayedAfter %d, LastError %q, CompletedAt %s, LeaseExpiresAt %s, CancelRequested %v, EndpointID %s; want 0, 0, \"\", nil, nil, false, nil",
+				got.Attempts, got.ReplayedAfter, got.LastError, fmtTime(got.CompletedAt), fmtTime(got.LeaseExpiresAt), got.CancelRequested, fmtString(got.EndpointID))
 		}
 	})
 

@@ -201,8 +201,9 @@ func (su suite) testReplay(t *testing.T) {
 		}
 		h.check(got)
 		h.wantState(got, tasks.StateScheduled)
-		if got.ID != tk.ID || got.Attempts != 1 || got.MaxAttempts != 3 {
-			h.t.Errorf("got ID %s, Attempts %d, MaxAttempts %d; want %s, 1, 3", got.ID, got.Attempts, got.MaxAttempts, tk.ID)
+		if got.ID != tk.ID || got.Attempts != 1 || got.MaxAttempts != 3 || got.ReplayedAfter != 1 {
+			h.t.Errorf("got ID %s, Attempts %d, MaxAttempts %d, ReplayedAfter %d; want %s, 1, 3, 1",
+				got.ID, got.Attempts, got.MaxAttempts, got.ReplayedAfter, tk.ID)
 		}
 		h.wantBetween("NextAttemptAt", got.NextAttemptAt, before, after)
 		h.wantSame("Get after Replay", h.get(tk.ID), got)
@@ -244,12 +245,42 @@ func (su suite) testReplay(t *testing.T) {
 		if err != nil {
 			h.t.Fatalf("Replay: got error %v, want nil", err)
 		}
-		if got.Attempts != 0 || got.MaxAttempts != 1 {
-			h.t.Errorf("got Attempts %d, MaxAttempts %d; want 0, 1", got.Attempts, got.MaxAttempts)
+		if got.Attempts != 0 || got.MaxAttempts != 1 || got.ReplayedAfter != 0 {
+			h.t.Errorf("got Attempts %d, MaxAttempts %d, ReplayedAfter %d; want 0, 1, 0", got.Attempts, got.MaxAttempts, got.ReplayedAfter)
 		}
 		if again := h.claimOne(tk.ID, time.Hour); again.Attempts != 1 {
 			h.t.Errorf("claim after Replay: got Attempts %d, want 1", again.Attempts)
 		}
+	})
+
+	// ReplayedAfter tells a run's attempts from those of earlier runs: the
+	// run's own attempts leave it alone, each replay moves it on.
+	su.run(t, "ReplayedAfterMarksEachRun", func(h *harness) {
+		tk := h.failed()
+		got, err := h.s.Replay(h.ctx, tk.ID, 5)
+		if err != nil {
+			h.t.Fatalf("Replay: got error %v, want nil", err)
+		}
+		if got.ReplayedAfter != 1 {
+			h.t.Errorf("Replay: got ReplayedAfter %d, want 1", got.ReplayedAfter)
+		}
+		second := h.claimOne(tk.ID, time.Hour)
+		h.finishOne(second, tasks.StateRetrying, 0, "boom")
+		third := h.claimOne(tk.ID, time.Hour)
+		if second.ReplayedAfter != 1 || third.ReplayedAfter != 1 {
+			h.t.Errorf("claims of the run: got ReplayedAfter %d and %d, want 1 and 1", second.ReplayedAfter, third.ReplayedAfter)
+		}
+		h.finishOne(third, tasks.StateCompleted, 0, "")
+		if done := h.get(tk.ID); done.ReplayedAfter != 1 || done.Attempts != 3 {
+			h.t.Errorf("completed: got ReplayedAfter %d, Attempts %d; want 1, 3", done.ReplayedAfter, done.Attempts)
+		}
+		if got, err = h.s.Replay(h.ctx, tk.ID, 1); err != nil {
+			h.t.Fatalf("Replay: got error %v, want nil", err)
+		}
+		if got.ReplayedAfter != 3 {
+			h.t.Errorf("second Replay: got ReplayedAfter %d, want 3", got.ReplayedAfter)
+		}
+		h.wantSame("Get after Replay", h.get(tk.ID), got)
 	})
 
 	// A replayed task runs afresh: the cancellation requested during an
