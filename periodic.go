@@ -334,11 +334,34 @@ func (e *Engine) Periodics(ctx context.Context, appID string) ([]*PeriodicTask, 
 // paused. A task already enqueued for a coming slot (see [PeriodicTask]) is
 // not changed; cancel it through LastTaskID if it must not run. An invalid
 // change gives a *ValidationError and changes nothing. Concurrent changes of
-// one periodic task: the last one stored wins.
+// one periodic task all apply, in some order: a change that finds the task
+// changed since it read it reads it again.
 func (e *Engine) UpdatePeriodic(ctx context.Context, id string, u PeriodicUpdate) (*PeriodicTask, error) {
+	var err error
+	for range maxUpdateTries {
+		var p *PeriodicTask
+		p, err = e.updatePeriodic(ctx, id, u)
+		if !errors.Is(err, ErrConflict) {
+			if err != nil {
+				break
+			}
+			e.pokePeriodic()
+			return p, nil
+		}
+	}
+	var verr *ValidationError
+	if errors.As(err, &verr) {
+		return nil, err
+	}
+	return nil, fmt.Errorf("tasks: update periodic task %s: %w", id, err)
+}
+
+// updatePeriodic makes one try of UpdatePeriodic: it reads the periodic
+// task, applies u and stores it, if it did not change meanwhile.
+func (e *Engine) updatePeriodic(ctx context.Context, id string, u PeriodicUpdate) (*PeriodicTask, error) {
 	p, err := e.store.GetPeriodic(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("tasks: update periodic task %s: %w", id, err)
+		return nil, err
 	}
 	old := p.clone()
 	if u.Spec != nil {
@@ -368,15 +391,10 @@ func (e *Engine) UpdatePeriodic(ctx context.Context, id string, u PeriodicUpdate
 	// enqueued again: its idempotency key makes that the same task.
 	if p.Spec != old.Spec || p.TimeZone != old.TimeZone || p.Status != old.Status {
 		if err := e.reschedule(ctx, p, sched); err != nil {
-			return nil, fmt.Errorf("tasks: update periodic task %s: %w", id, err)
+			return nil, err
 		}
 	}
-	stored, err := e.store.UpdatePeriodic(ctx, p)
-	if err != nil {
-		return nil, fmt.Errorf("tasks: update periodic task %s: %w", id, err)
-	}
-	e.pokePeriodic()
-	return stored, nil
+	return e.store.UpdatePeriodic(ctx, p)
 }
 
 // DeletePeriodic deletes a periodic task: it enqueues no more tasks. The

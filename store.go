@@ -28,6 +28,8 @@ import (
 //     attempt (Finish, Extend) is fenced on the task's ID, its attempt number
 //     and its state being running, so a caller whose lease expired and whose
 //     task was claimed again cannot overwrite the newer attempt.
+//   - Updates of endpoints and periodic tasks are compare and set on
+//     UpdatedAt, so that concurrent read-modify-write updates lose none.
 //   - Idempotency keys are unique per app, enforced atomically (by a unique
 //     constraint on SQL stores), never by checking and then inserting.
 //     Periodic tasks rely on them for one task per slot, and on
@@ -125,7 +127,13 @@ type Store interface {
 	ListEndpoints(ctx context.Context, appID string) ([]*Endpoint, error)
 	// UpdateEndpoint replaces the URL, Description, EnabledEvents, Status
 	// and secrets of the endpoint with ep's ID, sets its UpdatedAt to now
-	// and returns it; ErrNotFound if there is none.
+	// and returns it; ErrNotFound if there is none. It is a compare and
+	// set on UpdatedAt: it applies only if the stored UpdatedAt is still
+	// ep.UpdatedAt, as read, and otherwise changes nothing and returns
+	// ErrConflict, so that of concurrent read-modify-write updates none is
+	// lost. To make UpdatedAt a version, each update sets it later than
+	// before: to now, or a microsecond after the previous UpdatedAt when
+	// now is not later.
 	UpdateEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint, error)
 	// DeleteEndpoint deletes an endpoint, or returns ErrNotFound. Its
 	// attempts stay in the history.
@@ -145,7 +153,9 @@ type Store interface {
 	// Missed and NextRunAt of the periodic task with p's ID, sets its
 	// UpdatedAt to now and returns it; ErrNotFound if there is none.
 	// LastRunAt and LastTaskID are left alone: only AdvancePeriodic sets
-	// them.
+	// them. Like UpdateEndpoint, it is a compare and set on UpdatedAt
+	// (ErrConflict when p.UpdatedAt is not the stored one), and sets
+	// UpdatedAt later than before.
 	UpdatePeriodic(ctx context.Context, p *PeriodicTask) (*PeriodicTask, error)
 	// DeletePeriodic deletes a periodic task, or returns ErrNotFound.
 	DeletePeriodic(ctx context.Context, id string) error

@@ -613,14 +613,17 @@ func (s *MemoryStore) UpdateEndpoint(ctx context.Context, ep *Endpoint) (*Endpoi
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.endpoints.get(ep.ID)
-	if !ok {
+	switch {
+	case !ok:
 		return nil, ErrNotFound
+	case !old.UpdatedAt.Equal(ep.UpdatedAt):
+		return nil, ErrConflict
 	}
 	c := ep.clone()
 	c.normalize()
 	old.URL, old.Description, old.EnabledEvents, old.Status = c.URL, c.Description, c.EnabledEvents, c.Status
 	old.Secret, old.PreviousSecret, old.PreviousSecretExpiresAt = c.Secret, c.PreviousSecret, c.PreviousSecretExpiresAt
-	old.UpdatedAt = s.clock()
+	old.UpdatedAt = nextVersion(old.UpdatedAt, s.clock())
 	return old.clone(), nil
 }
 
@@ -687,14 +690,17 @@ func (s *MemoryStore) UpdatePeriodic(ctx context.Context, p *PeriodicTask) (*Per
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.periodics.get(p.ID)
-	if !ok {
+	switch {
+	case !ok:
 		return nil, ErrNotFound
+	case !old.UpdatedAt.Equal(p.UpdatedAt):
+		return nil, ErrConflict
 	}
 	c := p.clone()
 	c.normalize()
 	old.Spec, old.TimeZone, old.EventType, old.Data = c.Spec, c.TimeZone, c.EventType, c.Data
 	old.Status, old.Missed, old.NextRunAt = c.Status, c.Missed, c.NextRunAt
-	old.UpdatedAt = s.clock()
+	old.UpdatedAt = nextVersion(old.UpdatedAt, s.clock())
 	return old.clone(), nil
 }
 
@@ -756,6 +762,17 @@ func (s *MemoryStore) AdvancePeriodic(ctx context.Context, id string, from, to t
 		p.LastTaskID = new(lastTaskID)
 	}
 	return true, nil
+}
+
+// nextVersion returns the UpdatedAt of an update at now of a record last
+// updated at prev: now, or a microsecond after prev when now is not later,
+// so that UpdatedAt, the version that updates compare and set, never
+// repeats.
+func nextVersion(prev, now time.Time) time.Time {
+	if next := prev.Add(time.Microsecond); now.Before(next) {
+		return next
+	}
+	return now
 }
 
 // dueHeap orders pending tasks by due time, then ID.

@@ -1271,6 +1271,8 @@ func (u *ui) renderError(w http.ResponseWriter, r *http.Request, err error) {
 		ue = uiErrorf(http.StatusNotFound, "Not found.")
 	case errors.Is(err, ErrInvalidState):
 		ue = uiErrorf(http.StatusConflict, "The task's state does not allow this.")
+	case errors.Is(err, ErrConflict):
+		ue = uiErrorf(http.StatusConflict, "Others changed this at the same time. Try again.")
 	default:
 		ue = errUIUnavailable
 		level := slog.LevelError

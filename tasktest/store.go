@@ -55,6 +55,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) tasks.Store) {
 		{"Periodics", su.testPeriodics},
 		{"DuePeriodics", su.testDuePeriodics},
 		{"AdvancePeriodic", su.testAdvancePeriodic},
+		{"Updates", su.testUpdates},
 		{"CountTasks", su.testCountTasks},
 		{"TaskHistogram", su.testTaskHistogram},
 		{"CountAttempts", su.testCountAttempts},

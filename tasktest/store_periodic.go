@@ -344,7 +344,7 @@ func (su suite) testPeriodics(t *testing.T) {
 			LastRunAt:  ptr(next.Add(-time.Hour)),                   // the store's: only Advance sets it
 			LastTaskID: ptr("task_other"),                           // likewise
 			CreatedAt:  time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC), // the store's
-			UpdatedAt:  time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC), // the store's
+			UpdatedAt:  in.UpdatedAt,                                // as read: the version the update compares and sets
 		}
 		before := h.now()
 		got := h.updatePeriodic(clonePeriodic(change))
