@@ -165,13 +165,15 @@ type Store interface {
 	DuePeriodics(ctx context.Context, within time.Duration, limit int) (now time.Time, due []*PeriodicTask, err error)
 	// AdvancePeriodic moves the NextRunAt of periodic task id from from to
 	// to, if it still is from (compare and set), and reports whether it
-	// did. If lastTaskID is not "", it also sets LastRunAt to from and
-	// LastTaskID to lastTaskID. UpdatedAt does not change. It reports false,
+	// did. If lastTaskID is not "", it also sets LastRunAt to lastRunAt
+	// (the slot the task is due at: from, or for missed slots run once the
+	// latest of them) and LastTaskID to lastTaskID. UpdatedAt does not
+	// change. It reports false,
 	// with a nil error, when there is no such task or its NextRunAt is not
 	// from (another engine advanced it first, or it was changed or paused),
 	// so that of engines advancing a task from the same slot at once,
 	// exactly one succeeds.
-	AdvancePeriodic(ctx context.Context, id string, from, to time.Time, lastTaskID string) (bool, error)
+	AdvancePeriodic(ctx context.Context, id string, from, to, lastRunAt time.Time, lastTaskID string) (bool, error)
 
 	// CountTasks returns how many tasks of the app appID are in each state.
 	// A state that no task is in is absent from the map. The count is of

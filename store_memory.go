@@ -746,7 +746,7 @@ func (s *MemoryStore) DuePeriodics(ctx context.Context, within time.Duration, li
 }
 
 // AdvancePeriodic implements [Store].
-func (s *MemoryStore) AdvancePeriodic(ctx context.Context, id string, from, to time.Time, lastTaskID string) (bool, error) {
+func (s *MemoryStore) AdvancePeriodic(ctx context.Context, id string, from, to, lastRunAt time.Time, lastTaskID string) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
@@ -758,7 +758,7 @@ func (s *MemoryStore) AdvancePeriodic(ctx context.Context, id string, from, to t
 	}
 	p.NextRunAt = new(to.UTC().Truncate(time.Microsecond))
 	if lastTaskID != "" {
-		p.LastRunAt = new(from.UTC().Truncate(time.Microsecond))
+		p.LastRunAt = new(lastRunAt.UTC().Truncate(time.Microsecond))
 		p.LastTaskID = new(lastTaskID)
 	}
 	return true, nil

@@ -2080,26 +2080,27 @@ func (s *SQLStore) DuePeriodics(ctx context.Context, within time.Duration, limit
 }
 
 // AdvancePeriodic queries take the ID, the slot to move from (the fence),
-// the slot to move to and the ID of the task enqueued, "" for none.
+// the slot to move to, the ID of the task enqueued, "" for none, and the
+// slot that task is due at.
 const (
 	advancePeriodicSQLite = `UPDATE taskwheel_periodic SET next_run_at = ?3,
-	last_run_at = CASE WHEN ?4 = '' THEN last_run_at ELSE ?2 END,
+	last_run_at = CASE WHEN ?4 = '' THEN last_run_at ELSE ?5 END,
 	last_task_id = CASE WHEN ?4 = '' THEN last_task_id ELSE ?4 END
 WHERE id = ?1 AND next_run_at = ?2`
 	advancePeriodicPostgres = `UPDATE taskwheel_periodic SET next_run_at = $3,
-	last_run_at = CASE WHEN $4::text = '' THEN last_run_at ELSE $2::timestamptz END,
+	last_run_at = CASE WHEN $4::text = '' THEN last_run_at ELSE $5::timestamptz END,
 	last_task_id = CASE WHEN $4::text = '' THEN last_task_id ELSE $4::text END
 WHERE id = $1 AND next_run_at = $2::timestamptz`
 )
 
 // AdvancePeriodic implements [Store]. Its compare and set is one UPDATE:
 // the database serializes concurrent ones on the row.
-func (s *SQLStore) AdvancePeriodic(ctx context.Context, id string, from, to time.Time, lastTaskID string) (bool, error) {
+func (s *SQLStore) AdvancePeriodic(ctx context.Context, id string, from, to, lastRunAt time.Time, lastTaskID string) (bool, error) {
 	if !s.storable(id) {
 		return false, nil
 	}
 	n, err := exec(ctx, s.db, s.pick(advancePeriodicSQLite, advancePeriodicPostgres),
-		id, s.timeArg(from), s.timeArg(to), s.text(lastTaskID))
+		id, s.timeArg(from), s.timeArg(to), s.text(lastTaskID), s.timeArg(lastRunAt))
 	if err != nil {
 		return false, fmt.Errorf("tasks: advance periodic task %s: %w", id, err)
 	}
