@@ -175,6 +175,17 @@ type Store interface {
 	// exactly one succeeds.
 	AdvancePeriodic(ctx context.Context, id string, from, to, lastRunAt time.Time, lastTaskID string) (bool, error)
 
+	// RevokeSession records that the dashboard session id was logged out,
+	// until expires, when the session would have ended anyway; from then
+	// on SessionRevoked reports it to every engine sharing the store, in
+	// this process or another, before a restart and after. Revoking a
+	// revoked session succeeds. It also deletes the revocations whose
+	// expiry passed.
+	RevokeSession(ctx context.Context, id string, expires time.Time) error
+	// SessionRevoked reports whether the dashboard session id was revoked
+	// and its revocation has not expired.
+	SessionRevoked(ctx context.Context, id string) (bool, error)
+
 	// CountTasks returns how many tasks of the app appID are in each state.
 	// A state that no task is in is absent from the map. The count is of
 	// one moment: it agrees with a List of the app made at that moment.

@@ -28,6 +28,7 @@ type MemoryStore struct {
 
 	endpoints memTable[Endpoint, *Endpoint]
 	periodics memTable[PeriodicTask, *PeriodicTask]
+	revoked   map[string]time.Time // dashboard sessions logged out, until they expire
 }
 
 // memRecord is a record a memTable keeps: it copies itself and names its app.
@@ -762,6 +763,37 @@ func (s *MemoryStore) AdvancePeriodic(ctx context.Context, id string, from, to, 
 		p.LastTaskID = new(lastTaskID)
 	}
 	return true, nil
+}
+
+// RevokeSession implements [Store].
+func (s *MemoryStore) RevokeSession(ctx context.Context, id string, expires time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock()
+	for id, exp := range s.revoked {
+		if !now.Before(exp) {
+			delete(s.revoked, id)
+		}
+	}
+	if s.revoked == nil {
+		s.revoked = make(map[string]time.Time)
+	}
+	s.revoked[id] = expires.UTC().Truncate(time.Microsecond)
+	return nil
+}
+
+// SessionRevoked implements [Store].
+func (s *MemoryStore) SessionRevoked(ctx context.Context, id string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	exp, ok := s.revoked[id]
+	return ok && s.clock().Before(exp), nil
 }
 
 // nextVersion returns the UpdatedAt of an update at now of a record last

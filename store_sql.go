@@ -2107,6 +2107,53 @@ func (s *SQLStore) AdvancePeriodic(ctx context.Context, id string, from, to, las
 	return n == 1, nil
 }
 
+// Revoked dashboard sessions.
+
+// Session queries. Each SQLite query takes the store's clock last.
+const (
+	purgeSessionsSQLite   = `DELETE FROM taskwheel_revoked_sessions WHERE expires_at <= ?`
+	purgeSessionsPostgres = `DELETE FROM taskwheel_revoked_sessions WHERE expires_at <= now()`
+	revokeSession         = `INSERT INTO taskwheel_revoked_sessions (id, expires_at) VALUES (?, ?)
+ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at`
+	sessionRevokedSQLite   = `SELECT count(*) FROM taskwheel_revoked_sessions WHERE id = ? AND expires_at > ?`
+	sessionRevokedPostgres = `SELECT count(*) FROM taskwheel_revoked_sessions WHERE id = $1 AND expires_at > now()`
+)
+
+// RevokeSession implements [Store]. The purge and the revocation are one
+// transaction.
+func (s *SQLStore) RevokeSession(ctx context.Context, id string, expires time.Time) error {
+	if !s.storable(id) {
+		return invalid("id", "session ID %q is not valid text", id)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("tasks: revoke session: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, s.pick(purgeSessionsSQLite, purgeSessionsPostgres), s.args()...); err != nil {
+		return fmt.Errorf("tasks: revoke session: purge expired: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, s.db.Rebind(revokeSession), id, s.timeArg(expires)); err != nil {
+		return fmt.Errorf("tasks: revoke session: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("tasks: revoke session: %w", err)
+	}
+	return nil
+}
+
+// SessionRevoked implements [Store].
+func (s *SQLStore) SessionRevoked(ctx context.Context, id string) (bool, error) {
+	if !s.storable(id) {
+		return false, nil // no session has it
+	}
+	var n int
+	if err := s.read.GetContext(ctx, &n, s.pick(sessionRevokedSQLite, sessionRevokedPostgres), s.args(id)...); err != nil {
+		return false, fmt.Errorf("tasks: read session revocation: %w", err)
+	}
+	return n > 0, nil
+}
+
 // Dashboard counts.
 
 // countTasks takes the app.

@@ -56,6 +56,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) tasks.Store) {
 		{"DuePeriodics", su.testDuePeriodics},
 		{"AdvancePeriodic", su.testAdvancePeriodic},
 		{"Updates", su.testUpdates},
+		{"Sessions", su.testSessions},
 		{"CountTasks", su.testCountTasks},
 		{"TaskHistogram", su.testTaskHistogram},
 		{"CountAttempts", su.testCountAttempts},
