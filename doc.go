@@ -124,8 +124,9 @@ endpoint.go and delivery.go (webhook endpoints and delivery),
 webhook_sign.go (signatures), webhook_client.go (the SSRF-safe client),
 periodic.go (periodic tasks: cron schedules and their firing), handler.go
 (the HTTP API), ui.go with ui/ (the dashboard: its handler, and its
-templates and style sheet, embedded) and auth.go (API keys, which the API
-and the dashboard share).
+templates and style sheet, embedded), ui_throttle.go (the dashboard's
+login throttle) and auth.go (API keys, which the API and the dashboard
+share).
 
 # Testing
 

@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -308,23 +309,39 @@ func (e *Engine) RotateEndpointSecret(ctx context.Context, id string, overlap ti
 }
 
 // changeEndpoint reads an endpoint, applies change, validates and stores it.
-// Concurrent changes of one endpoint: the last one stored wins.
+// The store's write is a compare and set: when another change was stored
+// since the read, it reads the endpoint again and applies change to that,
+// so that concurrent changes all apply, in some order.
 func (e *Engine) changeEndpoint(ctx context.Context, id string, change func(*Endpoint)) (*Endpoint, error) {
-	ep, err := e.store.GetEndpoint(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("tasks: update endpoint %s: %w", id, err)
-	}
-	change(ep)
-	if err := e.validateEndpoint(ep); err != nil {
-		return nil, err
-	}
 	defer e.endpoints.invalidate()
-	stored, err := e.store.UpdateEndpoint(ctx, ep)
-	if err != nil {
-		return nil, fmt.Errorf("tasks: update endpoint %s: %w", id, err)
+	var err error
+	for range maxUpdateTries {
+		var ep *Endpoint
+		ep, err = e.store.GetEndpoint(ctx, id)
+		if err != nil {
+			break
+		}
+		change(ep)
+		if err := e.validateEndpoint(ep); err != nil {
+			return nil, err
+		}
+		var stored *Endpoint
+		stored, err = e.store.UpdateEndpoint(ctx, ep)
+		if !errors.Is(err, ErrConflict) {
+			if err != nil {
+				break
+			}
+			return stored, nil
+		}
 	}
-	return stored, nil
+	return nil, fmt.Errorf("tasks: update endpoint %s: %w", id, err)
 }
+
+// maxUpdateTries bounds the reads and writes of one update of an endpoint
+// or periodic task that keeps conflicting. Each conflict means another
+// update was stored, so it takes that many concurrent updates of one record
+// to exhaust it, and the update then fails with ErrConflict.
+const maxUpdateTries = 32
 
 // DeleteEndpoint deletes an endpoint; its tasks are no longer delivered to
 // it. Its attempts stay in the tasks' histories.

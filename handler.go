@@ -1548,6 +1548,8 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		ae = apiErrorf(http.StatusConflict, "", "the task's state does not allow this")
 	case errors.Is(err, ErrDuplicate):
 		ae = apiErrorf(http.StatusConflict, "Idempotency-Key", "a task with this Idempotency-Key exists")
+	case errors.Is(err, ErrConflict):
+		ae = apiErrorf(http.StatusConflict, "", "changed concurrently by other requests; try again")
 	default:
 		ae = errUnavailable
 		level := slog.LevelError

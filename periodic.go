@@ -134,7 +134,10 @@ const (
 	// MissedRunOnce enqueues one task, due at once, for the latest missed
 	// slot (its ScheduledRunTime is that slot) and none for the others, then
 	// resumes the schedule. It is the default: work that was due is done,
-	// once, however long the outage.
+	// once, however long the outage. The task's IdempotencyKey is that of
+	// the first missed slot, so that an engine that finds that slot due
+	// rather than missed (engines mark slots missed by when they started)
+	// enqueues the same task, never a second one.
 	MissedRunOnce MissedPolicy = "run_once"
 	// MissedSkip enqueues no task for missed slots and resumes the schedule
 	// at the first slot that is not missed.
@@ -145,7 +148,8 @@ const (
 // run times ("slots"): the task has the periodic task's AppID, EventType and
 // Data, its ScheduledRunTime is the slot, and its IdempotencyKey is
 // "periodic:<periodic task ID>:<slot in RFC 3339, UTC>", so each slot has one
-// task however many engines share the store. The engines enqueue each task
+// task however many engines share the store. (The one task of missed slots
+// run once has the key of the first of them; see [MissedRunOnce].) The engines enqueue each task
 // shortly before its slot (up to twice Config.PollInterval, at most a
 // minute), so that it starts exactly on time.
 //
@@ -334,11 +338,34 @@ func (e *Engine) Periodics(ctx context.Context, appID string) ([]*PeriodicTask, 
 // paused. A task already enqueued for a coming slot (see [PeriodicTask]) is
 // not changed; cancel it through LastTaskID if it must not run. An invalid
 // change gives a *ValidationError and changes nothing. Concurrent changes of
-// one periodic task: the last one stored wins.
+// one periodic task all apply, in some order: a change that finds the task
+// changed since it read it reads it again.
 func (e *Engine) UpdatePeriodic(ctx context.Context, id string, u PeriodicUpdate) (*PeriodicTask, error) {
+	var err error
+	for range maxUpdateTries {
+		var p *PeriodicTask
+		p, err = e.updatePeriodic(ctx, id, u)
+		if !errors.Is(err, ErrConflict) {
+			if err != nil {
+				break
+			}
+			e.pokePeriodic()
+			return p, nil
+		}
+	}
+	var verr *ValidationError
+	if errors.As(err, &verr) {
+		return nil, err
+	}
+	return nil, fmt.Errorf("tasks: update periodic task %s: %w", id, err)
+}
+
+// updatePeriodic makes one try of UpdatePeriodic: it reads the periodic
+// task, applies u and stores it, if it did not change meanwhile.
+func (e *Engine) updatePeriodic(ctx context.Context, id string, u PeriodicUpdate) (*PeriodicTask, error) {
 	p, err := e.store.GetPeriodic(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("tasks: update periodic task %s: %w", id, err)
+		return nil, err
 	}
 	old := p.clone()
 	if u.Spec != nil {
@@ -368,15 +395,10 @@ func (e *Engine) UpdatePeriodic(ctx context.Context, id string, u PeriodicUpdate
 	// enqueued again: its idempotency key makes that the same task.
 	if p.Spec != old.Spec || p.TimeZone != old.TimeZone || p.Status != old.Status {
 		if err := e.reschedule(ctx, p, sched); err != nil {
-			return nil, fmt.Errorf("tasks: update periodic task %s: %w", id, err)
+			return nil, err
 		}
 	}
-	stored, err := e.store.UpdatePeriodic(ctx, p)
-	if err != nil {
-		return nil, fmt.Errorf("tasks: update periodic task %s: %w", id, err)
-	}
-	e.pokePeriodic()
-	return stored, nil
+	return e.store.UpdatePeriodic(ctx, p)
 }
 
 // DeletePeriodic deletes a periodic task: it enqueues no more tasks. The
@@ -511,7 +533,9 @@ func (f *firer) fire(p *PeriodicTask, now time.Time) (advanced bool) {
 			return advanced
 		default:
 		}
-		var next time.Time
+		// The task of the slot is due at runAt, the slot itself unless
+		// it stands for missed slots; next is the slot after.
+		runAt, next := slot, time.Time{}
 		if slot.Before(missedBefore) {
 			last, first := missedSlots(sched, slot, missedBefore)
 			if first.IsZero() {
@@ -522,21 +546,19 @@ func (f *firer) fire(p *PeriodicTask, now time.Time) (advanced bool) {
 			if p.Missed == MissedSkip {
 				e.log.Info("tasks: periodic task missed slots; skipping them",
 					"periodic_id", p.ID, "first_missed", slot, "last_missed", last, "next_run_at", first)
-				if !f.advance(p, slot, first, "") {
+				if !f.advance(p, slot, first, time.Time{}, "") {
 					return advanced
 				}
 				advanced, slot = true, first
 				continue
 			}
+			// One task for the missed slots from slot to last, due at
+			// last and keyed by slot, then one move past them all: an
+			// engine that finds slot due rather than missed, and
+			// enqueues its task, enqueues that same task.
 			e.log.Info("tasks: periodic task missed slots; running the latest once",
 				"periodic_id", p.ID, "first_missed", slot, "last_missed", last, "next_run_at", first)
-			if !last.Equal(slot) {
-				if !f.advance(p, slot, last, "") {
-					return advanced
-				}
-				advanced, slot = true, last
-			}
-			next = first
+			runAt, next = last, first
 		} else {
 			next = sched.Next(slot)
 		}
@@ -545,12 +567,12 @@ func (f *firer) fire(p *PeriodicTask, now time.Time) (advanced bool) {
 				fmt.Errorf("schedule %q in %s has no run time after %v", p.Spec, p.TimeZone, slot))
 			return advanced
 		}
-		t, err := f.enqueue(p, slot)
+		t, err := f.enqueue(p, slot, runAt)
 		if err != nil {
 			f.report(p, slot, "enqueue the task of periodic task", err)
 			return advanced
 		}
-		if !f.advance(p, slot, next.UTC(), t.ID) {
+		if !f.advance(p, slot, next.UTC(), runAt, t.ID) {
 			return advanced
 		}
 		advanced, slot = true, next.UTC()
@@ -558,15 +580,15 @@ func (f *firer) fire(p *PeriodicTask, now time.Time) (advanced bool) {
 	return advanced
 }
 
-// enqueue stores the task of p's slot, or finds the one another engine
-// stored, and puts it in this engine's wheel.
-func (f *firer) enqueue(p *PeriodicTask, slot time.Time) (*Task, error) {
+// enqueue stores the task of p's slot, due at runAt, or finds the one
+// another engine stored, and puts it in this engine's wheel.
+func (f *firer) enqueue(p *PeriodicTask, slot, runAt time.Time) (*Task, error) {
 	r, e := f.r, f.r.e
 	t, err := e.newTask(NewTask{
 		AppID:          p.AppID,
 		EventType:      p.EventType,
 		Data:           p.Data,
-		RunAt:          slot,
+		RunAt:          runAt,
 		IdempotencyKey: periodicKey(p.ID, slot),
 	})
 	if err != nil {
@@ -587,13 +609,14 @@ func (f *firer) enqueue(p *PeriodicTask, slot time.Time) (*Task, error) {
 	return stored, nil
 }
 
-// advance moves p from slot from to slot to and reports whether it did. It
-// does not when another engine advanced or changed p first, or on an error,
-// which it logs.
-func (f *firer) advance(p *PeriodicTask, from, to time.Time, taskID string) bool {
+// advance moves p from slot from to slot to, recording taskID, if not "",
+// as its latest task, due at runAt, and reports whether it did. It does not
+// when another engine advanced or changed p first, or on an error, which it
+// logs.
+func (f *firer) advance(p *PeriodicTask, from, to, runAt time.Time, taskID string) bool {
 	r, e := f.r, f.r.e
 	ctx, cancel := context.WithTimeout(r.ctx, storeTimeout)
-	ok, err := e.store.AdvancePeriodic(ctx, p.ID, from, to, taskID)
+	ok, err := e.store.AdvancePeriodic(ctx, p.ID, from, to, runAt, taskID)
 	cancel()
 	if err != nil {
 		f.report(p, from, "advance periodic task", err)

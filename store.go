@@ -28,6 +28,8 @@ import (
 //     attempt (Finish, Extend) is fenced on the task's ID, its attempt number
 //     and its state being running, so a caller whose lease expired and whose
 //     task was claimed again cannot overwrite the newer attempt.
+//   - Updates of endpoints and periodic tasks are compare and set on
+//     UpdatedAt, so that concurrent read-modify-write updates lose none.
 //   - Idempotency keys are unique per app, enforced atomically (by a unique
 //     constraint on SQL stores), never by checking and then inserting.
 //     Periodic tasks rely on them for one task per slot, and on
@@ -127,7 +129,13 @@ type Store interface {
 	ListEndpoints(ctx context.Context, appID string) ([]*Endpoint, error)
 	// UpdateEndpoint replaces the URL, Description, EnabledEvents, Status
 	// and secrets of the endpoint with ep's ID, sets its UpdatedAt to now
-	// and returns it; ErrNotFound if there is none.
+	// and returns it; ErrNotFound if there is none. It is a compare and
+	// set on UpdatedAt: it applies only if the stored UpdatedAt is still
+	// ep.UpdatedAt, as read, and otherwise changes nothing and returns
+	// ErrConflict, so that of concurrent read-modify-write updates none is
+	// lost. To make UpdatedAt a version, each update sets it later than
+	// before: to now, or a microsecond after the previous UpdatedAt when
+	// now is not later.
 	UpdateEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint, error)
 	// DeleteEndpoint deletes an endpoint, or returns ErrNotFound. Its
 	// attempts stay in the history.
@@ -147,7 +155,9 @@ type Store interface {
 	// Missed and NextRunAt of the periodic task with p's ID, sets its
 	// UpdatedAt to now and returns it; ErrNotFound if there is none.
 	// LastRunAt and LastTaskID are left alone: only AdvancePeriodic sets
-	// them.
+	// them. Like UpdateEndpoint, it is a compare and set on UpdatedAt
+	// (ErrConflict when p.UpdatedAt is not the stored one), and sets
+	// UpdatedAt later than before.
 	UpdatePeriodic(ctx context.Context, p *PeriodicTask) (*PeriodicTask, error)
 	// DeletePeriodic deletes a periodic task, or returns ErrNotFound.
 	DeletePeriodic(ctx context.Context, id string) error
@@ -157,13 +167,26 @@ type Store interface {
 	DuePeriodics(ctx context.Context, within time.Duration, limit int) (now time.Time, due []*PeriodicTask, err error)
 	// AdvancePeriodic moves the NextRunAt of periodic task id from from to
 	// to, if it still is from (compare and set), and reports whether it
-	// did. If lastTaskID is not "", it also sets LastRunAt to from and
-	// LastTaskID to lastTaskID. UpdatedAt does not change. It reports false,
+	// did. If lastTaskID is not "", it also sets LastRunAt to lastRunAt
+	// (the slot the task is due at: from, or for missed slots run once the
+	// latest of them) and LastTaskID to lastTaskID. UpdatedAt does not
+	// change. It reports false,
 	// with a nil error, when there is no such task or its NextRunAt is not
 	// from (another engine advanced it first, or it was changed or paused),
 	// so that of engines advancing a task from the same slot at once,
 	// exactly one succeeds.
-	AdvancePeriodic(ctx context.Context, id string, from, to time.Time, lastTaskID string) (bool, error)
+	AdvancePeriodic(ctx context.Context, id string, from, to, lastRunAt time.Time, lastTaskID string) (bool, error)
+
+	// RevokeSession records that the dashboard session id was logged out,
+	// until expires, when the session would have ended anyway; from then
+	// on SessionRevoked reports it to every engine sharing the store, in
+	// this process or another, before a restart and after. Revoking a
+	// revoked session succeeds. It also deletes the revocations whose
+	// expiry passed.
+	RevokeSession(ctx context.Context, id string, expires time.Time) error
+	// SessionRevoked reports whether the dashboard session id was revoked
+	// and its revocation has not expired.
+	SessionRevoked(ctx context.Context, id string) (bool, error)
 
 	// CountTasks returns how many tasks of the app appID are in each state.
 	// A state that no task is in is absent from the map. The count is of

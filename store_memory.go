@@ -28,6 +28,7 @@ type MemoryStore struct {
 
 	endpoints memTable[Endpoint, *Endpoint]
 	periodics memTable[PeriodicTask, *PeriodicTask]
+	revoked   map[string]time.Time // dashboard sessions logged out, until they expire
 }
 
 // memRecord is a record a memTable keeps: it copies itself and names its app.
@@ -614,14 +615,17 @@ func (s *MemoryStore) UpdateEndpoint(ctx context.Context, ep *Endpoint) (*Endpoi
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.endpoints.get(ep.ID)
-	if !ok {
+	switch {
+	case !ok:
 		return nil, ErrNotFound
+	case !old.UpdatedAt.Equal(ep.UpdatedAt):
+		return nil, ErrConflict
 	}
 	c := ep.clone()
 	c.normalize()
 	old.URL, old.Description, old.EnabledEvents, old.Status = c.URL, c.Description, c.EnabledEvents, c.Status
 	old.Secret, old.PreviousSecret, old.PreviousSecretExpiresAt = c.Secret, c.PreviousSecret, c.PreviousSecretExpiresAt
-	old.UpdatedAt = s.clock()
+	old.UpdatedAt = nextVersion(old.UpdatedAt, s.clock())
 	return old.clone(), nil
 }
 
@@ -688,14 +692,17 @@ func (s *MemoryStore) UpdatePeriodic(ctx context.Context, p *PeriodicTask) (*Per
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.periodics.get(p.ID)
-	if !ok {
+	switch {
+	case !ok:
 		return nil, ErrNotFound
+	case !old.UpdatedAt.Equal(p.UpdatedAt):
+		return nil, ErrConflict
 	}
 	c := p.clone()
 	c.normalize()
 	old.Spec, old.TimeZone, old.EventType, old.Data = c.Spec, c.TimeZone, c.EventType, c.Data
 	old.Status, old.Missed, old.NextRunAt = c.Status, c.Missed, c.NextRunAt
-	old.UpdatedAt = s.clock()
+	old.UpdatedAt = nextVersion(old.UpdatedAt, s.clock())
 	return old.clone(), nil
 }
 
@@ -741,7 +748,7 @@ func (s *MemoryStore) DuePeriodics(ctx context.Context, within time.Duration, li
 }
 
 // AdvancePeriodic implements [Store].
-func (s *MemoryStore) AdvancePeriodic(ctx context.Context, id string, from, to time.Time, lastTaskID string) (bool, error) {
+func (s *MemoryStore) AdvancePeriodic(ctx context.Context, id string, from, to, lastRunAt time.Time, lastTaskID string) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
@@ -753,10 +760,52 @@ func (s *MemoryStore) AdvancePeriodic(ctx context.Context, id string, from, to t
 	}
 	p.NextRunAt = new(to.UTC().Truncate(time.Microsecond))
 	if lastTaskID != "" {
-		p.LastRunAt = new(from.UTC().Truncate(time.Microsecond))
+		p.LastRunAt = new(lastRunAt.UTC().Truncate(time.Microsecond))
 		p.LastTaskID = new(lastTaskID)
 	}
 	return true, nil
+}
+
+// RevokeSession implements [Store].
+func (s *MemoryStore) RevokeSession(ctx context.Context, id string, expires time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock()
+	for id, exp := range s.revoked {
+		if !now.Before(exp) {
+			delete(s.revoked, id)
+		}
+	}
+	if s.revoked == nil {
+		s.revoked = make(map[string]time.Time)
+	}
+	s.revoked[id] = expires.UTC().Truncate(time.Microsecond)
+	return nil
+}
+
+// SessionRevoked implements [Store].
+func (s *MemoryStore) SessionRevoked(ctx context.Context, id string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	exp, ok := s.revoked[id]
+	return ok && s.clock().Before(exp), nil
+}
+
+// nextVersion returns the UpdatedAt of an update at now of a record last
+// updated at prev: now, or a microsecond after prev when now is not later,
+// so that UpdatedAt, the version that updates compare and set, never
+// repeats.
+func nextVersion(prev, now time.Time) time.Time {
+	if next := prev.Add(time.Microsecond); now.Before(next) {
+		return next
+	}
+	return now
 }
 
 // dueHeap orders pending tasks by due time, then ID.

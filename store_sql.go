@@ -1744,7 +1744,9 @@ func (s *SQLStore) expiresArg(t *time.Time) any {
 
 // Endpoint queries. Inserts take the ID, the app, the URL, the description,
 // the enabled events, the status, the secret, the previous secret and its
-// expiry; updates take the ID, then the same fields but the app.
+// expiry; updates take the ID and the UpdatedAt they compare and set, then
+// the same fields but the app. An update sets updated_at later than it was
+// (see nextVersion), so that it never repeats.
 const (
 	insertEndpointSQLite = `INSERT INTO taskwheel_endpoints (id, app_id, url, description, enabled_events,
 	status, secret, previous_secret, previous_secret_expires_at, created_at, updated_at)
@@ -1760,14 +1762,17 @@ RETURNING ` + endpointColumnsPostgres
 	getEndpointPostgres   = `SELECT ` + endpointColumnsPostgres + ` FROM taskwheel_endpoints WHERE id = $1`
 	listEndpointsSQLite   = `SELECT ` + endpointColumnsSQLite + ` FROM taskwheel_endpoints WHERE app_id = ? ORDER BY created_at, id`
 	listEndpointsPostgres = `SELECT ` + endpointColumnsPostgres + ` FROM taskwheel_endpoints WHERE app_id = $1 ORDER BY created_at, id`
-	updateEndpointSQLite  = `UPDATE taskwheel_endpoints SET url = ?2, description = ?3, enabled_events = ?4,
-	status = ?5, secret = ?6, previous_secret = ?7, previous_secret_expires_at = ?8, updated_at = ?9
-WHERE id = ?1
+	updateEndpointSQLite  = `UPDATE taskwheel_endpoints SET url = ?3, description = ?4, enabled_events = ?5,
+	status = ?6, secret = ?7, previous_secret = ?8, previous_secret_expires_at = ?9,
+	updated_at = max(?10, updated_at + 1)
+WHERE id = ?1 AND updated_at = ?2
 RETURNING ` + endpointColumnsSQLite
-	updateEndpointPostgres = `UPDATE taskwheel_endpoints SET url = $2, description = $3, enabled_events = $4::text::jsonb,
-	status = $5, secret = $6, previous_secret = $7, previous_secret_expires_at = $8, updated_at = now()
-WHERE id = $1
+	updateEndpointPostgres = `UPDATE taskwheel_endpoints SET url = $3, description = $4, enabled_events = $5::text::jsonb,
+	status = $6, secret = $7, previous_secret = $8, previous_secret_expires_at = $9,
+	updated_at = greatest(now(), updated_at + interval '1 microsecond')
+WHERE id = $1 AND updated_at = $2
 RETURNING ` + endpointColumnsPostgres
+	endpointExists = `SELECT count(*) FROM taskwheel_endpoints WHERE id = ?`
 	deleteEndpoint = `DELETE FROM taskwheel_endpoints WHERE id = ?`
 )
 
@@ -1823,12 +1828,29 @@ func (s *SQLStore) UpdateEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint,
 		return nil, fmt.Errorf("tasks: update endpoint %s: %w", ep.ID, err)
 	}
 	got, err := queryEndpoint(ctx, s.db, s.pick(updateEndpointSQLite, updateEndpointPostgres), s.args(ep.ID,
-		s.text(ep.URL), s.text(ep.Description), events, string(ep.Status), s.text(ep.Secret),
-		s.text(ep.PreviousSecret), s.expiresArg(ep.PreviousSecretExpiresAt))...)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+		s.timeArg(ep.UpdatedAt), s.text(ep.URL), s.text(ep.Description), events, string(ep.Status),
+		s.text(ep.Secret), s.text(ep.PreviousSecret), s.expiresArg(ep.PreviousSecretExpiresAt))...)
+	if errors.Is(err, ErrNotFound) {
+		err = s.conflictOrNotFound(ctx, endpointExists, ep.ID)
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrConflict) {
 		return nil, fmt.Errorf("tasks: update endpoint %s: %w", ep.ID, err)
 	}
 	return got, err
+}
+
+// conflictOrNotFound tells why a compare-and-set update of the record id
+// changed no row: ErrConflict if exists, a query counting the records with
+// that ID, finds it, else ErrNotFound.
+func (s *SQLStore) conflictOrNotFound(ctx context.Context, exists, id string) error {
+	var n int
+	if err := s.db.GetContext(ctx, &n, s.db.Rebind(exists), id); err != nil {
+		return err
+	}
+	if n > 0 {
+		return ErrConflict
+	}
+	return ErrNotFound
 }
 
 // DeleteEndpoint implements [Store]. The endpoint's attempts stay in the
@@ -1917,7 +1939,8 @@ func queryPeriodic(ctx context.Context, q sqlx.QueryerContext, query string, arg
 
 // Periodic task queries. Inserts take the ID, the app, the spec, the time
 // zone, the event type, the data, the status, the missed policy and the next
-// slot; updates take the ID, then the same fields but the app.
+// slot; updates, like the endpoint's, take the ID and the UpdatedAt they
+// compare and set, then the same fields but the app.
 const (
 	insertPeriodicSQLite = `INSERT INTO taskwheel_periodic (id, app_id, spec, time_zone, event_type, data,
 	status, missed, next_run_at, created_at, updated_at)
@@ -1931,14 +1954,15 @@ ON CONFLICT DO NOTHING
 RETURNING ` + periodicColumns
 	getPeriodic          = `SELECT ` + periodicColumns + ` FROM taskwheel_periodic WHERE id = ?`
 	listPeriodics        = `SELECT ` + periodicColumns + ` FROM taskwheel_periodic WHERE app_id = ? ORDER BY created_at, id`
-	updatePeriodicSQLite = `UPDATE taskwheel_periodic SET spec = ?2, time_zone = ?3, event_type = ?4, data = ?5,
-	status = ?6, missed = ?7, next_run_at = ?8, updated_at = ?9
-WHERE id = ?1
+	updatePeriodicSQLite = `UPDATE taskwheel_periodic SET spec = ?3, time_zone = ?4, event_type = ?5, data = ?6,
+	status = ?7, missed = ?8, next_run_at = ?9, updated_at = max(?10, updated_at + 1)
+WHERE id = ?1 AND updated_at = ?2
 RETURNING ` + periodicColumns
-	updatePeriodicPostgres = `UPDATE taskwheel_periodic SET spec = $2, time_zone = $3, event_type = $4, data = $5,
-	status = $6, missed = $7, next_run_at = $8, updated_at = now()
-WHERE id = $1
+	updatePeriodicPostgres = `UPDATE taskwheel_periodic SET spec = $3, time_zone = $4, event_type = $5, data = $6,
+	status = $7, missed = $8, next_run_at = $9, updated_at = greatest(now(), updated_at + interval '1 microsecond')
+WHERE id = $1 AND updated_at = $2
 RETURNING ` + periodicColumns
+	periodicExists = `SELECT count(*) FROM taskwheel_periodic WHERE id = ?`
 	deletePeriodic = `DELETE FROM taskwheel_periodic WHERE id = ?`
 )
 
@@ -1986,9 +2010,12 @@ func (s *SQLStore) UpdatePeriodic(ctx context.Context, p *PeriodicTask) (*Period
 		return nil, ErrNotFound
 	}
 	got, err := queryPeriodic(ctx, s.db, s.pick(updatePeriodicSQLite, updatePeriodicPostgres), s.args(p.ID,
-		s.text(p.Spec), s.text(p.TimeZone), s.text(p.EventType), []byte(p.Data), string(p.Status),
-		string(p.Missed), s.expiresArg(p.NextRunAt))...)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+		s.timeArg(p.UpdatedAt), s.text(p.Spec), s.text(p.TimeZone), s.text(p.EventType), []byte(p.Data),
+		string(p.Status), string(p.Missed), s.expiresArg(p.NextRunAt))...)
+	if errors.Is(err, ErrNotFound) {
+		err = s.conflictOrNotFound(ctx, periodicExists, p.ID)
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrConflict) {
 		return nil, fmt.Errorf("tasks: update periodic task %s: %w", p.ID, err)
 	}
 	return got, err
@@ -2055,30 +2082,78 @@ func (s *SQLStore) DuePeriodics(ctx context.Context, within time.Duration, limit
 }
 
 // AdvancePeriodic queries take the ID, the slot to move from (the fence),
-// the slot to move to and the ID of the task enqueued, "" for none.
+// the slot to move to, the ID of the task enqueued, "" for none, and the
+// slot that task is due at.
 const (
 	advancePeriodicSQLite = `UPDATE taskwheel_periodic SET next_run_at = ?3,
-	last_run_at = CASE WHEN ?4 = '' THEN last_run_at ELSE ?2 END,
+	last_run_at = CASE WHEN ?4 = '' THEN last_run_at ELSE ?5 END,
 	last_task_id = CASE WHEN ?4 = '' THEN last_task_id ELSE ?4 END
 WHERE id = ?1 AND next_run_at = ?2`
 	advancePeriodicPostgres = `UPDATE taskwheel_periodic SET next_run_at = $3,
-	last_run_at = CASE WHEN $4::text = '' THEN last_run_at ELSE $2::timestamptz END,
+	last_run_at = CASE WHEN $4::text = '' THEN last_run_at ELSE $5::timestamptz END,
 	last_task_id = CASE WHEN $4::text = '' THEN last_task_id ELSE $4::text END
 WHERE id = $1 AND next_run_at = $2::timestamptz`
 )
 
 // AdvancePeriodic implements [Store]. Its compare and set is one UPDATE:
 // the database serializes concurrent ones on the row.
-func (s *SQLStore) AdvancePeriodic(ctx context.Context, id string, from, to time.Time, lastTaskID string) (bool, error) {
+func (s *SQLStore) AdvancePeriodic(ctx context.Context, id string, from, to, lastRunAt time.Time, lastTaskID string) (bool, error) {
 	if !s.storable(id) {
 		return false, nil
 	}
 	n, err := exec(ctx, s.db, s.pick(advancePeriodicSQLite, advancePeriodicPostgres),
-		id, s.timeArg(from), s.timeArg(to), s.text(lastTaskID))
+		id, s.timeArg(from), s.timeArg(to), s.text(lastTaskID), s.timeArg(lastRunAt))
 	if err != nil {
 		return false, fmt.Errorf("tasks: advance periodic task %s: %w", id, err)
 	}
 	return n == 1, nil
+}
+
+// Revoked dashboard sessions.
+
+// Session queries. Each SQLite query takes the store's clock last.
+const (
+	purgeSessionsSQLite   = `DELETE FROM taskwheel_revoked_sessions WHERE expires_at <= ?`
+	purgeSessionsPostgres = `DELETE FROM taskwheel_revoked_sessions WHERE expires_at <= now()`
+	revokeSession         = `INSERT INTO taskwheel_revoked_sessions (id, expires_at) VALUES (?, ?)
+ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at`
+	sessionRevokedSQLite   = `SELECT count(*) FROM taskwheel_revoked_sessions WHERE id = ? AND expires_at > ?`
+	sessionRevokedPostgres = `SELECT count(*) FROM taskwheel_revoked_sessions WHERE id = $1 AND expires_at > now()`
+)
+
+// RevokeSession implements [Store]. The purge and the revocation are one
+// transaction.
+func (s *SQLStore) RevokeSession(ctx context.Context, id string, expires time.Time) error {
+	if !s.storable(id) {
+		return invalid("id", "session ID %q is not valid text", id)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("tasks: revoke session: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, s.pick(purgeSessionsSQLite, purgeSessionsPostgres), s.args()...); err != nil {
+		return fmt.Errorf("tasks: revoke session: purge expired: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, s.db.Rebind(revokeSession), id, s.timeArg(expires)); err != nil {
+		return fmt.Errorf("tasks: revoke session: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("tasks: revoke session: %w", err)
+	}
+	return nil
+}
+
+// SessionRevoked implements [Store].
+func (s *SQLStore) SessionRevoked(ctx context.Context, id string) (bool, error) {
+	if !s.storable(id) {
+		return false, nil // no session has it
+	}
+	var n int
+	if err := s.read.GetContext(ctx, &n, s.pick(sessionRevokedSQLite, sessionRevokedPostgres), s.args(id)...); err != nil {
+		return false, fmt.Errorf("tasks: read session revocation: %w", err)
+	}
+	return n > 0, nil
 }
 
 // Dashboard counts.

@@ -366,9 +366,11 @@ func TestSQLStore_UnstorableText(t *testing.T) {
 		}
 		ep := &tasks.Endpoint{ID: "ep_unstorable", AppID: "app_1", URL: msg, Description: msg, EnabledEvents: []string{msg, "*"},
 			Status: tasks.EndpointActive, Secret: msg, PreviousSecret: msg}
-		if _, err := s.InsertEndpoint(ctx, ep); err != nil {
-			t.Errorf("InsertEndpoint with text %q: got error %v, want nil", msg, err)
+		stored, err := s.InsertEndpoint(ctx, ep)
+		if err != nil {
+			t.Fatalf("InsertEndpoint with text %q: got error %v, want nil", msg, err)
 		}
+		ep.UpdatedAt = stored.UpdatedAt // the version the update compares and sets
 		if _, err := s.UpdateEndpoint(ctx, ep); err != nil {
 			t.Errorf("UpdateEndpoint with text %q: got error %v, want nil", msg, err)
 		}

@@ -180,6 +180,11 @@ var (
 	// ErrInvalidState means the task's state does not allow the operation,
 	// for example canceling a completed task.
 	ErrInvalidState = errors.New("tasks: operation not allowed in the task's state")
+	// ErrConflict means an endpoint or periodic task changed between the
+	// read and the write of an update (see [Store.UpdateEndpoint]); the
+	// engine reads it again and retries, and returns ErrConflict only when
+	// other writers kept winning.
+	ErrConflict = errors.New("tasks: concurrent update")
 	// ErrNotSupported means the store does not support the operation, for
 	// example EnqueueTx on a MemoryStore.
 	ErrNotSupported = errors.New("tasks: not supported by this store")

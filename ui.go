@@ -81,9 +81,14 @@ const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'se
 // A login sets a session cookie (HttpOnly, SameSite=Strict, Secure over
 // TLS, Path the mount prefix) that holds no key: a random session ID, its
 // expiry (12 hours) and an HMAC of both keyed by a digest of the API key, so
-// that a session needs no server state, survives restarts, serves every
-// process that has the key, and ends when the key is removed. Logging out
-// clears the cookie and revokes the session in this process. Every request
+// that a session serves every process that has the key, survives restarts,
+// and ends when the key is removed. Logging out clears the cookie and
+// revokes the session in the store ([Store.RevokeSession]), so that no
+// dashboard on the store, in any process, before a restart or after, takes
+// the cookie again. Logins are throttled per client address (the
+// connection's) and for all clients together: too many wrong keys get 429
+// Too Many Requests with Retry-After, for a while; a right key costs
+// nothing. Every request
 // that changes state is a POST that must come from the dashboard's own
 // origin (Sec-Fetch-Site or Origin, see [http.CrossOriginProtection]) and
 // carry the session's CSRF token; any other gets 403. Pages carry a strict
@@ -108,7 +113,7 @@ func (e *Engine) UI(cfg *HandlerConfig) http.Handler {
 		now:          time.Now,
 		storeTimeout: apiStoreTimeout,
 		origin:       http.NewCrossOriginProtection(),
-		revoked:      make(map[string]time.Time),
+		logins:       newLoginThrottle(),
 	}
 	if u.horizon == 0 {
 		u.horizon = DefaultHorizon
@@ -165,9 +170,7 @@ type ui struct {
 	storeTimeout time.Duration
 	origin       *http.CrossOriginProtection
 	pages        map[string]*template.Template
-
-	mu      sync.Mutex
-	revoked map[string]time.Time // IDs of sessions logged out, until they expire
+	logins       *loginThrottle
 }
 
 // sessionKey derives the key that signs the sessions of an API key from
@@ -309,7 +312,11 @@ func (u *ui) newView(r *http.Request) *view {
 func (u *ui) page(pattern string, fn pageFunc) {
 	u.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		v := u.newView(r)
-		s := u.session(r)
+		s, err := u.session(r)
+		if err != nil {
+			u.renderError(w, r, err)
+			return
+		}
 		if s == nil && u.open {
 			s = u.newSession(w, r, 0)
 		}
@@ -335,7 +342,11 @@ func (u *ui) action(pattern string, fn pageFunc) {
 			return
 		}
 		v := u.newView(r)
-		s := u.session(r)
+		s, err := u.session(r)
+		if err != nil {
+			u.renderError(w, r, err)
+			return
+		}
 		if s == nil {
 			u.renderError(w, r, errNoSession)
 			return
@@ -468,8 +479,28 @@ func (u *ui) cookie(r *http.Request, value string, maxAge int) *http.Cookie {
 }
 
 // session returns the request's session, or nil if it has none that is
-// valid: signed by a current key, not expired, not logged out.
-func (u *ui) session(r *http.Request) *session {
+// valid: signed by a current key, not expired, not logged out. It reads
+// the store for the logout.
+func (u *ui) session(r *http.Request) (*session, error) {
+	s := u.signedSession(r)
+	if s == nil {
+		return nil, nil
+	}
+	ctx, cancel := u.storeCtx(r)
+	defer cancel()
+	revoked, err := u.e.store.SessionRevoked(ctx, s.id)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("tasks: check session: %w", err)
+	case revoked:
+		return nil, nil
+	}
+	return s, nil
+}
+
+// signedSession returns the request's session if its cookie is signed by
+// a current key and not expired, whether or not it was logged out.
+func (u *ui) signedSession(r *http.Request) *session {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
 		return nil
@@ -497,30 +528,11 @@ func (u *ui) session(r *http.Request) *session {
 	if match < 0 {
 		return nil
 	}
-	u.mu.Lock()
-	_, out := u.revoked[id]
-	u.mu.Unlock()
-	if out {
-		return nil
-	}
 	s := &session{id: id, expires: time.Unix(expires, 0), csrf: csrfToken(u.macKeys[match], id)}
 	if !u.open {
 		s.key = &u.keys[match]
 	}
 	return s
-}
-
-// revoke ends the session s in this process.
-func (u *ui) revoke(s *session) {
-	now := u.now()
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	for id, exp := range u.revoked {
-		if !now.Before(exp) {
-			delete(u.revoked, id)
-		}
-	}
-	u.revoked[s.id] = s.expires
 }
 
 // ---- login
@@ -531,7 +543,7 @@ type loginPage struct {
 
 func (u *ui) handleLoginForm(w http.ResponseWriter, r *http.Request) {
 	v := u.newView(r)
-	if u.open || u.session(r) != nil {
+	if s, _ := u.session(r); u.open || s != nil { // on an error, the form
 		http.Redirect(w, r, v.Base+"/", http.StatusSeeOther)
 		return
 	}
@@ -551,6 +563,13 @@ func (u *ui) handleLogin(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, v.Base+"/", http.StatusSeeOther)
 		return
 	}
+	attempt, wait := u.logins.attempt(r, u.now())
+	if attempt == nil {
+		secs := int((wait + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		u.renderError(w, r, uiErrorf(http.StatusTooManyRequests, "Too many login attempts. Try again in %d seconds.", secs))
+		return
+	}
 	if err := parseForm(w, r); err != nil {
 		u.renderError(w, r, err)
 		return
@@ -561,12 +580,17 @@ func (u *ui) handleLogin(w http.ResponseWriter, r *http.Request) {
 		u.render(w, r, http.StatusUnauthorized, "login", v)
 		return
 	}
+	attempt.refund()
 	u.newSession(w, r, i)
 	http.Redirect(w, r, v.Base+"/", http.StatusSeeOther)
 }
 
 func (u *ui) handleLogout(w http.ResponseWriter, r *http.Request, v *view) error {
-	u.revoke(v.session)
+	ctx, cancel := u.storeCtx(r)
+	defer cancel()
+	if err := u.e.store.RevokeSession(ctx, v.session.id, v.session.expires); err != nil {
+		return fmt.Errorf("tasks: log out: %w", err)
+	}
 	http.SetCookie(w, u.cookie(r, "", -1))
 	if u.open {
 		return u.redirect(w, r, v.Base+"/")
@@ -1271,6 +1295,8 @@ func (u *ui) renderError(w http.ResponseWriter, r *http.Request, err error) {
 		ue = uiErrorf(http.StatusNotFound, "Not found.")
 	case errors.Is(err, ErrInvalidState):
 		ue = uiErrorf(http.StatusConflict, "The task's state does not allow this.")
+	case errors.Is(err, ErrConflict):
+		ue = uiErrorf(http.StatusConflict, "Others changed this at the same time. Try again.")
 	default:
 		ue = errUIUnavailable
 		level := slog.LevelError
@@ -1283,7 +1309,9 @@ func (u *ui) renderError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", retryAfter)
 	}
 	v := u.newView(r)
-	if s := u.session(r); s != nil {
+	// The signature alone decides the links an error page shows: it may
+	// answer a store that failed, and shows no data.
+	if s := u.signedSession(r); s != nil {
 		v.session, v.CSRF = s, s.csrf
 	}
 	back := v.Base + "/"

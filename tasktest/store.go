@@ -55,6 +55,8 @@ func TestStore(t *testing.T, newStore func(t *testing.T) tasks.Store) {
 		{"Periodics", su.testPeriodics},
 		{"DuePeriodics", su.testDuePeriodics},
 		{"AdvancePeriodic", su.testAdvancePeriodic},
+		{"Updates", su.testUpdates},
+		{"Sessions", su.testSessions},
 		{"CountTasks", su.testCountTasks},
 		{"TaskHistogram", su.testTaskHistogram},
 		{"CountAttempts", su.testCountAttempts},

@@ -102,9 +102,11 @@ func (h *harness) duePeriodics(within time.Duration, limit int) (time.Time, []*t
 	return now, h.checkPeriodics(got)
 }
 
+// advancePeriodic advances periodic task id from slot from to slot to,
+// recording taskID as the task of slot from.
 func (h *harness) advancePeriodic(id string, from, to time.Time, taskID string) bool {
 	h.t.Helper()
-	ok, err := h.s.AdvancePeriodic(h.ctx, id, from, to, taskID)
+	ok, err := h.s.AdvancePeriodic(h.ctx, id, from, to, from, taskID)
 	if err != nil {
 		h.t.Fatalf("AdvancePeriodic(%s): got error %v, want nil", id, err)
 	}
@@ -344,7 +346,7 @@ func (su suite) testPeriodics(t *testing.T) {
 			LastRunAt:  ptr(next.Add(-time.Hour)),                   // the store's: only Advance sets it
 			LastTaskID: ptr("task_other"),                           // likewise
 			CreatedAt:  time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC), // the store's
-			UpdatedAt:  time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC), // the store's
+			UpdatedAt:  in.UpdatedAt,                                // as read: the version the update compares and sets
 		}
 		before := h.now()
 		got := h.updatePeriodic(clonePeriodic(change))
@@ -572,6 +574,16 @@ func (su suite) testAdvancePeriodic(t *testing.T) {
 		}
 		want.NextRunAt = ptr(to.Add(time.Hour))
 		h.wantSamePeriodic("GetPeriodic after AdvancePeriodic without a task", h.getPeriodic(p.ID), want)
+
+		// Past missed slots, with the task of the latest: LastRunAt is
+		// that slot, not the one moved from.
+		from, latest, to := to.Add(time.Hour), to.Add(3*time.Hour), to.Add(4*time.Hour)
+		ok, err := h.s.AdvancePeriodic(h.ctx, p.ID, from, to, latest, "task_2")
+		if err != nil || !ok {
+			h.t.Fatalf("AdvancePeriodic past missed slots: got %v, %v; want true, nil", ok, err)
+		}
+		want.NextRunAt, want.LastRunAt, want.LastTaskID = &to, &latest, ptr("task_2")
+		h.wantSamePeriodic("GetPeriodic after AdvancePeriodic past missed slots", h.getPeriodic(p.ID), want)
 	})
 
 	su.run(t, "WrongFromChangesNothing", func(h *harness) {
@@ -624,7 +636,7 @@ func (su suite) testAdvancePeriodic(t *testing.T) {
 			for i := range n {
 				wg.Go(func() {
 					<-start
-					won[i], errs[i] = h.s.AdvancePeriodic(h.ctx, p.ID, from, from.Add(time.Duration(i+1)*time.Minute), fmt.Sprintf("task_%d", i))
+					won[i], errs[i] = h.s.AdvancePeriodic(h.ctx, p.ID, from, from.Add(time.Duration(i+1)*time.Minute), from, fmt.Sprintf("task_%d", i))
 				})
 			}
 			close(start)

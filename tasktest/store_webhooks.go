@@ -287,7 +287,7 @@ func (su suite) testEndpoints(t *testing.T) {
 			PreviousSecret:          in.Secret,
 			PreviousSecretExpiresAt: &expires,
 			CreatedAt:               time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC), // the store's
-			UpdatedAt:               time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC), // the store's
+			UpdatedAt:               in.UpdatedAt,                                // as read: the version the update compares and sets
 		}
 		before := h.now()
 		got := h.updateEndpoint(cloneEndpoint(change))
@@ -304,6 +304,7 @@ func (su suite) testEndpoints(t *testing.T) {
 		// Back, and with the previous secret removed.
 		h.waitPast(got.UpdatedAt)
 		change = cloneEndpoint(in)
+		change.UpdatedAt = got.UpdatedAt // the version stored now
 		change.PreviousSecret, change.PreviousSecretExpiresAt = "", nil
 		change.EnabledEvents = []string{"b.event", "a.event"}
 		got = h.updateEndpoint(cloneEndpoint(change))

@@ -1,0 +1,11 @@
+-- Dashboard sessions logged out, each until it would have expired: a
+-- session is a signed cookie, so a logout must be remembered where every
+-- process, and the next one, sees it. Times are INTEGER Unix microseconds,
+-- UTC.
+CREATE TABLE taskwheel_revoked_sessions (
+	id         TEXT    NOT NULL PRIMARY KEY,
+	expires_at INTEGER NOT NULL
+) STRICT;
+
+-- RevokeSession: purging the expired ones.
+CREATE INDEX taskwheel_revoked_sessions_expiry ON taskwheel_revoked_sessions (expires_at);
