@@ -103,8 +103,12 @@ func TestEngine_StoreFaults(t *testing.T) {
 			// (a lease lost while the outcome is retried, so the task runs
 			// again early) must fail this test, never hang it.
 			ran := make(chan *tasks.Task, 100)
+			// The completer gives up after about 0.85 to 1.7 s of retries;
+			// the lease is short enough to expire twice before then, and
+			// long enough that a loaded machine's late heartbeat does not
+			// lose it.
 			e := startEngine(t, store, &tasks.Config{
-				Lease:          100 * time.Millisecond,
+				Lease:          300 * time.Millisecond,
 				RescueInterval: 20 * time.Millisecond,
 				Logger:         slog.New(slog.NewTextHandler(&logs, nil)),
 			}, map[string]tasks.Func{
@@ -129,8 +133,9 @@ func TestEngine_StoreFaults(t *testing.T) {
 			task := enqueue(t, e, tasks.NewTask{EventType: "x"})
 			first := next()
 			// While the completer retries, the heartbeat keeps the lease:
-			// the task stays running, past several leases.
-			time.Sleep(300 * time.Millisecond)
+			// the task stays running, past two leases, and does not run
+			// again.
+			time.Sleep(700 * time.Millisecond)
 			if got, _ := e.Get(context.Background(), task.ID); got.State != tasks.StateRunning || len(ran) > 0 {
 				t.Fatalf("task is %s and ran %d more times while its outcome was being retried, want running and not run again", got.State, len(ran))
 			}
