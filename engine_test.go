@@ -310,7 +310,10 @@ func TestEngine_Cancel(t *testing.T) {
 		})
 		ctx := context.Background()
 		t.Run("scheduled task is canceled and never runs", func(t *testing.T) {
-			task := enqueue(t, e, tasks.NewTask{EventType: "count", RunAt: time.Now().Add(50 * time.Millisecond)})
+			// Due late enough that Enqueue and Cancel are done before it,
+			// even on a loaded machine (50 ms was not, one run in 20).
+			runAt := time.Now().Add(time.Second)
+			task := enqueue(t, e, tasks.NewTask{EventType: "count", RunAt: runAt})
 			got, err := e.Cancel(ctx, task.ID)
 			if err != nil || got.State != tasks.StateCanceled {
 				t.Fatalf("Cancel = %v, %v; want canceled", got.State, err)
@@ -319,7 +322,7 @@ func TestEngine_Cancel(t *testing.T) {
 			if err != nil || again.State != tasks.StateCanceled {
 				t.Errorf("second Cancel = %v, %v; want the same answer", again.State, err)
 			}
-			time.Sleep(100 * time.Millisecond) // past its run time: nothing may run it
+			time.Sleep(time.Until(runAt) + 100*time.Millisecond) // past its run time: nothing may run it
 			if n := ran.Load(); n != 0 {
 				t.Errorf("canceled task ran %d times", n)
 			}
