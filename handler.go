@@ -1300,7 +1300,8 @@ func stringField(m map[string]json.RawMessage, name string, required bool) (stri
 
 // dataField reads data: any JSON value, null included, kept byte for byte,
 // of at most Config.MaxDataBytes (413 beyond). Absent gives nil, or a 400
-// when required.
+// when required. A lone UTF-16 surrogate escape ("\ud800") gets a 400: the
+// answers, which hold data as given, must be I-JSON (see validateData).
 func (h *handler) dataField(m map[string]json.RawMessage, required bool) (json.RawMessage, error) {
 	data, ok := m["data"]
 	if !ok {
@@ -1311,6 +1312,9 @@ func (h *handler) dataField(m map[string]json.RawMessage, required bool) (json.R
 	}
 	if len(data) > h.e.cfg.MaxDataBytes {
 		return nil, apiErrorf(http.StatusRequestEntityTooLarge, "data", "data is %d bytes, more than the limit of %d", len(data), h.e.cfg.MaxDataBytes)
+	}
+	if err := validateData(data); err != nil {
+		return nil, badRequest(err)
 	}
 	return data, nil
 }

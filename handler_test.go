@@ -12,7 +12,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -530,6 +532,12 @@ func TestHandler_StrictJSON_A5toA10(t *testing.T) {
 		{"A10", "invalid UTF-8 in data", "{\"event_type\":\"x\",\"data\":\"\xc3\x28\"}", "", "UTF-8"},
 		{"A10", "invalid UTF-8 in a key", "{\"event_type\":\"x\",\"data\":{\"\xed\xa0\x80\":1}}", "", "UTF-8"},
 		{"A10", "byte order mark", "\xef\xbb\xbf{\"event_type\":\"x\",\"data\":{}}", "", "not valid JSON"},
+		{"A10", "lone high surrogate in data", `{"event_type":"x","data":{"s":"\ud800"}}`, "data", `\ud800 at byte 6 is a lone UTF-16 surrogate`},
+		{"A10", "lone low surrogate in data", `{"event_type":"x","data":"a\uDC00b"}`, "data", `\uDC00`},
+		{"A10", "high surrogate then a letter", `{"event_type":"x","data":"\ud83d\u0041"}`, "data", "surrogate"},
+		{"A10", "high surrogate ending the string", `{"event_type":"x","data":["\ud83d"]}`, "data", "surrogate"},
+		{"A10", "surrogate pair reversed", `{"event_type":"x","data":"\ude00\ud83d"}`, "data", "surrogate"},
+		{"A10", "lone surrogate in a key of data", `{"event_type":"x","data":{"\udfff":1}}`, "data", "surrogate"},
 	} {
 		t.Run(tt.id+" "+tt.name, func(t *testing.T) {
 			a.do("POST", "/apps/app_1/tasks", tt.body).problem(t, http.StatusBadRequest, tt.field, tt.mention)
@@ -544,12 +552,19 @@ func TestHandler_StrictJSON_A5toA10(t *testing.T) {
 			a.do("POST", "/apps/app_1/endpoints/"+e.ID+"/rotate_secret", `{"overlap_seconds":`+n+`}`).problem(t, http.StatusBadRequest, "overlap_seconds", "whole number")
 		}
 	})
+	t.Run("A10 escapes that are valid I-JSON are kept", func(t *testing.T) {
+		for _, data := range []string{`"\u0000"`, `"\ud83d\ude00"`, `"\uD83D\uDE00"`, `"\\ud800"`, `{"\u00e9":"\\\ud83d\ude00"}`} {
+			if got := a.createTask(`{"event_type":"x","data":` + data + `}`); string(got.Data) != data {
+				t.Errorf("data %s answered as %s", data, got.Data)
+			}
+		}
+	})
 	t.Run("63 levels in data are fine", func(t *testing.T) {
 		a.createTask(`{"event_type":"x","data":` + strings.Repeat(`[`, 63) + strings.Repeat(`]`, 63) + `}`)
 	})
 	t.Run("nothing was stored", func(t *testing.T) {
-		if n := len(a.list(t, "/apps/app_1/tasks").Data); n != 1 {
-			t.Errorf("%d tasks, want 1", n)
+		if n := len(a.list(t, "/apps/app_1/tasks").Data); n != 6 {
+			t.Errorf("%d tasks, want 6", n)
 		}
 	})
 }
@@ -1287,6 +1302,7 @@ func FuzzCreateTaskRequest(f *testing.F) {
 		`{"event_type":"x","scheduled_run_time":"2026-12-01T10:00:00","data":{}}`,
 		`{"event_type":"x","scheduled_run_time":"9999-12-31T23:59:59Z","data":{}}`,
 		``, `null`, `{}`, `{"":""}`,
+		`{"event_type":"x","data":{"s":"\ud800"}}`, `{"event_type":"x","data":"\ud83d\ude00\u0000\\ud800"}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -1334,6 +1350,9 @@ func FuzzCreateTaskRequest(f *testing.F) {
 		if out.EventType != *in.EventType || !bytes.Equal(out.Data, in.Data) {
 			t.Fatalf("201 for %q answered %s", body, w.Body)
 		}
+		if s := loneSurrogate(w.Body.Bytes()); s != "" {
+			t.Fatalf("201 for %q answered %s, whose %s is not I-JSON", body, w.Body, s)
+		}
 		if in.ScheduledRunTime != nil {
 			at, err := time.Parse(time.RFC3339Nano, strings.ToUpper(*in.ScheduledRunTime))
 			if err != nil || out.ScheduledRunTime == nil || !out.ScheduledRunTime.Equal(at.Truncate(time.Microsecond)) {
@@ -1341,4 +1360,34 @@ func FuzzCreateTaskRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// jsonEscape matches a JSON string escape: \uXXXX, or a backslash and one
+// other character.
+var jsonEscape = regexp.MustCompile(`\\(u[0-9a-fA-F]{4}|.)`)
+
+// loneSurrogate returns the first \u escape of a UTF-16 surrogate in the
+// valid JSON text b that is not half of a pair (high, then low), or "".
+func loneSurrogate(b []byte) string {
+	var high string // a high surrogate's escape, waiting for its low half
+	end := -1       // where the escape of high ended
+	for _, m := range jsonEscape.FindAllSubmatchIndex(b, -1) {
+		esc := string(b[m[0]:m[1]])
+		var r uint64
+		if len(esc) == 6 {
+			r, _ = strconv.ParseUint(esc[2:], 16, 32)
+		}
+		isLow := 0xdc00 <= r && r <= 0xdfff
+		switch {
+		case high != "" && (m[0] != end || !isLow):
+			return high
+		case high != "":
+			high = ""
+		case 0xd800 <= r && r <= 0xdbff:
+			high, end = esc, m[1]
+		case isLow:
+			return esc
+		}
+	}
+	return high
 }
