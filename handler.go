@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"reflect"
 	"regexp"
 	"runtime/debug"
 	"slices"
@@ -102,6 +103,12 @@ const (
 // missing one, and so is an app that the key does not grant. A store that
 // fails or does not answer within 5 seconds gives 503 with Retry-After; its
 // error goes to the log, not to the client.
+//
+// Creating a task with an Idempotency-Key that a task of the app holds
+// creates nothing: the same request again (the same event type, run time and
+// data, data compared as a JSON value, white space and member order aside)
+// gets that task, 201 with Idempotent-Replayed: true, whatever changed
+// since; another request gets 422.
 //
 // Creating a task refuses with 422 an event type that nothing would run: no
 // func registered and no active endpoint of the app subscribed. A schedule's
@@ -356,29 +363,51 @@ func (h *handler) handleCreateTask(w http.ResponseWriter, r *http.Request, app s
 	if err := ValidateEventType(eventType); err != nil {
 		return err
 	}
-	if err := h.checkHorizon("scheduled_run_time", runAt); err != nil {
-		return err
-	}
 
 	ctx, cancel := h.storeCtx(r)
 	defer cancel()
+	// A key that holds a task is answered from it before the checks below,
+	// so that a replay gets the original answer whatever changed since: a
+	// deleted endpoint, a shorter horizon.
+	if key != "" {
+		t, err := h.e.store.GetByIdempotencyKey(ctx, app, key)
+		if err == nil {
+			return h.replay(w, r, t, key, eventType, runAt, data)
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	if err := h.checkHorizon("scheduled_run_time", runAt); err != nil {
+		return err
+	}
 	if err := h.checkRoute(ctx, app, eventType); err != nil {
 		return err
 	}
 	t, err := h.e.Enqueue(ctx, NewTask{AppID: app, EventType: eventType, Data: data, RunAt: runAt, IdempotencyKey: key})
 	if errors.Is(err, ErrDuplicate) && t != nil {
-		// Stripe's semantics: the same request again gets the original
-		// answer; another request with the key is an error.
-		if !sameRequest(t, eventType, runAt, data) {
-			return apiErrorf(http.StatusUnprocessableEntity, "Idempotency-Key",
-				"Idempotency-Key %q was used for task %s, created from another request; use a new key for a new task", key, t.ID)
-		}
-		w.Header().Set("Idempotent-Replayed", "true")
-		err = nil
+		return h.replay(w, r, t, key, eventType, runAt, data) // a request with the key came in between
 	}
 	if err != nil {
 		return err
 	}
+	return h.writeCreated(w, r, t)
+}
+
+// replay answers a request whose Idempotency-Key the task t holds. Stripe's
+// semantics: the same request again gets the original answer; another
+// request with the key is an error.
+func (h *handler) replay(w http.ResponseWriter, r *http.Request, t *Task, key, eventType string, runAt time.Time, data []byte) error {
+	if !sameRequest(t, eventType, runAt, data) {
+		return apiErrorf(http.StatusUnprocessableEntity, "Idempotency-Key",
+			"Idempotency-Key %q was used for task %s, created from another request; use a new key for a new task", key, t.ID)
+	}
+	w.Header().Set("Idempotent-Replayed", "true")
+	return h.writeCreated(w, r, t)
+}
+
+// writeCreated answers 201 with the task t.
+func (h *handler) writeCreated(w http.ResponseWriter, r *http.Request, t *Task) error {
 	w.Header().Set("Location", "tasks/"+t.ID)
 	return h.writeJSON(w, r, http.StatusCreated, taskJSON(t))
 }
@@ -401,15 +430,40 @@ func idempotencyKey(r *http.Request) (string, error) {
 }
 
 // sameRequest reports whether the task t was created from a request with
-// these event type, run time and data.
+// these event type, run time and data; data is compared as a JSON value
+// (see sameJSON).
 func sameRequest(t *Task, eventType string, runAt time.Time, data []byte) bool {
-	if t.EventType != eventType || !bytes.Equal(t.Data, data) {
+	if t.EventType != eventType || !sameJSON(t.Data, data) {
 		return false
 	}
 	if runAt.IsZero() || t.ScheduledRunTime == nil {
 		return runAt.IsZero() && t.ScheduledRunTime == nil
 	}
 	return t.ScheduledRunTime.Equal(runAt.UTC().Truncate(time.Microsecond))
+}
+
+// sameJSON reports whether the JSON texts a and b hold the same value,
+// whatever their white space, member order and string escapes. Numbers are
+// compared as written, digit for digit (json.Number), never as float64,
+// which would equate 12345678901234567890 and 12345678901234567891: so 1 and
+// 1.0 differ. Member names are unique (checkJSON refuses duplicates).
+func sameJSON(a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	va, errA := decodeJSON(a)
+	vb, errB := decodeJSON(b)
+	return errA == nil && errB == nil && reflect.DeepEqual(va, vb)
+}
+
+// decodeJSON decodes the JSON text b into maps, slices, strings, booleans,
+// nil and json.Numbers.
+func decodeJSON(b []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	err := dec.Decode(&v)
+	return v, err
 }
 
 // checkRoute refuses an event type that no task of app could be run for:

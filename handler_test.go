@@ -684,7 +684,7 @@ func TestHandler_Idempotency_A14(t *testing.T) {
 			t.Errorf("same request in +05:30 created %s, want %s", got.ID, task.ID)
 		}
 		for _, other := range []string{
-			`{"event_type":"x","scheduled_run_time":"` + at.Format(time.RFC3339) + `","data":{"a":1}}`, // data not byte-identical
+			`{"event_type":"x","scheduled_run_time":"` + at.Format(time.RFC3339) + `","data":{"a": 2}}`,
 			`{"event_type":"x","scheduled_run_time":"` + at.Add(time.Second).Format(time.RFC3339) + `","data":{"a": 1}}`,
 			`{"event_type":"x","data":{"a": 1}}`,
 			`{"event_type":"y","scheduled_run_time":"` + at.Format(time.RFC3339) + `","data":{"a": 1}}`,
@@ -734,6 +734,79 @@ func TestHandler_Idempotency_A14(t *testing.T) {
 		if n := len(a.list(t, "/apps/app_1/tasks").Data); n != 3 {
 			t.Errorf("app_1 has %d tasks, want 3 (order-42, the 255-byte key, race)", n)
 		}
+	})
+}
+
+// TestHandler_IdempotentReplay_A14: a request is the same as the one that
+// used its Idempotency-Key if its data is the same JSON value, whatever its
+// white space, member order and string escapes; numbers compare exactly.
+// The key is looked up first, so a true replay gets the original task even
+// after its route was deleted or the horizon shortened.
+func TestHandler_IdempotentReplay_A14(t *testing.T) {
+	t.Parallel()
+	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
+		a := newAPI(t, newStore(t), apiOpts{})
+		at := future(time.Hour)
+		body := func(eventType, data string) string {
+			return `{"event_type":"` + eventType + `","scheduled_run_time":"` + at + `","data":` + data + `}`
+		}
+		create := func(key, body string) *response {
+			return a.do("POST", "/apps/app_1/tasks", body, header("Idempotency-Key", key))
+		}
+		replayed := func(t *testing.T, r *response, want *tasks.Task) {
+			t.Helper()
+			if got := r.task(t, http.StatusCreated); got.ID != want.ID || r.header.Get("Idempotent-Replayed") != "true" {
+				t.Errorf("replay answered task %s (Idempotent-Replayed %q), want %s again", got.ID, r.header.Get("Idempotent-Replayed"), want.ID)
+			}
+		}
+
+		t.Run("data compared as JSON values", func(t *testing.T) {
+			data := `{"a": 1, "b": [true, null, "\u00e9"], "n": 12345678901234567890, "o": {"x": "y", "z": 0.5}}`
+			task := create("semantic", body("x", data)).task(t, http.StatusCreated)
+			for _, same := range []string{
+				`{"a":1,"b":[true,null,"\u00e9"],"n":12345678901234567890,"o":{"x":"y","z":0.5}}`,
+				"{\n\t\"o\": {\"z\": 0.5, \"x\": \"y\"},\n\t\"n\": 12345678901234567890,\n\t\"b\": [true, null, \"é\"],\n\t\"a\": 1\n}",
+			} {
+				replayed(t, create("semantic", body("x", same)), task)
+			}
+			for _, other := range []string{
+				`{"a": 1, "b": [true, null, "é"], "n": 12345678901234567891, "o": {"x": "y", "z": 0.5}}`, // equal as float64
+				`{"a": 1, "b": [null, true, "é"], "n": 12345678901234567890, "o": {"x": "y", "z": 0.5}}`,
+				`{"a": 1, "b": [true, null, "é"], "n": 12345678901234567890, "o": {"x": "y"}}`,
+				`{"a": 1, "b": [true, null, "é"], "n": 12345678901234567890, "o": {"x": "y", "z": 0.5}, "c": null}`,
+				`{"a": "1", "b": [true, null, "é"], "n": 12345678901234567890, "o": {"x": "y", "z": 0.5}}`,
+				`[{"a": 1}]`,
+			} {
+				create("semantic", body("x", other)).problem(t, http.StatusUnprocessableEntity, "Idempotency-Key", "another request")
+			}
+		})
+		t.Run("after the route was deleted", func(t *testing.T) {
+			ep := a.do("POST", "/apps/app_1/endpoints", `{"url":"https://example.com/hook","enabled_events":["hook.only"]}`)
+			var endpoint tasks.Endpoint
+			if err := json.Unmarshal(ep.body, &endpoint); err != nil || ep.status != http.StatusCreated {
+				t.Fatalf("create endpoint: %d %s", ep.status, ep.body)
+			}
+			task := create("routed", body("hook.only", `{}`)).task(t, http.StatusCreated)
+			a.do("DELETE", "/apps/app_1/endpoints/"+endpoint.ID, "").wantStatus(t, http.StatusNoContent)
+
+			create("new", body("hook.only", `{}`)).problem(t, http.StatusUnprocessableEntity, "event_type", "no route")
+			replayed(t, create("routed", body("hook.only", `{}`)), task)
+			create("routed", body("hook.only", `{"other":1}`)).problem(t, http.StatusUnprocessableEntity, "Idempotency-Key", "another request")
+		})
+		t.Run("after the horizon was shortened", func(t *testing.T) {
+			task := create("far", body("x", `{}`)).task(t, http.StatusCreated)
+			short := a.e.Handler(&tasks.HandlerConfig{Unauthenticated: true, Horizon: time.Minute})
+			send := func(key string) *response {
+				req := httptest.NewRequest("POST", "/apps/app_1/tasks", strings.NewReader(body("x", `{}`)))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Idempotency-Key", key)
+				w := httptest.NewRecorder()
+				short.ServeHTTP(w, req)
+				return &response{w.Code, w.Header(), w.Body.Bytes()}
+			}
+			send("not-far").problem(t, http.StatusUnprocessableEntity, "scheduled_run_time", "ahead")
+			replayed(t, send("far"), task)
+		})
 	})
 }
 
