@@ -99,7 +99,10 @@ const (
 // nesting deeper than 64 levels are refused with 400. Every error answer is
 // application/problem+json (RFC 9457) with an "error" member holding the
 // message, as HostedHooks clients read it, and "field" when a field is at
-// fault. A task, endpoint or schedule of another app is a 404, like a
+// fault. A path that is not clean (with "//", "/./" or "/../") is a 404,
+// never a redirect; an application's own ServeMux redirects such paths
+// before the handler sees them, unless it routes them here as cmd/tasksd
+// does. A task, endpoint or schedule of another app is a 404, like a
 // missing one, and so is an app that the key does not grant. A store that
 // fails or does not answer within 5 seconds gives 503 with Retry-After; its
 // error goes to the log, not to the client.
