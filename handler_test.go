@@ -1254,6 +1254,43 @@ func TestHandler_Endpoints(t *testing.T) {
 	})
 }
 
+// TestHandler_EndpointIDN_W7: an endpoint URL whose host is an
+// internationalized name is stored with the name in its ASCII (xn--) form;
+// an invalid one gets a 422 that says so; control characters still get 422.
+func TestHandler_EndpointIDN_W7(t *testing.T) {
+	t.Parallel()
+	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
+		a := newAPI(t, newStore(t), apiOpts{})
+		var ep tasks.Endpoint
+		r := a.do("POST", "/apps/app_1/endpoints", `{"url":"https://B\u00fccher.example:8443/hook?q=1"}`)
+		r.wantStatus(t, http.StatusCreated)
+		if err := json.Unmarshal(r.body, &ep); err != nil {
+			t.Fatal(err)
+		}
+		const stored = "https://xn--bcher-kva.example:8443/hook?q=1"
+		if ep.URL != stored {
+			t.Errorf("created endpoint's url %q, want %q", ep.URL, stored)
+		}
+		if got, err := a.e.Endpoint(context.Background(), ep.ID); err != nil || got.URL != stored {
+			t.Errorf("stored endpoint: %v, %v; want url %q", got, err, stored)
+		}
+		r = a.do("PATCH", "/apps/app_1/endpoints/"+ep.ID, `{"url":"https://\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444/hook"}`)
+		r.wantStatus(t, http.StatusOK)
+		if err := json.Unmarshal(r.body, &ep); err != nil || ep.URL != "https://xn--e1afmkfd.xn--p1ai/hook" {
+			t.Errorf("updated endpoint's url %q (%v), want https://xn--e1afmkfd.xn--p1ai/hook", ep.URL, err)
+		}
+
+		for _, tt := range []struct{ url, mention string }{
+			{`https://b\u00fccher-.example/`, `host "bücher-.example" is not a valid internationalized domain name`},
+			{`https://\uff11\uff12\uff17.0.0.1/`, "127.0.0.1 is not allowed"},
+			{`https://b\u00fccher.example/\u0007`, `contains '\a'`},
+			{`https://b\u00fccher\u0000.example/`, `contains '\x00'`},
+		} {
+			a.do("POST", "/apps/app_1/endpoints", `{"url":"`+tt.url+`"}`).problem(t, http.StatusUnprocessableEntity, "url", tt.mention)
+		}
+	})
+}
+
 // TestHandler_DataLimit_W19: data larger than Config.MaxDataBytes gets 413.
 func TestHandler_DataLimit_W19(t *testing.T) {
 	t.Parallel()
