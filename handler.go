@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,13 +45,22 @@ type HandlerConfig struct {
 	// Horizon is how far ahead a scheduled_run_time may be; a later one
 	// gets 422. Defaults to DefaultHorizon (366 days).
 	Horizon time.Duration
+	// MaxPageBytes bounds the task JSON in one page of a task listing (GET
+	// /apps/{app_id}/tasks): a page ends before the task that would take it
+	// past MaxPageBytes, and its next_cursor continues from there; a page
+	// holds at least one task, however large. Defaults to
+	// DefaultMaxPageBytes (4 MiB).
+	MaxPageBytes int
 	// Logger receives what answers leave out: the errors behind 5xx
 	// answers. Defaults to the engine's logger (Config.Logger).
 	Logger *slog.Logger
 }
 
-// DefaultHorizon is the default HandlerConfig.Horizon.
-const DefaultHorizon = 366 * 24 * time.Hour
+// Defaults of HandlerConfig.
+const (
+	DefaultHorizon      = 366 * 24 * time.Hour
+	DefaultMaxPageBytes = 4 << 20
+)
 
 const (
 	// maxJSONDepth bounds the nesting of a request body, data included.
@@ -74,7 +84,7 @@ const (
 // [http.StripPrefix]:
 //
 //	POST   /apps/{app_id}/tasks                     create a task (201); Idempotency-Key honoured
-//	GET    /apps/{app_id}/tasks                     list: ?status=&event_type=&limit=&cursor=, newest first
+//	GET    /apps/{app_id}/tasks                     list: ?status=&event_type=&limit=&cursor=, newest first, in pages of MaxPageBytes at most
 //	GET    /apps/{app_id}/tasks/{id}                one task
 //	PATCH  /apps/{app_id}/tasks/{id}                {"scheduled_run_time": ...}: reschedule a pending task
 //	GET    /apps/{app_id}/tasks/{id}/attempts       its attempt history
@@ -121,7 +131,8 @@ const (
 //
 // Handler panics if cfg has no Keys and not Unauthenticated, has both, has
 // an empty key, a key with no apps or an invalid app ID, or a negative
-// MaxBodyBytes or Horizon. The handler is safe for concurrent use.
+// MaxBodyBytes, Horizon or MaxPageBytes. The handler is safe for concurrent
+// use.
 func (e *Engine) Handler(cfg *HandlerConfig) http.Handler {
 	var c HandlerConfig
 	if cfg != nil {
@@ -135,6 +146,7 @@ func (e *Engine) Handler(cfg *HandlerConfig) http.Handler {
 		open:         c.Unauthenticated,
 		maxBody:      c.MaxBodyBytes,
 		horizon:      c.Horizon,
+		maxPage:      cmp.Or(c.MaxPageBytes, DefaultMaxPageBytes),
 		log:          c.Logger,
 		now:          time.Now,
 		storeTimeout: apiStoreTimeout,
@@ -182,6 +194,7 @@ type handler struct {
 	open         bool // Unauthenticated
 	maxBody      int64
 	horizon      time.Duration
+	maxPage      int // bytes of task JSON in a page of a listing
 	log          *slog.Logger
 	now          func() time.Time
 	storeTimeout time.Duration
@@ -499,32 +512,6 @@ func (h *handler) checkHorizon(field string, runAt time.Time) error {
 			field, ahead, limit.UTC().Truncate(time.Second).Format(time.RFC3339))
 	}
 	return nil
-}
-
-// handleListTasks lists an app's tasks, newest first.
-func (h *handler) handleListTasks(w http.ResponseWriter, r *http.Request, app string) error {
-	p, err := listParams(r)
-	if err != nil {
-		return err
-	}
-	p.AppID = app
-	ctx, cancel := h.storeCtx(r)
-	defer cancel()
-	ts, next, err := h.e.List(ctx, p)
-	if err != nil {
-		return err
-	}
-	var b bytes.Buffer
-	b.WriteString(`{"data":`)
-	b.Write(jsonArray(ts, taskJSON))
-	b.WriteString(`,"next_cursor":`)
-	if next == "" {
-		b.WriteString("null")
-	} else {
-		b.WriteString(strconv.Quote(next)) // base64url: nothing to escape
-	}
-	b.WriteByte('}')
-	return h.writeJSON(w, r, http.StatusOK, encoded(b.Bytes()))
 }
 
 // listParams reads the query of a task listing: status (repeated or
@@ -1577,14 +1564,18 @@ func (h *handler) writeJSON(w http.ResponseWriter, r *http.Request, status int, 
 			b = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"internal error","error":"internal error"}`)
 		}
 	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", ct)
-	hdr.Set("Content-Length", strconv.Itoa(len(b)+1))
-	hdr.Set("Cache-Control", "no-store") // answers may hold secrets
-	hdr.Set("X-Content-Type-Options", "nosniff")
+	setHeaders(w.Header(), ct)
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
 	return nil
+}
+
+// setHeaders sets the headers of every JSON answer of content type ct.
+func setHeaders(hdr http.Header, ct string) {
+	hdr.Set("Content-Type", ct)
+	hdr.Set("Cache-Control", "no-store") // answers may hold secrets
+	hdr.Set("X-Content-Type-Options", "nosniff")
 }
 
 // writeError answers err as a problem. Errors of the request become 4xx;
