@@ -31,6 +31,8 @@ func checkHandlerConfig(who string, c *HandlerConfig) {
 		panic("tasks: " + who + ": negative MaxBodyBytes")
 	case c.Horizon < 0:
 		panic("tasks: " + who + ": negative Horizon")
+	case c.MaxPageBytes < 0:
+		panic("tasks: " + who + ": negative MaxPageBytes")
 	}
 }
 

@@ -200,10 +200,14 @@ const (
 	MaxEnabledEvents     = 256
 )
 
+// validateEndpoint checks ep, and sets its URL to the form it is stored in
+// (see endpointURL).
 func (e *Engine) validateEndpoint(ep *Endpoint) error {
-	if err := ValidateEndpointURL(ep.URL, e.cfg.Webhooks); err != nil {
+	u, err := endpointURL(ep.URL, e.cfg.Webhooks)
+	if err != nil {
 		return err
 	}
+	ep.URL = u
 	if err := validateText("app_id", ep.AppID, MaxIDLength); err != nil {
 		return err
 	}

@@ -414,6 +414,9 @@ func TestEngine_Enqueue(t *testing.T) {
 		{"event type with trailing dot", tasks.NewTask{AppID: "a", EventType: "user."}, "event_type"},
 		{"event type too long", tasks.NewTask{AppID: "a", EventType: strings.Repeat("x", 256)}, "event_type"},
 		{"data not JSON", tasks.NewTask{AppID: "a", EventType: "x", Data: json.RawMessage(`{`)}, "data"},
+		{"data not UTF-8", tasks.NewTask{AppID: "a", EventType: "x", Data: json.RawMessage("\"\xff\"")}, "data"},
+		{"data with a lone surrogate", tasks.NewTask{AppID: "a", EventType: "x", Data: json.RawMessage(`{"s":"\ud800"}`)}, "data"},
+		{"data with a lone low surrogate", tasks.NewTask{AppID: "a", EventType: "x", Data: json.RawMessage(`["\udc00\ud800"]`)}, "data"},
 		{"idempotency key too long", tasks.NewTask{AppID: "a", EventType: "x", IdempotencyKey: strings.Repeat("k", 256)}, "idempotency_key"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -444,6 +447,13 @@ func TestEngine_Enqueue(t *testing.T) {
 		second, err := e.Enqueue(ctx, nt)
 		if !errors.Is(err, tasks.ErrDuplicate) || second == nil || second.ID != first.ID {
 			t.Errorf("second Enqueue = %v, %v; want task %s and ErrDuplicate", second, err, first.ID)
+		}
+	})
+	t.Run("data with escapes that are valid I-JSON", func(t *testing.T) {
+		for _, data := range []string{`"\u0000"`, `"\ud83d\ude00"`, `"\\ud800"`} {
+			if task, err := e.Enqueue(ctx, tasks.NewTask{AppID: "a", EventType: "x", Data: json.RawMessage(data)}); err != nil || string(task.Data) != data {
+				t.Errorf("Enqueue of data %s = %v, want it stored as given", data, err)
+			}
 		}
 	})
 	t.Run("nil data is JSON null", func(t *testing.T) {

@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"reflect"
 	"regexp"
 	"runtime/debug"
 	"slices"
@@ -43,13 +45,22 @@ type HandlerConfig struct {
 	// Horizon is how far ahead a scheduled_run_time may be; a later one
 	// gets 422. Defaults to DefaultHorizon (366 days).
 	Horizon time.Duration
+	// MaxPageBytes bounds the task JSON in one page of a task listing (GET
+	// /apps/{app_id}/tasks): a page ends before the task that would take it
+	// past MaxPageBytes, and its next_cursor continues from there; a page
+	// holds at least one task, however large. Defaults to
+	// DefaultMaxPageBytes (4 MiB).
+	MaxPageBytes int
 	// Logger receives what answers leave out: the errors behind 5xx
 	// answers. Defaults to the engine's logger (Config.Logger).
 	Logger *slog.Logger
 }
 
-// DefaultHorizon is the default HandlerConfig.Horizon.
-const DefaultHorizon = 366 * 24 * time.Hour
+// Defaults of HandlerConfig.
+const (
+	DefaultHorizon      = 366 * 24 * time.Hour
+	DefaultMaxPageBytes = 4 << 20
+)
 
 const (
 	// maxJSONDepth bounds the nesting of a request body, data included.
@@ -73,7 +84,7 @@ const (
 // [http.StripPrefix]:
 //
 //	POST   /apps/{app_id}/tasks                     create a task (201); Idempotency-Key honoured
-//	GET    /apps/{app_id}/tasks                     list: ?status=&event_type=&limit=&cursor=, newest first
+//	GET    /apps/{app_id}/tasks                     list: ?status=&event_type=&limit=&cursor=, newest first, in pages of MaxPageBytes at most
 //	GET    /apps/{app_id}/tasks/{id}                one task
 //	PATCH  /apps/{app_id}/tasks/{id}                {"scheduled_run_time": ...}: reschedule a pending task
 //	GET    /apps/{app_id}/tasks/{id}/attempts       its attempt history
@@ -98,10 +109,19 @@ const (
 // nesting deeper than 64 levels are refused with 400. Every error answer is
 // application/problem+json (RFC 9457) with an "error" member holding the
 // message, as HostedHooks clients read it, and "field" when a field is at
-// fault. A task, endpoint or schedule of another app is a 404, like a
+// fault. A path that is not clean (with "//", "/./" or "/../") is a 404,
+// never a redirect; an application's own ServeMux redirects such paths
+// before the handler sees them, unless it routes them here as cmd/tasksd
+// does. A task, endpoint or schedule of another app is a 404, like a
 // missing one, and so is an app that the key does not grant. A store that
 // fails or does not answer within 5 seconds gives 503 with Retry-After; its
 // error goes to the log, not to the client.
+//
+// Creating a task with an Idempotency-Key that a task of the app holds
+// creates nothing: the same request again (the same event type, run time and
+// data, data compared as a JSON value, white space and member order aside)
+// gets that task, 201 with Idempotent-Replayed: true, whatever changed
+// since; another request gets 422.
 //
 // Creating a task refuses with 422 an event type that nothing would run: no
 // func registered and no active endpoint of the app subscribed. A schedule's
@@ -111,7 +131,8 @@ const (
 //
 // Handler panics if cfg has no Keys and not Unauthenticated, has both, has
 // an empty key, a key with no apps or an invalid app ID, or a negative
-// MaxBodyBytes or Horizon. The handler is safe for concurrent use.
+// MaxBodyBytes, Horizon or MaxPageBytes. The handler is safe for concurrent
+// use.
 func (e *Engine) Handler(cfg *HandlerConfig) http.Handler {
 	var c HandlerConfig
 	if cfg != nil {
@@ -125,6 +146,7 @@ func (e *Engine) Handler(cfg *HandlerConfig) http.Handler {
 		open:         c.Unauthenticated,
 		maxBody:      c.MaxBodyBytes,
 		horizon:      c.Horizon,
+		maxPage:      cmp.Or(c.MaxPageBytes, DefaultMaxPageBytes),
 		log:          c.Logger,
 		now:          time.Now,
 		storeTimeout: apiStoreTimeout,
@@ -172,6 +194,7 @@ type handler struct {
 	open         bool // Unauthenticated
 	maxBody      int64
 	horizon      time.Duration
+	maxPage      int // bytes of task JSON in a page of a listing
 	log          *slog.Logger
 	now          func() time.Time
 	storeTimeout time.Duration
@@ -356,29 +379,51 @@ func (h *handler) handleCreateTask(w http.ResponseWriter, r *http.Request, app s
 	if err := ValidateEventType(eventType); err != nil {
 		return err
 	}
-	if err := h.checkHorizon("scheduled_run_time", runAt); err != nil {
-		return err
-	}
 
 	ctx, cancel := h.storeCtx(r)
 	defer cancel()
+	// A key that holds a task is answered from it before the checks below,
+	// so that a replay gets the original answer whatever changed since: a
+	// deleted endpoint, a shorter horizon.
+	if key != "" {
+		t, err := h.e.store.GetByIdempotencyKey(ctx, app, key)
+		if err == nil {
+			return h.replay(w, r, t, key, eventType, runAt, data)
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	if err := h.checkHorizon("scheduled_run_time", runAt); err != nil {
+		return err
+	}
 	if err := h.checkRoute(ctx, app, eventType); err != nil {
 		return err
 	}
 	t, err := h.e.Enqueue(ctx, NewTask{AppID: app, EventType: eventType, Data: data, RunAt: runAt, IdempotencyKey: key})
 	if errors.Is(err, ErrDuplicate) && t != nil {
-		// Stripe's semantics: the same request again gets the original
-		// answer; another request with the key is an error.
-		if !sameRequest(t, eventType, runAt, data) {
-			return apiErrorf(http.StatusUnprocessableEntity, "Idempotency-Key",
-				"Idempotency-Key %q was used for task %s, created from another request; use a new key for a new task", key, t.ID)
-		}
-		w.Header().Set("Idempotent-Replayed", "true")
-		err = nil
+		return h.replay(w, r, t, key, eventType, runAt, data) // a request with the key came in between
 	}
 	if err != nil {
 		return err
 	}
+	return h.writeCreated(w, r, t)
+}
+
+// replay answers a request whose Idempotency-Key the task t holds. Stripe's
+// semantics: the same request again gets the original answer; another
+// request with the key is an error.
+func (h *handler) replay(w http.ResponseWriter, r *http.Request, t *Task, key, eventType string, runAt time.Time, data []byte) error {
+	if !sameRequest(t, eventType, runAt, data) {
+		return apiErrorf(http.StatusUnprocessableEntity, "Idempotency-Key",
+			"Idempotency-Key %q was used for task %s, created from another request; use a new key for a new task", key, t.ID)
+	}
+	w.Header().Set("Idempotent-Replayed", "true")
+	return h.writeCreated(w, r, t)
+}
+
+// writeCreated answers 201 with the task t.
+func (h *handler) writeCreated(w http.ResponseWriter, r *http.Request, t *Task) error {
 	w.Header().Set("Location", "tasks/"+t.ID)
 	return h.writeJSON(w, r, http.StatusCreated, taskJSON(t))
 }
@@ -401,15 +446,40 @@ func idempotencyKey(r *http.Request) (string, error) {
 }
 
 // sameRequest reports whether the task t was created from a request with
-// these event type, run time and data.
+// these event type, run time and data; data is compared as a JSON value
+// (see sameJSON).
 func sameRequest(t *Task, eventType string, runAt time.Time, data []byte) bool {
-	if t.EventType != eventType || !bytes.Equal(t.Data, data) {
+	if t.EventType != eventType || !sameJSON(t.Data, data) {
 		return false
 	}
 	if runAt.IsZero() || t.ScheduledRunTime == nil {
 		return runAt.IsZero() && t.ScheduledRunTime == nil
 	}
 	return t.ScheduledRunTime.Equal(runAt.UTC().Truncate(time.Microsecond))
+}
+
+// sameJSON reports whether the JSON texts a and b hold the same value,
+// whatever their white space, member order and string escapes. Numbers are
+// compared as written, digit for digit (json.Number), never as float64,
+// which would equate 12345678901234567890 and 12345678901234567891: so 1 and
+// 1.0 differ. Member names are unique (checkJSON refuses duplicates).
+func sameJSON(a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	va, errA := decodeJSON(a)
+	vb, errB := decodeJSON(b)
+	return errA == nil && errB == nil && reflect.DeepEqual(va, vb)
+}
+
+// decodeJSON decodes the JSON text b into maps, slices, strings, booleans,
+// nil and json.Numbers.
+func decodeJSON(b []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	err := dec.Decode(&v)
+	return v, err
 }
 
 // checkRoute refuses an event type that no task of app could be run for:
@@ -442,32 +512,6 @@ func (h *handler) checkHorizon(field string, runAt time.Time) error {
 			field, ahead, limit.UTC().Truncate(time.Second).Format(time.RFC3339))
 	}
 	return nil
-}
-
-// handleListTasks lists an app's tasks, newest first.
-func (h *handler) handleListTasks(w http.ResponseWriter, r *http.Request, app string) error {
-	p, err := listParams(r)
-	if err != nil {
-		return err
-	}
-	p.AppID = app
-	ctx, cancel := h.storeCtx(r)
-	defer cancel()
-	ts, next, err := h.e.List(ctx, p)
-	if err != nil {
-		return err
-	}
-	var b bytes.Buffer
-	b.WriteString(`{"data":`)
-	b.Write(jsonArray(ts, taskJSON))
-	b.WriteString(`,"next_cursor":`)
-	if next == "" {
-		b.WriteString("null")
-	} else {
-		b.WriteString(strconv.Quote(next)) // base64url: nothing to escape
-	}
-	b.WriteByte('}')
-	return h.writeJSON(w, r, http.StatusOK, encoded(b.Bytes()))
 }
 
 // listParams reads the query of a task listing: status (repeated or
@@ -1300,7 +1344,8 @@ func stringField(m map[string]json.RawMessage, name string, required bool) (stri
 
 // dataField reads data: any JSON value, null included, kept byte for byte,
 // of at most Config.MaxDataBytes (413 beyond). Absent gives nil, or a 400
-// when required.
+// when required. A lone UTF-16 surrogate escape ("\ud800") gets a 400: the
+// answers, which hold data as given, must be I-JSON (see validateData).
 func (h *handler) dataField(m map[string]json.RawMessage, required bool) (json.RawMessage, error) {
 	data, ok := m["data"]
 	if !ok {
@@ -1311,6 +1356,9 @@ func (h *handler) dataField(m map[string]json.RawMessage, required bool) (json.R
 	}
 	if len(data) > h.e.cfg.MaxDataBytes {
 		return nil, apiErrorf(http.StatusRequestEntityTooLarge, "data", "data is %d bytes, more than the limit of %d", len(data), h.e.cfg.MaxDataBytes)
+	}
+	if err := validateData(data); err != nil {
+		return nil, badRequest(err)
 	}
 	return data, nil
 }
@@ -1516,14 +1564,18 @@ func (h *handler) writeJSON(w http.ResponseWriter, r *http.Request, status int, 
 			b = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"internal error","error":"internal error"}`)
 		}
 	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", ct)
-	hdr.Set("Content-Length", strconv.Itoa(len(b)+1))
-	hdr.Set("Cache-Control", "no-store") // answers may hold secrets
-	hdr.Set("X-Content-Type-Options", "nosniff")
+	setHeaders(w.Header(), ct)
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
 	return nil
+}
+
+// setHeaders sets the headers of every JSON answer of content type ct.
+func setHeaders(hdr http.Header, ct string) {
+	hdr.Set("Content-Type", ct)
+	hdr.Set("Cache-Control", "no-store") // answers may hold secrets
+	hdr.Set("X-Content-Type-Options", "nosniff")
 }
 
 // writeError answers err as a problem. Errors of the request become 4xx;

@@ -12,7 +12,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -530,6 +532,12 @@ func TestHandler_StrictJSON_A5toA10(t *testing.T) {
 		{"A10", "invalid UTF-8 in data", "{\"event_type\":\"x\",\"data\":\"\xc3\x28\"}", "", "UTF-8"},
 		{"A10", "invalid UTF-8 in a key", "{\"event_type\":\"x\",\"data\":{\"\xed\xa0\x80\":1}}", "", "UTF-8"},
 		{"A10", "byte order mark", "\xef\xbb\xbf{\"event_type\":\"x\",\"data\":{}}", "", "not valid JSON"},
+		{"A10", "lone high surrogate in data", `{"event_type":"x","data":{"s":"\ud800"}}`, "data", `\ud800 at byte 6 is a lone UTF-16 surrogate`},
+		{"A10", "lone low surrogate in data", `{"event_type":"x","data":"a\uDC00b"}`, "data", `\uDC00`},
+		{"A10", "high surrogate then a letter", `{"event_type":"x","data":"\ud83d\u0041"}`, "data", "surrogate"},
+		{"A10", "high surrogate ending the string", `{"event_type":"x","data":["\ud83d"]}`, "data", "surrogate"},
+		{"A10", "surrogate pair reversed", `{"event_type":"x","data":"\ude00\ud83d"}`, "data", "surrogate"},
+		{"A10", "lone surrogate in a key of data", `{"event_type":"x","data":{"\udfff":1}}`, "data", "surrogate"},
 	} {
 		t.Run(tt.id+" "+tt.name, func(t *testing.T) {
 			a.do("POST", "/apps/app_1/tasks", tt.body).problem(t, http.StatusBadRequest, tt.field, tt.mention)
@@ -544,12 +552,19 @@ func TestHandler_StrictJSON_A5toA10(t *testing.T) {
 			a.do("POST", "/apps/app_1/endpoints/"+e.ID+"/rotate_secret", `{"overlap_seconds":`+n+`}`).problem(t, http.StatusBadRequest, "overlap_seconds", "whole number")
 		}
 	})
+	t.Run("A10 escapes that are valid I-JSON are kept", func(t *testing.T) {
+		for _, data := range []string{`"\u0000"`, `"\ud83d\ude00"`, `"\uD83D\uDE00"`, `"\\ud800"`, `{"\u00e9":"\\\ud83d\ude00"}`} {
+			if got := a.createTask(`{"event_type":"x","data":` + data + `}`); string(got.Data) != data {
+				t.Errorf("data %s answered as %s", data, got.Data)
+			}
+		}
+	})
 	t.Run("63 levels in data are fine", func(t *testing.T) {
 		a.createTask(`{"event_type":"x","data":` + strings.Repeat(`[`, 63) + strings.Repeat(`]`, 63) + `}`)
 	})
 	t.Run("nothing was stored", func(t *testing.T) {
-		if n := len(a.list(t, "/apps/app_1/tasks").Data); n != 1 {
-			t.Errorf("%d tasks, want 1", n)
+		if n := len(a.list(t, "/apps/app_1/tasks").Data); n != 6 {
+			t.Errorf("%d tasks, want 6", n)
 		}
 	})
 }
@@ -669,7 +684,7 @@ func TestHandler_Idempotency_A14(t *testing.T) {
 			t.Errorf("same request in +05:30 created %s, want %s", got.ID, task.ID)
 		}
 		for _, other := range []string{
-			`{"event_type":"x","scheduled_run_time":"` + at.Format(time.RFC3339) + `","data":{"a":1}}`, // data not byte-identical
+			`{"event_type":"x","scheduled_run_time":"` + at.Format(time.RFC3339) + `","data":{"a": 2}}`,
 			`{"event_type":"x","scheduled_run_time":"` + at.Add(time.Second).Format(time.RFC3339) + `","data":{"a": 1}}`,
 			`{"event_type":"x","data":{"a": 1}}`,
 			`{"event_type":"y","scheduled_run_time":"` + at.Format(time.RFC3339) + `","data":{"a": 1}}`,
@@ -719,6 +734,79 @@ func TestHandler_Idempotency_A14(t *testing.T) {
 		if n := len(a.list(t, "/apps/app_1/tasks").Data); n != 3 {
 			t.Errorf("app_1 has %d tasks, want 3 (order-42, the 255-byte key, race)", n)
 		}
+	})
+}
+
+// TestHandler_IdempotentReplay_A14: a request is the same as the one that
+// used its Idempotency-Key if its data is the same JSON value, whatever its
+// white space, member order and string escapes; numbers compare exactly.
+// The key is looked up first, so a true replay gets the original task even
+// after its route was deleted or the horizon shortened.
+func TestHandler_IdempotentReplay_A14(t *testing.T) {
+	t.Parallel()
+	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
+		a := newAPI(t, newStore(t), apiOpts{})
+		at := future(time.Hour)
+		body := func(eventType, data string) string {
+			return `{"event_type":"` + eventType + `","scheduled_run_time":"` + at + `","data":` + data + `}`
+		}
+		create := func(key, body string) *response {
+			return a.do("POST", "/apps/app_1/tasks", body, header("Idempotency-Key", key))
+		}
+		replayed := func(t *testing.T, r *response, want *tasks.Task) {
+			t.Helper()
+			if got := r.task(t, http.StatusCreated); got.ID != want.ID || r.header.Get("Idempotent-Replayed") != "true" {
+				t.Errorf("replay answered task %s (Idempotent-Replayed %q), want %s again", got.ID, r.header.Get("Idempotent-Replayed"), want.ID)
+			}
+		}
+
+		t.Run("data compared as JSON values", func(t *testing.T) {
+			data := `{"a": 1, "b": [true, null, "\u00e9"], "n": 12345678901234567890, "o": {"x": "y", "z": 0.5}}`
+			task := create("semantic", body("x", data)).task(t, http.StatusCreated)
+			for _, same := range []string{
+				`{"a":1,"b":[true,null,"\u00e9"],"n":12345678901234567890,"o":{"x":"y","z":0.5}}`,
+				"{\n\t\"o\": {\"z\": 0.5, \"x\": \"y\"},\n\t\"n\": 12345678901234567890,\n\t\"b\": [true, null, \"é\"],\n\t\"a\": 1\n}",
+			} {
+				replayed(t, create("semantic", body("x", same)), task)
+			}
+			for _, other := range []string{
+				`{"a": 1, "b": [true, null, "é"], "n": 12345678901234567891, "o": {"x": "y", "z": 0.5}}`, // equal as float64
+				`{"a": 1, "b": [null, true, "é"], "n": 12345678901234567890, "o": {"x": "y", "z": 0.5}}`,
+				`{"a": 1, "b": [true, null, "é"], "n": 12345678901234567890, "o": {"x": "y"}}`,
+				`{"a": 1, "b": [true, null, "é"], "n": 12345678901234567890, "o": {"x": "y", "z": 0.5}, "c": null}`,
+				`{"a": "1", "b": [true, null, "é"], "n": 12345678901234567890, "o": {"x": "y", "z": 0.5}}`,
+				`[{"a": 1}]`,
+			} {
+				create("semantic", body("x", other)).problem(t, http.StatusUnprocessableEntity, "Idempotency-Key", "another request")
+			}
+		})
+		t.Run("after the route was deleted", func(t *testing.T) {
+			ep := a.do("POST", "/apps/app_1/endpoints", `{"url":"https://example.com/hook","enabled_events":["hook.only"]}`)
+			var endpoint tasks.Endpoint
+			if err := json.Unmarshal(ep.body, &endpoint); err != nil || ep.status != http.StatusCreated {
+				t.Fatalf("create endpoint: %d %s", ep.status, ep.body)
+			}
+			task := create("routed", body("hook.only", `{}`)).task(t, http.StatusCreated)
+			a.do("DELETE", "/apps/app_1/endpoints/"+endpoint.ID, "").wantStatus(t, http.StatusNoContent)
+
+			create("new", body("hook.only", `{}`)).problem(t, http.StatusUnprocessableEntity, "event_type", "no route")
+			replayed(t, create("routed", body("hook.only", `{}`)), task)
+			create("routed", body("hook.only", `{"other":1}`)).problem(t, http.StatusUnprocessableEntity, "Idempotency-Key", "another request")
+		})
+		t.Run("after the horizon was shortened", func(t *testing.T) {
+			task := create("far", body("x", `{}`)).task(t, http.StatusCreated)
+			short := a.e.Handler(&tasks.HandlerConfig{Unauthenticated: true, Horizon: time.Minute})
+			send := func(key string) *response {
+				req := httptest.NewRequest("POST", "/apps/app_1/tasks", strings.NewReader(body("x", `{}`)))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Idempotency-Key", key)
+				w := httptest.NewRecorder()
+				short.ServeHTTP(w, req)
+				return &response{w.Code, w.Header(), w.Body.Bytes()}
+			}
+			send("not-far").problem(t, http.StatusUnprocessableEntity, "scheduled_run_time", "ahead")
+			replayed(t, send("far"), task)
+		})
 	})
 }
 
@@ -1166,6 +1254,43 @@ func TestHandler_Endpoints(t *testing.T) {
 	})
 }
 
+// TestHandler_EndpointIDN_W7: an endpoint URL whose host is an
+// internationalized name is stored with the name in its ASCII (xn--) form;
+// an invalid one gets a 422 that says so; control characters still get 422.
+func TestHandler_EndpointIDN_W7(t *testing.T) {
+	t.Parallel()
+	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
+		a := newAPI(t, newStore(t), apiOpts{})
+		var ep tasks.Endpoint
+		r := a.do("POST", "/apps/app_1/endpoints", `{"url":"https://B\u00fccher.example:8443/hook?q=1"}`)
+		r.wantStatus(t, http.StatusCreated)
+		if err := json.Unmarshal(r.body, &ep); err != nil {
+			t.Fatal(err)
+		}
+		const stored = "https://xn--bcher-kva.example:8443/hook?q=1"
+		if ep.URL != stored {
+			t.Errorf("created endpoint's url %q, want %q", ep.URL, stored)
+		}
+		if got, err := a.e.Endpoint(context.Background(), ep.ID); err != nil || got.URL != stored {
+			t.Errorf("stored endpoint: %v, %v; want url %q", got, err, stored)
+		}
+		r = a.do("PATCH", "/apps/app_1/endpoints/"+ep.ID, `{"url":"https://\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444/hook"}`)
+		r.wantStatus(t, http.StatusOK)
+		if err := json.Unmarshal(r.body, &ep); err != nil || ep.URL != "https://xn--e1afmkfd.xn--p1ai/hook" {
+			t.Errorf("updated endpoint's url %q (%v), want https://xn--e1afmkfd.xn--p1ai/hook", ep.URL, err)
+		}
+
+		for _, tt := range []struct{ url, mention string }{
+			{`https://b\u00fccher-.example/`, `host "bücher-.example" is not a valid internationalized domain name`},
+			{`https://\uff11\uff12\uff17.0.0.1/`, "127.0.0.1 is not allowed"},
+			{`https://b\u00fccher.example/\u0007`, `contains '\a'`},
+			{`https://b\u00fccher\u0000.example/`, `contains '\x00'`},
+		} {
+			a.do("POST", "/apps/app_1/endpoints", `{"url":"`+tt.url+`"}`).problem(t, http.StatusUnprocessableEntity, "url", tt.mention)
+		}
+	})
+}
+
 // TestHandler_DataLimit_W19: data larger than Config.MaxDataBytes gets 413.
 func TestHandler_DataLimit_W19(t *testing.T) {
 	t.Parallel()
@@ -1287,6 +1412,7 @@ func FuzzCreateTaskRequest(f *testing.F) {
 		`{"event_type":"x","scheduled_run_time":"2026-12-01T10:00:00","data":{}}`,
 		`{"event_type":"x","scheduled_run_time":"9999-12-31T23:59:59Z","data":{}}`,
 		``, `null`, `{}`, `{"":""}`,
+		`{"event_type":"x","data":{"s":"\ud800"}}`, `{"event_type":"x","data":"\ud83d\ude00\u0000\\ud800"}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -1334,6 +1460,9 @@ func FuzzCreateTaskRequest(f *testing.F) {
 		if out.EventType != *in.EventType || !bytes.Equal(out.Data, in.Data) {
 			t.Fatalf("201 for %q answered %s", body, w.Body)
 		}
+		if s := loneSurrogate(w.Body.Bytes()); s != "" {
+			t.Fatalf("201 for %q answered %s, whose %s is not I-JSON", body, w.Body, s)
+		}
 		if in.ScheduledRunTime != nil {
 			at, err := time.Parse(time.RFC3339Nano, strings.ToUpper(*in.ScheduledRunTime))
 			if err != nil || out.ScheduledRunTime == nil || !out.ScheduledRunTime.Equal(at.Truncate(time.Microsecond)) {
@@ -1341,4 +1470,34 @@ func FuzzCreateTaskRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// jsonEscape matches a JSON string escape: \uXXXX, or a backslash and one
+// other character.
+var jsonEscape = regexp.MustCompile(`\\(u[0-9a-fA-F]{4}|.)`)
+
+// loneSurrogate returns the first \u escape of a UTF-16 surrogate in the
+// valid JSON text b that is not half of a pair (high, then low), or "".
+func loneSurrogate(b []byte) string {
+	var high string // a high surrogate's escape, waiting for its low half
+	end := -1       // where the escape of high ended
+	for _, m := range jsonEscape.FindAllSubmatchIndex(b, -1) {
+		esc := string(b[m[0]:m[1]])
+		var r uint64
+		if len(esc) == 6 {
+			r, _ = strconv.ParseUint(esc[2:], 16, 32)
+		}
+		isLow := 0xdc00 <= r && r <= 0xdfff
+		switch {
+		case high != "" && (m[0] != end || !isLow):
+			return high
+		case high != "":
+			high = ""
+		case 0xd800 <= r && r <= 0xdbff:
+			high, end = esc, m[1]
+		case isLow:
+			return esc
+		}
+	}
+	return high
 }

@@ -216,7 +216,8 @@ type NewPeriodic struct {
 	TimeZone string
 	// EventType is the tasks' event type; see [ValidateEventType]. Required.
 	EventType string
-	// Data is the tasks' payload, valid JSON. Nil means JSON null.
+	// Data is the tasks' payload, I-JSON as NewTask.Data. Nil means JSON
+	// null.
 	Data json.RawMessage
 	// Status defaults to PeriodicActive.
 	Status PeriodicStatus
@@ -249,9 +250,10 @@ func (e *Engine) validatePeriodic(p *PeriodicTask) (Schedule, error) {
 	if err := ValidateEventType(p.EventType); err != nil {
 		return nil, err
 	}
+	if err := validateData(p.Data); err != nil {
+		return nil, err
+	}
 	switch {
-	case !json.Valid(p.Data):
-		return nil, invalid("data", "not valid JSON")
 	case len(p.Data) > e.cfg.MaxDataBytes:
 		return nil, invalid("data", "%d bytes, more than the limit of %d", len(p.Data), e.cfg.MaxDataBytes)
 	case p.Status != PeriodicActive && p.Status != PeriodicPaused:

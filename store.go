@@ -56,6 +56,10 @@ type Store interface {
 	// Get returns the task with the given ID, or ErrNotFound.
 	Get(ctx context.Context, id string) (*Task, error)
 
+	// GetByIdempotencyKey returns the task of the app appID that holds the
+	// idempotency key key, or ErrNotFound; no task holds the key "".
+	GetByIdempotencyKey(ctx context.Context, appID, key string) (*Task, error)
+
 	// List returns tasks matching p, newest first (by CreatedAt, then ID),
 	// and a cursor for the next page, "" on the last page.
 	List(ctx context.Context, p ListParams) ([]*Task, string, error)

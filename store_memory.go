@@ -261,6 +261,20 @@ func (s *MemoryStore) Get(ctx context.Context, id string) (*Task, error) {
 	return m.snapshot(), nil
 }
 
+// GetByIdempotencyKey implements [Store].
+func (s *MemoryStore) GetByIdempotencyKey(ctx context.Context, appID, key string) (*Task, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.holder(&Task{AppID: appID, IdempotencyKey: key})
+	if m == nil {
+		return nil, ErrNotFound
+	}
+	return m.snapshot(), nil
+}
+
 // List implements [Store].
 func (s *MemoryStore) List(ctx context.Context, p ListParams) ([]*Task, string, error) {
 	if err := p.normalize(); err != nil {

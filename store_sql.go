@@ -847,6 +847,18 @@ func (s *SQLStore) Get(ctx context.Context, id string) (*Task, error) {
 	return t, err
 }
 
+// GetByIdempotencyKey implements [Store].
+func (s *SQLStore) GetByIdempotencyKey(ctx context.Context, appID, key string) (*Task, error) {
+	if key == "" || !s.storable(appID) || !s.storable(key) {
+		return nil, ErrNotFound
+	}
+	t, err := queryTask(ctx, s.read, s.read.Rebind(getByKey), appID, key)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("tasks: get task by idempotency key %q: %w", key, err)
+	}
+	return t, err
+}
+
 // List queries take the six states to select, "" for a state not selected,
 // an event type, "" for all, the earliest creation time and the position
 // that the listing starts before: the cursor's, or CreatedBefore's when that

@@ -1,14 +1,17 @@
 package tasks
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -146,7 +149,7 @@ type NewTask struct {
 	AppID string
 	// EventType routes the task; see [ValidateEventType]. Required.
 	EventType string
-	// Data is the payload, valid JSON. Nil means JSON null.
+	// Data is the payload, I-JSON (see Validate). Nil means JSON null.
 	Data json.RawMessage
 	// RunAt is when the task should run. The zero value, or any time not
 	// after now, means as soon as possible.
@@ -229,8 +232,9 @@ func ValidateEventType(s string) error {
 // Validate reports the first field of nt that Enqueue would refuse, as a
 // *ValidationError: an AppID or IdempotencyKey that is empty (AppID only),
 // too long, not UTF-8 or holds control characters; an invalid EventType (see
-// [ValidateEventType]); Data that is not JSON; a MaxAttempts that is
-// negative or past MaxMaxAttempts; a negative Timeout.
+// [ValidateEventType]); Data that is not I-JSON (RFC 7493): not JSON, not
+// UTF-8, or with a lone UTF-16 surrogate escape such as "\ud800"; a
+// MaxAttempts that is negative or past MaxMaxAttempts; a negative Timeout.
 func (nt *NewTask) Validate() error {
 	if err := validateText("app_id", nt.AppID, MaxIDLength); err != nil {
 		return err
@@ -241,8 +245,10 @@ func (nt *NewTask) Validate() error {
 	if err := ValidateEventType(nt.EventType); err != nil {
 		return err
 	}
-	if nt.Data != nil && !json.Valid(nt.Data) {
-		return invalid("data", "not valid JSON")
+	if nt.Data != nil {
+		if err := validateData(nt.Data); err != nil {
+			return err
+		}
 	}
 	if err := validateText("idempotency_key", nt.IdempotencyKey, MaxIdempotencyKeyLength); err != nil {
 		return err
@@ -256,6 +262,50 @@ func (nt *NewTask) Validate() error {
 		return invalid("timeout", "must not be negative")
 	}
 	return nil
+}
+
+// validateData checks that data is I-JSON (RFC 7493), which strict parsers
+// such as jq accept and which the API answers byte for byte: valid JSON,
+// valid UTF-8, and no lone UTF-16 surrogate among its \u escapes. An escaped
+// NUL (\u0000) is valid I-JSON.
+func validateData(data []byte) error {
+	switch {
+	case !json.Valid(data):
+		return invalid("data", "not valid JSON")
+	case !utf8.Valid(data):
+		return invalid("data", "not valid UTF-8")
+	}
+	// In valid JSON a backslash appears only in a string, where it starts
+	// an escape: \uXXXX, or a backslash and one other character.
+	for i := 0; ; {
+		j := bytes.IndexByte(data[i:], '\\')
+		if j < 0 {
+			return nil
+		}
+		i += j
+		if data[i+1] != 'u' {
+			i += 2
+			continue
+		}
+		if r := escapedRune(data[i:]); !utf16.IsSurrogate(r) {
+			i += 6
+			continue
+		} else if r < 0xdc00 && len(data) >= i+12 && data[i+6] == '\\' && data[i+7] == 'u' {
+			if low := escapedRune(data[i+6:]); low >= 0xdc00 && low <= 0xdfff {
+				i += 12 // a high surrogate, then a low one: a pair
+				continue
+			}
+		}
+		return invalid("data", "%s at byte %d is a lone UTF-16 surrogate, which is not valid I-JSON (RFC 7493); "+
+			"escape a character beyond U+FFFF as a pair, such as \\ud83d\\ude00, or send it as UTF-8", data[i:i+6], i)
+	}
+}
+
+// escapedRune decodes the \uXXXX escape that esc starts with, in valid
+// JSON.
+func escapedRune(esc []byte) rune {
+	n, _ := strconv.ParseUint(string(esc[2:6]), 16, 16)
+	return rune(n)
 }
 
 // validateText checks an identifier-like field: at most max bytes of UTF-8

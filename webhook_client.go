@@ -17,6 +17,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 )
 
 // The webhook HTTP client is SSRF-safe by default. Every connection it opens
@@ -429,15 +431,19 @@ func ipv6SpecialReason(a netip.Addr) string {
 // ValidateEndpointURL reports, as a *ValidationError for the field "url",
 // whether raw is unusable as a webhook endpoint under cfg (nil means
 // defaults). It does no I/O: host names are checked when a delivery
-// connects, on the addresses dialled. It refuses
+// connects, on the addresses dialled. An internationalized host name is
+// checked in its ASCII form (xn--…, by IDNA's lookup rules, UTS #46, as
+// browsers convert it), which is how an endpoint stores it. It refuses
 //
 //   - anything but an absolute http or https URL with a host, no user info,
 //     and a port, if any, from 1 to 65535;
 //   - URLs longer than 2048 bytes, not UTF-8, or holding spaces or control
 //     or other invisible characters;
-//   - host names that are not ASCII letters, digits, hyphens, underscores and
-//     dots (write internationalized names in their xn-- form), and the
-//     special-use names localhost and *.localhost;
+//   - host names that IDNA refuses, such as a label starting with a
+//     combining mark or ending with a hyphen;
+//   - host names that are not, in ASCII form, letters, digits, hyphens,
+//     underscores and dots, and the special-use names localhost and
+//     *.localhost;
 //   - a literal address in a blocked range (see [ErrBlockedDestination]),
 //     unless cfg allows it, and IPv6 literals with a zone;
 //   - ambiguous IPv4 spellings, which some resolvers read as addresses:
@@ -445,18 +451,30 @@ func ipv6SpecialReason(a netip.Addr) string {
 //     (127.1). Following the WHATWG URL standard, a host whose last label is
 //     a number (all digits, or 0x and hex digits) must be a dotted-quad IPv4
 //     address; no top-level domain is numeric, so no DNS name is refused.
+//
+// The checks apply to the host as converted: "１２７.0.0.1" (full-width
+// digits) is 127.0.0.1, and "ⓛⓞⓒⓐⓛⓗⓞⓢⓣ" is localhost.
 func ValidateEndpointURL(raw string, cfg *WebhookConfig) error {
+	_, err := endpointURL(raw, cfg)
+	return err
+}
+
+// endpointURL validates raw as ValidateEndpointURL does and returns the URL
+// an endpoint stores: raw itself, or, when raw's host is an
+// internationalized name, raw with the name in its ASCII form (the rest of
+// the URL in its escaped form, as url.URL.String writes it).
+func endpointURL(raw string, cfg *WebhookConfig) (string, error) {
 	switch {
 	case raw == "":
-		return invalid("url", "must not be empty")
+		return "", invalid("url", "must not be empty")
 	case len(raw) > maxEndpointURLLength:
-		return invalid("url", "longer than %d bytes", maxEndpointURLLength)
+		return "", invalid("url", "longer than %d bytes", maxEndpointURLLength)
 	case !utf8.ValidString(raw):
-		return invalid("url", "not valid UTF-8")
+		return "", invalid("url", "not valid UTF-8")
 	}
 	for _, r := range raw {
 		if r == ' ' || !unicode.IsPrint(r) {
-			return invalid("url", "contains %q; percent-encode spaces and control characters", r)
+			return "", invalid("url", "contains %q; percent-encode spaces and control characters", r)
 		}
 	}
 	u, err := url.Parse(raw)
@@ -465,37 +483,62 @@ func ValidateEndpointURL(raw string, cfg *WebhookConfig) error {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return invalid("url", "not a URL: %v", err)
+		return "", invalid("url", "not a URL: %v", err)
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return invalid("url", "scheme must be http or https")
+		return "", invalid("url", "scheme must be http or https")
 	case u.Opaque != "" || u.Host == "":
-		return invalid("url", "must have a host (http://host/…)")
+		return "", invalid("url", "must have a host (http://host/…)")
 	case u.User != nil:
-		return invalid("url", "must not contain user info")
+		return "", invalid("url", "must not contain user info")
 	}
 	if err := validatePort(u.Host, u.Port()); err != nil {
-		return err
+		return "", err
 	}
 	host := u.Hostname()
 	if strings.HasPrefix(u.Host, "[") {
 		a, err := netip.ParseAddr(host)
 		switch {
 		case err != nil || !a.Is6():
-			return invalid("url", "host %q in brackets is not an IPv6 address", host)
+			return "", invalid("url", "host %q in brackets is not an IPv6 address", host)
 		case a.Zone() != "":
-			return invalid("url", "IPv6 address %q must not have a zone", host)
+			return "", invalid("url", "IPv6 address %q must not have a zone", host)
 		}
-		return checkLiteral(host, a, cfg)
+		return raw, checkLiteral(host, a, cfg)
+	}
+	if !isASCII(host) {
+		ascii, err := idna.Lookup.ToASCII(host)
+		if err != nil {
+			return "", invalid("url", "host %q is not a valid internationalized domain name: %s", host, strings.TrimPrefix(err.Error(), "idna: "))
+		}
+		if port := u.Port(); port != "" {
+			u.Host = net.JoinHostPort(ascii, port)
+		} else {
+			u.Host = ascii
+		}
+		if len(u.String()) > maxEndpointURLLength {
+			return "", invalid("url", "longer than %d bytes with host %q in its ASCII form %q", maxEndpointURLLength, host, ascii)
+		}
+		raw, host = u.String(), ascii
 	}
 	if a, err := netip.ParseAddr(host); err == nil {
 		if !a.Is4() {
-			return invalid("url", "IPv6 address %q must be in brackets", host)
+			return "", invalid("url", "IPv6 address %q must be in brackets", host)
 		}
-		return checkLiteral(host, a, cfg)
+		return raw, checkLiteral(host, a, cfg)
 	}
-	return validateHostName(host, cfg)
+	return raw, validateHostName(host, cfg)
+}
+
+// isASCII reports whether s is all ASCII.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // validatePort checks the port of hostport, if it has one.
@@ -539,10 +582,9 @@ func validateHostName(host string, cfg *WebhookConfig) error {
 		if l == "" || len(l) > maxHostLabelLength {
 			return invalid("url", "host %q has an empty label or one longer than %d bytes", host, maxHostLabelLength)
 		}
-		for i := 0; i < len(l); i++ {
-			c := l[i]
+		for _, c := range l {
 			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return invalid("url", "host %q contains %q; use letters, digits, hyphens and dots (internationalized names in their xn-- form)", host, rune(c))
+				return invalid("url", "host %q contains %q; use letters, digits, hyphens and dots", host, c)
 			}
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/net/idna"
+
 	"github.com/taskwheel/tasks"
 )
 
@@ -73,7 +75,7 @@ var malformedURLs = []string{
 	"http://example.com/" + strings.Repeat("a", 3000),
 	"http://example.com:0/", "http://example.com:65536/", "http://example.com:99999/", "http://example.com:/",
 	"http://example.com:80:80/", "http://example.com:-1/",
-	"http://b\u00fccher.example/", "http://\uff11\uff12\uff17.0.0.1/", "http://ex%61mple.com/", "http://exa\\mple.com/",
+	"http://ex%61mple.com/", "http://exa\\mple.com/",
 	"http://[127.0.0.1]/", "http://[v1.fe]/", "http://[::1/", "http://[fe80::1%eth0]/",
 	"http://a..b.example/", "http://.example.com/", "http://" + strings.Repeat("a", 64) + ".example/",
 	"http://" + strings.Repeat("abcdefghi.", 26) + "example/",
@@ -85,7 +87,8 @@ var malformedURLs = []string{
 var acceptedURLs = []string{
 	"https://example.com/hook", "https://93.184.215.14/x", "http://example.com", "HTTPS://EXAMPLE.COM/Hook",
 	"https://example.com:8443/path?q=1&r=%20#frag", "https://example.com./hook", "https://hooks_svc.example.com/",
-	"https://xn--bcher-kva.example/", "https://example.com/caf\u00e9", "http://example.com:1/", "http://example.com:65535/",
+	"https://xn--bcher-kva.example/", "https://b\u00fccher.example/", "https://\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444/hook",
+	"https://B\u00dcCHER.example:8443/x", "https://b%C3%BCcher.example/", "https://example.com/caf\u00e9", "http://example.com:1/", "http://example.com:65535/",
 	"http://0x.example.com/", "http://1.example.com/", "http://123.45.example.net/", "http://0xdeadbeef.example.com/",
 	"http://127.0.0.1.example.com/", "http://example.cafe/", "http://localhost.example.com/",
 	"http://8.8.8.8/", "http://9.255.255.255/", "http://11.0.0.0/", "http://100.63.255.255/", "http://100.128.0.0/",
@@ -131,6 +134,40 @@ func TestValidateEndpointURL(t *testing.T) {
 		for _, raw := range acceptedURLs {
 			if err := tasks.ValidateEndpointURL(raw, nil); err != nil {
 				t.Errorf("ValidateEndpointURL(%q) = %v, want nil", raw, err)
+			}
+		}
+	})
+	t.Run("W1 W2 internationalized spellings of blocked hosts", func(t *testing.T) {
+		t.Parallel()
+		// IDNA maps these to 127.0.0.1, 169.254.169.254, localhost and a
+		// numeric last label: the checks apply to what the name becomes.
+		for _, tt := range []struct{ raw, want string }{
+			{"http://\uff11\uff12\uff17.0.0.1/", "127.0.0.1 is not allowed"},
+			{"http://\uff11\uff16\uff19.\uff12\uff15\uff14.\uff11\uff16\uff19.\uff12\uff15\uff14/", "169.254.169.254 is not allowed"},
+			{"http://\u24db\u24de\u24d2\u24d0\u24db\u24d7\u24de\u24e2\u24e3:8080/", "loopback name"},
+			{"http://api.\u24db\u24de\u24d2\u24d0\u24db\u24d7\u24de\u24e2\u24e3/", "loopback name"},
+			{"http://b\u00fccher.0x7f/", "ambiguous"},
+			{"http://b\u00fccher.\uff11\uff12\uff13/", "ambiguous"},
+		} {
+			err := tasks.ValidateEndpointURL(tt.raw, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ValidateEndpointURL(%q) = %v, want an error mentioning %q", tt.raw, err, tt.want)
+			}
+		}
+	})
+	t.Run("W7 invalid internationalized names", func(t *testing.T) {
+		t.Parallel()
+		for _, raw := range []string{
+			"http://\u0301a.example/",      // starts with a combining mark
+			"http://a\u05d0.example/",      // mixes left-to-right and right-to-left
+			"http://-b\u00fccher.example/", // a hyphen at the start of a label
+			"http://b\u00fccher-.example/", // and at its end
+			"http://b\u00fc_cher.example/", // an underscore, which IDNA refuses
+			"http://b\u00fccher.xn--zz/",   // punycode that decodes to nothing valid
+		} {
+			err := tasks.ValidateEndpointURL(raw, nil)
+			if err == nil || !strings.Contains(err.Error(), "is not a valid internationalized domain name") {
+				t.Errorf("ValidateEndpointURL(%q) = %v, want an error naming the invalid internationalized name", raw, err)
 			}
 		}
 	})
@@ -181,6 +218,9 @@ func FuzzValidateEndpointURL(f *testing.F) {
 			f.Add(s)
 		}
 	}
+	f.Add("http://\uff11\uff12\uff17.0.0.1/")
+	f.Add("http://\u24db\u24de\u24d2\u24d0\u24db\u24d7\u24de\u24e2\u24e3/")
+	f.Add("https://b\u00fccher.example:8443/")
 	f.Fuzz(func(t *testing.T, raw string) {
 		if tasks.ValidateEndpointURL(raw, nil) != nil {
 			return
@@ -192,7 +232,14 @@ func FuzzValidateEndpointURL(f *testing.F) {
 		if u.Scheme != "http" && u.Scheme != "https" || u.User != nil || u.Hostname() == "" || len(raw) > 2048 {
 			t.Fatalf("accepted %q: scheme %q, user %v, host %q", raw, u.Scheme, u.User, u.Hostname())
 		}
+		// The checks must hold for the name a resolver is asked for: an
+		// internationalized name's ASCII form.
 		host := u.Hostname()
+		if strings.ContainsFunc(host, func(r rune) bool { return r >= 0x80 }) {
+			if host, err = idna.Lookup.ToASCII(host); err != nil {
+				t.Fatalf("accepted %q, whose host IDNA refuses: %v", raw, err)
+			}
+		}
 		if a, err := netip.ParseAddr(host); err == nil {
 			if a.Zone() != "" || isBlockedAddr(a) {
 				t.Fatalf("accepted %q with blocked address %s", raw, a)

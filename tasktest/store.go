@@ -337,6 +337,29 @@ func (su suite) testGet(t *testing.T) {
 		}
 	})
 
+	su.run(t, "ByIdempotencyKey", func(h *harness) {
+		keyed := h.insert(func(t *tasks.Task) { t.IdempotencyKey = "key-1" })
+		h.insert(func(t *tasks.Task) { t.AppID, t.IdempotencyKey = "app_2", "key-1" })
+		h.insert()
+		got, err := h.s.GetByIdempotencyKey(h.ctx, "app_1", "key-1")
+		if err != nil {
+			h.t.Fatalf("GetByIdempotencyKey: got error %v, want nil", err)
+		}
+		h.wantSame("GetByIdempotencyKey", got, keyed)
+		got.Data[0] = 'X'
+		h.wantSame("Get after changing the task GetByIdempotencyKey returned", h.get(keyed.ID), keyed)
+		for _, k := range []struct{ app, key string }{
+			{"app_1", "key-2"}, {"app_3", "key-1"}, {"app_1", ""}, {"", "key-1"}, {"app_1", "KEY-1"},
+			{"app_1", "'; DROP TABLE tasks; --"}, {"app_1", strings.Repeat("k", 300)},
+		} {
+			got, err := h.s.GetByIdempotencyKey(h.ctx, k.app, k.key)
+			h.wantIs(fmt.Sprintf("GetByIdempotencyKey(%q, %.20q)", k.app, k.key), err, tasks.ErrNotFound)
+			if got != nil {
+				h.t.Errorf("GetByIdempotencyKey(%q, %.20q): got %v, want nil", k.app, k.key, got)
+			}
+		}
+	})
+
 	su.run(t, "ReturnsACopy", func(h *harness) {
 		in, err := h.s.Insert(h.ctx, h.newTask(at(h.now().Add(time.Hour))))
 		if err != nil {

@@ -33,6 +33,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -322,7 +323,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"  UI:       %s (log in with the API key)\n"+
 		"  Database: %s\n"+
 		"  API key:  %s (%s)\n"+
-		"Stop it with Ctrl-C.\n", url+"/api/v1", url+"/ui/", db.desc, shown, keyNote)
+		"Stop it with Ctrl-C.\n", url+apiPrefix, url+"/ui/", db.desc, shown, keyNote)
 	logger.Info("tasksd started", "addr", ln.Addr().String(), "database", db.desc,
 		"workers", cmp.Or(cfg.Workers, tasks.DefaultWorkers), "allow_private_endpoints", cfg.AllowPrivateEndpoints)
 
@@ -365,15 +366,27 @@ func wrap(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
+// apiPrefix is where tasksd serves the API.
+const apiPrefix = "/api/v1"
+
 // newMux routes /api/v1/ to the engine's handler and /ui/ to its
 // dashboard, both behind key, and GET /healthz to a check of the store.
-func newMux(eng *tasks.Engine, key string, logger *slog.Logger) *http.ServeMux {
+//
+// Every answer under /api/v1 is the API's, in problem+json for an error.
+// So /api/v1 without its slash is the API's 404, and a path that is in the
+// API as sent or once cleaned but is not clean (/api/v1//apps,
+// /api/v1/./apps, //api/v1/apps, /ui/../api/v1/apps) goes to the API's
+// handler, which refuses it with 404, where ServeMux would redirect it to
+// its clean form with a text/html answer.
+func newMux(eng *tasks.Engine, key string, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	hc := &tasks.HandlerConfig{
 		Keys:   map[string][]string{key: {"*"}},
 		Logger: logger,
 	}
-	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", eng.Handler(hc)))
+	api := eng.Handler(hc)
+	mux.Handle(apiPrefix+"/", http.StripPrefix(apiPrefix, api))
+	mux.Handle(apiPrefix, http.StripPrefix(apiPrefix, api))
 	mux.Handle("/ui/", http.StripPrefix("/ui", eng.UI(hc)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
@@ -388,7 +401,31 @@ func newMux(eng *tasks.Engine, key string, logger *slog.Logger) *http.ServeMux {
 		}
 		io.WriteString(w, "ok\n")
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.EscapedPath(); p != cleanPath(p) && (inAPI(p) || inAPI(cleanPath(p))) {
+			api.ServeHTTP(w, r) // a 404: the handler refuses unclean paths
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// inAPI reports whether the URL path p is in the API: /api/v1 or under it.
+func inAPI(p string) bool {
+	return p == apiPrefix || strings.HasPrefix(p, apiPrefix+"/")
+}
+
+// cleanPath is how ServeMux cleans a path before it routes it: path.Clean,
+// keeping a trailing slash.
+func cleanPath(p string) string {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
 }
 
 // serverURL is the URL of the server at addr, the listener's address. An

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -452,6 +453,53 @@ func TestRun_endToEndSQLite(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "tasks.db")
 	s := startServer(t, []string{"-addr", "127.0.0.1:0", "-db", db, "-allow-private-endpoints"}, nil)
 	testEndToEnd(t, s)
+}
+
+// TestRun_uncleanAPIPaths: a path that names the API once cleaned, or
+// /api/v1 without its slash, gets the API's 404 problem+json, not the
+// ServeMux's redirect with a text/html body.
+func TestRun_uncleanAPIPaths(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "tasks.db")
+	s := startServer(t, []string{"-addr", "127.0.0.1:0", "-db", db}, nil)
+	root := strings.TrimSuffix(s.api, "/api/v1")
+	for _, path := range []string{
+		"/api/v1//apps/app_1/tasks", "/api/v1/./apps/app_1/tasks", "/api/v1/apps/app_1/./tasks",
+		"/api/v1/apps/x/../app_1/tasks", "/api/v1/apps/app_1/tasks/..", "/api/v1/apps/app_1/tasks/",
+		"//api/v1/apps/app_1/tasks", "/./api/v1/apps/app_1/tasks", "/ui/../api/v1/apps/app_1/tasks",
+		"/api/v1", "/api/v1/", "/api/v1/..", "/api//v1/apps/app_1/tasks",
+	} {
+		// Written by hand: a client would clean the path, or take "//x"
+		// for a host.
+		conn, err := net.Dial("tcp", strings.TrimPrefix(root, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: tasksd\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n", path, s.key)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		conn.Close()
+		var problem struct {
+			Status int    `json:"status"`
+			Error  string `json:"error"`
+		}
+		if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusNotFound || ct != "application/problem+json" ||
+			json.Unmarshal(body, &problem) != nil || problem.Status != http.StatusNotFound || problem.Error == "" {
+			t.Errorf("GET %s: %d %s %q, want 404 application/problem+json", path, resp.StatusCode, ct, body)
+		}
+	}
+	// The rest of tasksd is as it was: a clean API path works, the
+	// dashboard is served, and ServeMux redirects /ui to /ui/.
+	s.call(t, "GET", "/apps/app_1/tasks", s.key, nil, http.StatusOK, nil)
+	noRedirects := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if resp, err := noRedirects.Get(root + "/ui"); err != nil || resp.StatusCode != http.StatusTemporaryRedirect {
+		t.Errorf("GET /ui: %v, %v; want a redirect to /ui/", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 }
 
 func TestRun_endToEndPostgres(t *testing.T) {
