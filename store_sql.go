@@ -99,7 +99,8 @@ func OpenSQLite(path string) (*SQLStore, error) {
 	}
 	// The write pool has one connection, so that this process's writers queue
 	// in Go instead of contending for SQLite's lock. Its settings:
-	//   - WAL: readers and the writer do not block each other.
+	//   - WAL, set by sqliteWAL below: readers and the writer do not block
+	//     each other.
 	//   - synchronous=NORMAL: a commit survives a crash of the process; in
 	//     WAL mode it can be lost only with the machine, and never corrupts.
 	//   - busy_timeout of 10 s: a writer in another process makes this one
@@ -113,11 +114,15 @@ func OpenSQLite(path string) (*SQLStore, error) {
 	//   - no automatic checkpoints (see sqliteDriver): the store's own
 	//     goroutine checkpoints the WAL through a connection of its own.
 	write, err := sql.Open(sqliteDriver(), sqliteDSN(path,
-		"_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=10000&_txlock=immediate&_foreign_keys=on&_stmt_cache_size=64"))
+		"_synchronous=NORMAL&_busy_timeout=10000&_txlock=immediate&_foreign_keys=on&_stmt_cache_size=64"))
 	if err != nil {
 		return nil, fmt.Errorf("tasks: open SQLite %s: %w", path, err)
 	}
 	write.SetMaxOpenConns(1)
+	if err := sqliteWAL(context.Background(), write); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("tasks: open SQLite %s: %w", path, err)
+	}
 	// Reads (Get, List, Upcoming) use a pool of read-only connections, which
 	// WAL lets run alongside the writer.
 	read, err := sql.Open(sqliteDriver(), sqliteDSN(path, "mode=ro&_busy_timeout=10000&_stmt_cache_size=64"))
@@ -144,6 +149,57 @@ func OpenSQLite(path string) (*SQLStore, error) {
 	s.stopCheckpoints, s.checkpointsDone = make(chan struct{}), make(chan struct{})
 	go s.checkpoint(checkpointer)
 	return s, nil
+}
+
+// sqliteWAL puts the database of db in WAL mode, which it keeps: the
+// connections opened later, in this process or another, use it. A new
+// database is switched by the first connection that gets there; the others
+// find it switched.
+func sqliteWAL(ctx context.Context, db *sql.DB) error {
+	var mode string
+	err := retrySQLiteBusy(ctx, func() error {
+		return db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
+	})
+	if err != nil {
+		return fmt.Errorf("set WAL mode: %w", err)
+	}
+	if mode != "wal" {
+		return fmt.Errorf("set WAL mode: the database stays in %s mode", mode)
+	}
+	return nil
+}
+
+// sqliteBusyTimeout is how long OpenSQLite's connections wait for another
+// connection's lock, and how long retrySQLiteBusy retries.
+const sqliteBusyTimeout = 10 * time.Second
+
+// retrySQLiteBusy calls f until it returns anything but SQLite's
+// SQLITE_BUSY ("database is locked"), ctx ends or sqliteBusyTimeout passes.
+//
+// It is for the few statements that SQLite fails at once instead of waiting
+// in its busy handler: those that read the database and then need to write
+// it, where two connections doing so at once would each wait for the other
+// to stop reading, so SQLite fails one. Switching a new database to WAL
+// mode is one (it reads the file header, then rewrites it): two processes
+// opening a new file at once both do it. Retrying from the start, without
+// the read, then succeeds.
+func retrySQLiteBusy(ctx context.Context, f func() error) error {
+	deadline := time.Now().Add(sqliteBusyTimeout)
+	wait := time.Millisecond
+	for {
+		err := f()
+		if se := (sqlite3.Error{}); !errors.As(err, &se) || se.Code != sqlite3.ErrBusy || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
 }
 
 // sqliteDriver returns the name of the SQLite driver that OpenSQLite uses:
@@ -291,7 +347,18 @@ func (s *SQLStore) migrate(ctx context.Context, ms []migration) (err error) {
 	// The transaction is begun by hand on one connection: BeginTx cannot ask
 	// for IMMEDIATE on a caller's SQLite database opened without
 	// _txlock=immediate.
-	conn, err := s.db.Conn(ctx)
+	var conn *sql.Conn
+	if s.dialect == SQLite {
+		// A caller's database opened with _journal_mode=WAL switches a new
+		// file to WAL as it connects, which may fail at once (see
+		// retrySQLiteBusy) if another process does so too.
+		err = retrySQLiteBusy(ctx, func() (err error) {
+			conn, err = s.db.Conn(ctx)
+			return err
+		})
+	} else {
+		conn, err = s.db.Conn(ctx)
+	}
 	if err != nil {
 		return err
 	}

@@ -225,6 +225,28 @@ func TestSQLStore_ConcurrentFirstMigrations(t *testing.T) {
 	}
 }
 
+// Stores opened at once on a new file, as two processes starting together
+// would open it, all succeed: the second waits, none fails with "database
+// is locked".
+func TestOpenSQLite_ConcurrentOpensOfANewFile(t *testing.T) {
+	t.Parallel()
+	path := testdb.SQLitePath(t)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			s, err := tasks.OpenSQLite(path)
+			if err != nil {
+				t.Errorf("OpenSQLite: %v", err)
+				return
+			}
+			if err := s.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // F18: two stores on one SQLite file, as two processes would have, with
 // inserters and workers on each: no error reaches a caller.
 func TestSQLiteStore_ConcurrentWritersAreNeverLocked(t *testing.T) {
