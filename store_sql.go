@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -90,12 +91,17 @@ func NewSQLStore(db *sql.DB, d Dialect) (*SQLStore, error) {
 
 // OpenSQLite opens the SQLite database file at path (a file name, not a
 // URI), creating it if needed, migrates it and returns a store that owns it:
-// Close closes it. The database is in WAL mode with a busy timeout of 10
+// Close closes it. A file it creates, and the -wal and -shm files beside
+// it, only their owner may read and write (0600): they hold endpoints'
+// signing secrets. The database is in WAL mode with a busy timeout of 10
 // seconds; the store writes through one connection and reads through a pool
 // of read-only ones. For a store in memory, use [NewMemoryStore].
 func OpenSQLite(path string) (*SQLStore, error) {
 	if path == "" || path == ":memory:" {
 		return nil, errors.New("tasks: open SQLite: want the path of a file")
+	}
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("tasks: open SQLite %s: %w", path, err)
 	}
 	// The write pool has one connection, so that this process's writers queue
 	// in Go instead of contending for SQLite's lock. Its settings:
@@ -149,6 +155,24 @@ func OpenSQLite(path string) (*SQLStore, error) {
 	s.stopCheckpoints, s.checkpointsDone = make(chan struct{}), make(chan struct{})
 	go s.checkpoint(checkpointer)
 	return s, nil
+}
+
+// createPrivate creates an empty file at path, readable and writable by its
+// owner only, unless a file is there. An empty file is an empty SQLite
+// database, which SQLite then uses as it is, and SQLite gives the -wal and
+// -shm files it creates beside a database the database's permissions: all
+// three stay private to the owner, as endpoints' signing secrets must. (By
+// itself, SQLite would create them readable by all, 0644.) An existing file
+// keeps its permissions.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // sqliteWAL puts the database of db in WAL mode, which it keeps: the

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -245,6 +247,28 @@ func TestOpenSQLite_ConcurrentOpensOfANewFile(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// The database and its -wal and -shm files hold endpoints' signing
+// secrets: only their owner may read them.
+func TestOpenSQLite_FilesAreOwnerOnly(t *testing.T) {
+	t.Parallel()
+	path := testdb.SQLitePath(t)
+	s, err := tasks.OpenSQLite(path)
+	if err != nil {
+		t.Fatalf("OpenSQLite: %v", err)
+	}
+	defer s.Close()
+	sqlInsert(t, s) // the WAL holds it
+	for _, name := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm != 0o600 {
+			t.Errorf("mode of %s: got %v, want -rw-------", filepath.Base(name), perm)
+		}
+	}
 }
 
 // F18: two stores on one SQLite file, as two processes would have, with
