@@ -1845,11 +1845,13 @@ RETURNING ` + endpointColumnsSQLite
 VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9, now(), now())
 ON CONFLICT DO NOTHING
 RETURNING ` + endpointColumnsPostgres
-	getEndpointSQLite     = `SELECT ` + endpointColumnsSQLite + ` FROM taskwheel_endpoints WHERE id = ?`
-	getEndpointPostgres   = `SELECT ` + endpointColumnsPostgres + ` FROM taskwheel_endpoints WHERE id = $1`
-	listEndpointsSQLite   = `SELECT ` + endpointColumnsSQLite + ` FROM taskwheel_endpoints WHERE app_id = ? ORDER BY created_at, id`
-	listEndpointsPostgres = `SELECT ` + endpointColumnsPostgres + ` FROM taskwheel_endpoints WHERE app_id = $1 ORDER BY created_at, id`
-	updateEndpointSQLite  = `UPDATE taskwheel_endpoints SET url = ?2, description = ?3, enabled_events = ?4,
+	getEndpointSQLite        = `SELECT ` + endpointColumnsSQLite + ` FROM taskwheel_endpoints WHERE id = ?`
+	getEndpointPostgres      = `SELECT ` + endpointColumnsPostgres + ` FROM taskwheel_endpoints WHERE id = $1`
+	listEndpointsSQLite      = `SELECT ` + endpointColumnsSQLite + ` FROM taskwheel_endpoints WHERE app_id = ? ORDER BY created_at, id`
+	listEndpointsPostgres    = `SELECT ` + endpointColumnsPostgres + ` FROM taskwheel_endpoints WHERE app_id = $1 ORDER BY created_at, id`
+	listAllEndpointsSQLite   = `SELECT ` + endpointColumnsSQLite + ` FROM taskwheel_endpoints ORDER BY created_at, id`
+	listAllEndpointsPostgres = `SELECT ` + endpointColumnsPostgres + ` FROM taskwheel_endpoints ORDER BY created_at, id`
+	updateEndpointSQLite     = `UPDATE taskwheel_endpoints SET url = ?2, description = ?3, enabled_events = ?4,
 	status = ?5, secret = ?6, previous_secret = ?7, previous_secret_expires_at = ?8, updated_at = ?9
 WHERE id = ?1
 RETURNING ` + endpointColumnsSQLite
@@ -1892,10 +1894,16 @@ func (s *SQLStore) GetEndpoint(ctx context.Context, id string) (*Endpoint, error
 
 // ListEndpoints implements [Store].
 func (s *SQLStore) ListEndpoints(ctx context.Context, appID string) ([]*Endpoint, error) {
-	if !s.storable(appID) {
+	var eps []*Endpoint
+	var err error
+	switch {
+	case appID == "":
+		eps, err = queryEndpoints(ctx, s.read, s.pick(listAllEndpointsSQLite, listAllEndpointsPostgres))
+	case !s.storable(appID):
 		return nil, nil // no endpoint has it
+	default:
+		eps, err = queryEndpoints(ctx, s.read, s.pick(listEndpointsSQLite, listEndpointsPostgres), appID)
 	}
-	eps, err := queryEndpoints(ctx, s.read, s.pick(listEndpointsSQLite, listEndpointsPostgres), appID)
 	if err != nil {
 		return nil, fmt.Errorf("tasks: list endpoints of %s: %w", appID, err)
 	}
