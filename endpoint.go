@@ -163,6 +163,9 @@ func (e *Engine) deliveryEndpoints(ctx context.Context, appID string) ([]*Endpoi
 		return eps, nil
 	}
 	eps, err := e.store.ListEndpoints(ctx, appID)
+	if err == nil {
+		eps, err = e.openEndpoints(eps)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +254,10 @@ func (e *Engine) CreateEndpoint(ctx context.Context, ne NewEndpoint) (*Endpoint,
 		return nil, err
 	}
 	defer e.endpoints.invalidate() // once stored (or perhaps stored, on an error)
-	stored, err := e.store.InsertEndpoint(ctx, ep)
+	stored, err := e.store.InsertEndpoint(ctx, e.sealEndpoint(ep))
+	if err == nil {
+		stored, err = e.openEndpoint(stored)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("tasks: create endpoint: %w", err)
 	}
@@ -262,6 +268,9 @@ func (e *Engine) CreateEndpoint(ctx context.Context, ne NewEndpoint) (*Endpoint,
 // ErrNotFound.
 func (e *Engine) Endpoint(ctx context.Context, id string) (*Endpoint, error) {
 	ep, err := e.store.GetEndpoint(ctx, id)
+	if err == nil {
+		ep, err = e.openEndpoint(ep)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("tasks: get endpoint %s: %w", id, err)
 	}
@@ -271,6 +280,9 @@ func (e *Engine) Endpoint(ctx context.Context, id string) (*Endpoint, error) {
 // Endpoints returns an app's endpoints, oldest first.
 func (e *Engine) Endpoints(ctx context.Context, appID string) ([]*Endpoint, error) {
 	eps, err := e.store.ListEndpoints(ctx, appID)
+	if err == nil {
+		eps, err = e.openEndpoints(eps)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("tasks: list endpoints of %s: %w", appID, err)
 	}
@@ -311,6 +323,9 @@ func (e *Engine) RotateEndpointSecret(ctx context.Context, id string, overlap ti
 // Concurrent changes of one endpoint: the last one stored wins.
 func (e *Engine) changeEndpoint(ctx context.Context, id string, change func(*Endpoint)) (*Endpoint, error) {
 	ep, err := e.store.GetEndpoint(ctx, id)
+	if err == nil {
+		ep, err = e.openEndpoint(ep)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("tasks: update endpoint %s: %w", id, err)
 	}
@@ -319,7 +334,10 @@ func (e *Engine) changeEndpoint(ctx context.Context, id string, change func(*End
 		return nil, err
 	}
 	defer e.endpoints.invalidate()
-	stored, err := e.store.UpdateEndpoint(ctx, ep)
+	stored, err := e.store.UpdateEndpoint(ctx, e.sealEndpoint(ep))
+	if err == nil {
+		stored, err = e.openEndpoint(stored)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("tasks: update endpoint %s: %w", id, err)
 	}
