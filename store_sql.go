@@ -631,8 +631,12 @@ RETURNING ` + taskColumns
 )
 
 // Insert implements [Store].
-func (s *SQLStore) Insert(ctx context.Context, t *Task) (*Task, error) {
-	return s.insert(ctx, s.db, t)
+func (s *SQLStore) Insert(ctx context.Context, t *Task) (got *Task, err error) {
+	err = s.retryLost(ctx, s.db, func(q dbOrConn) error {
+		got, err = s.insert(ctx, q, t)
+		return err
+	})
+	return got, err
 }
 
 // InsertTx implements [TxStore]: it inserts t inside tx, a transaction on the
@@ -743,21 +747,29 @@ func insertManySQLiteQuery(n int, keyed bool) string {
 
 // InsertMany implements [Store]. It inserts the tasks in one transaction:
 // on PostgreSQL with one statement, on SQLite with one per thousand tasks.
-func (s *SQLStore) InsertMany(ctx context.Context, ts []*Task) ([]*Task, error) {
+func (s *SQLStore) InsertMany(ctx context.Context, ts []*Task) (got []*Task, err error) {
+	err = s.retryLost(ctx, s.db, func(q dbOrConn) error {
+		got, err = s.insertMany(ctx, q, ts)
+		return err
+	})
+	return got, err
+}
+
+func (s *SQLStore) insertMany(ctx context.Context, q dbOrConn, ts []*Task) ([]*Task, error) {
 	if s.dialect == Postgres && !slices.ContainsFunc(ts, hasKey) {
 		// Only a taken ID can turn a row away, and then the statement
 		// stores nothing: one statement is atomic, with no transaction
 		// to begin and commit around it. The transaction below finds
 		// which ID was taken.
-		stored, err := s.insertManyPostgres(ctx, s.db, ts, false)
+		stored, err := s.insertManyPostgres(ctx, q, ts, false)
 		if err == nil {
-			return s.holders(ctx, s.db, ts, stored)
+			return s.holders(ctx, q, ts, stored)
 		}
 		if pe := (*pgconn.PgError)(nil); !errors.As(err, &pe) || pe.Code != pgUniqueViolation {
 			return nil, fmt.Errorf("tasks: insert tasks: %w", err)
 		}
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := q.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("tasks: insert tasks: %w", err)
 	}
@@ -929,7 +941,11 @@ func (s *SQLStore) Get(ctx context.Context, id string) (*Task, error) {
 	if !s.storable(id) {
 		return nil, ErrNotFound
 	}
-	t, err := queryTask(ctx, s.read, s.read.Rebind(getTask), id)
+	var t *Task
+	err := s.retryLost(ctx, s.read, func(q dbOrConn) (err error) {
+		t, err = queryTask(ctx, q, s.read.Rebind(getTask), id)
+		return err
+	})
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("tasks: get task %s: %w", id, err)
 	}
@@ -985,7 +1001,11 @@ func (s *SQLStore) List(ctx context.Context, p ListParams) ([]*Task, string, err
 		args = append(args, string(st))
 	}
 	args = append(args, p.EventType, p.EventType, s.timeArg(p.CreatedSince), s.timeArg(at), id, p.Limit+1)
-	ts, err := queryTasks(ctx, s.read, s.read.Rebind(query), args...)
+	var ts []*Task
+	err := s.retryLost(ctx, s.read, func(q dbOrConn) (err error) {
+		ts, err = queryTasks(ctx, q, s.read.Rebind(query), args...)
+		return err
+	})
 	if err != nil {
 		return nil, "", fmt.Errorf("tasks: list tasks: %w", err)
 	}
@@ -1715,7 +1735,11 @@ func (s *SQLStore) Attempts(ctx context.Context, taskID string) ([]Attempt, erro
 		return nil, nil // no task has it
 	}
 	var rows []attemptRow
-	if err := sqlx.SelectContext(ctx, s.read, &rows, s.read.Rebind(getAttempts), taskID); err != nil {
+	err := s.retryLost(ctx, s.read, func(q dbOrConn) error {
+		rows = nil
+		return sqlx.SelectContext(ctx, q, &rows, s.read.Rebind(getAttempts), taskID)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("tasks: attempts of task %s: %w", taskID, err)
 	}
 	var as []Attempt
@@ -1885,7 +1909,11 @@ func (s *SQLStore) GetEndpoint(ctx context.Context, id string) (*Endpoint, error
 	if !s.storable(id) {
 		return nil, ErrNotFound
 	}
-	ep, err := queryEndpoint(ctx, s.read, s.pick(getEndpointSQLite, getEndpointPostgres), id)
+	var ep *Endpoint
+	err := s.retryLost(ctx, s.read, func(q dbOrConn) (err error) {
+		ep, err = queryEndpoint(ctx, q, s.pick(getEndpointSQLite, getEndpointPostgres), id)
+		return err
+	})
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("tasks: get endpoint %s: %w", id, err)
 	}
@@ -1894,16 +1922,18 @@ func (s *SQLStore) GetEndpoint(ctx context.Context, id string) (*Endpoint, error
 
 // ListEndpoints implements [Store].
 func (s *SQLStore) ListEndpoints(ctx context.Context, appID string) ([]*Endpoint, error) {
-	var eps []*Endpoint
-	var err error
+	query, args := s.pick(listEndpointsSQLite, listEndpointsPostgres), []any{appID}
 	switch {
 	case appID == "":
-		eps, err = queryEndpoints(ctx, s.read, s.pick(listAllEndpointsSQLite, listAllEndpointsPostgres))
+		query, args = s.pick(listAllEndpointsSQLite, listAllEndpointsPostgres), nil
 	case !s.storable(appID):
 		return nil, nil // no endpoint has it
-	default:
-		eps, err = queryEndpoints(ctx, s.read, s.pick(listEndpointsSQLite, listEndpointsPostgres), appID)
 	}
+	var eps []*Endpoint
+	err := s.retryLost(ctx, s.read, func(q dbOrConn) (err error) {
+		eps, err = queryEndpoints(ctx, q, query, args...)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("tasks: list endpoints of %s: %w", appID, err)
 	}
