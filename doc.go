@@ -120,7 +120,9 @@ errors), engine.go (the Engine), enqueue.go (enqueueing, and the group
 commit of concurrent enqueues), scheduler.go (claiming, the worker pool,
 outcomes, heartbeats and the rescuer), wheel.go (the timer wheel), store.go
 (the Store contract), store_memory.go and store_sql.go (the stores),
+store_sql_conn.go (retrying on a PostgreSQL connection the server ended),
 endpoint.go and delivery.go (webhook endpoints and delivery),
+secret_crypt.go (the encryption of endpoints' secrets in the store),
 webhook_sign.go (signatures), webhook_client.go (the SSRF-safe client),
 periodic.go (periodic tasks: cron schedules and their firing), handler.go
 (the HTTP API), ui.go with ui/ (the dashboard: its handler, and its

@@ -164,6 +164,9 @@ func (e *Engine) deliveryEndpoints(ctx context.Context, appID string) ([]*Endpoi
 		return eps, nil
 	}
 	eps, err := e.store.ListEndpoints(ctx, appID)
+	if err == nil {
+		eps, err = e.openEndpoints(eps)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +259,10 @@ func (e *Engine) CreateEndpoint(ctx context.Context, ne NewEndpoint) (*Endpoint,
 		return nil, err
 	}
 	defer e.endpoints.invalidate() // once stored (or perhaps stored, on an error)
-	stored, err := e.store.InsertEndpoint(ctx, ep)
+	stored, err := e.store.InsertEndpoint(ctx, e.sealEndpoint(ep))
+	if err == nil {
+		stored, err = e.openEndpoint(stored)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("tasks: create endpoint: %w", err)
 	}
@@ -267,6 +273,9 @@ func (e *Engine) CreateEndpoint(ctx context.Context, ne NewEndpoint) (*Endpoint,
 // ErrNotFound.
 func (e *Engine) Endpoint(ctx context.Context, id string) (*Endpoint, error) {
 	ep, err := e.store.GetEndpoint(ctx, id)
+	if err == nil {
+		ep, err = e.openEndpoint(ep)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("tasks: get endpoint %s: %w", id, err)
 	}
@@ -276,6 +285,9 @@ func (e *Engine) Endpoint(ctx context.Context, id string) (*Endpoint, error) {
 // Endpoints returns an app's endpoints, oldest first.
 func (e *Engine) Endpoints(ctx context.Context, appID string) ([]*Endpoint, error) {
 	eps, err := e.store.ListEndpoints(ctx, appID)
+	if err == nil {
+		eps, err = e.openEndpoints(eps)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("tasks: list endpoints of %s: %w", appID, err)
 	}
@@ -322,6 +334,9 @@ func (e *Engine) changeEndpoint(ctx context.Context, id string, change func(*End
 	for range maxUpdateTries {
 		var ep *Endpoint
 		ep, err = e.store.GetEndpoint(ctx, id)
+		if err == nil {
+			ep, err = e.openEndpoint(ep)
+		}
 		if err != nil {
 			break
 		}
@@ -330,8 +345,11 @@ func (e *Engine) changeEndpoint(ctx context.Context, id string, change func(*End
 			return nil, err
 		}
 		var stored *Endpoint
-		stored, err = e.store.UpdateEndpoint(ctx, ep)
+		stored, err = e.store.UpdateEndpoint(ctx, e.sealEndpoint(ep))
 		if !errors.Is(err, ErrConflict) {
+			if err == nil {
+				stored, err = e.openEndpoint(stored)
+			}
 			if err != nil {
 				break
 			}

@@ -51,6 +51,18 @@ type Config struct {
 	// MaxDataBytes bounds the size of a task's Data. Defaults to
 	// DefaultMaxDataBytes.
 	MaxDataBytes int
+	// EncryptionKeys, each EncryptionKeySize (32) random bytes, encrypt
+	// endpoints' signing secrets in the store with AES-256-GCM, so that a
+	// copy of the database does not give them away. The first key encrypts
+	// every secret the engine writes; every key decrypts. To change keys,
+	// put the new one first, keep the old ones until
+	// [Engine.ReencryptEndpoints] has run, then drop them. Secrets stored in
+	// plaintext, before keys were configured, stay readable. A secret
+	// encrypted with a key not listed fails to read with an error naming
+	// that key's ID, and deliveries to its app fail with it: it never signs
+	// with a wrong secret. Defaults to none: secrets are stored in
+	// plaintext.
+	EncryptionKeys [][]byte
 }
 
 // Defaults for Config. DefaultMaxAttempts is one attempt and one retry per
@@ -144,6 +156,7 @@ type Engine struct {
 	cfg      Config
 	log      *slog.Logger
 	webhooks *http.Client // delivers to endpoints
+	keys     keyring      // encrypt endpoints' secrets in the store
 	group    *groupCommit // for Enqueue on a durable store; nil on others
 	epoch    time.Time    // the wheel's time 0, on the monotonic clock
 
@@ -170,9 +183,14 @@ func NewEngine(store Store, cfg *Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	keys, err := newKeyring(c.EncryptionKeys)
+	if err != nil {
+		return nil, err
+	}
 	e := &Engine{
 		store:    store,
 		cfg:      c,
+		keys:     keys,
 		log:      c.Logger,
 		webhooks: webhooks,
 		epoch:    time.Now(),

@@ -129,7 +129,8 @@ type Store interface {
 	InsertEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint, error)
 	// GetEndpoint returns the endpoint with the given ID, or ErrNotFound.
 	GetEndpoint(ctx context.Context, id string) (*Endpoint, error)
-	// ListEndpoints returns an app's endpoints, oldest first.
+	// ListEndpoints returns an app's endpoints, oldest first; with appID
+	// "", every app's.
 	ListEndpoints(ctx context.Context, appID string) ([]*Endpoint, error)
 	// UpdateEndpoint replaces the URL, Description, EnabledEvents, Status
 	// and secrets of the endpoint with ep's ID, sets its UpdatedAt to now

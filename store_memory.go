@@ -73,6 +73,15 @@ func (m *memTable[R, P]) remove(id string) bool {
 	return ok
 }
 
+// all returns copies of every record, oldest first.
+func (m *memTable[R, P]) all() []*R {
+	out := make([]*R, len(m.order))
+	for i, r := range m.order {
+		out[i] = r.clone()
+	}
+	return out
+}
+
 // ofApp returns copies of an app's records, oldest first.
 func (m *memTable[R, P]) ofApp(appID string) []*R {
 	var out []*R
@@ -618,6 +627,9 @@ func (s *MemoryStore) ListEndpoints(ctx context.Context, appID string) ([]*Endpo
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if appID == "" {
+		return s.endpoints.all(), nil
+	}
 	return s.endpoints.ofApp(appID), nil
 }
 

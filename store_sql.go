@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -90,16 +91,22 @@ func NewSQLStore(db *sql.DB, d Dialect) (*SQLStore, error) {
 
 // OpenSQLite opens the SQLite database file at path (a file name, not a
 // URI), creating it if needed, migrates it and returns a store that owns it:
-// Close closes it. The database is in WAL mode with a busy timeout of 10
+// Close closes it. A file it creates, and the -wal and -shm files beside
+// it, only their owner may read and write (0600): they hold endpoints'
+// signing secrets. The database is in WAL mode with a busy timeout of 10
 // seconds; the store writes through one connection and reads through a pool
 // of read-only ones. For a store in memory, use [NewMemoryStore].
 func OpenSQLite(path string) (*SQLStore, error) {
 	if path == "" || path == ":memory:" {
 		return nil, errors.New("tasks: open SQLite: want the path of a file")
 	}
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("tasks: open SQLite %s: %w", path, err)
+	}
 	// The write pool has one connection, so that this process's writers queue
 	// in Go instead of contending for SQLite's lock. Its settings:
-	//   - WAL: readers and the writer do not block each other.
+	//   - WAL, set by sqliteWAL below: readers and the writer do not block
+	//     each other.
 	//   - synchronous=NORMAL: a commit survives a crash of the process; in
 	//     WAL mode it can be lost only with the machine, and never corrupts.
 	//   - busy_timeout of 10 s: a writer in another process makes this one
@@ -113,11 +120,15 @@ func OpenSQLite(path string) (*SQLStore, error) {
 	//   - no automatic checkpoints (see sqliteDriver): the store's own
 	//     goroutine checkpoints the WAL through a connection of its own.
 	write, err := sql.Open(sqliteDriver(), sqliteDSN(path,
-		"_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=10000&_txlock=immediate&_foreign_keys=on&_stmt_cache_size=64"))
+		"_synchronous=NORMAL&_busy_timeout=10000&_txlock=immediate&_foreign_keys=on&_stmt_cache_size=64"))
 	if err != nil {
 		return nil, fmt.Errorf("tasks: open SQLite %s: %w", path, err)
 	}
 	write.SetMaxOpenConns(1)
+	if err := sqliteWAL(context.Background(), write); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("tasks: open SQLite %s: %w", path, err)
+	}
 	// Reads (Get, List, Upcoming) use a pool of read-only connections, which
 	// WAL lets run alongside the writer.
 	read, err := sql.Open(sqliteDriver(), sqliteDSN(path, "mode=ro&_busy_timeout=10000&_stmt_cache_size=64"))
@@ -144,6 +155,75 @@ func OpenSQLite(path string) (*SQLStore, error) {
 	s.stopCheckpoints, s.checkpointsDone = make(chan struct{}), make(chan struct{})
 	go s.checkpoint(checkpointer)
 	return s, nil
+}
+
+// createPrivate creates an empty file at path, readable and writable by its
+// owner only, unless a file is there. An empty file is an empty SQLite
+// database, which SQLite then uses as it is, and SQLite gives the -wal and
+// -shm files it creates beside a database the database's permissions: all
+// three stay private to the owner, as endpoints' signing secrets must. (By
+// itself, SQLite would create them readable by all, 0644.) An existing file
+// keeps its permissions.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// sqliteWAL puts the database of db in WAL mode, which it keeps: the
+// connections opened later, in this process or another, use it. A new
+// database is switched by the first connection that gets there; the others
+// find it switched.
+func sqliteWAL(ctx context.Context, db *sql.DB) error {
+	var mode string
+	err := retrySQLiteBusy(ctx, func() error {
+		return db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
+	})
+	if err != nil {
+		return fmt.Errorf("set WAL mode: %w", err)
+	}
+	if mode != "wal" {
+		return fmt.Errorf("set WAL mode: the database stays in %s mode", mode)
+	}
+	return nil
+}
+
+// sqliteBusyTimeout is how long OpenSQLite's connections wait for another
+// connection's lock, and how long retrySQLiteBusy retries.
+const sqliteBusyTimeout = 10 * time.Second
+
+// retrySQLiteBusy calls f until it returns anything but SQLite's
+// SQLITE_BUSY ("database is locked"), ctx ends or sqliteBusyTimeout passes.
+//
+// It is for the few statements that SQLite fails at once instead of waiting
+// in its busy handler: those that read the database and then need to write
+// it, where two connections doing so at once would each wait for the other
+// to stop reading, so SQLite fails one. Switching a new database to WAL
+// mode is one (it reads the file header, then rewrites it): two processes
+// opening a new file at once both do it. Retrying from the start, without
+// the read, then succeeds.
+func retrySQLiteBusy(ctx context.Context, f func() error) error {
+	deadline := time.Now().Add(sqliteBusyTimeout)
+	wait := time.Millisecond
+	for {
+		err := f()
+		if se := (sqlite3.Error{}); !errors.As(err, &se) || se.Code != sqlite3.ErrBusy || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
 }
 
 // sqliteDriver returns the name of the SQLite driver that OpenSQLite uses:
@@ -291,7 +371,18 @@ func (s *SQLStore) migrate(ctx context.Context, ms []migration) (err error) {
 	// The transaction is begun by hand on one connection: BeginTx cannot ask
 	// for IMMEDIATE on a caller's SQLite database opened without
 	// _txlock=immediate.
-	conn, err := s.db.Conn(ctx)
+	var conn *sql.Conn
+	if s.dialect == SQLite {
+		// A caller's database opened with _journal_mode=WAL switches a new
+		// file to WAL as it connects, which may fail at once (see
+		// retrySQLiteBusy) if another process does so too.
+		err = retrySQLiteBusy(ctx, func() (err error) {
+			conn, err = s.db.Conn(ctx)
+			return err
+		})
+	} else {
+		conn, err = s.db.Conn(ctx)
+	}
 	if err != nil {
 		return err
 	}
@@ -542,8 +633,12 @@ RETURNING ` + taskColumns
 )
 
 // Insert implements [Store].
-func (s *SQLStore) Insert(ctx context.Context, t *Task) (*Task, error) {
-	return s.insert(ctx, s.db, t)
+func (s *SQLStore) Insert(ctx context.Context, t *Task) (got *Task, err error) {
+	err = s.retryLost(ctx, s.db, func(q dbOrConn) error {
+		got, err = s.insert(ctx, q, t)
+		return err
+	})
+	return got, err
 }
 
 // InsertTx implements [TxStore]: it inserts t inside tx, a transaction on the
@@ -654,21 +749,29 @@ func insertManySQLiteQuery(n int, keyed bool) string {
 
 // InsertMany implements [Store]. It inserts the tasks in one transaction:
 // on PostgreSQL with one statement, on SQLite with one per thousand tasks.
-func (s *SQLStore) InsertMany(ctx context.Context, ts []*Task) ([]*Task, error) {
+func (s *SQLStore) InsertMany(ctx context.Context, ts []*Task) (got []*Task, err error) {
+	err = s.retryLost(ctx, s.db, func(q dbOrConn) error {
+		got, err = s.insertMany(ctx, q, ts)
+		return err
+	})
+	return got, err
+}
+
+func (s *SQLStore) insertMany(ctx context.Context, q dbOrConn, ts []*Task) ([]*Task, error) {
 	if s.dialect == Postgres && !slices.ContainsFunc(ts, hasKey) {
 		// Only a taken ID can turn a row away, and then the statement
 		// stores nothing: one statement is atomic, with no transaction
 		// to begin and commit around it. The transaction below finds
 		// which ID was taken.
-		stored, err := s.insertManyPostgres(ctx, s.db, ts, false)
+		stored, err := s.insertManyPostgres(ctx, q, ts, false)
 		if err == nil {
-			return s.holders(ctx, s.db, ts, stored)
+			return s.holders(ctx, q, ts, stored)
 		}
 		if pe := (*pgconn.PgError)(nil); !errors.As(err, &pe) || pe.Code != pgUniqueViolation {
 			return nil, fmt.Errorf("tasks: insert tasks: %w", err)
 		}
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := q.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("tasks: insert tasks: %w", err)
 	}
@@ -840,7 +943,11 @@ func (s *SQLStore) Get(ctx context.Context, id string) (*Task, error) {
 	if !s.storable(id) {
 		return nil, ErrNotFound
 	}
-	t, err := queryTask(ctx, s.read, s.read.Rebind(getTask), id)
+	var t *Task
+	err := s.retryLost(ctx, s.read, func(q dbOrConn) (err error) {
+		t, err = queryTask(ctx, q, s.read.Rebind(getTask), id)
+		return err
+	})
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("tasks: get task %s: %w", id, err)
 	}
@@ -908,7 +1015,11 @@ func (s *SQLStore) List(ctx context.Context, p ListParams) ([]*Task, string, err
 		args = append(args, string(st))
 	}
 	args = append(args, p.EventType, p.EventType, s.timeArg(p.CreatedSince), s.timeArg(at), id, p.Limit+1)
-	ts, err := queryTasks(ctx, s.read, s.read.Rebind(query), args...)
+	var ts []*Task
+	err := s.retryLost(ctx, s.read, func(q dbOrConn) (err error) {
+		ts, err = queryTasks(ctx, q, s.read.Rebind(query), args...)
+		return err
+	})
 	if err != nil {
 		return nil, "", fmt.Errorf("tasks: list tasks: %w", err)
 	}
@@ -1638,7 +1749,11 @@ func (s *SQLStore) Attempts(ctx context.Context, taskID string) ([]Attempt, erro
 		return nil, nil // no task has it
 	}
 	var rows []attemptRow
-	if err := sqlx.SelectContext(ctx, s.read, &rows, s.read.Rebind(getAttempts), taskID); err != nil {
+	err := s.retryLost(ctx, s.read, func(q dbOrConn) error {
+		rows = nil
+		return sqlx.SelectContext(ctx, q, &rows, s.read.Rebind(getAttempts), taskID)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("tasks: attempts of task %s: %w", taskID, err)
 	}
 	var as []Attempt
@@ -1770,11 +1885,13 @@ RETURNING ` + endpointColumnsSQLite
 VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9, now(), now())
 ON CONFLICT DO NOTHING
 RETURNING ` + endpointColumnsPostgres
-	getEndpointSQLite     = `SELECT ` + endpointColumnsSQLite + ` FROM taskwheel_endpoints WHERE id = ?`
-	getEndpointPostgres   = `SELECT ` + endpointColumnsPostgres + ` FROM taskwheel_endpoints WHERE id = $1`
-	listEndpointsSQLite   = `SELECT ` + endpointColumnsSQLite + ` FROM taskwheel_endpoints WHERE app_id = ? ORDER BY created_at, id`
-	listEndpointsPostgres = `SELECT ` + endpointColumnsPostgres + ` FROM taskwheel_endpoints WHERE app_id = $1 ORDER BY created_at, id`
-	updateEndpointSQLite  = `UPDATE taskwheel_endpoints SET url = ?3, description = ?4, enabled_events = ?5,
+	getEndpointSQLite        = `SELECT ` + endpointColumnsSQLite + ` FROM taskwheel_endpoints WHERE id = ?`
+	getEndpointPostgres      = `SELECT ` + endpointColumnsPostgres + ` FROM taskwheel_endpoints WHERE id = $1`
+	listEndpointsSQLite      = `SELECT ` + endpointColumnsSQLite + ` FROM taskwheel_endpoints WHERE app_id = ? ORDER BY created_at, id`
+	listEndpointsPostgres    = `SELECT ` + endpointColumnsPostgres + ` FROM taskwheel_endpoints WHERE app_id = $1 ORDER BY created_at, id`
+	listAllEndpointsSQLite   = `SELECT ` + endpointColumnsSQLite + ` FROM taskwheel_endpoints ORDER BY created_at, id`
+	listAllEndpointsPostgres = `SELECT ` + endpointColumnsPostgres + ` FROM taskwheel_endpoints ORDER BY created_at, id`
+	updateEndpointSQLite     = `UPDATE taskwheel_endpoints SET url = ?3, description = ?4, enabled_events = ?5,
 	status = ?6, secret = ?7, previous_secret = ?8, previous_secret_expires_at = ?9,
 	updated_at = max(?10, updated_at + 1)
 WHERE id = ?1 AND updated_at = ?2
@@ -1811,7 +1928,11 @@ func (s *SQLStore) GetEndpoint(ctx context.Context, id string) (*Endpoint, error
 	if !s.storable(id) {
 		return nil, ErrNotFound
 	}
-	ep, err := queryEndpoint(ctx, s.read, s.pick(getEndpointSQLite, getEndpointPostgres), id)
+	var ep *Endpoint
+	err := s.retryLost(ctx, s.read, func(q dbOrConn) (err error) {
+		ep, err = queryEndpoint(ctx, q, s.pick(getEndpointSQLite, getEndpointPostgres), id)
+		return err
+	})
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("tasks: get endpoint %s: %w", id, err)
 	}
@@ -1820,10 +1941,18 @@ func (s *SQLStore) GetEndpoint(ctx context.Context, id string) (*Endpoint, error
 
 // ListEndpoints implements [Store].
 func (s *SQLStore) ListEndpoints(ctx context.Context, appID string) ([]*Endpoint, error) {
-	if !s.storable(appID) {
+	query, args := s.pick(listEndpointsSQLite, listEndpointsPostgres), []any{appID}
+	switch {
+	case appID == "":
+		query, args = s.pick(listAllEndpointsSQLite, listAllEndpointsPostgres), nil
+	case !s.storable(appID):
 		return nil, nil // no endpoint has it
 	}
-	eps, err := queryEndpoints(ctx, s.read, s.pick(listEndpointsSQLite, listEndpointsPostgres), appID)
+	var eps []*Endpoint
+	err := s.retryLost(ctx, s.read, func(q dbOrConn) (err error) {
+		eps, err = queryEndpoints(ctx, q, query, args...)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("tasks: list endpoints of %s: %w", appID, err)
 	}

@@ -2,10 +2,13 @@ package tasks_test
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -222,6 +225,50 @@ func TestSQLStore_ConcurrentFirstMigrations(t *testing.T) {
 				t.Errorf("Ping after Close: got %v, want nil (the caller's database stays open)", err)
 			}
 		})
+	}
+}
+
+// Stores opened at once on a new file, as two processes starting together
+// would open it, all succeed: the second waits, none fails with "database
+// is locked".
+func TestOpenSQLite_ConcurrentOpensOfANewFile(t *testing.T) {
+	t.Parallel()
+	path := testdb.SQLitePath(t)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			s, err := tasks.OpenSQLite(path)
+			if err != nil {
+				t.Errorf("OpenSQLite: %v", err)
+				return
+			}
+			if err := s.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// The database and its -wal and -shm files hold endpoints' signing
+// secrets: only their owner may read them.
+func TestOpenSQLite_FilesAreOwnerOnly(t *testing.T) {
+	t.Parallel()
+	path := testdb.SQLitePath(t)
+	s, err := tasks.OpenSQLite(path)
+	if err != nil {
+		t.Fatalf("OpenSQLite: %v", err)
+	}
+	defer s.Close()
+	sqlInsert(t, s) // the WAL holds it
+	for _, name := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm != 0o600 {
+			t.Errorf("mode of %s: got %v, want -rw-------", filepath.Base(name), perm)
+		}
 	}
 }
 
@@ -491,5 +538,76 @@ func TestPostgresStore_FinishAndExtendDoNotDeadlock(t *testing.T) {
 	counts, err := s.CountTasks(ctx, "a")
 	if err != nil || counts[tasks.StateCompleted] != n {
 		t.Errorf("CountTasks: got %v, %v; want %d completed", counts, err, n)
+	}
+}
+
+// A PostgreSQL server that ends the store's connections (pg_terminate_backend,
+// as an administrator or a failover does) costs no caller an error: the pool
+// still works, and Enqueue, Get, List (the health check), Attempts and the
+// endpoint reads succeed on their first call.
+func TestPostgresStore_ConnectionsTerminatedByTheServer(t *testing.T) {
+	t.Parallel()
+	_, dsn := testdb.PostgresDSN(t) // the schema, dropped at the end
+	app := "tw_kill_" + strings.ToLower(rand.Text()[:10])
+	dsn, err := testdb.WithParam(dsn, "application_name", app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	admin := testdb.Postgres(t)
+	s, err := tasks.NewSQLStore(db, tasks.Postgres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t, s, nil)
+	ctx := t.Context()
+	task := enqueue(t, e, tasks.NewTask{EventType: "x"})
+	ep := createEndpoint(t, e, tasks.NewEndpoint{URL: "https://example.com/hooks"})
+
+	for round := range 3 {
+		// Fill the pool with connections used just now, which the pool
+		// hands out again without checking them.
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				if _, err := s.Get(ctx, task.ID); err != nil {
+					t.Errorf("Get: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		var killed int
+		if err := admin.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid, 5000))
+FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&killed); err != nil {
+			t.Fatal(err)
+		}
+		if killed == 0 {
+			t.Fatalf("round %d: no backend of %s to terminate", round, app)
+		}
+		var err error
+		switch round {
+		case 0:
+			_, err = e.Enqueue(ctx, tasks.NewTask{AppID: "app_1", EventType: "x"})
+		case 1:
+			_, err = e.Get(ctx, task.ID)
+			if err == nil {
+				_, err = e.Attempts(ctx, task.ID)
+			}
+		case 2:
+			_, _, err = e.List(ctx, tasks.ListParams{Limit: 1}) // tasksd's /healthz
+			if err == nil {
+				_, err = e.Endpoint(ctx, ep.ID)
+			}
+		}
+		if err != nil {
+			t.Errorf("round %d, after %d connections were terminated: %v", round, killed, err)
+		}
 	}
 }

@@ -248,19 +248,21 @@ func (su suite) testEndpoints(t *testing.T) {
 		// IDs ascend in insertion order, so that endpoints created in one
 		// clock tick are in the same order by ID.
 		prefix := uuid.NewString()
-		var a, b []*tasks.Endpoint
+		var a, b, all []*tasks.Endpoint
 		for i := range 6 {
 			id := fmt.Sprintf("%s-%02d", prefix, i)
 			if i%3 == 2 {
 				b = append(b, h.insertEndpoint(epID(id), epApp("app_b")))
+				all = append(all, b[len(b)-1])
 			} else {
 				a = append(a, h.insertEndpoint(epID(id), epApp("app_a")))
+				all = append(all, a[len(a)-1])
 			}
 		}
 		for _, c := range []struct {
 			app  string
 			want []*tasks.Endpoint
-		}{{"app_a", a}, {"app_b", b}, {"app_c", nil}} {
+		}{{"app_a", a}, {"app_b", b}, {"app_c", nil}, {"", all}} {
 			got := h.listEndpoints(c.app)
 			if !slices.Equal(endpointIDs(got), endpointIDs(c.want)) {
 				h.t.Errorf("ListEndpoints(%s): got %v, want %v", c.app, endpointIDs(got), endpointIDs(c.want))

@@ -84,6 +84,7 @@ const (
 	envWorkers       = "TASKS_WORKERS"
 	envAllowPrivate  = "TASKS_ALLOW_PRIVATE_ENDPOINTS"
 	envAPIKey        = "TASKS_API_KEY"
+	envEncryptionKey = "TASKS_ENCRYPTION_KEY"
 	defaultAddr      = ":8080"
 	defaultDB        = "tasks.db"
 	keyFileExtension = ".key"
@@ -96,7 +97,8 @@ type config struct {
 	Postgres              string // PostgreSQL URL or keyword/value DSN; "" for SQLite
 	Workers               int    // 0: the engine's default
 	AllowPrivateEndpoints bool
-	APIKey                string // from TASKS_API_KEY; "" to use the key file
+	APIKey                string   // from TASKS_API_KEY; "" to use the key file
+	EncryptionKeys        [][]byte // from TASKS_ENCRYPTION_KEY, the current first; none: secrets in plaintext
 }
 
 const usageText = `tasksd serves the tasks HTTP API at /api/v1 and its dashboard at /ui/, and
@@ -132,6 +134,18 @@ API key (environment only, so that it stays out of process listings):
                   Without it, on SQLite, tasksd generates one at the first start
                   and keeps it beside the database in <db>.key (mode 0600), so
                   restarts keep it. With -postgres it is required.
+
+Encryption key (environment only):
+
+  TASKS_ENCRYPTION_KEY
+                  encrypts endpoints' signing secrets in the database
+                  (AES-256-GCM): the base64 of 32 random bytes, as
+                  "openssl rand -base64 32" prints it. To change keys, give
+                  the new key first and the old ones after it, comma-separated:
+                  at start tasksd re-encrypts every secret with the first;
+                  then the old keys can be dropped. Without it, secrets are
+                  stored in plaintext. Keep it apart from the database: with
+                  a copy of both, the secrets can be read.
 
 GET /healthz answers 200 "ok" while the database answers, 503 otherwise.
 SIGINT or SIGTERM stops tasksd gracefully: in-flight requests and running
@@ -195,6 +209,13 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		c.AllowPrivateEndpoints = b
 	}
 	c.APIKey = getenv(envAPIKey)
+	if v := getenv(envEncryptionKey); v != "" {
+		keys, err := parseEncryptionKeys(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", envEncryptionKey, err)
+		}
+		c.EncryptionKeys = keys
+	}
 
 	switch {
 	case c.Addr == "":
@@ -231,6 +252,26 @@ func checkAPIKey(key string) error {
 		}
 	}
 	return nil
+}
+
+// parseEncryptionKeys reads TASKS_ENCRYPTION_KEY: comma-separated standard
+// base64 (padded or not) of tasks.EncryptionKeySize bytes each, the current
+// key first. Its errors name a key by its position, never show it.
+func parseEncryptionKeys(v string) ([][]byte, error) {
+	texts := strings.Split(v, ",")
+	keys := make([][]byte, len(texts))
+	for i, text := range texts {
+		key, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(strings.TrimSpace(text), "="))
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("key %d of %d is not base64", i+1, len(texts))
+		case len(key) != tasks.EncryptionKeySize:
+			return nil, fmt.Errorf("key %d of %d is %d bytes, want %d (openssl rand -base64 %d makes one)",
+				i+1, len(texts), len(key), tasks.EncryptionKeySize, tasks.EncryptionKeySize)
+		}
+		keys[i] = key
+	}
+	return keys, nil
 }
 
 // privateNetworks are the ranges -allow-private-endpoints opens: loopback
@@ -289,12 +330,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		webhooks.AllowHosts = []string{"localhost"}
 	}
 	eng, err := tasks.NewEngine(db.store, &tasks.Config{
-		Workers:  cfg.Workers,
-		Webhooks: webhooks,
-		Logger:   logger,
+		Workers:        cfg.Workers,
+		Webhooks:       webhooks,
+		Logger:         logger,
+		EncryptionKeys: cfg.EncryptionKeys,
 	})
 	if err != nil {
 		return err
+	}
+	if len(cfg.EncryptionKeys) > 0 {
+		// Secrets stored in plaintext, or with an older key, move to the
+		// current key. One that does not decrypt stays as it is, and
+		// deliveries to its app fail, saying so, until its key is given.
+		n, err := eng.ReencryptEndpoints(ctx)
+		if n > 0 {
+			logger.Info("encrypted endpoints' secrets with the first key of "+envEncryptionKey, "endpoints", n)
+		}
+		if err != nil {
+			logger.Error("encrypt endpoints' secrets with the first key of "+envEncryptionKey, "err", err)
+		}
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -25,6 +26,20 @@ import (
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/testdb"
 )
+
+// Encryption keys for TASKS_ENCRYPTION_KEY.
+var (
+	encryptionKey1 = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	encryptionKey2 = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32))
+)
+
+func mustBase64(s string) []byte {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
 
 // envMap is a getenv reading m.
 func envMap(m map[string]string) func(string) string {
@@ -72,6 +87,9 @@ func TestParseConfig(t *testing.T) {
 		{"postgres by environment", nil,
 			map[string]string{"TASKS_POSTGRES_URL": "host=h dbname=db", "TASKS_API_KEY": key},
 			with(func(c *config) { c.Postgres, c.APIKey = "host=h dbname=db", key })},
+		{"encryption keys, padded or not", nil,
+			map[string]string{"TASKS_ENCRYPTION_KEY": encryptionKey1 + ", " + strings.TrimRight(encryptionKey2, "=")},
+			with(func(c *config) { c.EncryptionKeys = [][]byte{mustBase64(encryptionKey1), mustBase64(encryptionKey2)} })},
 		{"postgres ignores an empty -db", []string{"-db", ""},
 			map[string]string{"TASKS_POSTGRES_URL": "host=h", "TASKS_API_KEY": key},
 			with(func(c *config) { c.DB, c.Postgres, c.APIKey = "", "host=h", key })},
@@ -113,6 +131,10 @@ func TestParseConfig_errors(t *testing.T) {
 		{"postgres without key", []string{"-postgres", "postgres://h/db"}, nil, "TASKS_API_KEY"},
 		{"short key", nil, map[string]string{"TASKS_API_KEY": "secret"}, "TASKS_API_KEY"},
 		{"key with a space", nil, map[string]string{"TASKS_API_KEY": "tw_0123456789 abcdef"}, "TASKS_API_KEY"},
+		{"encryption key not base64", nil, map[string]string{"TASKS_ENCRYPTION_KEY": "not base64!"}, "TASKS_ENCRYPTION_KEY: key 1 of 1 is not base64"},
+		{"encryption key short", nil, map[string]string{"TASKS_ENCRYPTION_KEY": encryptionKey1 + "," + base64.StdEncoding.EncodeToString(make([]byte, 16))},
+			"TASKS_ENCRYPTION_KEY: key 2 of 2 is 16 bytes, want 32"},
+		{"encryption key empty in a list", nil, map[string]string{"TASKS_ENCRYPTION_KEY": encryptionKey1 + ","}, "TASKS_ENCRYPTION_KEY: key 2 of 2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,7 +166,7 @@ func TestRun_help(t *testing.T) {
 		t.Fatalf("run -h: %v", err)
 	}
 	for _, want := range []string{"Usage: tasksd", "-addr", "TASKS_ADDR", "-db", "TASKS_DB", "-postgres", "TASKS_POSTGRES_URL",
-		"-workers", "TASKS_WORKERS", "-allow-private-endpoints", "TASKS_ALLOW_PRIVATE_ENDPOINTS", "TASKS_API_KEY", "/healthz"} {
+		"-workers", "TASKS_WORKERS", "-allow-private-endpoints", "TASKS_ALLOW_PRIVATE_ENDPOINTS", "TASKS_API_KEY", "TASKS_ENCRYPTION_KEY", "/healthz"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("run -h printed no %q:\n%s", want, stdout.String())
 		}
@@ -499,6 +521,54 @@ func TestRun_uncleanAPIPaths(t *testing.T) {
 		t.Errorf("GET /ui: %v, %v; want a redirect to /ui/", resp, err)
 	} else {
 		resp.Body.Close()
+	}
+}
+
+// With TASKS_ENCRYPTION_KEY, the database holds no secret in plaintext and
+// deliveries verify; a new key put first takes over every secret at the
+// next start, after which the old key can be dropped.
+func TestRun_encryptionKey(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "tasks.db")
+	args := []string{"-addr", "127.0.0.1:0", "-db", db, "-allow-private-endpoints"}
+	testEndToEnd(t, startServer(t, args, map[string]string{"TASKS_ENCRYPTION_KEY": encryptionKey1}))
+	storedSecret := func() string {
+		t.Helper()
+		store, err := tasks.OpenSQLite(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		var secret string
+		if err := store.DB().QueryRow("SELECT secret FROM taskwheel_endpoints").Scan(&secret); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(secret, "enc:v1:") || strings.Contains(secret, "whsec_") {
+			t.Fatalf("stored secret %q, want it encrypted", secret)
+		}
+		return secret
+	}
+	first := storedSecret()
+
+	s := startServer(t, args, map[string]string{"TASKS_ENCRYPTION_KEY": encryptionKey2 + "," + encryptionKey1})
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if logs := s.logs.String(); !strings.Contains(logs, "endpoints=1") {
+		t.Errorf("logs %q, want them to say one endpoint was re-encrypted", logs)
+	}
+	if second := storedSecret(); second[:16] == first[:16] {
+		t.Errorf("stored secret %q after the new key came first, want it under another key than %q", second, first)
+	}
+
+	// The old key dropped: the endpoint reads with the new one alone.
+	s = startServer(t, args, map[string]string{"TASKS_ENCRYPTION_KEY": encryptionKey2})
+	s.call(t, "GET", "/apps/app_1/endpoints", s.key, nil, http.StatusOK, nil)
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if logs := s.logs.String(); strings.Contains(logs, "level=ERROR") {
+		t.Errorf("logs with the new key alone: %s", logs)
 	}
 }
 
