@@ -38,12 +38,16 @@ var (
 // them to the workers over jobs; each worker runs one task at a time and sends
 // its outcome to the completer, which stores outcomes in batches; the
 // maintainer extends leases (heartbeats) and rescues expired ones; the
-// periodic goroutine enqueues the tasks of periodic tasks (periodic.go).
+// listener turns other engines' news into hints; the periodic goroutine
+// enqueues the tasks of periodic tasks (periodic.go).
 type run struct {
-	e   *Engine
-	ctx context.Context // for store calls; cancelled when Stop gives up waiting
-	// cancelStore cancels ctx.
+	e *Engine
+	// ctx is for store calls. Stop cancels it (cancelStore) once nothing
+	// more is to be stored, or when it gives up waiting; the maintainer
+	// and the listener run until then.
+	ctx         context.Context
 	cancelStore context.CancelFunc
+	untilCancel sync.WaitGroup // the maintainer and the listener
 	// resultCtx bounds the storing of outcomes, which goes on while Stop
 	// waits; cancelResults cancels it when Stop gives up waiting.
 	resultCtx     context.Context
@@ -58,10 +62,8 @@ type run struct {
 	results chan Outcome  // workers → completer; closed after the workers end
 	exited  chan struct{} // one value per worker that has ended
 
-	schedulerDone, completerDone, maintainerDone, listenerDone chan struct{}
-	periodicDone                                               chan struct{}
-	stopMaintainer                                             chan struct{}
-	periodicWake                                               chan struct{} // capacity 1: read periodic tasks now
+	schedulerDone, completerDone, periodicDone chan struct{}
+	periodicWake                               chan struct{} // capacity 1: read periodic tasks now
 
 	wake     chan struct{} // capacity 1: the scheduler has news
 	mayBeDue atomic.Bool   // set with wake: claim even if the wheel says nothing is due
@@ -109,22 +111,19 @@ func (a *attempt) revoke(cause error) {
 func (e *Engine) startRun() *run {
 	n := e.cfg.Workers
 	r := &run{
-		e:              e,
-		stopping:       make(chan struct{}),
-		abandon:        make(chan struct{}),
-		jobs:           make(chan job, (maxAhead+1)*n),
-		idle:           make(chan struct{}, (maxAhead+1)*n),
-		results:        make(chan Outcome, maxOutcomeBatch),
-		exited:         make(chan struct{}, n),
-		schedulerDone:  make(chan struct{}),
-		completerDone:  make(chan struct{}),
-		maintainerDone: make(chan struct{}),
-		listenerDone:   make(chan struct{}),
-		periodicDone:   make(chan struct{}),
-		stopMaintainer: make(chan struct{}),
-		periodicWake:   make(chan struct{}, 1),
-		wake:           make(chan struct{}, 1),
-		active:         make(map[string]*attempt),
+		e:             e,
+		stopping:      make(chan struct{}),
+		abandon:       make(chan struct{}),
+		jobs:          make(chan job, (maxAhead+1)*n),
+		idle:          make(chan struct{}, (maxAhead+1)*n),
+		results:       make(chan Outcome, maxOutcomeBatch),
+		exited:        make(chan struct{}, n),
+		schedulerDone: make(chan struct{}),
+		completerDone: make(chan struct{}),
+		periodicDone:  make(chan struct{}),
+		periodicWake:  make(chan struct{}, 1),
+		wake:          make(chan struct{}, 1),
+		active:        make(map[string]*attempt),
 	}
 	r.ctx, r.cancelStore = context.WithCancel(context.Background())
 	r.resultCtx, r.cancelResults = context.WithCancel(context.Background())
@@ -133,8 +132,8 @@ func (e *Engine) startRun() *run {
 		go r.work()
 	}
 	go r.complete()
-	go r.maintain()
-	go r.listen()
+	r.untilCancel.Go(r.maintain)
+	r.untilCancel.Go(r.listen)
 	go r.periodic()
 	return r
 }
@@ -162,10 +161,8 @@ func (r *run) stop(ctx context.Context) error {
 	if workersDone() && wait(r.schedulerDone) && wait(r.periodicDone) {
 		close(r.results)
 		if wait(r.completerDone) {
-			close(r.stopMaintainer)
 			r.cancelStore()
-			<-r.maintainerDone
-			<-r.listenerDone
+			r.untilCancel.Wait()
 			r.cancelActive(errStopped)
 			r.cancelResults()
 			return nil
@@ -177,10 +174,10 @@ func (r *run) stop(ctx context.Context) error {
 	r.cancelActive(errStopped)
 	r.cancelStore()
 	r.cancelResults()
-	close(r.stopMaintainer)
-	for _, done := range []chan struct{}{r.schedulerDone, r.periodicDone, r.completerDone, r.maintainerDone, r.listenerDone} {
+	for _, done := range []chan struct{}{r.schedulerDone, r.periodicDone, r.completerDone} {
 		<-done // each returns at once now that its store calls are cancelled
 	}
+	r.untilCancel.Wait()
 	// Tasks claimed ahead and not started are handed back, not left to
 	// their leases, even while every worker is stuck in a func. (The
 	// scheduler has closed jobs; a worker that takes one meanwhile drops
@@ -548,9 +545,9 @@ func (r *run) finish(outs []Outcome) {
 	}
 }
 
-// maintain is the maintainer goroutine: heartbeats and rescues.
+// maintain is the maintainer goroutine: heartbeats and rescues, until
+// r.ctx is cancelled.
 func (r *run) maintain() {
-	defer close(r.maintainerDone)
 	e := r.e
 	heartbeat := time.NewTicker(max(e.cfg.Lease/3, time.Millisecond))
 	defer heartbeat.Stop()
@@ -558,7 +555,7 @@ func (r *run) maintain() {
 	defer rescue.Stop()
 	for {
 		select {
-		case <-r.stopMaintainer:
+		case <-r.ctx.Done():
 			return
 		case <-heartbeat.C:
 			r.heartbeat()
@@ -629,7 +626,6 @@ func (r *run) heartbeat() {
 // (re)starts listening it has the scheduler re-read the store, for what it
 // missed meanwhile.
 func (r *run) listen() {
-	defer close(r.listenerDone)
 	n, ok := r.e.store.(Notifier)
 	if !ok {
 		return
