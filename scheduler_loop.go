@@ -26,7 +26,7 @@ const (
 
 // schedule is the scheduler goroutine: it keeps the wheel of upcoming tasks
 // and claims tasks when they are due and workers are free. What it knows
-// and decides is a [scheduler]; schedule feeds it the time and the news
+// and decides is a scheduler; schedule feeds it the time and the news
 // (hints, reads, claims, freed workers), and does what it decides.
 //
 // Under a backlog it claims ahead: as many tasks more than there are free
