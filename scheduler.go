@@ -12,20 +12,8 @@ import (
 	"time"
 )
 
-// The scheduler's window: the wheel holds the tasks due within wheelWindow,
-// at most wheelLimit of them read from the store at a time, so an engine's
-// memory does not grow with the backlog of a durable store. The store is
-// read at least every maxRefill, half the window, so that every task comes
-// into the wheel before it is due, whatever Config.PollInterval says: a
-// task due later than the window, whether hinted or stored by another
-// engine, is read by a refill that starts at most maxRefill before the
-// window reaches it, and the windows of consecutive reads overlap by the
-// time a read takes.
+// The run's other bounds (the scheduler's window is in scheduler_loop.go).
 const (
-	wheelWindow  = time.Minute
-	maxRefill    = wheelWindow / 2
-	wheelLimit   = 1000
-	hintLimit    = 100_000 // wheel entries beyond which local hints wait for a refill
 	rescueLimit  = 1000
 	storeTimeout = 10 * time.Second // bounds each background store call
 	finishTries  = 5
@@ -34,8 +22,6 @@ const (
 	// task while the previous batch is stored.
 	maxOutcomeBatch = 512
 	minStoreBackoff = 10 * time.Millisecond
-	maxGather       = time.Millisecond // see schedule's gather
-	maxAhead        = 4                // claim at most maxAhead×Workers ahead
 )
 
 // Why an attempt ended early: kept in attempt.cause when it is revoked
@@ -52,12 +38,16 @@ var (
 // them to the workers over jobs; each worker runs one task at a time and sends
 // its outcome to the completer, which stores outcomes in batches; the
 // maintainer extends leases (heartbeats) and rescues expired ones; the
-// periodic goroutine enqueues the tasks of periodic tasks (periodic.go).
+// listener turns other engines' news into hints; the periodic goroutine
+// enqueues the tasks of periodic tasks (periodic.go).
 type run struct {
-	e   *Engine
-	ctx context.Context // for store calls; cancelled when Stop gives up waiting
-	// cancelStore cancels ctx.
+	e *Engine
+	// ctx is for store calls. Stop cancels it (cancelStore) once nothing
+	// more is to be stored, or when it gives up waiting; the maintainer
+	// and the listener run until then.
+	ctx         context.Context
 	cancelStore context.CancelFunc
+	untilCancel sync.WaitGroup // the maintainer and the listener
 	// resultCtx bounds the storing of outcomes, which goes on while Stop
 	// waits; cancelResults cancels it when Stop gives up waiting.
 	resultCtx     context.Context
@@ -72,10 +62,8 @@ type run struct {
 	results chan Outcome  // workers → completer; closed after the workers end
 	exited  chan struct{} // one value per worker that has ended
 
-	schedulerDone, completerDone, maintainerDone, listenerDone chan struct{}
-	periodicDone                                               chan struct{}
-	stopMaintainer                                             chan struct{}
-	periodicWake                                               chan struct{} // capacity 1: read periodic tasks now
+	schedulerDone, completerDone, periodicDone chan struct{}
+	periodicWake                               chan struct{} // capacity 1: read periodic tasks now
 
 	wake     chan struct{} // capacity 1: the scheduler has news
 	mayBeDue atomic.Bool   // set with wake: claim even if the wheel says nothing is due
@@ -123,22 +111,19 @@ func (a *attempt) revoke(cause error) {
 func (e *Engine) startRun() *run {
 	n := e.cfg.Workers
 	r := &run{
-		e:              e,
-		stopping:       make(chan struct{}),
-		abandon:        make(chan struct{}),
-		jobs:           make(chan job, (maxAhead+1)*n),
-		idle:           make(chan struct{}, (maxAhead+1)*n),
-		results:        make(chan Outcome, maxOutcomeBatch),
-		exited:         make(chan struct{}, n),
-		schedulerDone:  make(chan struct{}),
-		completerDone:  make(chan struct{}),
-		maintainerDone: make(chan struct{}),
-		listenerDone:   make(chan struct{}),
-		periodicDone:   make(chan struct{}),
-		stopMaintainer: make(chan struct{}),
-		periodicWake:   make(chan struct{}, 1),
-		wake:           make(chan struct{}, 1),
-		active:         make(map[string]*attempt),
+		e:             e,
+		stopping:      make(chan struct{}),
+		abandon:       make(chan struct{}),
+		jobs:          make(chan job, (maxAhead+1)*n),
+		idle:          make(chan struct{}, (maxAhead+1)*n),
+		results:       make(chan Outcome, maxOutcomeBatch),
+		exited:        make(chan struct{}, n),
+		schedulerDone: make(chan struct{}),
+		completerDone: make(chan struct{}),
+		periodicDone:  make(chan struct{}),
+		periodicWake:  make(chan struct{}, 1),
+		wake:          make(chan struct{}, 1),
+		active:        make(map[string]*attempt),
 	}
 	r.ctx, r.cancelStore = context.WithCancel(context.Background())
 	r.resultCtx, r.cancelResults = context.WithCancel(context.Background())
@@ -147,8 +132,8 @@ func (e *Engine) startRun() *run {
 		go r.work()
 	}
 	go r.complete()
-	go r.maintain()
-	go r.listen()
+	r.untilCancel.Go(r.maintain)
+	r.untilCancel.Go(r.listen)
 	go r.periodic()
 	return r
 }
@@ -176,10 +161,8 @@ func (r *run) stop(ctx context.Context) error {
 	if workersDone() && wait(r.schedulerDone) && wait(r.periodicDone) {
 		close(r.results)
 		if wait(r.completerDone) {
-			close(r.stopMaintainer)
 			r.cancelStore()
-			<-r.maintainerDone
-			<-r.listenerDone
+			r.untilCancel.Wait()
 			r.cancelActive(errStopped)
 			r.cancelResults()
 			return nil
@@ -191,10 +174,10 @@ func (r *run) stop(ctx context.Context) error {
 	r.cancelActive(errStopped)
 	r.cancelStore()
 	r.cancelResults()
-	close(r.stopMaintainer)
-	for _, done := range []chan struct{}{r.schedulerDone, r.periodicDone, r.completerDone, r.maintainerDone, r.listenerDone} {
+	for _, done := range []chan struct{}{r.schedulerDone, r.periodicDone, r.completerDone} {
 		<-done // each returns at once now that its store calls are cancelled
 	}
+	r.untilCancel.Wait()
 	// Tasks claimed ahead and not started are handed back, not left to
 	// their leases, even while every worker is stuck in a func. (The
 	// scheduler has closed jobs; a worker that takes one meanwhile drops
@@ -298,274 +281,6 @@ func (r *run) revoke(l Lease, cause error) {
 	if a, ok := r.active[l.ID]; ok && (l.Attempt == 0 || a.lease == l) {
 		a.revoke(cause)
 	}
-}
-
-// schedule is the scheduler goroutine: it keeps the wheel of upcoming tasks
-// and claims tasks when they are due and workers are free.
-//
-// Under a backlog it claims ahead: as many tasks more than there are free
-// workers as the pool runs, on average, in the time a claim takes (at most
-// maxAhead times Workers), so that workers of short tasks do not wait for
-// each claim. The average is of every task run here: while tasks run
-// longer than a claim takes, nothing is claimed before a worker is free
-// for it; a long task among many short ones may wait behind its batch.
-//
-// It reads the store's upcoming tasks through a reader goroutine of its
-// own, so that a read (a thousand rows can take milliseconds) never holds
-// up a claim of a task that is due.
-func (r *run) schedule() {
-	defer close(r.schedulerDone)
-	e := r.e
-	readCtx, cancelRead := context.WithCancel(r.ctx)
-	readReq := make(chan struct{}, 1)     // scheduler → reader: read now
-	readRes := make(chan upcomingRead, 1) // reader → scheduler: at most one, per request
-	readerDone := make(chan struct{})
-	go r.read(readCtx, readReq, readRes, readerDone)
-	defer func() {
-		cancelRead() // a read in flight is of no use now
-		close(readReq)
-		<-readerDone
-	}()
-	defer close(r.jobs) // first: the workers need not wait for the reader
-	var (
-		w         = wheel{now: e.sinceEpoch() / int64(wheelTick)}
-		inWheel   = make(map[string]int64) // ID → earliest due in the wheel (ticks)
-		popped    []string
-		n         = e.cfg.Workers
-		inFlight  int           // claimed here and not yet ended
-		due       = true        // something may be due now: claim when workers are free
-		refillAt  int64         // when to read the store's upcoming tasks next (ticks)
-		reading   bool          // a read of upcoming tasks is in flight
-		errUntil  int64         // after a store error, no store calls until then (ticks)
-		backoff   time.Duration // after a store error
-		recheck   time.Duration // after the store did not have what the wheel said was due
-		recheckAt int64         // read again then (ticks), even if a read was in flight; 0: none
-		// While the last claim took all it asked for (a backlog), a freed
-		// worker waits up to the time a claim takes (at most maxGather)
-		// for others to free up, so that one claim serves them all
-		// rather than one claim each; and tasks are claimed ahead.
-		backlog     bool
-		gather      time.Duration // how long the last claim took
-		gatherUntil int64         // claim no later than this (ticks); 0: not gathering
-		timer       = time.NewTimer(time.Hour)
-	)
-	defer timer.Stop()
-	add := func(id string, due int64) {
-		// A task already in the wheel is added again only if it is now
-		// due clearly earlier (rescheduled): the same time, converted from
-		// the store's clock at another moment, can differ by a tick, and a
-		// second entry would wake the scheduler for a task it has claimed.
-		if d, ok := inWheel[id]; ok && d <= due+sameTime {
-			return
-		}
-		inWheel[id] = due
-		w.add(id, due)
-	}
-	storeErr := func(what string, err error) {
-		backoff = min(max(2*backoff, minStoreBackoff), e.cfg.PollInterval)
-		jittered := backoff/2 + rand.N(backoff/2+1)
-		errUntil = ticks(e.sinceEpoch(), jittered)
-		if r.ctx.Err() == nil {
-			e.log.Error("tasks: "+what+"; backing off", "err", err, "retry_in", jittered)
-		}
-	}
-	received := func(res upcomingRead) {
-		reading = false
-		if res.err != nil {
-			storeErr("read upcoming tasks", res.err)
-			return
-		}
-		backoff = 0
-		r.skew.Store(int64(res.storeNow.Sub(e.epoch.Add(time.Duration(res.atNs)))))
-		refillAt = ticks(res.atNs, min(e.cfg.PollInterval, maxRefill))
-		if recheckAt > 0 {
-			refillAt = min(refillAt, recheckAt)
-		}
-		for _, d := range res.due {
-			add(d.ID, ticks(res.atNs, d.RunAt.Sub(res.storeNow)))
-		}
-		if len(res.due) == wheelLimit {
-			// The window holds more than we read: read again when the
-			// wheel runs out. (While what we read is already due, the
-			// claims, not the wheel, are what take the backlog.)
-			last := ticks(res.atNs, res.due[len(res.due)-1].RunAt.Sub(res.storeNow))
-			if last > res.atNs/int64(wheelTick) {
-				refillAt = min(refillAt, last)
-			}
-		}
-	}
-	for {
-		select {
-		case res := <-readRes:
-			received(res)
-		default:
-		}
-		nowNs := e.sinceEpoch()
-		now := nowNs / int64(wheelTick)
-		if r.mayBeDue.Swap(false) {
-			due = true
-		}
-		if r.refill.Swap(false) {
-			refillAt = now
-			if reading {
-				recheckAt = max(now, 1) // and again once this read is back (0 means none)
-			}
-		}
-		storeOK := now >= errUntil
-		if storeOK && now >= refillAt && !reading {
-			reading, recheckAt = true, 0
-			readReq <- struct{}{} // never blocks: nothing else is asked while reading
-		}
-		r.hintsMu.Lock()
-		hints := r.hints
-		r.hints = nil
-		r.hintsMu.Unlock()
-		// The store's clock at nowNs, not at a later moment: the hints'
-		// due times are reckoned from nowNs.
-		storeNow := e.epoch.Add(time.Duration(nowNs + r.skew.Load()))
-		for _, h := range hints {
-			delay := h.RunAt.Sub(storeNow)
-			if delay <= wheelWindow && len(inWheel) < hintLimit {
-				add(h.ID, ticks(nowNs, delay))
-			}
-		}
-		popped = w.advance(now, popped)
-		for _, id := range popped {
-			delete(inWheel, id)
-		}
-		if len(popped) > 0 {
-			due = true
-		}
-		slots := n // tasks that may be claimed here at once
-		if run := r.runNs.Load(); backlog && run > 0 {
-			slots += int(min(maxAhead*int64(n), int64(n)*int64(gather)/run))
-		}
-		free := slots - inFlight
-		gathering := backlog && free < slots && gatherUntil > now
-		if due && free > 0 && storeOK && !gathering {
-			select {
-			case <-r.stopping:
-				return
-			default:
-			}
-			ctx, cancel := context.WithTimeout(r.ctx, storeTimeout)
-			began := time.Now()
-			claimed, err := e.store.Claim(ctx, free, e.cfg.Lease)
-			cancel()
-			gather, gatherUntil = min(time.Since(began), maxGather), 0
-			if err != nil {
-				storeErr("claim tasks", err)
-				continue
-			}
-			backoff = 0
-			due = len(claimed) == free
-			backlog = due
-			if !due && missing(popped, claimed) {
-				// The wheel said due, the store did not (its clock is
-				// behind ours, or another engine holds the task): ask
-				// the store again soon, less soon each time.
-				recheck = min(max(2*recheck, time.Millisecond), e.cfg.PollInterval)
-				recheckAt = ticks(e.sinceEpoch(), recheck)
-				refillAt = min(refillAt, recheckAt)
-			} else if due || len(popped) > 0 {
-				recheck = 0
-			}
-			popped = popped[:0]
-			inFlight += len(claimed)
-			for _, t := range claimed {
-				r.jobs <- r.dispatch(t) // never blocks: at most (maxAhead+1)×Workers are out
-			}
-		}
-		// Sleep until the next task is due, the next refill, or news.
-		wakeAt := now + int64(time.Hour/wheelTick) // no sooner than news, while reading
-		if !reading {
-			wakeAt = refillAt
-		}
-		if next, ok := w.next(); ok {
-			wakeAt = min(wakeAt, next)
-		}
-		if gathering && due {
-			wakeAt = min(wakeAt, gatherUntil)
-		}
-		if !storeOK {
-			wakeAt = errUntil
-		}
-		timer.Reset(time.Duration(wakeAt)*wheelTick - time.Duration(e.sinceEpoch()))
-		select {
-		case <-r.stopping:
-			return
-		case <-timer.C:
-		case <-r.wake:
-		case res := <-readRes:
-			received(res)
-		case <-r.idle:
-			inFlight--
-		drain:
-			for {
-				select {
-				case <-r.idle:
-					inFlight--
-				default:
-					break drain
-				}
-			}
-			if backlog && gatherUntil == 0 && gather >= wheelTick {
-				gatherUntil = ticks(e.sinceEpoch(), gather)
-			}
-		}
-	}
-}
-
-// upcomingRead is what a read of the store's upcoming tasks returned, and
-// when (nanoseconds since the engine's epoch).
-type upcomingRead struct {
-	storeNow time.Time
-	due      []Due
-	atNs     int64
-	err      error
-}
-
-// read is the scheduler's reader goroutine: for each request on req it
-// reads the store's upcoming tasks, within ctx, and sends the result on
-// res, until req is closed; then it closes done.
-func (r *run) read(ctx context.Context, req <-chan struct{}, res chan<- upcomingRead, done chan<- struct{}) {
-	defer close(done)
-	for range req {
-		ctx, cancel := context.WithTimeout(ctx, storeTimeout)
-		storeNow, due, err := r.e.store.Upcoming(ctx, wheelWindow, wheelLimit)
-		cancel()
-		res <- upcomingRead{storeNow, due, r.e.sinceEpoch(), err} // never blocks: one per request
-	}
-}
-
-// missing reports whether an ID of want is not among the claimed tasks.
-func missing(want []string, claimed []*Task) bool {
-	if len(want) > len(claimed) {
-		return true
-	}
-	ids := make(map[string]bool, len(claimed))
-	for _, t := range claimed {
-		ids[t.ID] = true
-	}
-	for _, id := range want {
-		if !ids[id] {
-			return true
-		}
-	}
-	return false
-}
-
-func (e *Engine) sinceEpoch() int64 { return int64(time.Since(e.epoch)) }
-
-// sameTime is how many ticks apart two due times of one task may be and
-// still be taken for the same.
-const sameTime = int64(time.Millisecond / wheelTick)
-
-// ticks converts a delay from nowNs (nanoseconds since the epoch) into the
-// wheel's time, rounding up so that no task is woken early.
-func ticks(nowNs int64, delay time.Duration) int64 {
-	t := nowNs + int64(delay)
-	return (t + int64(wheelTick) - 1) / int64(wheelTick)
 }
 
 // work is a worker goroutine: it runs the tasks the scheduler sends.
@@ -830,9 +545,9 @@ func (r *run) finish(outs []Outcome) {
 	}
 }
 
-// maintain is the maintainer goroutine: heartbeats and rescues.
+// maintain is the maintainer goroutine: heartbeats and rescues, until
+// r.ctx is cancelled.
 func (r *run) maintain() {
-	defer close(r.maintainerDone)
 	e := r.e
 	heartbeat := time.NewTicker(max(e.cfg.Lease/3, time.Millisecond))
 	defer heartbeat.Stop()
@@ -840,7 +555,7 @@ func (r *run) maintain() {
 	defer rescue.Stop()
 	for {
 		select {
-		case <-r.stopMaintainer:
+		case <-r.ctx.Done():
 			return
 		case <-heartbeat.C:
 			r.heartbeat()
@@ -911,7 +626,6 @@ func (r *run) heartbeat() {
 // (re)starts listening it has the scheduler re-read the store, for what it
 // missed meanwhile.
 func (r *run) listen() {
-	defer close(r.listenerDone)
 	n, ok := r.e.store.(Notifier)
 	if !ok {
 		return

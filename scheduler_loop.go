@@ -1,0 +1,471 @@
+package tasks
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+)
+
+// The scheduler's window: the wheel holds the tasks due within wheelWindow,
+// at most wheelLimit of them read from the store at a time, so an engine's
+// memory does not grow with the backlog of a durable store. The store is
+// read at least every maxRefill, half the window, so that every task comes
+// into the wheel before it is due, whatever Config.PollInterval says: a
+// task due later than the window, whether hinted or stored by another
+// engine, is read by a refill that starts at most maxRefill before the
+// window reaches it, and the windows of consecutive reads overlap by the
+// time a read takes.
+const (
+	wheelWindow = time.Minute
+	maxRefill   = wheelWindow / 2
+	wheelLimit  = 1000
+	hintLimit   = 100_000          // wheel entries beyond which local hints wait for a refill
+	maxGather   = time.Millisecond // see scheduler.gather
+	maxAhead    = 4                // claim at most maxAhead×Workers ahead
+)
+
+// schedule is the scheduler goroutine: it keeps the wheel of upcoming tasks
+// and claims tasks when they are due and workers are free. What it knows
+// and decides is a scheduler; schedule feeds it the time and the news
+// (hints, reads, claims, freed workers), and does what it decides.
+//
+// Under a backlog it claims ahead: as many tasks more than there are free
+// workers as the pool runs, on average, in the time a claim takes (at most
+// maxAhead times Workers), so that workers of short tasks do not wait for
+// each claim. The average is of every task run here: while tasks run
+// longer than a claim takes, nothing is claimed before a worker is free
+// for it; a long task among many short ones may wait behind its batch.
+//
+// It reads the store's upcoming tasks through a reader goroutine of its
+// own, so that a read (a thousand rows can take milliseconds) never holds
+// up a claim of a task that is due.
+func (r *run) schedule() {
+	defer close(r.schedulerDone)
+	e := r.e
+	rd := r.startReader()
+	defer rd.stop()
+	defer close(r.jobs) // first: the workers need not wait for the reader
+	s := newScheduler(&e.cfg, e.epoch, e.sinceEpoch())
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		select {
+		case res := <-rd.res:
+			r.received(s, res)
+		default:
+		}
+		nowNs := e.sinceEpoch()
+		now := nowNs / int64(wheelTick)
+		if r.mayBeDue.Swap(false) {
+			s.mayBeDue()
+		}
+		if r.refill.Swap(false) {
+			s.refillNow(now)
+		}
+		if s.startRead(now) {
+			rd.req <- struct{}{} // never blocks: nothing else is asked while reading
+		}
+		s.addHints(nowNs, r.takeHints())
+		s.advance(now)
+		if n := s.claimable(now, r.runNs.Load()); n > 0 {
+			select {
+			case <-r.stopping:
+				return
+			default:
+			}
+			if !r.claim(s, n) {
+				continue // s backs off
+			}
+		}
+		// Sleep until the next task is due, the next refill, or news.
+		timer.Reset(time.Duration(s.nextWake(now))*wheelTick - time.Duration(e.sinceEpoch()))
+		select {
+		case <-r.stopping:
+			return
+		case <-timer.C:
+		case <-r.wake:
+		case res := <-rd.res:
+			r.received(s, res)
+		case <-r.idle:
+			freed := 1
+		drain:
+			for {
+				select {
+				case <-r.idle:
+					freed++
+				default:
+					break drain
+				}
+			}
+			s.freed(freed, e.sinceEpoch())
+		}
+	}
+}
+
+// takeHints returns the hints given since it was last called.
+func (r *run) takeHints() []Due {
+	r.hintsMu.Lock()
+	defer r.hintsMu.Unlock()
+	hints := r.hints
+	r.hints = nil
+	return hints
+}
+
+// received hands s the result of a read of the store's upcoming tasks, and
+// publishes the store's clock it learnt.
+func (r *run) received(s *scheduler, res upcomingRead) {
+	if res.err != nil {
+		r.storeErr("read upcoming tasks", res.err, s.readFailed(r.e.sinceEpoch()))
+		return
+	}
+	s.received(res)
+	r.skew.Store(s.skew)
+}
+
+// claim claims n tasks for s and sends them to the workers. It reports
+// whether the store answered; if not, s backs off.
+func (r *run) claim(s *scheduler, n int) bool {
+	ctx, cancel := context.WithTimeout(r.ctx, storeTimeout)
+	began := time.Now()
+	claimed, err := r.e.store.Claim(ctx, n, r.e.cfg.Lease)
+	cancel()
+	took := time.Since(began)
+	if err != nil {
+		r.storeErr("claim tasks", err, s.claimFailed(took, r.e.sinceEpoch()))
+		return false
+	}
+	s.claimed(n, claimed, took, r.e.sinceEpoch())
+	for _, t := range claimed {
+		r.jobs <- r.dispatch(t) // never blocks: at most (maxAhead+1)×Workers are out
+	}
+	return true
+}
+
+// storeErr logs a store error that the scheduler backs off from for
+// retryIn, unless the engine is stopping.
+func (r *run) storeErr(what string, err error, retryIn time.Duration) {
+	if r.ctx.Err() == nil {
+		r.e.log.Error("tasks: "+what+"; backing off", "err", err, "retry_in", retryIn)
+	}
+}
+
+// scheduler is what the scheduler goroutine (run.schedule) knows and
+// decides: the wheel of upcoming tasks, the claims in flight, and when to
+// read the store, claim, back off after a store error, or wake. Its methods
+// are its state's transitions, one for each kind of news; they do no I/O
+// and read no clock: they are told the time, as ticks of the wheel (now)
+// or nanoseconds since the engine's epoch (nowNs), and what the store
+// answered, so that they can be tested without goroutines or a store.
+//
+// A scheduler is not safe for concurrent use; newScheduler makes one.
+type scheduler struct {
+	epoch   time.Time     // the engine's epoch: time 0 of nowNs and of the wheel
+	workers int           // Config.Workers
+	poll    time.Duration // Config.PollInterval
+
+	w       wheel
+	inWheel map[string]int64 // ID → earliest due in the wheel (ticks)
+	popped  []string         // IDs the wheel said were due since the last claim
+	skew    int64            // store clock minus local clock, in nanoseconds
+
+	inFlight  int           // claimed here and not yet ended
+	due       bool          // something may be due now: claim when workers are free
+	refillAt  int64         // when to read the store's upcoming tasks next (ticks)
+	reading   bool          // a read of upcoming tasks is in flight
+	errUntil  int64         // after a store error, no store calls until then (ticks)
+	backoff   time.Duration // after a store error
+	recheck   time.Duration // after the store did not have what the wheel said was due
+	recheckAt int64         // read again then (ticks), even if a read was in flight; 0: none
+
+	// While the last claim took all it asked for (a backlog), a freed
+	// worker waits up to the time a claim takes (at most maxGather)
+	// for others to free up, so that one claim serves them all
+	// rather than one claim each; and tasks are claimed ahead.
+	backlog     bool
+	gather      time.Duration // how long the last claim took
+	gatherUntil int64         // claim no later than this (ticks); 0: not gathering
+}
+
+// newScheduler returns the scheduler of an engine configured by cfg, whose
+// epoch is epoch, at nowNs: nothing in its wheel, something may be due,
+// and the store is to be read at once.
+func newScheduler(cfg *Config, epoch time.Time, nowNs int64) *scheduler {
+	return &scheduler{
+		epoch:   epoch,
+		workers: cfg.Workers,
+		poll:    cfg.PollInterval,
+		w:       wheel{now: nowNs / int64(wheelTick)},
+		inWheel: make(map[string]int64),
+		due:     true,
+	}
+}
+
+// add puts task id in the wheel, due at due (ticks).
+func (s *scheduler) add(id string, due int64) {
+	// A task already in the wheel is added again only if it is now
+	// due clearly earlier (rescheduled): the same time, converted from
+	// the store's clock at another moment, can differ by a tick, and a
+	// second entry would wake the scheduler for a task it has claimed.
+	if d, ok := s.inWheel[id]; ok && d <= due+sameTime {
+		return
+	}
+	s.inWheel[id] = due
+	s.w.add(id, due)
+}
+
+// mayBeDue records that tasks the wheel does not hold may be due (the
+// rescuer returned some): the next claim does not wait for the wheel.
+func (s *scheduler) mayBeDue() { s.due = true }
+
+// refillNow asks for a read of the store's upcoming tasks at once; if a
+// read is in flight, for another once it is back, since what was asked
+// about may have been stored after that read began.
+func (s *scheduler) refillNow(now int64) {
+	s.refillAt = now
+	if s.reading {
+		s.recheckAt = max(now, 1) // and again once this read is back (0 means none)
+	}
+}
+
+// storeOK reports whether the store may be called at now: the scheduler is
+// not backing off after a store error.
+func (s *scheduler) storeOK(now int64) bool { return now >= s.errUntil }
+
+// startRead reports whether to read the store's upcoming tasks at now, and
+// if so takes that read to be in flight until received or readFailed.
+func (s *scheduler) startRead(now int64) bool {
+	if !s.storeOK(now) || now < s.refillAt || s.reading {
+		return false
+	}
+	s.reading, s.recheckAt = true, 0
+	return true
+}
+
+// received takes in the result of a successful read: the store's clock, the
+// tasks it read, which go into the wheel, and when to read next: after
+// PollInterval, at most maxRefill, sooner for a recheck asked for while
+// the read was in flight, or when the wheel runs out if the read was full.
+func (s *scheduler) received(res upcomingRead) {
+	s.reading = false
+	s.backoff = 0
+	s.skew = int64(res.storeNow.Sub(s.epoch.Add(time.Duration(res.atNs))))
+	s.refillAt = ticks(res.atNs, min(s.poll, maxRefill))
+	if s.recheckAt > 0 {
+		s.refillAt = min(s.refillAt, s.recheckAt)
+	}
+	for _, d := range res.due {
+		s.add(d.ID, ticks(res.atNs, d.RunAt.Sub(res.storeNow)))
+	}
+	if len(res.due) == wheelLimit {
+		// The window holds more than we read: read again when the
+		// wheel runs out. (While what we read is already due, the
+		// claims, not the wheel, are what take the backlog.)
+		last := ticks(res.atNs, res.due[len(res.due)-1].RunAt.Sub(res.storeNow))
+		if last > res.atNs/int64(wheelTick) {
+			s.refillAt = min(s.refillAt, last)
+		}
+	}
+}
+
+// readFailed takes in that a read failed, at nowNs, and backs off; it
+// returns for how long (see backOff).
+func (s *scheduler) readFailed(nowNs int64) time.Duration {
+	s.reading = false
+	return s.backOff(nowNs)
+}
+
+// backOff makes the scheduler call the store no more until a delay from
+// nowNs, and returns that delay: random between half and all of a backoff
+// that doubles with each store error in a row, from minStoreBackoff up to
+// PollInterval.
+func (s *scheduler) backOff(nowNs int64) time.Duration {
+	s.backoff = min(max(2*s.backoff, minStoreBackoff), s.poll)
+	jittered := s.backoff/2 + rand.N(s.backoff/2+1)
+	s.errUntil = ticks(nowNs, jittered)
+	return jittered
+}
+
+// addHints puts into the wheel the hinted tasks (due times on the store's
+// clock) due within the window from nowNs, while it holds fewer than
+// hintLimit tasks; a refill reads the others.
+func (s *scheduler) addHints(nowNs int64, hints []Due) {
+	// The store's clock at nowNs, not at a later moment: the hints'
+	// due times are reckoned from nowNs.
+	storeNow := s.epoch.Add(time.Duration(nowNs + s.skew))
+	for _, h := range hints {
+		delay := h.RunAt.Sub(storeNow)
+		if delay <= wheelWindow && len(s.inWheel) < hintLimit {
+			s.add(h.ID, ticks(nowNs, delay))
+		}
+	}
+}
+
+// advance moves the wheel to now: the tasks it held due by then are due.
+func (s *scheduler) advance(now int64) {
+	s.popped = s.w.advance(now, s.popped)
+	for _, id := range s.popped {
+		delete(s.inWheel, id)
+	}
+	if len(s.popped) > 0 {
+		s.due = true
+	}
+}
+
+// claimable returns how many tasks to claim at now, 0 for none: as many as
+// may be claimed here at once (Workers, and under a backlog as many more
+// as run, at runNs each on average, in the time a claim takes) less those
+// in flight, when something may be due, the store is not backing off and
+// no freed worker is gathering others.
+func (s *scheduler) claimable(now, runNs int64) int {
+	slots := s.workers // tasks that may be claimed here at once
+	if s.backlog && runNs > 0 {
+		slots += int(min(maxAhead*int64(s.workers), int64(s.workers)*int64(s.gather)/runNs))
+	}
+	free := slots - s.inFlight
+	gathering := s.backlog && free < slots && s.gatherUntil > now
+	if !s.due || free <= 0 || !s.storeOK(now) || gathering {
+		return 0
+	}
+	return free
+}
+
+// claimed takes in the tasks that a claim of asked tasks returned, after
+// took, at nowNs: they are in flight, and more are due if it took all it
+// asked for.
+func (s *scheduler) claimed(asked int, tasks []*Task, took time.Duration, nowNs int64) {
+	s.gather, s.gatherUntil = min(took, maxGather), 0
+	s.backoff = 0
+	s.due = len(tasks) == asked
+	s.backlog = s.due
+	if !s.due && missing(s.popped, tasks) {
+		// The wheel said due, the store did not (its clock is
+		// behind ours, or another engine holds the task): ask
+		// the store again soon, less soon each time.
+		s.recheck = min(max(2*s.recheck, time.Millisecond), s.poll)
+		s.recheckAt = ticks(nowNs, s.recheck)
+		s.refillAt = min(s.refillAt, s.recheckAt)
+	} else if s.due || len(s.popped) > 0 {
+		s.recheck = 0
+	}
+	s.popped = s.popped[:0]
+	s.inFlight += len(tasks)
+}
+
+// claimFailed takes in that a claim failed after took, at nowNs, and backs
+// off; it returns for how long (see backOff).
+func (s *scheduler) claimFailed(took time.Duration, nowNs int64) time.Duration {
+	s.gather, s.gatherUntil = min(took, maxGather), 0
+	return s.backOff(nowNs)
+}
+
+// freed takes in that n claimed tasks ended, at nowNs. Under a backlog, the
+// freed workers start gathering others, for as long as a claim takes.
+func (s *scheduler) freed(n int, nowNs int64) {
+	s.inFlight -= n
+	if s.backlog && s.gatherUntil == 0 && s.gather >= wheelTick {
+		s.gatherUntil = ticks(nowNs, s.gather)
+	}
+}
+
+// nextWake returns when to wake next (ticks), with nothing new to hear of
+// meanwhile, having done at now what was to be done: when the backoff
+// after a store error ends, else at the earliest of the next refill, the
+// next task due in the wheel, and the end of a gathering of workers that
+// holds up a claim. (A gathering is only under a backlog and ended by a
+// claim, so one that holds up a claim is one that has not ended.)
+func (s *scheduler) nextWake(now int64) int64 {
+	if !s.storeOK(now) {
+		return s.errUntil
+	}
+	wakeAt := now + int64(time.Hour/wheelTick) // no sooner than news, while reading
+	if !s.reading {
+		wakeAt = s.refillAt
+	}
+	if next, ok := s.w.next(); ok {
+		wakeAt = min(wakeAt, next)
+	}
+	if s.due && s.gatherUntil > now {
+		wakeAt = min(wakeAt, s.gatherUntil)
+	}
+	return wakeAt
+}
+
+// reader is the scheduler's reader goroutine (run.read) and its channels.
+type reader struct {
+	req    chan struct{}     // scheduler → reader: read now
+	res    chan upcomingRead // reader → scheduler: at most one, per request
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startReader starts the scheduler's reader goroutine.
+func (r *run) startReader() *reader {
+	ctx, cancel := context.WithCancel(r.ctx)
+	rd := &reader{
+		req:    make(chan struct{}, 1),
+		res:    make(chan upcomingRead, 1),
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+	go r.read(ctx, rd.req, rd.res, rd.done)
+	return rd
+}
+
+// stop stops the reader goroutine and waits for it to end.
+func (rd *reader) stop() {
+	rd.cancel() // a read in flight is of no use now
+	close(rd.req)
+	<-rd.done
+}
+
+// upcomingRead is what a read of the store's upcoming tasks returned, and
+// when (nanoseconds since the engine's epoch).
+type upcomingRead struct {
+	storeNow time.Time
+	due      []Due
+	atNs     int64
+	err      error
+}
+
+// read is the scheduler's reader goroutine: for each request on req it
+// reads the store's upcoming tasks, within ctx, and sends the result on
+// res, until req is closed; then it closes done.
+func (r *run) read(ctx context.Context, req <-chan struct{}, res chan<- upcomingRead, done chan<- struct{}) {
+	defer close(done)
+	for range req {
+		ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		storeNow, due, err := r.e.store.Upcoming(ctx, wheelWindow, wheelLimit)
+		cancel()
+		res <- upcomingRead{storeNow, due, r.e.sinceEpoch(), err} // never blocks: one per request
+	}
+}
+
+// missing reports whether an ID of want is not among the claimed tasks.
+func missing(want []string, claimed []*Task) bool {
+	if len(want) > len(claimed) {
+		return true
+	}
+	ids := make(map[string]bool, len(claimed))
+	for _, t := range claimed {
+		ids[t.ID] = true
+	}
+	for _, id := range want {
+		if !ids[id] {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *Engine) sinceEpoch() int64 { return int64(time.Since(e.epoch)) }
+
+// sameTime is how many ticks apart two due times of one task may be and
+// still be taken for the same.
+const sameTime = int64(time.Millisecond / wheelTick)
+
+// ticks converts a delay from nowNs (nanoseconds since the epoch) into the
+// wheel's time, rounding up so that no task is woken early.
+func ticks(nowNs int64, delay time.Duration) int64 {
+	t := nowNs + int64(delay)
+	return (t + int64(wheelTick) - 1) / int64(wheelTick)
+}
