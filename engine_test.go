@@ -417,6 +417,8 @@ func TestEngine_Enqueue(t *testing.T) {
 		{"data not UTF-8", tasks.NewTask{AppID: "a", EventType: "x", Data: json.RawMessage("\"\xff\"")}, "data"},
 		{"data with a lone surrogate", tasks.NewTask{AppID: "a", EventType: "x", Data: json.RawMessage(`{"s":"\ud800"}`)}, "data"},
 		{"data with a lone low surrogate", tasks.NewTask{AppID: "a", EventType: "x", Data: json.RawMessage(`["\udc00\ud800"]`)}, "data"},
+		{"data with a duplicate member name", tasks.NewTask{AppID: "a", EventType: "x", Data: json.RawMessage(`{"a":1,"a":2}`)}, "data"},
+		{"data with a duplicate member name escaped", tasks.NewTask{AppID: "a", EventType: "x", Data: json.RawMessage(`[{"b":{"\u00e9":1,"é":2}}]`)}, "data"},
 		{"idempotency key too long", tasks.NewTask{AppID: "a", EventType: "x", IdempotencyKey: strings.Repeat("k", 256)}, "idempotency_key"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

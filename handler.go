@@ -440,7 +440,7 @@ func idempotencyKey(r *http.Request) (string, error) {
 		return "", apiErrorf(http.StatusBadRequest, "Idempotency-Key", "Idempotency-Key must not be empty")
 	}
 	if err := validateText("Idempotency-Key", values[0], MaxIdempotencyKeyLength); err != nil {
-		return "", apiErrorf(http.StatusBadRequest, "Idempotency-Key", "Idempotency-Key is %s", err.(*ValidationError).Message)
+		return "", apiErrorf(http.StatusBadRequest, "Idempotency-Key", "invalid Idempotency-Key: %s", err.(*ValidationError).Message)
 	}
 	return values[0], nil
 }

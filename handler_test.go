@@ -703,6 +703,8 @@ func TestHandler_Idempotency_A14(t *testing.T) {
 			task(t, http.StatusCreated)
 		a.do("POST", "/apps/app_1/tasks", body, func(r *http.Request) { r.Header["Idempotency-Key"] = []string{"a", "b"} }).
 			problem(t, http.StatusBadRequest, "Idempotency-Key", "more than one")
+		a.do("POST", "/apps/app_1/tasks", body, header("Idempotency-Key", "order\t42")).
+			problem(t, http.StatusBadRequest, "Idempotency-Key", "invalid Idempotency-Key: contains a control character")
 
 		// F23: concurrent requests with one key make one task.
 		var wg sync.WaitGroup

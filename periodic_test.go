@@ -584,6 +584,7 @@ func TestPeriodic_Validation(t *testing.T) {
 		{"event_type", func(np *tasks.NewPeriodic) { np.EventType = "a..b" }},
 		{"data", func(np *tasks.NewPeriodic) { np.Data = json.RawMessage(`{"a":`) }},
 		{"data", func(np *tasks.NewPeriodic) { np.Data = json.RawMessage(`{"a":"\ud800"}`) }},
+		{"data", func(np *tasks.NewPeriodic) { np.Data = json.RawMessage(`{"a":1,"a":1}`) }},
 		{"data", func(np *tasks.NewPeriodic) { np.Data = json.RawMessage(`"` + strings.Repeat("x", 64) + `"`) }},
 		{"status", func(np *tasks.NewPeriodic) { np.Status = "running" }},
 		{"missed", func(np *tasks.NewPeriodic) { np.Missed = "all" }},

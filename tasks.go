@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -233,8 +234,8 @@ func ValidateEventType(s string) error {
 // *ValidationError: an AppID or IdempotencyKey that is empty (AppID only),
 // too long, not UTF-8 or holds control characters; an invalid EventType (see
 // [ValidateEventType]); Data that is not I-JSON (RFC 7493): not JSON, not
-// UTF-8, or with a lone UTF-16 surrogate escape such as "\ud800"; a
-// MaxAttempts that is negative or past MaxMaxAttempts; a negative Timeout.
+// UTF-8, with a lone UTF-16 surrogate escape such as "\ud800", or with an
+// object that has two members of the same name; a MaxAttempts that is negative or past MaxMaxAttempts; a negative Timeout.
 func (nt *NewTask) Validate() error {
 	if err := validateText("app_id", nt.AppID, MaxIDLength); err != nil {
 		return err
@@ -266,8 +267,10 @@ func (nt *NewTask) Validate() error {
 
 // validateData checks that data is I-JSON (RFC 7493), which strict parsers
 // such as jq accept and which the API answers byte for byte: valid JSON,
-// valid UTF-8, and no lone UTF-16 surrogate among its \u escapes. An escaped
-// NUL (\u0000) is valid I-JSON.
+// valid UTF-8, no lone UTF-16 surrogate among its \u escapes, and no object
+// with two members of the same name. An escaped NUL (\u0000) is valid
+// I-JSON. The API refuses the same data, as part of a request body that
+// checkJSON checks, so that Enqueue and the API agree.
 func validateData(data []byte) error {
 	switch {
 	case !json.Valid(data):
@@ -275,6 +278,15 @@ func validateData(data []byte) error {
 	case !utf8.Valid(data):
 		return invalid("data", "not valid UTF-8")
 	}
+	if err := checkSurrogates(data); err != nil {
+		return err
+	}
+	return checkMemberNames(data)
+}
+
+// checkSurrogates refuses a lone UTF-16 surrogate escape in the valid JSON
+// data.
+func checkSurrogates(data []byte) error {
 	// In valid JSON a backslash appears only in a string, where it starts
 	// an escape: \uXXXX, or a backslash and one other character.
 	for i := 0; ; {
@@ -298,6 +310,58 @@ func validateData(data []byte) error {
 		}
 		return invalid("data", "%s at byte %d is a lone UTF-16 surrogate, which is not valid I-JSON (RFC 7493); "+
 			"escape a character beyond U+FFFF as a pair, such as \\ud83d\\ude00, or send it as UTF-8", data[i:i+6], i)
+	}
+}
+
+// checkMemberNames refuses an object with two members of the same name
+// (once unescaped: "\u0061" is "a") in the valid JSON data, which receivers
+// would read differently: most decoders keep the last, some the first, and
+// strict ones refuse it.
+func checkMemberNames(data []byte) error {
+	if bytes.IndexByte(data, '{') < 0 {
+		return nil // no object
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber() // numbers stay text: none is too large to skip
+	type object struct {
+		names    map[string]bool
+		wantName bool // its next token is a member name or its end
+	}
+	var stack []*object // nil for an array
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return invalid("data", "not valid JSON")
+		}
+		top := (*object)(nil)
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.wantName && tok != json.Delim('}') {
+			name := tok.(string)
+			if top.names[name] {
+				return invalid("data", "member %q appears twice in an object (before byte %d), which is not valid I-JSON (RFC 7493)", name, dec.InputOffset())
+			}
+			top.names[name], top.wantName = true, false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &object{names: make(map[string]bool), wantName: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, nil)
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		// A value ended: an object's next token is a name.
+		if len(stack) > 0 && stack[len(stack)-1] != nil {
+			stack[len(stack)-1].wantName = true
+		}
 	}
 }
 
