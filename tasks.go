@@ -281,8 +281,12 @@ func validateData(data []byte) error {
 	if err := checkSurrogates(data); err != nil {
 		return err
 	}
-	return checkMemberNames(data)
+	return checkStructure(data)
 }
+
+// maxDataDepth bounds the nesting of data: in a request body, data is one
+// level below the body, whose nesting the API bounds at maxJSONDepth.
+const maxDataDepth = maxJSONDepth - 1
 
 // checkSurrogates refuses a lone UTF-16 surrogate escape in the valid JSON
 // data.
@@ -313,13 +317,14 @@ func checkSurrogates(data []byte) error {
 	}
 }
 
-// checkMemberNames refuses an object with two members of the same name
-// (once unescaped: "\u0061" is "a") in the valid JSON data, which receivers
-// would read differently: most decoders keep the last, some the first, and
-// strict ones refuse it.
-func checkMemberNames(data []byte) error {
-	if bytes.IndexByte(data, '{') < 0 {
-		return nil // no object
+// checkStructure refuses, in the valid JSON data, an object with two
+// members of the same name (once unescaped: "\u0061" is "a"), which
+// receivers would read differently (most decoders keep the last, some the
+// first, and strict ones refuse it), and nesting deeper than maxDataDepth,
+// which the API refuses too.
+func checkStructure(data []byte) error {
+	if bytes.IndexAny(data, "{[") < 0 {
+		return nil // a scalar
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber() // numbers stay text: none is too large to skip
@@ -349,11 +354,15 @@ func checkMemberNames(data []byte) error {
 			continue
 		}
 		switch tok {
-		case json.Delim('{'):
-			stack = append(stack, &object{names: make(map[string]bool), wantName: true})
-			continue
-		case json.Delim('['):
-			stack = append(stack, nil)
+		case json.Delim('{'), json.Delim('['):
+			if len(stack) == maxDataDepth {
+				return invalid("data", "nested deeper than %d levels", maxDataDepth)
+			}
+			if tok == json.Delim('{') {
+				stack = append(stack, &object{names: make(map[string]bool), wantName: true})
+			} else {
+				stack = append(stack, nil)
+			}
 			continue
 		case json.Delim('}'), json.Delim(']'):
 			stack = stack[:len(stack)-1]
