@@ -91,12 +91,12 @@ special addresses on the address it dials unless [WebhookConfig] allows them.
 # HTTP API and dashboard
 
 [Engine.Handler] serves the HostedHooks Tasks API (tasks, attempts,
-endpoints, schedules), and [Engine.UI] a web dashboard of the same apps,
-behind the same keys; mount both under prefixes:
+endpoints, schedules), and package dashboard a web dashboard of the same
+apps, behind the same keys; mount both under prefixes:
 
-	cfg := &tasks.HandlerConfig{Keys: map[string][]string{apiKey: {"app_1"}}}
-	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", eng.Handler(cfg)))
-	mux.Handle("/ui/", http.StripPrefix("/ui", eng.UI(cfg)))
+	keys := map[string][]string{apiKey: {"app_1"}}
+	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", eng.Handler(&tasks.HandlerConfig{Keys: keys})))
+	mux.Handle("/ui/", http.StripPrefix("/ui", dashboard.New(eng, &dashboard.Config{Keys: keys})))
 
 # Guarantees
 
@@ -125,10 +125,10 @@ endpoint.go and delivery.go (webhook endpoints and delivery),
 secret_crypt.go (the encryption of endpoints' secrets in the store),
 webhook_sign.go (signatures), webhook_client.go (the SSRF-safe client),
 periodic.go (periodic tasks: cron schedules and their firing), handler.go
-(the HTTP API), ui.go with ui/ (the dashboard: its handler, and its
-templates and style sheet, embedded), ui_throttle.go (the dashboard's
-login throttle) and auth.go (API keys, which the API and the dashboard
-share).
+(the HTTP API) and auth.go (the checks of a HandlerConfig). The web
+dashboard is package dashboard, so that a program that does not serve it
+does not build html/template; internal/web holds the API keys and path
+checks it shares with the API.
 
 # Testing
 

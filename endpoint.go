@@ -383,3 +383,14 @@ func (e *Engine) Attempts(ctx context.Context, taskID string) ([]Attempt, error)
 	}
 	return as, nil
 }
+
+// CountAttempts returns how many attempts to deliver to the endpoint
+// endpointID started at or after since, and how many of those failed; see
+// [Store.CountAttempts].
+func (e *Engine) CountAttempts(ctx context.Context, endpointID string, since time.Time) (total, failed int, err error) {
+	total, failed, err = e.store.CountAttempts(ctx, endpointID, since)
+	if err != nil {
+		return 0, 0, fmt.Errorf("tasks: count attempts of endpoint %s: %w", endpointID, err)
+	}
+	return total, failed, nil
+}

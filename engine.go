@@ -312,6 +312,53 @@ func (e *Engine) List(ctx context.Context, p ListParams) ([]*Task, string, error
 	return ts, next, nil
 }
 
+// CountTasks returns how many tasks of the app appID are in each state; a
+// state that no task is in is absent from the map. The count costs in
+// proportion to the app's live tasks, not to its history; see
+// [Store.CountTasks].
+func (e *Engine) CountTasks(ctx context.Context, appID string) (map[State]int, error) {
+	counts, err := e.store.CountTasks(ctx, appID)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: count tasks of app %s: %w", appID, err)
+	}
+	return counts, nil
+}
+
+// TaskHistogram counts the tasks of the app appID that ended (completed,
+// failed or canceled) from since on, in intervals of length bucket, one
+// Bucket for each interval that holds any, in order; see
+// [Store.TaskHistogram]. A bucket shorter than a microsecond gives a
+// *ValidationError.
+func (e *Engine) TaskHistogram(ctx context.Context, appID string, since time.Time, bucket time.Duration) ([]Bucket, error) {
+	bs, err := e.store.TaskHistogram(ctx, appID, since, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: histogram of app %s: %w", appID, err)
+	}
+	return bs, nil
+}
+
+// RevokeSession records in the store that the dashboard session id was
+// logged out, until expires, when it would have ended anyway, so that
+// SessionRevoked reports it to every engine on the store. It serves package
+// dashboard; see [Store.RevokeSession].
+func (e *Engine) RevokeSession(ctx context.Context, id string, expires time.Time) error {
+	if err := e.store.RevokeSession(ctx, id, expires); err != nil {
+		return fmt.Errorf("tasks: revoke dashboard session: %w", err)
+	}
+	return nil
+}
+
+// SessionRevoked reports whether the dashboard session id was revoked by
+// RevokeSession, on any engine sharing the store, and its revocation has
+// not expired. It serves package dashboard; see [Store.SessionRevoked].
+func (e *Engine) SessionRevoked(ctx context.Context, id string) (bool, error) {
+	revoked, err := e.store.SessionRevoked(ctx, id)
+	if err != nil {
+		return false, fmt.Errorf("tasks: check dashboard session: %w", err)
+	}
+	return revoked, nil
+}
+
 // Cancel cancels a task. A scheduled or retrying task becomes canceled and
 // will not run. A running task has its cancellation requested: its context is
 // cancelled (at once on this engine, at the next heartbeat on another) and it

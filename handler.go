@@ -13,7 +13,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"path"
 	"reflect"
 	"regexp"
 	"runtime/debug"
@@ -22,6 +21,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/taskwheel/tasks/internal/web"
 )
 
 // HandlerConfig configures [Engine.Handler]. A zero field means its default;
@@ -74,8 +75,6 @@ const (
 	// rotate_secret.
 	defaultSecretOverlap = 24 * time.Hour
 	maxSecretOverlap     = 30 * 24 * time.Hour
-	// allApps, as an app ID granted to a key, grants every app.
-	allApps = "*"
 )
 
 // Handler returns the engine's HTTP API: HostedHooks' "create task" and the
@@ -160,7 +159,7 @@ func (e *Engine) Handler(cfg *HandlerConfig) http.Handler {
 	if h.log == nil {
 		h.log = e.log
 	}
-	h.keys = parseKeys("Handler", c.Keys)
+	h.keys = web.ParseKeys("Handler", c.Keys)
 
 	h.route("POST /apps/{app_id}/tasks", h.handleCreateTask)
 	h.route("GET /apps/{app_id}/tasks", h.handleListTasks)
@@ -190,7 +189,7 @@ type handler struct {
 	e            *Engine
 	mux          *http.ServeMux
 	patterns     map[string]bool // the patterns registered with mux
-	keys         []apiKey
+	keys         []web.Key
 	open         bool // Unauthenticated
 	maxBody      int64
 	horizon      time.Duration
@@ -233,7 +232,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	// ServeMux would redirect an unclean path (a//b, a/./b) to its clean
 	// form, which under StripPrefix loses the prefix: refuse it instead.
-	if p := r.URL.EscapedPath(); p != cleanPath(p) {
+	if p := r.URL.EscapedPath(); p != web.CleanPath(p) {
 		h.writeError(w, r, errUnknownPath)
 		return
 	}
@@ -252,19 +251,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.mux.ServeHTTP(w, r)
-}
-
-// cleanPath is how ServeMux cleans a path: path.Clean, keeping a trailing
-// slash.
-func cleanPath(p string) string {
-	if p == "" || p[0] != '/' {
-		p = "/" + p
-	}
-	np := path.Clean(p)
-	if p[len(p)-1] == '/' && np != "/" {
-		np += "/"
-	}
-	return np
 }
 
 // capture records what ServeMux answers to a request it has no route for.
@@ -287,7 +273,7 @@ func (c *capture) Write(b []byte) (int, error) {
 // authorize authenticates the request's key and checks that it grants the
 // app in the path, which it returns.
 func (h *handler) authorize(w http.ResponseWriter, r *http.Request) (string, error) {
-	var key *apiKey
+	var key *web.Key
 	if !h.open {
 		var err error
 		if key, err = h.authenticate(r); err != nil {
@@ -300,18 +286,18 @@ func (h *handler) authorize(w http.ResponseWriter, r *http.Request) (string, err
 		}
 	}
 	app := r.PathValue("app_id")
-	if !validName(app) {
+	if !web.ValidName(app) {
 		return "", apiErrorf(http.StatusBadRequest, "app_id", "invalid app ID: use 1 to %d letters, digits and . _ : -", MaxIDLength)
 	}
-	if key != nil && !key.grants(app) {
+	if key != nil && !key.Grants(app) {
 		return "", errAppNotFound
 	}
 	return app, nil
 }
 
 // authenticate finds the key of a request's "Authorization: Bearer" header
-// with findKey, in constant time.
-func (h *handler) authenticate(r *http.Request) (*apiKey, error) {
+// with web.FindKey, in constant time.
+func (h *handler) authenticate(r *http.Request) (*web.Key, error) {
 	values := r.Header.Values("Authorization")
 	if len(values) == 0 {
 		return nil, errMissingKey
@@ -321,27 +307,11 @@ func (h *handler) authenticate(r *http.Request) (*apiKey, error) {
 	if len(values) != 1 || !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return nil, errInvalidKey
 	}
-	match := findKey(h.keys, token)
+	match := web.FindKey(h.keys, token)
 	if match < 0 {
 		return nil, errInvalidKey
 	}
 	return &h.keys[match], nil
-}
-
-// validName reports whether s is a usable app, task or endpoint ID: 1 to
-// MaxIDLength bytes of letters, digits and "._:-", not "." or "..". Task and
-// endpoint IDs are UUIDs.
-func validName(s string) bool {
-	if s == "" || len(s) > MaxIDLength || s == "." || s == ".." {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // storeCtx bounds the store calls of a request.
@@ -552,7 +522,7 @@ func listParams(r *http.Request) (ListParams, error) {
 			}
 			p.Limit = int(n)
 		case "cursor":
-			if _, id, err := decodeCursor(vs[0]); err != nil || !validName(id) {
+			if _, _, err := decodeCursor(vs[0]); err != nil {
 				return p, apiErrorf(http.StatusBadRequest, "cursor", "malformed cursor; pass next_cursor of the previous page as it is")
 			}
 			p.Cursor = vs[0]
@@ -592,7 +562,7 @@ func inApp[T any](ctx context.Context, r *http.Request, app string, notFound err
 	get func(context.Context, string) (T, error), appOf func(T) string) (T, error) {
 	var none T
 	id := r.PathValue("id")
-	if !validName(id) {
+	if !web.ValidName(id) {
 		return none, notFound
 	}
 	v, err := get(ctx, id)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/taskwheel/tasks/internal/web"
 )
 
 func TestParseRunTime(t *testing.T) {
@@ -189,3 +191,11 @@ func TestHandler_Panic(t *testing.T) {
 type panickingStore struct{ Store }
 
 func (panickingStore) List(context.Context, ListParams) ([]*Task, string, error) { panic("boom") }
+
+// TestMaxIDLength checks that the IDs internal/web accepts are those
+// MaxIDLength documents.
+func TestMaxIDLength(t *testing.T) {
+	if web.MaxIDLength != MaxIDLength {
+		t.Errorf("web.MaxIDLength = %d, want MaxIDLength, %d", web.MaxIDLength, MaxIDLength)
+	}
+}

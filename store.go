@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"slices"
 	"time"
+
+	"github.com/taskwheel/tasks/internal/web"
 )
 
 // Store keeps tasks. It is the engine's only source of truth: the engine
@@ -370,7 +372,7 @@ func encodeCursor(t *Task) string {
 
 func decodeCursor(s string) (createdAt time.Time, id string, err error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) < 9 || len(b) > 8+MaxIDLength {
+	if err != nil || len(b) < 9 || len(b) > 8+MaxIDLength || !web.ValidName(string(b[8:])) {
 		return time.Time{}, "", invalid("cursor", "malformed")
 	}
 	return time.UnixMicro(int64(binary.BigEndian.Uint64(b))).UTC(), string(b[8:]), nil

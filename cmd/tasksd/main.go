@@ -46,6 +46,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for -postgres
 
 	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/dashboard"
 )
 
 func main() {
@@ -441,7 +442,7 @@ func newMux(eng *tasks.Engine, key string, logger *slog.Logger) http.Handler {
 	api := eng.Handler(hc)
 	mux.Handle(apiPrefix+"/", http.StripPrefix(apiPrefix, api))
 	mux.Handle(apiPrefix, http.StripPrefix(apiPrefix, api))
-	mux.Handle("/ui/", http.StripPrefix("/ui", eng.UI(hc)))
+	mux.Handle("/ui/", http.StripPrefix("/ui", dashboard.New(eng, &dashboard.Config{Keys: hc.Keys, Logger: logger})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 		defer cancel()

@@ -1,4 +1,4 @@
-package tasks
+package dashboard
 
 // Login throttling for the dashboard: token buckets per client address and
 // for all clients, so that no one can try API keys at speed.

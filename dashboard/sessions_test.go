@@ -1,4 +1,4 @@
-package tasks_test
+package dashboard_test
 
 import (
 	"net/http"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/dashboard"
 	"github.com/taskwheel/tasks/internal/testdb"
 )
 
@@ -31,12 +32,7 @@ func TestUI_LogoutIsShared(t *testing.T) {
 			path := testdb.SQLitePath(t)
 			var stores [2]tasks.Store
 			for i := range stores {
-				s, err := tasks.OpenSQLite(path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { s.Close() })
-				stores[i] = s
+				stores[i] = openSQLite(t, path)
 			}
 			return stores
 		}},
@@ -102,7 +98,7 @@ func TestUI_LoginThrottle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h := http.StripPrefix(uiPrefix, e.UI(&tasks.HandlerConfig{Keys: map[string][]string{keyApp1: {"app_1"}}}))
+		h := http.StripPrefix(uiPrefix, dashboard.New(e, &dashboard.Config{Keys: map[string][]string{keyApp1: {"app_1"}}}))
 		return func(addr, key string) *httptest.ResponseRecorder {
 			req := httptest.NewRequest(http.MethodPost, uiPrefix+"/login", strings.NewReader(url.Values{"key": {key}}.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

@@ -1,0 +1,112 @@
+// Package web holds what the HTTP API handler of package tasks and the
+// dashboard (package dashboard) share: API keys, kept as SHA-256 digests and
+// found in constant time, the apps they grant, the check of an ID taken from
+// a path, and ServeMux's cleaning of a path.
+package web
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"maps"
+	"path"
+	"slices"
+)
+
+// MaxIDLength bounds an ID; it is tasks.MaxIDLength.
+const MaxIDLength = 255
+
+// AllApps, as an app ID granted to a key, grants every app.
+const AllApps = "*"
+
+// Key is an API key, kept as its digest, and the apps it grants.
+type Key struct {
+	Digest [sha256.Size]byte
+	apps   map[string]bool // may hold AllApps
+}
+
+// ParseKeys returns keys, which map each API key to the apps it grants, as
+// Keys in the order of the keys' text. It panics, naming who, on an empty
+// key, a key that grants no app, or an invalid app ID.
+func ParseKeys(who string, keys map[string][]string) []Key {
+	var out []Key
+	for _, key := range slices.Sorted(maps.Keys(keys)) {
+		apps := keys[key]
+		if key == "" {
+			panic("tasks: " + who + ": empty API key")
+		}
+		if len(apps) == 0 {
+			panic("tasks: " + who + ": an API key grants no app")
+		}
+		k := Key{Digest: sha256.Sum256([]byte(key)), apps: make(map[string]bool)}
+		for _, app := range apps {
+			if app != AllApps && !ValidName(app) {
+				panic(fmt.Sprintf("tasks: %s: invalid app ID %q for an API key", who, app))
+			}
+			k.apps[app] = true
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
+// FindKey returns the index in keys of the key token, or -1. It hashes token
+// and compares the digest with every key's, in constant time and without
+// stopping at a match, so that neither the time taken nor a lookup depends
+// on the secret.
+func FindKey(keys []Key, token string) int {
+	digest := sha256.Sum256([]byte(token))
+	match := -1
+	for i := range keys {
+		eq := subtle.ConstantTimeCompare(digest[:], keys[i].Digest[:])
+		match = subtle.ConstantTimeSelect(eq, i, match)
+	}
+	return match
+}
+
+// Grants reports whether k may use app.
+func (k *Key) Grants(app string) bool { return k.apps[AllApps] || k.apps[app] }
+
+// GrantedApps returns the app IDs k names, sorted, and whether it grants
+// every app.
+func (k *Key) GrantedApps() (apps []string, all bool) {
+	for app := range k.apps {
+		if app == AllApps {
+			all = true
+		} else {
+			apps = append(apps, app)
+		}
+	}
+	slices.Sort(apps)
+	return apps, all
+}
+
+// ValidName reports whether s is a usable app, task or endpoint ID: 1 to
+// MaxIDLength bytes of letters, digits and "._:-", not "." or "..". Task and
+// endpoint IDs are UUIDs.
+func ValidName(s string) bool {
+	if s == "" || len(s) > MaxIDLength || s == "." || s == ".." {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// CleanPath is how ServeMux cleans a path: path.Clean, keeping a trailing
+// slash. A handler mounted with StripPrefix refuses a path that is not
+// clean, as ServeMux's redirect to the clean form would lose the prefix.
+func CleanPath(p string) string {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
+}
