@@ -30,7 +30,9 @@
 // the cookie again. Logins are throttled per client address (the
 // connection's) and for all clients together: too many wrong keys get 429
 // Too Many Requests with Retry-After, for a while; a right key costs
-// nothing. Every request that changes state is a POST that must come from
+// nothing, and an address that logged in with one in the last 30 days is
+// held to its own limit only, so that an attack from many addresses does
+// not lock it out. Every request that changes state is a POST that must come from
 // the dashboard's own origin (Sec-Fetch-Site or Origin, see
 // [http.CrossOriginProtection]) and carry the session's CSRF token; any
 // other gets 403. Pages carry a strict Content-Security-Policy (no script at

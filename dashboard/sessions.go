@@ -172,7 +172,7 @@ func (u *ui) handleLogin(w http.ResponseWriter, r *http.Request) {
 		u.render(w, r, http.StatusUnauthorized, "login", v)
 		return
 	}
-	attempt.refund()
+	attempt.succeeded()
 	u.newSession(w, r, i)
 	http.Redirect(w, r, v.Base+"/", http.StatusSeeOther)
 }

@@ -154,6 +154,33 @@ func TestUI_LoginThrottle(t *testing.T) {
 		})
 	})
 
+	t.Run("an address that logged in before gets in during an attack from many", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			login := newUI(t)
+			const admin = "198.51.100.7:1234"
+			if rec := login(admin, keyApp1); rec.Code != http.StatusSeeOther {
+				t.Fatalf("the admin's first login: got %d, want 303", rec.Code)
+			}
+			throttled := false
+			for i := range 10000 {
+				addr := "10." + strconv.Itoa(i>>16&255) + "." + strconv.Itoa(i>>8&255) + "." + strconv.Itoa(i&255) + ":1"
+				if rec := login(addr, "wrong-key"); rec.Code == http.StatusTooManyRequests {
+					throttled = true
+					break
+				}
+			}
+			if !throttled {
+				t.Fatal("10000 wrong logins from as many addresses: none answered 429")
+			}
+			if rec := login("203.0.113.9:1", keyApp1); rec.Code != http.StatusTooManyRequests {
+				t.Errorf("the right key from a new address during the attack: got %d, want 429", rec.Code)
+			}
+			if rec := login(admin, keyApp1); rec.Code != http.StatusSeeOther {
+				t.Errorf("the right key from the admin's address during the attack: got %d, want 303", rec.Code)
+			}
+		})
+	})
+
 	t.Run("in all", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			login := newUI(t)
