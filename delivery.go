@@ -14,27 +14,15 @@ import (
 	"time"
 )
 
-// Version is this library's version, sent in the User-Agent of deliveries.
-const Version = "0.1.0"
-
 // userAgent names the library in every delivery.
 const userAgent = "taskwheel-tasks/" + Version + " (+https://github.com/taskwheel/tasks)"
 
-// DefaultRetrySchedule is the default WebhookConfig.RetrySchedule, the one
-// Svix uses: after a failed delivery the next comes 5 s, 5 min, 30 min, 2 h,
-// 5 h, 10 h and 10 h later, each ±10% at random; later attempts wait as long
-// as the last. With DefaultMaxAttempts, a task gets one attempt and one
-// retry per step.
-var DefaultRetrySchedule = []time.Duration{
+// defaultRetrySchedule is the default WebhookConfig.RetrySchedule, as
+// documented there. Nothing writes to it.
+var defaultRetrySchedule = []time.Duration{
 	5 * time.Second, 5 * time.Minute, 30 * time.Minute,
 	2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
 }
-
-// DefaultMaxRetryAfter is the default WebhookConfig.MaxRetryAfter.
-const DefaultMaxRetryAfter = time.Hour
-
-// ResponseExcerptBytes bounds the excerpt of a response kept in an Attempt.
-const ResponseExcerptBytes = 1024
 
 // retryDelay is the delay before the attempt after failed attempt number
 // attempt, by the schedule, with ±10% jitter.

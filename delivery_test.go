@@ -385,7 +385,7 @@ func TestDelivery_RetrySchedule(t *testing.T) {
 
 // TestDelivery_DefaultRetrySchedule pins the documented defaults in fake
 // time (W14): an endpoint that always fails gets DefaultMaxAttempts
-// attempts, one more than the steps of DefaultRetrySchedule, spaced by those
+// attempts, one more than the steps of the default RetrySchedule, spaced by those
 // steps ±10% with jitter, and then the task fails.
 func TestDelivery_DefaultRetrySchedule(t *testing.T) {
 	t.Parallel()
@@ -415,8 +415,10 @@ func TestDelivery_DefaultRetrySchedule(t *testing.T) {
 		if got.State != tasks.StateFailed || got.Attempts != tasks.DefaultMaxAttempts {
 			t.Fatalf("task %s after %d attempts, want failed after DefaultMaxAttempts (%d)", got.State, got.Attempts, tasks.DefaultMaxAttempts)
 		}
-		if want := len(tasks.DefaultRetrySchedule) + 1; tasks.DefaultMaxAttempts != want {
-			t.Errorf("DefaultMaxAttempts is %d, want %d: one attempt, then one per step of DefaultRetrySchedule", tasks.DefaultMaxAttempts, want)
+		// The default WebhookConfig.RetrySchedule, as documented.
+		want := []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}
+		if tasks.DefaultMaxAttempts != len(want)+1 {
+			t.Errorf("DefaultMaxAttempts is %d, want %d: one attempt, then one per step of the default RetrySchedule", tasks.DefaultMaxAttempts, len(want)+1)
 		}
 		attempts, err := e.Attempts(t.Context(), task.ID)
 		if err != nil {
@@ -425,7 +427,6 @@ func TestDelivery_DefaultRetrySchedule(t *testing.T) {
 		if len(attempts) != got.Attempts || rc.count() != got.Attempts {
 			t.Fatalf("%d attempts recorded, %d requests received, want %d of each", len(attempts), rc.count(), got.Attempts)
 		}
-		want := []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}
 		jittered := false
 		for i := 1; i < len(attempts); i++ {
 			gap, d := attempts[i].StartedAt.Sub(attempts[i-1].StartedAt), want[min(i, len(want))-1]

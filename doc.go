@@ -60,7 +60,7 @@ Tasks can be listed, canceled, rescheduled and replayed through the engine
 # Periodic tasks
 
 A periodic task enqueues a task at each run time ("slot") of a cron schedule
-in a time zone ([ParseSchedule]: five fields or an optional sixth for
+in a time zone ([NewPeriodic].Spec: five fields or an optional sixth for
 seconds, descriptors such as @daily and @every 90s, IANA zones with their
 daylight saving rules):
 

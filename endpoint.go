@@ -20,10 +20,6 @@ const (
 	EndpointInactive EndpointStatus = "inactive" // receives none; tasks that only it would receive are retried
 )
 
-// AllEvents, as an endpoint's only enabled event, subscribes it to every
-// event type.
-const AllEvents = "*"
-
 // Endpoint is a webhook receiver of an app. A task whose event type has no
 // registered func is delivered to each active endpoint of its app that
 // subscribes to its event type.
@@ -197,12 +193,6 @@ type EndpointUpdate struct {
 	Status        *EndpointStatus
 }
 
-// Limits on endpoints.
-const (
-	MaxDescriptionLength = 1024
-	MaxEnabledEvents     = 256
-)
-
 // validateEndpoint checks ep, and sets its URL to the form it is stored in
 // (see endpointURL).
 func (e *Engine) validateEndpoint(ep *Endpoint) error {
@@ -230,7 +220,7 @@ func (e *Engine) validateEndpoint(ep *Endpoint) error {
 		if et == AllEvents {
 			continue
 		}
-		if err := ValidateEventType(et); err != nil {
+		if err := validateEventType(et); err != nil {
 			return invalid("enabled_events", "%q: %s", et, err.(*ValidationError).Message)
 		}
 	}

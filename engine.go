@@ -40,7 +40,11 @@ type Config struct {
 	// seconds. Defaults to DefaultPollInterval.
 	PollInterval time.Duration
 	// BackoffFunc returns the delay before the attempt after a failed
-	// attempt number attempt (1 for the first). Defaults to [DefaultBackoff].
+	// attempt number attempt (1 for the first). Defaults to exponential
+	// backoff from one second, doubling each attempt up to one hour, with
+	// "equal jitter" (a random delay between half and all of that) so that
+	// tasks failing together do not retry together: with
+	// DefaultMaxAttempts, a func task's attempts span about two minutes.
 	BackoffFunc func(attempt int) time.Duration
 	// Logger receives what background work cannot return to a caller.
 	// Defaults to slog.Default().
@@ -64,19 +68,6 @@ type Config struct {
 	// plaintext.
 	EncryptionKeys [][]byte
 }
-
-// Defaults for Config. DefaultMaxAttempts is one attempt and one retry per
-// step of DefaultRetrySchedule, so that a webhook task's deliveries span the
-// whole schedule (about 27.5 hours) and a func task's span about two minutes
-// of DefaultBackoff.
-const (
-	DefaultWorkers      = 16
-	DefaultMaxAttempts  = 8
-	DefaultTimeout      = time.Minute
-	DefaultLease        = 15 * time.Second
-	DefaultPollInterval = time.Second
-	DefaultMaxDataBytes = 1 << 20
-)
 
 func (c *Config) withDefaults() (Config, error) {
 	var cfg Config
@@ -121,7 +112,7 @@ func (c *Config) withDefaults() (Config, error) {
 		cfg.PollInterval = DefaultPollInterval
 	}
 	if cfg.BackoffFunc == nil {
-		cfg.BackoffFunc = DefaultBackoff
+		cfg.BackoffFunc = defaultBackoff
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -131,11 +122,8 @@ func (c *Config) withDefaults() (Config, error) {
 	return cfg, err
 }
 
-// DefaultBackoff is the default Config.BackoffFunc: exponential from one
-// second, doubling each attempt up to one hour, with "equal jitter" (a random
-// delay between half and all of that) so that tasks failing together do not
-// retry together.
-func DefaultBackoff(attempt int) time.Duration {
+// defaultBackoff is the default Config.BackoffFunc, as documented there.
+func defaultBackoff(attempt int) time.Duration {
 	d := time.Hour
 	if attempt < 13 { // 2^12 s > 1 h
 		d = min(time.Second<<max(attempt-1, 0), time.Hour)
@@ -209,7 +197,7 @@ func NewEngine(store Store, cfg *Config) (*Engine, error) {
 // with none subscribed, its attempt fails, saying so, and it is retried.
 // Every engine sharing a store should register the same funcs.
 func (e *Engine) Register(eventType string, fn Func) {
-	if err := ValidateEventType(eventType); err != nil {
+	if err := validateEventType(eventType); err != nil {
 		panic(err)
 	}
 	if fn == nil {

@@ -315,12 +315,6 @@ type ListParams struct {
 	CreatedBefore time.Time
 }
 
-// Paging limits for List.
-const (
-	DefaultListLimit = 50
-	MaxListLimit     = 1000
-)
-
 // normalize validates p and applies defaults.
 func (p *ListParams) normalize() error {
 	switch {

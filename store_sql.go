@@ -1008,7 +1008,7 @@ func (s *SQLStore) List(ctx context.Context, p ListParams) ([]*Task, string, err
 	if p.AppID != "" {
 		query, args = listApp, []any{p.AppID}
 	}
-	for _, st := range States {
+	for _, st := range states {
 		if p.States != nil && !slices.Contains(p.States, st) {
 			st = ""
 		}

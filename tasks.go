@@ -38,8 +38,8 @@ const (
 	StateCanceled  State = "canceled"  // canceled before it completed (terminal)
 )
 
-// States lists every state in life-cycle order.
-var States = []State{StateScheduled, StateRunning, StateRetrying, StateCompleted, StateFailed, StateCanceled}
+// states lists every state in life-cycle order.
+var states = []State{StateScheduled, StateRunning, StateRetrying, StateCompleted, StateFailed, StateCanceled}
 
 // Valid reports whether s is one of the defined states.
 func (s State) Valid() bool {
@@ -147,7 +147,10 @@ func (a Attempt) MarshalJSON() ([]byte, error) {
 type NewTask struct {
 	// AppID is the application the task belongs to. Required.
 	AppID string
-	// EventType routes the task; see [ValidateEventType]. Required.
+	// EventType routes the task to the func registered for it, or to the
+	// webhook endpoints subscribed to it: 1 to MaxEventTypeLength bytes of
+	// letters, digits and "._-:", not starting or ending with a dot and
+	// without empty segments such as "a..b". Required.
 	EventType string
 	// Data is the payload, I-JSON (see Validate). Nil means JSON null.
 	Data json.RawMessage
@@ -164,12 +167,42 @@ type NewTask struct {
 	IdempotencyKey string
 }
 
-// Limits on the fields of a task.
+// Defaults: the value each zero field of Config, WebhookConfig,
+// HandlerConfig and ListParams takes.
 const (
-	MaxIDLength             = 255 // app IDs
-	MaxEventTypeLength      = 255
-	MaxIdempotencyKeyLength = 255
+	DefaultWorkers       = 16                   // Config.Workers
+	DefaultMaxAttempts   = 8                    // Config.MaxAttempts; see WebhookConfig.RetrySchedule
+	DefaultTimeout       = time.Minute          // Config.Timeout
+	DefaultLease         = 15 * time.Second     // Config.Lease
+	DefaultPollInterval  = time.Second          // Config.PollInterval
+	DefaultMaxDataBytes  = 1 << 20              // Config.MaxDataBytes
+	DefaultMaxRetryAfter = time.Hour            // WebhookConfig.MaxRetryAfter
+	DefaultHorizon       = 366 * 24 * time.Hour // HandlerConfig.Horizon
+	DefaultMaxPageBytes  = 4 << 20              // HandlerConfig.MaxPageBytes
+	DefaultListLimit     = 50                   // ListParams.Limit
+)
+
+// Limits and fixed values.
+const (
+	MaxIDLength             = 255           // bytes of an app ID
+	MaxEventTypeLength      = 255           // bytes of an event type
+	MaxIdempotencyKeyLength = 255           // bytes of an idempotency key
 	MaxMaxAttempts          = math.MaxInt32 // what the SQL stores' integer column holds
+	MaxListLimit            = 1000          // ListParams.Limit
+	MaxDescriptionLength    = 1024          // bytes of Endpoint.Description
+	MaxEnabledEvents        = 256           // entries of Endpoint.EnabledEvents
+
+	// AllEvents, as an endpoint's only enabled event, subscribes it to
+	// every event type.
+	AllEvents = "*"
+	// EncryptionKeySize is the size in bytes of each of Config.EncryptionKeys.
+	EncryptionKeySize = 32
+	// ResponseExcerptBytes bounds the excerpt of a response kept in an
+	// Attempt.
+	ResponseExcerptBytes = 1024
+	// Version is this library's version, sent in the User-Agent of
+	// deliveries.
+	Version = "0.1.0"
 )
 
 // Errors returned by the engine and stores. Compare with [errors.Is].
@@ -191,6 +224,12 @@ var (
 	// ErrNotSupported means the store does not support the operation, for
 	// example EnqueueTx on a MemoryStore.
 	ErrNotSupported = errors.New("tasks: not supported by this store")
+	// ErrBlockedDestination means a delivery was refused because the
+	// address it would connect to is loopback, private, link-local, CGNAT,
+	// multicast, reserved, documentation or another special-purpose
+	// address, and not allowed by WebhookConfig.AllowNetworks or
+	// AllowHosts. The error wrapping it names the address refused.
+	ErrBlockedDestination = errors.New("tasks: blocked destination")
 )
 
 // ValidationError reports a task field that is missing or malformed.
@@ -207,10 +246,10 @@ func invalid(field, format string, args ...any) error {
 	return &ValidationError{Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
-// ValidateEventType reports whether s is an acceptable event type: 1 to
+// validateEventType reports whether s is an acceptable event type: 1 to
 // MaxEventTypeLength bytes of letters, digits and "._-:", not starting or
 // ending with a dot and without empty segments such as "a..b".
-func ValidateEventType(s string) error {
+func validateEventType(s string) error {
 	switch {
 	case s == "":
 		return invalid("event_type", "must not be empty")
@@ -232,7 +271,7 @@ func ValidateEventType(s string) error {
 // Validate reports the first field of nt that Enqueue would refuse, as a
 // *ValidationError: an AppID or IdempotencyKey that is empty (AppID only),
 // too long, not UTF-8 or holds control characters; an invalid EventType (see
-// [ValidateEventType]); Data that is not I-JSON (RFC 7493): not JSON, not
+// NewTask.EventType); Data that is not I-JSON (RFC 7493): not JSON, not
 // UTF-8, or with a lone UTF-16 surrogate escape such as "\ud800"; a
 // MaxAttempts that is negative or past MaxMaxAttempts; a negative Timeout.
 func (nt *NewTask) Validate() error {
@@ -242,7 +281,7 @@ func (nt *NewTask) Validate() error {
 	if nt.AppID == "" {
 		return invalid("app_id", "must not be empty")
 	}
-	if err := ValidateEventType(nt.EventType); err != nil {
+	if err := validateEventType(nt.EventType); err != nil {
 		return err
 	}
 	if nt.Data != nil {

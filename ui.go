@@ -685,7 +685,7 @@ func (f *taskFilter) listParams(q url.Values, p *ListParams) error {
 		p.States = []State{State(f.Status)}
 	}
 	if f.EventType != "" {
-		if err := ValidateEventType(f.EventType); err != nil {
+		if err := validateEventType(f.EventType); err != nil {
 			return fmt.Errorf("event type: %s", err.(*ValidationError).Message)
 		}
 		p.EventType = f.EventType
@@ -728,7 +728,7 @@ func (f *taskFilter) query(status, cursor string) string {
 
 func (u *ui) handleTasks(w http.ResponseWriter, r *http.Request, v *view) error {
 	v.Title, v.Nav = "Tasks", "tasks"
-	p := &tasksPage{States: States}
+	p := &tasksPage{States: states}
 	v.Page = p
 	list := ListParams{AppID: v.App, Limit: uiPageSize}
 	status := http.StatusOK
@@ -745,7 +745,7 @@ func (u *ui) handleTasks(w http.ResponseWriter, r *http.Request, v *view) error 
 	}
 	here := v.Base + "/apps/" + v.App + "/tasks"
 	p.AllHref = here + p.Filter.query("", "")
-	for _, s := range States {
+	for _, s := range states {
 		p.Counts = append(p.Counts, stateCount{State: s, N: counts[s], Href: here + p.Filter.query(string(s), ""), Here: p.Filter.Status == string(s)})
 		p.Total += counts[s]
 	}

@@ -423,7 +423,7 @@ func (su suite) testTimes(t *testing.T) {
 
 	su.run(t, "EveryStateIsUTC", func(h *harness) {
 		// inState and every harness call check each returned task.
-		for _, s := range tasks.States {
+		for _, s := range []tasks.State{tasks.StateScheduled, tasks.StateRunning, tasks.StateRetrying, tasks.StateCompleted, tasks.StateFailed, tasks.StateCanceled} {
 			h.inState(s)
 		}
 		h.listAll(tasks.ListParams{})
