@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/taskwheel/tasks/webhook"
 )
 
 // userAgent names the library in every delivery.
@@ -191,7 +193,7 @@ func (e *Engine) deliverTo(ctx context.Context, ep *Endpoint, t *Task, body []by
 		d.attempt.Error = err.Error()
 		return d
 	}
-	standard, hostedHooks, err := signWebhook(ep.secrets(start), t.ID, start, body)
+	signed, err := webhook.Sign(ep.secrets(start), t.ID, start, body)
 	if err != nil {
 		return fail(fmt.Errorf("sign: %w", err))
 	}
@@ -199,13 +201,10 @@ func (e *Engine) deliverTo(ctx context.Context, ep *Endpoint, t *Task, body []by
 	if err != nil {
 		return fail(err)
 	}
+	req.Header = signed
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", userAgent)
 	req.Header.Set("Accept-Encoding", "identity") // as the client would, without cloning req
-	req.Header.Set(webhookIDHeader, t.ID)
-	req.Header.Set(webhookTimestampHeader, webhookTimestamp(start))
-	req.Header.Set(webhookSignatureHeader, standard)
-	req.Header.Set(hostedHooksSignatureHeader, hostedHooks)
 	resp, err := e.webhooks.Do(req)
 	if err != nil {
 		return fail(err)

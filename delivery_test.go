@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/webhook"
 )
 
 // loopback lets tests deliver to httptest servers, which the SSRF guard
@@ -151,8 +152,8 @@ func TestDelivery(t *testing.T) {
 			task := enqueue(t, e, tasks.NewTask{EventType: "user.created", Data: data})
 			req := <-rc.got
 			done := waitState(t, e, task.ID, tasks.StateCompleted)
-			if err := tasks.VerifyWebhook(ep.Secret, req.header, req.body); err != nil {
-				t.Errorf("VerifyWebhook: %v", err)
+			if err := webhook.Verify(ep.Secret, req.header, req.body); err != nil {
+				t.Errorf("Verify: %v", err)
 			}
 			if req.header.Get("webhook-id") != task.ID || !strings.HasPrefix(req.header.Get("User-Agent"), "taskwheel-tasks/") ||
 				req.header.Get("Content-Type") != "application/json" || !strings.HasPrefix(req.header.Get("HostedHooks-Signature"), "t=") {
@@ -200,8 +201,8 @@ func TestDelivery(t *testing.T) {
 				first.header.Get("webhook-signature") == second.header.Get("webhook-signature") {
 				t.Errorf("a retry kept its timestamp or signature")
 			}
-			if err := tasks.VerifyWebhook(epFlaky.Secret, second.header, second.body); err != nil {
-				t.Errorf("VerifyWebhook of the retry: %v", err)
+			if err := webhook.Verify(epFlaky.Secret, second.header, second.body); err != nil {
+				t.Errorf("Verify of the retry: %v", err)
 			}
 			as, _ := e.Attempts(context.Background(), task.ID)
 			if len(as) != 3 || as[2].Number != 2 || as[2].EndpointID != epFlaky.ID || as[2].StatusCode != http.StatusOK {
@@ -604,7 +605,7 @@ func TestEndpoints(t *testing.T) {
 		})
 		t.Run("create, update, rotate, delete", func(t *testing.T) {
 			ep := createEndpoint(t, e, tasks.NewEndpoint{AppID: "crud", URL: "https://example.com/a", Description: "first"})
-			if err := tasks.ValidateWebhookSecret(ep.Secret); err != nil || ep.Status != tasks.EndpointActive ||
+			if err := webhook.ValidateSecret(ep.Secret); err != nil || ep.Status != tasks.EndpointActive ||
 				len(ep.EnabledEvents) != 1 || ep.EnabledEvents[0] != "*" {
 				t.Fatalf("created %+v (secret: %v), want active, all events, a valid secret", ep, err)
 			}
@@ -653,8 +654,8 @@ func TestDelivery_Rotation(t *testing.T) {
 		t.Errorf("webhook-signature %q has %d entries, want 2", req.header.Get("webhook-signature"), n)
 	}
 	for _, secret := range []string{old.Secret, rotated.Secret} {
-		if err := tasks.VerifyWebhook(secret, req.header, req.body); err != nil {
-			t.Errorf("VerifyWebhook with %s: %v", secret[:10], err)
+		if err := webhook.Verify(secret, req.header, req.body); err != nil {
+			t.Errorf("Verify with %s: %v", secret[:10], err)
 		}
 	}
 }

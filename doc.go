@@ -85,7 +85,8 @@ endpoints that subscribe to it ([Engine.CreateEndpoint]): a signed POST
 (Standard Webhooks headers, and HostedHooks-Signature), retried on a
 Svix-like schedule to the endpoints that have not acknowledged it with a
 2xx. Every attempt is recorded ([Engine.Attempts]). Receivers check a
-delivery with [VerifyWebhook]. The delivery client refuses private and other
+delivery with [webhook.Verify], from the small package
+github.com/taskwheel/tasks/webhook, without importing the engine. The delivery client refuses private and other
 special addresses on the address it dials unless [WebhookConfig] allows them.
 
 # HTTP API and dashboard
@@ -123,7 +124,7 @@ outcomes, heartbeats and the rescuer), wheel.go (the timer wheel), store.go
 store_sql_conn.go (retrying on a PostgreSQL connection the server ended),
 endpoint.go and delivery.go (webhook endpoints and delivery),
 secret_crypt.go (the encryption of endpoints' secrets in the store),
-webhook_sign.go (signatures), webhook_client.go (the SSRF-safe client),
+webhook_client.go (the SSRF-safe client),
 periodic.go (periodic tasks: cron schedules and their firing), handler.go
 (the HTTP API), ui.go with ui/ (the dashboard: its handler, and its
 templates and style sheet, embedded), ui_throttle.go (the dashboard's

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/taskwheel/tasks/webhook"
 )
 
 // EndpointStatus says whether an endpoint receives deliveries.
@@ -237,7 +239,7 @@ func (e *Engine) CreateEndpoint(ctx context.Context, ne NewEndpoint) (*Endpoint,
 		Description:   ne.Description,
 		EnabledEvents: ne.EnabledEvents,
 		Status:        ne.Status,
-		Secret:        NewWebhookSecret(),
+		Secret:        webhook.NewSecret(),
 	}
 	if ep.EnabledEvents == nil {
 		ep.EnabledEvents = []string{AllEvents}
@@ -310,7 +312,7 @@ func (e *Engine) RotateEndpointSecret(ctx context.Context, id string, overlap ti
 	return e.changeEndpoint(ctx, id, func(ep *Endpoint) {
 		ep.PreviousSecret = ep.Secret
 		ep.PreviousSecretExpiresAt = new(time.Now().Add(overlap).UTC().Truncate(time.Microsecond))
-		ep.Secret = NewWebhookSecret()
+		ep.Secret = webhook.NewSecret()
 	})
 }
 
