@@ -184,7 +184,7 @@ func NewEngine(store Store, cfg *Config) (*Engine, error) {
 		epoch:    time.Now(),
 		funcs:    make(map[string]Func),
 	}
-	if d, ok := store.(interface{ Durable() bool }); ok && d.Durable() {
+	if store.Durable() {
 		e.group = &groupCommit{store: store}
 	}
 	return e, nil

@@ -88,17 +88,14 @@ func (e *Engine) EnqueueMany(ctx context.Context, nts []NewTask) ([]*Task, error
 // EnqueueTx is Enqueue inside the caller's transaction on a SQL store: the
 // task exists if and only if tx commits. The engine sees it at once if it is
 // committed by its run time, otherwise within Config.PollInterval. It returns
-// ErrNotSupported on a store that does not implement [TxStore].
+// ErrNotSupported on a store that keeps no database/sql database, such as
+// the memory store.
 func (e *Engine) EnqueueTx(ctx context.Context, tx *sql.Tx, nt NewTask) (*Task, error) {
-	ts, ok := e.store.(TxStore)
-	if !ok {
-		return nil, ErrNotSupported
-	}
 	t, err := e.newTask(nt)
 	if err != nil {
 		return nil, err
 	}
-	stored, err := ts.InsertTx(ctx, tx, t)
+	stored, err := e.store.InsertTx(ctx, tx, t)
 	if err != nil {
 		return stored, fmt.Errorf("tasks: enqueue %s in transaction: %w", nt.EventType, err)
 	}

@@ -3,6 +3,7 @@ package tasks
 import (
 	"container/heap"
 	"context"
+	"database/sql"
 	"maps"
 	"slices"
 	"strings"
@@ -10,14 +11,8 @@ import (
 	"time"
 )
 
-// MemoryStore is a [Store] that keeps tasks in this process's memory. It is
-// the reference implementation of the Store contract, and it is fast, but it
-// is not durable: its tasks are gone when the process ends. Use it in tests
-// and for work that may be lost; use [SQLStore] for anything else.
-//
-// A MemoryStore is safe for concurrent use by several engines in one process.
-// Its zero value is not usable; call [NewMemoryStore].
-type MemoryStore struct {
+// memoryStore is the Store of NewMemoryStore.
+type memoryStore struct {
 	mu      sync.Mutex
 	tasks   map[string]*memTask
 	idem    map[idemKey]*memTask
@@ -39,7 +34,7 @@ type memRecord[R any] interface {
 }
 
 // memTable keeps one kind of record by ID, in the order they were added.
-// The MemoryStore's mutex guards it; its zero value is empty.
+// The memoryStore's mutex guards it; its zero value is empty.
 type memTable[R any, P memRecord[R]] struct {
 	byID  map[string]P
 	order []P // oldest first
@@ -102,13 +97,24 @@ type memTask struct {
 	// scheduled is where ScheduledRunTime points, if set: a field of the
 	// task, not an allocation of its own.
 	scheduled time.Time
-	heapIdx   int       // index in MemoryStore.due, or -1
+	heapIdx   int       // index in memoryStore.due, or -1
 	attempts  []Attempt // its history
 }
 
-// NewMemoryStore returns an empty MemoryStore.
-func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{
+// NewMemoryStore returns an empty [Store] that keeps tasks in this process's
+// memory. It is the reference implementation of the Store contract, and it
+// is fast, but it is not durable: its tasks are gone when the process ends.
+// Use it in tests and for work that may be lost; use [SQLStore] for anything
+// else. It is safe for concurrent use by several engines in one process;
+// its InsertTx and Listen return ErrNotSupported.
+func NewMemoryStore() Store {
+	return newMemoryStore()
+}
+
+// newMemoryStore is NewMemoryStore for the package's own tests, which set
+// its clock.
+func newMemoryStore() *memoryStore {
+	return &memoryStore{
 		tasks:   make(map[string]*memTask),
 		idem:    make(map[idemKey]*memTask),
 		running: make(map[string]*memTask),
@@ -116,10 +122,22 @@ func NewMemoryStore() *MemoryStore {
 	}
 }
 
-// Durable reports false: a MemoryStore loses its tasks when the process ends.
-func (s *MemoryStore) Durable() bool { return false }
+// Durable reports false: a memory store loses its tasks when the process ends.
+func (s *memoryStore) Durable() bool { return false }
 
-func (s *MemoryStore) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+// InsertTx returns ErrNotSupported: a memory store has no database to
+// share a transaction with.
+func (s *memoryStore) InsertTx(context.Context, *sql.Tx, *Task) (*Task, error) {
+	return nil, ErrNotSupported
+}
+
+// Listen returns ErrNotSupported: engines sharing a memory store are in one
+// process, and see each other's tasks through it at their next poll.
+func (s *memoryStore) Listen(context.Context, func(), func(Due)) error {
+	return ErrNotSupported
+}
+
+func (s *memoryStore) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
 // snapshot returns a copy of m's task that shares nothing with the store.
 func (m *memTask) snapshot() *Task {
@@ -144,7 +162,7 @@ func cloneTime(p *time.Time) *time.Time {
 }
 
 // Insert implements [Store].
-func (s *MemoryStore) Insert(ctx context.Context, t *Task) (*Task, error) {
+func (s *memoryStore) Insert(ctx context.Context, t *Task) (*Task, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -160,7 +178,7 @@ func (s *MemoryStore) Insert(ctx context.Context, t *Task) (*Task, error) {
 }
 
 // InsertMany implements [Store].
-func (s *MemoryStore) InsertMany(ctx context.Context, ts []*Task) ([]*Task, error) {
+func (s *memoryStore) InsertMany(ctx context.Context, ts []*Task) ([]*Task, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -195,7 +213,7 @@ func (s *MemoryStore) InsertMany(ctx context.Context, ts []*Task) ([]*Task, erro
 }
 
 // holder returns the task that holds t's idempotency key, or nil.
-func (s *MemoryStore) holder(t *Task) *memTask {
+func (s *memoryStore) holder(t *Task) *memTask {
 	if t.IdempotencyKey == "" {
 		return nil
 	}
@@ -203,7 +221,7 @@ func (s *MemoryStore) holder(t *Task) *memTask {
 }
 
 // add stores a copy of t as a new scheduled task, created now.
-func (s *MemoryStore) add(t *Task, now time.Time) *memTask {
+func (s *memoryStore) add(t *Task, now time.Time) *memTask {
 	m := &memTask{t: *t, heapIdx: -1}
 	m.t.Data = slices.Clone(t.Data)
 	m.t.State = StateScheduled
@@ -229,7 +247,7 @@ func (s *MemoryStore) add(t *Task, now time.Time) *memTask {
 }
 
 // schedule makes m pending and due at runAt, or now when runAt is nil or past.
-func (s *MemoryStore) schedule(m *memTask, now time.Time, runAt *time.Time) {
+func (s *memoryStore) schedule(m *memTask, now time.Time, runAt *time.Time) {
 	at := now
 	if runAt != nil && runAt.After(now) {
 		at = *runAt
@@ -238,7 +256,7 @@ func (s *MemoryStore) schedule(m *memTask, now time.Time, runAt *time.Time) {
 }
 
 // setDue puts m in the due heap at at and mirrors it in NextAttemptAt.
-func (s *MemoryStore) setDue(m *memTask, at time.Time) {
+func (s *memoryStore) setDue(m *memTask, at time.Time) {
 	m.runAt = at
 	m.t.NextAttemptAt = &m.runAt
 	if m.heapIdx >= 0 {
@@ -249,7 +267,7 @@ func (s *MemoryStore) setDue(m *memTask, at time.Time) {
 }
 
 // unsetDue takes m out of the due heap.
-func (s *MemoryStore) unsetDue(m *memTask) {
+func (s *memoryStore) unsetDue(m *memTask) {
 	if m.heapIdx >= 0 {
 		heap.Remove(&s.due, m.heapIdx)
 	}
@@ -257,7 +275,7 @@ func (s *MemoryStore) unsetDue(m *memTask) {
 }
 
 // Get implements [Store].
-func (s *MemoryStore) Get(ctx context.Context, id string) (*Task, error) {
+func (s *memoryStore) Get(ctx context.Context, id string) (*Task, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -271,7 +289,7 @@ func (s *MemoryStore) Get(ctx context.Context, id string) (*Task, error) {
 }
 
 // GetByIdempotencyKey implements [Store].
-func (s *MemoryStore) GetByIdempotencyKey(ctx context.Context, appID, key string) (*Task, error) {
+func (s *memoryStore) GetByIdempotencyKey(ctx context.Context, appID, key string) (*Task, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -285,7 +303,7 @@ func (s *MemoryStore) GetByIdempotencyKey(ctx context.Context, appID, key string
 }
 
 // List implements [Store].
-func (s *MemoryStore) List(ctx context.Context, p ListParams) ([]*Task, string, error) {
+func (s *memoryStore) List(ctx context.Context, p ListParams) ([]*Task, string, error) {
 	if err := p.normalize(); err != nil {
 		return nil, "", err
 	}
@@ -323,7 +341,7 @@ func (s *MemoryStore) List(ctx context.Context, p ListParams) ([]*Task, string, 
 }
 
 // Claim implements [Store].
-func (s *MemoryStore) Claim(ctx context.Context, limit int, lease time.Duration) ([]*Task, error) {
+func (s *memoryStore) Claim(ctx context.Context, limit int, lease time.Duration) ([]*Task, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -347,7 +365,7 @@ func (s *MemoryStore) Claim(ctx context.Context, limit int, lease time.Duration)
 }
 
 // fenced returns the task of l if it is still running at l's attempt.
-func (s *MemoryStore) fenced(l Lease) *memTask {
+func (s *memoryStore) fenced(l Lease) *memTask {
 	m, ok := s.running[l.ID]
 	if !ok || m.t.Attempts != l.Attempt {
 		return nil
@@ -356,7 +374,7 @@ func (s *MemoryStore) fenced(l Lease) *memTask {
 }
 
 // Finish implements [Store].
-func (s *MemoryStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error) {
+func (s *memoryStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -389,7 +407,7 @@ func (s *MemoryStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error
 }
 
 // end moves the running task m to state.
-func (s *MemoryStore) end(m *memTask, now time.Time, state State, errMsg string, delay time.Duration) {
+func (s *memoryStore) end(m *memTask, now time.Time, state State, errMsg string, delay time.Duration) {
 	delete(s.running, m.t.ID)
 	m.t.State = state
 	m.t.UpdatedAt = now
@@ -405,7 +423,7 @@ func (s *MemoryStore) end(m *memTask, now time.Time, state State, errMsg string,
 }
 
 // Extend implements [Store].
-func (s *MemoryStore) Extend(ctx context.Context, leases []Lease, d time.Duration) ([]string, error) {
+func (s *memoryStore) Extend(ctx context.Context, leases []Lease, d time.Duration) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -426,7 +444,7 @@ func (s *MemoryStore) Extend(ctx context.Context, leases []Lease, d time.Duratio
 }
 
 // Rescue implements [Store].
-func (s *MemoryStore) Rescue(ctx context.Context, limit int) (int, error) {
+func (s *memoryStore) Rescue(ctx context.Context, limit int) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -467,7 +485,7 @@ func rescueState(t *Task) State {
 }
 
 // Upcoming implements [Store].
-func (s *MemoryStore) Upcoming(ctx context.Context, within time.Duration, limit int) (time.Time, []Due, error) {
+func (s *memoryStore) Upcoming(ctx context.Context, within time.Duration, limit int) (time.Time, []Due, error) {
 	if err := ctx.Err(); err != nil {
 		return time.Time{}, nil, err
 	}
@@ -499,7 +517,7 @@ func (s *MemoryStore) Upcoming(ctx context.Context, within time.Duration, limit 
 }
 
 // Cancel implements [Store].
-func (s *MemoryStore) Cancel(ctx context.Context, id string) (*Task, error) {
+func (s *memoryStore) Cancel(ctx context.Context, id string) (*Task, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -528,7 +546,7 @@ func (s *MemoryStore) Cancel(ctx context.Context, id string) (*Task, error) {
 }
 
 // Reschedule implements [Store].
-func (s *MemoryStore) Reschedule(ctx context.Context, id string, runAt time.Time) (*Task, error) {
+func (s *memoryStore) Reschedule(ctx context.Context, id string, runAt time.Time) (*Task, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -551,7 +569,7 @@ func (s *MemoryStore) Reschedule(ctx context.Context, id string, runAt time.Time
 }
 
 // Replay implements [Store].
-func (s *MemoryStore) Replay(ctx context.Context, id string, extra int) (*Task, error) {
+func (s *memoryStore) Replay(ctx context.Context, id string, extra int) (*Task, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -576,7 +594,7 @@ func (s *MemoryStore) Replay(ctx context.Context, id string, extra int) (*Task, 
 }
 
 // Attempts implements [Store].
-func (s *MemoryStore) Attempts(ctx context.Context, taskID string) ([]Attempt, error) {
+func (s *memoryStore) Attempts(ctx context.Context, taskID string) ([]Attempt, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -590,7 +608,7 @@ func (s *MemoryStore) Attempts(ctx context.Context, taskID string) ([]Attempt, e
 }
 
 // InsertEndpoint implements [Store].
-func (s *MemoryStore) InsertEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint, error) {
+func (s *memoryStore) InsertEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -607,7 +625,7 @@ func (s *MemoryStore) InsertEndpoint(ctx context.Context, ep *Endpoint) (*Endpoi
 }
 
 // GetEndpoint implements [Store].
-func (s *MemoryStore) GetEndpoint(ctx context.Context, id string) (*Endpoint, error) {
+func (s *memoryStore) GetEndpoint(ctx context.Context, id string) (*Endpoint, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -621,7 +639,7 @@ func (s *MemoryStore) GetEndpoint(ctx context.Context, id string) (*Endpoint, er
 }
 
 // ListEndpoints implements [Store].
-func (s *MemoryStore) ListEndpoints(ctx context.Context, appID string) ([]*Endpoint, error) {
+func (s *memoryStore) ListEndpoints(ctx context.Context, appID string) ([]*Endpoint, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -634,7 +652,7 @@ func (s *MemoryStore) ListEndpoints(ctx context.Context, appID string) ([]*Endpo
 }
 
 // UpdateEndpoint implements [Store].
-func (s *MemoryStore) UpdateEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint, error) {
+func (s *memoryStore) UpdateEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -656,7 +674,7 @@ func (s *MemoryStore) UpdateEndpoint(ctx context.Context, ep *Endpoint) (*Endpoi
 }
 
 // DeleteEndpoint implements [Store].
-func (s *MemoryStore) DeleteEndpoint(ctx context.Context, id string) error {
+func (s *memoryStore) DeleteEndpoint(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -669,7 +687,7 @@ func (s *MemoryStore) DeleteEndpoint(ctx context.Context, id string) error {
 }
 
 // InsertPeriodic implements [Store].
-func (s *MemoryStore) InsertPeriodic(ctx context.Context, p *PeriodicTask) (*PeriodicTask, error) {
+func (s *memoryStore) InsertPeriodic(ctx context.Context, p *PeriodicTask) (*PeriodicTask, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -687,7 +705,7 @@ func (s *MemoryStore) InsertPeriodic(ctx context.Context, p *PeriodicTask) (*Per
 }
 
 // GetPeriodic implements [Store].
-func (s *MemoryStore) GetPeriodic(ctx context.Context, id string) (*PeriodicTask, error) {
+func (s *memoryStore) GetPeriodic(ctx context.Context, id string) (*PeriodicTask, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -701,7 +719,7 @@ func (s *MemoryStore) GetPeriodic(ctx context.Context, id string) (*PeriodicTask
 }
 
 // ListPeriodics implements [Store].
-func (s *MemoryStore) ListPeriodics(ctx context.Context, appID string) ([]*PeriodicTask, error) {
+func (s *memoryStore) ListPeriodics(ctx context.Context, appID string) ([]*PeriodicTask, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -711,7 +729,7 @@ func (s *MemoryStore) ListPeriodics(ctx context.Context, appID string) ([]*Perio
 }
 
 // UpdatePeriodic implements [Store].
-func (s *MemoryStore) UpdatePeriodic(ctx context.Context, p *PeriodicTask) (*PeriodicTask, error) {
+func (s *memoryStore) UpdatePeriodic(ctx context.Context, p *PeriodicTask) (*PeriodicTask, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -733,7 +751,7 @@ func (s *MemoryStore) UpdatePeriodic(ctx context.Context, p *PeriodicTask) (*Per
 }
 
 // DeletePeriodic implements [Store].
-func (s *MemoryStore) DeletePeriodic(ctx context.Context, id string) error {
+func (s *memoryStore) DeletePeriodic(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -746,7 +764,7 @@ func (s *MemoryStore) DeletePeriodic(ctx context.Context, id string) error {
 }
 
 // DuePeriodics implements [Store].
-func (s *MemoryStore) DuePeriodics(ctx context.Context, within time.Duration, limit int) (time.Time, []*PeriodicTask, error) {
+func (s *memoryStore) DuePeriodics(ctx context.Context, within time.Duration, limit int) (time.Time, []*PeriodicTask, error) {
 	if err := ctx.Err(); err != nil {
 		return time.Time{}, nil, err
 	}
@@ -774,7 +792,7 @@ func (s *MemoryStore) DuePeriodics(ctx context.Context, within time.Duration, li
 }
 
 // AdvancePeriodic implements [Store].
-func (s *MemoryStore) AdvancePeriodic(ctx context.Context, id string, from, to, lastRunAt time.Time, lastTaskID string) (bool, error) {
+func (s *memoryStore) AdvancePeriodic(ctx context.Context, id string, from, to, lastRunAt time.Time, lastTaskID string) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
@@ -793,7 +811,7 @@ func (s *MemoryStore) AdvancePeriodic(ctx context.Context, id string, from, to, 
 }
 
 // RevokeSession implements [Store].
-func (s *MemoryStore) RevokeSession(ctx context.Context, id string, expires time.Time) error {
+func (s *memoryStore) RevokeSession(ctx context.Context, id string, expires time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -813,7 +831,7 @@ func (s *MemoryStore) RevokeSession(ctx context.Context, id string, expires time
 }
 
 // SessionRevoked implements [Store].
-func (s *MemoryStore) SessionRevoked(ctx context.Context, id string) (bool, error) {
+func (s *memoryStore) SessionRevoked(ctx context.Context, id string) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
@@ -879,7 +897,7 @@ func (c *idxHeap) Pop() any {
 }
 
 // CountTasks implements [Store].
-func (s *MemoryStore) CountTasks(ctx context.Context, appID string) (map[State]int, error) {
+func (s *memoryStore) CountTasks(ctx context.Context, appID string) (map[State]int, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -895,7 +913,7 @@ func (s *MemoryStore) CountTasks(ctx context.Context, appID string) (map[State]i
 }
 
 // TaskHistogram implements [Store].
-func (s *MemoryStore) TaskHistogram(ctx context.Context, appID string, since time.Time, bucket time.Duration) ([]Bucket, error) {
+func (s *memoryStore) TaskHistogram(ctx context.Context, appID string, since time.Time, bucket time.Duration) ([]Bucket, error) {
 	since, bucket, err := histogramParams(since, bucket)
 	if err != nil {
 		return nil, err
@@ -927,7 +945,7 @@ func (s *MemoryStore) TaskHistogram(ctx context.Context, appID string, since tim
 }
 
 // CountAttempts implements [Store].
-func (s *MemoryStore) CountAttempts(ctx context.Context, endpointID string, since time.Time) (total, failed int, err error) {
+func (s *memoryStore) CountAttempts(ctx context.Context, endpointID string, since time.Time) (total, failed int, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, 0, err
 	}

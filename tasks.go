@@ -222,7 +222,7 @@ var (
 	// other writers kept winning.
 	ErrConflict = errors.New("tasks: concurrent update")
 	// ErrNotSupported means the store does not support the operation, for
-	// example EnqueueTx on a MemoryStore.
+	// example EnqueueTx on the memory store.
 	ErrNotSupported = errors.New("tasks: not supported by this store")
 	// ErrBlockedDestination means a delivery was refused because the
 	// address it would connect to is loopback, private, link-local, CGNAT,

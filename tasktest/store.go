@@ -62,6 +62,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) tasks.Store) {
 		{"CountAttempts", su.testCountAttempts},
 		{"ListByCreation", su.testListByCreation},
 		{"Context", su.testContext},
+		{"Optional", su.testOptional},
 	} {
 		t.Run(g.name, func(t *testing.T) {
 			t.Parallel()
