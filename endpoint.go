@@ -3,7 +3,6 @@ package tasks
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -256,7 +255,7 @@ func (e *Engine) CreateEndpoint(ctx context.Context, ne NewEndpoint) (*Endpoint,
 		stored, err = e.openEndpoint(stored)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("tasks: create endpoint: %w", err)
+		return nil, wrapf(err, "create endpoint")
 	}
 	return stored, nil
 }
@@ -269,7 +268,7 @@ func (e *Engine) Endpoint(ctx context.Context, id string) (*Endpoint, error) {
 		ep, err = e.openEndpoint(ep)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("tasks: get endpoint %s: %w", id, err)
+		return nil, wrapf(err, "get endpoint %s", id)
 	}
 	return ep, nil
 }
@@ -281,7 +280,7 @@ func (e *Engine) Endpoints(ctx context.Context, appID string) ([]*Endpoint, erro
 		eps, err = e.openEndpoints(eps)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("tasks: list endpoints of %s: %w", appID, err)
+		return nil, wrapf(err, "list endpoints of %s", appID)
 	}
 	return eps, nil
 }
@@ -348,7 +347,7 @@ func (e *Engine) changeEndpoint(ctx context.Context, id string, change func(*End
 			return stored, nil
 		}
 	}
-	return nil, fmt.Errorf("tasks: update endpoint %s: %w", id, err)
+	return nil, wrapf(err, "update endpoint %s", id)
 }
 
 // maxUpdateTries bounds the reads and writes of one update of an endpoint
@@ -362,7 +361,7 @@ const maxUpdateTries = 32
 func (e *Engine) DeleteEndpoint(ctx context.Context, id string) error {
 	defer e.endpoints.invalidate()
 	if err := e.store.DeleteEndpoint(ctx, id); err != nil {
-		return fmt.Errorf("tasks: delete endpoint %s: %w", id, err)
+		return wrapf(err, "delete endpoint %s", id)
 	}
 	return nil
 }
@@ -371,7 +370,7 @@ func (e *Engine) DeleteEndpoint(ctx context.Context, id string) error {
 func (e *Engine) Attempts(ctx context.Context, taskID string) ([]Attempt, error) {
 	as, err := e.store.Attempts(ctx, taskID)
 	if err != nil {
-		return nil, fmt.Errorf("tasks: attempts of task %s: %w", taskID, err)
+		return nil, wrapf(err, "attempts of task %s", taskID)
 	}
 	return as, nil
 }

@@ -285,7 +285,7 @@ func (e *Engine) hint(id string, runAt *time.Time) {
 func (e *Engine) Get(ctx context.Context, id string) (*Task, error) {
 	t, err := e.store.Get(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("tasks: get task %s: %w", id, err)
+		return nil, wrapf(err, "get task %s", id)
 	}
 	return t, nil
 }
@@ -295,7 +295,7 @@ func (e *Engine) Get(ctx context.Context, id string) (*Task, error) {
 func (e *Engine) List(ctx context.Context, p ListParams) ([]*Task, string, error) {
 	ts, next, err := e.store.List(ctx, p)
 	if err != nil {
-		return nil, "", fmt.Errorf("tasks: list tasks: %w", err)
+		return nil, "", wrapf(err, "list tasks")
 	}
 	return ts, next, nil
 }
@@ -309,7 +309,7 @@ func (e *Engine) List(ctx context.Context, p ListParams) ([]*Task, string, error
 func (e *Engine) Cancel(ctx context.Context, id string) (*Task, error) {
 	t, err := e.store.Cancel(ctx, id)
 	if err != nil {
-		return t, fmt.Errorf("tasks: cancel task %s: %w", id, err)
+		return t, wrapf(err, "cancel task %s", id)
 	}
 	if r := e.current(); r != nil && t.State == StateRunning {
 		r.revoke(Lease{ID: id}, errCancelRequested) // the attempt running now
@@ -322,7 +322,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*Task, error) {
 func (e *Engine) Reschedule(ctx context.Context, id string, runAt time.Time) (*Task, error) {
 	t, err := e.store.Reschedule(ctx, id, runAt)
 	if err != nil {
-		return t, fmt.Errorf("tasks: reschedule task %s: %w", id, err)
+		return t, wrapf(err, "reschedule task %s", id)
 	}
 	e.hint(t.ID, t.NextAttemptAt)
 	return t, nil
@@ -338,7 +338,7 @@ func (e *Engine) Reschedule(ctx context.Context, id string, runAt time.Time) (*T
 func (e *Engine) Replay(ctx context.Context, id string) (*Task, error) {
 	t, err := e.store.Replay(ctx, id, e.cfg.MaxAttempts)
 	if err != nil {
-		return t, fmt.Errorf("tasks: replay task %s: %w", id, err)
+		return t, wrapf(err, "replay task %s", id)
 	}
 	e.hint(t.ID, t.NextAttemptAt)
 	return t, nil

@@ -304,11 +304,11 @@ func (e *Engine) CreatePeriodic(ctx context.Context, np NewPeriodic) (*PeriodicT
 		return nil, err
 	}
 	if err := e.reschedule(ctx, p, sched); err != nil {
-		return nil, fmt.Errorf("tasks: create periodic task: %w", err)
+		return nil, wrapf(err, "create periodic task")
 	}
 	stored, err := e.store.InsertPeriodic(ctx, p)
 	if err != nil {
-		return nil, fmt.Errorf("tasks: create periodic task: %w", err)
+		return nil, wrapf(err, "create periodic task")
 	}
 	e.pokePeriodic()
 	return stored, nil
@@ -319,7 +319,7 @@ func (e *Engine) CreatePeriodic(ctx context.Context, np NewPeriodic) (*PeriodicT
 func (e *Engine) Periodic(ctx context.Context, id string) (*PeriodicTask, error) {
 	p, err := e.store.GetPeriodic(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("tasks: get periodic task %s: %w", id, err)
+		return nil, wrapf(err, "get periodic task %s", id)
 	}
 	return p, nil
 }
@@ -328,7 +328,7 @@ func (e *Engine) Periodic(ctx context.Context, id string) (*PeriodicTask, error)
 func (e *Engine) Periodics(ctx context.Context, appID string) ([]*PeriodicTask, error) {
 	ps, err := e.store.ListPeriodics(ctx, appID)
 	if err != nil {
-		return nil, fmt.Errorf("tasks: list periodic tasks of %s: %w", appID, err)
+		return nil, wrapf(err, "list periodic tasks of %s", appID)
 	}
 	return ps, nil
 }
@@ -359,7 +359,7 @@ func (e *Engine) UpdatePeriodic(ctx context.Context, id string, u PeriodicUpdate
 	if errors.As(err, &verr) {
 		return nil, err
 	}
-	return nil, fmt.Errorf("tasks: update periodic task %s: %w", id, err)
+	return nil, wrapf(err, "update periodic task %s", id)
 }
 
 // updatePeriodic makes one try of UpdatePeriodic: it reads the periodic
@@ -407,7 +407,7 @@ func (e *Engine) updatePeriodic(ctx context.Context, id string, u PeriodicUpdate
 // tasks it enqueued stay, a task enqueued for a coming slot included.
 func (e *Engine) DeletePeriodic(ctx context.Context, id string) error {
 	if err := e.store.DeletePeriodic(ctx, id); err != nil {
-		return fmt.Errorf("tasks: delete periodic task %s: %w", id, err)
+		return wrapf(err, "delete periodic task %s", id)
 	}
 	return nil
 }

@@ -232,6 +232,43 @@ var (
 	ErrBlockedDestination = errors.New("tasks: blocked destination")
 )
 
+// wrapf returns err, a store's error, with "tasks: " and what failed in
+// front: once per layer, never twice. A bare sentinel such as ErrNotFound
+// loses its own "tasks: " inside the message ("tasks: get task X: not
+// found") and still matches with errors.Is; an error that already starts
+// with "tasks: " otherwise is a store's, which said what failed itself,
+// and is returned as it is.
+func wrapf(err error, format string, args ...any) error {
+	msg := err.Error()
+	rest, prefixed := strings.CutPrefix(msg, "tasks: ")
+	switch {
+	case !prefixed:
+		rest = msg
+	case !isSentinel(err):
+		return err
+	}
+	return &wrapError{msg: "tasks: " + fmt.Sprintf(format, args...) + ": " + rest, err: err}
+}
+
+// isSentinel reports whether err is one of the package's sentinel errors,
+// unwrapped.
+func isSentinel(err error) bool {
+	switch err {
+	case ErrNotFound, ErrDuplicate, ErrInvalidState, ErrConflict, ErrNotSupported, ErrBlockedDestination:
+		return true
+	}
+	return false
+}
+
+// wrapError is an error of wrapf.
+type wrapError struct {
+	msg string
+	err error
+}
+
+func (e *wrapError) Error() string { return e.msg }
+func (e *wrapError) Unwrap() error { return e.err }
+
 // ValidationError reports a task field that is missing or malformed.
 type ValidationError struct {
 	Field   string // the field's JSON name, e.g. "event_type"
