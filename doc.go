@@ -121,6 +121,8 @@ errors, and every default and limit in two constant blocks), engine.go (the Engi
 commit of concurrent enqueues), scheduler.go (claiming, the worker pool,
 outcomes, heartbeats and the rescuer), wheel.go (the timer wheel), store.go
 (the Store contract, one interface), store_memory.go and store_sql.go (the stores),
+store_memory_tables.go (the memory store's endpoints, periodic tasks and
+sessions, apart from its tasks),
 store_sql_conn.go (retrying on a PostgreSQL connection the server ended),
 endpoint.go and delivery.go (webhook endpoints and delivery),
 secret_crypt.go (the encryption of endpoints' secrets in the store),
