@@ -117,22 +117,21 @@ behind the same keys; mount both under prefixes:
 # Files
 
 The package is laid out one concept to a file: tasks.go (the task model,
-errors, and every default and limit in two constant blocks), engine.go (the Engine), enqueue.go (enqueueing, and the group
-commit of concurrent enqueues), scheduler.go (claiming, the worker pool,
-outcomes, heartbeats and the rescuer), wheel.go (the timer wheel), store.go
-(the Store contract, one interface), store_memory.go and store_sql.go (the stores),
+errors, and every default and limit in two constant blocks), engine.go (the
+Engine), enqueue.go (enqueueing, and the group commit of concurrent
+enqueues), scheduler.go (claiming, the worker pool, outcomes, heartbeats and
+the rescuer), wheel.go (the timer wheel), store.go (the Store contract, one
+interface), store_memory.go and store_sql.go (the stores),
 store_memory_tables.go (the memory store's endpoints, periodic tasks and
-sessions, apart from its tasks),
-store_sql_conn.go (retrying on a PostgreSQL connection the server ended),
-endpoint.go and delivery.go (webhook endpoints and delivery),
-secret_crypt.go (the encryption of endpoints' secrets in the store),
-webhook_client.go (the SSRF-safe client),
-periodic.go (periodic tasks: cron schedules and their firing), handler.go
-(the HTTP API), ui.go with ui/ (the dashboard: its handler, and its
-templates and style sheet, embedded), ui_throttle.go (the dashboard's
-login throttle) and auth.go (API keys, which the API and the dashboard
-share). Package webhook signs and verifies deliveries, so that a receiver
-imports it alone.
+sessions, apart from its tasks), store_sql_conn.go (retrying on a PostgreSQL
+connection the server ended), endpoint.go and delivery.go (webhook endpoints
+and delivery), secret_crypt.go (the encryption of endpoints' secrets in the
+store), webhook_client.go (the SSRF-safe client), periodic.go (periodic
+tasks: cron schedules and their firing), handler.go (the HTTP API), ui.go
+with ui/ (the dashboard: its handler, and its templates and style sheet,
+embedded), ui_throttle.go (the dashboard's login throttle) and auth.go (API
+keys, which the API and the dashboard share). Package webhook signs and
+verifies deliveries, so that a receiver imports it alone.
 
 # Testing
 
