@@ -60,7 +60,7 @@ Tasks can be listed, canceled, rescheduled and replayed through the engine
 # Periodic tasks
 
 A periodic task enqueues a task at each run time ("slot") of a cron schedule
-in a time zone ([ParseSchedule]: five fields or an optional sixth for
+in a time zone ([NewPeriodic].Spec: five fields or an optional sixth for
 seconds, descriptors such as @daily and @every 90s, IANA zones with their
 daylight saving rules):
 
@@ -85,7 +85,8 @@ endpoints that subscribe to it ([Engine.CreateEndpoint]): a signed POST
 (Standard Webhooks headers, and HostedHooks-Signature), retried on a
 Svix-like schedule to the endpoints that have not acknowledged it with a
 2xx. Every attempt is recorded ([Engine.Attempts]). Receivers check a
-delivery with [VerifyWebhook]. The delivery client refuses private and other
+delivery with [webhook.Verify], from the small package
+github.com/taskwheel/tasks/webhook, without importing the engine. The delivery client refuses private and other
 special addresses on the address it dials unless [WebhookConfig] allows them.
 
 # HTTP API and dashboard
@@ -115,20 +116,25 @@ apps, behind the same keys; mount both under prefixes:
 
 # Files
 
-The package is laid out one concept to a file: tasks.go (the task model and
-errors), engine.go (the Engine), enqueue.go (enqueueing, and the group
-commit of concurrent enqueues), scheduler.go (claiming, the worker pool,
-outcomes, heartbeats and the rescuer), wheel.go (the timer wheel), store.go
-(the Store contract), store_memory.go and store_sql.go (the stores),
-store_sql_conn.go (retrying on a PostgreSQL connection the server ended),
-endpoint.go and delivery.go (webhook endpoints and delivery),
-secret_crypt.go (the encryption of endpoints' secrets in the store),
-webhook_sign.go (signatures), webhook_client.go (the SSRF-safe client),
+The package is laid out one concept to a file: tasks.go (the task model,
+errors, and every default and limit in two constant blocks), engine.go (the
+Engine), enqueue.go (enqueueing, and the group commit of concurrent
+enqueues), scheduler.go (a run: the worker pool, outcomes, heartbeats and
+the rescuer), scheduler_loop.go (the scheduler goroutine: its loop's state
+and decisions as a type), wheel.go (the timer wheel), store.go (the Store
+contract, one interface), store_memory.go and store_sql.go (the stores),
+store_memory_tables.go (the memory store's endpoints, periodic tasks and
+sessions, apart from its tasks), store_sql_conn.go (retrying on a
+PostgreSQL connection the server ended), endpoint.go and delivery.go
+(webhook endpoints and delivery), secret_crypt.go (the encryption of
+endpoints' secrets in the store), webhook_client.go (the SSRF-safe client),
 periodic.go (periodic tasks: cron schedules and their firing), handler.go
-(the HTTP API) and auth.go (the checks of a HandlerConfig). The web
-dashboard is package dashboard, so that a program that does not serve it
-does not build html/template; internal/web holds the API keys and path
-checks it shares with the API.
+and handler_list.go (the HTTP API, and its streamed task lists) and auth.go
+(the checks of a HandlerConfig). Package webhook signs and verifies
+deliveries, so that a receiver imports it alone. The web dashboard is
+package dashboard, so that a program that does not serve it does not build
+html/template; internal/web holds the API keys and path checks it shares
+with the API.
 
 # Testing
 

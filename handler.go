@@ -57,12 +57,6 @@ type HandlerConfig struct {
 	Logger *slog.Logger
 }
 
-// Defaults of HandlerConfig.
-const (
-	DefaultHorizon      = 366 * 24 * time.Hour
-	DefaultMaxPageBytes = 4 << 20
-)
-
 const (
 	// maxJSONDepth bounds the nesting of a request body, data included.
 	maxJSONDepth = 64
@@ -346,7 +340,7 @@ func (h *handler) handleCreateTask(w http.ResponseWriter, r *http.Request, app s
 	if err != nil {
 		return err
 	}
-	if err := ValidateEventType(eventType); err != nil {
+	if err := validateEventType(eventType); err != nil {
 		return err
 	}
 
@@ -511,7 +505,7 @@ func listParams(r *http.Request) (ListParams, error) {
 				}
 			}
 		case "event_type":
-			if err := ValidateEventType(vs[0]); err != nil {
+			if err := validateEventType(vs[0]); err != nil {
 				return p, badRequest(err)
 			}
 			p.EventType = vs[0]
@@ -538,8 +532,8 @@ func listParams(r *http.Request) (ListParams, error) {
 
 // stateNames lists the states for messages.
 func stateNames() string {
-	names := make([]string, len(States))
-	for i, s := range States {
+	names := make([]string, len(states))
+	for i, s := range states {
 		names[i] = string(s)
 	}
 	return strings.Join(names, ", ")

@@ -192,10 +192,13 @@ type panickingStore struct{ Store }
 
 func (panickingStore) List(context.Context, ListParams) ([]*Task, string, error) { panic("boom") }
 
-// TestMaxIDLength checks that the IDs internal/web accepts are those
-// MaxIDLength documents.
-func TestMaxIDLength(t *testing.T) {
+// TestWebLimits checks that the IDs and event types internal/web accepts
+// are those MaxIDLength and MaxEventTypeLength document.
+func TestWebLimits(t *testing.T) {
 	if web.MaxIDLength != MaxIDLength {
 		t.Errorf("web.MaxIDLength = %d, want MaxIDLength, %d", web.MaxIDLength, MaxIDLength)
+	}
+	if web.MaxEventTypeLength != MaxEventTypeLength {
+		t.Errorf("web.MaxEventTypeLength = %d, want MaxEventTypeLength, %d", web.MaxEventTypeLength, MaxEventTypeLength)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/webhook"
 )
 
 // Keys of the API in tests: keyApp1 grants app_1, keyAll every app.
@@ -1149,7 +1150,7 @@ func TestHandler_Endpoints(t *testing.T) {
 			return &ep, raw
 		}
 		created, raw := decode(a.do("POST", "/apps/app_1/endpoints", `{"url":"https://example.com/hook","description":"orders","enabled_events":["order.paid","order.refunded"]}`), http.StatusCreated)
-		if err := tasks.ValidateWebhookSecret(created.Secret); err != nil {
+		if err := webhook.ValidateSecret(created.Secret); err != nil {
 			t.Errorf("created endpoint's secret %q: %v", created.Secret, err)
 		}
 		if created.URL != "https://example.com/hook" || created.Description != "orders" || created.Status != tasks.EndpointActive ||
@@ -1196,7 +1197,7 @@ func TestHandler_Endpoints(t *testing.T) {
 		}
 
 		rotated, _ := decode(a.do("POST", path+"/rotate_secret", ""), http.StatusOK)
-		if rotated.Secret == "" || rotated.Secret == created.Secret || tasks.ValidateWebhookSecret(rotated.Secret) != nil {
+		if rotated.Secret == "" || rotated.Secret == created.Secret || webhook.ValidateSecret(rotated.Secret) != nil {
 			t.Errorf("rotated secret %q (was %q)", rotated.Secret, created.Secret)
 		}
 		again, _ := decode(a.do("POST", path+"/rotate_secret", `{"overlap_seconds":0}`), http.StatusOK)

@@ -641,7 +641,7 @@ func (s *SQLStore) Insert(ctx context.Context, t *Task) (got *Task, err error) {
 	return got, err
 }
 
-// InsertTx implements [TxStore]: it inserts t inside tx, a transaction on the
+// InsertTx implements [Store.InsertTx]: it inserts t inside tx, a transaction on the
 // store's database, so that t exists if and only if tx commits. A duplicate
 // idempotency key gives the existing task and ErrDuplicate, as Insert does;
 // tx remains usable.
@@ -1008,7 +1008,7 @@ func (s *SQLStore) List(ctx context.Context, p ListParams) ([]*Task, string, err
 	if p.AppID != "" {
 		query, args = listApp, []any{p.AppID}
 	}
-	for _, st := range States {
+	for _, st := range states {
 		if p.States != nil && !slices.Contains(p.States, st) {
 			st = ""
 		}
@@ -1636,7 +1636,7 @@ func (s *SQLStore) Replay(ctx context.Context, id string, extra int) (*Task, err
 	return t, err
 }
 
-// Listen implements [Notifier] on PostgreSQL: it takes a connection of its
+// Listen implements [Store.Listen] on PostgreSQL: it takes a connection of its
 // own from the pool, LISTENs on the channel that the migrations' trigger
 // notifies for the store's schema, and calls notify for each notification
 // until ctx ends or the connection fails; the connection is then closed, not

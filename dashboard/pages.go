@@ -21,6 +21,11 @@ import (
 	"github.com/taskwheel/tasks/internal/web"
 )
 
+// states are the states a task can be in, in the order the task list shows
+// their counts.
+var states = []tasks.State{tasks.StateScheduled, tasks.StateRunning, tasks.StateRetrying,
+	tasks.StateCompleted, tasks.StateFailed, tasks.StateCanceled}
+
 // ---- home: the app picker
 
 type homePage struct {
@@ -108,8 +113,8 @@ func (f *taskFilter) listParams(q url.Values, p *tasks.ListParams) error {
 		p.States = []tasks.State{tasks.State(f.Status)}
 	}
 	if f.EventType != "" {
-		if err := tasks.ValidateEventType(f.EventType); err != nil {
-			return fmt.Errorf("event type: %s", err.(*tasks.ValidationError).Message)
+		if problem := web.EventTypeProblem(f.EventType); problem != "" {
+			return fmt.Errorf("event type: %s", problem)
 		}
 		p.EventType = f.EventType
 	}
@@ -150,7 +155,7 @@ func (f *taskFilter) query(status, cursor string) string {
 
 func (u *ui) handleTasks(w http.ResponseWriter, r *http.Request, v *view) error {
 	v.Title, v.Nav = "Tasks", "tasks"
-	p := &tasksPage{States: tasks.States}
+	p := &tasksPage{States: states}
 	v.Page = p
 	list := tasks.ListParams{AppID: v.App, Limit: uiPageSize}
 	status := http.StatusOK
@@ -167,7 +172,7 @@ func (u *ui) handleTasks(w http.ResponseWriter, r *http.Request, v *view) error 
 	}
 	here := v.Base + "/apps/" + v.App + "/tasks"
 	p.AllHref = here + p.Filter.query("", "")
-	for _, s := range tasks.States {
+	for _, s := range states {
 		p.Counts = append(p.Counts, stateCount{State: s, N: counts[s], Href: here + p.Filter.query(string(s), ""), Here: p.Filter.Status == string(s)})
 		p.Total += counts[s]
 	}

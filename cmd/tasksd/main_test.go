@@ -25,6 +25,7 @@ import (
 
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/testdb"
+	"github.com/taskwheel/tasks/webhook"
 )
 
 // Encryption keys for TASKS_ENCRYPTION_KEY.
@@ -672,8 +673,8 @@ func testEndToEnd(t *testing.T, s *server) {
 	if got.at.Before(runAt) {
 		t.Errorf("delivered at %v, before its scheduled_run_time %v", got.at, runAt)
 	}
-	if err := tasks.VerifyWebhook(ep.Secret, got.header, got.body); err != nil {
-		t.Errorf("VerifyWebhook with the endpoint's secret: %v\nheaders %v\nbody %s", err, got.header, got.body)
+	if err := webhook.Verify(ep.Secret, got.header, got.body); err != nil {
+		t.Errorf("Verify with the endpoint's secret: %v\nheaders %v\nbody %s", err, got.header, got.body)
 	}
 	if id := got.header.Get("webhook-id"); id != created.ID {
 		t.Errorf("webhook-id %q, want the task ID %q", id, created.ID)

@@ -1,7 +1,7 @@
 // Package web holds what the HTTP API handler of package tasks and the
 // dashboard (package dashboard) share: API keys, kept as SHA-256 digests and
-// found in constant time, the apps they grant, the check of an ID taken from
-// a path, and ServeMux's cleaning of a path.
+// found in constant time, the apps they grant, the checks of an ID taken
+// from a path and of an event type, and ServeMux's cleaning of a path.
 package web
 
 import (
@@ -11,10 +11,14 @@ import (
 	"maps"
 	"path"
 	"slices"
+	"strings"
 )
 
 // MaxIDLength bounds an ID; it is tasks.MaxIDLength.
 const MaxIDLength = 255
+
+// MaxEventTypeLength bounds an event type; it is tasks.MaxEventTypeLength.
+const MaxEventTypeLength = 255
 
 // AllApps, as an app ID granted to a key, grants every app.
 const AllApps = "*"
@@ -95,6 +99,29 @@ func ValidName(s string) bool {
 		}
 	}
 	return true
+}
+
+// EventTypeProblem says what makes s unacceptable as an event type, or ""
+// when it is acceptable: 1 to MaxEventTypeLength bytes of letters, digits
+// and "._-:", not starting or ending with a dot and without empty segments
+// such as "a..b".
+func EventTypeProblem(s string) string {
+	switch {
+	case s == "":
+		return "must not be empty"
+	case len(s) > MaxEventTypeLength:
+		return fmt.Sprintf("longer than %d bytes", MaxEventTypeLength)
+	case strings.HasPrefix(s, ".") || strings.HasSuffix(s, "."):
+		return "must not start or end with a dot"
+	case strings.Contains(s, ".."):
+		return `must not contain an empty segment ("..")`
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-:", r)) {
+			return fmt.Sprintf("contains %q; use letters, digits and . _ - :", r)
+		}
+	}
+	return ""
 }
 
 // CleanPath is how ServeMux cleans a path: path.Clean, keeping a trailing
