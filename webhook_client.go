@@ -456,8 +456,10 @@ func validateEndpointURL(raw string, cfg *WebhookConfig) error {
 
 // endpointURL validates raw as validateEndpointURL does and returns the URL
 // an endpoint stores: raw itself, or, when raw's host is an
-// internationalized name, raw with the name in its ASCII form (the rest of
-// the URL in its escaped form, as url.URL.String writes it).
+// internationalized name (in Unicode, or in ASCII with a punycode "xn--"
+// label, which must decode to a name IDNA accepts), raw with the name in
+// its ASCII form, lower case (the rest of the URL in its escaped form, as
+// url.URL.String writes it).
 func endpointURL(raw string, cfg *WebhookConfig) (string, error) {
 	switch {
 	case raw == "":
@@ -502,7 +504,7 @@ func endpointURL(raw string, cfg *WebhookConfig) (string, error) {
 		}
 		return raw, checkLiteral(host, a, cfg)
 	}
-	if !isASCII(host) {
+	if !isASCII(host) || hasPunycode(host) {
 		ascii, err := idna.Lookup.ToASCII(host)
 		if err != nil {
 			return "", invalid("url", "host %q is not a valid internationalized domain name: %s", host, strings.TrimPrefix(err.Error(), "idna: "))
@@ -608,4 +610,15 @@ func isNumericLabel(l string) bool {
 		}
 	}
 	return true
+}
+
+// hasPunycode reports whether the ASCII host name has a label in punycode:
+// one that starts with "xn--", in any case.
+func hasPunycode(host string) bool {
+	for label := range strings.SplitSeq(host, ".") {
+		if len(label) >= 4 && strings.EqualFold(label[:4], "xn--") {
+			return true
+		}
+	}
+	return false
 }
