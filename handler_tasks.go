@@ -271,20 +271,8 @@ func (h *handler) handleUpdateTask(w http.ResponseWriter, r *http.Request, app s
 	if err := h.checkHorizon("scheduled_run_time", runAt); err != nil {
 		return err
 	}
-	ctx, cancel := h.storeCtx(r)
-	defer cancel()
-	t, err := h.appTask(ctx, r, app)
-	if err != nil {
-		return err
-	}
-	t, err = h.e.Reschedule(ctx, t.ID, runAt)
-	if errors.Is(err, ErrInvalidState) {
-		return stateConflict(t, "only a scheduled or retrying task can be rescheduled")
-	}
-	if err != nil {
-		return err
-	}
-	return h.writeJSON(w, r, http.StatusOK, taskJSON(t))
+	reschedule := func(ctx context.Context, id string) (*Task, error) { return h.e.Reschedule(ctx, id, runAt) }
+	return h.changeTask(w, r, app, reschedule, "only a scheduled or retrying task can be rescheduled")
 }
 
 // handleListAttempts answers a task's attempt history.
@@ -319,20 +307,28 @@ func (h *handler) handleReplayTask(w http.ResponseWriter, r *http.Request, app s
 }
 
 // taskAction applies action, which takes no body, to the app's task in the
-// path, and answers the task; refused is the 409's reason when the task's
-// state does not allow it.
+// path, as changeTask does.
 func (h *handler) taskAction(w http.ResponseWriter, r *http.Request, app string,
 	action func(ctx context.Context, id string) (*Task, error), refused string) error {
 	if err := h.readEmpty(w, r); err != nil {
 		return err
 	}
+	return h.changeTask(w, r, app, action, refused)
+}
+
+// changeTask applies change to the app's task in the path, and answers the
+// task; refused is the 409's reason when the task's state does not allow
+// the change. It serves every route that changes a task: PATCH, cancel and
+// replay.
+func (h *handler) changeTask(w http.ResponseWriter, r *http.Request, app string,
+	change func(ctx context.Context, id string) (*Task, error), refused string) error {
 	ctx, cancel := h.storeCtx(r)
 	defer cancel()
 	t, err := h.appTask(ctx, r, app)
 	if err != nil {
 		return err
 	}
-	t, err = action(ctx, t.ID)
+	t, err = change(ctx, t.ID)
 	if errors.Is(err, ErrInvalidState) {
 		return stateConflict(t, refused)
 	}
