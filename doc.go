@@ -129,12 +129,15 @@ PostgreSQL connection the server ended), endpoint.go and delivery.go
 (webhook endpoints and delivery), secret_crypt.go (the encryption of
 endpoints' secrets in the store), webhook_client.go (the SSRF-safe client),
 periodic.go (periodic tasks: cron schedules and their firing), handler.go
-and handler_list.go (the HTTP API, and its streamed task lists) and auth.go
-(the checks of a HandlerConfig). Package webhook signs and verifies
-deliveries, so that a receiver imports it alone. The web dashboard is
-package dashboard, so that a program that does not serve it does not build
-html/template; internal/web holds the API keys and path checks it shares
-with the API.
+(the HTTP API: its routes, keys, answers and error mapping), handler_body.go
+(strict JSON request bodies, read alike by every route), handler_tasks.go,
+handler_list.go, handler_endpoints.go and handler_periodic.go (the routes
+of tasks, their streamed lists, webhook endpoints and schedules, an entity
+to a file) and auth.go (the checks of a HandlerConfig). Package webhook
+signs and verifies deliveries, so that a receiver imports it alone. The web
+dashboard is package dashboard, so that a program that does not serve it
+does not build html/template; internal/web holds the API keys and path
+checks it shares with the API.
 
 # Testing
 
