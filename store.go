@@ -13,7 +13,9 @@ import (
 // remembers nothing that it could not lose, so several engines, in one process
 // or many, may share a store.
 //
-// The package provides [MemoryStore] and [SQLStore] (SQLite and PostgreSQL).
+// The package provides [MemoryStore] and [SQLStore] (SQLite and PostgreSQL,
+// opened with the library's settings by the packages
+// github.com/taskwheel/tasks/sqlite and github.com/taskwheel/tasks/postgres).
 // Other implementations must pass the conformance suite in the tasktest
 // package, which is this contract in code. In summary:
 //
@@ -254,7 +256,8 @@ type TxStore interface {
 // Notifier is a Store that tells engines at once of tasks that become
 // pending (stored, retried, rescued, rescheduled or replayed) anywhere, even
 // in another process, so that they need not wait for their next poll to see
-// them. [SQLStore] implements it on PostgreSQL with LISTEN/NOTIFY.
+// them. The store of package github.com/taskwheel/tasks/postgres implements
+// it with LISTEN/NOTIFY.
 // Notifications are hints: one may be lost, and the engine's poll
 // (Config.PollInterval) bounds the delay that costs.
 type Notifier interface {

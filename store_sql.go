@@ -3,21 +3,15 @@ package tasks
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jmoiron/sqlx"
-	"github.com/mattn/go-sqlite3"
+	"github.com/taskwheel/tasks/internal/sqlstore"
 )
 
 // Dialect is the SQL dialect of an [SQLStore]'s database.
@@ -25,16 +19,23 @@ type Dialect int
 
 // The dialects an SQLStore speaks.
 const (
-	// SQLite is SQLite 3.37 or later, through github.com/mattn/go-sqlite3.
+	// SQLite is SQLite 3.37 or later, through any database/sql driver;
+	// package github.com/taskwheel/tasks/sqlite opens it with the library's
+	// settings.
 	SQLite Dialect = iota + 1
-	// Postgres is PostgreSQL, through github.com/jackc/pgx/v5/stdlib.
+	// Postgres is PostgreSQL, through the driver
+	// github.com/jackc/pgx/v5/stdlib; package
+	// github.com/taskwheel/tasks/postgres opens it and adds LISTEN/NOTIFY.
 	Postgres
 )
 
 // SQLStore is a [Store] in an SQL database: an SQLite file, the default, or
 // PostgreSQL, which engines in several processes can share. Its tables are
 // named taskwheel_* so that they can live beside the application's own;
-// [SQLStore.Migrate] creates them.
+// [SQLStore.Migrate] creates them. It runs over database/sql and imports no
+// driver: the packages github.com/taskwheel/tasks/sqlite and
+// github.com/taskwheel/tasks/postgres open a database with the library's
+// settings and return a store that embeds an SQLStore.
 //
 // Its clock is the database's: PostgreSQL's now(), and for SQLite, an
 // in-process database, this process's clock. Times are stored in UTC to the
@@ -49,26 +50,30 @@ const (
 //
 // An SQLStore is safe for concurrent use, also by engines in several
 // processes sharing its database. Its zero value is not usable; call
-// [OpenSQLite] or [NewSQLStore].
+// [NewSQLStore].
 type SQLStore struct {
 	db      *sqlx.DB // for writes
-	read    *sqlx.DB // for reads: db, or OpenSQLite's read-only pool
+	read    *sqlx.DB // for reads: db, or a read-only pool (see sqlstore.SetReadDB)
 	dialect Dialect
-	owned   bool             // Close closes db and read
 	now     func() time.Time // SQLite's clock; PostgreSQL's is the server's
+}
 
-	// OpenSQLite's checkpointer goroutine, which Close stops.
-	stopCheckpoints chan struct{}
-	stopOnce        sync.Once
-	checkpointsDone chan struct{}
+func init() {
+	sqlstore.SetReadDB = func(store any, read *sql.DB) {
+		s := store.(*SQLStore)
+		s.read = sqlx.NewDb(read, s.db.DriverName())
+	}
 }
 
 // NewSQLStore returns an SQLStore on db, a database of dialect d that the
 // caller opened and keeps: Close does not close it. Open PostgreSQL with the
-// driver github.com/jackc/pgx/v5/stdlib. Open SQLite as [OpenSQLite] does,
-// in WAL mode with a busy timeout, _txlock=immediate and one open
-// connection, or use OpenSQLite. NewSQLStore does no I/O; call
-// [SQLStore.Migrate] before using the store.
+// driver github.com/jackc/pgx/v5/stdlib, or better, with package
+// github.com/taskwheel/tasks/postgres, whose store also hears of other
+// engines' tasks at once. Open SQLite in WAL mode with a busy timeout,
+// _txlock=immediate (or its driver's way to begin transactions IMMEDIATE)
+// and one open connection, or use package github.com/taskwheel/tasks/sqlite,
+// which does so. NewSQLStore does no I/O; call [SQLStore.Migrate] before
+// using the store.
 func NewSQLStore(db *sql.DB, d Dialect) (*SQLStore, error) {
 	var driver string // as sqlx knows it, to rebind placeholders
 	switch d {
@@ -86,214 +91,15 @@ func NewSQLStore(db *sql.DB, d Dialect) (*SQLStore, error) {
 	return &SQLStore{db: x, read: x, dialect: d, now: time.Now}, nil
 }
 
-// OpenSQLite opens the SQLite database file at path (a file name, not a
-// URI), creating it if needed, migrates it and returns a store that owns it:
-// Close closes it. A file it creates, and the -wal and -shm files beside
-// it, only their owner may read and write (0600): they hold endpoints'
-// signing secrets. The database is in WAL mode with a busy timeout of 10
-// seconds; the store writes through one connection and reads through a pool
-// of read-only ones. For a store in memory, use [NewMemoryStore].
-func OpenSQLite(path string) (*SQLStore, error) {
-	if path == "" || path == ":memory:" {
-		return nil, errors.New("tasks: open SQLite: want the path of a file")
-	}
-	if err := createPrivate(path); err != nil {
-		return nil, fmt.Errorf("tasks: open SQLite %s: %w", path, err)
-	}
-	// The write pool has one connection, so that this process's writers queue
-	// in Go instead of contending for SQLite's lock. Its settings:
-	//   - WAL, set by sqliteWAL below: readers and the writer do not block
-	//     each other.
-	//   - synchronous=NORMAL: a commit survives a crash of the process; in
-	//     WAL mode it can be lost only with the machine, and never corrupts.
-	//   - busy_timeout of 10 s: a writer in another process makes this one
-	//     wait, not fail with "database is locked".
-	//   - _txlock=immediate: a transaction takes the write lock at BEGIN,
-	//     where the busy timeout applies, not when its first write would
-	//     upgrade it, where SQLite fails at once.
-	//   - foreign_keys on, for tables the application keeps beside ours.
-	//   - a cache of 64 prepared statements per connection: preparing each
-	//     query anew would cost more than running most of them.
-	//   - no automatic checkpoints (see sqliteDriver): the store's own
-	//     goroutine checkpoints the WAL through a connection of its own.
-	write, err := sql.Open(sqliteDriver(), sqliteDSN(path,
-		"_synchronous=NORMAL&_busy_timeout=10000&_txlock=immediate&_foreign_keys=on&_stmt_cache_size=64"))
-	if err != nil {
-		return nil, fmt.Errorf("tasks: open SQLite %s: %w", path, err)
-	}
-	write.SetMaxOpenConns(1)
-	if err := sqliteWAL(context.Background(), write); err != nil {
-		write.Close()
-		return nil, fmt.Errorf("tasks: open SQLite %s: %w", path, err)
-	}
-	// Reads (Get, List, Upcoming) use a pool of read-only connections, which
-	// WAL lets run alongside the writer.
-	read, err := sql.Open(sqliteDriver(), sqliteDSN(path, "mode=ro&_busy_timeout=10000&_stmt_cache_size=64"))
-	if err != nil {
-		write.Close()
-		return nil, fmt.Errorf("tasks: open SQLite %s: %w", path, err)
-	}
-	s := &SQLStore{
-		db:      sqlx.NewDb(write, "sqlite3"),
-		read:    sqlx.NewDb(read, "sqlite3"),
-		dialect: SQLite,
-		owned:   true,
-		now:     time.Now,
-	}
-	if err := s.Migrate(context.Background()); err != nil {
-		s.Close()
-		return nil, err
-	}
-	checkpointer, err := sql.Open(sqliteDriver(), sqliteDSN(path, "_busy_timeout=10000"))
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("tasks: open SQLite %s: %w", path, err)
-	}
-	s.stopCheckpoints, s.checkpointsDone = make(chan struct{}), make(chan struct{})
-	go s.checkpoint(checkpointer)
-	return s, nil
-}
-
-// createPrivate creates an empty file at path, readable and writable by its
-// owner only, unless a file is there. An empty file is an empty SQLite
-// database, which SQLite then uses as it is, and SQLite gives the -wal and
-// -shm files it creates beside a database the database's permissions: all
-// three stay private to the owner, as endpoints' signing secrets must. (By
-// itself, SQLite would create them readable by all, 0644.) An existing file
-// keeps its permissions.
-func createPrivate(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return f.Close()
-}
-
-// sqliteWAL puts the database of db in WAL mode, which it keeps: the
-// connections opened later, in this process or another, use it. A new
-// database is switched by the first connection that gets there; the others
-// find it switched.
-func sqliteWAL(ctx context.Context, db *sql.DB) error {
-	var mode string
-	err := retrySQLiteBusy(ctx, func() error {
-		return db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
-	})
-	if err != nil {
-		return fmt.Errorf("set WAL mode: %w", err)
-	}
-	if mode != "wal" {
-		return fmt.Errorf("set WAL mode: the database stays in %s mode", mode)
-	}
-	return nil
-}
-
-// sqliteBusyTimeout is how long OpenSQLite's connections wait for another
-// connection's lock, and how long retrySQLiteBusy retries.
-const sqliteBusyTimeout = 10 * time.Second
-
-// retrySQLiteBusy calls f until it returns anything but SQLite's
-// SQLITE_BUSY ("database is locked"), ctx ends or sqliteBusyTimeout passes.
-//
-// It is for the few statements that SQLite fails at once instead of waiting
-// in its busy handler: those that read the database and then need to write
-// it, where two connections doing so at once would each wait for the other
-// to stop reading, so SQLite fails one. Switching a new database to WAL
-// mode is one (it reads the file header, then rewrites it): two processes
-// opening a new file at once both do it. Retrying from the start, without
-// the read, then succeeds.
-func retrySQLiteBusy(ctx context.Context, f func() error) error {
-	deadline := time.Now().Add(sqliteBusyTimeout)
-	wait := time.Millisecond
-	for {
-		err := f()
-		if se := (sqlite3.Error{}); !errors.As(err, &se) || se.Code != sqlite3.ErrBusy || time.Now().After(deadline) {
-			return err
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		}
-		wait = min(2*wait, 50*time.Millisecond)
-	}
-}
-
-// sqliteDriver returns the name of the SQLite driver that OpenSQLite uses:
-// mattn/go-sqlite3 with automatic checkpoints off. SQLite would otherwise
-// checkpoint the WAL inside a writer's commit, every thousand pages, and
-// stall that commit for milliseconds: a claim of a task that is due.
-func sqliteDriver() string {
-	registerSQLite.Do(func() {
-		sql.Register(sqliteDriverName, &sqlite3.SQLiteDriver{
-			ConnectHook: func(c *sqlite3.SQLiteConn) error {
-				_, err := c.Exec("PRAGMA wal_autocheckpoint = 0", nil)
-				return err
-			},
-		})
-	})
-	return sqliteDriverName
-}
-
-const sqliteDriverName = "taskwheel-sqlite3"
-
-var registerSQLite sync.Once
-
-// checkpointInterval is how often OpenSQLite's store checkpoints its WAL.
-const checkpointInterval = time.Second
-
-// checkpoint is the checkpointer goroutine of OpenSQLite's store. Every
-// checkpointInterval, and once more when Close stops it, it copies the WAL
-// into the database with a PASSIVE checkpoint, which does not block the
-// writer, so that the WAL stays small.
-func (s *SQLStore) checkpoint(db *sql.DB) {
-	defer close(s.checkpointsDone)
-	defer db.Close()
-	tick := time.NewTicker(checkpointInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-tick.C:
-		case <-s.stopCheckpoints:
-			return // closing the last connection checkpoints the WAL
-		}
-		// A failure (a busy database) is retried at the next tick.
-		db.Exec("PRAGMA wal_checkpoint(PASSIVE)")
-	}
-}
-
-// sqliteDSN returns the URI that opens the file at path with params.
-func sqliteDSN(path, params string) string {
-	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
-	return "file:" + esc.Replace(path) + "?" + params
-}
-
-// Close closes the database if the store owns it (see [OpenSQLite]); a
-// store from [NewSQLStore] leaves it open. Stop the engines using the store
-// first.
-func (s *SQLStore) Close() error {
-	if !s.owned {
-		return nil
-	}
-	if s.stopCheckpoints != nil {
-		s.stopOnce.Do(func() { close(s.stopCheckpoints) })
-		<-s.checkpointsDone
-	}
-	return errors.Join(s.db.Close(), s.read.Close())
-}
+// Close does nothing and returns nil: the caller keeps the database it gave
+// [NewSQLStore]. The stores of the driver packages close what they opened.
+func (s *SQLStore) Close() error { return nil }
 
 // Durable reports true: a task stored in an SQLStore is in its database.
 func (s *SQLStore) Durable() bool { return true }
 
 // DB returns the database the store writes to, for transactions that insert
-// tasks with [Engine.EnqueueTx]. A database from [OpenSQLite] has a single
-// connection for writing: while a transaction on it is open, any other write
-// to the store waits for it to end, so do not enqueue outside the
-// transaction while it is open.
+// tasks with [Engine.EnqueueTx].
 func (s *SQLStore) DB() *sql.DB { return s.db.DB }
 
 // Queries.
@@ -695,63 +501,4 @@ func (s *SQLStore) Replay(ctx context.Context, id string, extra int) (*Task, err
 		return nil, fmt.Errorf("tasks: replay task %s: %w", id, err)
 	}
 	return t, err
-}
-
-// Listen implements [Notifier] on PostgreSQL: it takes a connection of its
-// own from the pool, LISTENs on the channel that the migrations' trigger
-// notifies for the store's schema, and calls notify for each notification
-// until ctx ends or the connection fails; the connection is then closed, not
-// returned to the pool. The database must be opened with the driver
-// github.com/jackc/pgx/v5/stdlib. On SQLite, Listen returns ErrNotSupported:
-// engines on one SQLite file see each other's tasks at their next poll.
-func (s *SQLStore) Listen(ctx context.Context, listening func(), notify func(Due)) error {
-	if s.dialect != Postgres {
-		return ErrNotSupported
-	}
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("tasks: listen: %w", err)
-	}
-	defer conn.Close()
-	var listenErr error
-	// Returning driver.ErrBadConn makes database/sql close the connection,
-	// which is still listening, instead of pooling it.
-	conn.Raw(func(dc any) error {
-		listenErr = listen(ctx, dc, listening, notify)
-		return driver.ErrBadConn
-	})
-	return fmt.Errorf("tasks: listen: %w", listenErr)
-}
-
-// notifyChannel names the channel that the trigger of migration 0006
-// notifies for the tables of the current schema: a hash of the schema's
-// name keeps it within PostgreSQL's 63 bytes for any name.
-const notifyChannel = `SELECT 'taskwheel_' || left(md5(current_schema()), 16)`
-
-func listen(ctx context.Context, dc any, listening func(), notify func(Due)) error {
-	pc, ok := dc.(interface{ Conn() *pgx.Conn })
-	if !ok {
-		return fmt.Errorf("want a connection of github.com/jackc/pgx/v5/stdlib, have %T", dc)
-	}
-	c := pc.Conn()
-	var channel string
-	if err := c.QueryRow(ctx, notifyChannel).Scan(&channel); err != nil {
-		return err
-	}
-	if _, err := c.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
-		return err
-	}
-	listening()
-	for {
-		n, err := c.WaitForNotification(ctx)
-		if err != nil {
-			return err
-		}
-		micros, id, ok := strings.Cut(n.Payload, " ")
-		us, err := strconv.ParseInt(micros, 10, 64)
-		if !ok || err != nil {
-			continue // not ours
-		}
-		notify(Due{ID: id, RunAt: time.UnixMicro(us).UTC()})
-	}
 }

@@ -9,9 +9,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/mattn/go-sqlite3"
 )
 
 const (
@@ -163,7 +160,7 @@ func (s *SQLStore) insertMany(ctx context.Context, q dbOrConn, ts []*Task) ([]*T
 		if err == nil {
 			return s.holders(ctx, q, ts, stored)
 		}
-		if pe := (*pgconn.PgError)(nil); !errors.As(err, &pe) || pe.Code != pgUniqueViolation {
+		if sqlState(err) != pgUniqueViolation {
 			return nil, fmt.Errorf("tasks: insert tasks: %w", err)
 		}
 	}
@@ -245,7 +242,7 @@ func (s *SQLStore) insertManySQLite(ctx context.Context, tx *sql.Tx, ts []*Task)
 				}
 				continue
 			}
-			if se := (sqlite3.Error{}); !errors.As(err, &se) || se.Code != sqlite3.ErrConstraint {
+			if !sqliteConstraint(err) {
 				return nil, err
 			}
 		}

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+
+	"github.com/taskwheel/tasks/internal/sqlstore"
 )
 
 // Migrations.
@@ -86,8 +88,8 @@ func (s *SQLStore) migrate(ctx context.Context, ms []migration) (err error) {
 	if s.dialect == SQLite {
 		// A caller's database opened with _journal_mode=WAL switches a new
 		// file to WAL as it connects, which may fail at once (see
-		// retrySQLiteBusy) if another process does so too.
-		err = retrySQLiteBusy(ctx, func() (err error) {
+		// sqlstore.RetryBusy) if another process does so too.
+		err = sqlstore.RetryBusy(ctx, sqlstore.DefaultBusyTimeout, func() (err error) {
 			conn, err = s.db.Conn(ctx)
 			return err
 		})

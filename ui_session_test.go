@@ -12,6 +12,7 @@ import (
 
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/testdb"
+	"github.com/taskwheel/tasks/sqlite"
 )
 
 // TestUI_LogoutIsShared checks that a logout holds for every dashboard on
@@ -31,7 +32,7 @@ func TestUI_LogoutIsShared(t *testing.T) {
 			path := testdb.SQLitePath(t)
 			var stores [2]tasks.Store
 			for i := range stores {
-				s, err := tasks.OpenSQLite(path)
+				s, err := sqlite.Open(path, nil)
 				if err != nil {
 					t.Fatal(err)
 				}

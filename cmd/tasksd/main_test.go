@@ -25,6 +25,7 @@ import (
 
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/testdb"
+	"github.com/taskwheel/tasks/sqlite"
 )
 
 // Encryption keys for TASKS_ENCRYPTION_KEY.
@@ -534,7 +535,7 @@ func TestRun_encryptionKey(t *testing.T) {
 	testEndToEnd(t, startServer(t, args, map[string]string{"TASKS_ENCRYPTION_KEY": encryptionKey1}))
 	storedSecret := func() string {
 		t.Helper()
-		store, err := tasks.OpenSQLite(db)
+		store, err := sqlite.Open(db, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
