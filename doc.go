@@ -11,9 +11,11 @@ outcome. A task is never lost once Enqueue returned on a durable store, and it
 runs at least once; its ID is stable across attempts so that receivers can
 deduplicate.
 
-Stores: [NewMemoryStore] for tests and work that may be lost, [OpenSQLite] for
-one process (or several on one machine) with a file, and [NewSQLStore] with
-PostgreSQL for many processes sharing the work.
+Stores: [NewMemoryStore] for tests and work that may be lost; an SQLite file
+for one process (or several on one machine), opened by package
+github.com/taskwheel/tasks/sqlite; PostgreSQL for many processes sharing the
+work, opened by package github.com/taskwheel/tasks/postgres. Both are an
+[SQLStore], which imports no driver: this package builds without cgo.
 
 # A task func
 
@@ -31,7 +33,7 @@ context ends at the attempt's timeout, on cancellation and at shutdown:
 
 # Registering and running
 
-	store, err := tasks.OpenSQLite("tasks.db")
+	store, err := sqlite.Open("tasks.db", nil)
 	eng, err := tasks.NewEngine(store, &tasks.Config{Workers: 16})
 	eng.Register("user.welcome", sendWelcome)
 	err = eng.Start(ctx) // returns at once
@@ -115,20 +117,44 @@ behind the same keys; mount both under prefixes:
 
 # Files
 
-The package is laid out one concept to a file: tasks.go (the task model and
-errors), engine.go (the Engine), enqueue.go (enqueueing, and the group
-commit of concurrent enqueues), scheduler.go (claiming, the worker pool,
-outcomes, heartbeats and the rescuer), wheel.go (the timer wheel), store.go
-(the Store contract), store_memory.go and store_sql.go (the stores),
-store_sql_conn.go (retrying on a PostgreSQL connection the server ended),
-endpoint.go and delivery.go (webhook endpoints and delivery),
-secret_crypt.go (the encryption of endpoints' secrets in the store),
-webhook_sign.go (signatures), webhook_client.go (the SSRF-safe client),
-periodic.go (periodic tasks: cron schedules and their firing), handler.go
-(the HTTP API), ui.go with ui/ (the dashboard: its handler, and its
-templates and style sheet, embedded), ui_throttle.go (the dashboard's
-login throttle) and auth.go (API keys, which the API and the dashboard
-share).
+The package is laid out one concept to a file:
+
+  - tasks.go: the task model and errors.
+  - engine.go: the Engine.
+  - enqueue.go: enqueueing, and the group commit of concurrent enqueues.
+  - scheduler.go: claiming, the worker pool, outcomes, heartbeats and the rescuer.
+  - wheel.go: the timer wheel.
+  - store.go: the Store contract.
+  - store_memory.go: the store in memory.
+  - store_sql.go: the SQL store: its type, dialects, and tasks' rows, reads and changes.
+  - store_sql_migrate.go: the SQL store's embedded, versioned migrations.
+  - store_sql_insert.go: inserting tasks, one or many.
+  - store_sql_claims.go: claims, outcomes, leases, the rescuer's query and upcoming tasks.
+  - store_sql_webhooks.go: webhook endpoints and delivery attempts in SQL.
+  - store_sql_periodic.go: periodic tasks in SQL.
+  - store_sql_dashboard.go: the dashboard's revoked sessions and counts in SQL.
+  - store_sql_conn.go: retrying on a PostgreSQL connection the server ended,
+    and telling drivers' errors apart without importing a driver.
+  - endpoint.go and delivery.go: webhook endpoints and delivery.
+  - secret_crypt.go: the encryption of endpoints' secrets in the store.
+  - webhook_sign.go: signatures.
+  - webhook_client.go: the SSRF-safe client.
+  - periodic.go: periodic tasks: cron schedules and their firing.
+  - handler.go: the HTTP API.
+  - ui.go with ui/ (the dashboard: its handler, and its
+    templates and style sheet, embedded), ui_throttle.go (the dashboard's
+    login throttle) and auth.go (API keys, which the API and the dashboard
+    share).
+
+Packages beside it hold what not every user needs:
+
+  - sqlite: an SQLStore on a file through mattn/go-sqlite3 (cgo): WAL, one
+    writer beside a pool of readers, the checkpointer.
+  - postgres: an SQLStore through pgx: a sized pool, and LISTEN/NOTIFY.
+  - tasktest: the Store conformance suite, and helpers for tests.
+  - internal/sqlstore: what the SQLStore shares with sqlite and postgres
+    beyond its exported API.
+  - cmd/tasksd and cmd/tasksbench: the server and the benchmarks.
 
 # Testing
 
