@@ -58,6 +58,8 @@ type SQLStore struct {
 	now     func() time.Time // SQLite's clock; PostgreSQL's is the server's
 }
 
+// init lets package sqlite give an SQLStore its pool of read-only
+// connections, which the exported API does not offer.
 func init() {
 	sqlstore.SetReadDB = func(store any, read *sql.DB) {
 		s := store.(*SQLStore)

@@ -43,14 +43,14 @@ type Config struct {
 	// Defaults to "NORMAL".
 	Synchronous string
 
-	// BusyTimeout is how long a connection waits for the lock of a
-	// connection in another process (a writer, a checkpoint) before it
-	// fails with "database is locked". Defaults to [DefaultBusyTimeout].
+	// BusyTimeout is how long a connection waits for a lock that another
+	// holds (a writer in another process, a checkpoint) before it fails
+	// with "database is locked". Defaults to [DefaultBusyTimeout].
 	BusyTimeout time.Duration
 }
 
 // DefaultBusyTimeout is the default of [Config.BusyTimeout].
-const DefaultBusyTimeout = sqlstore.DefaultBusyTimeout
+const DefaultBusyTimeout = 10 * time.Second
 
 // checkpointInterval is how often a Store checkpoints its WAL.
 const checkpointInterval = time.Second

@@ -17,8 +17,9 @@ import (
 // as tasks imports it.
 var SetReadDB func(store any, read *sql.DB)
 
-// DefaultBusyTimeout is how long a connection to SQLite waits for another
-// connection's lock, and how long RetryBusy retries, unless told otherwise.
+// DefaultBusyTimeout is how long package tasks retries SQLite's busy
+// errors when it migrates (see RetryBusy): package sqlite's default busy
+// timeout.
 const DefaultBusyTimeout = 10 * time.Second
 
 // Busy reports whether err is SQLite's SQLITE_BUSY, by the text SQLite gives
