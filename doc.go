@@ -11,9 +11,11 @@ outcome. A task is never lost once Enqueue returned on a durable store, and it
 runs at least once; its ID is stable across attempts so that receivers can
 deduplicate.
 
-Stores: [NewMemoryStore] for tests and work that may be lost, [OpenSQLite] for
-one process (or several on one machine) with a file, and [NewSQLStore] with
-PostgreSQL for many processes sharing the work.
+Stores: [NewMemoryStore] for tests and work that may be lost; an SQLite file
+for one process (or several on one machine), opened by package
+github.com/taskwheel/tasks/sqlite; PostgreSQL for many processes sharing the
+work, opened by package github.com/taskwheel/tasks/postgres. Both are an
+[SQLStore], which imports no driver: this package builds without cgo.
 
 # A task func
 
@@ -31,7 +33,7 @@ context ends at the attempt's timeout, on cancellation and at shutdown:
 
 # Registering and running
 
-	store, err := tasks.OpenSQLite("tasks.db")
+	store, err := sqlite.Open("tasks.db", nil)
 	eng, err := tasks.NewEngine(store, &tasks.Config{Workers: 16})
 	eng.Register("user.welcome", sendWelcome)
 	err = eng.Start(ctx) // returns at once
@@ -116,28 +118,53 @@ apps, behind the same keys; mount both under prefixes:
 
 # Files
 
-The package is laid out one concept to a file: tasks.go (the task model,
-errors, and every default and limit in two constant blocks), engine.go (the
-Engine), enqueue.go (enqueueing, and the group commit of concurrent
-enqueues), scheduler.go (a run: the worker pool, outcomes, heartbeats and
-the rescuer), scheduler_loop.go (the scheduler goroutine: its loop's state
-and decisions as a type), wheel.go (the timer wheel), store.go (the Store
-contract, one interface), store_memory.go and store_sql.go (the stores),
-store_memory_tables.go (the memory store's endpoints, periodic tasks and
-sessions, apart from its tasks), store_sql_conn.go (retrying on a
-PostgreSQL connection the server ended), endpoint.go and delivery.go
-(webhook endpoints and delivery), secret_crypt.go (the encryption of
-endpoints' secrets in the store), webhook_client.go (the SSRF-safe client),
-periodic.go (periodic tasks: cron schedules and their firing), handler.go
-(the HTTP API: its routes, keys, answers and error mapping), handler_body.go
-(strict JSON request bodies, read alike by every route), handler_tasks.go,
-handler_list.go, handler_endpoints.go and handler_periodic.go (the routes
-of tasks, their streamed lists, webhook endpoints and schedules, an entity
-to a file) and auth.go (the checks of a HandlerConfig). Package webhook
-signs and verifies deliveries, so that a receiver imports it alone. The web
-dashboard is package dashboard, so that a program that does not serve it
-does not build html/template; internal/web holds the API keys and path
-checks it shares with the API.
+The packages, in the order data flows through them:
+
+  - webhook: signing and verifying deliveries (Standard Webhooks and
+    HostedHooks), standard library only, so that a receiver imports it
+    alone.
+  - tasks (this package, pure Go): the engine and its contract.
+  - sqlite: an SQLStore on a file through mattn/go-sqlite3 (cgo): 0600
+    files, WAL, one writer beside a pool of readers, the checkpointer.
+  - postgres: an SQLStore through pgx: a sized pool, and LISTEN/NOTIFY.
+  - dashboard: the web dashboard (html/template, no script), mounted beside
+    the API.
+  - tasktest: the Store conformance suite, and helpers for users' tests.
+  - internal/web: the API keys and path and event type checks that the API
+    and the dashboard share; internal/sqlstore: what the SQLStore shares
+    with sqlite and postgres beyond its exported API.
+  - cmd/tasksd and cmd/tasksbench: the server and the benchmarks.
+
+This package is laid out one concept to a file:
+
+  - tasks.go: the task model, errors, and every default and limit in two
+    constant blocks.
+  - engine.go: the Engine and its Config.
+  - enqueue.go: enqueueing, and the group commit of concurrent enqueues.
+  - scheduler_loop.go: the scheduler goroutine: its loop's state and
+    decisions as a type; wheel.go: the timer wheel it keeps.
+  - scheduler.go: a run: the worker pool, outcomes, heartbeats and the
+    rescuer.
+  - store.go: the Store contract, one interface.
+  - store_memory.go and store_memory_tables.go: the store in memory: its
+    tasks; its endpoints, periodic tasks and sessions.
+  - store_sql.go: the SQL store: its type, dialects, and tasks' rows, reads
+    and changes; store_sql_migrate.go: its embedded, versioned migrations;
+    store_sql_insert.go: inserting tasks, one or many; store_sql_claims.go:
+    claims, outcomes, leases, the rescuer and upcoming tasks;
+    store_sql_webhooks.go, store_sql_periodic.go and store_sql_dashboard.go:
+    endpoints and attempts, periodic tasks, sessions and counts;
+    store_sql_conn.go: retrying on a PostgreSQL connection the server
+    ended, and telling drivers' errors apart without importing a driver.
+  - endpoint.go: webhook endpoints; secret_crypt.go: their secrets,
+    encrypted in the store.
+  - delivery.go: webhook delivery; webhook_client.go: its SSRF-safe client.
+  - periodic.go: periodic tasks: cron schedules and their firing.
+  - handler.go: the HTTP API: its routes, keys, answers and error mapping;
+    handler_body.go: strict JSON request bodies; handler_tasks.go,
+    handler_list.go, handler_endpoints.go and handler_periodic.go: the
+    routes of tasks, their streamed lists, endpoints and schedules; auth.go:
+    the checks of a HandlerConfig.
 
 # Testing
 

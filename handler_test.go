@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/sqlite"
 )
 
 // Keys of the API in tests: keyApp1 grants app_1, keyAll every app.
@@ -604,7 +605,7 @@ func TestHandler_StoreWriteFails_F20(t *testing.T) {
 	})
 	t.Run("closed SQLite store", func(t *testing.T) {
 		t.Parallel()
-		store := testStores[1].open(t).(*tasks.SQLStore)
+		store := testStores[1].open(t).(*sqlite.Store)
 		a := newAPI(t, store, apiOpts{noStart: true})
 		store.Close()
 		r := a.do("POST", "/apps/app_1/tasks", `{"event_type":"x","data":{}}`)

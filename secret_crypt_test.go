@@ -11,6 +11,7 @@ import (
 
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/testdb"
+	"github.com/taskwheel/tasks/sqlite"
 	"github.com/taskwheel/tasks/webhook"
 )
 
@@ -161,7 +162,7 @@ func TestEncryptionKeys(t *testing.T) {
 func TestEncryptionKeys_SQLiteFileHasNoPlaintextSecret(t *testing.T) {
 	t.Parallel()
 	path := testdb.SQLitePath(t)
-	s, err := tasks.OpenSQLite(path)
+	s, err := sqlite.Open(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

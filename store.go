@@ -15,7 +15,9 @@ import (
 // remembers nothing that it could not lose, so several engines, in one process
 // or many, may share a store.
 //
-// The package provides [NewMemoryStore] and [SQLStore] (SQLite and PostgreSQL).
+// The package provides [NewMemoryStore] and [SQLStore] (SQLite and
+// PostgreSQL, opened with the library's settings by the packages
+// github.com/taskwheel/tasks/sqlite and github.com/taskwheel/tasks/postgres).
 // Other implementations must pass the conformance suite in the tasktest
 // package, which is this contract in code. In summary:
 //

@@ -14,6 +14,8 @@ import (
 
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/testdb"
+	"github.com/taskwheel/tasks/postgres"
+	"github.com/taskwheel/tasks/sqlite"
 )
 
 // Keys of the dashboard in tests: keyApp1 grants app_1, keyAll every app.
@@ -51,7 +53,7 @@ func testEngineStores(t *testing.T, body func(t *testing.T, newStore func(testin
 // tests may open more than once; the test's cleanup closes it.
 func openSQLite(tb testing.TB, path string) tasks.Store {
 	tb.Helper()
-	s, err := tasks.OpenSQLite(path)
+	s, err := sqlite.Open(path, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -71,7 +73,7 @@ func postgresStores(tb testing.TB, n int) []tasks.Store {
 			tb.Fatal(err)
 		}
 		tb.Cleanup(func() { db.Close() })
-		s, err := tasks.NewSQLStore(db, tasks.Postgres)
+		s, err := postgres.New(db)
 		if err != nil {
 			tb.Fatal(err)
 		}

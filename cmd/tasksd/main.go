@@ -19,7 +19,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -43,10 +42,10 @@ import (
 	"time"
 	_ "time/tzdata" // IANA zones for periodic tasks, on machines without zoneinfo
 
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for -postgres
-
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/dashboard"
+	"github.com/taskwheel/tasks/postgres"
+	"github.com/taskwheel/tasks/sqlite"
 )
 
 func main() {
@@ -499,7 +498,7 @@ func serverURL(addr net.Addr) string {
 
 // database is the store tasksd runs on and how to describe and close it.
 type database struct {
-	store *tasks.SQLStore
+	store tasks.Store
 	desc  string // for the output: "SQLite /abs/path" or a redacted URL
 	path  string // the SQLite file's absolute path; "" on PostgreSQL
 	close func() error
@@ -508,19 +507,12 @@ type database struct {
 // openStore opens and migrates the store cfg names.
 func openStore(ctx context.Context, cfg *config) (*database, error) {
 	if cfg.Postgres != "" {
-		db, err := sql.Open("pgx", cfg.Postgres)
+		// Enough connections for the workers and the API.
+		store, err := postgres.Open(ctx, cfg.Postgres, &postgres.Config{
+			MaxConns: max(postgres.DefaultMaxConns, cmp.Or(cfg.Workers, tasks.DefaultWorkers)+4),
+		})
 		if err != nil {
-			return nil, fmt.Errorf("open PostgreSQL %s: %w", redactDSN(cfg.Postgres), err)
-		}
-		// Keep enough idle connections for the workers and the API.
-		db.SetMaxIdleConns(cmp.Or(cfg.Workers, tasks.DefaultWorkers) + 4)
-		store, err := tasks.NewSQLStore(db, tasks.Postgres)
-		if err == nil {
-			err = store.Migrate(ctx)
-		}
-		if err != nil {
-			db.Close()
-			return nil, fmt.Errorf("open PostgreSQL %s: %w", redactDSN(cfg.Postgres), err)
+			return nil, fmt.Errorf("PostgreSQL %s: %w", redactDSN(cfg.Postgres), err)
 		}
 		var once bool
 		return &database{
@@ -531,7 +523,7 @@ func openStore(ctx context.Context, cfg *config) (*database, error) {
 					return nil
 				}
 				once = true
-				return errors.Join(store.Close(), db.Close())
+				return store.Close()
 			},
 		}, nil
 	}
@@ -539,7 +531,7 @@ func openStore(ctx context.Context, cfg *config) (*database, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open SQLite %s: %w", cfg.DB, err)
 	}
-	store, err := tasks.OpenSQLite(path)
+	store, err := sqlite.Open(path, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -23,8 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/testdb"
+	"github.com/taskwheel/tasks/sqlite"
 	"github.com/taskwheel/tasks/webhook"
 )
 
@@ -535,7 +535,7 @@ func TestRun_encryptionKey(t *testing.T) {
 	testEndToEnd(t, startServer(t, args, map[string]string{"TASKS_ENCRYPTION_KEY": encryptionKey1}))
 	storedSecret := func() string {
 		t.Helper()
-		store, err := tasks.OpenSQLite(db)
+		store, err := sqlite.Open(db, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
