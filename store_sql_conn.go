@@ -29,9 +29,10 @@ import (
 // tasks (Insert, InsertMany), which a second run cannot store twice, since
 // each task's ID is its primary key. Should the first run have committed
 // after all (the server ended the connection between the commit and its
-// answer), the second reports the ID taken: an error, as without the retry,
-// never a second task. Other writes are not retried: an update, or a
-// COMMIT, whose outcome is unknown may have applied.
+// answer), the second finds the tasks stored under their IDs as sent and
+// returns them, as the first would have (see SQLStore.storedAsSent). Other
+// writes are not retried: an update, or a COMMIT, whose outcome is unknown
+// may have applied.
 
 // dbOrConn is the store's pool, *sqlx.DB, or one connection of it,
 // *sqlx.Conn: what an operation that retryLost runs runs on.

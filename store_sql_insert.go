@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -26,12 +27,46 @@ RETURNING ` + taskColumns
 )
 
 // Insert implements [Store].
+//
+// Should the server end the connection after it committed the insert but
+// before its answer came, retryLost runs it again; that second run finds the
+// task stored as sent and returns it, as the first would have.
 func (s *SQLStore) Insert(ctx context.Context, t *Task) (got *Task, err error) {
+	retry := false
 	err = s.retryLost(ctx, s.db, func(q dbOrConn) error {
+		if retry {
+			if got, err = s.storedAsSent(ctx, q, t); !errors.Is(err, ErrNotFound) {
+				return err
+			}
+		}
+		retry = true
 		got, err = s.insert(ctx, q, t)
 		return err
 	})
 	return got, err
+}
+
+// storedAsSent returns the task stored under t's ID if an insert of t
+// stored it: the same app, event type, data, scheduled run time, max
+// attempts, timeout and idempotency key. Otherwise it returns ErrNotFound.
+//
+// Only a retry of an insert whose answer was lost (see retryLost) asks it:
+// a task's ID is a new random UUID, so that a task stored under it as sent
+// is the one that first run stored, and not another task's.
+func (s *SQLStore) storedAsSent(ctx context.Context, q queryer, t *Task) (*Task, error) {
+	got, err := queryTask(ctx, q, s.db.Rebind(getTask), t.ID)
+	if err != nil {
+		return nil, err
+	}
+	sameTime := func(a, b *time.Time) bool {
+		return a == nil && b == nil || a != nil && b != nil && a.Equal(b.Truncate(time.Microsecond))
+	}
+	if got.AppID != t.AppID || got.EventType != t.EventType || !bytes.Equal(got.Data, t.Data) ||
+		!sameTime(got.ScheduledRunTime, t.ScheduledRunTime) || got.MaxAttempts != t.MaxAttempts ||
+		got.Timeout != t.Timeout.Truncate(time.Microsecond) || got.IdempotencyKey != t.IdempotencyKey {
+		return nil, ErrNotFound
+	}
+	return got, nil
 }
 
 // InsertTx implements [Store.InsertTx]: it inserts t inside tx, a transaction on the
@@ -142,12 +177,33 @@ func insertManySQLiteQuery(n int, keyed bool) string {
 
 // InsertMany implements [Store]. It inserts the tasks in one transaction:
 // on PostgreSQL with one statement, on SQLite with one per thousand tasks.
+// As with Insert, a retry after the server ended the connection returns the
+// tasks that the first run committed, when it finds them all stored as sent.
 func (s *SQLStore) InsertMany(ctx context.Context, ts []*Task) (got []*Task, err error) {
+	retry := false
 	err = s.retryLost(ctx, s.db, func(q dbOrConn) error {
+		if retry {
+			if got, err = s.allStoredAsSent(ctx, q, ts); !errors.Is(err, ErrNotFound) {
+				return err
+			}
+		}
+		retry = true
 		got, err = s.insertMany(ctx, q, ts)
 		return err
 	})
 	return got, err
+}
+
+// allStoredAsSent is storedAsSent of each of ts; ErrNotFound if one is not.
+func (s *SQLStore) allStoredAsSent(ctx context.Context, q queryer, ts []*Task) ([]*Task, error) {
+	got := make([]*Task, len(ts))
+	for i, t := range ts {
+		var err error
+		if got[i], err = s.storedAsSent(ctx, q, t); err != nil {
+			return nil, err
+		}
+	}
+	return got, nil
 }
 
 func (s *SQLStore) insertMany(ctx context.Context, q dbOrConn, ts []*Task) ([]*Task, error) {
