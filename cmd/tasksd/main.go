@@ -425,6 +425,7 @@ const apiPrefix = "/api/v1"
 
 // newMux routes /api/v1/ to the engine's handler and /ui/ to its
 // dashboard, both behind key, and GET /healthz to a check of the store.
+// Any other path gets the API's 404, in problem+json.
 //
 // Every answer under /api/v1 is the API's, in problem+json for an error.
 // So /api/v1 without its slash is the API's 404, and a path that is in the
@@ -442,6 +443,9 @@ func newMux(eng *tasks.Engine, key string, logger *slog.Logger) http.Handler {
 	mux.Handle(apiPrefix+"/", http.StripPrefix(apiPrefix, api))
 	mux.Handle(apiPrefix, http.StripPrefix(apiPrefix, api))
 	mux.Handle("/ui/", http.StripPrefix("/ui", dashboard.New(eng, &dashboard.Config{Keys: hc.Keys, Logger: logger})))
+	// Any other path is nowhere: the API's handler answers it, with its
+	// 404 in problem+json, rather than ServeMux with text.
+	mux.Handle("/", api)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 		defer cancel()

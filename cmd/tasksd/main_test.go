@@ -491,6 +491,8 @@ func TestRun_uncleanAPIPaths(t *testing.T) {
 		"/api/v1/apps/x/../app_1/tasks", "/api/v1/apps/app_1/tasks/..", "/api/v1/apps/app_1/tasks/",
 		"//api/v1/apps/app_1/tasks", "/./api/v1/apps/app_1/tasks", "/ui/../api/v1/apps/app_1/tasks",
 		"/api/v1", "/api/v1/", "/api/v1/..", "/api//v1/apps/app_1/tasks",
+		// Escaped forms, and paths that are nowhere.
+		"/api/v1%2Fapps/app_1/tasks", "/%2e%2e/api/v1/apps/app_1/tasks", "/nothing", "/api",
 	} {
 		// Written by hand: a client would clean the path, or take "//x"
 		// for a host.
