@@ -305,24 +305,6 @@ func (h *handler) storeCtx(r *http.Request) (context.Context, context.CancelFunc
 	return context.WithTimeout(r.Context(), h.storeTimeout)
 }
 
-// inApp returns the object of the path's id, read by get, if it belongs to
-// app: appOf gives its app. An invalid ID, a missing object and another
-// app's object are all notFound, so that the answer does not tell whether
-// the object exists.
-func inApp[T any](ctx context.Context, r *http.Request, app string, notFound error,
-	get func(context.Context, string) (T, error), appOf func(T) string) (T, error) {
-	var none T
-	id := r.PathValue("id")
-	if !web.ValidName(id) {
-		return none, notFound
-	}
-	v, err := get(ctx, id)
-	if errors.Is(err, ErrNotFound) || err == nil && appOf(v) != app {
-		return none, notFound
-	}
-	return v, err
-}
-
 // ---- answers
 
 // encoded is JSON ready to send.

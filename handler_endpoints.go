@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"time"
+
+	"github.com/taskwheel/tasks/internal/web"
 )
 
 // appEndpoint returns the endpoint id of app; another app's is not found.
 func (h *handler) appEndpoint(ctx context.Context, r *http.Request, app string) (*Endpoint, error) {
-	return inApp(ctx, r, app, errEndpointNotFound, h.e.Endpoint, func(ep *Endpoint) string { return ep.AppID })
+	return web.InApp(ctx, r, app, ErrNotFound, errEndpointNotFound, h.e.Endpoint, func(ep *Endpoint) string { return ep.AppID })
 }
 
 // endpointJSON is ep as answered: with its secret only when withSecret.

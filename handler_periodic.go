@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+
+	"github.com/taskwheel/tasks/internal/web"
 )
 
 // appPeriodic returns the periodic task id of app; another app's is not
 // found.
 func (h *handler) appPeriodic(ctx context.Context, r *http.Request, app string) (*PeriodicTask, error) {
-	return inApp(ctx, r, app, errScheduleNotFound, h.e.Periodic, func(p *PeriodicTask) string { return p.AppID })
+	return web.InApp(ctx, r, app, ErrNotFound, errScheduleNotFound, h.e.Periodic, func(p *PeriodicTask) string { return p.AppID })
 }
 
 // periodicJSON encodes p with its data byte for byte as given (see

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/taskwheel/tasks/internal/web"
 )
 
 // handleCreateTask creates a task: HostedHooks' POST /apps/{app_id}/tasks.
@@ -241,7 +243,7 @@ func stateNames() string {
 
 // appTask returns the task id of app; another app's is not found.
 func (h *handler) appTask(ctx context.Context, r *http.Request, app string) (*Task, error) {
-	return inApp(ctx, r, app, errTaskNotFound, h.e.Get, func(t *Task) string { return t.AppID })
+	return web.InApp(ctx, r, app, ErrNotFound, errTaskNotFound, h.e.Get, func(t *Task) string { return t.AppID })
 }
 
 // handleGetTask answers one task.

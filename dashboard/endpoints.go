@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/internal/web"
 )
 
 type endpointsPage struct {
@@ -95,7 +96,7 @@ func (u *ui) handleCreateEndpoint(w http.ResponseWriter, r *http.Request, v *vie
 
 // appEndpoint returns the endpoint of the path if it belongs to app.
 func (u *ui) appEndpoint(ctx context.Context, r *http.Request, app string) (*tasks.Endpoint, error) {
-	return inApp(ctx, r, app, errUIEndpoint, u.e.Endpoint, func(ep *tasks.Endpoint) string { return ep.AppID })
+	return web.InApp(ctx, r, app, tasks.ErrNotFound, errUIEndpoint, u.e.Endpoint, func(ep *tasks.Endpoint) string { return ep.AppID })
 }
 
 // endpointStatus sets the status of the endpoint of the path.
@@ -159,7 +160,7 @@ func (u *ui) periodicStatus(status tasks.PeriodicStatus) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, v *view) error {
 		ctx, cancel := u.storeCtx(r)
 		defer cancel()
-		p, err := inApp(ctx, r, v.App, errUIPeriodic, u.e.Periodic, func(p *tasks.PeriodicTask) string { return p.AppID })
+		p, err := web.InApp(ctx, r, v.App, tasks.ErrNotFound, errUIPeriodic, u.e.Periodic, func(p *tasks.PeriodicTask) string { return p.AppID })
 		if err != nil {
 			return err
 		}

@@ -291,27 +291,9 @@ type event struct {
 // scheduled or retrying.
 func pending(s tasks.State) bool { return s == tasks.StateScheduled || s == tasks.StateRetrying }
 
-// inApp returns the object of the path's id, read by get, if it belongs to
-// app: appOf gives its app. An invalid ID, a missing object and another
-// app's object are all notFound, so that the page does not tell whether
-// the object exists.
-func inApp[T any](ctx context.Context, r *http.Request, app string, notFound error,
-	get func(context.Context, string) (T, error), appOf func(T) string) (T, error) {
-	var none T
-	id := r.PathValue("id")
-	if !web.ValidName(id) {
-		return none, notFound
-	}
-	v, err := get(ctx, id)
-	if errors.Is(err, tasks.ErrNotFound) || err == nil && appOf(v) != app {
-		return none, notFound
-	}
-	return v, err
-}
-
 // appTask returns the task of the path if it belongs to app.
 func (u *ui) appTask(ctx context.Context, r *http.Request, app string) (*tasks.Task, error) {
-	return inApp(ctx, r, app, errUITaskNotFound, u.e.Get, func(t *tasks.Task) string { return t.AppID })
+	return web.InApp(ctx, r, app, tasks.ErrNotFound, errUITaskNotFound, u.e.Get, func(t *tasks.Task) string { return t.AppID })
 }
 
 func (u *ui) handleTask(w http.ResponseWriter, r *http.Request, v *view) error {

@@ -32,7 +32,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"path"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -44,6 +43,7 @@ import (
 
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/dashboard"
+	"github.com/taskwheel/tasks/internal/web"
 	"github.com/taskwheel/tasks/postgres"
 	"github.com/taskwheel/tasks/sqlite"
 )
@@ -460,7 +460,7 @@ func newMux(eng *tasks.Engine, key string, logger *slog.Logger) http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p := r.URL.EscapedPath(); p != cleanPath(p) && (inAPI(p) || inAPI(cleanPath(p))) {
+		if p := r.URL.EscapedPath(); p != web.CleanPath(p) && (inAPI(p) || inAPI(web.CleanPath(p))) {
 			api.ServeHTTP(w, r) // a 404: the handler refuses unclean paths
 			return
 		}
@@ -471,19 +471,6 @@ func newMux(eng *tasks.Engine, key string, logger *slog.Logger) http.Handler {
 // inAPI reports whether the URL path p is in the API: /api/v1 or under it.
 func inAPI(p string) bool {
 	return p == apiPrefix || strings.HasPrefix(p, apiPrefix+"/")
-}
-
-// cleanPath is how ServeMux cleans a path before it routes it: path.Clean,
-// keeping a trailing slash.
-func cleanPath(p string) string {
-	if p == "" || p[0] != '/' {
-		p = "/" + p
-	}
-	np := path.Clean(p)
-	if p[len(p)-1] == '/' && np != "/" {
-		np += "/"
-	}
-	return np
 }
 
 // serverURL is the URL of the server at addr, the listener's address. An

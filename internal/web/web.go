@@ -1,14 +1,18 @@
 // Package web holds what the HTTP API handler of package tasks and the
 // dashboard (package dashboard) share: API keys, kept as SHA-256 digests and
 // found in constant time, the apps they grant, the checks of an ID taken
-// from a path and of an event type, and ServeMux's cleaning of a path.
+// from a path (and of the app of the object it names) and of an event type,
+// and ServeMux's cleaning of a path.
 package web
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"path"
 	"slices"
 	"strings"
@@ -122,6 +126,24 @@ func EventTypeProblem(s string) string {
 		}
 	}
 	return ""
+}
+
+// InApp returns the object of the request's path value "id", read by get,
+// if it belongs to app: appOf gives its app. An invalid ID, a missing object
+// (get's error is missing) and another app's object are all notFound, so
+// that the answer does not tell whether the object exists.
+func InApp[T any](ctx context.Context, r *http.Request, app string, missing, notFound error,
+	get func(context.Context, string) (T, error), appOf func(T) string) (T, error) {
+	var none T
+	id := r.PathValue("id")
+	if !ValidName(id) {
+		return none, notFound
+	}
+	v, err := get(ctx, id)
+	if errors.Is(err, missing) || err == nil && appOf(v) != app {
+		return none, notFound
+	}
+	return v, err
 }
 
 // CleanPath is how ServeMux cleans a path: path.Clean, keeping a trailing

@@ -1,6 +1,11 @@
 package web
 
-import "testing"
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"testing"
+)
 
 func TestValidName(t *testing.T) {
 	t.Parallel()
@@ -68,5 +73,37 @@ func TestKeys(t *testing.T) {
 			}()
 			ParseKeys("test", bad)
 		}()
+	}
+}
+
+func TestInApp(t *testing.T) {
+	missing, notFound, down := errors.New("missing"), errors.New("not found"), errors.New("down")
+	objects := map[string]string{"t1": "app_1"} // ID → app
+	get := func(_ context.Context, id string) (string, error) {
+		if id == "broken" {
+			return "", down
+		}
+		if _, ok := objects[id]; !ok {
+			return "", missing
+		}
+		return id, nil
+	}
+	for _, tc := range []struct {
+		id, app string
+		want    string
+		err     error
+	}{
+		{"t1", "app_1", "t1", nil},
+		{"t1", "app_2", "", notFound},    // another app's: as if missing
+		{"t2", "app_1", "", notFound},    // missing
+		{"../t1", "app_1", "", notFound}, // not an ID
+		{"broken", "app_1", "", down},    // the store's other errors pass
+	} {
+		r := httptest.NewRequest("GET", "/x", nil)
+		r.SetPathValue("id", tc.id)
+		got, err := InApp(t.Context(), r, tc.app, missing, notFound, get, func(id string) string { return objects[id] })
+		if got != tc.want || !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
+			t.Errorf("InApp(%q, %q) = %q, %v; want %q, %v", tc.id, tc.app, got, err, tc.want, tc.err)
+		}
 	}
 }
