@@ -458,11 +458,7 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		ae = apiErrorf(http.StatusConflict, "", "changed concurrently by other requests; try again")
 	default:
 		ae = errUnavailable
-		level := slog.LevelError
-		if r.Context().Err() != nil {
-			level = slog.LevelInfo // the client went away
-		}
-		h.log.Log(r.Context(), level, "tasks: API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		web.LogFailed(h.log, r, "API", err)
 	}
 	if ae.status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", retryAfter)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"html/template"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -113,11 +112,7 @@ func (u *ui) renderError(w http.ResponseWriter, r *http.Request, err error) {
 		ue = uiErrorf(http.StatusConflict, "Others changed this at the same time. Try again.")
 	default:
 		ue = errUIUnavailable
-		level := slog.LevelError
-		if r.Context().Err() != nil {
-			level = slog.LevelInfo // the browser went away
-		}
-		u.log.Log(r.Context(), level, "tasks: dashboard request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		web.LogFailed(u.log, r, "dashboard", err)
 	}
 	if ue.status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", retryAfter)

@@ -11,6 +11,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"path"
@@ -144,6 +145,18 @@ func InApp[T any](ctx context.Context, r *http.Request, app string, missing, not
 		return none, notFound
 	}
 	return v, err
+}
+
+// LogFailed logs err, which failed the request r and which the caller
+// answers with a generic 503 whose details stay in the log: at Error, or at
+// Info when the client went away (its context ended), so that a closed
+// browser tab is not an alert. what names the surface, such as "API".
+func LogFailed(log *slog.Logger, r *http.Request, what string, err error) {
+	level := slog.LevelError
+	if r.Context().Err() != nil {
+		level = slog.LevelInfo
+	}
+	log.Log(r.Context(), level, "tasks: "+what+" request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 }
 
 // CleanPath is how ServeMux cleans a path: path.Clean, keeping a trailing
