@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -390,55 +389,107 @@ func checkSurrogates(data []byte) error {
 // receivers would read differently (most decoders keep the last, some the
 // first, and strict ones refuse it), and nesting deeper than maxDataDepth,
 // which the API refuses too.
+//
+// Every Enqueue runs it, so it is one pass over the bytes that allocates
+// only for a name with escapes or an object of more than smallObject
+// members: since data is valid JSON, a quote outside a string starts one,
+// and a string right after "{" or "," inside an object is a name.
 func checkStructure(data []byte) error {
 	if bytes.IndexAny(data, "{[") < 0 {
 		return nil // a scalar
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber() // numbers stay text: none is too large to skip
-	type object struct {
-		names    map[string]bool
-		wantName bool // its next token is a member name or its end
+	type container struct {
+		object bool
+		first  int                 // its first name in names
+		seen   map[string]struct{} // its names, once it has more than smallObject
 	}
-	var stack []*object // nil for an array
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return invalid("data", "not valid JSON")
-		}
-		top := (*object)(nil)
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if top != nil && top.wantName && tok != json.Delim('}') {
-			name := tok.(string)
-			if top.names[name] {
-				return invalid("data", "member %q appears twice in an object (before byte %d), which is not valid I-JSON (RFC 7493)", name, dec.InputOffset())
-			}
-			top.names[name], top.wantName = true, false
-			continue
-		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
+	var (
+		stackBuf [16]container
+		namesBuf [32][]byte
+		stack    = stackBuf[:0]
+		names    = namesBuf[:0] // the names of the objects open, innermost last
+		wantName bool           // the next string is a member name
+	)
+	for i := 0; i < len(data); i++ {
+		switch data[i] {
+		case '{', '[':
 			if len(stack) == maxDataDepth {
 				return invalid("data", "nested deeper than %d levels", maxDataDepth)
 			}
-			if tok == json.Delim('{') {
-				stack = append(stack, &object{names: make(map[string]bool), wantName: true})
-			} else {
-				stack = append(stack, nil)
-			}
-			continue
-		case json.Delim('}'), json.Delim(']'):
+			stack = append(stack, container{object: data[i] == '{', first: len(names)})
+			wantName = data[i] == '{'
+		case '}', ']':
+			names = names[:stack[len(stack)-1].first]
 			stack = stack[:len(stack)-1]
+			wantName = false
+		case ',':
+			wantName = stack[len(stack)-1].object
+		case '"':
+			end, escaped := stringEnd(data, i)
+			if wantName {
+				name := data[i+1 : end]
+				if escaped {
+					var s string
+					if err := json.Unmarshal(data[i:end+1], &s); err != nil {
+						return invalid("data", "not valid JSON")
+					}
+					name = []byte(s)
+				}
+				top := &stack[len(stack)-1]
+				if duplicateName(top.first, &top.seen, names, name) {
+					return invalid("data", "member %q appears twice in an object (before byte %d), which is not valid I-JSON (RFC 7493)", name, end+1)
+				}
+				names = append(names, name)
+				wantName = false
+			}
+			i = end
 		}
-		// A value ended: an object's next token is a name.
-		if len(stack) > 0 && stack[len(stack)-1] != nil {
-			stack[len(stack)-1].wantName = true
+	}
+	return nil
+}
+
+// smallObject is the most members an object's names are compared one by
+// one; a larger object's are kept in a map, so that checking an object of
+// n members costs O(n), not O(n²).
+const smallObject = 16
+
+// duplicateName reports whether name is among the names of an object,
+// names[first:], and keeps them in *seen once there are more than
+// smallObject.
+func duplicateName(first int, seen *map[string]struct{}, names [][]byte, name []byte) bool {
+	mine := names[first:]
+	if *seen == nil && len(mine) < smallObject {
+		for _, n := range mine {
+			if bytes.Equal(n, name) {
+				return true
+			}
 		}
+		return false
+	}
+	if *seen == nil {
+		*seen = make(map[string]struct{}, 2*len(mine))
+		for _, n := range mine {
+			(*seen)[string(n)] = struct{}{}
+		}
+	}
+	if _, ok := (*seen)[string(name)]; ok {
+		return true
+	}
+	(*seen)[string(name)] = struct{}{}
+	return false
+}
+
+// stringEnd returns the index of the quote that ends the string starting
+// at data[start], in valid JSON, and whether the string has escapes.
+func stringEnd(data []byte, start int) (end int, escaped bool) {
+	for i := start + 1; ; {
+		j := bytes.IndexAny(data[i:], `"\`)
+		i += j
+		if data[i] == '"' {
+			return i, escaped
+		}
+		escaped = true
+		i += 2 // the backslash and the character it escapes
 	}
 }
 
