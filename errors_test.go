@@ -128,6 +128,10 @@ func TestEngine_ErrorsPrefixedOnce(t *testing.T) {
 			return err
 		}, tasks.ErrNotFound},
 		{"DeletePeriodic", func(ctx context.Context, e *tasks.Engine) error { return e.DeletePeriodic(ctx, id) }, tasks.ErrNotFound},
+		{"ReencryptEndpoints", func(ctx context.Context, e *tasks.Engine) error {
+			_, err := e.ReencryptEndpoints(ctx)
+			return err
+		}, nil},
 	}
 	for _, store := range []struct {
 		name string

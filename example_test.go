@@ -6,19 +6,25 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/sqlite"
+	"github.com/taskwheel/tasks/webhook"
 )
 
 // The quick start: an engine on a SQLite file runs a func for each task.
 func Example() {
-	dir, err := tempDir()
+	dir, err := os.MkdirTemp("", "tasks-example")
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer os.RemoveAll(dir)
+
 	store, err := sqlite.Open(filepath.Join(dir, "tasks.db"), nil)
 	if err != nil {
 		log.Fatal(err)
@@ -128,4 +134,52 @@ func ExampleEngine_EnqueueTx() {
 	_, err = eng.Get(ctx, t.ID)
 	fmt.Println(errors.Is(err, tasks.ErrNotFound))
 	// Output: true
+}
+
+// A task whose event type has no func goes to the webhook endpoints of its
+// app that subscribe to it, signed with the endpoint's secret.
+func ExampleEngine_CreateEndpoint() {
+	eng, err := tasks.NewEngine(tasks.NewMemoryStore(), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	ep, err := eng.CreateEndpoint(ctx, tasks.NewEndpoint{
+		AppID:         "app_1",
+		URL:           "https://example.com/hooks",
+		EnabledEvents: []string{"user.created"}, // nil: every event
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// ep.Secret ("whsec_…") is what the receiver verifies with.
+	fmt.Println(ep.Status, webhook.ValidateSecret(ep.Secret) == nil)
+	// Output: active true
+}
+
+// The HTTP API, mounted under a prefix, with an API key that grants one app.
+func ExampleEngine_Handler() {
+	eng, err := tasks.NewEngine(tasks.NewMemoryStore(), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", eng.Handler(&tasks.HandlerConfig{
+		Keys: map[string][]string{"tw_key-of-app_1": {"app_1"}},
+	})))
+
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/apps/app_1/tasks", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer tw_key-of-app_1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	fmt.Println(resp.StatusCode)
+	// Output: 200
 }

@@ -197,7 +197,7 @@ func (e *Engine) openEndpoints(eps []*Endpoint) ([]*Endpoint, error) {
 func (e *Engine) ReencryptEndpoints(ctx context.Context) (int, error) {
 	eps, err := e.store.ListEndpoints(ctx, "")
 	if err != nil {
-		return 0, fmt.Errorf("tasks: reencrypt endpoints: %w", err)
+		return 0, wrapf(err, "reencrypt endpoints")
 	}
 	n := 0
 	var errs []error

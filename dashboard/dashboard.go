@@ -123,9 +123,9 @@ type Config struct {
 }
 
 // New returns the web dashboard of eng, an http.Handler to mount under a
-// prefix with [http.StripPrefix]. It panics on a Config with no Keys and
-// not Unauthenticated, or with both, on an empty key, a key that grants no
-// app or an invalid app ID, and on a negative Horizon, as
+// prefix with [http.StripPrefix]. It panics on a nil eng, on a Config with
+// no Keys and not Unauthenticated, or with both, on an empty key, a key
+// that grants no app or an invalid app ID, and on a negative Horizon, as
 // [tasks.Engine.Handler] does. The dashboard is safe for concurrent use.
 func New(eng *tasks.Engine, cfg *Config) http.Handler {
 	var c Config
@@ -133,6 +133,8 @@ func New(eng *tasks.Engine, cfg *Config) http.Handler {
 		c = *cfg
 	}
 	switch {
+	case eng == nil:
+		panic("tasks: dashboard.New: nil engine")
 	case len(c.Keys) == 0 && !c.Unauthenticated:
 		panic("tasks: dashboard.New: no Keys; set Unauthenticated to serve without keys")
 	case len(c.Keys) > 0 && c.Unauthenticated:

@@ -758,4 +758,12 @@ func TestUI_PanicsOnBadConfig(t *testing.T) {
 			dashboard.New(e, cfg)
 		}()
 	}
+	// A nil engine (NewEngine's answer with an error) is refused at once,
+	// not on the first request that needs it.
+	defer func() {
+		if v, ok := recover().(string); !ok || v != "tasks: dashboard.New: nil engine" {
+			t.Errorf("New(nil, …): got panic %v, want \"tasks: dashboard.New: nil engine\"", v)
+		}
+	}()
+	dashboard.New(nil, &dashboard.Config{Unauthenticated: true})
 }

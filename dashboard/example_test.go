@@ -17,8 +17,8 @@ func ExampleNew() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	keys := map[string][]string{"tw_key-of-app_1": {"app_1"}}
 	mux := http.NewServeMux()
+	keys := map[string][]string{"tw_key-of-app_1": {"app_1"}}
 	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", eng.Handler(&tasks.HandlerConfig{Keys: keys})))
 	mux.Handle("/ui/", http.StripPrefix("/ui", dashboard.New(eng, &dashboard.Config{Keys: keys})))
 

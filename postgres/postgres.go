@@ -56,8 +56,15 @@ type Store struct {
 // keyword/value pairs, as pgx parses them), with a pool of cfg.MaxConns
 // connections, migrates it and returns a store that owns the pool: Close
 // closes it. The store's tables live in the connections' current schema
-// (set search_path in url to choose it).
+// (set search_path in url to choose it). An empty url is refused, as the
+// sign of an unset variable: to take every setting from the PG* environment
+// variables, pass "postgres://".
 func Open(ctx context.Context, url string, cfg *Config) (*Store, error) {
+	if url == "" {
+		// pgx would read "" as keyword/value pairs, none given, and
+		// migrate whichever database the defaults lead to.
+		return nil, errors.New("tasks: open PostgreSQL: empty URL")
+	}
 	var c Config
 	if cfg != nil {
 		c = *cfg

@@ -71,6 +71,9 @@ func TestOpen_Errors(t *testing.T) {
 		{"OneConn", "postgres://u@127.0.0.1:1/db", &postgres.Config{MaxConns: 1}, "Config.MaxConns"},
 		{"NegativeMaxConns", "postgres://u@127.0.0.1:1/db", &postgres.Config{MaxConns: -3}, "Config.MaxConns"},
 		{"BadURL", "postgres://u:s3cret@127.0.0.1:notaport/db", nil, "cannot parse"},
+		// An unset variable, not pgx's empty keyword/value string that
+		// takes the PG* environment's database, or localhost's.
+		{"EmptyURL", "", nil, "empty URL"},
 		{"Unreachable", "postgres://u:s3cret@127.0.0.1:1/db?connect_timeout=2", nil, "tasks: migrate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
