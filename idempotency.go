@@ -31,7 +31,7 @@ import (
 //	[eventType, runAt or null, data]
 //
 // with runAt in RFC 3339 in UTC with six fractional digits (stores keep a
-// microsecond), and data in canonical form (see canonicalJSON). Two
+// microsecond), and data in canonical form (see appendCanonical). Two
 // requests have the same digest if and only if they have the same event
 // type, the same run time to the microsecond in whatever offset, and data
 // that is the same JSON value: the same whatever its white space, member
