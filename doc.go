@@ -160,6 +160,8 @@ This package is laid out one concept to a file:
     encrypted in the store.
   - delivery.go: webhook delivery; webhook_client.go: its SSRF-safe client.
   - periodic.go: periodic tasks: cron schedules and their firing.
+  - idempotency.go: the digest of the request that created a task with an
+    idempotency key, which tells that request, sent again, from another.
   - handler.go: the HTTP API: its routes, keys, answers and error mapping;
     handler_body.go: strict JSON request bodies; handler_tasks.go,
     handler_list.go, handler_endpoints.go and handler_periodic.go: the

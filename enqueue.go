@@ -131,6 +131,11 @@ func (e *Engine) newTask(nt NewTask) (*Task, error) {
 		at := nt.RunAt.UTC().Truncate(time.Microsecond)
 		t.ScheduledRunTime = &at
 	}
+	if t.IdempotencyKey != "" {
+		if t.IdempotencyDigest, err = requestDigest(t.EventType, nt.RunAt, t.Data); err != nil {
+			return nil, err
+		}
+	}
 	return t, nil
 }
 

@@ -103,10 +103,11 @@ const (
 // error goes to the log, not to the client.
 //
 // Creating a task with an Idempotency-Key that a task of the app holds
-// creates nothing: the same request again (the same event type, run time and
-// data, data compared as a JSON value, white space and member order aside)
-// gets that task, 201 with Idempotent-Replayed: true, whatever changed
-// since; another request gets 422.
+// creates nothing: the request that created the task, sent again (the same
+// event type, run time and data, data compared as a JSON value, white space
+// and member order aside), gets that task as it is now, 201 with
+// Idempotent-Replayed: true, whatever changed since (a PATCH included);
+// another request gets 422.
 //
 // Creating a task refuses with 422 an event type that nothing would run: no
 // func registered and no active endpoint of the app subscribed. A schedule's

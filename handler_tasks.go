@@ -1,7 +1,6 @@
 package tasks
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -77,10 +75,14 @@ func (h *handler) handleCreateTask(w http.ResponseWriter, r *http.Request, app s
 }
 
 // replay answers a request whose Idempotency-Key the task t holds. Stripe's
-// semantics: the same request again gets the original answer; another
-// request with the key is an error.
+// semantics: the request that created t, sent again, gets t as it is now;
+// another request with the key is an error.
 func (h *handler) replay(w http.ResponseWriter, r *http.Request, t *Task, key, eventType string, runAt time.Time, data []byte) error {
-	if !sameRequest(t, eventType, runAt, data) {
+	same, err := createdBy(t, eventType, runAt, data)
+	if err != nil {
+		return err
+	}
+	if !same {
 		return apiErrorf(http.StatusUnprocessableEntity, "Idempotency-Key",
 			"Idempotency-Key %q was used for task %s, created from another request; use a new key for a new task", key, t.ID)
 	}
@@ -109,43 +111,6 @@ func idempotencyKey(r *http.Request) (string, error) {
 		return "", apiErrorf(http.StatusBadRequest, "Idempotency-Key", "invalid Idempotency-Key: %s", err.(*ValidationError).Message)
 	}
 	return values[0], nil
-}
-
-// sameRequest reports whether the task t was created from a request with
-// these event type, run time and data; data is compared as a JSON value
-// (see sameJSON).
-func sameRequest(t *Task, eventType string, runAt time.Time, data []byte) bool {
-	if t.EventType != eventType || !sameJSON(t.Data, data) {
-		return false
-	}
-	if runAt.IsZero() || t.ScheduledRunTime == nil {
-		return runAt.IsZero() && t.ScheduledRunTime == nil
-	}
-	return t.ScheduledRunTime.Equal(runAt.UTC().Truncate(time.Microsecond))
-}
-
-// sameJSON reports whether the JSON texts a and b hold the same value,
-// whatever their white space, member order and string escapes. Numbers are
-// compared as written, digit for digit (json.Number), never as float64,
-// which would equate 12345678901234567890 and 12345678901234567891: so 1 and
-// 1.0 differ. Member names are unique (checkJSON refuses duplicates).
-func sameJSON(a, b []byte) bool {
-	if bytes.Equal(a, b) {
-		return true
-	}
-	va, errA := decodeJSON(a)
-	vb, errB := decodeJSON(b)
-	return errA == nil && errB == nil && reflect.DeepEqual(va, vb)
-}
-
-// decodeJSON decodes the JSON text b into maps, slices, strings, booleans,
-// nil and json.Numbers.
-func decodeJSON(b []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	err := dec.Decode(&v)
-	return v, err
 }
 
 // checkRoute refuses an event type that no task of app could be run for:

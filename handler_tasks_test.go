@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/taskwheel/tasks"
 )
 
@@ -331,7 +333,8 @@ func TestHandler_Idempotency_A14(t *testing.T) {
 func TestHandler_IdempotentReplay_A14(t *testing.T) {
 	t.Parallel()
 	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
-		a := newAPI(t, newStore(t), apiOpts{})
+		store := newStore(t)
+		a := newAPI(t, store, apiOpts{})
 		at := future(time.Hour)
 		body := func(eventType, data string) string {
 			return `{"event_type":"` + eventType + `","scheduled_run_time":"` + at + `","data":` + data + `}`
@@ -378,6 +381,58 @@ func TestHandler_IdempotentReplay_A14(t *testing.T) {
 			create("new", body("hook.only", `{}`)).problem(t, http.StatusUnprocessableEntity, "event_type", "no route")
 			replayed(t, create("routed", body("hook.only", `{}`)), task)
 			create("routed", body("hook.only", `{"other":1}`)).problem(t, http.StatusUnprocessableEntity, "Idempotency-Key", "another request")
+		})
+		t.Run("after the task was rescheduled", func(t *testing.T) {
+			const data = `{"email": "a@b.c", "n": 1}`
+			task := create("moved", body("x", data)).task(t, http.StatusCreated)
+			later := time.Now().Add(2 * time.Hour).UTC().Truncate(time.Second)
+			patch := `{"scheduled_run_time":"` + later.Format(time.RFC3339) + `"}`
+			moved := a.do("PATCH", "/apps/app_1/tasks/"+task.ID, patch).task(t, http.StatusOK)
+
+			// The creating request, also in other white space and member
+			// order, gets the task as it is now.
+			for _, same := range []string{body("x", data), body("x", `{ "n":1,"email":"a@b.c" }`)} {
+				r := create("moved", same)
+				replayed(t, r, task)
+				if got := r.task(t, http.StatusCreated); !got.ScheduledRunTime.Equal(later) || !got.UpdatedAt.Equal(moved.UpdatedAt) {
+					t.Errorf("replay answered scheduled_run_time %v, updated_at %v; want the task as PATCH left it: %v, %v",
+						got.ScheduledRunTime, got.UpdatedAt, later, moved.UpdatedAt)
+				}
+			}
+			// Any other request is another, the task as it is now included.
+			nowBody := `{"event_type":"x","scheduled_run_time":"` + later.Format(time.RFC3339) + `","data":` + data + `}`
+			for _, other := range []string{nowBody, body("x", `{"email": "a@b.c", "n": 2}`), body("y", data)} {
+				create("moved", other).problem(t, http.StatusUnprocessableEntity, "Idempotency-Key", "another request")
+			}
+		})
+		t.Run("enqueued in Go", func(t *testing.T) {
+			runAt, err := time.Parse(time.RFC3339, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			task, err := a.e.Enqueue(t.Context(), tasks.NewTask{AppID: "app_1", EventType: "x",
+				Data: json.RawMessage(`{"b":[1,2],"a":"z"}`), RunAt: runAt.In(time.FixedZone("", 3600)), IdempotencyKey: "go"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.do("PATCH", "/apps/app_1/tasks/"+task.ID, `{"scheduled_run_time":"`+future(3*time.Hour)+`"}`).wantStatus(t, http.StatusOK)
+			replayed(t, create("go", body("x", `{"a": "z", "b": [1, 2]}`)), task)
+			create("go", body("x", `{"a": "z", "b": [2, 1]}`)).problem(t, http.StatusUnprocessableEntity, "Idempotency-Key", "another request")
+		})
+		t.Run("stored without the digest of its request", func(t *testing.T) {
+			// A task stored before the digest was kept (or by a store
+			// that drops it) is compared with its fields as they are.
+			runAt, err := time.Parse(time.RFC3339, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			task, err := store.Insert(t.Context(), &tasks.Task{ID: uuid.NewString(), AppID: "app_1", EventType: "x",
+				Data: json.RawMessage(`{"a":1}`), ScheduledRunTime: &runAt, MaxAttempts: 3, IdempotencyKey: "old"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			replayed(t, create("old", body("x", `{ "a": 1 }`)), task)
+			create("old", body("x", `{"a": 2}`)).problem(t, http.StatusUnprocessableEntity, "Idempotency-Key", "another request")
 		})
 		t.Run("after the horizon was shortened", func(t *testing.T) {
 			task := create("far", body("x", `{}`)).task(t, http.StatusCreated)

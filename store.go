@@ -47,8 +47,9 @@ type Store interface {
 	Durable() bool
 
 	// Insert stores a new task. The caller sets ID, AppID, EventType, Data,
-	// ScheduledRunTime, MaxAttempts, Timeout and IdempotencyKey; the store
-	// sets State to scheduled, CreatedAt and UpdatedAt to now, and
+	// ScheduledRunTime, MaxAttempts, Timeout, IdempotencyKey and
+	// IdempotencyDigest (opaque text, which no other method changes); the
+	// store sets State to scheduled, CreatedAt and UpdatedAt to now, and
 	// NextAttemptAt to ScheduledRunTime, or now when it is nil or past. It
 	// returns the stored task. If the app already has a task with the same
 	// non-empty IdempotencyKey, Insert stores nothing and returns that task

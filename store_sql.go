@@ -121,29 +121,30 @@ func (s *SQLStore) DB() *sql.DB { return s.db.DB }
 // taskColumns are the columns of a taskRow.
 const taskColumns = `id, app_id, event_type, state, data, scheduled_run_time, run_at,
 	attempts, replayed_after, max_attempts, timeout, lease_expires_at, cancel_requested, last_error,
-	endpoint_id, idempotency_key, created_at, updated_at, completed_at`
+	endpoint_id, idempotency_key, idempotency_digest, created_at, updated_at, completed_at`
 
 // taskRow is a row of taskwheel_tasks.
 type taskRow struct {
-	ID               string
-	AppID            string
-	EventType        string
-	State            State
-	Data             []byte
-	ScheduledRunTime sqlTime
-	RunAt            sqlTime
-	Attempts         int
-	ReplayedAfter    int
-	MaxAttempts      int
-	Timeout          int64 // microseconds
-	LeaseExpiresAt   sqlTime
-	CancelRequested  bool
-	LastError        string
-	EndpointID       *string
-	IdempotencyKey   sql.NullString
-	CreatedAt        sqlTime
-	UpdatedAt        sqlTime
-	CompletedAt      sqlTime
+	ID                string
+	AppID             string
+	EventType         string
+	State             State
+	Data              []byte
+	ScheduledRunTime  sqlTime
+	RunAt             sqlTime
+	Attempts          int
+	ReplayedAfter     int
+	MaxAttempts       int
+	Timeout           int64 // microseconds
+	LeaseExpiresAt    sqlTime
+	CancelRequested   bool
+	LastError         string
+	EndpointID        *string
+	IdempotencyKey    sql.NullString
+	IdempotencyDigest sql.NullString
+	CreatedAt         sqlTime
+	UpdatedAt         sqlTime
+	CompletedAt       sqlTime
 }
 
 // dest returns the fields of r in the order of taskColumns, to scan into.
@@ -152,29 +153,30 @@ type taskRow struct {
 func (r *taskRow) dest() []any {
 	return []any{&r.ID, &r.AppID, &r.EventType, &r.State, &r.Data, &r.ScheduledRunTime, &r.RunAt,
 		&r.Attempts, &r.ReplayedAfter, &r.MaxAttempts, &r.Timeout, &r.LeaseExpiresAt, &r.CancelRequested, &r.LastError,
-		&r.EndpointID, &r.IdempotencyKey, &r.CreatedAt, &r.UpdatedAt, &r.CompletedAt}
+		&r.EndpointID, &r.IdempotencyKey, &r.IdempotencyDigest, &r.CreatedAt, &r.UpdatedAt, &r.CompletedAt}
 }
 
 func (r *taskRow) task() *Task {
 	t := &Task{
-		ID:               r.ID,
-		AppID:            r.AppID,
-		EventType:        r.EventType,
-		State:            r.State,
-		ScheduledRunTime: r.ScheduledRunTime.ptr(),
-		EndpointID:       r.EndpointID,
-		CreatedAt:        r.CreatedAt.t,
-		UpdatedAt:        r.UpdatedAt.t,
-		Data:             r.Data,
-		Attempts:         r.Attempts,
-		ReplayedAfter:    r.ReplayedAfter,
-		MaxAttempts:      r.MaxAttempts,
-		LastError:        r.LastError,
-		CompletedAt:      r.CompletedAt.ptr(),
-		IdempotencyKey:   r.IdempotencyKey.String,
-		Timeout:          time.Duration(r.Timeout) * time.Microsecond,
-		CancelRequested:  r.CancelRequested,
-		LeaseExpiresAt:   r.LeaseExpiresAt.ptr(),
+		ID:                r.ID,
+		AppID:             r.AppID,
+		EventType:         r.EventType,
+		State:             r.State,
+		ScheduledRunTime:  r.ScheduledRunTime.ptr(),
+		EndpointID:        r.EndpointID,
+		CreatedAt:         r.CreatedAt.t,
+		UpdatedAt:         r.UpdatedAt.t,
+		Data:              r.Data,
+		Attempts:          r.Attempts,
+		ReplayedAfter:     r.ReplayedAfter,
+		MaxAttempts:       r.MaxAttempts,
+		LastError:         r.LastError,
+		CompletedAt:       r.CompletedAt.ptr(),
+		IdempotencyKey:    r.IdempotencyKey.String,
+		IdempotencyDigest: r.IdempotencyDigest.String,
+		Timeout:           time.Duration(r.Timeout) * time.Microsecond,
+		CancelRequested:   r.CancelRequested,
+		LeaseExpiresAt:    r.LeaseExpiresAt.ptr(),
 	}
 	if r.State.pending() {
 		t.NextAttemptAt = r.RunAt.ptr()

@@ -82,7 +82,7 @@ func liveConn(ctx context.Context, db *sqlx.DB) (*sqlx.Conn, error) {
 // connLost reports whether err says that the connection a statement ran on
 // ended: the server ended it (SQLSTATE class 08, connection exception; or
 // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now),
-// or the socket closed under it.
+// the socket closed under it, or pgx had closed it (see pgxConnClosed).
 func connLost(err error) bool {
 	if err == nil {
 		return false
@@ -91,7 +91,22 @@ func connLost(err error) bool {
 		return strings.HasPrefix(code, "08") || code == "57P01" || code == "57P02" || code == "57P03"
 	}
 	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || pgxConnClosed(err)
+}
+
+// pgxConnClosed reports whether err's chain holds pgx's
+// pgconn.ErrConnClosed, by its text, "conn closed": pgx's answer to a
+// statement on a connection that it closed because the socket failed, as
+// it does to the COMMIT of a transaction whose connection the server ended
+// after committing, before its answer came. Matching the text keeps this
+// package free of pgx; it is asked only of PostgreSQL's errors.
+func pgxConnClosed(err error) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if err.Error() == "conn closed" {
+			return true
+		}
+	}
+	return false
 }
 
 // Errors of the drivers, told apart without importing them.

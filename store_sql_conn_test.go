@@ -2,6 +2,7 @@ package tasks_test
 
 import (
 	"bytes"
+	"cmp"
 	"database/sql"
 	"encoding/binary"
 	"encoding/json"
@@ -23,17 +24,20 @@ import (
 // tasks, before its answer reached the store: the store's retry finds the
 // tasks it stored on its first try and returns them, as if the answer had
 // arrived, rather than an error about an ID the caller never chose (and
-// that the HTTP API would answer with a 422 for a task that will run).
+// that the HTTP API would answer with a 422 for a task that will run), or
+// an error although the tasks were stored.
 func TestPostgresStore_InsertCommittedAnswerLost(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		key  string // the tasks' idempotency key prefix, "" for none
 		many bool
+		lose string // the tag of the command whose answer is lost; "INSERT " if ""
 	}{
 		{name: "Insert"},
 		{name: "Insert with a key", key: "k"},
 		{name: "InsertMany", many: true}, // one statement, without a transaction
+		{name: "InsertMany with keys", key: "k", many: true, lose: "COMMIT"}, // in a transaction
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -49,7 +53,7 @@ func TestPostgresStore_InsertCommittedAnswerLost(t *testing.T) {
 			if !tc.many {
 				ts = ts[:1]
 			}
-			p.loseAnswerTo("INSERT ")
+			p.loseAnswerTo(cmp.Or(tc.lose, "INSERT "))
 			var got []*tasks.Task
 			var err error
 			if tc.many {

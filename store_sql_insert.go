@@ -14,13 +14,13 @@ import (
 
 const (
 	insertSQLite = `INSERT INTO taskwheel_tasks (id, app_id, event_type, state, data,
-	scheduled_run_time, run_at, max_attempts, timeout, idempotency_key, created_at, updated_at)
-VALUES (?1, ?2, ?3, 'scheduled', ?4, ?5, max(coalesce(?5, ?9), ?9), ?6, ?7, NULLIF(?8, ''), ?9, ?9)
+	scheduled_run_time, run_at, max_attempts, timeout, idempotency_key, idempotency_digest, created_at, updated_at)
+VALUES (?1, ?2, ?3, 'scheduled', ?4, ?5, max(coalesce(?5, ?10), ?10), ?6, ?7, NULLIF(?8, ''), NULLIF(?9, ''), ?10, ?10)
 ON CONFLICT DO NOTHING
 RETURNING ` + taskColumns
 	insertPostgres = `INSERT INTO taskwheel_tasks (id, app_id, event_type, state, data,
-	scheduled_run_time, run_at, max_attempts, timeout, idempotency_key, created_at, updated_at)
-VALUES ($1, $2, $3, 'scheduled', $4, $5, GREATEST($5, now()), $6, $7, NULLIF($8, ''), now(), now())
+	scheduled_run_time, run_at, max_attempts, timeout, idempotency_key, idempotency_digest, created_at, updated_at)
+VALUES ($1, $2, $3, 'scheduled', $4, $5, GREATEST($5, now()), $6, $7, NULLIF($8, ''), NULLIF($9, ''), now(), now())
 ON CONFLICT DO NOTHING
 RETURNING ` + taskColumns
 	getByKey = `SELECT ` + taskColumns + ` FROM taskwheel_tasks WHERE app_id = ? AND idempotency_key = ?`
@@ -48,7 +48,8 @@ func (s *SQLStore) Insert(ctx context.Context, t *Task) (got *Task, err error) {
 
 // storedAsSent returns the task stored under t's ID if an insert of t
 // stored it: the same app, event type, data, scheduled run time, max
-// attempts, timeout and idempotency key. Otherwise it returns ErrNotFound.
+// attempts, timeout, idempotency key and digest. Otherwise it returns
+// ErrNotFound.
 //
 // Only a retry of an insert whose answer was lost (see retryLost) asks it:
 // a task's ID is a new random UUID, so that a task stored under it as sent
@@ -63,7 +64,8 @@ func (s *SQLStore) storedAsSent(ctx context.Context, q queryer, t *Task) (*Task,
 	}
 	if got.AppID != t.AppID || got.EventType != t.EventType || !bytes.Equal(got.Data, t.Data) ||
 		!sameTime(got.ScheduledRunTime, t.ScheduledRunTime) || got.MaxAttempts != t.MaxAttempts ||
-		got.Timeout != t.Timeout.Truncate(time.Microsecond) || got.IdempotencyKey != t.IdempotencyKey {
+		got.Timeout != t.Timeout.Truncate(time.Microsecond) || got.IdempotencyKey != t.IdempotencyKey ||
+		got.IdempotencyDigest != t.IdempotencyDigest {
 		return nil, ErrNotFound
 	}
 	return got, nil
@@ -83,7 +85,7 @@ func (s *SQLStore) insert(ctx context.Context, q queryer, t *Task) (*Task, error
 		runAt = s.timeArg(*t.ScheduledRunTime)
 	}
 	got, err := queryTask(ctx, q, s.pick(insertSQLite, insertPostgres), s.args(t.ID, t.AppID, t.EventType,
-		[]byte(t.Data), runAt, t.MaxAttempts, t.Timeout.Microseconds(), t.IdempotencyKey)...)
+		[]byte(t.Data), runAt, t.MaxAttempts, t.Timeout.Microseconds(), t.IdempotencyKey, t.IdempotencyDigest)...)
 	if !errors.Is(err, ErrNotFound) {
 		if err != nil {
 			return nil, fmt.Errorf("tasks: insert task %s: %w", t.ID, err)
@@ -109,11 +111,11 @@ func (s *SQLStore) insert(ctx context.Context, q queryer, t *Task) (*Task, error
 // is insertManyPostgresKeyed where a row may be turned away for its key.
 const (
 	insertManyPostgres = `INSERT INTO taskwheel_tasks (id, app_id, event_type, state, data,
-	scheduled_run_time, run_at, max_attempts, timeout, idempotency_key, created_at, updated_at)
+	scheduled_run_time, run_at, max_attempts, timeout, idempotency_key, idempotency_digest, created_at, updated_at)
 SELECT id, app_id, event_type, 'scheduled', data, at, GREATEST(at, now()), max_attempts, timeout,
-	NULLIF(key, ''), now(), now()
-FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::int[], $7::bigint[], $8::text[])
-	WITH ORDINALITY AS n(id, app_id, event_type, data, at, max_attempts, timeout, key, idx)
+	NULLIF(key, ''), NULLIF(digest, ''), now(), now()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::int[], $7::bigint[], $8::text[], $9::text[])
+	WITH ORDINALITY AS n(id, app_id, event_type, data, at, max_attempts, timeout, key, digest, idx)
 ORDER BY idx%s
 RETURNING ` + taskColumns
 	insertManyPostgresKeyed = `
@@ -129,13 +131,15 @@ const pgUniqueViolation = "23505"
 // insertManySQLiteKeyed where a row may be turned away for its key.
 const (
 	insertManySQLite = `INSERT INTO taskwheel_tasks (id, app_id, event_type, state, data,
-	scheduled_run_time, run_at, max_attempts, timeout, idempotency_key, created_at, updated_at)
+	scheduled_run_time, run_at, max_attempts, timeout, idempotency_key, idempotency_digest, created_at, updated_at)
 VALUES %s%s`
 	insertManySQLiteKeyed = `
 ON CONFLICT DO NOTHING
 RETURNING id`
 	insertManySQLiteRow = `(?%[1]d, ?%[2]d, ?%[3]d, 'scheduled', ?%[4]d, ?%[5]d, max(coalesce(?%[5]d, ?1), ?1),
-	?%[6]d, ?%[7]d, NULLIF(?%[8]d, ''), ?1, ?1)`
+	?%[6]d, ?%[7]d, NULLIF(?%[8]d, ''), NULLIF(?%[9]d, ''), ?1, ?1)`
+	// insertManySQLiteParams is the number of parameters of a row.
+	insertManySQLiteParams = 9
 	// insertManySQLiteRows bounds the rows of one statement, to stay
 	// under SQLite's limit of 32,766 parameters.
 	insertManySQLiteRows = 1000
@@ -159,8 +163,8 @@ func insertManySQLiteQuery(n int, keyed bool) string {
 	}
 	rows := make([]string, n)
 	for i := range rows {
-		b := 2 + 8*i
-		rows[i] = fmt.Sprintf(insertManySQLiteRow, b, b+1, b+2, b+3, b+4, b+5, b+6, b+7)
+		b := 2 + insertManySQLiteParams*i
+		rows[i] = fmt.Sprintf(insertManySQLiteRow, b, b+1, b+2, b+3, b+4, b+5, b+6, b+7, b+8)
 	}
 	end := ""
 	if keyed {
@@ -247,10 +251,11 @@ func (s *SQLStore) insertMany(ctx context.Context, q dbOrConn, ts []*Task) ([]*T
 // keyed, it skips the rows whose key is taken.
 func (s *SQLStore) insertManyPostgres(ctx context.Context, q queryer, ts []*Task, keyed bool) ([]*Task, error) {
 	var (
-		ids, apps, events, keys []string
-		data                    [][]byte
-		ats                     []*time.Time
-		maxAttempts, timeouts   []int64 // pgx refuses a value past the column's range
+		ids, apps, events     []string
+		keys, digests         []string
+		data                  [][]byte
+		ats                   []*time.Time
+		maxAttempts, timeouts []int64 // pgx refuses a value past the column's range
 	)
 	for _, t := range ts {
 		ids = append(ids, t.ID)
@@ -261,12 +266,13 @@ func (s *SQLStore) insertManyPostgres(ctx context.Context, q queryer, ts []*Task
 		maxAttempts = append(maxAttempts, int64(t.MaxAttempts))
 		timeouts = append(timeouts, t.Timeout.Microseconds())
 		keys = append(keys, t.IdempotencyKey)
+		digests = append(digests, t.IdempotencyDigest)
 	}
 	query := fmt.Sprintf(insertManyPostgres, "")
 	if keyed {
 		query = fmt.Sprintf(insertManyPostgres, insertManyPostgresKeyed)
 	}
-	return queryTasks(ctx, q, query, ids, apps, events, data, ats, maxAttempts, timeouts, keys)
+	return queryTasks(ctx, q, query, ids, apps, events, data, ats, maxAttempts, timeouts, keys, digests)
 }
 
 // insertManySQLite inserts ts in tx and returns the tasks it stored. It
@@ -277,7 +283,7 @@ func (s *SQLStore) insertManySQLite(ctx context.Context, tx *sql.Tx, ts []*Task)
 	now := s.now().UnixMicro()
 	inserted := make(map[string]bool, len(ts))
 	for chunk := range slices.Chunk(ts, insertManySQLiteRows) {
-		args := make([]any, 1, 1+8*len(chunk))
+		args := make([]any, 1, 1+insertManySQLiteParams*len(chunk))
 		args[0] = now
 		for _, t := range chunk {
 			var runAt any
@@ -285,7 +291,7 @@ func (s *SQLStore) insertManySQLite(ctx context.Context, tx *sql.Tx, ts []*Task)
 				runAt = s.timeArg(*t.ScheduledRunTime)
 			}
 			args = append(args, t.ID, t.AppID, t.EventType, []byte(t.Data), runAt, t.MaxAttempts,
-				t.Timeout.Microseconds(), t.IdempotencyKey)
+				t.Timeout.Microseconds(), t.IdempotencyKey, t.IdempotencyDigest)
 		}
 		if !slices.ContainsFunc(chunk, hasKey) {
 			// Only a taken ID can turn a row away: all are stored, or
@@ -335,17 +341,18 @@ func hasKey(t *Task) bool { return t.IdempotencyKey != "" }
 // reading its row back would return.
 func newStoredTask(t *Task, now time.Time) *Task {
 	st := &Task{
-		ID:             t.ID,
-		AppID:          t.AppID,
-		EventType:      t.EventType,
-		State:          StateScheduled,
-		Data:           slices.Clone(t.Data),
-		MaxAttempts:    t.MaxAttempts,
-		Timeout:        t.Timeout.Truncate(time.Microsecond),
-		IdempotencyKey: t.IdempotencyKey,
-		CreatedAt:      now,
-		UpdatedAt:      now,
-		NextAttemptAt:  &now,
+		ID:                t.ID,
+		AppID:             t.AppID,
+		EventType:         t.EventType,
+		State:             StateScheduled,
+		Data:              slices.Clone(t.Data),
+		MaxAttempts:       t.MaxAttempts,
+		Timeout:           t.Timeout.Truncate(time.Microsecond),
+		IdempotencyKey:    t.IdempotencyKey,
+		IdempotencyDigest: t.IdempotencyDigest,
+		CreatedAt:         now,
+		UpdatedAt:         now,
+		NextAttemptAt:     &now,
 	}
 	if t.ScheduledRunTime != nil {
 		at := time.UnixMicro(t.ScheduledRunTime.UnixMicro()).UTC()

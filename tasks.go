@@ -105,6 +105,16 @@ type Task struct {
 	CompletedAt *time.Time `json:"completed_at"`
 	// IdempotencyKey is the caller's deduplication key, unique per app, or "".
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// IdempotencyDigest identifies the request that created the task with
+	// its IdempotencyKey, so that the API can tell that request, sent again
+	// with the key, from another however the task changed since: a SHA-256
+	// digest, in hex, of the event type, run time and data the task was
+	// created with, which Enqueue, EnqueueMany and EnqueueTx set for a task
+	// with a key. It is "" for a task without a key, and for one stored
+	// before stores kept the digest; the API compares a request with such a
+	// task's fields as they are. Stores keep it as Insert is given it, and
+	// no other method changes it. It is not part of the task's JSON.
+	IdempotencyDigest string `json:"-"`
 	// Timeout bounds each attempt; 0 means the engine's Config.Timeout.
 	Timeout time.Duration `json:"-"`
 	// CancelRequested reports whether cancellation was requested while the

@@ -58,6 +58,13 @@ func app(a string) func(*tasks.Task)      { return func(t *tasks.Task) { t.AppID
 func event(e string) func(*tasks.Task)    { return func(t *tasks.Task) { t.EventType = e } }
 func maxAttempts(n int) func(*tasks.Task) { return func(t *tasks.Task) { t.MaxAttempts = n } }
 func data(s string) func(*tasks.Task)     { return func(t *tasks.Task) { t.Data = json.RawMessage(s) } }
+func digest(d string) func(*tasks.Task)   { return func(t *tasks.Task) { t.IdempotencyDigest = d } }
+
+// Idempotency digests as the engine sets them: SHA-256 digests in hex.
+const (
+	digest1 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	digest2 = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"
+)
 
 // newTask returns a task ready to insert: a fresh ID, app "app_1", event type
 // "test.event", data {"n":1}, three attempts, due now; opts change it.
@@ -491,6 +498,9 @@ func diffTask(got, want *tasks.Task) []string {
 	}
 	if got.IdempotencyKey != want.IdempotencyKey {
 		add("IdempotencyKey", fmt.Sprintf("%q", got.IdempotencyKey), fmt.Sprintf("%q", want.IdempotencyKey))
+	}
+	if got.IdempotencyDigest != want.IdempotencyDigest {
+		add("IdempotencyDigest", fmt.Sprintf("%q", got.IdempotencyDigest), fmt.Sprintf("%q", want.IdempotencyDigest))
 	}
 	if got.Timeout != want.Timeout {
 		add("Timeout", got.Timeout, want.Timeout)

@@ -73,7 +73,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) tasks.Store) {
 
 func (su suite) testInsert(t *testing.T) {
 	su.run(t, "ReturnsStoredTask", func(h *harness) {
-		in := h.newTask(key("key-1"), data(`{"email":"a@b.c"}`), func(t *tasks.Task) {
+		in := h.newTask(key("key-1"), digest(digest1), data(`{"email":"a@b.c"}`), func(t *tasks.Task) {
 			t.MaxAttempts = 5
 			t.Timeout = 1500 * time.Millisecond
 		})
@@ -85,17 +85,18 @@ func (su suite) testInsert(t *testing.T) {
 		}
 		h.check(got)
 		want := &tasks.Task{
-			ID:             in.ID,
-			AppID:          in.AppID,
-			EventType:      in.EventType,
-			State:          tasks.StateScheduled,
-			CreatedAt:      got.CreatedAt,
-			UpdatedAt:      got.CreatedAt,
-			Data:           json.RawMessage(`{"email":"a@b.c"}`),
-			MaxAttempts:    5,
-			NextAttemptAt:  got.NextAttemptAt,
-			IdempotencyKey: "key-1",
-			Timeout:        1500 * time.Millisecond,
+			ID:                in.ID,
+			AppID:             in.AppID,
+			EventType:         in.EventType,
+			State:             tasks.StateScheduled,
+			CreatedAt:         got.CreatedAt,
+			UpdatedAt:         got.CreatedAt,
+			Data:              json.RawMessage(`{"email":"a@b.c"}`),
+			MaxAttempts:       5,
+			NextAttemptAt:     got.NextAttemptAt,
+			IdempotencyKey:    "key-1",
+			IdempotencyDigest: digest1,
+			Timeout:           1500 * time.Millisecond,
 		}
 		h.wantSame("Insert", got, want)
 		h.wantBetween("CreatedAt", &got.CreatedAt, before, after)
@@ -103,8 +104,11 @@ func (su suite) testInsert(t *testing.T) {
 	})
 
 	su.run(t, "GetReturnsInsertedTask", func(h *harness) {
-		in := h.insert(key("k"), at(h.now().Add(time.Hour)))
+		in := h.insert(key("k"), digest(digest1), at(h.now().Add(time.Hour)))
 		h.wantSame("Get after Insert", h.get(in.ID), in)
+		if in.IdempotencyDigest != digest1 {
+			h.t.Errorf("Insert: got IdempotencyDigest %q, want %q", in.IdempotencyDigest, digest1)
+		}
 	})
 
 	su.run(t, "IgnoresFieldsTheStoreOwns", func(h *harness) {
@@ -234,8 +238,8 @@ func (su suite) testInsert(t *testing.T) {
 	})
 
 	su.run(t, "DuplicateKeyReturnsExistingTask", func(h *harness) {
-		first := h.insert(key("order-42"))
-		dup := h.newTask(key("order-42"), event("other.event"), data(`{"other":true}`))
+		first := h.insert(key("order-42"), digest(digest1))
+		dup := h.newTask(key("order-42"), digest(digest2), event("other.event"), data(`{"other":true}`))
 		got, err := h.s.Insert(h.ctx, dup)
 		h.wantIs("Insert with a used key", err, tasks.ErrDuplicate)
 		if got == nil {

@@ -146,6 +146,21 @@ func (su suite) testReschedule(t *testing.T) {
 		}
 	})
 
+	su.run(t, "KeepsTheIdempotencyDigest", func(h *harness) {
+		// The digest is of the request that created the task: a PATCH
+		// that moves the task changes its run time, not the request.
+		tk := h.insert(key("k"), digest(digest1), at(h.now().Add(time.Hour)))
+		got, err := h.s.Reschedule(h.ctx, tk.ID, h.now().Add(2*time.Hour))
+		if err != nil {
+			h.t.Fatalf("Reschedule: got error %v, want nil", err)
+		}
+		h.check(got)
+		if got.IdempotencyDigest != digest1 {
+			h.t.Errorf("Reschedule: got IdempotencyDigest %q, want %q", got.IdempotencyDigest, digest1)
+		}
+		h.wantSame("Get after Reschedule", h.get(tk.ID), got)
+	})
+
 	su.run(t, "PastTimeIsDueNow", func(h *harness) {
 		tk := h.insert(at(h.now().Add(time.Hour)))
 		before := h.now()
@@ -210,6 +225,19 @@ func (su suite) testReplay(t *testing.T) {
 		if again := h.claimOne(tk.ID, time.Hour); again.Attempts != 2 {
 			h.t.Errorf("claim after Replay: got Attempts %d, want 2", again.Attempts)
 		}
+	})
+
+	su.run(t, "KeepsTheIdempotencyDigest", func(h *harness) {
+		tk := h.completed(key("k"), digest(digest1))
+		got, err := h.s.Replay(h.ctx, tk.ID, 1)
+		if err != nil {
+			h.t.Fatalf("Replay: got error %v, want nil", err)
+		}
+		h.check(got)
+		if got.IdempotencyDigest != digest1 {
+			h.t.Errorf("Replay: got IdempotencyDigest %q, want %q", got.IdempotencyDigest, digest1)
+		}
+		h.wantSame("Get after Replay", h.get(tk.ID), got)
 	})
 
 	su.run(t, "FailedKeepsItsHistory", func(h *harness) {

@@ -14,7 +14,7 @@ func (su suite) testInsertMany(t *testing.T) {
 	su.run(t, "StoresEveryTaskInOrder", func(h *harness) {
 		later := h.now().Add(time.Hour).Truncate(time.Microsecond)
 		in := []*tasks.Task{
-			h.newTask(key("a"), data(`{"n":1}`)),
+			h.newTask(key("a"), digest(digest1), data(`{"n":1}`)),
 			h.newTask(at(later), data(`[1,2]`)),
 			h.newTask(app("app_2"), event("other.event"), func(t *tasks.Task) { t.MaxAttempts, t.Timeout = 7, time.Second }),
 		}
@@ -24,7 +24,8 @@ func (su suite) testInsertMany(t *testing.T) {
 		for i, g := range got {
 			if g.ID != in[i].ID || g.AppID != in[i].AppID || g.EventType != in[i].EventType ||
 				string(g.Data) != string(in[i].Data) || g.MaxAttempts != in[i].MaxAttempts ||
-				g.Timeout != in[i].Timeout || g.IdempotencyKey != in[i].IdempotencyKey {
+				g.Timeout != in[i].Timeout || g.IdempotencyKey != in[i].IdempotencyKey ||
+				g.IdempotencyDigest != in[i].IdempotencyDigest {
 				h.t.Errorf("InsertMany: task %d is %+v, want the fields of %+v", i, g, in[i])
 			}
 			h.wantState(g, tasks.StateScheduled)
@@ -36,9 +37,9 @@ func (su suite) testInsertMany(t *testing.T) {
 	})
 
 	su.run(t, "UsedKeyTakesItsHoldersPlace", func(h *harness) {
-		first := h.insert(key("k"))
+		first := h.insert(key("k"), digest(digest1))
 		in := []*tasks.Task{
-			h.newTask(key("k")),
+			h.newTask(key("k"), digest(digest2)),
 			h.newTask(),
 			h.newTask(key("x")),
 			h.newTask(key("x"), data(`{"second":true}`)),
