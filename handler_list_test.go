@@ -5,16 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"runtime/debug"
-	"runtime/metrics"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -189,129 +182,4 @@ func TestHandler_ListStoreFailsMidPage(t *testing.T) {
 	if log := a.log.String(); !strings.Contains(log, "FROM taskwheel_tasks") {
 		t.Errorf("log %q does not hold the store's error", log)
 	}
-}
-
-// BenchmarkHandler_ListTasks has 8 clients at once read every page of a
-// listing of 200 tasks of 1 MiB each from SQLite through the API, with
-// limit=1000 (each page holds at most DefaultMaxPageBytes of tasks). It
-// reports the peak of live heap above what it was before the clients
-// started, and the peak of the process's resident memory above what it was
-// then (on Linux). Run it with -benchtime=1x.
-func BenchmarkHandler_ListTasks(b *testing.B) {
-	for _, s := range testStores[1:2] { // sqlite
-		b.Run(s.name, func(b *testing.B) {
-			e, err := tasks.NewEngine(s.open(b), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			e.Register("x", func(context.Context, *tasks.Task) error { return nil })
-			data := []byte(`"` + strings.Repeat("d", tasks.DefaultMaxDataBytes-2) + `"`)
-			for range 200 {
-				if _, err := e.Enqueue(b.Context(), tasks.NewTask{AppID: "app_1", EventType: "x", Data: data, RunAt: time.Now().Add(time.Hour)}); err != nil {
-					b.Fatal(err)
-				}
-			}
-			srv := httptest.NewServer(e.Handler(&tasks.HandlerConfig{Unauthenticated: true}))
-			defer srv.Close()
-
-			// readAll reads every page, keeping no more of a page than its
-			// end, so that what it holds does not count in the peak.
-			readAll := func() int64 {
-				var n int64
-				cursor := ""
-				for {
-					resp, err := srv.Client().Get(srv.URL + "/apps/app_1/tasks?limit=1000" + cursor)
-					if err != nil {
-						b.Error(err)
-						return n
-					}
-					var tail tailWriter
-					_, err = io.Copy(&tail, resp.Body)
-					resp.Body.Close()
-					_, next, ok := bytes.Cut(tail.last, []byte(`,"next_cursor":`))
-					if err != nil || resp.StatusCode != http.StatusOK || !ok {
-						b.Errorf("page: %d %v, ending %q", resp.StatusCode, err, tail.last)
-						return n
-					}
-					n += tail.n
-					if next = bytes.TrimSpace(next); string(next) == "null}" {
-						return n
-					}
-					cursor = "&cursor=" + strings.Trim(string(next), `"}`)
-				}
-			}
-			var peak, peakRSS uint64
-			for b.Loop() {
-				debug.FreeOSMemory() // what setting up took goes back
-				base, baseRSS := liveHeap(), rss()
-				stop := make(chan struct{})
-				sampled := make(chan [2]uint64)
-				go func() { // ends at stop
-					top, topRSS := base, baseRSS
-					tick := time.NewTicker(2 * time.Millisecond)
-					defer tick.Stop()
-					for {
-						select {
-						case <-stop:
-							sampled <- [2]uint64{top, topRSS}
-							return
-						case <-tick.C:
-							top, topRSS = max(top, liveHeap()), max(topRSS, rss())
-						}
-					}
-				}()
-				var wg sync.WaitGroup
-				var read atomic.Int64
-				for range 8 {
-					wg.Go(func() { read.Add(readAll()) })
-				}
-				wg.Wait()
-				close(stop)
-				tops := <-sampled
-				peak, peakRSS = max(peak, tops[0]-base), max(peakRSS, tops[1]-baseRSS)
-				b.SetBytes(read.Load())
-			}
-			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
-			if peakRSS > 0 {
-				b.ReportMetric(float64(peakRSS)/(1<<20), "peak-RSS-MB")
-			}
-		})
-	}
-}
-
-// tailWriter counts the bytes written to it and keeps the last 512.
-type tailWriter struct {
-	n    int64
-	last []byte
-}
-
-func (w *tailWriter) Write(b []byte) (int, error) {
-	w.n += int64(len(b))
-	w.last = append(w.last, b...)
-	if extra := len(w.last) - 512; extra > 0 {
-		w.last = append(w.last[:0], w.last[extra:]...)
-	}
-	return len(b), nil
-}
-
-// rss is the process's resident memory in bytes, or 0 where
-// /proc/self/statm does not tell it.
-func rss() uint64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
-	}
-	pages, _ := strconv.ParseUint(f[1], 10, 64)
-	return pages * uint64(os.Getpagesize())
-}
-
-// liveHeap is the size of the heap's objects, live or not yet swept.
-func liveHeap() uint64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
 }
