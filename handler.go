@@ -51,6 +51,14 @@ type HandlerConfig struct {
 	// holds at least one task, however large. Defaults to
 	// DefaultMaxPageBytes (4 MiB).
 	MaxPageBytes int
+	// MaxListBytes bounds the tasks that all of the handler's task listings
+	// hold at once: each listing reads the store a few tasks at a time and
+	// reserves, before each read, Config.MaxDataBytes plus 16 KiB for each
+	// task it may read; a listing waits for its reservation until the
+	// store's timeout (5 seconds), then answers 503, or ends its page early
+	// with a next_cursor if it has sent part of it. Whatever the value, one
+	// listing may read two tasks at a time. Defaults to 4 × MaxPageBytes.
+	MaxListBytes int64
 	// Logger receives what answers leave out: the errors behind 5xx
 	// answers. Defaults to the engine's logger (Config.Logger).
 	Logger *slog.Logger
@@ -131,7 +139,7 @@ const (
 //
 // Handler panics if cfg has no Keys and not Unauthenticated, has both, has
 // an empty key, a key with no apps or an invalid app ID, or a negative
-// MaxBodyBytes, Horizon or MaxPageBytes. The handler is safe for concurrent
+// MaxBodyBytes, Horizon, MaxPageBytes or MaxListBytes. The handler is safe for concurrent
 // use.
 func (e *Engine) Handler(cfg *HandlerConfig) http.Handler {
 	var c HandlerConfig
@@ -147,6 +155,7 @@ func (e *Engine) Handler(cfg *HandlerConfig) http.Handler {
 		maxBody:      c.MaxBodyBytes,
 		horizon:      c.Horizon,
 		maxPage:      cmp.Or(c.MaxPageBytes, DefaultMaxPageBytes),
+		lists:        newListBudget(c.MaxListBytes, cmp.Or(c.MaxPageBytes, DefaultMaxPageBytes), e.cfg.MaxDataBytes),
 		log:          c.Logger,
 		now:          time.Now,
 		storeTimeout: apiStoreTimeout,
@@ -195,6 +204,7 @@ type handler struct {
 	maxBody      int64
 	horizon      time.Duration
 	maxPage      int // bytes of task JSON in a page of a listing
+	lists        *listBudget
 	log          *slog.Logger
 	now          func() time.Time
 	storeTimeout time.Duration
@@ -715,15 +725,7 @@ func stateConflict(t *Task, msg string) error {
 
 // taskJSON encodes t with its data byte for byte as given (see withData).
 func taskJSON(t *Task) encoded {
-	type task Task // without its Data
-	head, err := json.Marshal(struct {
-		*task
-		Data *struct{} `json:"data,omitempty"` // hides task.Data
-	}{task: (*task)(t)})
-	if err != nil { // a Task always encodes: its times are years 1 to 9999
-		panic(err)
-	}
-	return withData(head, t.Data)
+	return withData(taskHead(t), t.Data)
 }
 
 // withData ends the encoded JSON object head, which has no "data" member,

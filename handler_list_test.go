@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -181,5 +183,195 @@ func TestHandler_ListStoreFailsMidPage(t *testing.T) {
 	}
 	if log := a.log.String(); !strings.Contains(log, "FROM taskwheel_tasks") {
 		t.Errorf("log %q does not hold the store's error", log)
+	}
+}
+
+// walk follows the pages of the app_1 listing of a.srv with limit=1000, as
+// a client of its own would, and returns the IDs listed. Unlike listAll it
+// may run on any goroutine.
+func (a *api) walk(ctx context.Context) ([]string, error) {
+	var ids []string
+	cursor := ""
+	for pages := 1; ; pages++ {
+		req, err := http.NewRequestWithContext(ctx, "GET", a.srv.URL+prefix+"/apps/app_1/tasks?limit=1000"+cursor, nil)
+		if err != nil {
+			return ids, err
+		}
+		req.Header.Set("Authorization", "Bearer "+keyApp1)
+		resp, err := a.srv.Client().Do(req)
+		if err != nil {
+			return ids, err
+		}
+		var p struct {
+			Data []struct {
+				ID string `json:"id"`
+			} `json:"data"`
+			NextCursor *string `json:"next_cursor"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&p)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return ids, fmt.Errorf("page %d: %d, %v", pages, resp.StatusCode, err)
+		}
+		for _, t := range p.Data {
+			ids = append(ids, t.ID)
+		}
+		if p.NextCursor == nil {
+			return ids, nil
+		}
+		if len(p.Data) == 0 || pages > 1000 {
+			return ids, fmt.Errorf("page %d: %d tasks and a next cursor", pages, len(p.Data))
+		}
+		cursor = "&cursor=" + *p.NextCursor
+	}
+}
+
+// gatedListStore holds List calls until open is closed, and counts the
+// tasks that the List calls in progress may read.
+type gatedListStore struct {
+	tasks.Store
+	open    chan struct{}
+	entered chan struct{} // receives a value as each List call starts
+
+	mu         sync.Mutex
+	rows, peak int // tasks that the List calls in progress may read
+}
+
+func (s *gatedListStore) List(ctx context.Context, p tasks.ListParams) ([]*tasks.Task, string, error) {
+	rows := p.Limit + 1 // and one more, to learn whether there are more
+	s.mu.Lock()
+	s.rows += rows
+	s.peak = max(s.peak, s.rows)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.rows -= rows
+		s.mu.Unlock()
+	}()
+	s.entered <- struct{}{}
+	select {
+	case <-s.open:
+	case <-ctx.Done(): // the client went away: the tasks come all the same
+	}
+	return s.Store.List(context.WithoutCancel(ctx), p)
+}
+
+// TestHandler_ListBoundsMemory: concurrent listings of a handler together
+// read no more tasks at once than HandlerConfig.MaxListBytes holds at
+// Config.MaxDataBytes plus 16 KiB a task (by default, 4 × MaxPageBytes):
+// the others wait their turn, and every client following next_cursor
+// reads every task exactly once, in order.
+func TestHandler_ListBoundsMemory(t *testing.T) {
+	t.Parallel()
+	const (
+		maxData  = 16 << 10
+		maxPage  = 64 << 10
+		maxList  = 4 * maxPage // the default
+		walkers  = 8
+		reserved = maxData + 16<<10 // for each task a read may return
+	)
+	store := &gatedListStore{Store: tasks.NewMemoryStore(), open: make(chan struct{}), entered: make(chan struct{}, 1000)}
+	a := newAPI(t, store, apiOpts{
+		cfg:     &tasks.Config{MaxDataBytes: maxData},
+		handler: &tasks.HandlerConfig{MaxPageBytes: maxPage},
+		noStart: true,
+	})
+	data := make([]string, 20)
+	for i := range data {
+		data[i] = `"` + strings.Repeat(string(rune('a'+i)), maxData-2-i) + `"`
+	}
+	want := a.createData(t, data)
+
+	got := make([][]string, walkers)
+	errs := make([]error, walkers)
+	var wg sync.WaitGroup
+	for i := range walkers {
+		wg.Go(func() { got[i], errs[i] = a.walk(t.Context()) })
+	}
+	// Let in the List calls that the budget allows, all of them before
+	// the fix: the first call of each walker, or until none comes for a
+	// while.
+	for n := 0; n < walkers; n++ {
+		select {
+		case <-store.entered:
+			continue
+		case <-time.After(300 * time.Millisecond):
+		}
+		break
+	}
+	close(store.open)
+	go func() { // ends when the walkers end
+		for range store.entered {
+		}
+	}()
+	wg.Wait()
+	close(store.entered)
+
+	if rows := store.peak; rows*reserved > maxList {
+		t.Errorf("List calls at once read up to %d tasks of up to %d bytes: %d bytes, more than MaxListBytes %d", rows, reserved, rows*reserved, maxList)
+	}
+	for i := range walkers {
+		if errs[i] != nil || !slices.Equal(got[i], want) {
+			t.Errorf("walker %d: listed %d tasks (%v), want the %d tasks once each, newest first", i, len(got[i]), errs[i], len(want))
+		}
+	}
+}
+
+// TestHandler_ListClientGoneReleases: a client that goes away in the
+// middle of a page leaves the listings' budget as it found it: with room
+// for one read only, a listing after it reads every page.
+func TestHandler_ListClientGoneReleases(t *testing.T) {
+	t.Parallel()
+	const maxData = 16 << 10
+	store := &gatedListStore{Store: tasks.NewMemoryStore(), open: make(chan struct{}), entered: make(chan struct{}, 1000)}
+	a := newAPI(t, store, apiOpts{
+		cfg:     &tasks.Config{MaxDataBytes: maxData},
+		handler: &tasks.HandlerConfig{MaxPageBytes: 64 << 10, MaxListBytes: 1}, // one read of two tasks at a time
+		noStart: true,
+	})
+	data := make([]string, 6)
+	for i := range data {
+		data[i] = `"` + strings.Repeat("x", maxData-2) + `"`
+	}
+	want := a.createData(t, data)
+
+	// The client reads the page's first task, then goes away while the
+	// handler reads its next chunk.
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, "GET", a.srv.URL+prefix+"/apps/app_1/tasks?limit=1000", nil)
+	req.Header.Set("Authorization", "Bearer "+keyApp1)
+	done := make(chan error, 1)
+	go func() { // ends when the request ends
+		resp, err := a.srv.Client().Do(req)
+		if err == nil {
+			_, err = io.ReadFull(resp.Body, make([]byte, maxData))
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	next := func() {
+		select {
+		case <-store.entered:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the listing did not read the store")
+		}
+	}
+	next()
+	store.open <- struct{}{} // the first chunk goes through
+	next()                   // the second waits for the client to go
+	if err := <-done; err != nil {
+		t.Fatalf("reading the page's first task: %v", err)
+	}
+	cancel()
+
+	close(store.open)
+	go func() { // ends when the walk ends
+		for range store.entered {
+		}
+	}()
+	got, err := a.walk(t.Context())
+	close(store.entered)
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("after a client went away, listed %d tasks (%v), want the %d tasks once each, newest first", len(got), err, len(want))
 	}
 }
