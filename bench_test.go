@@ -8,6 +8,8 @@ import (
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/bench"
 	"github.com/taskwheel/tasks/internal/testdb"
+	"github.com/taskwheel/tasks/postgres"
+	"github.com/taskwheel/tasks/sqlite"
 )
 
 // The benchmarks here wrap workloads of package internal/bench, which
@@ -76,7 +78,7 @@ func benchDrain(b *testing.B, stores ...tasks.Store) {
 // workers.
 func BenchmarkFloor(b *testing.B) {
 	b.Run("sqlite", func(b *testing.B) {
-		s, err := tasks.OpenSQLite(testdb.SQLitePath(b))
+		s, err := sqlite.Open(testdb.SQLitePath(b), nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -85,7 +87,7 @@ func BenchmarkFloor(b *testing.B) {
 	})
 	b.Run("postgres", func(b *testing.B) {
 		db := testdb.Postgres(b)
-		s, err := tasks.NewSQLStore(db, tasks.Postgres)
+		s, err := postgres.New(db)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -31,6 +31,8 @@ import (
 
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/testdb"
+	"github.com/taskwheel/tasks/postgres"
+	"github.com/taskwheel/tasks/sqlite"
 )
 
 // crashChildEnv carries a child's crashChild, as JSON; TestCrashChild skips
@@ -91,7 +93,7 @@ func TestCrashChild(t *testing.T) {
 	var store tasks.Store
 	switch c.Store {
 	case "sqlite":
-		s, err := tasks.OpenSQLite(c.DSN)
+		s, err := sqlite.Open(c.DSN, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +106,7 @@ func TestCrashChild(t *testing.T) {
 		}
 		defer db.Close()
 		db.SetMaxOpenConns(8)
-		s, err := tasks.NewSQLStore(db, tasks.Postgres)
+		s, err := postgres.New(db)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,7 +155,7 @@ func TestCrashChild(t *testing.T) {
 
 // dieOnFinish is a store whose process dies when an attempt's success is
 // about to be stored. It hides the optional interfaces of the store it wraps
-// (Notifier): the engine polls instead.
+// (Store.Listen): the engine polls instead.
 type dieOnFinish struct {
 	tasks.Store
 	record func(kind, id string, attempt int)
@@ -343,8 +345,11 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 type crashDB struct {
 	kind  string // "sqlite" or "postgres"
 	dsn   string // what a child opens: the SQLite file's path, or a DSN with search_path
-	store *tasks.SQLStore
-	db    *sql.DB // for the test's own queries
+	store interface {
+		tasks.Store
+		DB() *sql.DB
+	}
+	db *sql.DB // for the test's own queries
 }
 
 // crashDBs open a fresh, migrated database of each kind.
@@ -354,7 +359,7 @@ var crashDBs = []struct {
 }{
 	{"sqlite", func(t *testing.T) *crashDB {
 		path := testdb.SQLitePath(t)
-		s, err := tasks.OpenSQLite(path)
+		s, err := sqlite.Open(path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -363,7 +368,7 @@ var crashDBs = []struct {
 	}},
 	{"postgres", func(t *testing.T) *crashDB {
 		db, dsn := testdb.PostgresDSN(t)
-		s, err := tasks.NewSQLStore(db, tasks.Postgres)
+		s, err := postgres.New(db)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -945,7 +950,7 @@ func newF8(t *testing.T) *f8 {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() }) // before the schema is dropped
-	store, err := tasks.NewSQLStore(db, tasks.Postgres)
+	store, err := postgres.New(db)
 	if err != nil {
 		t.Fatal(err)
 	}

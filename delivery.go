@@ -12,29 +12,19 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
 
-// Version is this library's version, sent in the User-Agent of deliveries.
-const Version = "0.1.0"
+	"github.com/taskwheel/tasks/webhook"
+)
 
 // userAgent names the library in every delivery.
 const userAgent = "taskwheel-tasks/" + Version + " (+https://github.com/taskwheel/tasks)"
 
-// DefaultRetrySchedule is the default WebhookConfig.RetrySchedule, the one
-// Svix uses: after a failed delivery the next comes 5 s, 5 min, 30 min, 2 h,
-// 5 h, 10 h and 10 h later, each ±10% at random; later attempts wait as long
-// as the last. With DefaultMaxAttempts, a task gets one attempt and one
-// retry per step.
-var DefaultRetrySchedule = []time.Duration{
+// defaultRetrySchedule is the default WebhookConfig.RetrySchedule, as
+// documented there. Nothing writes to it.
+var defaultRetrySchedule = []time.Duration{
 	5 * time.Second, 5 * time.Minute, 30 * time.Minute,
 	2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
 }
-
-// DefaultMaxRetryAfter is the default WebhookConfig.MaxRetryAfter.
-const DefaultMaxRetryAfter = time.Hour
-
-// ResponseExcerptBytes bounds the excerpt of a response kept in an Attempt.
-const ResponseExcerptBytes = 1024
 
 // retryDelay is the delay before the attempt after failed attempt number
 // attempt, by the schedule, with ±10% jitter.
@@ -203,7 +193,7 @@ func (e *Engine) deliverTo(ctx context.Context, ep *Endpoint, t *Task, body []by
 		d.attempt.Error = err.Error()
 		return d
 	}
-	standard, hostedHooks, err := signWebhook(ep.secrets(start), t.ID, start, body)
+	signed, err := webhook.Sign(ep.secrets(start), t.ID, start, body)
 	if err != nil {
 		return fail(fmt.Errorf("sign: %w", err))
 	}
@@ -211,13 +201,10 @@ func (e *Engine) deliverTo(ctx context.Context, ep *Endpoint, t *Task, body []by
 	if err != nil {
 		return fail(err)
 	}
+	req.Header = signed
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", userAgent)
 	req.Header.Set("Accept-Encoding", "identity") // as the client would, without cloning req
-	req.Header.Set(webhookIDHeader, t.ID)
-	req.Header.Set(webhookTimestampHeader, webhookTimestamp(start))
-	req.Header.Set(webhookSignatureHeader, standard)
-	req.Header.Set(hostedHooksSignatureHeader, hostedHooks)
 	resp, err := e.webhooks.Do(req)
 	if err != nil {
 		return fail(err)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/webhook"
 )
 
 // loopback lets tests deliver to httptest servers, which the SSRF guard
@@ -151,8 +152,8 @@ func TestDelivery(t *testing.T) {
 			task := enqueue(t, e, tasks.NewTask{EventType: "user.created", Data: data})
 			req := <-rc.got
 			done := waitState(t, e, task.ID, tasks.StateCompleted)
-			if err := tasks.VerifyWebhook(ep.Secret, req.header, req.body); err != nil {
-				t.Errorf("VerifyWebhook: %v", err)
+			if err := webhook.Verify(ep.Secret, req.header, req.body); err != nil {
+				t.Errorf("Verify: %v", err)
 			}
 			if req.header.Get("webhook-id") != task.ID || !strings.HasPrefix(req.header.Get("User-Agent"), "taskwheel-tasks/") ||
 				req.header.Get("Content-Type") != "application/json" || !strings.HasPrefix(req.header.Get("HostedHooks-Signature"), "t=") {
@@ -200,8 +201,8 @@ func TestDelivery(t *testing.T) {
 				first.header.Get("webhook-signature") == second.header.Get("webhook-signature") {
 				t.Errorf("a retry kept its timestamp or signature")
 			}
-			if err := tasks.VerifyWebhook(epFlaky.Secret, second.header, second.body); err != nil {
-				t.Errorf("VerifyWebhook of the retry: %v", err)
+			if err := webhook.Verify(epFlaky.Secret, second.header, second.body); err != nil {
+				t.Errorf("Verify of the retry: %v", err)
 			}
 			as, _ := e.Attempts(context.Background(), task.ID)
 			if len(as) != 3 || as[2].Number != 2 || as[2].EndpointID != epFlaky.ID || as[2].StatusCode != http.StatusOK {
@@ -385,7 +386,7 @@ func TestDelivery_RetrySchedule(t *testing.T) {
 
 // TestDelivery_DefaultRetrySchedule pins the documented defaults in fake
 // time (W14): an endpoint that always fails gets DefaultMaxAttempts
-// attempts, one more than the steps of DefaultRetrySchedule, spaced by those
+// attempts, one more than the steps of the default RetrySchedule, spaced by those
 // steps ±10% with jitter, and then the task fails.
 func TestDelivery_DefaultRetrySchedule(t *testing.T) {
 	t.Parallel()
@@ -415,8 +416,10 @@ func TestDelivery_DefaultRetrySchedule(t *testing.T) {
 		if got.State != tasks.StateFailed || got.Attempts != tasks.DefaultMaxAttempts {
 			t.Fatalf("task %s after %d attempts, want failed after DefaultMaxAttempts (%d)", got.State, got.Attempts, tasks.DefaultMaxAttempts)
 		}
-		if want := len(tasks.DefaultRetrySchedule) + 1; tasks.DefaultMaxAttempts != want {
-			t.Errorf("DefaultMaxAttempts is %d, want %d: one attempt, then one per step of DefaultRetrySchedule", tasks.DefaultMaxAttempts, want)
+		// The default WebhookConfig.RetrySchedule, as documented.
+		want := []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}
+		if tasks.DefaultMaxAttempts != len(want)+1 {
+			t.Errorf("DefaultMaxAttempts is %d, want %d: one attempt, then one per step of the default RetrySchedule", tasks.DefaultMaxAttempts, len(want)+1)
 		}
 		attempts, err := e.Attempts(t.Context(), task.ID)
 		if err != nil {
@@ -425,7 +428,6 @@ func TestDelivery_DefaultRetrySchedule(t *testing.T) {
 		if len(attempts) != got.Attempts || rc.count() != got.Attempts {
 			t.Fatalf("%d attempts recorded, %d requests received, want %d of each", len(attempts), rc.count(), got.Attempts)
 		}
-		want := []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}
 		jittered := false
 		for i := 1; i < len(attempts); i++ {
 			gap, d := attempts[i].StartedAt.Sub(attempts[i-1].StartedAt), want[min(i, len(want))-1]
@@ -603,7 +605,7 @@ func TestEndpoints(t *testing.T) {
 		})
 		t.Run("create, update, rotate, delete", func(t *testing.T) {
 			ep := createEndpoint(t, e, tasks.NewEndpoint{AppID: "crud", URL: "https://example.com/a", Description: "first"})
-			if err := tasks.ValidateWebhookSecret(ep.Secret); err != nil || ep.Status != tasks.EndpointActive ||
+			if err := webhook.ValidateSecret(ep.Secret); err != nil || ep.Status != tasks.EndpointActive ||
 				len(ep.EnabledEvents) != 1 || ep.EnabledEvents[0] != "*" {
 				t.Fatalf("created %+v (secret: %v), want active, all events, a valid secret", ep, err)
 			}
@@ -652,8 +654,8 @@ func TestDelivery_Rotation(t *testing.T) {
 		t.Errorf("webhook-signature %q has %d entries, want 2", req.header.Get("webhook-signature"), n)
 	}
 	for _, secret := range []string{old.Secret, rotated.Secret} {
-		if err := tasks.VerifyWebhook(secret, req.header, req.body); err != nil {
-			t.Errorf("VerifyWebhook with %s: %v", secret[:10], err)
+		if err := webhook.Verify(secret, req.header, req.body); err != nil {
+			t.Errorf("Verify with %s: %v", secret[:10], err)
 		}
 	}
 }

@@ -11,9 +11,11 @@ outcome. A task is never lost once Enqueue returned on a durable store, and it
 runs at least once; its ID is stable across attempts so that receivers can
 deduplicate.
 
-Stores: [NewMemoryStore] for tests and work that may be lost, [OpenSQLite] for
-one process (or several on one machine) with a file, and [NewSQLStore] with
-PostgreSQL for many processes sharing the work.
+Stores: [NewMemoryStore] for tests and work that may be lost; an SQLite file
+for one process (or several on one machine), opened by package
+github.com/taskwheel/tasks/sqlite; PostgreSQL for many processes sharing the
+work, opened by package github.com/taskwheel/tasks/postgres. Both are an
+[SQLStore], which imports no driver: this package builds without cgo.
 
 # A task func
 
@@ -31,7 +33,7 @@ context ends at the attempt's timeout, on cancellation and at shutdown:
 
 # Registering and running
 
-	store, err := tasks.OpenSQLite("tasks.db")
+	store, err := sqlite.Open("tasks.db", nil)
 	eng, err := tasks.NewEngine(store, &tasks.Config{Workers: 16})
 	eng.Register("user.welcome", sendWelcome)
 	err = eng.Start(ctx) // returns at once
@@ -60,7 +62,7 @@ Tasks can be listed, canceled, rescheduled and replayed through the engine
 # Periodic tasks
 
 A periodic task enqueues a task at each run time ("slot") of a cron schedule
-in a time zone ([ParseSchedule]: five fields or an optional sixth for
+in a time zone ([NewPeriodic].Spec: five fields or an optional sixth for
 seconds, descriptors such as @daily and @every 90s, IANA zones with their
 daylight saving rules):
 
@@ -85,18 +87,19 @@ endpoints that subscribe to it ([Engine.CreateEndpoint]): a signed POST
 (Standard Webhooks headers, and HostedHooks-Signature), retried on a
 Svix-like schedule to the endpoints that have not acknowledged it with a
 2xx. Every attempt is recorded ([Engine.Attempts]). Receivers check a
-delivery with [VerifyWebhook]. The delivery client refuses private and other
+delivery with [webhook.Verify], from the small package
+github.com/taskwheel/tasks/webhook, without importing the engine. The delivery client refuses private and other
 special addresses on the address it dials unless [WebhookConfig] allows them.
 
 # HTTP API and dashboard
 
 [Engine.Handler] serves the HostedHooks Tasks API (tasks, attempts,
-endpoints, schedules), and [Engine.UI] a web dashboard of the same apps,
-behind the same keys; mount both under prefixes:
+endpoints, schedules), and package dashboard a web dashboard of the same
+apps, behind the same keys; mount both under prefixes:
 
-	cfg := &tasks.HandlerConfig{Keys: map[string][]string{apiKey: {"app_1"}}}
-	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", eng.Handler(cfg)))
-	mux.Handle("/ui/", http.StripPrefix("/ui", eng.UI(cfg)))
+	keys := map[string][]string{apiKey: {"app_1"}}
+	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", eng.Handler(&tasks.HandlerConfig{Keys: keys})))
+	mux.Handle("/ui/", http.StripPrefix("/ui", dashboard.New(eng, &dashboard.Config{Keys: keys})))
 
 # Guarantees
 
@@ -115,20 +118,53 @@ behind the same keys; mount both under prefixes:
 
 # Files
 
-The package is laid out one concept to a file: tasks.go (the task model and
-errors), engine.go (the Engine), enqueue.go (enqueueing, and the group
-commit of concurrent enqueues), scheduler.go (claiming, the worker pool,
-outcomes, heartbeats and the rescuer), wheel.go (the timer wheel), store.go
-(the Store contract), store_memory.go and store_sql.go (the stores),
-store_sql_conn.go (retrying on a PostgreSQL connection the server ended),
-endpoint.go and delivery.go (webhook endpoints and delivery),
-secret_crypt.go (the encryption of endpoints' secrets in the store),
-webhook_sign.go (signatures), webhook_client.go (the SSRF-safe client),
-periodic.go (periodic tasks: cron schedules and their firing), handler.go
-(the HTTP API), ui.go with ui/ (the dashboard: its handler, and its
-templates and style sheet, embedded), ui_throttle.go (the dashboard's
-login throttle) and auth.go (API keys, which the API and the dashboard
-share).
+The packages, in the order data flows through them:
+
+  - webhook: signing and verifying deliveries (Standard Webhooks and
+    HostedHooks), standard library only, so that a receiver imports it
+    alone.
+  - tasks (this package, pure Go): the engine and its contract.
+  - sqlite: an SQLStore on a file through mattn/go-sqlite3 (cgo): 0600
+    files, WAL, one writer beside a pool of readers, the checkpointer.
+  - postgres: an SQLStore through pgx: a sized pool, and LISTEN/NOTIFY.
+  - dashboard: the web dashboard (html/template, no script), mounted beside
+    the API.
+  - tasktest: the Store conformance suite, and helpers for users' tests.
+  - internal/web: the API keys and path and event type checks that the API
+    and the dashboard share; internal/sqlstore: what the SQLStore shares
+    with sqlite and postgres beyond its exported API.
+  - cmd/tasksd and cmd/tasksbench: the server and the benchmarks.
+
+This package is laid out one concept to a file:
+
+  - tasks.go: the task model, errors, and every default and limit in two
+    constant blocks.
+  - engine.go: the Engine and its Config.
+  - enqueue.go: enqueueing, and the group commit of concurrent enqueues.
+  - scheduler_loop.go: the scheduler goroutine: its loop's state and
+    decisions as a type; wheel.go: the timer wheel it keeps.
+  - scheduler.go: a run: the worker pool, outcomes, heartbeats and the
+    rescuer.
+  - store.go: the Store contract, one interface.
+  - store_memory.go and store_memory_tables.go: the store in memory: its
+    tasks; its endpoints, periodic tasks and sessions.
+  - store_sql.go: the SQL store: its type, dialects, and tasks' rows, reads
+    and changes; store_sql_migrate.go: its embedded, versioned migrations;
+    store_sql_insert.go: inserting tasks, one or many; store_sql_claims.go:
+    claims, outcomes, leases, the rescuer and upcoming tasks;
+    store_sql_webhooks.go, store_sql_periodic.go and store_sql_dashboard.go:
+    endpoints and attempts, periodic tasks, sessions and counts;
+    store_sql_conn.go: retrying on a PostgreSQL connection the server
+    ended, and telling drivers' errors apart without importing a driver.
+  - endpoint.go: webhook endpoints; secret_crypt.go: their secrets,
+    encrypted in the store.
+  - delivery.go: webhook delivery; webhook_client.go: its SSRF-safe client.
+  - periodic.go: periodic tasks: cron schedules and their firing.
+  - handler.go: the HTTP API: its routes, keys, answers and error mapping;
+    handler_body.go: strict JSON request bodies; handler_tasks.go,
+    handler_list.go, handler_endpoints.go and handler_periodic.go: the
+    routes of tasks, their streamed lists, endpoints and schedules; auth.go:
+    the checks of a HandlerConfig.
 
 # Testing
 

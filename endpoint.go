@@ -3,12 +3,13 @@ package tasks
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/taskwheel/tasks/webhook"
 )
 
 // EndpointStatus says whether an endpoint receives deliveries.
@@ -19,10 +20,6 @@ const (
 	EndpointActive   EndpointStatus = "active"   // receives deliveries
 	EndpointInactive EndpointStatus = "inactive" // receives none; tasks that only it would receive are retried
 )
-
-// AllEvents, as an endpoint's only enabled event, subscribes it to every
-// event type.
-const AllEvents = "*"
 
 // Endpoint is a webhook receiver of an app. A task whose event type has no
 // registered func is delivered to each active endpoint of its app that
@@ -197,12 +194,6 @@ type EndpointUpdate struct {
 	Status        *EndpointStatus
 }
 
-// Limits on endpoints.
-const (
-	MaxDescriptionLength = 1024
-	MaxEnabledEvents     = 256
-)
-
 // validateEndpoint checks ep, and sets its URL to the form it is stored in
 // (see endpointURL).
 func (e *Engine) validateEndpoint(ep *Endpoint) error {
@@ -230,7 +221,7 @@ func (e *Engine) validateEndpoint(ep *Endpoint) error {
 		if et == AllEvents {
 			continue
 		}
-		if err := ValidateEventType(et); err != nil {
+		if err := validateEventType(et); err != nil {
 			return invalid("enabled_events", "%q: %s", et, err.(*ValidationError).Message)
 		}
 	}
@@ -247,7 +238,7 @@ func (e *Engine) CreateEndpoint(ctx context.Context, ne NewEndpoint) (*Endpoint,
 		Description:   ne.Description,
 		EnabledEvents: ne.EnabledEvents,
 		Status:        ne.Status,
-		Secret:        NewWebhookSecret(),
+		Secret:        webhook.NewSecret(),
 	}
 	if ep.EnabledEvents == nil {
 		ep.EnabledEvents = []string{AllEvents}
@@ -264,7 +255,7 @@ func (e *Engine) CreateEndpoint(ctx context.Context, ne NewEndpoint) (*Endpoint,
 		stored, err = e.openEndpoint(stored)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("tasks: create endpoint: %w", err)
+		return nil, wrapf(err, "create endpoint")
 	}
 	return stored, nil
 }
@@ -277,7 +268,7 @@ func (e *Engine) Endpoint(ctx context.Context, id string) (*Endpoint, error) {
 		ep, err = e.openEndpoint(ep)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("tasks: get endpoint %s: %w", id, err)
+		return nil, wrapf(err, "get endpoint %s", id)
 	}
 	return ep, nil
 }
@@ -289,7 +280,7 @@ func (e *Engine) Endpoints(ctx context.Context, appID string) ([]*Endpoint, erro
 		eps, err = e.openEndpoints(eps)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("tasks: list endpoints of %s: %w", appID, err)
+		return nil, wrapf(err, "list endpoints of %s", appID)
 	}
 	return eps, nil
 }
@@ -320,7 +311,7 @@ func (e *Engine) RotateEndpointSecret(ctx context.Context, id string, overlap ti
 	return e.changeEndpoint(ctx, id, func(ep *Endpoint) {
 		ep.PreviousSecret = ep.Secret
 		ep.PreviousSecretExpiresAt = new(time.Now().Add(overlap).UTC().Truncate(time.Microsecond))
-		ep.Secret = NewWebhookSecret()
+		ep.Secret = webhook.NewSecret()
 	})
 }
 
@@ -356,7 +347,7 @@ func (e *Engine) changeEndpoint(ctx context.Context, id string, change func(*End
 			return stored, nil
 		}
 	}
-	return nil, fmt.Errorf("tasks: update endpoint %s: %w", id, err)
+	return nil, wrapf(err, "update endpoint %s", id)
 }
 
 // maxUpdateTries bounds the reads and writes of one update of an endpoint
@@ -370,7 +361,7 @@ const maxUpdateTries = 32
 func (e *Engine) DeleteEndpoint(ctx context.Context, id string) error {
 	defer e.endpoints.invalidate()
 	if err := e.store.DeleteEndpoint(ctx, id); err != nil {
-		return fmt.Errorf("tasks: delete endpoint %s: %w", id, err)
+		return wrapf(err, "delete endpoint %s", id)
 	}
 	return nil
 }
@@ -379,7 +370,18 @@ func (e *Engine) DeleteEndpoint(ctx context.Context, id string) error {
 func (e *Engine) Attempts(ctx context.Context, taskID string) ([]Attempt, error) {
 	as, err := e.store.Attempts(ctx, taskID)
 	if err != nil {
-		return nil, fmt.Errorf("tasks: attempts of task %s: %w", taskID, err)
+		return nil, wrapf(err, "attempts of task %s", taskID)
 	}
 	return as, nil
+}
+
+// CountAttempts returns how many attempts to deliver to the endpoint
+// endpointID started at or after since, and how many of those failed; see
+// [Store.CountAttempts].
+func (e *Engine) CountAttempts(ctx context.Context, endpointID string, since time.Time) (total, failed int, err error) {
+	total, failed, err = e.store.CountAttempts(ctx, endpointID, since)
+	if err != nil {
+		return 0, 0, wrapf(err, "count attempts of endpoint %s", endpointID)
+	}
+	return total, failed, nil
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/webhook"
 )
 
 // deliverOne enqueues a task for app_1, waits for it to complete and
@@ -70,8 +71,8 @@ func TestDelivery_EndpointChanges(t *testing.T) {
 				t.Fatal("B got no delivery")
 			}
 			req := reqs[len(reqs)-1]
-			if err := tasks.VerifyWebhook(rotated.Secret, req.header, req.body); err != nil {
-				t.Errorf("B's secret rotated: VerifyWebhook with the new secret: %v", err)
+			if err := webhook.Verify(rotated.Secret, req.header, req.body); err != nil {
+				t.Errorf("B's secret rotated: Verify with the new secret: %v", err)
 			}
 
 			active := tasks.EndpointActive

@@ -40,7 +40,11 @@ type Config struct {
 	// seconds. Defaults to DefaultPollInterval.
 	PollInterval time.Duration
 	// BackoffFunc returns the delay before the attempt after a failed
-	// attempt number attempt (1 for the first). Defaults to [DefaultBackoff].
+	// attempt number attempt (1 for the first). Defaults to exponential
+	// backoff from one second, doubling each attempt up to one hour, with
+	// "equal jitter" (a random delay between half and all of that) so that
+	// tasks failing together do not retry together: with
+	// DefaultMaxAttempts, a func task's attempts span about two minutes.
 	BackoffFunc func(attempt int) time.Duration
 	// Logger receives what background work cannot return to a caller.
 	// Defaults to slog.Default().
@@ -64,19 +68,6 @@ type Config struct {
 	// plaintext.
 	EncryptionKeys [][]byte
 }
-
-// Defaults for Config. DefaultMaxAttempts is one attempt and one retry per
-// step of DefaultRetrySchedule, so that a webhook task's deliveries span the
-// whole schedule (about 27.5 hours) and a func task's span about two minutes
-// of DefaultBackoff.
-const (
-	DefaultWorkers      = 16
-	DefaultMaxAttempts  = 8
-	DefaultTimeout      = time.Minute
-	DefaultLease        = 15 * time.Second
-	DefaultPollInterval = time.Second
-	DefaultMaxDataBytes = 1 << 20
-)
 
 func (c *Config) withDefaults() (Config, error) {
 	var cfg Config
@@ -121,7 +112,7 @@ func (c *Config) withDefaults() (Config, error) {
 		cfg.PollInterval = DefaultPollInterval
 	}
 	if cfg.BackoffFunc == nil {
-		cfg.BackoffFunc = DefaultBackoff
+		cfg.BackoffFunc = defaultBackoff
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -131,11 +122,8 @@ func (c *Config) withDefaults() (Config, error) {
 	return cfg, err
 }
 
-// DefaultBackoff is the default Config.BackoffFunc: exponential from one
-// second, doubling each attempt up to one hour, with "equal jitter" (a random
-// delay between half and all of that) so that tasks failing together do not
-// retry together.
-func DefaultBackoff(attempt int) time.Duration {
+// defaultBackoff is the default Config.BackoffFunc, as documented there.
+func defaultBackoff(attempt int) time.Duration {
 	d := time.Hour
 	if attempt < 13 { // 2^12 s > 1 h
 		d = min(time.Second<<max(attempt-1, 0), time.Hour)
@@ -196,7 +184,7 @@ func NewEngine(store Store, cfg *Config) (*Engine, error) {
 		epoch:    time.Now(),
 		funcs:    make(map[string]Func),
 	}
-	if d, ok := store.(interface{ Durable() bool }); ok && d.Durable() {
+	if store.Durable() {
 		e.group = &groupCommit{store: store}
 	}
 	return e, nil
@@ -209,7 +197,7 @@ func NewEngine(store Store, cfg *Config) (*Engine, error) {
 // with none subscribed, its attempt fails, saying so, and it is retried.
 // Every engine sharing a store should register the same funcs.
 func (e *Engine) Register(eventType string, fn Func) {
-	if err := ValidateEventType(eventType); err != nil {
+	if err := validateEventType(eventType); err != nil {
 		panic(err)
 	}
 	if fn == nil {
@@ -240,7 +228,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		return nil
 	}
 	if _, _, err := e.store.Upcoming(ctx, 0, 1); err != nil {
-		return fmt.Errorf("tasks: start: store unusable: %w", err)
+		return wrapf(err, "start: store unusable")
 	}
 	r := e.startRun()
 	e.mu.Lock()
@@ -297,7 +285,7 @@ func (e *Engine) hint(id string, runAt *time.Time) {
 func (e *Engine) Get(ctx context.Context, id string) (*Task, error) {
 	t, err := e.store.Get(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("tasks: get task %s: %w", id, err)
+		return nil, wrapf(err, "get task %s", id)
 	}
 	return t, nil
 }
@@ -307,9 +295,56 @@ func (e *Engine) Get(ctx context.Context, id string) (*Task, error) {
 func (e *Engine) List(ctx context.Context, p ListParams) ([]*Task, string, error) {
 	ts, next, err := e.store.List(ctx, p)
 	if err != nil {
-		return nil, "", fmt.Errorf("tasks: list tasks: %w", err)
+		return nil, "", wrapf(err, "list tasks")
 	}
 	return ts, next, nil
+}
+
+// CountTasks returns how many tasks of the app appID are in each state; a
+// state that no task is in is absent from the map. The count costs in
+// proportion to the app's live tasks, not to its history; see
+// [Store.CountTasks].
+func (e *Engine) CountTasks(ctx context.Context, appID string) (map[State]int, error) {
+	counts, err := e.store.CountTasks(ctx, appID)
+	if err != nil {
+		return nil, wrapf(err, "count tasks of app %s", appID)
+	}
+	return counts, nil
+}
+
+// TaskHistogram counts the tasks of the app appID that ended (completed,
+// failed or canceled) from since on, in intervals of length bucket, one
+// Bucket for each interval that holds any, in order; see
+// [Store.TaskHistogram]. A bucket shorter than a microsecond gives a
+// *ValidationError.
+func (e *Engine) TaskHistogram(ctx context.Context, appID string, since time.Time, bucket time.Duration) ([]Bucket, error) {
+	bs, err := e.store.TaskHistogram(ctx, appID, since, bucket)
+	if err != nil {
+		return nil, wrapf(err, "histogram of app %s", appID)
+	}
+	return bs, nil
+}
+
+// RevokeSession records in the store that the dashboard session id was
+// logged out, until expires, when it would have ended anyway, so that
+// SessionRevoked reports it to every engine on the store. It serves package
+// dashboard; see [Store.RevokeSession].
+func (e *Engine) RevokeSession(ctx context.Context, id string, expires time.Time) error {
+	if err := e.store.RevokeSession(ctx, id, expires); err != nil {
+		return wrapf(err, "revoke dashboard session")
+	}
+	return nil
+}
+
+// SessionRevoked reports whether the dashboard session id was revoked by
+// RevokeSession, on any engine sharing the store, and its revocation has
+// not expired. It serves package dashboard; see [Store.SessionRevoked].
+func (e *Engine) SessionRevoked(ctx context.Context, id string) (bool, error) {
+	revoked, err := e.store.SessionRevoked(ctx, id)
+	if err != nil {
+		return false, wrapf(err, "check dashboard session")
+	}
+	return revoked, nil
 }
 
 // Cancel cancels a task. A scheduled or retrying task becomes canceled and
@@ -321,7 +356,7 @@ func (e *Engine) List(ctx context.Context, p ListParams) ([]*Task, string, error
 func (e *Engine) Cancel(ctx context.Context, id string) (*Task, error) {
 	t, err := e.store.Cancel(ctx, id)
 	if err != nil {
-		return t, fmt.Errorf("tasks: cancel task %s: %w", id, err)
+		return t, wrapf(err, "cancel task %s", id)
 	}
 	if r := e.current(); r != nil && t.State == StateRunning {
 		r.revoke(Lease{ID: id}, errCancelRequested) // the attempt running now
@@ -334,7 +369,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*Task, error) {
 func (e *Engine) Reschedule(ctx context.Context, id string, runAt time.Time) (*Task, error) {
 	t, err := e.store.Reschedule(ctx, id, runAt)
 	if err != nil {
-		return t, fmt.Errorf("tasks: reschedule task %s: %w", id, err)
+		return t, wrapf(err, "reschedule task %s", id)
 	}
 	e.hint(t.ID, t.NextAttemptAt)
 	return t, nil
@@ -350,7 +385,7 @@ func (e *Engine) Reschedule(ctx context.Context, id string, runAt time.Time) (*T
 func (e *Engine) Replay(ctx context.Context, id string) (*Task, error) {
 	t, err := e.store.Replay(ctx, id, e.cfg.MaxAttempts)
 	if err != nil {
-		return t, fmt.Errorf("tasks: replay task %s: %w", id, err)
+		return t, wrapf(err, "replay task %s", id)
 	}
 	e.hint(t.ID, t.NextAttemptAt)
 	return t, nil

@@ -14,7 +14,7 @@ import (
 func TestEngine_ClockJumps(t *testing.T) {
 	t.Parallel()
 	var offset atomic.Int64
-	store := NewMemoryStore()
+	store := newMemoryStore()
 	store.now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	e, err := NewEngine(store, &Config{PollInterval: 50 * time.Millisecond})
 	if err != nil {

@@ -419,6 +419,7 @@ func TestEngine_Enqueue(t *testing.T) {
 		{"data with a lone low surrogate", tasks.NewTask{AppID: "a", EventType: "x", Data: json.RawMessage(`["\udc00\ud800"]`)}, "data"},
 		{"data with a duplicate member name", tasks.NewTask{AppID: "a", EventType: "x", Data: json.RawMessage(`{"a":1,"a":2}`)}, "data"},
 		{"data with a duplicate member name escaped", tasks.NewTask{AppID: "a", EventType: "x", Data: json.RawMessage(`[{"b":{"\u00e9":1,"é":2}}]`)}, "data"},
+		{"data nested deeper than the API allows", tasks.NewTask{AppID: "a", EventType: "x", Data: nested(64)}, "data"},
 		{"idempotency key too long", tasks.NewTask{AppID: "a", EventType: "x", IdempotencyKey: strings.Repeat("k", 256)}, "idempotency_key"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -429,6 +430,12 @@ func TestEngine_Enqueue(t *testing.T) {
 			}
 		})
 	}
+	t.Run("data nested as deep as the API allows", func(t *testing.T) {
+		// In a request body data is one level down, and the API allows 64.
+		if _, err := e.Enqueue(ctx, tasks.NewTask{AppID: "a", EventType: "x", Data: nested(63)}); err != nil {
+			t.Errorf("Enqueue = %v, want data nested 63 levels accepted", err)
+		}
+	})
 	t.Run("data over the limit (W19)", func(t *testing.T) {
 		small, err := tasks.NewEngine(tasks.NewMemoryStore(), &tasks.Config{MaxDataBytes: 10})
 		if err != nil {
@@ -607,4 +614,26 @@ func TestEngine_ScheduledTasksNeedNoPoll(t *testing.T) {
 			t.Errorf("%d tasks started before their time", early.Load())
 		}
 	})
+}
+
+// nested returns JSON data nested depth levels deep, objects and arrays by
+// turns.
+func nested(depth int) json.RawMessage {
+	var b strings.Builder
+	for i := range depth {
+		if i%2 == 0 {
+			b.WriteString(`{"a":`)
+		} else {
+			b.WriteString("[")
+		}
+	}
+	b.WriteString("1")
+	for i := depth - 1; i >= 0; i-- {
+		if i%2 == 0 {
+			b.WriteString("}")
+		} else {
+			b.WriteString("]")
+		}
+	}
+	return json.RawMessage(b.String())
 }

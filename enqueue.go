@@ -38,7 +38,7 @@ func (e *Engine) Enqueue(ctx context.Context, nt NewTask) (*Task, error) {
 		stored, err = e.store.Insert(ctx, t)
 	}
 	if err != nil {
-		return stored, fmt.Errorf("tasks: enqueue %s: %w", nt.EventType, err)
+		return stored, wrapf(err, "enqueue %s", nt.EventType)
 	}
 	e.hint(stored.ID, stored.NextAttemptAt)
 	return stored, nil
@@ -65,7 +65,7 @@ func (e *Engine) EnqueueMany(ctx context.Context, nts []NewTask) ([]*Task, error
 	}
 	stored, err := e.store.InsertMany(ctx, ts)
 	if err != nil {
-		return nil, fmt.Errorf("tasks: enqueue %d tasks: %w", len(ts), err)
+		return nil, wrapf(err, "enqueue %d tasks", len(ts))
 	}
 	dup := false
 	hints := make([]Due, 0, len(stored))
@@ -80,7 +80,7 @@ func (e *Engine) EnqueueMany(ctx context.Context, nts []NewTask) ([]*Task, error
 		r.hint(hints...)
 	}
 	if dup {
-		return stored, fmt.Errorf("tasks: enqueue %d tasks: %w", len(ts), ErrDuplicate)
+		return stored, wrapf(ErrDuplicate, "enqueue %d tasks", len(ts))
 	}
 	return stored, nil
 }
@@ -88,19 +88,16 @@ func (e *Engine) EnqueueMany(ctx context.Context, nts []NewTask) ([]*Task, error
 // EnqueueTx is Enqueue inside the caller's transaction on a SQL store: the
 // task exists if and only if tx commits. The engine sees it at once if it is
 // committed by its run time, otherwise within Config.PollInterval. It returns
-// ErrNotSupported on a store that does not implement [TxStore].
+// ErrNotSupported on a store that keeps no database/sql database, such as
+// the memory store.
 func (e *Engine) EnqueueTx(ctx context.Context, tx *sql.Tx, nt NewTask) (*Task, error) {
-	ts, ok := e.store.(TxStore)
-	if !ok {
-		return nil, ErrNotSupported
-	}
 	t, err := e.newTask(nt)
 	if err != nil {
 		return nil, err
 	}
-	stored, err := ts.InsertTx(ctx, tx, t)
+	stored, err := e.store.InsertTx(ctx, tx, t)
 	if err != nil {
-		return stored, fmt.Errorf("tasks: enqueue %s in transaction: %w", nt.EventType, err)
+		return stored, wrapf(err, "enqueue %s in transaction", nt.EventType)
 	}
 	e.hint(stored.ID, stored.NextAttemptAt)
 	return stored, nil

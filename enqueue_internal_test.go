@@ -10,11 +10,11 @@ import (
 	"github.com/google/uuid"
 )
 
-// gateStore is a MemoryStore whose first Insert waits at a gate, so that
+// gateStore is a memory store whose first Insert waits at a gate, so that
 // the calls that come meanwhile queue in the group commit, and which
 // records the batches that reach InsertMany.
 type gateStore struct {
-	*MemoryStore
+	*memoryStore
 	entered, open chan struct{}
 	once          sync.Once
 	refuse        bool // InsertMany fails with a ValidationError
@@ -30,7 +30,7 @@ func (s *gateStore) Insert(ctx context.Context, t *Task) (*Task, error) {
 	s.mu.Lock()
 	s.inserts++
 	s.mu.Unlock()
-	return s.MemoryStore.Insert(ctx, t)
+	return s.memoryStore.Insert(ctx, t)
 }
 
 func (s *gateStore) InsertMany(ctx context.Context, ts []*Task) ([]*Task, error) {
@@ -43,13 +43,13 @@ func (s *gateStore) InsertMany(ctx context.Context, ts []*Task) ([]*Task, error)
 	if s.panics {
 		panic("store bug")
 	}
-	return s.MemoryStore.InsertMany(ctx, ts)
+	return s.memoryStore.InsertMany(ctx, ts)
 }
 
 func TestGroupCommit(t *testing.T) {
 	for _, refuse := range []bool{false, true} {
 		t.Run(map[bool]string{false: "OneInsertForTheQueue", true: "EachAloneAfterARefusedBatch"}[refuse], func(t *testing.T) {
-			s := &gateStore{MemoryStore: NewMemoryStore(), entered: make(chan struct{}), open: make(chan struct{}), refuse: refuse}
+			s := &gateStore{memoryStore: newMemoryStore(), entered: make(chan struct{}), open: make(chan struct{}), refuse: refuse}
 			g := &groupCommit{store: s}
 			newTask := func() *Task {
 				return &Task{ID: uuid.NewString(), AppID: "a", EventType: "x", Data: []byte("null"), MaxAttempts: 1}
@@ -114,7 +114,7 @@ func TestGroupCommit(t *testing.T) {
 // goes up the leading caller's Enqueue, gives the other callers of the
 // batch an error, and leaves the group commit working.
 func TestGroupCommit_StorePanics(t *testing.T) {
-	s := &gateStore{MemoryStore: NewMemoryStore(), entered: make(chan struct{}), open: make(chan struct{}), panics: true}
+	s := &gateStore{memoryStore: newMemoryStore(), entered: make(chan struct{}), open: make(chan struct{}), panics: true}
 	g := &groupCommit{store: s}
 	newTask := func() *Task {
 		return &Task{ID: uuid.NewString(), AppID: "a", EventType: "x", Data: []byte("null"), MaxAttempts: 1}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/sqlite"
 )
 
 // The quick start: an engine on a SQLite file runs a func for each task.
@@ -18,7 +19,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	store, err := tasks.OpenSQLite(filepath.Join(dir, "tasks.db"))
+	store, err := sqlite.Open(filepath.Join(dir, "tasks.db"), nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func ExampleEngine_EnqueueTx() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	store, err := tasks.OpenSQLite(filepath.Join(dir, "tasks.db"))
+	store, err := sqlite.Open(filepath.Join(dir, "tasks.db"), nil)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/taskwheel/tasks/internal/web"
 )
 
 func TestParseRunTime(t *testing.T) {
@@ -189,3 +191,14 @@ func TestHandler_Panic(t *testing.T) {
 type panickingStore struct{ Store }
 
 func (panickingStore) List(context.Context, ListParams) ([]*Task, string, error) { panic("boom") }
+
+// TestWebLimits checks that the IDs and event types internal/web accepts
+// are those MaxIDLength and MaxEventTypeLength document.
+func TestWebLimits(t *testing.T) {
+	if web.MaxIDLength != MaxIDLength {
+		t.Errorf("web.MaxIDLength = %d, want MaxIDLength, %d", web.MaxIDLength, MaxIDLength)
+	}
+	if web.MaxEventTypeLength != MaxEventTypeLength {
+		t.Errorf("web.MaxEventTypeLength = %d, want MaxEventTypeLength, %d", web.MaxEventTypeLength, MaxEventTypeLength)
+	}
+}

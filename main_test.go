@@ -10,6 +10,8 @@ import (
 
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/testdb"
+	"github.com/taskwheel/tasks/postgres"
+	"github.com/taskwheel/tasks/sqlite"
 )
 
 // exampleRoot holds the files examples make; TestMain removes it.
@@ -44,7 +46,7 @@ var testStores = []struct {
 }{
 	{"memory", func(testing.TB) tasks.Store { return tasks.NewMemoryStore() }},
 	{"sqlite", func(tb testing.TB) tasks.Store {
-		s, err := tasks.OpenSQLite(testdb.SQLitePath(tb))
+		s, err := sqlite.Open(testdb.SQLitePath(tb), nil)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -52,7 +54,7 @@ var testStores = []struct {
 		return s
 	}},
 	{"postgres", func(tb testing.TB) tasks.Store {
-		s, err := tasks.NewSQLStore(testdb.Postgres(tb), tasks.Postgres)
+		s, err := postgres.New(testdb.Postgres(tb))
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/testdb"
+	"github.com/taskwheel/tasks/postgres"
 )
 
 // postgresStores returns n stores on one new PostgreSQL schema, each with a
@@ -22,7 +23,7 @@ func postgresStores(t testing.TB, n int) []tasks.Store {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		s, err := tasks.NewSQLStore(db, tasks.Postgres)
+		s, err := postgres.New(db)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +53,7 @@ func TestPostgres_Notify(t *testing.T) {
 		},
 	})
 	producer := newEngine(t, producerStore, nil) // enqueues only
-	waitListening(t, producerStore.(*tasks.SQLStore).DB())
+	waitListening(t, producerStore.(*postgres.Store).DB())
 	for i, ahead := range []time.Duration{0, 0, 300 * time.Millisecond, 0} {
 		if i > 0 {
 			time.Sleep(100 * time.Millisecond) // idle: no re-read after a task can pick up the next
@@ -177,7 +178,7 @@ func (s skewedStore) Upcoming(ctx context.Context, within time.Duration, limit i
 func TestPostgres_ClockSkew(t *testing.T) {
 	t.Parallel()
 	db, _ := testdb.PostgresDSN(t)
-	pg, err := tasks.NewSQLStore(db, tasks.Postgres)
+	pg, err := postgres.New(db)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,47 +17,27 @@ import (
 	"github.com/robfig/cron/v3"
 )
 
-// Schedule gives the run times of a periodic task. [ParseSchedule] returns
+// schedule gives the run times of a periodic task. parseSchedule returns
 // one; any cron.Schedule of github.com/robfig/cron/v3 satisfies it.
-type Schedule interface {
+type schedule interface {
 	// Next returns the first run time after t, or the zero time if there is
 	// none.
 	Next(t time.Time) time.Time
 }
 
-// scheduleParser reads the specs that ParseSchedule accepts.
+// scheduleParser reads the specs that parseSchedule accepts.
 var scheduleParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour |
 	cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 // maxSpecLength bounds a schedule's spec.
 const maxSpecLength = 255
 
-// ParseSchedule returns the schedule that spec describes in the IANA time
-// zone timeZone ("Europe/Berlin"; "" means UTC).
-//
-// spec has the syntax of github.com/robfig/cron/v3's standard parser: five
-// fields, minute, hour, day of month, month and day of week ("30 9 * * MON-FRI":
-// 9:30 on weekdays), with "*", lists ("1,15"), ranges ("1-5"), steps ("*/10")
-// and names of months and days; or a descriptor: @yearly (@annually),
-// @monthly, @weekly, @daily (@midnight), @hourly, or @every followed by a
-// duration of whole seconds, at least one ("@every 90s", "@every 1h30m").
-// A sixth field in front, seconds, is allowed ("*/5 * * * * *": every five
-// seconds). When both the day of month and the day of week are restricted, a
-// day matching either one matches, as in cron. robfig's extensions beyond
-// that ("L", "W", "#") are not supported, and the time zone is timeZone, not a
-// TZ= or CRON_TZ= prefix in spec.
-//
-// Run times are computed on the wall clock of timeZone, which follows its
-// daylight saving rules as robfig/cron does: a time that does not exist on a
-// day (2:30 on the day clocks spring forward from 2:00 to 3:00 in
-// America/New_York) has no run that day, and a time that happens twice (1:30
-// on the day clocks fall back from 2:00 to 1:00) has a run at each. @every
-// counts elapsed time from the previous run, whatever the zone.
-//
-// An invalid spec or time zone gives a *ValidationError of field "spec" or
-// "time_zone"; so does "Local" (it means different zones on different
-// machines) and a spec that never matches, such as February 30.
-func ParseSchedule(spec, timeZone string) (Schedule, error) {
+// parseSchedule returns the schedule that spec describes in the IANA time
+// zone timeZone ("Europe/Berlin"; "" means UTC), as NewPeriodic.Spec
+// documents it. An invalid spec or time zone gives a *ValidationError of
+// field "spec" or "time_zone"; so does "Local" (it means different zones on
+// different machines) and a spec that never matches, such as February 30.
+func parseSchedule(spec, timeZone string) (schedule, error) {
 	loc, err := loadZone(timeZone)
 	if err != nil {
 		return nil, err
@@ -162,7 +142,7 @@ const (
 type PeriodicTask struct {
 	ID    string `json:"id"`
 	AppID string `json:"app_id"`
-	// Spec and TimeZone are the schedule; see [ParseSchedule]. TimeZone is
+	// Spec and TimeZone are the schedule; see NewPeriodic.Spec. TimeZone is
 	// an IANA time zone name, "UTC" unless the task was given another.
 	Spec     string `json:"spec"`
 	TimeZone string `json:"time_zone"`
@@ -210,11 +190,31 @@ func (p *PeriodicTask) normalize() {
 type NewPeriodic struct {
 	// AppID is the app of the tasks it enqueues. Required.
 	AppID string
-	// Spec is the schedule; see [ParseSchedule]. Required.
+	// Spec is the schedule, in the time zone TimeZone. Required. It has
+	// the syntax of github.com/robfig/cron/v3's standard parser: five
+	// fields, minute, hour, day of month, month and day of week
+	// ("30 9 * * MON-FRI": 9:30 on weekdays), with "*", lists ("1,15"),
+	// ranges ("1-5"), steps ("*/10") and names of months and days; or a
+	// descriptor: @yearly (@annually), @monthly, @weekly, @daily
+	// (@midnight), @hourly, or @every followed by a duration of whole
+	// seconds, at least one ("@every 90s", "@every 1h30m"). A sixth field
+	// in front, seconds, is allowed ("*/5 * * * * *": every five seconds).
+	// When both the day of month and the day of week are restricted, a day
+	// matching either one matches, as in cron. robfig's extensions beyond
+	// that ("L", "W", "#") are not supported, and the time zone is
+	// TimeZone, not a TZ= or CRON_TZ= prefix in Spec. A spec that never
+	// matches, such as February 30, is refused.
+	//
+	// Run times are computed on the wall clock of TimeZone, which follows its
+	// daylight saving rules as robfig/cron does: a time that does not exist on a
+	// day (2:30 on the day clocks spring forward from 2:00 to 3:00 in
+	// America/New_York) has no run that day, and a time that happens twice (1:30
+	// on the day clocks fall back from 2:00 to 1:00) has a run at each. @every
+	// counts elapsed time from the previous run, whatever the zone.
 	Spec string
 	// TimeZone is the IANA time zone of Spec. Defaults to "UTC".
 	TimeZone string
-	// EventType is the tasks' event type; see [ValidateEventType]. Required.
+	// EventType is the tasks' event type, as NewTask.EventType. Required.
 	EventType string
 	// Data is the tasks' payload, I-JSON as NewTask.Data. Nil means JSON
 	// null.
@@ -236,18 +236,18 @@ type PeriodicUpdate struct {
 }
 
 // validatePeriodic checks p and returns its schedule.
-func (e *Engine) validatePeriodic(p *PeriodicTask) (Schedule, error) {
+func (e *Engine) validatePeriodic(p *PeriodicTask) (schedule, error) {
 	if err := validateText("app_id", p.AppID, MaxIDLength); err != nil {
 		return nil, err
 	}
 	if p.AppID == "" {
 		return nil, invalid("app_id", "must not be empty")
 	}
-	sched, err := ParseSchedule(p.Spec, p.TimeZone)
+	sched, err := parseSchedule(p.Spec, p.TimeZone)
 	if err != nil {
 		return nil, err
 	}
-	if err := ValidateEventType(p.EventType); err != nil {
+	if err := validateEventType(p.EventType); err != nil {
 		return nil, err
 	}
 	if err := validateData(p.Data); err != nil {
@@ -266,7 +266,7 @@ func (e *Engine) validatePeriodic(p *PeriodicTask) (Schedule, error) {
 
 // reschedule sets p's NextRunAt to its first slot after the store's clock,
 // or to nil while p is paused.
-func (e *Engine) reschedule(ctx context.Context, p *PeriodicTask, sched Schedule) error {
+func (e *Engine) reschedule(ctx context.Context, p *PeriodicTask, sched schedule) error {
 	if p.Status != PeriodicActive {
 		p.NextRunAt = nil
 		return nil
@@ -304,11 +304,11 @@ func (e *Engine) CreatePeriodic(ctx context.Context, np NewPeriodic) (*PeriodicT
 		return nil, err
 	}
 	if err := e.reschedule(ctx, p, sched); err != nil {
-		return nil, fmt.Errorf("tasks: create periodic task: %w", err)
+		return nil, wrapf(err, "create periodic task")
 	}
 	stored, err := e.store.InsertPeriodic(ctx, p)
 	if err != nil {
-		return nil, fmt.Errorf("tasks: create periodic task: %w", err)
+		return nil, wrapf(err, "create periodic task")
 	}
 	e.pokePeriodic()
 	return stored, nil
@@ -319,7 +319,7 @@ func (e *Engine) CreatePeriodic(ctx context.Context, np NewPeriodic) (*PeriodicT
 func (e *Engine) Periodic(ctx context.Context, id string) (*PeriodicTask, error) {
 	p, err := e.store.GetPeriodic(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("tasks: get periodic task %s: %w", id, err)
+		return nil, wrapf(err, "get periodic task %s", id)
 	}
 	return p, nil
 }
@@ -328,7 +328,7 @@ func (e *Engine) Periodic(ctx context.Context, id string) (*PeriodicTask, error)
 func (e *Engine) Periodics(ctx context.Context, appID string) ([]*PeriodicTask, error) {
 	ps, err := e.store.ListPeriodics(ctx, appID)
 	if err != nil {
-		return nil, fmt.Errorf("tasks: list periodic tasks of %s: %w", appID, err)
+		return nil, wrapf(err, "list periodic tasks of %s", appID)
 	}
 	return ps, nil
 }
@@ -359,7 +359,7 @@ func (e *Engine) UpdatePeriodic(ctx context.Context, id string, u PeriodicUpdate
 	if errors.As(err, &verr) {
 		return nil, err
 	}
-	return nil, fmt.Errorf("tasks: update periodic task %s: %w", id, err)
+	return nil, wrapf(err, "update periodic task %s", id)
 }
 
 // updatePeriodic makes one try of UpdatePeriodic: it reads the periodic
@@ -407,7 +407,7 @@ func (e *Engine) updatePeriodic(ctx context.Context, id string, u PeriodicUpdate
 // tasks it enqueued stay, a task enqueued for a coming slot included.
 func (e *Engine) DeletePeriodic(ctx context.Context, id string) error {
 	if err := e.store.DeletePeriodic(ctx, id); err != nil {
-		return fmt.Errorf("tasks: delete periodic task %s: %w", id, err)
+		return wrapf(err, "delete periodic task %s", id)
 	}
 	return nil
 }
@@ -519,7 +519,7 @@ func (f *firer) read() (more bool) {
 func (f *firer) fire(p *PeriodicTask, now time.Time) (advanced bool) {
 	r, e := f.r, f.r.e
 	slot := *p.NextRunAt
-	sched, err := ParseSchedule(p.Spec, p.TimeZone)
+	sched, err := parseSchedule(p.Spec, p.TimeZone)
 	if err != nil {
 		f.report(p, slot, "parse the schedule of periodic task", err)
 		return false
@@ -645,7 +645,7 @@ func (f *firer) report(p *PeriodicTask, slot time.Time, what string, err error) 
 
 // missedSlots returns, for a schedule and a slot s before x, the last slot
 // before x and the first slot at or after x (zero if there is none).
-func missedSlots(sched Schedule, s, x time.Time) (last, first time.Time) {
+func missedSlots(sched schedule, s, x time.Time) (last, first time.Time) {
 	last = s
 	for n := 1; ; n++ {
 		first = sched.Next(last)
@@ -661,7 +661,7 @@ func missedSlots(sched Schedule, s, x time.Time) (last, first time.Time) {
 
 // lastSlotBefore returns the last slot of sched before x, given a slot s
 // before x, without stepping through every slot in between when it can.
-func lastSlotBefore(sched Schedule, s, x time.Time) time.Time {
+func lastSlotBefore(sched schedule, s, x time.Time) time.Time {
 	if cd, ok := sched.(cron.ConstantDelaySchedule); ok {
 		// Each slot is the previous one plus Delay.
 		return s.Add((x.Sub(s) - 1) / cd.Delay * cd.Delay)

@@ -9,7 +9,7 @@ import (
 // against stepping through every slot.
 func TestMissedSlots(t *testing.T) {
 	t.Parallel()
-	step := func(sched Schedule, s, x time.Time) (last, first time.Time) {
+	step := func(sched schedule, s, x time.Time) (last, first time.Time) {
 		last = s
 		for {
 			first = sched.Next(last)
@@ -36,7 +36,7 @@ func TestMissedSlots(t *testing.T) {
 		{"0 0 31 * *", "", 5 * 365 * 24 * time.Hour},
 		{"* * * * *", "", time.Minute}, // a single slot behind
 	} {
-		sched, err := ParseSchedule(c.spec, c.zone)
+		sched, err := parseSchedule(c.spec, c.zone)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +55,7 @@ func TestMissedSlots_YearsBehind(t *testing.T) {
 	t.Parallel()
 	x := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, spec := range []string{"@every 1s", "* * * * * *"} {
-		sched, err := ParseSchedule(spec, "")
+		sched, err := parseSchedule(spec, "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/testdb"
+	"github.com/taskwheel/tasks/sqlite"
 )
 
 // heldInsert is a store that holds the first insert of a periodic task's
@@ -84,7 +85,7 @@ func TestPeriodic_RunOnceRace(t *testing.T) {
 			path := testdb.SQLitePath(t)
 			var stores [2]tasks.Store
 			for i := range stores {
-				s, err := tasks.OpenSQLite(path)
+				s, err := sqlite.Open(path, nil)
 				if err != nil {
 					t.Fatal(err)
 				}

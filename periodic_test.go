@@ -18,6 +18,7 @@ import (
 
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/testdb"
+	"github.com/taskwheel/tasks/sqlite"
 )
 
 // robfig/cron's schedules are Schedules.
@@ -654,7 +655,7 @@ func TestPeriodic_F23_OneTaskPerSlot(t *testing.T) {
 			path := testdb.SQLitePath(t)
 			var stores []tasks.Store
 			for range 2 {
-				s, err := tasks.OpenSQLite(path)
+				s, err := sqlite.Open(path, nil)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -621,18 +621,14 @@ func (r *run) heartbeat() {
 	}
 }
 
-// listen is the listener goroutine: on a [Notifier] store it turns other
+// listen is the listener goroutine: on a store that can listen it turns other
 // engines' news into hints, listening again after each failure. Each time it
 // (re)starts listening it has the scheduler re-read the store, for what it
 // missed meanwhile.
 func (r *run) listen() {
-	n, ok := r.e.store.(Notifier)
-	if !ok {
-		return
-	}
 	backoff := minStoreBackoff
 	for {
-		err := n.Listen(r.ctx, func() {
+		err := r.e.store.Listen(r.ctx, func() {
 			backoff = minStoreBackoff
 			r.refill.Store(true)
 			r.poke()

@@ -30,9 +30,6 @@ import (
 	"strings"
 )
 
-// EncryptionKeySize is the size in bytes of each of Config.EncryptionKeys.
-const EncryptionKeySize = 32
-
 const (
 	sealedPrefix   = "enc:"
 	sealedPrefixV1 = "enc:v1:"

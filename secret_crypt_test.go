@@ -11,6 +11,8 @@ import (
 
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/testdb"
+	"github.com/taskwheel/tasks/sqlite"
+	"github.com/taskwheel/tasks/webhook"
 )
 
 // newKey returns a new random encryption key.
@@ -69,8 +71,8 @@ func TestEncryptionKeys(t *testing.T) {
 				t.Fatal("no delivery within 10 s")
 			}
 			for _, secret := range []string{rotated.Secret, ep.Secret} { // the new, and the old in the overlap
-				if err := tasks.VerifyWebhook(secret, got.header, got.body); err != nil {
-					t.Errorf("VerifyWebhook with %s: %v", secret[:10], err)
+				if err := webhook.Verify(secret, got.header, got.body); err != nil {
+					t.Errorf("Verify with %s: %v", secret[:10], err)
 				}
 			}
 		})
@@ -160,7 +162,7 @@ func TestEncryptionKeys(t *testing.T) {
 func TestEncryptionKeys_SQLiteFileHasNoPlaintextSecret(t *testing.T) {
 	t.Parallel()
 	path := testdb.SQLitePath(t)
-	s, err := tasks.OpenSQLite(path)
+	s, err := sqlite.Open(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,13 +7,17 @@ import (
 	"encoding/binary"
 	"slices"
 	"time"
+
+	"github.com/taskwheel/tasks/internal/web"
 )
 
 // Store keeps tasks. It is the engine's only source of truth: the engine
 // remembers nothing that it could not lose, so several engines, in one process
 // or many, may share a store.
 //
-// The package provides [MemoryStore] and [SQLStore] (SQLite and PostgreSQL).
+// The package provides [NewMemoryStore] and [SQLStore] (SQLite and
+// PostgreSQL, opened with the library's settings by the packages
+// github.com/taskwheel/tasks/sqlite and github.com/taskwheel/tasks/postgres).
 // Other implementations must pass the conformance suite in the tasktest
 // package, which is this contract in code. In summary:
 //
@@ -35,6 +39,13 @@ import (
 //     Periodic tasks rely on them for one task per slot, and on
 //     AdvancePeriodic's compare and set for moving past a slot once.
 type Store interface {
+	// Durable reports whether a task that Insert stored survives the end
+	// of the process: true for a database, false for memory. The engine
+	// commits concurrent enqueues to a durable store in groups (see
+	// InsertMany), and tells callers that a non-durable store loses its
+	// tasks on restart. It returns the same answer on every call.
+	Durable() bool
+
 	// Insert stores a new task. The caller sets ID, AppID, EventType, Data,
 	// ScheduledRunTime, MaxAttempts, Timeout and IdempotencyKey; the store
 	// sets State to scheduled, CreatedAt and UpdatedAt to now, and
@@ -52,6 +63,12 @@ type Store interface {
 	// result's ID there differs from the one asked for. That is not an
 	// error.
 	InsertMany(ctx context.Context, ts []*Task) ([]*Task, error)
+
+	// InsertTx is Insert inside tx, a transaction on the store's own
+	// database: the task exists if and only if tx commits, and a duplicate
+	// idempotency key leaves tx usable. A store that keeps no database/sql
+	// database returns ErrNotSupported and stores nothing.
+	InsertTx(ctx context.Context, tx *sql.Tx, t *Task) (*Task, error)
 
 	// Get returns the task with the given ID, or ErrNotFound.
 	Get(ctx context.Context, id string) (*Task, error)
@@ -98,6 +115,17 @@ type Store interface {
 	// are due now or within the next within, earliest first. The engine uses
 	// it to fill its timer wheel.
 	Upcoming(ctx context.Context, within time.Duration, limit int) (now time.Time, due []Due, err error)
+
+	// Listen tells the engine at once of tasks that become pending
+	// (stored, retried, rescued, rescheduled or replayed) anywhere, even in
+	// another process, so that it need not wait for its next poll to see
+	// them: it calls listening once it listens, then notify for each such
+	// task, until ctx ends or the connection fails, and returns the
+	// reason; the engine listens again after a failure. Notifications are
+	// hints: one may be lost, and the engine's poll (Config.PollInterval)
+	// bounds the delay that costs. A store that cannot listen returns
+	// ErrNotSupported at once, and the engine only polls.
+	Listen(ctx context.Context, listening func(), notify func(Due)) error
 
 	// Cancel cancels a task. A scheduled or retrying task becomes canceled;
 	// for a running task, cancellation is requested (CancelRequested) and the
@@ -243,28 +271,6 @@ func histogramParams(since time.Time, bucket time.Duration) (time.Time, time.Dur
 	return since.UTC().Truncate(time.Microsecond), bucket.Truncate(time.Microsecond), nil
 }
 
-// TxStore is a Store that can insert a task inside a caller's database
-// transaction. [SQLStore] implements it.
-type TxStore interface {
-	Store
-	// InsertTx is Insert inside tx: the task exists if and only if tx commits.
-	InsertTx(ctx context.Context, tx *sql.Tx, t *Task) (*Task, error)
-}
-
-// Notifier is a Store that tells engines at once of tasks that become
-// pending (stored, retried, rescued, rescheduled or replayed) anywhere, even
-// in another process, so that they need not wait for their next poll to see
-// them. [SQLStore] implements it on PostgreSQL with LISTEN/NOTIFY.
-// Notifications are hints: one may be lost, and the engine's poll
-// (Config.PollInterval) bounds the delay that costs.
-type Notifier interface {
-	Store
-	// Listen calls listening once it listens, then notify for each task that
-	// becomes pending, until ctx ends or the connection fails. It returns the
-	// reason; the engine listens again after a failure.
-	Listen(ctx context.Context, listening func(), notify func(Due)) error
-}
-
 // Outcome is the result of one claimed attempt, given to [Store.Finish].
 type Outcome struct {
 	ID      string // the task
@@ -315,12 +321,6 @@ type ListParams struct {
 	CreatedBefore time.Time
 }
 
-// Paging limits for List.
-const (
-	DefaultListLimit = 50
-	MaxListLimit     = 1000
-)
-
 // normalize validates p and applies defaults.
 func (p *ListParams) normalize() error {
 	switch {
@@ -370,7 +370,7 @@ func encodeCursor(t *Task) string {
 
 func decodeCursor(s string) (createdAt time.Time, id string, err error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) < 9 || len(b) > 8+MaxIDLength {
+	if err != nil || len(b) < 9 || len(b) > 8+MaxIDLength || !web.ValidName(string(b[8:])) {
 		return time.Time{}, "", invalid("cursor", "malformed")
 	}
 	return time.UnixMicro(int64(binary.BigEndian.Uint64(b))).UTC(), string(b[8:]), nil

@@ -3,21 +3,15 @@ package tasks
 import (
 	"container/heap"
 	"context"
+	"database/sql"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 )
 
-// MemoryStore is a [Store] that keeps tasks in this process's memory. It is
-// the reference implementation of the Store contract, and it is fast, but it
-// is not durable: its tasks are gone when the process ends. Use it in tests
-// and for work that may be lost; use [SQLStore] for anything else.
-//
-// A MemoryStore is safe for concurrent use by several engines in one process.
-// Its zero value is not usable; call [NewMemoryStore].
-type MemoryStore struct {
+// memoryStore is the Store of NewMemoryStore.
+type memoryStore struct {
 	mu      sync.Mutex
 	tasks   map[string]*memTask
 	idem    map[idemKey]*memTask
@@ -39,7 +33,7 @@ type memRecord[R any] interface {
 }
 
 // memTable keeps one kind of record by ID, in the order they were added.
-// The MemoryStore's mutex guards it; its zero value is empty.
+// The memoryStore's mutex guards it; its zero value is empty.
 type memTable[R any, P memRecord[R]] struct {
 	byID  map[string]P
 	order []P // oldest first
@@ -102,13 +96,24 @@ type memTask struct {
 	// scheduled is where ScheduledRunTime points, if set: a field of the
 	// task, not an allocation of its own.
 	scheduled time.Time
-	heapIdx   int       // index in MemoryStore.due, or -1
+	heapIdx   int       // index in memoryStore.due, or -1
 	attempts  []Attempt // its history
 }
 
-// NewMemoryStore returns an empty MemoryStore.
-func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{
+// NewMemoryStore returns an empty [Store] that keeps tasks in this process's
+// memory. It is the reference implementation of the Store contract, and it
+// is fast, but it is not durable: its tasks are gone when the process ends.
+// Use it in tests and for work that may be lost; use [SQLStore] for anything
+// else. It is safe for concurrent use by several engines in one process;
+// its InsertTx and Listen return ErrNotSupported.
+func NewMemoryStore() Store {
+	return newMemoryStore()
+}
+
+// newMemoryStore is NewMemoryStore for the package's own tests, which set
+// its clock.
+func newMemoryStore() *memoryStore {
+	return &memoryStore{
 		tasks:   make(map[string]*memTask),
 		idem:    make(map[idemKey]*memTask),
 		running: make(map[string]*memTask),
@@ -116,10 +121,22 @@ func NewMemoryStore() *MemoryStore {
 	}
 }
 
-// Durable reports false: a MemoryStore loses its tasks when the process ends.
-func (s *MemoryStore) Durable() bool { return false }
+// Durable reports false: a memory store loses its tasks when the process ends.
+func (s *memoryStore) Durable() bool { return false }
 
-func (s *MemoryStore) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+// InsertTx returns ErrNotSupported: a memory store has no database to
+// share a transaction with.
+func (s *memoryStore) InsertTx(context.Context, *sql.Tx, *Task) (*Task, error) {
+	return nil, ErrNotSupported
+}
+
+// Listen returns ErrNotSupported: engines sharing a memory store are in one
+// process, and see each other's tasks through it at their next poll.
+func (s *memoryStore) Listen(context.Context, func(), func(Due)) error {
+	return ErrNotSupported
+}
+
+func (s *memoryStore) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
 // snapshot returns a copy of m's task that shares nothing with the store.
 func (m *memTask) snapshot() *Task {
@@ -144,7 +161,7 @@ func cloneTime(p *time.Time) *time.Time {
 }
 
 // Insert implements [Store].
-func (s *MemoryStore) Insert(ctx context.Context, t *Task) (*Task, error) {
+func (s *memoryStore) Insert(ctx context.Context, t *Task) (*Task, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -160,7 +177,7 @@ func (s *MemoryStore) Insert(ctx context.Context, t *Task) (*Task, error) {
 }
 
 // InsertMany implements [Store].
-func (s *MemoryStore) InsertMany(ctx context.Context, ts []*Task) ([]*Task, error) {
+func (s *memoryStore) InsertMany(ctx context.Context, ts []*Task) ([]*Task, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -195,7 +212,7 @@ func (s *MemoryStore) InsertMany(ctx context.Context, ts []*Task) ([]*Task, erro
 }
 
 // holder returns the task that holds t's idempotency key, or nil.
-func (s *MemoryStore) holder(t *Task) *memTask {
+func (s *memoryStore) holder(t *Task) *memTask {
 	if t.IdempotencyKey == "" {
 		return nil
 	}
@@ -203,7 +220,7 @@ func (s *MemoryStore) holder(t *Task) *memTask {
 }
 
 // add stores a copy of t as a new scheduled task, created now.
-func (s *MemoryStore) add(t *Task, now time.Time) *memTask {
+func (s *memoryStore) add(t *Task, now time.Time) *memTask {
 	m := &memTask{t: *t, heapIdx: -1}
 	m.t.Data = slices.Clone(t.Data)
 	m.t.State = StateScheduled
@@ -229,7 +246,7 @@ func (s *MemoryStore) add(t *Task, now time.Time) *memTask {
 }
 
 // schedule makes m pending and due at runAt, or now when runAt is nil or past.
-func (s *MemoryStore) schedule(m *memTask, now time.Time, runAt *time.Time) {
+func (s *memoryStore) schedule(m *memTask, now time.Time, runAt *time.Time) {
 	at := now
 	if runAt != nil && runAt.After(now) {
 		at = *runAt
@@ -238,7 +255,7 @@ func (s *MemoryStore) schedule(m *memTask, now time.Time, runAt *time.Time) {
 }
 
 // setDue puts m in the due heap at at and mirrors it in NextAttemptAt.
-func (s *MemoryStore) setDue(m *memTask, at time.Time) {
+func (s *memoryStore) setDue(m *memTask, at time.Time) {
 	m.runAt = at
 	m.t.NextAttemptAt = &m.runAt
 	if m.heapIdx >= 0 {
@@ -249,7 +266,7 @@ func (s *MemoryStore) setDue(m *memTask, at time.Time) {
 }
 
 // unsetDue takes m out of the due heap.
-func (s *MemoryStore) unsetDue(m *memTask) {
+func (s *memoryStore) unsetDue(m *memTask) {
 	if m.heapIdx >= 0 {
 		heap.Remove(&s.due, m.heapIdx)
 	}
@@ -257,7 +274,7 @@ func (s *MemoryStore) unsetDue(m *memTask) {
 }
 
 // Get implements [Store].
-func (s *MemoryStore) Get(ctx context.Context, id string) (*Task, error) {
+func (s *memoryStore) Get(ctx context.Context, id string) (*Task, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -271,7 +288,7 @@ func (s *MemoryStore) Get(ctx context.Context, id string) (*Task, error) {
 }
 
 // GetByIdempotencyKey implements [Store].
-func (s *MemoryStore) GetByIdempotencyKey(ctx context.Context, appID, key string) (*Task, error) {
+func (s *memoryStore) GetByIdempotencyKey(ctx context.Context, appID, key string) (*Task, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -285,7 +302,7 @@ func (s *MemoryStore) GetByIdempotencyKey(ctx context.Context, appID, key string
 }
 
 // List implements [Store].
-func (s *MemoryStore) List(ctx context.Context, p ListParams) ([]*Task, string, error) {
+func (s *memoryStore) List(ctx context.Context, p ListParams) ([]*Task, string, error) {
 	if err := p.normalize(); err != nil {
 		return nil, "", err
 	}
@@ -323,7 +340,7 @@ func (s *MemoryStore) List(ctx context.Context, p ListParams) ([]*Task, string, 
 }
 
 // Claim implements [Store].
-func (s *MemoryStore) Claim(ctx context.Context, limit int, lease time.Duration) ([]*Task, error) {
+func (s *memoryStore) Claim(ctx context.Context, limit int, lease time.Duration) ([]*Task, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -347,7 +364,7 @@ func (s *MemoryStore) Claim(ctx context.Context, limit int, lease time.Duration)
 }
 
 // fenced returns the task of l if it is still running at l's attempt.
-func (s *MemoryStore) fenced(l Lease) *memTask {
+func (s *memoryStore) fenced(l Lease) *memTask {
 	m, ok := s.running[l.ID]
 	if !ok || m.t.Attempts != l.Attempt {
 		return nil
@@ -356,7 +373,7 @@ func (s *MemoryStore) fenced(l Lease) *memTask {
 }
 
 // Finish implements [Store].
-func (s *MemoryStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error) {
+func (s *memoryStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -389,7 +406,7 @@ func (s *MemoryStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error
 }
 
 // end moves the running task m to state.
-func (s *MemoryStore) end(m *memTask, now time.Time, state State, errMsg string, delay time.Duration) {
+func (s *memoryStore) end(m *memTask, now time.Time, state State, errMsg string, delay time.Duration) {
 	delete(s.running, m.t.ID)
 	m.t.State = state
 	m.t.UpdatedAt = now
@@ -405,7 +422,7 @@ func (s *MemoryStore) end(m *memTask, now time.Time, state State, errMsg string,
 }
 
 // Extend implements [Store].
-func (s *MemoryStore) Extend(ctx context.Context, leases []Lease, d time.Duration) ([]string, error) {
+func (s *memoryStore) Extend(ctx context.Context, leases []Lease, d time.Duration) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -426,7 +443,7 @@ func (s *MemoryStore) Extend(ctx context.Context, leases []Lease, d time.Duratio
 }
 
 // Rescue implements [Store].
-func (s *MemoryStore) Rescue(ctx context.Context, limit int) (int, error) {
+func (s *memoryStore) Rescue(ctx context.Context, limit int) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -467,7 +484,7 @@ func rescueState(t *Task) State {
 }
 
 // Upcoming implements [Store].
-func (s *MemoryStore) Upcoming(ctx context.Context, within time.Duration, limit int) (time.Time, []Due, error) {
+func (s *memoryStore) Upcoming(ctx context.Context, within time.Duration, limit int) (time.Time, []Due, error) {
 	if err := ctx.Err(); err != nil {
 		return time.Time{}, nil, err
 	}
@@ -499,7 +516,7 @@ func (s *MemoryStore) Upcoming(ctx context.Context, within time.Duration, limit 
 }
 
 // Cancel implements [Store].
-func (s *MemoryStore) Cancel(ctx context.Context, id string) (*Task, error) {
+func (s *memoryStore) Cancel(ctx context.Context, id string) (*Task, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -528,7 +545,7 @@ func (s *MemoryStore) Cancel(ctx context.Context, id string) (*Task, error) {
 }
 
 // Reschedule implements [Store].
-func (s *MemoryStore) Reschedule(ctx context.Context, id string, runAt time.Time) (*Task, error) {
+func (s *memoryStore) Reschedule(ctx context.Context, id string, runAt time.Time) (*Task, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -551,7 +568,7 @@ func (s *MemoryStore) Reschedule(ctx context.Context, id string, runAt time.Time
 }
 
 // Replay implements [Store].
-func (s *MemoryStore) Replay(ctx context.Context, id string, extra int) (*Task, error) {
+func (s *memoryStore) Replay(ctx context.Context, id string, extra int) (*Task, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -576,7 +593,7 @@ func (s *MemoryStore) Replay(ctx context.Context, id string, extra int) (*Task, 
 }
 
 // Attempts implements [Store].
-func (s *MemoryStore) Attempts(ctx context.Context, taskID string) ([]Attempt, error) {
+func (s *memoryStore) Attempts(ctx context.Context, taskID string) ([]Attempt, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -587,251 +604,6 @@ func (s *MemoryStore) Attempts(ctx context.Context, taskID string) ([]Attempt, e
 		return nil, nil
 	}
 	return slices.Clone(m.attempts), nil
-}
-
-// InsertEndpoint implements [Store].
-func (s *MemoryStore) InsertEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := ep.clone()
-	c.normalize()
-	c.CreatedAt = s.clock()
-	c.UpdatedAt = c.CreatedAt
-	if !s.endpoints.add(c.ID, c) {
-		return nil, invalid("id", "endpoint %s exists", ep.ID)
-	}
-	return c.clone(), nil
-}
-
-// GetEndpoint implements [Store].
-func (s *MemoryStore) GetEndpoint(ctx context.Context, id string) (*Endpoint, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ep, ok := s.endpoints.get(id)
-	if !ok {
-		return nil, ErrNotFound
-	}
-	return ep.clone(), nil
-}
-
-// ListEndpoints implements [Store].
-func (s *MemoryStore) ListEndpoints(ctx context.Context, appID string) ([]*Endpoint, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if appID == "" {
-		return s.endpoints.all(), nil
-	}
-	return s.endpoints.ofApp(appID), nil
-}
-
-// UpdateEndpoint implements [Store].
-func (s *MemoryStore) UpdateEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old, ok := s.endpoints.get(ep.ID)
-	switch {
-	case !ok:
-		return nil, ErrNotFound
-	case !old.UpdatedAt.Equal(ep.UpdatedAt):
-		return nil, ErrConflict
-	}
-	c := ep.clone()
-	c.normalize()
-	old.URL, old.Description, old.EnabledEvents, old.Status = c.URL, c.Description, c.EnabledEvents, c.Status
-	old.Secret, old.PreviousSecret, old.PreviousSecretExpiresAt = c.Secret, c.PreviousSecret, c.PreviousSecretExpiresAt
-	old.UpdatedAt = nextVersion(old.UpdatedAt, s.clock())
-	return old.clone(), nil
-}
-
-// DeleteEndpoint implements [Store].
-func (s *MemoryStore) DeleteEndpoint(ctx context.Context, id string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.endpoints.remove(id) {
-		return ErrNotFound
-	}
-	return nil
-}
-
-// InsertPeriodic implements [Store].
-func (s *MemoryStore) InsertPeriodic(ctx context.Context, p *PeriodicTask) (*PeriodicTask, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := p.clone()
-	c.normalize()
-	c.LastRunAt, c.LastTaskID = nil, nil
-	c.CreatedAt = s.clock()
-	c.UpdatedAt = c.CreatedAt
-	if !s.periodics.add(c.ID, c) {
-		return nil, invalid("id", "periodic task %s exists", p.ID)
-	}
-	return c.clone(), nil
-}
-
-// GetPeriodic implements [Store].
-func (s *MemoryStore) GetPeriodic(ctx context.Context, id string) (*PeriodicTask, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, ok := s.periodics.get(id)
-	if !ok {
-		return nil, ErrNotFound
-	}
-	return p.clone(), nil
-}
-
-// ListPeriodics implements [Store].
-func (s *MemoryStore) ListPeriodics(ctx context.Context, appID string) ([]*PeriodicTask, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.periodics.ofApp(appID), nil
-}
-
-// UpdatePeriodic implements [Store].
-func (s *MemoryStore) UpdatePeriodic(ctx context.Context, p *PeriodicTask) (*PeriodicTask, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old, ok := s.periodics.get(p.ID)
-	switch {
-	case !ok:
-		return nil, ErrNotFound
-	case !old.UpdatedAt.Equal(p.UpdatedAt):
-		return nil, ErrConflict
-	}
-	c := p.clone()
-	c.normalize()
-	old.Spec, old.TimeZone, old.EventType, old.Data = c.Spec, c.TimeZone, c.EventType, c.Data
-	old.Status, old.Missed, old.NextRunAt = c.Status, c.Missed, c.NextRunAt
-	old.UpdatedAt = nextVersion(old.UpdatedAt, s.clock())
-	return old.clone(), nil
-}
-
-// DeletePeriodic implements [Store].
-func (s *MemoryStore) DeletePeriodic(ctx context.Context, id string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.periodics.remove(id) {
-		return ErrNotFound
-	}
-	return nil
-}
-
-// DuePeriodics implements [Store].
-func (s *MemoryStore) DuePeriodics(ctx context.Context, within time.Duration, limit int) (time.Time, []*PeriodicTask, error) {
-	if err := ctx.Err(); err != nil {
-		return time.Time{}, nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.clock()
-	until := now.Add(within)
-	var due []*PeriodicTask
-	for _, p := range s.periodics.order {
-		if p.Status == PeriodicActive && p.NextRunAt != nil && !p.NextRunAt.After(until) {
-			due = append(due, p)
-		}
-	}
-	slices.SortFunc(due, func(a, b *PeriodicTask) int {
-		if c := a.NextRunAt.Compare(*b.NextRunAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
-	due = due[:min(len(due), max(limit, 0))]
-	for i, p := range due {
-		due[i] = p.clone()
-	}
-	return now, due, nil
-}
-
-// AdvancePeriodic implements [Store].
-func (s *MemoryStore) AdvancePeriodic(ctx context.Context, id string, from, to, lastRunAt time.Time, lastTaskID string) (bool, error) {
-	if err := ctx.Err(); err != nil {
-		return false, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, ok := s.periodics.get(id)
-	if !ok || p.NextRunAt == nil || !p.NextRunAt.Equal(from.UTC().Truncate(time.Microsecond)) {
-		return false, nil
-	}
-	p.NextRunAt = new(to.UTC().Truncate(time.Microsecond))
-	if lastTaskID != "" {
-		p.LastRunAt = new(lastRunAt.UTC().Truncate(time.Microsecond))
-		p.LastTaskID = new(lastTaskID)
-	}
-	return true, nil
-}
-
-// RevokeSession implements [Store].
-func (s *MemoryStore) RevokeSession(ctx context.Context, id string, expires time.Time) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.clock()
-	for id, exp := range s.revoked {
-		if !now.Before(exp) {
-			delete(s.revoked, id)
-		}
-	}
-	if s.revoked == nil {
-		s.revoked = make(map[string]time.Time)
-	}
-	s.revoked[id] = expires.UTC().Truncate(time.Microsecond)
-	return nil
-}
-
-// SessionRevoked implements [Store].
-func (s *MemoryStore) SessionRevoked(ctx context.Context, id string) (bool, error) {
-	if err := ctx.Err(); err != nil {
-		return false, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	exp, ok := s.revoked[id]
-	return ok && s.clock().Before(exp), nil
-}
-
-// nextVersion returns the UpdatedAt of an update at now of a record last
-// updated at prev: now, or a microsecond after prev when now is not later,
-// so that UpdatedAt, the version that updates compare and set, never
-// repeats.
-func nextVersion(prev, now time.Time) time.Time {
-	if next := prev.Add(time.Microsecond); now.Before(next) {
-		return next
-	}
-	return now
 }
 
 // dueHeap orders pending tasks by due time, then ID.
@@ -879,7 +651,7 @@ func (c *idxHeap) Pop() any {
 }
 
 // CountTasks implements [Store].
-func (s *MemoryStore) CountTasks(ctx context.Context, appID string) (map[State]int, error) {
+func (s *memoryStore) CountTasks(ctx context.Context, appID string) (map[State]int, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -895,7 +667,7 @@ func (s *MemoryStore) CountTasks(ctx context.Context, appID string) (map[State]i
 }
 
 // TaskHistogram implements [Store].
-func (s *MemoryStore) TaskHistogram(ctx context.Context, appID string, since time.Time, bucket time.Duration) ([]Bucket, error) {
+func (s *memoryStore) TaskHistogram(ctx context.Context, appID string, since time.Time, bucket time.Duration) ([]Bucket, error) {
 	since, bucket, err := histogramParams(since, bucket)
 	if err != nil {
 		return nil, err
@@ -927,7 +699,7 @@ func (s *MemoryStore) TaskHistogram(ctx context.Context, appID string, since tim
 }
 
 // CountAttempts implements [Store].
-func (s *MemoryStore) CountAttempts(ctx context.Context, endpointID string, since time.Time) (total, failed int, err error) {
+func (s *memoryStore) CountAttempts(ctx context.Context, endpointID string, since time.Time) (total, failed int, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, 0, err
 	}

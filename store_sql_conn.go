@@ -9,7 +9,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jmoiron/sqlx"
 )
 
@@ -30,9 +29,10 @@ import (
 // tasks (Insert, InsertMany), which a second run cannot store twice, since
 // each task's ID is its primary key. Should the first run have committed
 // after all (the server ended the connection between the commit and its
-// answer), the second reports the ID taken: an error, as without the retry,
-// never a second task. Other writes are not retried: an update, or a
-// COMMIT, whose outcome is unknown may have applied.
+// answer), the second finds the tasks stored under their IDs as sent and
+// returns them, as the first would have (see SQLStore.storedAsSent). Other
+// writes are not retried: an update, or a COMMIT, whose outcome is unknown
+// may have applied.
 
 // dbOrConn is the store's pool, *sqlx.DB, or one connection of it,
 // *sqlx.Conn: what an operation that retryLost runs runs on.
@@ -87,9 +87,31 @@ func connLost(err error) bool {
 	if err == nil {
 		return false
 	}
-	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) {
-		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	if code := sqlState(err); code != "" {
+		return strings.HasPrefix(code, "08") || code == "57P01" || code == "57P02" || code == "57P03"
 	}
 	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// Errors of the drivers, told apart without importing them.
+
+// sqlState returns the SQLSTATE code of a PostgreSQL error in err's chain,
+// or "" if there is none: an error with the method SQLState, as pgx's
+// *pgconn.PgError has.
+func sqlState(err error) string {
+	var se interface{ SQLState() string }
+	if errors.As(err, &se) {
+		return se.SQLState()
+	}
+	return ""
+}
+
+// sqliteConstraint reports whether err is SQLite's SQLITE_CONSTRAINT, by the
+// text SQLite gives each constraint's failure ("UNIQUE constraint failed:
+// …", "CHECK constraint failed: …", or the result code's own "constraint
+// failed"), which SQLite drivers pass on. For SQLITE_BUSY, see
+// sqlstore.Busy.
+func sqliteConstraint(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "constraint failed")
 }

@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +16,8 @@ import (
 
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/testdb"
+	"github.com/taskwheel/tasks/postgres"
+	"github.com/taskwheel/tasks/sqlite"
 	"github.com/taskwheel/tasks/tasktest"
 )
 
@@ -33,11 +33,11 @@ func TestPostgresStore(t *testing.T) {
 }
 
 // openSQLite opens a store on a new SQLite file, closed when t ends.
-func openSQLite(t testing.TB) *tasks.SQLStore {
+func openSQLite(t testing.TB) *sqlite.Store {
 	t.Helper()
-	s, err := tasks.OpenSQLite(testdb.SQLitePath(t))
+	s, err := sqlite.Open(testdb.SQLitePath(t), nil)
 	if err != nil {
-		t.Fatalf("OpenSQLite: %v", err)
+		t.Fatalf("sqlite.Open: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
@@ -48,11 +48,11 @@ func openSQLite(t testing.TB) *tasks.SQLStore {
 }
 
 // openPostgres opens a migrated store in a new PostgreSQL schema.
-func openPostgres(t testing.TB) *tasks.SQLStore {
+func openPostgres(t testing.TB) *postgres.Store {
 	t.Helper()
-	s, err := tasks.NewSQLStore(testdb.Postgres(t), tasks.Postgres)
+	s, err := postgres.New(testdb.Postgres(t))
 	if err != nil {
-		t.Fatalf("NewSQLStore: %v", err)
+		t.Fatalf("postgres.New: %v", err)
 	}
 	if err := s.Migrate(t.Context()); err != nil {
 		t.Fatalf("Migrate: %v", err)
@@ -65,8 +65,8 @@ var sqlStores = []struct {
 	name string
 	open func(testing.TB) *tasks.SQLStore
 }{
-	{"SQLite", openSQLite},
-	{"Postgres", openPostgres},
+	{"SQLite", func(t testing.TB) *tasks.SQLStore { return openSQLite(t).SQLStore }},
+	{"Postgres", func(t testing.TB) *tasks.SQLStore { return openPostgres(t).SQLStore }},
 }
 
 // eachSQLStore runs f as a parallel subtest of t on a fresh store of each
@@ -225,133 +225,6 @@ func TestSQLStore_ConcurrentFirstMigrations(t *testing.T) {
 				t.Errorf("Ping after Close: got %v, want nil (the caller's database stays open)", err)
 			}
 		})
-	}
-}
-
-// Stores opened at once on a new file, as two processes starting together
-// would open it, all succeed: the second waits, none fails with "database
-// is locked".
-func TestOpenSQLite_ConcurrentOpensOfANewFile(t *testing.T) {
-	t.Parallel()
-	path := testdb.SQLitePath(t)
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			s, err := tasks.OpenSQLite(path)
-			if err != nil {
-				t.Errorf("OpenSQLite: %v", err)
-				return
-			}
-			if err := s.Close(); err != nil {
-				t.Errorf("Close: %v", err)
-			}
-		})
-	}
-	wg.Wait()
-}
-
-// The database and its -wal and -shm files hold endpoints' signing
-// secrets: only their owner may read them.
-func TestOpenSQLite_FilesAreOwnerOnly(t *testing.T) {
-	t.Parallel()
-	path := testdb.SQLitePath(t)
-	s, err := tasks.OpenSQLite(path)
-	if err != nil {
-		t.Fatalf("OpenSQLite: %v", err)
-	}
-	defer s.Close()
-	sqlInsert(t, s) // the WAL holds it
-	for _, name := range []string{path, path + "-wal", path + "-shm"} {
-		fi, err := os.Stat(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if perm := fi.Mode().Perm(); perm != 0o600 {
-			t.Errorf("mode of %s: got %v, want -rw-------", filepath.Base(name), perm)
-		}
-	}
-}
-
-// F18: two stores on one SQLite file, as two processes would have, with
-// inserters and workers on each: no error reaches a caller.
-func TestSQLiteStore_ConcurrentWritersAreNeverLocked(t *testing.T) {
-	t.Parallel()
-	path := testdb.SQLitePath(t)
-	var stores []*tasks.SQLStore
-	for range 2 {
-		s, err := tasks.OpenSQLite(path)
-		if err != nil {
-			t.Fatalf("OpenSQLite: %v", err)
-		}
-		defer s.Close()
-		stores = append(stores, s)
-	}
-	const inserters, perInserter = 8, 50
-	ctx := t.Context()
-	var (
-		wg       sync.WaitGroup
-		inserted sync.WaitGroup
-		mu       sync.Mutex
-		done     int
-	)
-	fail := func(what string, err error) {
-		if strings.Contains(err.Error(), "locked") || strings.Contains(err.Error(), "busy") {
-			t.Errorf("%s: %v (want no lock error)", what, err)
-		} else {
-			t.Errorf("%s: %v", what, err)
-		}
-	}
-	for i := range inserters {
-		inserted.Add(1)
-		wg.Go(func() {
-			defer inserted.Done()
-			for range perInserter {
-				if _, err := stores[i%2].Insert(ctx, sqlTask()); err != nil {
-					fail("Insert", err)
-					return
-				}
-			}
-		})
-	}
-	finished := make(chan struct{})
-	go func() { inserted.Wait(); close(finished) }()
-	for i := range 2 {
-		wg.Go(func() {
-			s := stores[i]
-			for {
-				got, err := s.Claim(ctx, 5, time.Minute)
-				if err != nil {
-					fail("Claim", err)
-					return
-				}
-				outs := make([]tasks.Outcome, len(got))
-				for j, tk := range got {
-					outs[j] = tasks.Outcome{ID: tk.ID, Attempt: tk.Attempts, State: tasks.StateCompleted}
-				}
-				if _, err := s.Finish(ctx, outs); err != nil {
-					fail("Finish", err)
-					return
-				}
-				if _, _, err := s.List(ctx, tasks.ListParams{Limit: 10}); err != nil {
-					fail("List", err)
-					return
-				}
-				mu.Lock()
-				done += len(got)
-				mu.Unlock()
-				select {
-				case <-finished:
-					if len(got) == 0 {
-						return
-					}
-				default:
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if want := inserters * perInserter; done != want && !t.Failed() {
-		t.Errorf("got %d tasks completed, want %d", done, want)
 	}
 }
 
@@ -559,7 +432,7 @@ func TestPostgresStore_ConnectionsTerminatedByTheServer(t *testing.T) {
 	}
 	defer db.Close()
 	admin := testdb.Postgres(t)
-	s, err := tasks.NewSQLStore(db, tasks.Postgres)
+	s, err := postgres.New(db)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,8 @@ import (
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/taskwheel/tasks/internal/web"
 )
 
 // State is where a task is in its life. States are stored as text.
@@ -39,8 +41,8 @@ const (
 	StateCanceled  State = "canceled"  // canceled before it completed (terminal)
 )
 
-// States lists every state in life-cycle order.
-var States = []State{StateScheduled, StateRunning, StateRetrying, StateCompleted, StateFailed, StateCanceled}
+// states lists every state in life-cycle order.
+var states = []State{StateScheduled, StateRunning, StateRetrying, StateCompleted, StateFailed, StateCanceled}
 
 // Valid reports whether s is one of the defined states.
 func (s State) Valid() bool {
@@ -148,7 +150,10 @@ func (a Attempt) MarshalJSON() ([]byte, error) {
 type NewTask struct {
 	// AppID is the application the task belongs to. Required.
 	AppID string
-	// EventType routes the task; see [ValidateEventType]. Required.
+	// EventType routes the task to the func registered for it, or to the
+	// webhook endpoints subscribed to it: 1 to MaxEventTypeLength bytes of
+	// letters, digits and "._-:", not starting or ending with a dot and
+	// without empty segments such as "a..b". Required.
 	EventType string
 	// Data is the payload, I-JSON (see Validate). Nil means JSON null.
 	Data json.RawMessage
@@ -165,12 +170,42 @@ type NewTask struct {
 	IdempotencyKey string
 }
 
-// Limits on the fields of a task.
+// Defaults: the value each zero field of Config, WebhookConfig,
+// HandlerConfig and ListParams takes.
 const (
-	MaxIDLength             = 255 // app IDs
-	MaxEventTypeLength      = 255
-	MaxIdempotencyKeyLength = 255
+	DefaultWorkers       = 16                   // Config.Workers
+	DefaultMaxAttempts   = 8                    // Config.MaxAttempts; see WebhookConfig.RetrySchedule
+	DefaultTimeout       = time.Minute          // Config.Timeout
+	DefaultLease         = 15 * time.Second     // Config.Lease
+	DefaultPollInterval  = time.Second          // Config.PollInterval
+	DefaultMaxDataBytes  = 1 << 20              // Config.MaxDataBytes
+	DefaultMaxRetryAfter = time.Hour            // WebhookConfig.MaxRetryAfter
+	DefaultHorizon       = 366 * 24 * time.Hour // HandlerConfig.Horizon
+	DefaultMaxPageBytes  = 4 << 20              // HandlerConfig.MaxPageBytes
+	DefaultListLimit     = 50                   // ListParams.Limit
+)
+
+// Limits and fixed values.
+const (
+	MaxIDLength             = 255           // bytes of an app ID
+	MaxEventTypeLength      = 255           // bytes of an event type
+	MaxIdempotencyKeyLength = 255           // bytes of an idempotency key
 	MaxMaxAttempts          = math.MaxInt32 // what the SQL stores' integer column holds
+	MaxListLimit            = 1000          // ListParams.Limit
+	MaxDescriptionLength    = 1024          // bytes of Endpoint.Description
+	MaxEnabledEvents        = 256           // entries of Endpoint.EnabledEvents
+
+	// AllEvents, as an endpoint's only enabled event, subscribes it to
+	// every event type.
+	AllEvents = "*"
+	// EncryptionKeySize is the size in bytes of each of Config.EncryptionKeys.
+	EncryptionKeySize = 32
+	// ResponseExcerptBytes bounds the excerpt of a response kept in an
+	// Attempt.
+	ResponseExcerptBytes = 1024
+	// Version is this library's version, sent in the User-Agent of
+	// deliveries.
+	Version = "0.1.0"
 )
 
 // Errors returned by the engine and stores. Compare with [errors.Is].
@@ -190,9 +225,52 @@ var (
 	// other writers kept winning.
 	ErrConflict = errors.New("tasks: concurrent update")
 	// ErrNotSupported means the store does not support the operation, for
-	// example EnqueueTx on a MemoryStore.
+	// example EnqueueTx on the memory store.
 	ErrNotSupported = errors.New("tasks: not supported by this store")
+	// ErrBlockedDestination means a delivery was refused because the
+	// address it would connect to is loopback, private, link-local, CGNAT,
+	// multicast, reserved, documentation or another special-purpose
+	// address, and not allowed by WebhookConfig.AllowNetworks or
+	// AllowHosts. The error wrapping it names the address refused.
+	ErrBlockedDestination = errors.New("tasks: blocked destination")
 )
+
+// wrapf returns err, a store's error, with "tasks: " and what failed in
+// front: once per layer, never twice. A bare sentinel such as ErrNotFound
+// loses its own "tasks: " inside the message ("tasks: get task X: not
+// found") and still matches with errors.Is; an error that already starts
+// with "tasks: " otherwise is a store's, which said what failed itself,
+// and is returned as it is.
+func wrapf(err error, format string, args ...any) error {
+	msg := err.Error()
+	rest, prefixed := strings.CutPrefix(msg, "tasks: ")
+	switch {
+	case !prefixed:
+		rest = msg
+	case !isSentinel(err):
+		return err
+	}
+	return &wrapError{msg: "tasks: " + fmt.Sprintf(format, args...) + ": " + rest, err: err}
+}
+
+// isSentinel reports whether err is one of the package's sentinel errors,
+// unwrapped.
+func isSentinel(err error) bool {
+	switch err {
+	case ErrNotFound, ErrDuplicate, ErrInvalidState, ErrConflict, ErrNotSupported, ErrBlockedDestination:
+		return true
+	}
+	return false
+}
+
+// wrapError is an error of wrapf.
+type wrapError struct {
+	msg string
+	err error
+}
+
+func (e *wrapError) Error() string { return e.msg }
+func (e *wrapError) Unwrap() error { return e.err }
 
 // ValidationError reports a task field that is missing or malformed.
 type ValidationError struct {
@@ -208,24 +286,12 @@ func invalid(field, format string, args ...any) error {
 	return &ValidationError{Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
-// ValidateEventType reports whether s is an acceptable event type: 1 to
+// validateEventType reports whether s is an acceptable event type: 1 to
 // MaxEventTypeLength bytes of letters, digits and "._-:", not starting or
 // ending with a dot and without empty segments such as "a..b".
-func ValidateEventType(s string) error {
-	switch {
-	case s == "":
-		return invalid("event_type", "must not be empty")
-	case len(s) > MaxEventTypeLength:
-		return invalid("event_type", "longer than %d bytes", MaxEventTypeLength)
-	case strings.HasPrefix(s, ".") || strings.HasSuffix(s, "."):
-		return invalid("event_type", "must not start or end with a dot")
-	case strings.Contains(s, ".."):
-		return invalid("event_type", "must not contain an empty segment (\"..\")")
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-:", r)) {
-			return invalid("event_type", "contains %q; use letters, digits and . _ - :", r)
-		}
+func validateEventType(s string) error {
+	if problem := web.EventTypeProblem(s); problem != "" {
+		return invalid("event_type", "%s", problem)
 	}
 	return nil
 }
@@ -233,9 +299,11 @@ func ValidateEventType(s string) error {
 // Validate reports the first field of nt that Enqueue would refuse, as a
 // *ValidationError: an AppID or IdempotencyKey that is empty (AppID only),
 // too long, not UTF-8 or holds control characters; an invalid EventType (see
-// [ValidateEventType]); Data that is not I-JSON (RFC 7493): not JSON, not
-// UTF-8, with a lone UTF-16 surrogate escape such as "\ud800", or with an
-// object that has two members of the same name; a MaxAttempts that is negative or past MaxMaxAttempts; a negative Timeout.
+// NewTask.EventType); Data that is not I-JSON (RFC 7493): not JSON, not
+// UTF-8, with a lone UTF-16 surrogate escape such as "\ud800", with an
+// object that has two members of the same name, or nested deeper than the
+// API accepts; a MaxAttempts that is negative or past MaxMaxAttempts; a
+// negative Timeout.
 func (nt *NewTask) Validate() error {
 	if err := validateText("app_id", nt.AppID, MaxIDLength); err != nil {
 		return err
@@ -243,7 +311,7 @@ func (nt *NewTask) Validate() error {
 	if nt.AppID == "" {
 		return invalid("app_id", "must not be empty")
 	}
-	if err := ValidateEventType(nt.EventType); err != nil {
+	if err := validateEventType(nt.EventType); err != nil {
 		return err
 	}
 	if nt.Data != nil {
@@ -281,8 +349,12 @@ func validateData(data []byte) error {
 	if err := checkSurrogates(data); err != nil {
 		return err
 	}
-	return checkMemberNames(data)
+	return checkStructure(data)
 }
+
+// maxDataDepth bounds the nesting of data: in a request body, data is one
+// level below the body, whose nesting the API bounds at maxJSONDepth.
+const maxDataDepth = maxJSONDepth - 1
 
 // checkSurrogates refuses a lone UTF-16 surrogate escape in the valid JSON
 // data.
@@ -313,13 +385,14 @@ func checkSurrogates(data []byte) error {
 	}
 }
 
-// checkMemberNames refuses an object with two members of the same name
-// (once unescaped: "\u0061" is "a") in the valid JSON data, which receivers
-// would read differently: most decoders keep the last, some the first, and
-// strict ones refuse it.
-func checkMemberNames(data []byte) error {
-	if bytes.IndexByte(data, '{') < 0 {
-		return nil // no object
+// checkStructure refuses, in the valid JSON data, an object with two
+// members of the same name (once unescaped: "\u0061" is "a"), which
+// receivers would read differently (most decoders keep the last, some the
+// first, and strict ones refuse it), and nesting deeper than maxDataDepth,
+// which the API refuses too.
+func checkStructure(data []byte) error {
+	if bytes.IndexAny(data, "{[") < 0 {
+		return nil // a scalar
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber() // numbers stay text: none is too large to skip
@@ -349,11 +422,15 @@ func checkMemberNames(data []byte) error {
 			continue
 		}
 		switch tok {
-		case json.Delim('{'):
-			stack = append(stack, &object{names: make(map[string]bool), wantName: true})
-			continue
-		case json.Delim('['):
-			stack = append(stack, nil)
+		case json.Delim('{'), json.Delim('['):
+			if len(stack) == maxDataDepth {
+				return invalid("data", "nested deeper than %d levels", maxDataDepth)
+			}
+			if tok == json.Delim('{') {
+				stack = append(stack, &object{names: make(map[string]bool), wantName: true})
+			} else {
+				stack = append(stack, nil)
+			}
 			continue
 		case json.Delim('}'), json.Delim(']'):
 			stack = stack[:len(stack)-1]

@@ -26,7 +26,7 @@ import (
 // Control hook, so DNS rebinding gains nothing), against the special-purpose
 // ranges in blockedPrefixes; redirects are not followed, proxy environment
 // variables are ignored, and time and response size are bounded.
-// ValidateEndpointURL refuses at endpoint creation what can be refused
+// validateEndpointURL refuses at endpoint creation what can be refused
 // without I/O: other schemes, user info, blocked literal addresses and
 // ambiguous spellings of IPv4 addresses.
 
@@ -46,8 +46,10 @@ type WebhookConfig struct {
 	// RetrySchedule is the delay before each retry of a failed delivery:
 	// the first after attempt 1, and so on; attempts past its end wait as
 	// long as its last. Each delay varies by ±10% at random. A receiver's
-	// longer Retry-After (on 429 and 503) wins. Defaults to
-	// DefaultRetrySchedule.
+	// longer Retry-After (on 429 and 503) wins. Defaults to the schedule
+	// Svix uses: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h, so that with
+	// DefaultMaxAttempts (one attempt and one retry per step) a webhook
+	// task's deliveries span about 27.5 hours.
 	RetrySchedule []time.Duration
 	// MaxRetryAfter caps the Retry-After a receiver can ask for. Defaults
 	// to DefaultMaxRetryAfter.
@@ -97,13 +99,6 @@ const (
 	maxHostLabelLength         = 63
 )
 
-// ErrBlockedDestination means a delivery was refused because the address it
-// would connect to is loopback, private, link-local, CGNAT, multicast,
-// reserved, documentation or another special-purpose address, and not
-// allowed by WebhookConfig.AllowNetworks or AllowHosts. The error wrapping
-// it names the address refused.
-var ErrBlockedDestination = errors.New("tasks: blocked destination")
-
 // withDefaults returns a copy of c with zero fields set to their defaults,
 // or an error naming a field that is out of range.
 func (c *WebhookConfig) withDefaults() (WebhookConfig, error) {
@@ -133,7 +128,7 @@ func (c *WebhookConfig) withDefaults() (WebhookConfig, error) {
 		cfg.MaxResponseBytes = defaultMaxResponseBytes
 	}
 	if cfg.RetrySchedule == nil {
-		cfg.RetrySchedule = DefaultRetrySchedule
+		cfg.RetrySchedule = defaultRetrySchedule
 	}
 	if cfg.MaxRetryAfter == 0 {
 		cfg.MaxRetryAfter = DefaultMaxRetryAfter
@@ -428,7 +423,7 @@ func ipv6SpecialReason(a netip.Addr) string {
 	return "not global unicast"
 }
 
-// ValidateEndpointURL reports, as a *ValidationError for the field "url",
+// validateEndpointURL reports, as a *ValidationError for the field "url",
 // whether raw is unusable as a webhook endpoint under cfg (nil means
 // defaults). It does no I/O: host names are checked when a delivery
 // connects, on the addresses dialled. An internationalized host name is
@@ -454,15 +449,17 @@ func ipv6SpecialReason(a netip.Addr) string {
 //
 // The checks apply to the host as converted: "１２７.0.0.1" (full-width
 // digits) is 127.0.0.1, and "ⓛⓞⓒⓐⓛⓗⓞⓢⓣ" is localhost.
-func ValidateEndpointURL(raw string, cfg *WebhookConfig) error {
+func validateEndpointURL(raw string, cfg *WebhookConfig) error {
 	_, err := endpointURL(raw, cfg)
 	return err
 }
 
-// endpointURL validates raw as ValidateEndpointURL does and returns the URL
+// endpointURL validates raw as validateEndpointURL does and returns the URL
 // an endpoint stores: raw itself, or, when raw's host is an
-// internationalized name, raw with the name in its ASCII form (the rest of
-// the URL in its escaped form, as url.URL.String writes it).
+// internationalized name (in Unicode, or in ASCII with a punycode "xn--"
+// label, which must decode to a name IDNA accepts), raw with the name in
+// its ASCII form, lower case (the rest of the URL in its escaped form, as
+// url.URL.String writes it).
 func endpointURL(raw string, cfg *WebhookConfig) (string, error) {
 	switch {
 	case raw == "":
@@ -507,7 +504,7 @@ func endpointURL(raw string, cfg *WebhookConfig) (string, error) {
 		}
 		return raw, checkLiteral(host, a, cfg)
 	}
-	if !isASCII(host) {
+	if !isASCII(host) || hasPunycode(host) {
 		ascii, err := idna.Lookup.ToASCII(host)
 		if err != nil {
 			return "", invalid("url", "host %q is not a valid internationalized domain name: %s", host, strings.TrimPrefix(err.Error(), "idna: "))
@@ -613,4 +610,15 @@ func isNumericLabel(l string) bool {
 		}
 	}
 	return true
+}
+
+// hasPunycode reports whether the ASCII host name has a label in punycode:
+// one that starts with "xn--", in any case.
+func hasPunycode(host string) bool {
+	for label := range strings.SplitSeq(host, ".") {
+		if len(label) >= 4 && strings.EqualFold(label[:4], "xn--") {
+			return true
+		}
+	}
+	return false
 }

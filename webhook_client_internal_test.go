@@ -277,7 +277,7 @@ func TestWebhookClient_DNSRebinding(t *testing.T) {
 	rawURL := "http://rebind.example.test:" + serverPort(t, srv) + "/"
 
 	// What a check-then-connect guard would do: validate, resolve, check.
-	if err := ValidateEndpointURL(rawURL, cfg); err != nil {
+	if err := validateEndpointURL(rawURL, cfg); err != nil {
 		t.Fatalf("ValidateEndpointURL = %v, want nil", err)
 	}
 	if n := calls.Load(); n != 0 {

@@ -158,12 +158,15 @@ func TestValidateEndpointURL(t *testing.T) {
 	t.Run("W7 invalid internationalized names", func(t *testing.T) {
 		t.Parallel()
 		for _, raw := range []string{
-			"http://\u0301a.example/",      // starts with a combining mark
-			"http://a\u05d0.example/",      // mixes left-to-right and right-to-left
-			"http://-b\u00fccher.example/", // a hyphen at the start of a label
-			"http://b\u00fccher-.example/", // and at its end
-			"http://b\u00fc_cher.example/", // an underscore, which IDNA refuses
-			"http://b\u00fccher.xn--zz/",   // punycode that decodes to nothing valid
+			"http://\u0301a.example/",        // starts with a combining mark
+			"http://a\u05d0.example/",        // mixes left-to-right and right-to-left
+			"http://-b\u00fccher.example/",   // a hyphen at the start of a label
+			"http://b\u00fccher-.example/",   // and at its end
+			"http://b\u00fc_cher.example/",   // an underscore, which IDNA refuses
+			"http://b\u00fccher.xn--zz/",     // punycode that decodes to nothing valid
+			"http://xn--zz.example/",         // the same in an ASCII host
+			"http://xn--localhost-.example/", // punycode of a label IDNA refuses
+			"http://XN--A.example/",          // punycode of a control character
 		} {
 			err := tasks.ValidateEndpointURL(raw, nil)
 			if err == nil || !strings.Contains(err.Error(), "is not a valid internationalized domain name") {
@@ -369,6 +372,25 @@ func TestInetAton(t *testing.T) {
 		}
 		if got != tt.want {
 			t.Errorf("inetAton(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestCreateEndpoint_PunycodeHost: a host written in punycode is stored as
+// the same name written in Unicode is, in lower case ASCII.
+func TestCreateEndpoint_PunycodeHost(t *testing.T) {
+	t.Parallel()
+	e, err := tasks.NewEngine(tasks.NewMemoryStore(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, raw := range []string{"https://XN--BCHER-KVA.example/hook", "https://B\u00dcCHER.example/hook"} {
+		ep, err := e.CreateEndpoint(t.Context(), tasks.NewEndpoint{AppID: "app_1", URL: raw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "https://xn--bcher-kva.example/hook"; ep.URL != want {
+			t.Errorf("CreateEndpoint(%q) stored %q, want %q", raw, ep.URL, want)
 		}
 	}
 }

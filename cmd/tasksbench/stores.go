@@ -19,6 +19,8 @@ import (
 
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/bench"
+	"github.com/taskwheel/tasks/postgres"
+	"github.com/taskwheel/tasks/sqlite"
 )
 
 // target is a store that workloads run on: each run gets a fresh, empty
@@ -77,12 +79,12 @@ func memoryTarget() *target {
 
 // sqliteTarget opens each store in a new file in dir, and removes it when
 // the store is closed. The floors run on the store's own write pool: one
-// connection with a statement cache, as OpenSQLite sets it up.
+// connection with a statement cache, as sqlite.Open sets it up.
 func sqliteTarget(dir string) *target {
 	var seq atomic.Int64
-	open := func(context.Context) (*tasks.SQLStore, func() error, error) {
+	open := func(context.Context) (*sqlite.Store, func() error, error) {
 		path := filepath.Join(dir, "bench-"+strconv.FormatInt(seq.Add(1), 10)+".db")
-		s, err := tasks.OpenSQLite(path)
+		s, err := sqlite.Open(path, nil)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -118,9 +120,9 @@ const maxConns = 16
 // pgTimeout bounds the setup and cleanup statements on PostgreSQL.
 const pgTimeout = 30 * time.Second
 
-// postgres is the PostgreSQL database that tasksbench runs on: a schema
+// pgSchema is the PostgreSQL database that tasksbench runs on: a schema
 // of its own, named by search_path.
-type postgres struct {
+type pgSchema struct {
 	db     *sql.DB
 	schema string
 	// admin, when tasksbench created the schema, is a handle outside it
@@ -135,12 +137,12 @@ type postgres struct {
 // in dsn, it creates a new schema, which close drops. With one, it works
 // in that schema, which must hold no tasks (tasksbench empties its tables
 // before each run), and close leaves it, its tables emptied.
-func openPostgres(ctx context.Context, dsn string) (_ *postgres, err error) {
+func openPostgres(ctx context.Context, dsn string) (_ *pgSchema, err error) {
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse -postgres: %w", err)
 	}
-	p := &postgres{schema: cfg.RuntimeParams["search_path"]}
+	p := &pgSchema{schema: cfg.RuntimeParams["search_path"]}
 	ctx, cancel := context.WithTimeout(ctx, pgTimeout)
 	defer cancel()
 	if p.schema == "" {
@@ -166,7 +168,7 @@ func openPostgres(ctx context.Context, dsn string) (_ *postgres, err error) {
 	}
 	p.db.SetMaxOpenConns(maxConns)
 	p.db.SetMaxIdleConns(maxConns)
-	s, err := tasks.NewSQLStore(p.db, tasks.Postgres)
+	s, err := postgres.New(p.db)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +193,7 @@ func openPostgres(ctx context.Context, dsn string) (_ *postgres, err error) {
 const truncate = `TRUNCATE taskwheel_tasks, taskwheel_attempts, taskwheel_endpoints, taskwheel_periodic`
 
 // reset empties the tables for the next run.
-func (p *postgres) reset(ctx context.Context) error {
+func (p *pgSchema) reset(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, pgTimeout)
 	defer cancel()
 	if _, err := p.db.ExecContext(ctx, truncate); err != nil {
@@ -203,7 +205,7 @@ func (p *postgres) reset(ctx context.Context) error {
 // close drops the schema tasksbench created, or empties the tables of the
 // one it was given if they were empty at first, and closes the handles;
 // even when ctx has ended.
-func (p *postgres) close(ctx context.Context) error {
+func (p *pgSchema) close(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pgTimeout)
 	defer cancel()
 	var errs []error
@@ -222,14 +224,14 @@ func (p *postgres) close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (p *postgres) target() *target {
+func (p *pgSchema) target() *target {
 	return &target{
 		name: "postgres",
 		open: func(ctx context.Context) (tasks.Store, func() error, error) {
 			if err := p.reset(ctx); err != nil {
 				return nil, nil, err
 			}
-			s, err := tasks.NewSQLStore(p.db, tasks.Postgres)
+			s, err := postgres.New(p.db)
 			return s, func() error { return nil }, err // the store leaves db open
 		},
 		openDB: func(ctx context.Context) (*sql.DB, tasks.Dialect, func() error, error) {

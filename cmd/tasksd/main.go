@@ -19,7 +19,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -33,7 +32,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"path"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -43,9 +41,11 @@ import (
 	"time"
 	_ "time/tzdata" // IANA zones for periodic tasks, on machines without zoneinfo
 
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for -postgres
-
 	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/dashboard"
+	"github.com/taskwheel/tasks/internal/web"
+	"github.com/taskwheel/tasks/postgres"
+	"github.com/taskwheel/tasks/sqlite"
 )
 
 func main() {
@@ -425,6 +425,7 @@ const apiPrefix = "/api/v1"
 
 // newMux routes /api/v1/ to the engine's handler and /ui/ to its
 // dashboard, both behind key, and GET /healthz to a check of the store.
+// Any other path gets the API's 404, in problem+json.
 //
 // Every answer under /api/v1 is the API's, in problem+json for an error.
 // So /api/v1 without its slash is the API's 404, and a path that is in the
@@ -441,7 +442,10 @@ func newMux(eng *tasks.Engine, key string, logger *slog.Logger) http.Handler {
 	api := eng.Handler(hc)
 	mux.Handle(apiPrefix+"/", http.StripPrefix(apiPrefix, api))
 	mux.Handle(apiPrefix, http.StripPrefix(apiPrefix, api))
-	mux.Handle("/ui/", http.StripPrefix("/ui", eng.UI(hc)))
+	mux.Handle("/ui/", http.StripPrefix("/ui", dashboard.New(eng, &dashboard.Config{Keys: hc.Keys, Logger: logger})))
+	// Any other path is nowhere: the API's handler answers it, with its
+	// 404 in problem+json, rather than ServeMux with text.
+	mux.Handle("/", api)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 		defer cancel()
@@ -456,7 +460,7 @@ func newMux(eng *tasks.Engine, key string, logger *slog.Logger) http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p := r.URL.EscapedPath(); p != cleanPath(p) && (inAPI(p) || inAPI(cleanPath(p))) {
+		if p := r.URL.EscapedPath(); p != web.CleanPath(p) && (inAPI(p) || inAPI(web.CleanPath(p))) {
 			api.ServeHTTP(w, r) // a 404: the handler refuses unclean paths
 			return
 		}
@@ -467,19 +471,6 @@ func newMux(eng *tasks.Engine, key string, logger *slog.Logger) http.Handler {
 // inAPI reports whether the URL path p is in the API: /api/v1 or under it.
 func inAPI(p string) bool {
 	return p == apiPrefix || strings.HasPrefix(p, apiPrefix+"/")
-}
-
-// cleanPath is how ServeMux cleans a path before it routes it: path.Clean,
-// keeping a trailing slash.
-func cleanPath(p string) string {
-	if p == "" || p[0] != '/' {
-		p = "/" + p
-	}
-	np := path.Clean(p)
-	if p[len(p)-1] == '/' && np != "/" {
-		np += "/"
-	}
-	return np
 }
 
 // serverURL is the URL of the server at addr, the listener's address. An
@@ -498,7 +489,7 @@ func serverURL(addr net.Addr) string {
 
 // database is the store tasksd runs on and how to describe and close it.
 type database struct {
-	store *tasks.SQLStore
+	store tasks.Store
 	desc  string // for the output: "SQLite /abs/path" or a redacted URL
 	path  string // the SQLite file's absolute path; "" on PostgreSQL
 	close func() error
@@ -507,19 +498,12 @@ type database struct {
 // openStore opens and migrates the store cfg names.
 func openStore(ctx context.Context, cfg *config) (*database, error) {
 	if cfg.Postgres != "" {
-		db, err := sql.Open("pgx", cfg.Postgres)
+		// Enough connections for the workers and the API.
+		store, err := postgres.Open(ctx, cfg.Postgres, &postgres.Config{
+			MaxConns: max(postgres.DefaultMaxConns, cmp.Or(cfg.Workers, tasks.DefaultWorkers)+4),
+		})
 		if err != nil {
-			return nil, fmt.Errorf("open PostgreSQL %s: %w", redactDSN(cfg.Postgres), err)
-		}
-		// Keep enough idle connections for the workers and the API.
-		db.SetMaxIdleConns(cmp.Or(cfg.Workers, tasks.DefaultWorkers) + 4)
-		store, err := tasks.NewSQLStore(db, tasks.Postgres)
-		if err == nil {
-			err = store.Migrate(ctx)
-		}
-		if err != nil {
-			db.Close()
-			return nil, fmt.Errorf("open PostgreSQL %s: %w", redactDSN(cfg.Postgres), err)
+			return nil, fmt.Errorf("PostgreSQL %s: %w", redactDSN(cfg.Postgres), err)
 		}
 		var once bool
 		return &database{
@@ -530,7 +514,7 @@ func openStore(ctx context.Context, cfg *config) (*database, error) {
 					return nil
 				}
 				once = true
-				return errors.Join(store.Close(), db.Close())
+				return store.Close()
 			},
 		}, nil
 	}
@@ -538,7 +522,7 @@ func openStore(ctx context.Context, cfg *config) (*database, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open SQLite %s: %w", cfg.DB, err)
 	}
-	store, err := tasks.OpenSQLite(path)
+	store, err := sqlite.Open(path, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -23,8 +23,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/testdb"
+	"github.com/taskwheel/tasks/sqlite"
+	"github.com/taskwheel/tasks/webhook"
 )
 
 // Encryption keys for TASKS_ENCRYPTION_KEY.
@@ -490,6 +491,8 @@ func TestRun_uncleanAPIPaths(t *testing.T) {
 		"/api/v1/apps/x/../app_1/tasks", "/api/v1/apps/app_1/tasks/..", "/api/v1/apps/app_1/tasks/",
 		"//api/v1/apps/app_1/tasks", "/./api/v1/apps/app_1/tasks", "/ui/../api/v1/apps/app_1/tasks",
 		"/api/v1", "/api/v1/", "/api/v1/..", "/api//v1/apps/app_1/tasks",
+		// Escaped forms, and paths that are nowhere.
+		"/api/v1%2Fapps/app_1/tasks", "/%2e%2e/api/v1/apps/app_1/tasks", "/nothing", "/api",
 	} {
 		// Written by hand: a client would clean the path, or take "//x"
 		// for a host.
@@ -534,7 +537,7 @@ func TestRun_encryptionKey(t *testing.T) {
 	testEndToEnd(t, startServer(t, args, map[string]string{"TASKS_ENCRYPTION_KEY": encryptionKey1}))
 	storedSecret := func() string {
 		t.Helper()
-		store, err := tasks.OpenSQLite(db)
+		store, err := sqlite.Open(db, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -672,8 +675,8 @@ func testEndToEnd(t *testing.T, s *server) {
 	if got.at.Before(runAt) {
 		t.Errorf("delivered at %v, before its scheduled_run_time %v", got.at, runAt)
 	}
-	if err := tasks.VerifyWebhook(ep.Secret, got.header, got.body); err != nil {
-		t.Errorf("VerifyWebhook with the endpoint's secret: %v\nheaders %v\nbody %s", err, got.header, got.body)
+	if err := webhook.Verify(ep.Secret, got.header, got.body); err != nil {
+		t.Errorf("Verify with the endpoint's secret: %v\nheaders %v\nbody %s", err, got.header, got.body)
 	}
 	if id := got.header.Get("webhook-id"); id != created.ID {
 		t.Errorf("webhook-id %q, want the task ID %q", id, created.ID)

@@ -1,5 +1,5 @@
 // Command webhook-receiver is a minimal receiver for task webhooks. It
-// verifies each POST with [tasks.VerifyWebhook] over the raw body, answers
+// verifies each POST with [webhook.Verify] over the raw body, answers
 // 204 No Content when the signature holds and 400 Bad Request otherwise, and
 // prints each verified delivery to stdout as "webhook-id event_type data".
 //
@@ -21,14 +21,14 @@ import (
 	"os"
 	"time"
 
-	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/webhook"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9000", "address to listen on")
 	secret := flag.String("secret", os.Getenv("WEBHOOK_SECRET"), "endpoint signing secret, whsec_... (default $WEBHOOK_SECRET)")
 	flag.Parse()
-	if err := tasks.ValidateWebhookSecret(*secret); err != nil {
+	if err := webhook.ValidateSecret(*secret); err != nil {
 		log.Fatal(err)
 	}
 	srv := &http.Server{
@@ -51,7 +51,7 @@ func handler(secret string, out io.Writer) http.Handler {
 			return
 		}
 		// Verify the bytes as received, before decoding them.
-		if err := tasks.VerifyWebhook(secret, r.Header, body); err != nil {
+		if err := webhook.Verify(secret, r.Header, body); err != nil {
 			log.Printf("rejected delivery: %v", err)
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return

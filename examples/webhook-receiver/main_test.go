@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/webhook"
 )
 
 // lockedBuffer is a bytes.Buffer the server's goroutines may write while the
@@ -48,7 +48,7 @@ func sign(t *testing.T, secret, id, ts, body string) string {
 }
 
 func TestHandler(t *testing.T) {
-	secret := tasks.NewWebhookSecret()
+	secret := webhook.NewSecret()
 	var out lockedBuffer
 	srv := httptest.NewServer(handler(secret, &out))
 	defer srv.Close()
@@ -82,7 +82,7 @@ func TestHandler(t *testing.T) {
 		t.Errorf("printed %q, want %q", got, want)
 	}
 
-	bad := sign(t, tasks.NewWebhookSecret(), "3f1c", strconv.FormatInt(time.Now().Unix(), 10), body)
+	bad := sign(t, webhook.NewSecret(), "3f1c", strconv.FormatInt(time.Now().Unix(), 10), body)
 	if got := post(bad); got != http.StatusBadRequest {
 		t.Errorf("delivery signed with another secret: got status %d, want 400", got)
 	}

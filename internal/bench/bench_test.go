@@ -8,6 +8,8 @@ import (
 
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/testdb"
+	"github.com/taskwheel/tasks/postgres"
+	"github.com/taskwheel/tasks/sqlite"
 )
 
 func TestLatency(t *testing.T) {
@@ -58,7 +60,7 @@ func TestFloors(t *testing.T) {
 		d    tasks.Dialect
 	}{
 		{"sqlite", func(t *testing.T) *sql.DB {
-			s, err := tasks.OpenSQLite(testdb.SQLitePath(t))
+			s, err := sqlite.Open(testdb.SQLitePath(t), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +69,7 @@ func TestFloors(t *testing.T) {
 		}, tasks.SQLite},
 		{"postgres", func(t *testing.T) *sql.DB {
 			db := testdb.Postgres(t)
-			s, err := tasks.NewSQLStore(db, tasks.Postgres)
+			s, err := postgres.New(db)
 			if err != nil {
 				t.Fatal(err)
 			}

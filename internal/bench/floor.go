@@ -59,7 +59,7 @@ func newID() string { return uuid.Must(uuid.NewV7()).String() }
 // InsertFloor is the floor of W1 and W7: n tasks inserted one INSERT
 // statement each, by Producers goroutines, into the empty tables of db,
 // a database of dialect d that Migrate set up. Open SQLite's db as
-// OpenSQLite does, or pass the DB of its store.
+// sqlite.Open does, or pass the DB of its store.
 func InsertFloor(ctx context.Context, db *sql.DB, d tasks.Dialect, n int) (Rate, error) {
 	start := time.Now()
 	err := runN(ctx, Producers, n, func(ctx context.Context, i int) error {

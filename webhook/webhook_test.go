@@ -1,4 +1,4 @@
-package tasks_test
+package webhook_test
 
 import (
 	"crypto/hmac"
@@ -16,7 +16,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
-	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/webhook"
 )
 
 // signStandard computes a Standard Webhooks v1 signature entry from the
@@ -33,9 +33,9 @@ func signStandard(t *testing.T, secret, id, ts string, body []byte) string {
 	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
 
-func TestNewWebhookSecret(t *testing.T) {
+func TestNewSecret(t *testing.T) {
 	t.Parallel()
-	a, b := tasks.NewWebhookSecret(), tasks.NewWebhookSecret()
+	a, b := webhook.NewSecret(), webhook.NewSecret()
 	if a == b {
 		t.Errorf("two secrets are equal: %q", a)
 	}
@@ -48,14 +48,14 @@ func TestNewWebhookSecret(t *testing.T) {
 		if err != nil || len(key) != 32 {
 			t.Errorf("secret %q: got %d bytes, err %v; want 32 bytes of standard base64", s, len(key), err)
 		}
-		if err := tasks.ValidateWebhookSecret(s); err != nil {
-			t.Errorf("ValidateWebhookSecret(%q): got %v, want nil", s, err)
+		if err := webhook.ValidateSecret(s); err != nil {
+			t.Errorf("ValidateSecret(%q): got %v, want nil", s, err)
 		}
 	}
 }
 
 // ACCEPTANCE S5.
-func TestValidateWebhookSecret(t *testing.T) {
+func TestValidateSecret(t *testing.T) {
 	t.Parallel()
 	key := func(n int) string { return base64.StdEncoding.EncodeToString(make([]byte, n)) }
 	for _, tt := range []struct {
@@ -79,16 +79,15 @@ func TestValidateWebhookSecret(t *testing.T) {
 		{"surrounding space", " whsec_" + key(32), "must start with"},
 		{"trailing space", "whsec_" + key(32) + " ", "not valid base64"},
 	} {
-		err := tasks.ValidateWebhookSecret(tt.secret)
+		err := webhook.ValidateSecret(tt.secret)
 		if tt.wantErr == "" {
 			if err != nil {
 				t.Errorf("%s: got %v, want nil", tt.name, err)
 			}
 			continue
 		}
-		var ve *tasks.ValidationError
-		if !errors.As(err, &ve) || ve.Field != "secret" || !strings.Contains(ve.Message, tt.wantErr) {
-			t.Errorf("%s: got %v, want a *ValidationError for secret saying %q", tt.name, err, tt.wantErr)
+		if !errors.Is(err, webhook.ErrInvalidSecret) || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("%s: got %v, want ErrInvalidSecret saying %q", tt.name, err, tt.wantErr)
 			continue
 		}
 		if enc := strings.TrimPrefix(strings.TrimSpace(tt.secret), "whsec_"); len(enc) > 4 && strings.Contains(err.Error(), enc) {
@@ -98,11 +97,11 @@ func TestValidateWebhookSecret(t *testing.T) {
 }
 
 // ACCEPTANCE S2 and S3; the timestamp tolerance at its edges is in
-// webhook_sign_internal_test.go.
-func TestVerifyWebhook(t *testing.T) {
+// webhook_internal_test.go.
+func TestVerify(t *testing.T) {
 	t.Parallel()
-	secret := tasks.NewWebhookSecret()
-	other := tasks.NewWebhookSecret()
+	secret := webhook.NewSecret()
+	other := webhook.NewSecret()
 	body := []byte(`{"id":"t1","event_type":"user.created","data":{"n":1}}`)
 	now := strconv.FormatInt(time.Now().Unix(), 10)
 	good := signStandard(t, secret, "t1", now, body)
@@ -165,39 +164,38 @@ func TestVerifyWebhook(t *testing.T) {
 		if tt.body != "" {
 			b = []byte(tt.body)
 		}
-		err := tasks.VerifyWebhook(secret, h, b)
+		err := webhook.Verify(secret, h, b)
 		if tt.wantErr == "" {
 			if err != nil {
 				t.Errorf("%s: got %v, want nil", tt.name, err)
 			}
 			continue
 		}
-		if !errors.Is(err, tasks.ErrWebhookSignature) || !strings.Contains(err.Error(), tt.wantErr) {
-			t.Errorf("%s: got %v, want ErrWebhookSignature saying %q", tt.name, err, tt.wantErr)
+		if !errors.Is(err, webhook.ErrSignature) || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("%s: got %v, want ErrSignature saying %q", tt.name, err, tt.wantErr)
 		}
 	}
 }
 
-func TestVerifyWebhook_BadSecret(t *testing.T) {
+func TestVerify_BadSecret(t *testing.T) {
 	t.Parallel()
 	h := http.Header{}
 	h.Set("webhook-id", "t1")
 	h.Set("webhook-timestamp", strconv.FormatInt(time.Now().Unix(), 10))
 	h.Set("webhook-signature", "v1,AAAA")
 	for _, secret := range []string{"", "whsec_", "whsec_short", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"} {
-		err := tasks.VerifyWebhook(secret, h, nil)
-		var ve *tasks.ValidationError
-		if !errors.As(err, &ve) || ve.Field != "secret" || errors.Is(err, tasks.ErrWebhookSignature) {
-			t.Errorf("secret %q: got %v, want a *ValidationError for secret", secret, err)
+		err := webhook.Verify(secret, h, nil)
+		if !errors.Is(err, webhook.ErrInvalidSecret) || errors.Is(err, webhook.ErrSignature) {
+			t.Errorf("secret %q: got %v, want ErrInvalidSecret", secret, err)
 		}
 	}
 }
 
 // Sign with the Standard Webhooks project's Go library, verify with ours.
-// The other direction is in webhook_sign_internal_test.go.
-func TestVerifyWebhook_StandardWebhooksLibrary(t *testing.T) {
+// The other direction is in webhook_internal_test.go.
+func TestVerify_StandardWebhooksLibrary(t *testing.T) {
 	t.Parallel()
-	for _, secret := range []string{tasks.NewWebhookSecret(), "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"} {
+	for _, secret := range []string{webhook.NewSecret(), "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"} {
 		wh, err := standardwebhooks.NewWebhook(secret)
 		if err != nil {
 			t.Fatal(err)
@@ -212,20 +210,20 @@ func TestVerifyWebhook_StandardWebhooksLibrary(t *testing.T) {
 		h.Set(standardwebhooks.HeaderWebhookID, "msg_p5jXN8AQM9LWM0D4loKWxJek")
 		h.Set(standardwebhooks.HeaderWebhookTimestamp, strconv.FormatInt(ts.Unix(), 10))
 		h.Set(standardwebhooks.HeaderWebhookSignature, sig)
-		if err := tasks.VerifyWebhook(secret, h, body); err != nil {
+		if err := webhook.Verify(secret, h, body); err != nil {
 			t.Errorf("verify their signature: got %v, want nil", err)
 		}
-		if err := tasks.VerifyWebhook(secret, h, []byte(`{"test": 2432232315}`)); !errors.Is(err, tasks.ErrWebhookSignature) {
-			t.Errorf("verify their signature over another body: got %v, want ErrWebhookSignature", err)
+		if err := webhook.Verify(secret, h, []byte(`{"test": 2432232315}`)); !errors.Is(err, webhook.ErrSignature) {
+			t.Errorf("verify their signature over another body: got %v, want ErrSignature", err)
 		}
-		if err := tasks.VerifyWebhook(tasks.NewWebhookSecret(), h, body); !errors.Is(err, tasks.ErrWebhookSignature) {
-			t.Errorf("verify their signature with another secret: got %v, want ErrWebhookSignature", err)
+		if err := webhook.Verify(webhook.NewSecret(), h, body); !errors.Is(err, webhook.ErrSignature) {
+			t.Errorf("verify their signature with another secret: got %v, want ErrSignature", err)
 		}
 	}
 }
 
 // A receiver verifies the raw body before decoding it.
-func ExampleVerifyWebhook() {
+func ExampleVerify() {
 	secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" // the endpoint's signing secret
 	http.HandleFunc("POST /webhooks", func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
@@ -233,11 +231,15 @@ func ExampleVerifyWebhook() {
 			http.Error(w, "unreadable body", http.StatusBadRequest)
 			return
 		}
-		if err := tasks.VerifyWebhook(secret, r.Header, body); err != nil {
+		if err := webhook.Verify(secret, r.Header, body); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		var task tasks.Task
+		var task struct { // a tasks.Task, of which a receiver needs little
+			ID        string          `json:"id"`
+			EventType string          `json:"event_type"`
+			Data      json.RawMessage `json:"data"`
+		}
 		if err := json.Unmarshal(body, &task); err != nil {
 			http.Error(w, "not a task", http.StatusBadRequest)
 			return
@@ -246,4 +248,40 @@ func ExampleVerifyWebhook() {
 		fmt.Println(task.ID, task.EventType, string(task.Data))
 		w.WriteHeader(http.StatusNoContent)
 	})
+}
+
+// Sign gives the four headers of a delivery, and Verify accepts them: the
+// published vector (ACCEPTANCE S1) through the exported API.
+func TestSign(t *testing.T) {
+	t.Parallel()
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	body := []byte(`{"test": 2432232314}`)
+	h, err := webhook.Sign([]string{secret}, "msg_p5jXN8AQM9LWM0D4loKWxJek", time.Unix(1614265330, 0), body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		"webhook-id":        "msg_p5jXN8AQM9LWM0D4loKWxJek",
+		"webhook-timestamp": "1614265330",
+		"webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+	} {
+		if got := h.Get(name); got != want {
+			t.Errorf("%s: got %q, want %q", name, got, want)
+		}
+	}
+	if got := h.Get("HostedHooks-Signature"); !strings.HasPrefix(got, "t=1614265330,s=") {
+		t.Errorf("HostedHooks-Signature: got %q, want t=1614265330,s=<hex>", got)
+	}
+
+	now := time.Now()
+	h, err = webhook.Sign([]string{secret}, "t1", now, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := webhook.Verify(secret, h, body); err != nil {
+		t.Errorf("Verify(Sign(...)): got %v, want nil", err)
+	}
+	if _, err := webhook.Sign([]string{"whsec_short"}, "t1", now, body); !errors.Is(err, webhook.ErrInvalidSecret) {
+		t.Errorf("Sign with a short secret: got %v, want ErrInvalidSecret", err)
+	}
 }

@@ -1,4 +1,4 @@
-package tasks_test
+package dashboard_test
 
 import (
 	"net/http"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/dashboard"
 	"github.com/taskwheel/tasks/internal/testdb"
 )
 
@@ -31,12 +32,7 @@ func TestUI_LogoutIsShared(t *testing.T) {
 			path := testdb.SQLitePath(t)
 			var stores [2]tasks.Store
 			for i := range stores {
-				s, err := tasks.OpenSQLite(path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { s.Close() })
-				stores[i] = s
+				stores[i] = openSQLite(t, path)
 			}
 			return stores
 		}},
@@ -102,7 +98,7 @@ func TestUI_LoginThrottle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h := http.StripPrefix(uiPrefix, e.UI(&tasks.HandlerConfig{Keys: map[string][]string{keyApp1: {"app_1"}}}))
+		h := http.StripPrefix(uiPrefix, dashboard.New(e, &dashboard.Config{Keys: map[string][]string{keyApp1: {"app_1"}}}))
 		return func(addr, key string) *httptest.ResponseRecorder {
 			req := httptest.NewRequest(http.MethodPost, uiPrefix+"/login", strings.NewReader(url.Values{"key": {key}}.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -154,6 +150,33 @@ func TestUI_LoginThrottle(t *testing.T) {
 			time.Sleep(wait)
 			if rec := login(attacker, keyApp1); rec.Code != http.StatusSeeOther {
 				t.Errorf("the right key from the throttled address after Retry-After: got %d, want 303", rec.Code)
+			}
+		})
+	})
+
+	t.Run("an address that logged in before gets in during an attack from many", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			login := newUI(t)
+			const admin = "198.51.100.7:1234"
+			if rec := login(admin, keyApp1); rec.Code != http.StatusSeeOther {
+				t.Fatalf("the admin's first login: got %d, want 303", rec.Code)
+			}
+			throttled := false
+			for i := range 10000 {
+				addr := "10." + strconv.Itoa(i>>16&255) + "." + strconv.Itoa(i>>8&255) + "." + strconv.Itoa(i&255) + ":1"
+				if rec := login(addr, "wrong-key"); rec.Code == http.StatusTooManyRequests {
+					throttled = true
+					break
+				}
+			}
+			if !throttled {
+				t.Fatal("10000 wrong logins from as many addresses: none answered 429")
+			}
+			if rec := login("203.0.113.9:1", keyApp1); rec.Code != http.StatusTooManyRequests {
+				t.Errorf("the right key from a new address during the attack: got %d, want 429", rec.Code)
+			}
+			if rec := login(admin, keyApp1); rec.Code != http.StatusSeeOther {
+				t.Errorf("the right key from the admin's address during the attack: got %d, want 303", rec.Code)
 			}
 		})
 	})

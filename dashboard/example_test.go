@@ -1,4 +1,4 @@
-package tasks_test
+package dashboard_test
 
 import (
 	"fmt"
@@ -7,21 +7,20 @@ import (
 	"net/http/httptest"
 
 	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/dashboard"
 )
 
 // The dashboard, mounted beside the API with the same keys: a browser that
 // opens it is sent to its login page, where the user pastes an API key.
-func ExampleEngine_UI() {
+func ExampleNew() {
 	eng, err := tasks.NewEngine(tasks.NewMemoryStore(), nil)
 	if err != nil {
 		log.Fatal(err)
 	}
-	cfg := &tasks.HandlerConfig{
-		Keys: map[string][]string{"tw_key-of-app_1": {"app_1"}},
-	}
+	keys := map[string][]string{"tw_key-of-app_1": {"app_1"}}
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", eng.Handler(cfg)))
-	mux.Handle("/ui/", http.StripPrefix("/ui", eng.UI(cfg)))
+	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", eng.Handler(&tasks.HandlerConfig{Keys: keys})))
+	mux.Handle("/ui/", http.StripPrefix("/ui", dashboard.New(eng, &dashboard.Config{Keys: keys})))
 
 	srv := httptest.NewServer(mux)
 	defer srv.Close()

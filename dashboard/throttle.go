@@ -1,4 +1,4 @@
-package tasks
+package dashboard
 
 // Login throttling for the dashboard: token buckets per client address and
 // for all clients, so that no one can try API keys at speed.
@@ -18,12 +18,21 @@ import (
 // with the right key costs nothing, so only wrong keys use up the buckets,
 // and every bucket refills: no one is locked out for longer than the
 // Retry-After of the answer.
+//
+// An attack from many addresses can keep the bucket of all clients empty
+// for as long as it lasts. So that it does not lock out the people who use
+// the dashboard, an address that logged in with a right key in the last
+// trustFor is limited by its own bucket only; an attacker cannot join them
+// without a key. This process remembers up to maxTrustedClients of them
+// (a restart forgets them).
 const (
 	loginBurst          = 10
 	loginEvery          = 6 * time.Second
 	globalLoginBurst    = 100
 	globalLoginEvery    = 100 * time.Millisecond
 	maxThrottledClients = 10_000 // addresses tracked at once
+	trustFor            = 30 * 24 * time.Hour
+	maxTrustedClients   = 1000
 )
 
 // loginThrottle limits login attempts. Its zero value is not ready; use
@@ -33,27 +42,37 @@ type loginThrottle struct {
 
 	mu      sync.Mutex
 	clients map[netip.Prefix]*rate.Limiter
+	trusted map[netip.Prefix]time.Time // when each last logged in
 }
 
 func newLoginThrottle() *loginThrottle {
 	return &loginThrottle{
 		global:  rate.NewLimiter(rate.Every(globalLoginEvery), globalLoginBurst),
 		clients: make(map[netip.Prefix]*rate.Limiter),
+		trusted: make(map[netip.Prefix]time.Time),
 	}
 }
 
 // loginAttempt is one login attempt that the throttle let through.
 type loginAttempt struct {
-	now   time.Time
-	taken []*rate.Reservation
+	l      *loginThrottle
+	client netip.Prefix
+	now    time.Time
+	taken  []*rate.Reservation
 }
 
 // attempt takes a token for a login attempt by r at now from the buckets
-// of its client and of all clients. It returns the attempt, or, taking
-// nothing, how long the client must wait first.
+// of its client and, unless the client is trusted, of all clients. It
+// returns the attempt, or, taking nothing, how long the client must wait
+// first.
 func (l *loginThrottle) attempt(r *http.Request, now time.Time) (*loginAttempt, time.Duration) {
-	a := &loginAttempt{now: now}
-	for _, lim := range []*rate.Limiter{l.client(r, now), l.global} {
+	key := clientKey(r)
+	a := &loginAttempt{l: l, client: key, now: now}
+	limits := []*rate.Limiter{l.client(key, now)}
+	if !l.isTrusted(key, now) {
+		limits = append(limits, l.global)
+	}
+	for _, lim := range limits {
 		if lim == nil {
 			continue
 		}
@@ -75,14 +94,41 @@ func (a *loginAttempt) refund() {
 	}
 }
 
-// client returns the bucket of r's client: its IP address, or for IPv6 the
-// /64 it belongs to, as one host usually holds a whole /64. The address is
-// the one the connection came from (RemoteAddr): behind a reverse proxy,
-// all clients share the proxy's. It returns nil, leaving the global bucket
-// alone to limit, when it tracks maxThrottledClients addresses already,
-// none of them idle.
-func (l *loginThrottle) client(r *http.Request, now time.Time) *rate.Limiter {
-	var key netip.Prefix // unparseable addresses share the zero prefix
+// succeeded gives back the attempt's tokens and trusts its client: it was
+// a login with the right key.
+func (a *loginAttempt) succeeded() {
+	a.refund()
+	l := a.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.trusted[a.client]; !ok && len(l.trusted) >= maxTrustedClients {
+		var oldest netip.Prefix
+		var oldestAt time.Time
+		for k, at := range l.trusted {
+			if oldestAt.IsZero() || at.Before(oldestAt) {
+				oldest, oldestAt = k, at
+			}
+		}
+		delete(l.trusted, oldest)
+	}
+	l.trusted[a.client] = a.now
+}
+
+// isTrusted reports whether client logged in with a right key in the last
+// trustFor.
+func (l *loginThrottle) isTrusted(client netip.Prefix, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	at, ok := l.trusted[client]
+	return ok && now.Sub(at) < trustFor
+}
+
+// clientKey returns r's client: its IP address, or for IPv6 the /64 it
+// belongs to, as one host usually holds a whole /64. The address is the one
+// the connection came from (RemoteAddr): behind a reverse proxy, all
+// clients share the proxy's. Unparseable addresses share the zero prefix.
+func clientKey(r *http.Request) netip.Prefix {
+	var key netip.Prefix
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
@@ -95,6 +141,13 @@ func (l *loginThrottle) client(r *http.Request, now time.Time) *rate.Limiter {
 		}
 		key, _ = addr.Prefix(bits)
 	}
+	return key
+}
+
+// client returns the bucket of the client key. It returns nil, leaving the
+// global bucket alone to limit, when it tracks maxThrottledClients
+// addresses already, none of them idle.
+func (l *loginThrottle) client(key netip.Prefix, now time.Time) *rate.Limiter {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if lim, ok := l.clients[key]; ok {

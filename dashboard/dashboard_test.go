@@ -1,7 +1,9 @@
-package tasks_test
+package dashboard_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"html"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/dashboard"
 )
 
 // uiPrefix is where the tests mount the dashboard.
@@ -36,7 +39,7 @@ type dash struct {
 
 type dashOpts struct {
 	cfg     *tasks.Config
-	handler *tasks.HandlerConfig
+	handler *dashboard.Config
 	funcs   map[string]tasks.Func
 }
 
@@ -48,10 +51,10 @@ func newDash(t *testing.T, store tasks.Store, opts dashOpts) *dash {
 	e := startEngine(t, store, opts.cfg, opts.funcs)
 	hc := opts.handler
 	if hc == nil {
-		hc = &tasks.HandlerConfig{Keys: map[string][]string{keyApp1: {"app_1"}, keyAll: {"*"}}}
+		hc = &dashboard.Config{Keys: map[string][]string{keyApp1: {"app_1"}, keyAll: {"*"}}}
 	}
 	mux := http.NewServeMux()
-	mux.Handle(uiPrefix+"/", http.StripPrefix(uiPrefix, e.UI(hc)))
+	mux.Handle(uiPrefix+"/", http.StripPrefix(uiPrefix, dashboard.New(e, hc)))
 	d := &dash{t: t, e: e, srv: httptest.NewServer(mux)}
 	t.Cleanup(d.srv.Close)
 	d.client = d.newClient()
@@ -347,7 +350,7 @@ func TestUI_Headers(t *testing.T) {
 	// An unclean path is refused rather than redirected out of the mount
 	// (the server's mux cleans paths before; one under StripPrefix may not).
 	rec := httptest.NewRecorder()
-	http.StripPrefix(uiPrefix, d.e.UI(&tasks.HandlerConfig{Keys: map[string][]string{keyApp1: {"app_1"}}})).
+	http.StripPrefix(uiPrefix, dashboard.New(d.e, &dashboard.Config{Keys: map[string][]string{keyApp1: {"app_1"}}})).
 		ServeHTTP(rec, httptest.NewRequest(http.MethodGet, uiPrefix+"/apps/app_1//tasks", nil))
 	if rec.Code != http.StatusNotFound {
 		t.Errorf("GET an unclean path: got %d, want 404", rec.Code)
@@ -410,7 +413,10 @@ func TestUI_TasksPage(t *testing.T) {
 			wantContains(t, "tasks"+tc.query, p.body, tc.want...)
 			wantNotContains(t, "tasks"+tc.query, p.body, tc.not_...)
 		}
-		for _, q := range []string{"?status=lost", "?event_type=a..b", "?from=yesterday", "?cursor=%%%"} {
+		// A cursor that decodes but holds no valid task ID, as no page link
+		// does.
+		forged := base64.RawURLEncoding.EncodeToString(append(binary.BigEndian.AppendUint64(nil, 1), "<x>"...))
+		for _, q := range []string{"?status=lost", "?event_type=a..b", "?from=yesterday", "?cursor=%%%", "?cursor=" + forged} {
 			p := d.get("/apps/app_1/tasks" + strings.ReplaceAll(q, "%%%", "%21%21"))
 			d.wantStatus("GET tasks"+q, p, http.StatusBadRequest)
 			wantContains(t, "tasks"+q, p.body, "Invalid filter")
@@ -601,6 +607,8 @@ func TestUI_TaskActions(t *testing.T) {
 		}{
 			{url.Values{"run_at": {"tomorrow"}}, http.StatusUnprocessableEntity},
 			{url.Values{"run_at": {want.Format("2006-01-02T15:04")}, "time_zone": {"Mars/Olympus"}}, http.StatusUnprocessableEntity},
+			{url.Values{"run_at": {want.Format("2006-01-02T15:04")}, "time_zone": {"Local"}}, http.StatusUnprocessableEntity},
+			{url.Values{"run_at": {want.Format("2006-01-02T15:04")}, "time_zone": {strings.Repeat("Europe/", 40)}}, http.StatusUnprocessableEntity},
 			{url.Values{"run_at": {time.Now().UTC().AddDate(2, 0, 0).Format("2006-01-02T15:04")}}, http.StatusUnprocessableEntity},
 		} {
 			p := d.act(taskPath(tk.ID), taskPath(tk.ID)+"/reschedule", tc.form)
@@ -719,7 +727,7 @@ func TestUI_Schedules(t *testing.T) {
 
 func TestUI_Unauthenticated(t *testing.T) {
 	t.Parallel()
-	d := newDash(t, tasks.NewMemoryStore(), dashOpts{handler: &tasks.HandlerConfig{Unauthenticated: true}})
+	d := newDash(t, tasks.NewMemoryStore(), dashOpts{handler: &dashboard.Config{Unauthenticated: true}})
 	tk := enqueue(t, d.e, tasks.NewTask{AppID: "any_app", EventType: "x", RunAt: time.Now().Add(time.Hour)})
 	p := d.get("/apps/any_app/tasks")
 	d.wantStatus("GET without a login", p, http.StatusOK)
@@ -733,7 +741,7 @@ func TestUI_Unauthenticated(t *testing.T) {
 func TestUI_PanicsOnBadConfig(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, tasks.NewMemoryStore(), nil)
-	for _, cfg := range []*tasks.HandlerConfig{
+	for _, cfg := range []*dashboard.Config{
 		nil,
 		{Keys: map[string][]string{"k": {"a"}}, Unauthenticated: true},
 		{Keys: map[string][]string{"": {"a"}}},
@@ -743,11 +751,11 @@ func TestUI_PanicsOnBadConfig(t *testing.T) {
 	} {
 		func() {
 			defer func() {
-				if v := recover(); v == nil || !strings.HasPrefix(v.(string), "tasks: UI: ") {
-					t.Errorf("UI(%+v): got panic %v, want one starting \"tasks: UI: \"", cfg, v)
+				if v := recover(); v == nil || !strings.HasPrefix(v.(string), "tasks: dashboard.New: ") {
+					t.Errorf("New(%+v): got panic %v, want one starting \"tasks: dashboard.New: \"", cfg, v)
 				}
 			}()
-			e.UI(cfg)
+			dashboard.New(e, cfg)
 		}()
 	}
 }

@@ -1,4 +1,4 @@
-package tasks_test
+package dashboard_test
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package tasks
+package dashboard
 
 import (
 	"net/http"
@@ -7,18 +7,20 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/taskwheel/tasks"
 )
 
 // TestUI_SessionExpires moves the dashboard's clock past a session's
 // lifetime: the session no longer opens a page, and a new login works.
 func TestUI_SessionExpires(t *testing.T) {
 	t.Parallel()
-	e, err := NewEngine(NewMemoryStore(), nil)
+	e, err := tasks.NewEngine(tasks.NewMemoryStore(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const key = "ui-internal-key-0123"
-	u := e.UI(&HandlerConfig{Keys: map[string][]string{key: {"app_1"}}}).(*ui)
+	u := New(e, &Config{Keys: map[string][]string{key: {"app_1"}}}).(*ui)
 	var offset time.Duration
 	u.now = func() time.Time { return time.Now().Add(offset) }
 

@@ -1,0 +1,173 @@
+// Package postgres opens a [tasks.SQLStore] on PostgreSQL through pgx
+// (github.com/jackc/pgx/v5 and its database/sql driver, stdlib), with a
+// sized pool, and adds what needs pgx itself: LISTEN/NOTIFY, by which
+// engines in several processes sharing the database hear of each other's
+// tasks at once.
+//
+//	store, err := postgres.Open(ctx, "postgres://app@db.example.com/app", nil)
+//	if err != nil { … }
+//	defer store.Close()
+//	eng, err := tasks.NewEngine(store, nil)
+//
+// An application with a pool of its own, whose transactions enqueue tasks
+// with [tasks.Engine.EnqueueTx], builds the store on it with [New].
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/taskwheel/tasks"
+)
+
+// Config configures [Open]. A nil *Config means every default.
+type Config struct {
+	// MaxConns bounds the connections the pool opens, and keeps as many
+	// open while idle for reuse. An engine's scheduler uses a few (claims,
+	// outcomes, leases), and its listener holds one for as long as it runs;
+	// workers hold none while their tasks run. Defaults to
+	// [DefaultMaxConns].
+	MaxConns int
+}
+
+// DefaultMaxConns is the default of [Config.MaxConns].
+const DefaultMaxConns = 16
+
+// Store is a [tasks.SQLStore] on PostgreSQL that also listens, with
+// LISTEN/NOTIFY: its methods are the SQLStore's, but for [Store.Listen].
+//
+// A Store is safe for concurrent use, also by engines in several processes
+// sharing its database. Its zero value is not usable; call [Open] or [New].
+type Store struct {
+	*tasks.SQLStore
+	owned bool // Close closes the database
+}
+
+// Open opens the PostgreSQL database that url names (a postgres:// URL or
+// keyword/value pairs, as pgx parses them), with a pool of cfg.MaxConns
+// connections, migrates it and returns a store that owns the pool: Close
+// closes it. The store's tables live in the connections' current schema
+// (set search_path in url to choose it).
+func Open(ctx context.Context, url string, cfg *Config) (*Store, error) {
+	var c Config
+	if cfg != nil {
+		c = *cfg
+	}
+	switch {
+	case c.MaxConns == 0:
+		c.MaxConns = DefaultMaxConns
+	case c.MaxConns < 2:
+		// One connection would deadlock an engine: its listener holds one.
+		return nil, fmt.Errorf("tasks: open PostgreSQL: Config.MaxConns: got %d, want at least 2", c.MaxConns)
+	}
+	pc, err := pgx.ParseConfig(url)
+	if err != nil {
+		// pgx quotes url in its message with the password redacted.
+		return nil, fmt.Errorf("tasks: open PostgreSQL: %w", err)
+	}
+	db := stdlib.OpenDB(*pc)
+	db.SetMaxOpenConns(c.MaxConns)
+	db.SetMaxIdleConns(c.MaxConns)
+	s, err := New(db)
+	if err == nil {
+		err = s.Migrate(ctx) // says "tasks: migrate: …"
+	}
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.owned = true
+	return s, nil
+}
+
+// New returns a Store on db, a database the caller opened with the driver
+// github.com/jackc/pgx/v5/stdlib and keeps: Close does not close it. New
+// does no I/O; call [tasks.SQLStore.Migrate] before using the store.
+func New(db *sql.DB) (*Store, error) {
+	if db == nil {
+		return nil, errors.New("tasks: new PostgreSQL store: nil db")
+	}
+	if _, ok := db.Driver().(*stdlib.Driver); !ok {
+		return nil, fmt.Errorf("tasks: new PostgreSQL store: want a database opened with github.com/jackc/pgx/v5/stdlib, have driver %T", db.Driver())
+	}
+	s, err := tasks.NewSQLStore(db, tasks.Postgres)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{SQLStore: s}, nil
+}
+
+// Close closes the database if the store owns it (see [Open]); a store
+// from [New] leaves it open. Stop the engines using the store first.
+func (s *Store) Close() error {
+	if !s.owned {
+		return nil
+	}
+	return s.DB().Close()
+}
+
+// Listen implements [tasks.Store.Listen]: it takes a connection of its own from
+// the pool, LISTENs on the channel that the migrations' trigger notifies for
+// the store's schema, and calls notify for each notification until ctx ends
+// or the connection fails; the connection is then closed, not returned to
+// the pool.
+func (s *Store) Listen(ctx context.Context, listening func(), notify func(tasks.Due)) error {
+	conn, err := s.DB().Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("tasks: listen: %w", err)
+	}
+	defer conn.Close()
+	var listenErr error
+	// Returning driver.ErrBadConn makes database/sql close the connection,
+	// which is still listening, instead of pooling it.
+	conn.Raw(func(dc any) error {
+		listenErr = listen(ctx, dc, listening, notify)
+		return driver.ErrBadConn
+	})
+	return fmt.Errorf("tasks: listen: %w", listenErr)
+}
+
+// notifyChannel names the channel that the trigger of migration 0006 (in
+// package tasks) notifies for the tables of the current schema: a hash of
+// the schema's name keeps it within PostgreSQL's 63 bytes for any name.
+const notifyChannel = `SELECT 'taskwheel_' || left(md5(current_schema()), 16)`
+
+// listen LISTENs on dc, a connection of stdlib, and calls notify for each
+// notification, whose payload is the task's run time in Unix microseconds
+// and its ID, separated by a space.
+func listen(ctx context.Context, dc any, listening func(), notify func(tasks.Due)) error {
+	pc, ok := dc.(interface{ Conn() *pgx.Conn })
+	if !ok {
+		return fmt.Errorf("want a connection of github.com/jackc/pgx/v5/stdlib, have %T", dc)
+	}
+	c := pc.Conn()
+	var channel string
+	if err := c.QueryRow(ctx, notifyChannel).Scan(&channel); err != nil {
+		return err
+	}
+	if _, err := c.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		return err
+	}
+	listening()
+	for {
+		n, err := c.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		micros, id, ok := strings.Cut(n.Payload, " ")
+		us, err := strconv.ParseInt(micros, 10, 64)
+		if !ok || err != nil {
+			continue // not ours
+		}
+		notify(tasks.Due{ID: id, RunAt: time.UnixMicro(us).UTC()})
+	}
+}

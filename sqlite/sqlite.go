@@ -1,0 +1,289 @@
+// Package sqlite opens a [tasks.SQLStore] on an SQLite file with the
+// library's settings, through the driver github.com/mattn/go-sqlite3 (which
+// needs cgo): WAL, a busy timeout, one writer beside a pool of readers, and
+// a checkpointer off the writer's path.
+//
+//	store, err := sqlite.Open("tasks.db", nil)
+//	if err != nil { … }
+//	defer store.Close()
+//	eng, err := tasks.NewEngine(store, nil)
+//
+// A database the application opened itself can be used through
+// [tasks.NewSQLStore] with [tasks.SQLite].
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/internal/sqlstore"
+)
+
+// Config configures [Open]. A nil *Config means every default.
+type Config struct {
+	// Synchronous is SQLite's synchronous setting for the store's writes:
+	// how hard each commit waits for the disk. "NORMAL": a commit survives
+	// a crash of the process; in WAL mode it can be lost only with the
+	// machine (a power loss, a kernel crash), and never corrupts the
+	// database. "FULL" (or "EXTRA"): each commit is also on the disk before
+	// it returns, surviving a power loss, for an fsync a commit. "OFF" is
+	// refused: it gives up the durability a [tasks.Store] promises.
+	// Defaults to "NORMAL".
+	Synchronous string
+
+	// BusyTimeout is how long a connection waits for a lock that another
+	// holds (a writer in another process, a checkpoint) before it fails
+	// with "database is locked". Defaults to [DefaultBusyTimeout].
+	BusyTimeout time.Duration
+}
+
+// DefaultBusyTimeout is the default of [Config.BusyTimeout].
+const DefaultBusyTimeout = 10 * time.Second
+
+// checkpointInterval is how often a Store checkpoints its WAL.
+const checkpointInterval = time.Second
+
+// Store is a [tasks.SQLStore] on an SQLite file that it opened and owns:
+// its methods are the SQLStore's, and [Store.Close] closes the file. It
+// writes through one connection, so that this process's writers queue in Go
+// instead of contending for SQLite's lock, and reads through a pool of
+// read-only connections, which WAL lets run alongside the writer.
+//
+// A Store is safe for concurrent use, also by engines in several processes
+// sharing its file. Its zero value is not usable; call [Open].
+type Store struct {
+	*tasks.SQLStore
+	write, read *sql.DB
+
+	// The checkpointer goroutine, which Close stops.
+	stopCheckpoints chan struct{}
+	stopOnce        sync.Once
+	checkpointsDone chan struct{}
+}
+
+// Open opens the SQLite database file at path (a file name, not a URI),
+// creating it if needed, migrates it and returns a store that owns it:
+// Close closes it. A file it creates, and the -wal and -shm files beside
+// it, only their owner may read and write (0600): they hold endpoints'
+// signing secrets. For a store in memory, use [tasks.NewMemoryStore].
+func Open(path string, cfg *Config) (*Store, error) {
+	if path == "" || path == ":memory:" {
+		return nil, errors.New("tasks: open SQLite: want the path of a file")
+	}
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("tasks: open SQLite %s: %w", path, err)
+	}
+	s, err := open(path, c)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: open SQLite %s: %w", path, err)
+	}
+	if err := s.Migrate(context.Background()); err != nil {
+		s.Close()
+		return nil, err
+	}
+	checkpointer, err := sql.Open(driverName(), dsn(path, busyParam(c)))
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("tasks: open SQLite %s: %w", path, err)
+	}
+	s.stopCheckpoints, s.checkpointsDone = make(chan struct{}), make(chan struct{})
+	go s.checkpoint(checkpointer)
+	return s, nil
+}
+
+// withDefaults returns a copy of c, nil meaning every default, with its
+// zero fields set to their defaults, or an error naming a field it refuses.
+func (c *Config) withDefaults() (Config, error) {
+	var out Config
+	if c != nil {
+		out = *c
+	}
+	switch strings.ToUpper(out.Synchronous) {
+	case "":
+		out.Synchronous = "NORMAL"
+	case "NORMAL", "FULL", "EXTRA":
+		out.Synchronous = strings.ToUpper(out.Synchronous)
+	default:
+		return Config{}, fmt.Errorf("Config.Synchronous: got %q, want NORMAL, FULL or EXTRA", out.Synchronous)
+	}
+	switch {
+	case out.BusyTimeout == 0:
+		out.BusyTimeout = DefaultBusyTimeout
+	case out.BusyTimeout < time.Millisecond:
+		return Config{}, fmt.Errorf("Config.BusyTimeout: got %v, want at least 1ms", out.BusyTimeout)
+	}
+	return out, nil
+}
+
+// open opens the store's pools on the file at path, creating it if needed.
+func open(path string, c Config) (*Store, error) {
+	if err := createPrivate(path); err != nil {
+		return nil, err
+	}
+	busy := busyParam(c)
+	// The write pool has one connection, so that this process's writers
+	// queue in Go instead of contending for SQLite's lock. Its settings:
+	//   - WAL, set by setWAL below: readers and the writer do not block
+	//     each other.
+	//   - synchronous=NORMAL by default (see Config.Synchronous).
+	//   - a busy timeout, 10 s by default: a writer in another process makes
+	//     this one wait, not fail with "database is locked".
+	//   - _txlock=immediate: a transaction takes the write lock at BEGIN,
+	//     where the busy timeout applies, not when its first write would
+	//     upgrade it, where SQLite fails at once.
+	//   - foreign_keys on, for tables the application keeps beside ours.
+	//   - a cache of 64 prepared statements per connection: preparing each
+	//     query anew would cost more than running most of them.
+	//   - no automatic checkpoints (see driverName): the store's own
+	//     goroutine checkpoints the WAL through a connection of its own.
+	write, err := sql.Open(driverName(), dsn(path,
+		"_synchronous="+c.Synchronous+"&"+busy+"&_txlock=immediate&_foreign_keys=on&_stmt_cache_size=64"))
+	if err != nil {
+		return nil, err
+	}
+	write.SetMaxOpenConns(1)
+	if err := setWAL(context.Background(), write, c.BusyTimeout); err != nil {
+		write.Close()
+		return nil, err
+	}
+	// Reads (Get, List, Upcoming) use a pool of read-only connections, which
+	// WAL lets run alongside the writer.
+	read, err := sql.Open(driverName(), dsn(path, "mode=ro&"+busy+"&_stmt_cache_size=64"))
+	if err != nil {
+		write.Close()
+		return nil, err
+	}
+	st, err := tasks.NewSQLStore(write, tasks.SQLite)
+	if err != nil { // never: write is not nil
+		write.Close()
+		read.Close()
+		return nil, err
+	}
+	sqlstore.SetReadDB(st, read)
+	return &Store{SQLStore: st, write: write, read: read}, nil
+}
+
+// busyParam returns the DSN parameter that sets c's busy timeout.
+func busyParam(c Config) string {
+	return "_busy_timeout=" + strconv.FormatInt(c.BusyTimeout.Milliseconds(), 10)
+}
+
+// createPrivate creates an empty file at path, readable and writable by its
+// owner only, unless a file is there. An empty file is an empty SQLite
+// database, which SQLite then uses as it is, and SQLite gives the -wal and
+// -shm files it creates beside a database the database's permissions: all
+// three stay private to the owner, as endpoints' signing secrets must. (By
+// itself, SQLite would create them readable by all, 0644.) An existing file
+// keeps its permissions.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// setWAL puts the database of db in WAL mode, which it keeps: the
+// connections opened later, in this process or another, use it. A new
+// database is switched by the first connection that gets there; the others
+// find it switched, retrying for up to timeout while it is being switched.
+func setWAL(ctx context.Context, db *sql.DB, timeout time.Duration) error {
+	var mode string
+	err := sqlstore.RetryBusy(ctx, timeout, func() error {
+		return db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
+	})
+	if err != nil {
+		return fmt.Errorf("set WAL mode: %w", err)
+	}
+	if mode != "wal" {
+		return fmt.Errorf("set WAL mode: the database stays in %s mode", mode)
+	}
+	return nil
+}
+
+// driverName returns the name of the SQLite driver that Open uses:
+// mattn/go-sqlite3 with automatic checkpoints off. SQLite would otherwise
+// checkpoint the WAL inside a writer's commit, every thousand pages, and
+// stall that commit for milliseconds: a claim of a task that is due.
+func driverName() string {
+	register.Do(func() {
+		sql.Register(registeredName, &sqlite3.SQLiteDriver{
+			ConnectHook: func(c *sqlite3.SQLiteConn) error {
+				// Through driver.ExecerContext: without cgo, the driver is
+				// a stub whose SQLiteConn has no methods (and which opens
+				// no connection, so the hook never runs), and this package
+				// still compiles, as CGO_ENABLED=0 go vet of its importers'
+				// tests needs.
+				e, ok := any(c).(driver.ExecerContext)
+				if !ok {
+					return errors.New("SQLite connection without ExecContext")
+				}
+				_, err := e.ExecContext(context.Background(), "PRAGMA wal_autocheckpoint = 0", nil)
+				return err
+			},
+		})
+	})
+	return registeredName
+}
+
+const registeredName = "taskwheel-sqlite3"
+
+var register sync.Once
+
+// dsn returns the URI that opens the file at path with params.
+func dsn(path, params string) string {
+	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+	return "file:" + esc.Replace(path) + "?" + params
+}
+
+// checkpoint is the store's checkpointer goroutine. Every
+// checkpointInterval, and once more when Close stops it, it copies the WAL
+// into the database with a PASSIVE checkpoint, which does not block the
+// writer, so that the WAL stays small.
+func (s *Store) checkpoint(db *sql.DB) {
+	defer close(s.checkpointsDone)
+	defer db.Close()
+	tick := time.NewTicker(checkpointInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-s.stopCheckpoints:
+			return // closing the last connection checkpoints the WAL
+		}
+		// A failure (a busy database) is retried at the next tick.
+		db.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+	}
+}
+
+// DB returns the database the store writes to, for transactions that insert
+// tasks with [tasks.Engine.EnqueueTx]. It has a single connection: while a
+// transaction on it is open, any other write to the store waits for it to
+// end, so do not enqueue outside the transaction while it is open.
+func (s *Store) DB() *sql.DB { return s.write }
+
+// Close stops the checkpointer and closes the database. Stop the engines
+// using the store first.
+func (s *Store) Close() error {
+	if s.stopCheckpoints != nil {
+		s.stopOnce.Do(func() { close(s.stopCheckpoints) })
+		<-s.checkpointsDone
+	}
+	return errors.Join(s.write.Close(), s.read.Close())
+}

@@ -1,0 +1,502 @@
+package tasks
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+const (
+	claimSQLite = `UPDATE taskwheel_tasks
+SET state = 'running', attempts = attempts + 1, lease_expires_at = ?3 + ?2, updated_at = ?3
+WHERE id IN (
+	SELECT id FROM taskwheel_tasks
+	WHERE state IN ('scheduled', 'retrying') AND run_at <= ?3
+	ORDER BY run_at, id
+	LIMIT ?1)
+RETURNING ` + taskColumns
+	claimPostgres = `UPDATE taskwheel_tasks
+SET state = 'running', attempts = attempts + 1,
+	lease_expires_at = now() + $2 * interval '1 microsecond', updated_at = now()
+WHERE id IN (
+	SELECT id FROM taskwheel_tasks
+	WHERE state IN ('scheduled', 'retrying') AND run_at <= now()
+	ORDER BY run_at, id
+	LIMIT $1
+	FOR UPDATE SKIP LOCKED)
+RETURNING ` + taskColumns
+)
+
+// Claim implements [Store]. On PostgreSQL, concurrent claims skip each
+// other's tasks instead of waiting for them.
+func (s *SQLStore) Claim(ctx context.Context, limit int, lease time.Duration) ([]*Task, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var q queryer = s.db
+	if s.dialect == SQLite {
+		// Take the writer first, then read the clock (in args): a clock
+		// read before waiting for the writer would be stale by the wait,
+		// and miss the tasks that fell due meanwhile.
+		conn, err := s.db.Conn(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("tasks: claim tasks: %w", err)
+		}
+		defer conn.Close()
+		q = conn
+	}
+	rs, err := queryRows(ctx, q, s.pick(claimSQLite, claimPostgres), s.args(limit, lease.Microseconds())...)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: claim tasks: %w", err)
+	}
+	// RETURNING has no order; run_at still holds when each task was due.
+	slices.SortFunc(rs, func(a, b taskRow) int {
+		if c := a.RunAt.t.Compare(b.RunAt.t); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	ts := make([]*Task, len(rs))
+	for i := range rs {
+		ts[i] = rs[i].task()
+	}
+	return ts, nil
+}
+
+// Finish queries. SQLite's takes the store's clock as ?1, then each outcome
+// as (id, attempt, state, delay, error, endpoint); PostgreSQL's takes one
+// array per column of the outcomes, then one per column of their attempts,
+// each attempt naming its outcome by its 1-based place, and records both in
+// one statement. An outcome of retrying for a task whose cancellation was
+// requested records canceled.
+const (
+	finishSQLite = `UPDATE taskwheel_tasks AS t SET
+	state = CASE WHEN o.state = 'retrying' AND t.cancel_requested THEN 'canceled' ELSE o.state END,
+	run_at = CASE WHEN o.state = 'retrying' THEN ?1 + o.delay ELSE t.run_at END,
+	completed_at = CASE WHEN o.state = 'retrying' AND NOT t.cancel_requested THEN NULL ELSE ?1 END,
+	last_error = CASE WHEN o.err = '' THEN t.last_error ELSE o.err END,
+	endpoint_id = CASE WHEN o.endpoint = '' THEN t.endpoint_id ELSE o.endpoint END,
+	lease_expires_at = NULL,
+	updated_at = ?1
+FROM (SELECT column1 AS id, column2 AS attempt, column3 AS state, column4 AS delay,
+	column5 AS err, column6 AS endpoint FROM (VALUES %s)) AS o
+WHERE t.id = o.id AND t.attempts = o.attempt AND t.state = 'running'
+RETURNING id`
+	finishSQLiteRow = `(?, ?, ?, ?, ?, ?)`
+
+	finishPostgres = `WITH o AS (
+	SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::text[], $6::text[])
+		WITH ORDINALITY AS o(id, attempt, state, delay, err, endpoint, idx)
+), u AS (
+	UPDATE taskwheel_tasks AS t SET
+		state = CASE WHEN o.state = 'retrying' AND t.cancel_requested THEN 'canceled' ELSE o.state END,
+		run_at = CASE WHEN o.state = 'retrying' THEN now() + o.delay * interval '1 microsecond' ELSE t.run_at END,
+		completed_at = CASE WHEN o.state = 'retrying' AND NOT t.cancel_requested THEN NULL ELSE now() END,
+		last_error = CASE WHEN o.err = '' THEN t.last_error ELSE o.err END,
+		endpoint_id = CASE WHEN o.endpoint = '' THEN t.endpoint_id ELSE o.endpoint END,
+		lease_expires_at = NULL,
+		updated_at = now()
+	FROM o
+	WHERE t.id = o.id AND t.attempts = o.attempt AND t.state = 'running'
+	RETURNING o.idx, o.id
+), a AS (
+	INSERT INTO taskwheel_attempts (` + attemptColumns + `)
+	SELECT u.id, a.number, a.endpoint_id, a.started_at, a.duration, a.status_code, a.response, a.error
+	FROM unnest($7::bigint[], $8::int[], $9::text[], $10::timestamptz[], $11::bigint[], $12::int[], $13::text[], $14::text[])
+		WITH ORDINALITY AS a(outcome, number, endpoint_id, started_at, duration, status_code, response, error, ord)
+	JOIN u ON u.idx = a.outcome
+	ORDER BY a.ord
+)
+SELECT idx FROM u`
+)
+
+// maxFinishRows bounds the outcomes of one Finish statement, to stay under
+// SQLite's limit on parameters.
+const maxFinishRows = 1000
+
+// Finish implements [Store]. It records the outcomes, and the attempts of
+// those that apply, in batches of up to maxFinishRows: on PostgreSQL each
+// batch is one statement; on SQLite, one transaction of two. Of two
+// outcomes for one attempt, only the first can apply. An attempt is stored
+// in the history of its outcome's task, whatever its TaskID says.
+//
+// On PostgreSQL a batch locks its rows in no particular order. That cannot
+// deadlock with the other writers of several tasks at once, which skip
+// locked rows instead of waiting for them (Claim, Rescue, Extend); two
+// engines' batches share a row only when an expired lease's late outcome
+// meets the new attempt's, and should two such meet crosswise, PostgreSQL
+// ends one of them and Finish is retried.
+func (s *SQLStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error) {
+	applied := make([]bool, len(outs))
+	seen := make(map[Lease]bool, len(outs))
+	var order []int
+	for i, o := range outs {
+		if l := (Lease{o.ID, o.Attempt}); !seen[l] {
+			seen[l] = true
+			order = append(order, i)
+		}
+	}
+	for len(order) > 0 {
+		batch := order[:min(len(order), maxFinishRows)]
+		order = order[len(batch):]
+		finish := s.finishSQLiteBatch
+		if s.dialect == Postgres {
+			finish = s.finishPostgresBatch
+		}
+		if err := finish(ctx, outs, batch, applied); err != nil {
+			return nil, fmt.Errorf("tasks: finish tasks: %w", err)
+		}
+	}
+	return applied, nil
+}
+
+func (s *SQLStore) finishSQLiteBatch(ctx context.Context, outs []Outcome, batch []int, applied []bool) error {
+	args := make([]any, 0, 1+6*len(batch))
+	args = append(args, s.now().UnixMicro())
+	byID := make(map[string]int, len(batch))
+	for _, i := range batch {
+		o := outs[i]
+		byID[o.ID] = i
+		args = append(args, o.ID, o.Attempt, string(o.State), o.Delay.Microseconds(), o.Error, o.EndpointID)
+	}
+	query := fmt.Sprintf(finishSQLite, strings.Repeat(finishSQLiteRow+", ", len(batch)-1)+finishSQLiteRow)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	var as []Attempt
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		i := byID[id]
+		applied[i] = true
+		for _, a := range outs[i].Attempts {
+			a.TaskID = id
+			as = append(as, a)
+		}
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	if err := s.insertAttempts(ctx, tx, as); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (s *SQLStore) finishPostgresBatch(ctx context.Context, outs []Outcome, batch []int, applied []bool) error {
+	var (
+		ids, states, errs, endpoints []string
+		attemptNos                   []int32
+		delays                       []int64
+		aOutcome, aDuration          []int64
+		aNumber, aStatus             []int32
+		aEndpoint, aResponse, aError []string
+		aStarted                     []time.Time
+	)
+	for k, i := range batch {
+		o := outs[i]
+		ids = append(ids, o.ID)
+		attemptNos = append(attemptNos, int32(o.Attempt))
+		states = append(states, string(o.State))
+		delays = append(delays, o.Delay.Microseconds())
+		errs = append(errs, s.text(o.Error))
+		endpoints = append(endpoints, s.text(o.EndpointID))
+		for _, a := range o.Attempts {
+			aOutcome = append(aOutcome, int64(k+1))
+			aNumber = append(aNumber, int32(a.Number))
+			aEndpoint = append(aEndpoint, s.text(a.EndpointID))
+			aStarted = append(aStarted, a.StartedAt.UTC().Truncate(time.Microsecond))
+			aDuration = append(aDuration, a.Duration.Microseconds())
+			aStatus = append(aStatus, int32(a.StatusCode))
+			aResponse = append(aResponse, s.text(a.Response))
+			aError = append(aError, s.text(a.Error))
+		}
+	}
+	rows, err := s.db.QueryContext(ctx, finishPostgres, ids, attemptNos, states, delays, errs, endpoints,
+		aOutcome, aNumber, aEndpoint, aStarted, aDuration, aStatus, aResponse, aError)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k int
+		if err := rows.Scan(&k); err != nil {
+			return err
+		}
+		applied[batch[k-1]] = true
+	}
+	return rows.Err()
+}
+
+// Extend queries. PostgreSQL's extends in one statement the leases, given
+// as arrays of IDs and attempts, that are still the caller's and not locked
+// by another transaction: it skips locked rows, as Claim does, so that it
+// never waits for a Finish, which could wait for it in turn.
+// extendHeldPostgres then tells which of the leases it skipped are still
+// the caller's.
+const (
+	extendSQLite = `UPDATE taskwheel_tasks SET lease_expires_at = ?4 + ?3
+WHERE id = ?1 AND attempts = ?2 AND state = 'running' AND NOT cancel_requested`
+	extendPostgres = `WITH mine AS (
+	SELECT t.id FROM taskwheel_tasks AS t
+	JOIN unnest($1::text[], $2::int[]) AS l(id, attempt) ON t.id = l.id AND t.attempts = l.attempt
+	WHERE t.state = 'running' AND NOT t.cancel_requested
+	FOR UPDATE OF t SKIP LOCKED
+)
+UPDATE taskwheel_tasks AS t SET lease_expires_at = now() + $3 * interval '1 microsecond'
+FROM mine WHERE t.id = mine.id
+RETURNING t.id`
+	extendHeldPostgres = `SELECT t.id FROM taskwheel_tasks AS t
+JOIN unnest($1::text[], $2::int[]) AS l(id, attempt) ON t.id = l.id AND t.attempts = l.attempt
+WHERE t.state = 'running' AND NOT t.cancel_requested`
+)
+
+// Extend implements [Store]. On SQLite it extends all leases in one
+// transaction. On PostgreSQL, a lease whose row another transaction holds
+// at that moment (the caller's own Finish, most likely) is left as it is
+// for this once, and revoked only if it is no longer the caller's.
+func (s *SQLStore) Extend(ctx context.Context, leases []Lease, d time.Duration) ([]string, error) {
+	if len(leases) == 0 {
+		return nil, nil
+	}
+	extend := s.extendSQLite
+	if s.dialect == Postgres {
+		extend = s.extendPostgres
+	}
+	kept, err := extend(ctx, leases, d)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: extend leases: %w", err)
+	}
+	var revoked []string
+	for _, l := range leases {
+		if !kept[l.ID] {
+			revoked = append(revoked, l.ID)
+		}
+	}
+	return revoked, nil
+}
+
+// extendSQLite extends leases and returns the IDs of those still the
+// caller's.
+func (s *SQLStore) extendSQLite(ctx context.Context, leases []Lease, d time.Duration) (map[string]bool, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	kept := make(map[string]bool, len(leases))
+	for _, l := range leases {
+		n, err := exec(ctx, tx, extendSQLite, s.args(l.ID, l.Attempt, d.Microseconds())...)
+		if err != nil {
+			return nil, err
+		}
+		kept[l.ID] = n == 1
+	}
+	return kept, tx.Commit()
+}
+
+// extendPostgres extends leases and returns the IDs of those still the
+// caller's.
+func (s *SQLStore) extendPostgres(ctx context.Context, leases []Lease, d time.Duration) (map[string]bool, error) {
+	ids, attempts := make([]string, len(leases)), make([]int32, len(leases))
+	for i, l := range leases {
+		ids[i], attempts[i] = l.ID, int32(l.Attempt)
+	}
+	kept, err := queryIDs(ctx, s.db, extendPostgres, ids, attempts, d.Microseconds())
+	if err != nil || len(kept) == len(leases) {
+		return kept, err
+	}
+	ids, attempts = ids[:0], attempts[:0]
+	for _, l := range leases {
+		if !kept[l.ID] {
+			ids, attempts = append(ids, l.ID), append(attempts, int32(l.Attempt))
+		}
+	}
+	held, err := queryIDs(ctx, s.db, extendHeldPostgres, ids, attempts)
+	for id := range held {
+		kept[id] = true
+	}
+	return kept, err
+}
+
+// queryIDs runs query, which returns one column of task IDs, and returns
+// them as a set.
+func queryIDs(ctx context.Context, q queryer, query string, args ...any) (map[string]bool, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ids := make(map[string]bool)
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids[id] = true
+	}
+	return ids, rows.Err()
+}
+
+// exec runs query and returns how many rows it changed.
+func exec(ctx context.Context, e execer, query string, args ...any) (int64, error) {
+	res, err := e.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// Rescue queries take the limit and the error to record. A task whose
+// cancellation was requested becomes canceled; one with no attempts left,
+// failed; any other, retrying and due now. Each rescued attempt is recorded
+// in the task's history as rescuedAttempt records it: SQLite's query returns
+// the tasks to record, PostgreSQL's records them itself and counts them.
+const (
+	rescueSQLite = `UPDATE taskwheel_tasks SET
+	state = CASE
+		WHEN cancel_requested THEN 'canceled'
+		WHEN attempts >= max_attempts THEN 'failed'
+		ELSE 'retrying' END,
+	run_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN run_at ELSE ?3 END,
+	completed_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN ?3 END,
+	last_error = ?2,
+	lease_expires_at = NULL,
+	updated_at = ?3
+WHERE id IN (
+	SELECT id FROM taskwheel_tasks
+	WHERE state = 'running' AND lease_expires_at <= ?3
+	ORDER BY lease_expires_at
+	LIMIT ?1)
+RETURNING id, attempts`
+	rescuePostgres = `WITH rescued AS (
+	UPDATE taskwheel_tasks SET
+		state = CASE
+			WHEN cancel_requested THEN 'canceled'
+			WHEN attempts >= max_attempts THEN 'failed'
+			ELSE 'retrying' END,
+		run_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN run_at ELSE now() END,
+		completed_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN now() END,
+		last_error = $2,
+		lease_expires_at = NULL,
+		updated_at = now()
+	WHERE id IN (
+		SELECT id FROM taskwheel_tasks
+		WHERE state = 'running' AND lease_expires_at <= now()
+		ORDER BY lease_expires_at
+		LIMIT $1
+		FOR UPDATE SKIP LOCKED)
+	RETURNING id, attempts)
+INSERT INTO taskwheel_attempts (task_id, number, started_at, error)
+SELECT id, attempts, now(), $2 FROM rescued`
+)
+
+// Rescue implements [Store]. It rescues tasks and records their attempts in
+// one transaction (on PostgreSQL, in one statement).
+func (s *SQLStore) Rescue(ctx context.Context, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	var n int
+	var err error
+	if s.dialect == Postgres {
+		var rows int64
+		rows, err = exec(ctx, s.db, rescuePostgres, limit, errLeaseExpired)
+		n = int(rows)
+	} else {
+		n, err = s.rescueSQLite(ctx, limit)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("tasks: rescue tasks: %w", err)
+	}
+	return n, nil
+}
+
+func (s *SQLStore) rescueSQLite(ctx context.Context, limit int) (int, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	now := time.UnixMicro(s.now().UnixMicro()).UTC()
+	rows, err := tx.QueryContext(ctx, rescueSQLite, limit, errLeaseExpired, now.UnixMicro())
+	if err != nil {
+		return 0, err
+	}
+	var as []Attempt
+	for rows.Next() {
+		var t Task
+		if err := rows.Scan(&t.ID, &t.Attempts); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		as = append(as, rescuedAttempt(&t, now))
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return 0, err
+	}
+	if err := s.insertAttempts(ctx, tx, as); err != nil {
+		return 0, err
+	}
+	return len(as), tx.Commit()
+}
+
+// Upcoming queries take the window (microseconds) and the limit, and return
+// the clock with each task due in the window, or alone if none is.
+const (
+	upcomingSQLite = `SELECT clock.now, due.id, due.run_at
+FROM (SELECT ?3 AS now) AS clock
+LEFT JOIN (
+	SELECT id, run_at FROM taskwheel_tasks
+	WHERE state IN ('scheduled', 'retrying') AND run_at <= ?3 + ?1
+	ORDER BY run_at, id
+	LIMIT ?2) AS due ON true
+ORDER BY due.run_at, due.id`
+	upcomingPostgres = `SELECT clock.now, due.id, due.run_at
+FROM (SELECT now() AS now) AS clock
+LEFT JOIN LATERAL (
+	SELECT id, run_at FROM taskwheel_tasks
+	WHERE state IN ('scheduled', 'retrying') AND run_at <= clock.now + $1 * interval '1 microsecond'
+	ORDER BY run_at, id
+	LIMIT $2) AS due ON true
+ORDER BY due.run_at, due.id`
+)
+
+// Upcoming implements [Store].
+func (s *SQLStore) Upcoming(ctx context.Context, within time.Duration, limit int) (time.Time, []Due, error) {
+	var rows []struct {
+		Now   sqlTime        `db:"now"`
+		ID    sql.NullString `db:"id"`
+		RunAt sqlTime        `db:"run_at"`
+	}
+	err := sqlx.SelectContext(ctx, s.read, &rows, s.pick(upcomingSQLite, upcomingPostgres),
+		s.args(within.Microseconds(), max(limit, 0))...)
+	if err == nil && len(rows) == 0 {
+		err = sql.ErrNoRows // never: the query returns the clock at least
+	}
+	if err != nil {
+		return time.Time{}, nil, fmt.Errorf("tasks: list upcoming tasks: %w", err)
+	}
+	var due []Due
+	for _, r := range rows {
+		if r.ID.Valid {
+			due = append(due, Due{ID: r.ID.String, RunAt: r.RunAt.t})
+		}
+	}
+	return rows[0].Now.t, due, nil
+}

@@ -1,0 +1,386 @@
+package tasks
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+const (
+	insertSQLite = `INSERT INTO taskwheel_tasks (id, app_id, event_type, state, data,
+	scheduled_run_time, run_at, max_attempts, timeout, idempotency_key, created_at, updated_at)
+VALUES (?1, ?2, ?3, 'scheduled', ?4, ?5, max(coalesce(?5, ?9), ?9), ?6, ?7, NULLIF(?8, ''), ?9, ?9)
+ON CONFLICT DO NOTHING
+RETURNING ` + taskColumns
+	insertPostgres = `INSERT INTO taskwheel_tasks (id, app_id, event_type, state, data,
+	scheduled_run_time, run_at, max_attempts, timeout, idempotency_key, created_at, updated_at)
+VALUES ($1, $2, $3, 'scheduled', $4, $5, GREATEST($5, now()), $6, $7, NULLIF($8, ''), now(), now())
+ON CONFLICT DO NOTHING
+RETURNING ` + taskColumns
+	getByKey = `SELECT ` + taskColumns + ` FROM taskwheel_tasks WHERE app_id = ? AND idempotency_key = ?`
+)
+
+// Insert implements [Store].
+//
+// Should the server end the connection after it committed the insert but
+// before its answer came, retryLost runs it again; that second run finds the
+// task stored as sent and returns it, as the first would have.
+func (s *SQLStore) Insert(ctx context.Context, t *Task) (got *Task, err error) {
+	retry := false
+	err = s.retryLost(ctx, s.db, func(q dbOrConn) error {
+		if retry {
+			if got, err = s.storedAsSent(ctx, q, t); !errors.Is(err, ErrNotFound) {
+				return err
+			}
+		}
+		retry = true
+		got, err = s.insert(ctx, q, t)
+		return err
+	})
+	return got, err
+}
+
+// storedAsSent returns the task stored under t's ID if an insert of t
+// stored it: the same app, event type, data, scheduled run time, max
+// attempts, timeout and idempotency key. Otherwise it returns ErrNotFound.
+//
+// Only a retry of an insert whose answer was lost (see retryLost) asks it:
+// a task's ID is a new random UUID, so that a task stored under it as sent
+// is the one that first run stored, and not another task's.
+func (s *SQLStore) storedAsSent(ctx context.Context, q queryer, t *Task) (*Task, error) {
+	got, err := queryTask(ctx, q, s.db.Rebind(getTask), t.ID)
+	if err != nil {
+		return nil, err
+	}
+	sameTime := func(a, b *time.Time) bool {
+		return a == nil && b == nil || a != nil && b != nil && a.Equal(b.Truncate(time.Microsecond))
+	}
+	if got.AppID != t.AppID || got.EventType != t.EventType || !bytes.Equal(got.Data, t.Data) ||
+		!sameTime(got.ScheduledRunTime, t.ScheduledRunTime) || got.MaxAttempts != t.MaxAttempts ||
+		got.Timeout != t.Timeout.Truncate(time.Microsecond) || got.IdempotencyKey != t.IdempotencyKey {
+		return nil, ErrNotFound
+	}
+	return got, nil
+}
+
+// InsertTx implements [Store.InsertTx]: it inserts t inside tx, a transaction on the
+// store's database, so that t exists if and only if tx commits. A duplicate
+// idempotency key gives the existing task and ErrDuplicate, as Insert does;
+// tx remains usable.
+func (s *SQLStore) InsertTx(ctx context.Context, tx *sql.Tx, t *Task) (*Task, error) {
+	return s.insert(ctx, tx, t)
+}
+
+func (s *SQLStore) insert(ctx context.Context, q queryer, t *Task) (*Task, error) {
+	var runAt any
+	if t.ScheduledRunTime != nil {
+		runAt = s.timeArg(*t.ScheduledRunTime)
+	}
+	got, err := queryTask(ctx, q, s.pick(insertSQLite, insertPostgres), s.args(t.ID, t.AppID, t.EventType,
+		[]byte(t.Data), runAt, t.MaxAttempts, t.Timeout.Microseconds(), t.IdempotencyKey)...)
+	if !errors.Is(err, ErrNotFound) {
+		if err != nil {
+			return nil, fmt.Errorf("tasks: insert task %s: %w", t.ID, err)
+		}
+		return got, nil
+	}
+	// A unique constraint turned the task away: its idempotency key's, or
+	// its ID's. Doing nothing on either keeps a caller's transaction usable.
+	if t.IdempotencyKey != "" {
+		got, err := queryTask(ctx, q, s.db.Rebind(getByKey), t.AppID, t.IdempotencyKey)
+		if err == nil {
+			return got, ErrDuplicate
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("tasks: insert task %s: %w", t.ID, err)
+		}
+	}
+	return nil, invalid("id", "task %s exists", t.ID)
+}
+
+// insertManyPostgres inserts a row for each element of its arrays, in
+// order, so that of two with one idempotency key the first is stored; %s
+// is insertManyPostgresKeyed where a row may be turned away for its key.
+const (
+	insertManyPostgres = `INSERT INTO taskwheel_tasks (id, app_id, event_type, state, data,
+	scheduled_run_time, run_at, max_attempts, timeout, idempotency_key, created_at, updated_at)
+SELECT id, app_id, event_type, 'scheduled', data, at, GREATEST(at, now()), max_attempts, timeout,
+	NULLIF(key, ''), now(), now()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::int[], $7::bigint[], $8::text[])
+	WITH ORDINALITY AS n(id, app_id, event_type, data, at, max_attempts, timeout, key, idx)
+ORDER BY idx%s
+RETURNING ` + taskColumns
+	insertManyPostgresKeyed = `
+ON CONFLICT DO NOTHING`
+)
+
+// pgUniqueViolation is PostgreSQL's SQLSTATE for a unique constraint
+// violated.
+const pgUniqueViolation = "23505"
+
+// insertManySQLite inserts rows, %s, of insertManySQLiteRow, which number
+// their parameters from the one given (?1 is the store's clock), then %s:
+// insertManySQLiteKeyed where a row may be turned away for its key.
+const (
+	insertManySQLite = `INSERT INTO taskwheel_tasks (id, app_id, event_type, state, data,
+	scheduled_run_time, run_at, max_attempts, timeout, idempotency_key, created_at, updated_at)
+VALUES %s%s`
+	insertManySQLiteKeyed = `
+ON CONFLICT DO NOTHING
+RETURNING id`
+	insertManySQLiteRow = `(?%[1]d, ?%[2]d, ?%[3]d, 'scheduled', ?%[4]d, ?%[5]d, max(coalesce(?%[5]d, ?1), ?1),
+	?%[6]d, ?%[7]d, NULLIF(?%[8]d, ''), ?1, ?1)`
+	// insertManySQLiteRows bounds the rows of one statement, to stay
+	// under SQLite's limit of 32,766 parameters.
+	insertManySQLiteRows = 1000
+)
+
+// insertManySQLiteQueries holds the insertManySQLite statements of
+// insertManySQLiteRows rows, keyed and not.
+var insertManySQLiteQueries sync.Map // insertManySQLiteShape → string
+
+type insertManySQLiteShape struct {
+	rows  int
+	keyed bool
+}
+
+// insertManySQLiteQuery returns the insertManySQLite statement for n rows,
+// keyed or not.
+func insertManySQLiteQuery(n int, keyed bool) string {
+	shape := insertManySQLiteShape{n, keyed}
+	if q, ok := insertManySQLiteQueries.Load(shape); ok {
+		return q.(string)
+	}
+	rows := make([]string, n)
+	for i := range rows {
+		b := 2 + 8*i
+		rows[i] = fmt.Sprintf(insertManySQLiteRow, b, b+1, b+2, b+3, b+4, b+5, b+6, b+7)
+	}
+	end := ""
+	if keyed {
+		end = insertManySQLiteKeyed
+	}
+	q := fmt.Sprintf(insertManySQLite, strings.Join(rows, ",\n"), end)
+	if n == insertManySQLiteRows {
+		// Only full statements are kept: the others come in every size,
+		// and a thousand of them would hold a hundred megabytes.
+		insertManySQLiteQueries.Store(shape, q)
+	}
+	return q
+}
+
+// InsertMany implements [Store]. It inserts the tasks in one transaction:
+// on PostgreSQL with one statement, on SQLite with one per thousand tasks.
+// As with Insert, a retry after the server ended the connection returns the
+// tasks that the first run committed, when it finds them all stored as sent.
+func (s *SQLStore) InsertMany(ctx context.Context, ts []*Task) (got []*Task, err error) {
+	retry := false
+	err = s.retryLost(ctx, s.db, func(q dbOrConn) error {
+		if retry {
+			if got, err = s.allStoredAsSent(ctx, q, ts); !errors.Is(err, ErrNotFound) {
+				return err
+			}
+		}
+		retry = true
+		got, err = s.insertMany(ctx, q, ts)
+		return err
+	})
+	return got, err
+}
+
+// allStoredAsSent is storedAsSent of each of ts; ErrNotFound if one is not.
+func (s *SQLStore) allStoredAsSent(ctx context.Context, q queryer, ts []*Task) ([]*Task, error) {
+	got := make([]*Task, len(ts))
+	for i, t := range ts {
+		var err error
+		if got[i], err = s.storedAsSent(ctx, q, t); err != nil {
+			return nil, err
+		}
+	}
+	return got, nil
+}
+
+func (s *SQLStore) insertMany(ctx context.Context, q dbOrConn, ts []*Task) ([]*Task, error) {
+	if s.dialect == Postgres && !slices.ContainsFunc(ts, hasKey) {
+		// Only a taken ID can turn a row away, and then the statement
+		// stores nothing: one statement is atomic, with no transaction
+		// to begin and commit around it. The transaction below finds
+		// which ID was taken.
+		stored, err := s.insertManyPostgres(ctx, q, ts, false)
+		if err == nil {
+			return s.holders(ctx, q, ts, stored)
+		}
+		if sqlState(err) != pgUniqueViolation {
+			return nil, fmt.Errorf("tasks: insert tasks: %w", err)
+		}
+	}
+	tx, err := q.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: insert tasks: %w", err)
+	}
+	defer tx.Rollback()
+	var stored, got []*Task
+	if s.dialect == Postgres {
+		stored, err = s.insertManyPostgres(ctx, tx, ts, true)
+	} else {
+		stored, err = s.insertManySQLite(ctx, tx, ts)
+	}
+	if err == nil {
+		got, err = s.holders(ctx, tx, ts, stored)
+	}
+	if err == nil {
+		err = tx.Commit()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tasks: insert tasks: %w", err)
+	}
+	return got, nil
+}
+
+// insertManyPostgres inserts ts with q and returns the tasks it stored;
+// keyed, it skips the rows whose key is taken.
+func (s *SQLStore) insertManyPostgres(ctx context.Context, q queryer, ts []*Task, keyed bool) ([]*Task, error) {
+	var (
+		ids, apps, events, keys []string
+		data                    [][]byte
+		ats                     []*time.Time
+		maxAttempts, timeouts   []int64 // pgx refuses a value past the column's range
+	)
+	for _, t := range ts {
+		ids = append(ids, t.ID)
+		apps = append(apps, t.AppID)
+		events = append(events, t.EventType)
+		data = append(data, t.Data)
+		ats = append(ats, t.ScheduledRunTime)
+		maxAttempts = append(maxAttempts, int64(t.MaxAttempts))
+		timeouts = append(timeouts, t.Timeout.Microseconds())
+		keys = append(keys, t.IdempotencyKey)
+	}
+	query := fmt.Sprintf(insertManyPostgres, "")
+	if keyed {
+		query = fmt.Sprintf(insertManyPostgres, insertManyPostgresKeyed)
+	}
+	return queryTasks(ctx, q, query, ids, apps, events, data, ats, maxAttempts, timeouts, keys)
+}
+
+// insertManySQLite inserts ts in tx and returns the tasks it stored. It
+// reads back at most their IDs, and none when no task has an idempotency
+// key: the rest is what it wrote (reading whole rows back was a fifth of
+// the cost).
+func (s *SQLStore) insertManySQLite(ctx context.Context, tx *sql.Tx, ts []*Task) ([]*Task, error) {
+	now := s.now().UnixMicro()
+	inserted := make(map[string]bool, len(ts))
+	for chunk := range slices.Chunk(ts, insertManySQLiteRows) {
+		args := make([]any, 1, 1+8*len(chunk))
+		args[0] = now
+		for _, t := range chunk {
+			var runAt any
+			if t.ScheduledRunTime != nil {
+				runAt = s.timeArg(*t.ScheduledRunTime)
+			}
+			args = append(args, t.ID, t.AppID, t.EventType, []byte(t.Data), runAt, t.MaxAttempts,
+				t.Timeout.Microseconds(), t.IdempotencyKey)
+		}
+		if !slices.ContainsFunc(chunk, hasKey) {
+			// Only a taken ID can turn a row away: all are stored, or
+			// SQLite undoes the statement and the keyed one below finds
+			// which ID it was.
+			_, err := tx.ExecContext(ctx, insertManySQLiteQuery(len(chunk), false), args...)
+			if err == nil {
+				for _, t := range chunk {
+					inserted[t.ID] = true
+				}
+				continue
+			}
+			if !sqliteConstraint(err) {
+				return nil, err
+			}
+		}
+		rs, err := tx.QueryContext(ctx, insertManySQLiteQuery(len(chunk), true), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rs.Next() {
+			var id string
+			if err := rs.Scan(&id); err != nil {
+				rs.Close()
+				return nil, err
+			}
+			inserted[id] = true
+		}
+		if err := errors.Join(rs.Err(), rs.Close()); err != nil {
+			return nil, err
+		}
+	}
+	stored := make([]*Task, 0, len(inserted))
+	at := time.UnixMicro(now).UTC()
+	for _, t := range ts {
+		if inserted[t.ID] {
+			stored = append(stored, newStoredTask(t, at))
+		}
+	}
+	return stored, nil
+}
+
+// hasKey reports whether t has an idempotency key.
+func hasKey(t *Task) bool { return t.IdempotencyKey != "" }
+
+// newStoredTask returns t as SQLite stores it when inserted at now: what
+// reading its row back would return.
+func newStoredTask(t *Task, now time.Time) *Task {
+	st := &Task{
+		ID:             t.ID,
+		AppID:          t.AppID,
+		EventType:      t.EventType,
+		State:          StateScheduled,
+		Data:           slices.Clone(t.Data),
+		MaxAttempts:    t.MaxAttempts,
+		Timeout:        t.Timeout.Truncate(time.Microsecond),
+		IdempotencyKey: t.IdempotencyKey,
+		CreatedAt:      now,
+		UpdatedAt:      now,
+		NextAttemptAt:  &now,
+	}
+	if t.ScheduledRunTime != nil {
+		at := time.UnixMicro(t.ScheduledRunTime.UnixMicro()).UTC()
+		st.ScheduledRunTime = &at
+		if at.After(now) {
+			st.NextAttemptAt = &at
+		}
+	}
+	return st
+}
+
+// holders returns, for each task of ts, the task stored for it: itself if
+// it is among stored, else the one that holds its idempotency key. A task
+// with neither was turned away by its ID: an error.
+func (s *SQLStore) holders(ctx context.Context, q queryer, ts, stored []*Task) ([]*Task, error) {
+	byID := make(map[string]*Task, len(stored))
+	for _, t := range stored {
+		byID[t.ID] = t
+	}
+	got := make([]*Task, len(ts))
+	for i, t := range ts {
+		if got[i] = byID[t.ID]; got[i] != nil {
+			continue
+		}
+		if t.IdempotencyKey != "" {
+			var err error
+			got[i], err = queryTask(ctx, q, s.db.Rebind(getByKey), t.AppID, t.IdempotencyKey)
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, ErrNotFound) {
+				return nil, err
+			}
+		}
+		return nil, invalid("id", "task %s exists", t.ID)
+	}
+	return got, nil
+}
