@@ -341,13 +341,14 @@ func TestHandler_ListClientGoneReleases(t *testing.T) {
 	req, _ := http.NewRequestWithContext(ctx, "GET", a.srv.URL+prefix+"/apps/app_1/tasks?limit=1000", nil)
 	req.Header.Set("Authorization", "Bearer "+keyApp1)
 	done := make(chan error, 1)
-	go func() { // ends when the request ends
+	go func() { // ends when ctx is cancelled
 		resp, err := a.srv.Client().Do(req)
 		if err == nil {
 			_, err = io.ReadFull(resp.Body, make([]byte, maxData))
-			resp.Body.Close()
+			defer resp.Body.Close()
 		}
 		done <- err
+		<-ctx.Done() // the client goes away, and not before
 	}()
 	next := func() {
 		select {
