@@ -45,12 +45,15 @@ type HandlerConfig struct {
 	// DefaultMaxPageBytes (4 MiB).
 	MaxPageBytes int
 	// MaxListBytes bounds the tasks that all of the handler's task listings
-	// hold at once: each listing reads the store a few tasks at a time and
-	// reserves, before each read, Config.MaxDataBytes plus 16 KiB for each
-	// task it may read; a listing waits for its reservation until the
-	// store's timeout (5 seconds), then answers 503, or ends its page early
-	// with a next_cursor if it has sent part of it. Whatever the value, one
-	// listing may read two tasks at a time. Defaults to 4 × MaxPageBytes.
+	// hold at once: their data and last errors, and 1 KiB a task for the
+	// rest. Before each read of the store, of up to 100 tasks, a listing
+	// reserves room for what the rest of its page may take, at most a
+	// quarter of MaxListBytes and at least Config.MaxDataBytes plus 16 KiB
+	// (one task, which a listing may thus always read); it gives back what
+	// the tasks read do not take, and what each takes once it is sent. A
+	// listing waits for its reservation until the store's timeout (5
+	// seconds), then answers 503, or ends its page early with a
+	// next_cursor if it has sent part of it. Defaults to 4 × MaxPageBytes.
 	MaxListBytes int64
 	// Logger receives what answers leave out: the errors behind 5xx
 	// answers. Defaults to the engine's logger (Config.Logger).

@@ -18,30 +18,29 @@ import (
 // comes first.
 //
 // What the listings of a handler hold at once is bounded by design, not by
-// the sizes of the tasks they happen to meet: before each read, a listing
-// reserves, in a semaphore of HandlerConfig.MaxListBytes, room for every
-// task that the read may return at the largest size a task may have
-// (Config.MaxDataBytes plus maxTaskHead), and for the one more task that
-// Store.List reads to learn whether there are more. Once the chunk is read
-// it gives back what the tasks do not use, and gives back each task's share
-// as soon as the task is sent. A chunk reserves at most a page's bytes, so
-// that several listings go on at once: with the defaults, 3 tasks of up to
-// 1 MiB, within 16 MiB for all listings; a listing of small tasks reads 100
-// at a time only if Config.MaxDataBytes allows.
+// the sizes of the tasks they happen to meet. Before each read, a listing
+// reserves room in a semaphore of HandlerConfig.MaxListBytes: as much as the
+// rest of its page may take, at most a quarter of MaxListBytes, so that
+// several listings read at once, and at least room for one task at the
+// largest a task may be (Config.MaxDataBytes plus maxTaskRest), since
+// Store.List always returns one. It then asks the store for up to
+// maxListChunk tasks within that room: ListParams.MaxBytes bounds the data
+// and last errors of the tasks the store returns, and taskFields a task is
+// kept for the rest of each. Once the tasks are read it gives back the room
+// they do not use, and each task's room as soon as the task is sent.
 //
-// (The task that Store.List reads ahead is the one copy a listing could
-// spare, but only the store could spare it: the contract returns no more
-// than the tasks and a cursor. It is reserved for, like the others.)
+// A listing of small tasks thus reads them 100 at a time, and a listing of
+// 1 MiB tasks a few at a time.
 
 const (
 	// maxListChunk bounds the tasks of one read of the store.
 	maxListChunk = 100
-	// maxTaskHead is what a listing reserves for a task's JSON besides its
-	// data: IDs, times, last error.
-	maxTaskHead = 16 << 10
-	// taskFields is what a task read holds besides its data and last error,
-	// roughly.
+	// taskFields is what a task read holds besides its data and last
+	// error, roughly: IDs, times, numbers.
 	taskFields = 1 << 10
+	// maxTaskRest is what a listing reserves for a lone task besides its
+	// data: its last error and its fields.
+	maxTaskRest = 16 << 10
 )
 
 // errListsBusy answers a listing that waited for its reservation as long as
@@ -50,22 +49,21 @@ var errListsBusy = apiErrorf(http.StatusServiceUnavailable, "", "too many task l
 
 // listBudget is the room that the task listings of a handler share.
 type listBudget struct {
-	sem      *semaphore.Weighted
-	taskMax  int64 // reserved for each task a read may return
-	chunkMax int   // tasks of a read, before the store's one more
+	sem     *semaphore.Weighted
+	readMin int64 // a read reserves at least this: a task at its largest
+	readMax int64 // and at most this, unless readMin is more
 }
 
 // newListBudget returns the budget of HandlerConfig.MaxListBytes maxList (0
 // for the default), for pages of maxPage bytes and tasks of at most maxData
 // bytes of data.
 func newListBudget(maxList int64, maxPage, maxData int) *listBudget {
-	taskMax := int64(maxData) + maxTaskHead
-	size := max(cmp.Or(maxList, 4*int64(maxPage)), 2*taskMax) // a read of one task, and the one more
-	tasks := min(int64(maxPage), size) / taskMax              // in a chunk, the one more included
+	readMin := int64(maxData) + maxTaskRest
+	size := max(cmp.Or(maxList, 4*int64(maxPage)), readMin)
 	return &listBudget{
-		sem:      semaphore.NewWeighted(size),
-		taskMax:  taskMax,
-		chunkMax: int(min(max(tasks-1, 1), maxListChunk)),
+		sem:     semaphore.NewWeighted(size),
+		readMin: readMin,
+		readMax: max(size/4, readMin),
 	}
 }
 
@@ -89,8 +87,8 @@ func (h *handler) handleListTasks(w http.ResponseWriter, r *http.Request, app st
 	page := listPage{w: w, maxBytes: h.maxPage}
 	limit := p.Limit
 	for {
-		p.Limit = min(limit-page.n, h.lists.chunkMax)
-		c, next, err := h.readChunk(r, p)
+		p.Limit = min(limit-page.n, maxListChunk)
+		c, next, err := h.readChunk(r, p, page.maxBytes-page.bytes)
 		if err != nil && page.n == 0 {
 			return err
 		}
@@ -117,11 +115,15 @@ func (h *handler) handleListTasks(w http.ResponseWriter, r *http.Request, app st
 	}
 }
 
-// readChunk reserves room for the tasks that Store.List may read for p
-// (p.Limit, and one more), waiting no longer than for the store, and reads
-// them.
-func (h *handler) readChunk(r *http.Request, p ListParams) (*chunk, string, error) {
-	held := int64(p.Limit+1) * h.lists.taskMax
+// readChunk reads up to p.Limit tasks for the rest of a page, of pageRest
+// bytes, within room it reserves from the listings' budget, waiting no
+// longer than for the store.
+func (h *handler) readChunk(r *http.Request, p ListParams, pageRest int) (*chunk, string, error) {
+	held := min(max(int64(pageRest)+int64(p.Limit)*taskFields, h.lists.readMin), h.lists.readMax)
+	// The fields of the tasks take at most half the room, their data and
+	// last errors the rest; a lone task fits in readMin.
+	p.Limit = min(p.Limit, max(1, int(held/(2*taskFields))))
+	p.MaxBytes = held - int64(p.Limit)*taskFields
 	ctx, cancel := h.storeCtx(r)
 	err := h.lists.sem.Acquire(ctx, held)
 	cancel()
@@ -135,25 +137,31 @@ func (h *handler) readChunk(r *http.Request, p ListParams) (*chunk, string, erro
 		h.lists.sem.Release(held)
 		return nil, "", err
 	}
-	c := &chunk{budget: h.lists, tasks: ts, shares: make([]int64, len(ts))}
-	for i, t := range ts {
-		c.shares[i] = min(int64(len(t.Data)+len(t.LastError)+taskFields), h.lists.taskMax)
-		held -= c.shares[i]
+	c := &chunk{budget: h.lists, tasks: ts}
+	for _, t := range ts {
+		c.held += taskRoom(t)
 	}
-	h.lists.sem.Release(held) // the room that the tasks do not use
+	if c.held < held {
+		h.lists.sem.Release(held - c.held) // the room that the tasks do not use
+	} else {
+		c.held = held // a lone task larger than its room (a long last error) holds all of it
+	}
 	return c, next, nil
 }
 
-// chunk is a read of a listing: tasks, each holding its share of the
-// listings' budget until it is sent or the chunk is released.
+// taskRoom is the room that t holds in the listings' budget.
+func taskRoom(t *Task) int64 { return listSize(t) + taskFields }
+
+// chunk is a read of a listing: tasks, holding room in the listings' budget
+// until they are sent or the chunk is released.
 type chunk struct {
 	budget *listBudget
 	tasks  []*Task // nil once sent
-	shares []int64
+	held   int64
 }
 
 // send adds the chunk's tasks to page until the page is full, which it
-// reports, giving back each task's share once it is written.
+// reports, giving back each task's room once it is written.
 func (c *chunk) send(page *listPage) (full bool, err error) {
 	for i, t := range c.tasks {
 		added, err := page.add(t)
@@ -161,19 +169,18 @@ func (c *chunk) send(page *listPage) (full bool, err error) {
 			return !added, err
 		}
 		c.tasks[i] = nil
-		c.budget.sem.Release(c.shares[i])
+		room := min(taskRoom(t), c.held)
+		c.budget.sem.Release(room)
+		c.held -= room
 	}
 	return false, nil
 }
 
-// release gives back the shares of the tasks not sent.
+// release gives back the room of the tasks not sent.
 func (c *chunk) release() {
-	for i, t := range c.tasks {
-		if t != nil {
-			c.tasks[i] = nil
-			c.budget.sem.Release(c.shares[i])
-		}
-	}
+	c.tasks = nil
+	c.budget.sem.Release(c.held)
+	c.held = 0
 }
 
 // listPage writes a page of a task listing as its tasks come. It writes the

@@ -51,7 +51,7 @@ func TestHandler_ListWaitsTooLong(t *testing.T) {
 	h := e.Handler(&HandlerConfig{Unauthenticated: true, MaxPageBytes: 64 << 10, MaxListBytes: 1}).(*handler)
 	h.log = slog.New(slog.NewTextHandler(&log, nil))
 	h.storeTimeout = 50 * time.Millisecond
-	all := 2 * h.lists.taskMax // MaxListBytes 1 leaves room for one read of two tasks
+	all := h.lists.readMin // MaxListBytes 1 leaves room for one read of one task
 	list := func(cursor string, hook func()) (*httptest.ResponseRecorder, []string, *string) {
 		t.Helper()
 		w := &hookWriter{ResponseRecorder: httptest.NewRecorder(), hook: hook}
@@ -88,9 +88,9 @@ func TestHandler_ListWaitsTooLong(t *testing.T) {
 	// after it.
 	var taken int64
 	w, got, next := list("", func() {
-		taken = all - h.lists.taskMax // leaving less than the next read needs
+		taken = all - (maxData + taskFields) // all but the room of the task being sent
 		if !h.lists.sem.TryAcquire(taken) {
-			t.Error("the task being sent holds more than its share")
+			t.Error("the task being sent holds more than its room")
 			taken = 0
 		}
 	})

@@ -127,6 +127,48 @@ func TestHandler_ListPageBytes(t *testing.T) {
 	})
 }
 
+// enqueueSmall enqueues n tasks of a few bytes of data in app_1 and returns
+// their IDs newest first, as a listing orders them.
+func (a *api) enqueueSmall(t *testing.T, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range n {
+		task, err := a.e.Enqueue(t.Context(), tasks.NewTask{AppID: "app_1", EventType: "x",
+			Data: json.RawMessage(fmt.Sprint(i)), RunAt: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[n-1-i] = task.ID
+	}
+	return ids
+}
+
+// TestHandler_ListReadsSmallTasksInChunks: a listing of small tasks reads
+// the store 100 tasks at a time, however large a task may be: the bound on
+// what listings hold costs them nothing.
+func TestHandler_ListReadsSmallTasksInChunks(t *testing.T) {
+	t.Parallel()
+	store := &flakyListStore{Store: tasks.NewMemoryStore()}
+	a := newAPI(t, store, apiOpts{noStart: true})
+	want := a.enqueueSmall(t, 250)
+	for _, tc := range []struct {
+		query string
+		reads int32
+	}{
+		{"limit=1000", 3},
+		{"limit=50", 1},
+	} {
+		store.calls.Store(0)
+		got, pages := a.listAll(t, tc.query, tasks.DefaultMaxPageBytes)
+		if !slices.Equal(got, want) {
+			t.Errorf("?%s: listed %d tasks, want the %d tasks once each, newest first", tc.query, len(got), len(want))
+		}
+		if reads := store.calls.Load(); reads > tc.reads*int32(pages) {
+			t.Errorf("?%s: %d pages read the store %d times, want at most %d a page", tc.query, pages, reads, tc.reads)
+		}
+	}
+}
+
 // flakyListStore fails List from its failFrom-th call on, counting from 1,
 // while failFrom is positive.
 type flakyListStore struct {
@@ -149,12 +191,8 @@ func TestHandler_ListStoreFailsMidPage(t *testing.T) {
 	t.Parallel()
 	store := &flakyListStore{Store: tasks.NewMemoryStore()}
 	a := newAPI(t, store, apiOpts{noStart: true})
-	data := make([]string, 12)
-	for i := range data {
-		data[i] = fmt.Sprint(i)
-	}
-	want := a.createData(t, data)
-	cut := 0 // pages that the failure ended early
+	want := a.enqueueSmall(t, 250) // read 100 at a time
+	cut := 0                       // pages that the failure ended early
 	for failFrom := int32(1); failFrom <= 4; failFrom++ {
 		store.calls.Store(0)
 		store.failFrom.Store(failFrom)
@@ -227,25 +265,31 @@ func (a *api) walk(ctx context.Context) ([]string, error) {
 }
 
 // gatedListStore holds List calls until open is closed, and counts the
-// tasks that the List calls in progress may read.
+// bytes of data and last errors that the List calls in progress may
+// return: MaxBytes, or one task of maxTask bytes if that is more.
 type gatedListStore struct {
 	tasks.Store
+	maxTask int64
 	open    chan struct{}
 	entered chan struct{} // receives a value as each List call starts
 
-	mu         sync.Mutex
-	rows, peak int // tasks that the List calls in progress may read
+	mu          sync.Mutex
+	bytes, peak int64 // that the List calls in progress may return
+	unbounded   int   // List calls without MaxBytes
 }
 
 func (s *gatedListStore) List(ctx context.Context, p tasks.ListParams) ([]*tasks.Task, string, error) {
-	rows := p.Limit + 1 // and one more, to learn whether there are more
+	bytes := max(p.MaxBytes, s.maxTask)
 	s.mu.Lock()
-	s.rows += rows
-	s.peak = max(s.peak, s.rows)
+	if p.MaxBytes == 0 {
+		s.unbounded++
+	}
+	s.bytes += bytes
+	s.peak = max(s.peak, s.bytes)
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		s.rows -= rows
+		s.bytes -= bytes
 		s.mu.Unlock()
 	}()
 	s.entered <- struct{}{}
@@ -257,20 +301,19 @@ func (s *gatedListStore) List(ctx context.Context, p tasks.ListParams) ([]*tasks
 }
 
 // TestHandler_ListBoundsMemory: concurrent listings of a handler together
-// read no more tasks at once than HandlerConfig.MaxListBytes holds at
-// Config.MaxDataBytes plus 16 KiB a task (by default, 4 × MaxPageBytes):
-// the others wait their turn, and every client following next_cursor
-// reads every task exactly once, in order.
+// read no more of tasks' data and last errors at once than
+// HandlerConfig.MaxListBytes (by default, 4 × MaxPageBytes): the others
+// wait their turn, and every client following next_cursor reads every task
+// exactly once, in order.
 func TestHandler_ListBoundsMemory(t *testing.T) {
 	t.Parallel()
 	const (
-		maxData  = 16 << 10
-		maxPage  = 64 << 10
-		maxList  = 4 * maxPage // the default
-		walkers  = 8
-		reserved = maxData + 16<<10 // for each task a read may return
+		maxData = 16 << 10
+		maxPage = 64 << 10
+		maxList = 4 * maxPage // the default
+		walkers = 8
 	)
-	store := &gatedListStore{Store: tasks.NewMemoryStore(), open: make(chan struct{}), entered: make(chan struct{}, 1000)}
+	store := &gatedListStore{Store: tasks.NewMemoryStore(), maxTask: maxData, open: make(chan struct{}), entered: make(chan struct{}, 1000)}
 	a := newAPI(t, store, apiOpts{
 		cfg:     &tasks.Config{MaxDataBytes: maxData},
 		handler: &tasks.HandlerConfig{MaxPageBytes: maxPage},
@@ -307,8 +350,8 @@ func TestHandler_ListBoundsMemory(t *testing.T) {
 	wg.Wait()
 	close(store.entered)
 
-	if rows := store.peak; rows*reserved > maxList {
-		t.Errorf("List calls at once read up to %d tasks of up to %d bytes: %d bytes, more than MaxListBytes %d", rows, reserved, rows*reserved, maxList)
+	if store.unbounded > 0 || store.peak > maxList {
+		t.Errorf("List calls at once may return up to %d bytes of tasks (%d calls with no MaxBytes), want at most MaxListBytes, %d", store.peak, store.unbounded, maxList)
 	}
 	for i := range walkers {
 		if errs[i] != nil || !slices.Equal(got[i], want) {
@@ -323,10 +366,10 @@ func TestHandler_ListBoundsMemory(t *testing.T) {
 func TestHandler_ListClientGoneReleases(t *testing.T) {
 	t.Parallel()
 	const maxData = 16 << 10
-	store := &gatedListStore{Store: tasks.NewMemoryStore(), open: make(chan struct{}), entered: make(chan struct{}, 1000)}
+	store := &gatedListStore{Store: tasks.NewMemoryStore(), maxTask: maxData, open: make(chan struct{}), entered: make(chan struct{}, 1000)}
 	a := newAPI(t, store, apiOpts{
 		cfg:     &tasks.Config{MaxDataBytes: maxData},
-		handler: &tasks.HandlerConfig{MaxPageBytes: 64 << 10, MaxListBytes: 1}, // one read of two tasks at a time
+		handler: &tasks.HandlerConfig{MaxPageBytes: 64 << 10, MaxListBytes: 1}, // one read of one task at a time
 		noStart: true,
 	})
 	data := make([]string, 6)
