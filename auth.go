@@ -5,7 +5,7 @@ package tasks
 
 // checkHandlerConfig panics, naming who, on a configuration that Handler
 // refuses: no Keys and not Unauthenticated, or both, or a negative
-// MaxBodyBytes or Horizon.
+// MaxBodyBytes, Horizon, MaxPageBytes or MaxListBytes.
 func checkHandlerConfig(who string, c *HandlerConfig) {
 	switch {
 	case len(c.Keys) == 0 && !c.Unauthenticated:
@@ -18,5 +18,7 @@ func checkHandlerConfig(who string, c *HandlerConfig) {
 		panic("tasks: " + who + ": negative Horizon")
 	case c.MaxPageBytes < 0:
 		panic("tasks: " + who + ": negative MaxPageBytes")
+	case c.MaxListBytes < 0:
+		panic("tasks: " + who + ": negative MaxListBytes")
 	}
 }

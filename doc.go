@@ -150,7 +150,8 @@ This package is laid out one concept to a file:
     tasks; its endpoints, periodic tasks and sessions.
   - store_sql.go: the SQL store: its type, dialects, and tasks' rows, reads
     and changes; store_sql_migrate.go: its embedded, versioned migrations;
-    store_sql_insert.go: inserting tasks, one or many; store_sql_claims.go:
+    store_sql_insert.go: inserting tasks, one or many; store_sql_list.go:
+    listing them in pages bounded in bytes; store_sql_claims.go:
     claims, outcomes, leases, the rescuer and upcoming tasks;
     store_sql_webhooks.go, store_sql_periodic.go and store_sql_dashboard.go:
     endpoints and attempts, periodic tasks, sessions and counts;

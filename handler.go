@@ -44,6 +44,17 @@ type HandlerConfig struct {
 	// holds at least one task, however large. Defaults to
 	// DefaultMaxPageBytes (4 MiB).
 	MaxPageBytes int
+	// MaxListBytes bounds the tasks that all of the handler's task listings
+	// hold at once: their data and last errors, and 1 KiB a task for the
+	// rest. Before each read of the store, of up to 100 tasks, a listing
+	// reserves room for what the rest of its page may take, at most a
+	// quarter of MaxListBytes and at least Config.MaxDataBytes plus 16 KiB
+	// (one task, which a listing may thus always read); it gives back what
+	// the tasks read do not take, and what each takes once it is sent. A
+	// listing waits for its reservation until the store's timeout (5
+	// seconds), then answers 503, or ends its page early with a
+	// next_cursor if it has sent part of it. Defaults to 4 × MaxPageBytes.
+	MaxListBytes int64
 	// Logger receives what answers leave out: the errors behind 5xx
 	// answers. Defaults to the engine's logger (Config.Logger).
 	Logger *slog.Logger
@@ -117,8 +128,8 @@ const (
 //
 // Handler panics if cfg has no Keys and not Unauthenticated, has both, has
 // an empty key, a key with no apps or an invalid app ID, or a negative
-// MaxBodyBytes, Horizon or MaxPageBytes. The handler is safe for concurrent
-// use.
+// MaxBodyBytes, Horizon, MaxPageBytes or MaxListBytes. The handler is safe
+// for concurrent use.
 func (e *Engine) Handler(cfg *HandlerConfig) http.Handler {
 	var c HandlerConfig
 	if cfg != nil {
@@ -133,6 +144,7 @@ func (e *Engine) Handler(cfg *HandlerConfig) http.Handler {
 		maxBody:      c.MaxBodyBytes,
 		horizon:      c.Horizon,
 		maxPage:      cmp.Or(c.MaxPageBytes, DefaultMaxPageBytes),
+		lists:        newListBudget(c.MaxListBytes, cmp.Or(c.MaxPageBytes, DefaultMaxPageBytes), e.cfg.MaxDataBytes),
 		log:          c.Logger,
 		now:          time.Now,
 		storeTimeout: apiStoreTimeout,
@@ -181,6 +193,7 @@ type handler struct {
 	maxBody      int64
 	horizon      time.Duration
 	maxPage      int // bytes of task JSON in a page of a listing
+	lists        *listBudget
 	log          *slog.Logger
 	now          func() time.Time
 	storeTimeout time.Duration

@@ -7,12 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"runtime/debug"
-	"runtime/metrics"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -132,6 +127,48 @@ func TestHandler_ListPageBytes(t *testing.T) {
 	})
 }
 
+// enqueueSmall enqueues n tasks of a few bytes of data in app_1 and returns
+// their IDs newest first, as a listing orders them.
+func (a *api) enqueueSmall(t *testing.T, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range n {
+		task, err := a.e.Enqueue(t.Context(), tasks.NewTask{AppID: "app_1", EventType: "x",
+			Data: json.RawMessage(fmt.Sprint(i)), RunAt: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[n-1-i] = task.ID
+	}
+	return ids
+}
+
+// TestHandler_ListReadsSmallTasksInChunks: a listing of small tasks reads
+// the store 100 tasks at a time, however large a task may be: the bound on
+// what listings hold costs them nothing.
+func TestHandler_ListReadsSmallTasksInChunks(t *testing.T) {
+	t.Parallel()
+	store := &flakyListStore{Store: tasks.NewMemoryStore()}
+	a := newAPI(t, store, apiOpts{noStart: true})
+	want := a.enqueueSmall(t, 250)
+	for _, tc := range []struct {
+		query string
+		reads int32
+	}{
+		{"limit=1000", 3},
+		{"limit=50", 1},
+	} {
+		store.calls.Store(0)
+		got, pages := a.listAll(t, tc.query, tasks.DefaultMaxPageBytes)
+		if !slices.Equal(got, want) {
+			t.Errorf("?%s: listed %d tasks, want the %d tasks once each, newest first", tc.query, len(got), len(want))
+		}
+		if reads := store.calls.Load(); reads > tc.reads*int32(pages) {
+			t.Errorf("?%s: %d pages read the store %d times, want at most %d a page", tc.query, pages, reads, tc.reads)
+		}
+	}
+}
+
 // flakyListStore fails List from its failFrom-th call on, counting from 1,
 // while failFrom is positive.
 type flakyListStore struct {
@@ -154,12 +191,8 @@ func TestHandler_ListStoreFailsMidPage(t *testing.T) {
 	t.Parallel()
 	store := &flakyListStore{Store: tasks.NewMemoryStore()}
 	a := newAPI(t, store, apiOpts{noStart: true})
-	data := make([]string, 12)
-	for i := range data {
-		data[i] = fmt.Sprint(i)
-	}
-	want := a.createData(t, data)
-	cut := 0 // pages that the failure ended early
+	want := a.enqueueSmall(t, 250) // read 100 at a time
+	cut := 0                       // pages that the failure ended early
 	for failFrom := int32(1); failFrom <= 4; failFrom++ {
 		store.calls.Store(0)
 		store.failFrom.Store(failFrom)
@@ -191,127 +224,198 @@ func TestHandler_ListStoreFailsMidPage(t *testing.T) {
 	}
 }
 
-// BenchmarkHandler_ListTasks has 8 clients at once read every page of a
-// listing of 200 tasks of 1 MiB each from SQLite through the API, with
-// limit=1000 (each page holds at most DefaultMaxPageBytes of tasks). It
-// reports the peak of live heap above what it was before the clients
-// started, and the peak of the process's resident memory above what it was
-// then (on Linux). Run it with -benchtime=1x.
-func BenchmarkHandler_ListTasks(b *testing.B) {
-	for _, s := range testStores[1:2] { // sqlite
-		b.Run(s.name, func(b *testing.B) {
-			e, err := tasks.NewEngine(s.open(b), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			e.Register("x", func(context.Context, *tasks.Task) error { return nil })
-			data := []byte(`"` + strings.Repeat("d", tasks.DefaultMaxDataBytes-2) + `"`)
-			for range 200 {
-				if _, err := e.Enqueue(b.Context(), tasks.NewTask{AppID: "app_1", EventType: "x", Data: data, RunAt: time.Now().Add(time.Hour)}); err != nil {
-					b.Fatal(err)
-				}
-			}
-			srv := httptest.NewServer(e.Handler(&tasks.HandlerConfig{Unauthenticated: true}))
-			defer srv.Close()
-
-			// readAll reads every page, keeping no more of a page than its
-			// end, so that what it holds does not count in the peak.
-			readAll := func() int64 {
-				var n int64
-				cursor := ""
-				for {
-					resp, err := srv.Client().Get(srv.URL + "/apps/app_1/tasks?limit=1000" + cursor)
-					if err != nil {
-						b.Error(err)
-						return n
-					}
-					var tail tailWriter
-					_, err = io.Copy(&tail, resp.Body)
-					resp.Body.Close()
-					_, next, ok := bytes.Cut(tail.last, []byte(`,"next_cursor":`))
-					if err != nil || resp.StatusCode != http.StatusOK || !ok {
-						b.Errorf("page: %d %v, ending %q", resp.StatusCode, err, tail.last)
-						return n
-					}
-					n += tail.n
-					if next = bytes.TrimSpace(next); string(next) == "null}" {
-						return n
-					}
-					cursor = "&cursor=" + strings.Trim(string(next), `"}`)
-				}
-			}
-			var peak, peakRSS uint64
-			for b.Loop() {
-				debug.FreeOSMemory() // what setting up took goes back
-				base, baseRSS := liveHeap(), rss()
-				stop := make(chan struct{})
-				sampled := make(chan [2]uint64)
-				go func() { // ends at stop
-					top, topRSS := base, baseRSS
-					tick := time.NewTicker(2 * time.Millisecond)
-					defer tick.Stop()
-					for {
-						select {
-						case <-stop:
-							sampled <- [2]uint64{top, topRSS}
-							return
-						case <-tick.C:
-							top, topRSS = max(top, liveHeap()), max(topRSS, rss())
-						}
-					}
-				}()
-				var wg sync.WaitGroup
-				var read atomic.Int64
-				for range 8 {
-					wg.Go(func() { read.Add(readAll()) })
-				}
-				wg.Wait()
-				close(stop)
-				tops := <-sampled
-				peak, peakRSS = max(peak, tops[0]-base), max(peakRSS, tops[1]-baseRSS)
-				b.SetBytes(read.Load())
-			}
-			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
-			if peakRSS > 0 {
-				b.ReportMetric(float64(peakRSS)/(1<<20), "peak-RSS-MB")
-			}
-		})
+// walk follows the pages of the app_1 listing of a.srv with limit=1000, as
+// a client of its own would, and returns the IDs listed. Unlike listAll it
+// may run on any goroutine.
+func (a *api) walk(ctx context.Context) ([]string, error) {
+	var ids []string
+	cursor := ""
+	for pages := 1; ; pages++ {
+		req, err := http.NewRequestWithContext(ctx, "GET", a.srv.URL+prefix+"/apps/app_1/tasks?limit=1000"+cursor, nil)
+		if err != nil {
+			return ids, err
+		}
+		req.Header.Set("Authorization", "Bearer "+keyApp1)
+		resp, err := a.srv.Client().Do(req)
+		if err != nil {
+			return ids, err
+		}
+		var p struct {
+			Data []struct {
+				ID string `json:"id"`
+			} `json:"data"`
+			NextCursor *string `json:"next_cursor"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&p)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return ids, fmt.Errorf("page %d: %d, %v", pages, resp.StatusCode, err)
+		}
+		for _, t := range p.Data {
+			ids = append(ids, t.ID)
+		}
+		if p.NextCursor == nil {
+			return ids, nil
+		}
+		if len(p.Data) == 0 || pages > 1000 {
+			return ids, fmt.Errorf("page %d: %d tasks and a next cursor", pages, len(p.Data))
+		}
+		cursor = "&cursor=" + *p.NextCursor
 	}
 }
 
-// tailWriter counts the bytes written to it and keeps the last 512.
-type tailWriter struct {
-	n    int64
-	last []byte
+// gatedListStore holds List calls until open is closed, and counts the
+// bytes of data and last errors that the List calls in progress may
+// return: MaxBytes, or one task of maxTask bytes if that is more.
+type gatedListStore struct {
+	tasks.Store
+	maxTask int64
+	open    chan struct{}
+	entered chan struct{} // receives a value as each List call starts
+
+	mu          sync.Mutex
+	bytes, peak int64 // that the List calls in progress may return
+	unbounded   int   // List calls without MaxBytes
 }
 
-func (w *tailWriter) Write(b []byte) (int, error) {
-	w.n += int64(len(b))
-	w.last = append(w.last, b...)
-	if extra := len(w.last) - 512; extra > 0 {
-		w.last = append(w.last[:0], w.last[extra:]...)
+func (s *gatedListStore) List(ctx context.Context, p tasks.ListParams) ([]*tasks.Task, string, error) {
+	bytes := max(p.MaxBytes, s.maxTask)
+	s.mu.Lock()
+	if p.MaxBytes == 0 {
+		s.unbounded++
 	}
-	return len(b), nil
+	s.bytes += bytes
+	s.peak = max(s.peak, s.bytes)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.bytes -= bytes
+		s.mu.Unlock()
+	}()
+	s.entered <- struct{}{}
+	select {
+	case <-s.open:
+	case <-ctx.Done(): // the client went away: the tasks come all the same
+	}
+	return s.Store.List(context.WithoutCancel(ctx), p)
 }
 
-// rss is the process's resident memory in bytes, or 0 where
-// /proc/self/statm does not tell it.
-func rss() uint64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0
+// TestHandler_ListBoundsMemory: concurrent listings of a handler together
+// read no more of tasks' data and last errors at once than
+// HandlerConfig.MaxListBytes (by default, 4 × MaxPageBytes): the others
+// wait their turn, and every client following next_cursor reads every task
+// exactly once, in order.
+func TestHandler_ListBoundsMemory(t *testing.T) {
+	t.Parallel()
+	const (
+		maxData = 16 << 10
+		maxPage = 64 << 10
+		maxList = 4 * maxPage // the default
+		walkers = 8
+	)
+	store := &gatedListStore{Store: tasks.NewMemoryStore(), maxTask: maxData, open: make(chan struct{}), entered: make(chan struct{}, 1000)}
+	a := newAPI(t, store, apiOpts{
+		cfg:     &tasks.Config{MaxDataBytes: maxData},
+		handler: &tasks.HandlerConfig{MaxPageBytes: maxPage},
+		noStart: true,
+	})
+	data := make([]string, 20)
+	for i := range data {
+		data[i] = `"` + strings.Repeat(string(rune('a'+i)), maxData-2-i) + `"`
 	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
+	want := a.createData(t, data)
+
+	got := make([][]string, walkers)
+	errs := make([]error, walkers)
+	var wg sync.WaitGroup
+	for i := range walkers {
+		wg.Go(func() { got[i], errs[i] = a.walk(t.Context()) })
 	}
-	pages, _ := strconv.ParseUint(f[1], 10, 64)
-	return pages * uint64(os.Getpagesize())
+	// Let in the List calls that the budget allows, all of them before
+	// the fix: the first call of each walker, or until none comes for a
+	// while.
+	for n := 0; n < walkers; n++ {
+		select {
+		case <-store.entered:
+			continue
+		case <-time.After(300 * time.Millisecond):
+		}
+		break
+	}
+	close(store.open)
+	go func() { // ends when the walkers end
+		for range store.entered {
+		}
+	}()
+	wg.Wait()
+	close(store.entered)
+
+	if store.unbounded > 0 || store.peak > maxList {
+		t.Errorf("List calls at once may return up to %d bytes of tasks (%d calls with no MaxBytes), want at most MaxListBytes, %d", store.peak, store.unbounded, maxList)
+	}
+	for i := range walkers {
+		if errs[i] != nil || !slices.Equal(got[i], want) {
+			t.Errorf("walker %d: listed %d tasks (%v), want the %d tasks once each, newest first", i, len(got[i]), errs[i], len(want))
+		}
+	}
 }
 
-// liveHeap is the size of the heap's objects, live or not yet swept.
-func liveHeap() uint64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
+// TestHandler_ListClientGoneReleases: a client that goes away in the
+// middle of a page leaves the listings' budget as it found it: with room
+// for one read only, a listing after it reads every page.
+func TestHandler_ListClientGoneReleases(t *testing.T) {
+	t.Parallel()
+	const maxData = 16 << 10
+	store := &gatedListStore{Store: tasks.NewMemoryStore(), maxTask: maxData, open: make(chan struct{}), entered: make(chan struct{}, 1000)}
+	a := newAPI(t, store, apiOpts{
+		cfg:     &tasks.Config{MaxDataBytes: maxData},
+		handler: &tasks.HandlerConfig{MaxPageBytes: 64 << 10, MaxListBytes: 1}, // one read of one task at a time
+		noStart: true,
+	})
+	data := make([]string, 6)
+	for i := range data {
+		data[i] = `"` + strings.Repeat("x", maxData-2) + `"`
+	}
+	want := a.createData(t, data)
+
+	// The client reads the page's first task, then goes away while the
+	// handler reads its next chunk.
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, "GET", a.srv.URL+prefix+"/apps/app_1/tasks?limit=1000", nil)
+	req.Header.Set("Authorization", "Bearer "+keyApp1)
+	done := make(chan error, 1)
+	go func() { // ends when ctx is cancelled
+		resp, err := a.srv.Client().Do(req)
+		if err == nil {
+			_, err = io.ReadFull(resp.Body, make([]byte, maxData))
+			defer resp.Body.Close()
+		}
+		done <- err
+		<-ctx.Done() // the client goes away, and not before
+	}()
+	next := func() {
+		select {
+		case <-store.entered:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the listing did not read the store")
+		}
+	}
+	next()
+	store.open <- struct{}{} // the first chunk goes through
+	next()                   // the second waits for the client to go
+	if err := <-done; err != nil {
+		t.Fatalf("reading the page's first task: %v", err)
+	}
+	cancel()
+
+	close(store.open)
+	go func() { // ends when the walk ends
+		for range store.entered {
+		}
+	}()
+	got, err := a.walk(t.Context())
+	close(store.entered)
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("after a client went away, listed %d tasks (%v), want the %d tasks once each, newest first", len(got), err, len(want))
+	}
 }

@@ -2,7 +2,6 @@ package tasks
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -315,13 +314,5 @@ func stateConflict(t *Task, msg string) error {
 
 // taskJSON encodes t with its data byte for byte as given (see withData).
 func taskJSON(t *Task) encoded {
-	type task Task // without its Data
-	head, err := json.Marshal(struct {
-		*task
-		Data *struct{} `json:"data,omitempty"` // hides task.Data
-	}{task: (*task)(t)})
-	if err != nil { // a Task always encodes: its times are years 1 to 9999
-		panic(err)
-	}
-	return withData(head, t.Data)
+	return withData(taskHead(t), t.Data)
 }

@@ -79,7 +79,8 @@ type Store interface {
 	GetByIdempotencyKey(ctx context.Context, appID, key string) (*Task, error)
 
 	// List returns tasks matching p, newest first (by CreatedAt, then ID),
-	// and a cursor for the next page, "" on the last page.
+	// as many as p.Limit and p.MaxBytes allow, and a cursor for the next
+	// page, "" on the last page.
 	List(ctx context.Context, p ListParams) ([]*Task, string, error)
 
 	// Claim moves up to limit due tasks (scheduled or retrying, with
@@ -320,6 +321,12 @@ type ListParams struct {
 	// CreatedBefore selects tasks created before it, taken to the
 	// microsecond; the zero time selects all.
 	CreatedBefore time.Time
+	// MaxBytes bounds the tasks of a page by size, a task's size being the
+	// bytes of its Data and its LastError: the page ends before the task
+	// that would take the sum of its tasks' sizes past MaxBytes, and its
+	// cursor continues from there. A page holds at least one task, however
+	// large. 0 bounds nothing.
+	MaxBytes int64
 }
 
 // normalize validates p and applies defaults.
@@ -329,6 +336,9 @@ func (p *ListParams) normalize() error {
 		p.Limit = DefaultListLimit
 	case p.Limit < 0 || p.Limit > MaxListLimit:
 		return invalid("limit", "must be between 1 and %d", MaxListLimit)
+	}
+	if p.MaxBytes < 0 {
+		return invalid("max_bytes", "must not be negative")
 	}
 	for _, s := range p.States {
 		if !s.Valid() {
@@ -352,6 +362,9 @@ func (p *ListParams) normalize() error {
 	}
 	return nil
 }
+
+// listSize is the size of t that ListParams.MaxBytes bounds.
+func listSize(t *Task) int64 { return int64(len(t.Data) + len(t.LastError)) }
 
 // listed reports whether t is within p's filters, its cursor aside.
 func (p *ListParams) listed(t *Task) bool {

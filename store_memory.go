@@ -327,11 +327,14 @@ func (s *memoryStore) List(ctx context.Context, p ListParams) ([]*Task, string, 
 		})
 	}
 	var out []*Task
+	var size int64 // of out, as MaxBytes counts it
 	for i--; i >= 0; i-- {
-		if !p.listed(&s.order[i].t) {
+		t := &s.order[i].t
+		if !p.listed(t) {
 			continue
 		}
-		if len(out) == p.Limit {
+		size += listSize(t)
+		if len(out) == p.Limit || len(out) > 0 && p.MaxBytes > 0 && size > p.MaxBytes {
 			return out, encodeCursor(out[len(out)-1]), nil
 		}
 		out = append(out, s.order[i].snapshot())

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -331,70 +330,6 @@ func (s *SQLStore) GetByIdempotencyKey(ctx context.Context, appID, key string) (
 		return nil, fmt.Errorf("tasks: get task by idempotency key %q: %w", key, err)
 	}
 	return t, err
-}
-
-// List queries take the six states to select, "" for a state not selected,
-// an event type, "" for all, the earliest creation time and the position
-// that the listing starts before: the cursor's, or CreatedBefore's when that
-// is earlier (no ID comes before "", so (CreatedBefore, "") is before every
-// task created at CreatedBefore), or else endOfTime.
-const (
-	listApp = `SELECT ` + taskColumns + ` FROM taskwheel_tasks
-WHERE app_id = ? AND state IN (?, ?, ?, ?, ?, ?) AND (? = '' OR event_type = ?)
-	AND created_at >= ? AND (created_at, id) < (?, ?)
-ORDER BY created_at DESC, id DESC
-LIMIT ?`
-	listAll = `SELECT ` + taskColumns + ` FROM taskwheel_tasks
-WHERE state IN (?, ?, ?, ?, ?, ?) AND (? = '' OR event_type = ?)
-	AND created_at >= ? AND (created_at, id) < (?, ?)
-ORDER BY created_at DESC, id DESC
-LIMIT ?`
-)
-
-var endOfTime = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
-
-// List implements [Store].
-func (s *SQLStore) List(ctx context.Context, p ListParams) ([]*Task, string, error) {
-	if err := p.normalize(); err != nil {
-		return nil, "", err
-	}
-	at, id := endOfTime, ""
-	if p.Cursor != "" {
-		at, id, _ = decodeCursor(p.Cursor)
-		if !s.storable(id) {
-			return nil, "", invalid("cursor", "malformed")
-		}
-	}
-	if !p.CreatedBefore.IsZero() && (p.CreatedBefore.Before(at) || p.CreatedBefore.Equal(at) && id != "") {
-		at, id = p.CreatedBefore, ""
-	}
-	if !s.storable(p.AppID) || !s.storable(p.EventType) {
-		return nil, "", nil // no task has them
-	}
-	query, args := listAll, []any{}
-	if p.AppID != "" {
-		query, args = listApp, []any{p.AppID}
-	}
-	for _, st := range states {
-		if p.States != nil && !slices.Contains(p.States, st) {
-			st = ""
-		}
-		args = append(args, string(st))
-	}
-	args = append(args, p.EventType, p.EventType, s.timeArg(p.CreatedSince), s.timeArg(at), id, p.Limit+1)
-	var ts []*Task
-	err := s.retryLost(ctx, s.read, func(q dbOrConn) (err error) {
-		ts, err = queryTasks(ctx, q, s.read.Rebind(query), args...)
-		return err
-	})
-	if err != nil {
-		return nil, "", fmt.Errorf("tasks: list tasks: %w", err)
-	}
-	if len(ts) <= p.Limit {
-		return ts, "", nil
-	}
-	ts = ts[:p.Limit]
-	return ts, encodeCursor(ts[len(ts)-1]), nil
 }
 
 // change applies query, an UPDATE of task id that matches only while the

@@ -2,7 +2,9 @@ package tasktest
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -468,6 +470,52 @@ func (su suite) testList(t *testing.T) {
 		}
 	})
 
+	su.run(t, "MaxBytes", func(h *harness) {
+		// Tasks of 20 to 1,000 bytes of data and last error, in no order;
+		// every other one has half of its bytes in its last error. (The
+		// others are not due, so that the claims take the failing ones.)
+		var all []*tasks.Task
+		for i, n := range []int{100, 300, 20, 500, 200, 1000, 60, 400, 250} {
+			if i%2 == 0 {
+				all = append(all, h.insert(at(h.now().Add(time.Hour)), data(`"`+strings.Repeat("d", n-2)+`"`)))
+			} else {
+				all = append(all, h.ended(tasks.StateFailed, 0, strings.Repeat("e", n/2), data(`"`+strings.Repeat("d", n-n/2-2)+`"`)))
+			}
+		}
+		all = newestFirst(all)
+		size := func(t *tasks.Task) int64 { return int64(len(t.Data) + len(t.LastError)) }
+		for _, limit := range []int{3, tasks.MaxListLimit} {
+			for _, maxBytes := range []int64{1, 250, 600, 1000, 1300, 5000, 0} {
+				p := tasks.ListParams{Limit: limit, MaxBytes: maxBytes}
+				list := fmt.Sprintf("List with Limit %d, MaxBytes %d", limit, maxBytes)
+				rest := all // the tasks that the next pages must list, in order
+				for page := 1; ; page++ {
+					got, cursor := h.list(p)
+					var bytes int64
+					for _, t := range got {
+						bytes += size(t)
+					}
+					switch {
+					case len(got) == 0 || len(got) > len(rest) || !slices.Equal(ids(got), ids(rest[:len(got)])):
+						h.t.Fatalf("%s, page %d: got %v, want a first part of %v", list, page, ids(got), ids(rest))
+					case len(got) > limit:
+						h.t.Fatalf("%s, page %d: got %d tasks, more than the limit", list, page, len(got))
+					case maxBytes > 0 && len(got) > 1 && bytes > maxBytes:
+						h.t.Errorf("%s, page %d: got %d tasks of %d bytes, more than MaxBytes", list, page, len(got), bytes)
+					case (cursor == "") != (len(got) == len(rest)):
+						h.t.Fatalf("%s, page %d: got %d of %d tasks left and cursor %q", list, page, len(got), len(rest), cursor)
+					case cursor != "" && len(got) < limit && bytes+size(rest[len(got)]) <= maxBytes:
+						h.t.Errorf("%s, page %d: got %d tasks of %d bytes, want also the next, of %d", list, page, len(got), bytes, size(rest[len(got)]))
+					}
+					if rest = rest[len(got):]; cursor == "" {
+						break
+					}
+					p.Cursor = cursor
+				}
+			}
+		}
+	})
+
 	su.run(t, "DefaultLimit", func(h *harness) {
 		for range tasks.DefaultListLimit + 1 {
 			h.insert()
@@ -500,6 +548,7 @@ func (su suite) testList(t *testing.T) {
 			{tasks.ListParams{Cursor: "not a cursor!"}, "cursor"},
 			{tasks.ListParams{Cursor: "AA"}, "cursor"},
 			{tasks.ListParams{States: []tasks.State{"bogus"}}, "status"},
+			{tasks.ListParams{MaxBytes: -1}, "max_bytes"},
 		} {
 			got, cursor, err := h.s.List(h.ctx, tc.p)
 			var ve *tasks.ValidationError
