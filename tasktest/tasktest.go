@@ -28,60 +28,43 @@
 package tasktest
 
 import (
-	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"runtime/debug"
-	"slices"
 	"testing"
-	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/taskwheel/tasks"
 )
 
 // Task returns the task that a [tasks.Func] sees on the first attempt of a
-// task enqueued as nt: a fresh UUID, state running, Attempts 1, CreatedAt and
+// task enqueued as nt, built as an engine with the default [tasks.Config]
+// builds it: a fresh UUID, state running, Attempts 1, CreatedAt and
 // UpdatedAt now, ScheduledRunTime nt.RunAt (nil when zero), Data nt.Data
 // (JSON null when nil), and AppID, EventType, MaxAttempts, Timeout and
 // IdempotencyKey as nt gives them, except that MaxAttempts is
-// tasks.DefaultMaxAttempts when nt leaves it zero. Times are
-// UTC, to the microsecond, as stores keep them. NextAttemptAt and
-// LeaseExpiresAt are nil.
+// tasks.DefaultMaxAttempts when nt leaves it zero. Times are UTC, to the
+// microsecond, as stores keep them. NextAttemptAt and LeaseExpiresAt are
+// nil.
 //
-// Task fails t at once when the engine would refuse nt (see
-// [tasks.NewTask.Validate]).
+// Task fails t at once when such an engine would refuse nt (see
+// [tasks.NewTask.Validate] and [tasks.Config.MaxDataBytes]).
 //
 // Set fields of the result to test other cases, for example Attempts equal
 // to MaxAttempts for the last attempt.
 func Task(t testing.TB, nt tasks.NewTask) *tasks.Task {
 	t.Helper()
-	if err := nt.Validate(); err != nil {
+	// The engine's own construction, through an engine that is never
+	// started, on a store of its own: what a func sees is what Enqueue
+	// stores, and nothing here repeats how.
+	e, err := tasks.NewEngine(tasks.NewMemoryStore(), nil)
+	if err != nil {
 		t.Fatalf("tasktest: %v", err)
 	}
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	task := &tasks.Task{
-		ID:             uuid.NewString(),
-		AppID:          nt.AppID,
-		EventType:      nt.EventType,
-		State:          tasks.StateRunning,
-		CreatedAt:      now,
-		UpdatedAt:      now,
-		Data:           slices.Clone(nt.Data),
-		Attempts:       1,
-		MaxAttempts:    cmp.Or(nt.MaxAttempts, tasks.DefaultMaxAttempts),
-		IdempotencyKey: nt.IdempotencyKey,
-		Timeout:        nt.Timeout,
+	task, err := e.Enqueue(context.Background(), nt)
+	if err != nil {
+		t.Fatalf("tasktest: %v", err)
 	}
-	if task.Data == nil {
-		task.Data = json.RawMessage("null")
-	}
-	if !nt.RunAt.IsZero() {
-		at := nt.RunAt.UTC().Truncate(time.Microsecond)
-		task.ScheduledRunTime = &at
-	}
+	task.State, task.Attempts, task.NextAttemptAt = tasks.StateRunning, 1, nil
 	return task
 }
 
