@@ -520,58 +520,62 @@ func (s *memoryStore) Upcoming(ctx context.Context, within time.Duration, limit 
 
 // Cancel implements [Store].
 func (s *memoryStore) Cancel(ctx context.Context, id string) (*Task, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m, ok := s.tasks[id]
-	if !ok {
-		return nil, ErrNotFound
-	}
-	now := s.clock()
-	switch m.t.State {
-	case StateScheduled, StateRetrying:
-		s.unsetDue(m)
-		m.t.State = StateCanceled
-		m.t.UpdatedAt = now
-		m.t.CompletedAt = &now
-	case StateRunning:
-		if !m.t.CancelRequested {
-			m.t.CancelRequested = true
+	return s.changeTask(ctx, id, func(m *memTask, now time.Time) error {
+		switch m.t.State {
+		case StateScheduled, StateRetrying:
+			s.unsetDue(m)
+			m.t.State = StateCanceled
 			m.t.UpdatedAt = now
+			m.t.CompletedAt = &now
+		case StateRunning:
+			if !m.t.CancelRequested {
+				m.t.CancelRequested = true
+				m.t.UpdatedAt = now
+			}
+		case StateCompleted, StateFailed:
+			return ErrInvalidState
 		}
-	case StateCompleted, StateFailed:
-		return m.snapshot(), ErrInvalidState
-	}
-	return m.snapshot(), nil
+		return nil
+	})
 }
 
 // Reschedule implements [Store].
 func (s *memoryStore) Reschedule(ctx context.Context, id string, runAt time.Time) (*Task, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m, ok := s.tasks[id]
-	if !ok {
-		return nil, ErrNotFound
-	}
-	if !m.t.State.pending() {
-		return m.snapshot(), ErrInvalidState
-	}
-	now := s.clock()
-	m.scheduled = runAt.UTC().Truncate(time.Microsecond)
-	m.t.ScheduledRunTime = &m.scheduled
-	m.t.State = StateScheduled
-	m.t.UpdatedAt = now
-	s.schedule(m, now, &m.scheduled)
-	return m.snapshot(), nil
+	return s.changeTask(ctx, id, func(m *memTask, now time.Time) error {
+		if !m.t.State.pending() {
+			return ErrInvalidState
+		}
+		m.scheduled = runAt.UTC().Truncate(time.Microsecond)
+		m.t.ScheduledRunTime = &m.scheduled
+		m.t.State = StateScheduled
+		m.t.UpdatedAt = now
+		s.schedule(m, now, &m.scheduled)
+		return nil
+	})
 }
 
 // Replay implements [Store].
 func (s *memoryStore) Replay(ctx context.Context, id string, extra int) (*Task, error) {
+	return s.changeTask(ctx, id, func(m *memTask, now time.Time) error {
+		if !m.t.State.Terminal() {
+			return ErrInvalidState
+		}
+		m.t.State = StateScheduled
+		m.t.MaxAttempts = m.t.Attempts + extra
+		m.t.ReplayedAfter = m.t.Attempts
+		m.t.CancelRequested = false
+		m.t.CompletedAt = nil
+		m.t.UpdatedAt = now
+		s.setDue(m, now)
+		return nil
+	})
+}
+
+// changeTask applies change to the task id under the store's lock, at the
+// store's clock, and returns the task as change left it, with change's
+// error (ErrInvalidState for a change its state does not allow);
+// ErrNotFound if there is no such task.
+func (s *memoryStore) changeTask(ctx context.Context, id string, change func(m *memTask, now time.Time) error) (*Task, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -581,18 +585,8 @@ func (s *memoryStore) Replay(ctx context.Context, id string, extra int) (*Task, 
 	if !ok {
 		return nil, ErrNotFound
 	}
-	if !m.t.State.Terminal() {
-		return m.snapshot(), ErrInvalidState
-	}
-	now := s.clock()
-	m.t.State = StateScheduled
-	m.t.MaxAttempts = m.t.Attempts + extra
-	m.t.ReplayedAfter = m.t.Attempts
-	m.t.CancelRequested = false
-	m.t.CompletedAt = nil
-	m.t.UpdatedAt = now
-	s.setDue(m, now)
-	return m.snapshot(), nil
+	err := change(m, s.clock())
+	return m.snapshot(), err
 }
 
 // Attempts implements [Store].
