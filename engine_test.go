@@ -371,7 +371,7 @@ func TestEngine_RescheduleReplay(t *testing.T) {
 		if err != nil || got.State != tasks.StateScheduled {
 			t.Fatalf("Reschedule = %v, %v", got, err)
 		}
-		got = waitState(t, e, task.ID, tasks.StateFailed)
+		waitState(t, e, task.ID, tasks.StateFailed)
 		if _, err := e.Reschedule(ctx, task.ID, time.Now()); !errors.Is(err, tasks.ErrInvalidState) {
 			t.Errorf("Reschedule of a failed task = %v, want ErrInvalidState", err)
 		}
