@@ -66,22 +66,6 @@ func (rc *receiver) count() int {
 	return len(rc.requests)
 }
 
-func status(code int) func(http.ResponseWriter) {
-	return func(w http.ResponseWriter) { w.WriteHeader(code) }
-}
-
-func createEndpoint(t *testing.T, e *tasks.Engine, ne tasks.NewEndpoint) *tasks.Endpoint {
-	t.Helper()
-	if ne.AppID == "" {
-		ne.AppID = "app_1"
-	}
-	ep, err := e.CreateEndpoint(context.Background(), ne)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ep
-}
-
 func webhookConfig(schedule ...time.Duration) *tasks.Config {
 	if schedule == nil {
 		schedule = []time.Duration{10 * time.Millisecond}

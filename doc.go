@@ -132,7 +132,8 @@ The packages, in the order data flows through them:
   - tasktest: the Store conformance suite, and helpers for users' tests.
   - internal/web: the API keys and path and event type checks that the API
     and the dashboard share; internal/sqlstore: what the SQLStore shares
-    with sqlite and postgres beyond its exported API.
+    with sqlite and postgres beyond its exported API; internal/testkit and
+    internal/testdb: the helpers and databases of this module's own tests.
   - cmd/tasksd and cmd/tasksbench: the server and the benchmarks.
 
 This package is laid out one concept to a file:

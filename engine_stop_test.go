@@ -32,15 +32,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newEngine(t *testing.T, store tasks.Store, cfg *tasks.Config) *tasks.Engine {
-	t.Helper()
-	e, err := tasks.NewEngine(store, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
 func TestEngine_Stop(t *testing.T) {
 	t.Parallel()
 	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {

@@ -13,59 +13,19 @@ import (
 	"time"
 
 	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/internal/testkit"
 )
 
-// startEngine returns a started engine on store; the test's cleanup stops it.
-func startEngine(t *testing.T, store tasks.Store, cfg *tasks.Config, funcs map[string]tasks.Func) *tasks.Engine {
-	t.Helper()
-	e, err := tasks.NewEngine(store, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for et, fn := range funcs {
-		e.Register(et, fn)
-	}
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := e.Stop(context.Background()); err != nil {
-			t.Errorf("Stop: %v", err)
-		}
-	})
-	return e
-}
-
-// waitState polls the task until it reaches want, or fails the test.
-func waitState(t *testing.T, e *tasks.Engine, id string, want tasks.State) *tasks.Task {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got, err := e.Get(context.Background(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.State == want {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("task %s: state %s (last error %q), want %s", id, got.State, got.LastError, want)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-func enqueue(t *testing.T, e *tasks.Engine, nt tasks.NewTask) *tasks.Task {
-	t.Helper()
-	if nt.AppID == "" {
-		nt.AppID = "app_1"
-	}
-	task, err := e.Enqueue(context.Background(), nt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return task
-}
+// The helpers these tests share with the dashboard's.
+var (
+	newEngine      = testkit.NewEngine
+	startEngine    = testkit.StartEngine
+	waitState      = testkit.WaitState
+	enqueue        = testkit.Enqueue
+	createEndpoint = testkit.CreateEndpoint
+	status         = testkit.Status
+	postgresStores = testkit.PostgresStores
+)
 
 // testEngineStores runs body once per store kind.
 func testEngineStores(t *testing.T, body func(t *testing.T, newStore func(testing.TB) tasks.Store)) {

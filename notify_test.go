@@ -11,30 +11,6 @@ import (
 	"github.com/taskwheel/tasks/postgres"
 )
 
-// postgresStores returns n stores on one new PostgreSQL schema, each with a
-// connection pool of its own, as n processes would have.
-func postgresStores(t testing.TB, n int) []tasks.Store {
-	t.Helper()
-	_, dsn := testdb.PostgresDSN(t)
-	var stores []tasks.Store
-	for range n {
-		db, err := sql.Open("pgx", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		s, err := postgres.New(db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Migrate(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		stores = append(stores, s)
-	}
-	return stores
-}
-
 // TestPostgres_Notify checks that an engine learns at once of the tasks
 // another process stores, through LISTEN/NOTIFY: with polling all but off,
 // a task due now, or due shortly, starts near its time. Each task is

@@ -1,0 +1,122 @@
+// Package testkit holds the helpers that the tests of package tasks and of
+// package dashboard share: engines started for a test and stopped by its
+// cleanup, tasks enqueued and waited for, webhook endpoints, and PostgreSQL
+// stores that share a schema as processes would. Every helper fails the test
+// at once on an error.
+package testkit
+
+import (
+	"context"
+	"database/sql"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/internal/testdb"
+	"github.com/taskwheel/tasks/postgres"
+)
+
+// NewEngine returns an engine on store that is not started.
+func NewEngine(t *testing.T, store tasks.Store, cfg *tasks.Config) *tasks.Engine {
+	t.Helper()
+	e, err := tasks.NewEngine(store, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// StartEngine returns a started engine on store that runs funcs; the test's
+// cleanup stops it.
+func StartEngine(t *testing.T, store tasks.Store, cfg *tasks.Config, funcs map[string]tasks.Func) *tasks.Engine {
+	t.Helper()
+	e := NewEngine(t, store, cfg)
+	for et, fn := range funcs {
+		e.Register(et, fn)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := e.Stop(context.Background()); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	return e
+}
+
+// WaitState polls the task until it reaches want, or fails the test after
+// 10 seconds.
+func WaitState(t *testing.T, e *tasks.Engine, id string, want tasks.State) *tasks.Task {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := e.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State == want {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task %s: state %s (last error %q), want %s", id, got.State, got.LastError, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Enqueue enqueues nt, in app_1 unless it names an app.
+func Enqueue(t *testing.T, e *tasks.Engine, nt tasks.NewTask) *tasks.Task {
+	t.Helper()
+	if nt.AppID == "" {
+		nt.AppID = "app_1"
+	}
+	task, err := e.Enqueue(context.Background(), nt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+// CreateEndpoint creates ne, in app_1 unless it names an app.
+func CreateEndpoint(t *testing.T, e *tasks.Engine, ne tasks.NewEndpoint) *tasks.Endpoint {
+	t.Helper()
+	if ne.AppID == "" {
+		ne.AppID = "app_1"
+	}
+	ep, err := e.CreateEndpoint(context.Background(), ne)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ep
+}
+
+// Status is a webhook receiver's answer: the status code alone.
+func Status(code int) func(http.ResponseWriter) {
+	return func(w http.ResponseWriter) { w.WriteHeader(code) }
+}
+
+// PostgresStores returns n stores on one new, migrated PostgreSQL schema,
+// each with a connection pool of its own, as n processes would have.
+func PostgresStores(t testing.TB, n int) []tasks.Store {
+	t.Helper()
+	_, dsn := testdb.PostgresDSN(t)
+	var stores []tasks.Store
+	for range n {
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		s, err := postgres.New(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		stores = append(stores, s)
+	}
+	return stores
+}
