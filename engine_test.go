@@ -25,6 +25,7 @@ var (
 	createEndpoint = testkit.CreateEndpoint
 	status         = testkit.Status
 	postgresStores = testkit.PostgresStores
+	sqliteStores   = testkit.SQLiteStores
 )
 
 // testEngineStores runs body once per store kind.

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/taskwheel/tasks"
-	"github.com/taskwheel/tasks/internal/testdb"
-	"github.com/taskwheel/tasks/sqlite"
 )
 
 // heldInsert is a store that holds the first insert of a periodic task's
@@ -82,17 +80,8 @@ func TestPeriodic_RunOnceRace(t *testing.T) {
 			return [2]tasks.Store{s, s}
 		}},
 		{"sqlite", func(t *testing.T) [2]tasks.Store {
-			path := testdb.SQLitePath(t)
-			var stores [2]tasks.Store
-			for i := range stores {
-				s, err := sqlite.Open(path, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { s.Close() })
-				stores[i] = s
-			}
-			return stores
+			s := sqliteStores(t, 2)
+			return [2]tasks.Store{s[0], s[1]}
 		}},
 		{"postgres", func(t *testing.T) [2]tasks.Store {
 			s := postgresStores(t, 2)

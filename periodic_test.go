@@ -17,8 +17,6 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/taskwheel/tasks"
-	"github.com/taskwheel/tasks/internal/testdb"
-	"github.com/taskwheel/tasks/sqlite"
 )
 
 // robfig/cron's schedules are Schedules.
@@ -651,19 +649,7 @@ func TestPeriodic_F23_OneTaskPerSlot(t *testing.T) {
 		name   string
 		stores func(t *testing.T) []tasks.Store
 	}{
-		{"sqlite/2 engines", func(t *testing.T) []tasks.Store {
-			path := testdb.SQLitePath(t)
-			var stores []tasks.Store
-			for range 2 {
-				s, err := sqlite.Open(path, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { s.Close() })
-				stores = append(stores, s)
-			}
-			return stores
-		}},
+		{"sqlite/2 engines", func(t *testing.T) []tasks.Store { return sqliteStores(t, 2) }},
 		{"postgres/3 engines", func(t *testing.T) []tasks.Store { return postgresStores(t, 3) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -10,9 +10,7 @@ import (
 	"testing"
 
 	"github.com/taskwheel/tasks"
-	"github.com/taskwheel/tasks/internal/testdb"
 	"github.com/taskwheel/tasks/internal/testkit"
-	"github.com/taskwheel/tasks/sqlite"
 )
 
 // Keys of the dashboard in tests: keyApp1 grants app_1, keyAll every app.
@@ -32,7 +30,7 @@ var testStores = []struct {
 	open func(tb testing.TB) tasks.Store
 }{
 	{"memory", func(testing.TB) tasks.Store { return tasks.NewMemoryStore() }},
-	{"sqlite", func(tb testing.TB) tasks.Store { return openSQLite(tb, testdb.SQLitePath(tb)) }},
+	{"sqlite", func(tb testing.TB) tasks.Store { return sqliteStores(tb, 1)[0] }},
 	{"postgres", func(tb testing.TB) tasks.Store { return postgresStores(tb, 1)[0] }},
 }
 
@@ -55,19 +53,8 @@ var (
 	createEndpoint = testkit.CreateEndpoint
 	status         = testkit.Status
 	postgresStores = testkit.PostgresStores
+	sqliteStores   = testkit.SQLiteStores
 )
-
-// openSQLite opens, migrated, the SQLite store of the file at path, which
-// tests may open more than once; the test's cleanup closes it.
-func openSQLite(tb testing.TB, path string) tasks.Store {
-	tb.Helper()
-	s, err := sqlite.Open(path, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { s.Close() })
-	return s
-}
 
 // newReceiver returns a webhook endpoint, an httptest server that answers
 // every request with answer.

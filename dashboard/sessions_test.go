@@ -12,7 +12,6 @@ import (
 
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/dashboard"
-	"github.com/taskwheel/tasks/internal/testdb"
 )
 
 // TestUI_LogoutIsShared checks that a logout holds for every dashboard on
@@ -29,12 +28,8 @@ func TestUI_LogoutIsShared(t *testing.T) {
 			return [2]tasks.Store{s, s}
 		}},
 		{"sqlite", func(t *testing.T) [2]tasks.Store {
-			path := testdb.SQLitePath(t)
-			var stores [2]tasks.Store
-			for i := range stores {
-				stores[i] = openSQLite(t, path)
-			}
-			return stores
+			s := sqliteStores(t, 2)
+			return [2]tasks.Store{s[0], s[1]}
 		}},
 		{"postgres", func(t *testing.T) [2]tasks.Store {
 			s := postgresStores(t, 2)

@@ -1,7 +1,7 @@
 // Package testkit holds the helpers that the tests of package tasks and of
 // package dashboard share: engines started for a test and stopped by its
-// cleanup, tasks enqueued and waited for, webhook endpoints, and PostgreSQL
-// stores that share a schema as processes would. Every helper fails the test
+// cleanup, tasks enqueued and waited for, webhook endpoints, and SQLite and
+// PostgreSQL stores that share a database as processes would. Every helper fails the test
 // at once on an error.
 package testkit
 
@@ -15,6 +15,7 @@ import (
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/testdb"
 	"github.com/taskwheel/tasks/postgres"
+	"github.com/taskwheel/tasks/sqlite"
 )
 
 // NewEngine returns an engine on store that is not started.
@@ -116,6 +117,24 @@ func PostgresStores(t testing.TB, n int) []tasks.Store {
 		if err := s.Migrate(context.Background()); err != nil {
 			t.Fatal(err)
 		}
+		stores = append(stores, s)
+	}
+	return stores
+}
+
+// SQLiteStores returns n stores on one new, migrated SQLite file, each
+// opened on its own, as n processes would have; the test's cleanup closes
+// them.
+func SQLiteStores(t testing.TB, n int) []tasks.Store {
+	t.Helper()
+	path := testdb.SQLitePath(t)
+	var stores []tasks.Store
+	for range n {
+		s, err := sqlite.Open(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
 		stores = append(stores, s)
 	}
 	return stores
