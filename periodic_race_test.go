@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/internal/testkit"
 )
 
 // heldInsert is a store that holds the first insert of a periodic task's
@@ -71,27 +72,11 @@ func (s *lateClock) AdvancePeriodic(ctx context.Context, id string, from, to, la
 // them. Whichever comes first, the slots up to S+2h have one task.
 func TestPeriodic_RunOnceRace(t *testing.T) {
 	t.Parallel()
-	for _, c := range []struct {
-		name   string
-		stores func(t *testing.T) [2]tasks.Store
-	}{
-		{"memory", func(t *testing.T) [2]tasks.Store {
-			s := tasks.NewMemoryStore()
-			return [2]tasks.Store{s, s}
-		}},
-		{"sqlite", func(t *testing.T) [2]tasks.Store {
-			s := sqliteStores(t, 2)
-			return [2]tasks.Store{s[0], s[1]}
-		}},
-		{"postgres", func(t *testing.T) [2]tasks.Store {
-			s := postgresStores(t, 2)
-			return [2]tasks.Store{s[0], s[1]}
-		}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
+	for _, c := range testkit.SharedStores {
+		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			stores := c.stores(t)
+			stores := c.Open(t, 2)
 			p := createPeriodic(t, newEngine(t, stores[0], nil), tasks.NewPeriodic{Spec: "@every 1h"})
 			slot := time.Now().UTC().Truncate(time.Second).Add(time.Second) // S
 			p.NextRunAt = &slot

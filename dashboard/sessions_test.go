@@ -12,6 +12,7 @@ import (
 
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/dashboard"
+	"github.com/taskwheel/tasks/internal/testkit"
 )
 
 // TestUI_LogoutIsShared checks that a logout holds for every dashboard on
@@ -19,26 +20,10 @@ import (
 // keys, refuse the logged-out session's cookie.
 func TestUI_LogoutIsShared(t *testing.T) {
 	t.Parallel()
-	for _, c := range []struct {
-		name   string
-		stores func(t *testing.T) [2]tasks.Store // two handles on one store
-	}{
-		{"memory", func(t *testing.T) [2]tasks.Store {
-			s := tasks.NewMemoryStore()
-			return [2]tasks.Store{s, s}
-		}},
-		{"sqlite", func(t *testing.T) [2]tasks.Store {
-			s := sqliteStores(t, 2)
-			return [2]tasks.Store{s[0], s[1]}
-		}},
-		{"postgres", func(t *testing.T) [2]tasks.Store {
-			s := postgresStores(t, 2)
-			return [2]tasks.Store{s[0], s[1]}
-		}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
+	for _, c := range testkit.SharedStores {
+		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()
-			stores := c.stores(t)
+			stores := c.Open(t, 2)
 			before := newDash(t, stores[0], dashOpts{})
 			before.login(keyApp1)
 			out := before.cookies()

@@ -139,3 +139,22 @@ func SQLiteStores(t testing.TB, n int) []tasks.Store {
 	}
 	return stores
 }
+
+// SharedStores lists every kind of store with a function that opens n
+// stores on one new database, as n processes sharing it would; on the
+// memory store, which no other process can reach, the n are one store.
+var SharedStores = []struct {
+	Name string
+	Open func(t testing.TB, n int) []tasks.Store
+}{
+	{"memory", func(_ testing.TB, n int) []tasks.Store {
+		s := tasks.NewMemoryStore()
+		stores := make([]tasks.Store, n)
+		for i := range stores {
+			stores[i] = s
+		}
+		return stores
+	}},
+	{"sqlite", SQLiteStores},
+	{"postgres", PostgresStores},
+}
