@@ -192,6 +192,19 @@ const (
 	DefaultHorizon       = 366 * 24 * time.Hour // HandlerConfig.Horizon
 	DefaultMaxPageBytes  = 4 << 20              // HandlerConfig.MaxPageBytes
 	DefaultListLimit     = 50                   // ListParams.Limit
+
+	// Retention of finished tasks (Config.RetainCompleted, RetainFailed,
+	// RetainCanceled). A completed task needs nothing more, and a day is
+	// the window in which an idempotency key is remembered (as at Stripe);
+	// a failed one waits for someone to look, replay or give up, so it
+	// stays for two weeks, across a holiday; a canceled one was somebody's
+	// decision, kept a week in case it was a mistake.
+	DefaultRetainCompleted = 24 * time.Hour
+	DefaultRetainFailed    = 14 * 24 * time.Hour
+	DefaultRetainCanceled  = 7 * 24 * time.Hour
+	// DefaultDisableAfter is WebhookConfig.DisableAfter: five days of
+	// nothing but failures disable an endpoint, as at Svix.
+	DefaultDisableAfter = 5 * 24 * time.Hour
 )
 
 // Limits and fixed values.
@@ -203,6 +216,10 @@ const (
 	MaxListLimit            = 1000          // ListParams.Limit
 	MaxDescriptionLength    = 1024          // bytes of Endpoint.Description
 	MaxEnabledEvents        = 256           // entries of Endpoint.EnabledEvents
+
+	// Forever, as a retention or a time before something happens, means
+	// never: a task kept Forever is never deleted.
+	Forever time.Duration = math.MaxInt64
 
 	// AllEvents, as an endpoint's only enabled event, subscribes it to
 	// every event type.
