@@ -149,6 +149,41 @@ type Store interface {
 	// Insert sets to 0. A task that is not terminal gives ErrInvalidState.
 	Replay(ctx context.Context, id string, extra int) (*Task, error)
 
+	// Delete deletes a task that is not running, with its attempt history,
+	// in one atomic step, and returns the task as it was. Its idempotency
+	// key is free again: a later Insert with the key stores a new task. A
+	// running task is left alone and returned with ErrInvalidState; an
+	// unknown one gives ErrNotFound. A Delete racing a Claim of the task
+	// either deletes it before the claim, which then does not return it,
+	// or fails with ErrInvalidState: a running task is never deleted.
+	Delete(ctx context.Context, id string) (*Task, error)
+
+	// ReplayMany replays, as Replay does each (with extra more attempts),
+	// failed tasks of one app created in a time range, a batch at a time.
+	// p selects them: AppID, CreatedSince and CreatedBefore are required
+	// (their absence, or a CreatedSince not before CreatedBefore, gives a
+	// *ValidationError naming app_id, created_since or created_before);
+	// EventType, if not "", narrows to one event type; States must be nil
+	// or [StateFailed]; MaxBytes is ignored. A batch looks at the next
+	// p.Limit tasks of the app created in the range (whatever their state
+	// and event type), in List order after p.Cursor, and replays those of
+	// them that are failed and of the event type, in one atomic step. It
+	// returns how many it replayed, and the cursor after the last task it
+	// looked at, "" when no task of the range is left: a caller that pages
+	// through the range with it visits each task once, however the tasks
+	// it replayed fare meanwhile (a replayed task that fails again is not
+	// replayed again by the same pass). Each batch reads at most p.Limit
+	// tasks, on the app's listing order, whatever the size of the store.
+	ReplayMany(ctx context.Context, p ListParams, extra int) (n int, next string, err error)
+
+	// CancelMany cancels, as Cancel does a scheduled or retrying task,
+	// the scheduled and retrying tasks of one app created in a time range,
+	// a batch at a time, selected and paged as ReplayMany does, but for
+	// States: nil selects both scheduled and retrying tasks, or it may
+	// name either. Running tasks are not touched, not even to request
+	// their cancellation: cancel those one by one.
+	CancelMany(ctx context.Context, p ListParams) (n int, next string, err error)
+
 	// Attempts returns the attempt history of a task, in the order the
 	// attempts were stored: those of applied outcomes (see Finish), and
 	// one per attempt that Rescue ended. An unknown task has none.

@@ -314,17 +314,7 @@ func (s *memoryStore) List(ctx context.Context, p ListParams) ([]*Task, string, 
 	i := len(s.order)
 	if p.Cursor != "" {
 		at, id, _ := decodeCursor(p.Cursor)
-		pos := &Task{CreatedAt: at, ID: id}
-		// Start below the first task that does not come before the cursor.
-		i, _ = slices.BinarySearchFunc(s.order, pos, func(m *memTask, pos *Task) int {
-			switch {
-			case listBefore(pos, &m.t):
-				return -1
-			case m.t.ID == pos.ID && m.t.CreatedAt.Equal(pos.CreatedAt):
-				return 0
-			}
-			return 1
-		})
+		i, _ = s.position(at, id)
 	}
 	var out []*Task
 	var size int64 // of out, as MaxBytes counts it
@@ -340,6 +330,22 @@ func (s *memoryStore) List(ctx context.Context, p ListParams) ([]*Task, string, 
 		out = append(out, s.order[i].snapshot())
 	}
 	return out, "", nil
+}
+
+// position returns the index in s.order of the first task that does not
+// come after the position (at, id) in List order, so that the tasks after
+// it are those below the index, and whether that task is at the position.
+func (s *memoryStore) position(at time.Time, id string) (int, bool) {
+	pos := &Task{CreatedAt: at, ID: id}
+	return slices.BinarySearchFunc(s.order, pos, func(m *memTask, pos *Task) int {
+		switch {
+		case listBefore(pos, &m.t):
+			return -1
+		case m.t.ID == pos.ID && m.t.CreatedAt.Equal(pos.CreatedAt):
+			return 0
+		}
+		return 1
+	})
 }
 
 // Claim implements [Store].
@@ -520,23 +526,26 @@ func (s *memoryStore) Upcoming(ctx context.Context, within time.Duration, limit 
 
 // Cancel implements [Store].
 func (s *memoryStore) Cancel(ctx context.Context, id string) (*Task, error) {
-	return s.changeTask(ctx, id, func(m *memTask, now time.Time) error {
-		switch m.t.State {
-		case StateScheduled, StateRetrying:
-			s.unsetDue(m)
-			m.t.State = StateCanceled
+	return s.changeTask(ctx, id, s.cancel)
+}
+
+// cancel cancels m, as Cancel and CancelMany do.
+func (s *memoryStore) cancel(m *memTask, now time.Time) error {
+	switch m.t.State {
+	case StateScheduled, StateRetrying:
+		s.unsetDue(m)
+		m.t.State = StateCanceled
+		m.t.UpdatedAt = now
+		m.t.CompletedAt = &now
+	case StateRunning:
+		if !m.t.CancelRequested {
+			m.t.CancelRequested = true
 			m.t.UpdatedAt = now
-			m.t.CompletedAt = &now
-		case StateRunning:
-			if !m.t.CancelRequested {
-				m.t.CancelRequested = true
-				m.t.UpdatedAt = now
-			}
-		case StateCompleted, StateFailed:
-			return ErrInvalidState
 		}
-		return nil
-	})
+	case StateCompleted, StateFailed:
+		return ErrInvalidState
+	}
+	return nil
 }
 
 // Reschedule implements [Store].
@@ -557,18 +566,23 @@ func (s *memoryStore) Reschedule(ctx context.Context, id string, runAt time.Time
 // Replay implements [Store].
 func (s *memoryStore) Replay(ctx context.Context, id string, extra int) (*Task, error) {
 	return s.changeTask(ctx, id, func(m *memTask, now time.Time) error {
-		if !m.t.State.Terminal() {
-			return ErrInvalidState
-		}
-		m.t.State = StateScheduled
-		m.t.MaxAttempts = m.t.Attempts + extra
-		m.t.ReplayedAfter = m.t.Attempts
-		m.t.CancelRequested = false
-		m.t.CompletedAt = nil
-		m.t.UpdatedAt = now
-		s.setDue(m, now)
-		return nil
+		return s.replay(m, now, extra)
 	})
+}
+
+// replay replays m with extra more attempts, as Replay and ReplayMany do.
+func (s *memoryStore) replay(m *memTask, now time.Time, extra int) error {
+	if !m.t.State.Terminal() {
+		return ErrInvalidState
+	}
+	m.t.State = StateScheduled
+	m.t.MaxAttempts = m.t.Attempts + extra
+	m.t.ReplayedAfter = m.t.Attempts
+	m.t.CancelRequested = false
+	m.t.CompletedAt = nil
+	m.t.UpdatedAt = now
+	s.setDue(m, now)
+	return nil
 }
 
 // changeTask applies change to the task id under the store's lock, at the

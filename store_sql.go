@@ -359,22 +359,24 @@ func (s *SQLStore) change(ctx context.Context, id, query string, args []any, ref
 // errRaced means the task changed state during [SQLStore.change].
 var errRaced = errors.New("task changed")
 
-// Cancel queries take the task's ID.
+// Cancel queries take the task's ID. Their changes, cancelSet*, are those
+// of CancelMany too: SQLite's takes the store's clock as the second
+// parameter.
 const (
-	cancelSQLite = `UPDATE taskwheel_tasks SET
+	cancelSetSQLite = `
 	state = CASE WHEN state = 'running' THEN 'running' ELSE 'canceled' END,
 	cancel_requested = (state = 'running'),
 	completed_at = CASE WHEN state = 'running' THEN NULL ELSE ?2 END,
-	updated_at = ?2
-WHERE id = ?1 AND (state IN ('scheduled', 'retrying') OR state = 'running' AND NOT cancel_requested)
-RETURNING ` + taskColumns
-	cancelPostgres = `UPDATE taskwheel_tasks SET
+	updated_at = ?2`
+	cancelSetPostgres = `
 	state = CASE WHEN state = 'running' THEN 'running' ELSE 'canceled' END,
 	cancel_requested = (state = 'running'),
 	completed_at = CASE WHEN state = 'running' THEN NULL ELSE now() END,
-	updated_at = now()
-WHERE id = $1 AND (state IN ('scheduled', 'retrying') OR state = 'running' AND NOT cancel_requested)
+	updated_at = now()`
+	cancelWhere = ` AND (state IN ('scheduled', 'retrying') OR state = 'running' AND NOT cancel_requested)
 RETURNING ` + taskColumns
+	cancelSQLite   = `UPDATE taskwheel_tasks SET` + cancelSetSQLite + "\nWHERE id = ?1" + cancelWhere
+	cancelPostgres = `UPDATE taskwheel_tasks SET` + cancelSetPostgres + "\nWHERE id = $1" + cancelWhere
 )
 
 // Cancel implements [Store].
@@ -422,17 +424,20 @@ func (s *SQLStore) Reschedule(ctx context.Context, id string, runAt time.Time) (
 }
 
 // Replay queries take the task's ID and the number of attempts to add.
+// Their changes, replaySet*, are those of ReplayMany too: the number of
+// attempts to add is the second parameter, and SQLite's takes the store's
+// clock as the third.
 const (
-	replaySQLite = `UPDATE taskwheel_tasks
-SET state = 'scheduled', max_attempts = attempts + ?2, replayed_after = attempts, cancel_requested = FALSE,
-	completed_at = NULL, run_at = ?3, updated_at = ?3
-WHERE id = ?1 AND state IN ('completed', 'failed', 'canceled')
+	replaySetSQLite = `
+	state = 'scheduled', max_attempts = attempts + ?2, replayed_after = attempts, cancel_requested = FALSE,
+	completed_at = NULL, run_at = ?3, updated_at = ?3`
+	replaySetPostgres = `
+	state = 'scheduled', max_attempts = attempts + $2, replayed_after = attempts, cancel_requested = FALSE,
+	completed_at = NULL, run_at = now(), updated_at = now()`
+	replayWhere = ` AND state IN ('completed', 'failed', 'canceled')
 RETURNING ` + taskColumns
-	replayPostgres = `UPDATE taskwheel_tasks
-SET state = 'scheduled', max_attempts = attempts + $2, replayed_after = attempts, cancel_requested = FALSE,
-	completed_at = NULL, run_at = now(), updated_at = now()
-WHERE id = $1 AND state IN ('completed', 'failed', 'canceled')
-RETURNING ` + taskColumns
+	replaySQLite   = `UPDATE taskwheel_tasks SET` + replaySetSQLite + "\nWHERE id = ?1" + replayWhere
+	replayPostgres = `UPDATE taskwheel_tasks SET` + replaySetPostgres + "\nWHERE id = $1" + replayWhere
 )
 
 // Replay implements [Store].

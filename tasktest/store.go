@@ -48,6 +48,8 @@ func TestStore(t *testing.T, newStore func(t *testing.T) tasks.Store) {
 		{"Cancel", su.testCancel},
 		{"Reschedule", su.testReschedule},
 		{"Replay", su.testReplay},
+		{"Delete", su.testDelete},
+		{"Bulk", su.testBulk},
 		{"List", su.testList},
 		{"Times", su.testTimes},
 		{"Endpoints", su.testEndpoints},
