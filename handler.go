@@ -86,6 +86,9 @@ const (
 //	GET    /apps/{app_id}/tasks/{id}/attempts       its attempt history
 //	POST   /apps/{app_id}/tasks/{id}/cancel         cancel (a running task: request it)
 //	POST   /apps/{app_id}/tasks/{id}/replay         run a terminal task again
+//	DELETE /apps/{app_id}/tasks/{id}                delete a task that is not running, with its attempts (204)
+//	POST   /apps/{app_id}/tasks/replay              replay the failed tasks of a filter: {"replayed": n}
+//	POST   /apps/{app_id}/tasks/cancel              cancel the scheduled and retrying tasks of a filter: {"canceled": n}
 //	GET    /apps/{app_id}/endpoints                 list webhook endpoints
 //	POST   /apps/{app_id}/endpoints                 create one (201); the answer shows its secret
 //	GET    /apps/{app_id}/endpoints/{id}            one endpoint
@@ -119,6 +122,18 @@ const (
 // and member order aside), gets that task as it is now, 201 with
 // Idempotent-Replayed: true, whatever changed since (a PATCH included);
 // another request gets 422.
+//
+// The bulk routes, tasks/replay and tasks/cancel, take a filter
+// {"event_type": ..., "created_since": ..., "created_before": ...}: the
+// event type is optional, both times (RFC 3339 with an offset) are
+// required, created_since inclusive, created_before exclusive and later.
+// They work through the app's tasks created in that range in batches of
+// 500, each one atomic step of the store, for as long as the request
+// lasts (a batch the store does not finish in 10 seconds ends it with a
+// 503): a request whose client goes away stops
+// after a whole batch, having changed whole batches only, and is safe to
+// send again, which finishes the rest (the answer counts only what that
+// request changed). Bulk cancel leaves running tasks alone.
 //
 // Creating a task refuses with 422 an event type that nothing would run: no
 // func registered and no active endpoint of the app subscribed. A schedule's
@@ -167,6 +182,9 @@ func (e *Engine) Handler(cfg *HandlerConfig) http.Handler {
 	h.route("GET /apps/{app_id}/tasks/{id}/attempts", h.handleListAttempts)
 	h.route("POST /apps/{app_id}/tasks/{id}/cancel", h.handleCancelTask)
 	h.route("POST /apps/{app_id}/tasks/{id}/replay", h.handleReplayTask)
+	h.route("DELETE /apps/{app_id}/tasks/{id}", h.handleDeleteTask)
+	h.route("POST /apps/{app_id}/tasks/replay", h.handleReplayTasks)
+	h.route("POST /apps/{app_id}/tasks/cancel", h.handleCancelTasks)
 	h.route("GET /apps/{app_id}/endpoints", h.handleListEndpoints)
 	h.route("POST /apps/{app_id}/endpoints", h.handleCreateEndpoint)
 	h.route("GET /apps/{app_id}/endpoints/{id}", h.handleGetEndpoint)

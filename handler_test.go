@@ -513,7 +513,7 @@ func TestHandler_Routes_A17(t *testing.T) {
 	a := newAPI(t, tasks.NewMemoryStore(), apiOpts{})
 	for _, tt := range []struct{ method, path, allow string }{
 		{"DELETE", "/apps/app_1/tasks", "GET, HEAD, POST"},
-		{"PUT", "/apps/app_1/tasks/0190a0a0-0000-7000-8000-000000000000", "GET, HEAD, PATCH"},
+		{"PUT", "/apps/app_1/tasks/0190a0a0-0000-7000-8000-000000000000", "DELETE, GET, HEAD, PATCH"},
 		{"GET", "/apps/app_1/tasks/0190a0a0-0000-7000-8000-000000000000/cancel", "POST"},
 		{"POST", "/apps/app_1/endpoints/e1", "DELETE, GET, HEAD, PATCH"},
 	} {
