@@ -212,6 +212,12 @@ func TestUI_Browser(t *testing.T) {
 		funcs: map[string]tasks.Func{
 			"ok":  func(context.Context, *tasks.Task) error { return nil },
 			"bad": func(context.Context, *tasks.Task) error { return tasks.Permanent(errors.New("card declined")) },
+			"flaky": func(_ context.Context, tk *tasks.Task) error {
+				if tk.Attempts == 1 { // the first run fails, a replay's succeeds
+					return tasks.Permanent(errors.New("receiver down"))
+				}
+				return nil
+			},
 		},
 	})
 	ui := d.srv.URL + uiPrefix
@@ -389,6 +395,58 @@ func TestUI_Browser(t *testing.T) {
 		})`, chromedp.EvalAwaitPromise))
 		if n == 0 {
 			t.Errorf("an image from another origin: the policy watcher saw no violation")
+		}
+	})
+
+	t.Run("DeleteATask", func(t *testing.T) {
+		b := b.with(t)
+		tk := enqueue(t, d.e, tasks.NewTask{EventType: "ok", RunAt: time.Now().Add(time.Hour)})
+		b.load("open the task", chromedp.Navigate(tasksURL+"/"+tk.ID))
+		b.checkPage("a task's page with its Delete button")
+		b.do("confirm", chromedp.Click(chromedp.ID("delete-confirm")))
+		b.load("delete it", chromedp.Click(chromedp.ID("delete")))
+		if loc := run(b, "location", chromedp.Location()); loc != tasksURL+"?done=deleted" {
+			t.Errorf("after delete: at %s, want the task list", loc)
+		}
+		if got := b.text(".flash"); got != "The task is deleted, with its attempts." {
+			t.Errorf("after delete: flash %q", got)
+		}
+		if _, err := d.e.Get(ctx, tk.ID); !errors.Is(err, tasks.ErrNotFound) {
+			t.Errorf("after delete: %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("ReplayFailedAndCancelScheduledInBulk", func(t *testing.T) {
+		b := b.with(t)
+		var failed []*tasks.Task
+		for range 3 {
+			failed = append(failed, enqueue(t, d.e, tasks.NewTask{EventType: "flaky"}))
+		}
+		for _, tk := range failed {
+			waitState(t, d.e, tk.ID, tasks.StateFailed)
+		}
+		from, to := uiTime(time.Now().Add(-time.Hour)), uiTime(time.Now().Add(time.Hour))
+		filtered := tasksURL + "?event_type=flaky&from=" + from + "&to=" + to
+		b.load("filter the list", chromedp.Navigate(filtered))
+		b.checkPage("the filtered list with its bulk actions")
+		b.screenshot("dashboard-bulk.png")
+		b.load("replay the failed ones", chromedp.Click(chromedp.ID("replay-failed")))
+		if got := b.text(".flash"); got != "Replayed 3 failed tasks: they will run again." {
+			t.Errorf("after the bulk replay: flash %q", got)
+		}
+		for _, tk := range failed {
+			waitState(t, d.e, tk.ID, tasks.StateCompleted)
+		}
+		for range 2 {
+			enqueue(t, d.e, tasks.NewTask{EventType: "flaky", RunAt: time.Now().Add(time.Hour)})
+		}
+		b.load("filter the list again", chromedp.Navigate(filtered))
+		b.load("cancel the scheduled ones", chromedp.Click(chromedp.ID("cancel-scheduled")))
+		if got := b.text(".flash"); got != "Canceled 2 scheduled or retrying tasks." {
+			t.Errorf("after the bulk cancel: flash %q", got)
+		}
+		if v := evalJS[string](b, `document.querySelector('#f-event').value`); v != "flaky" {
+			t.Errorf("after the bulk cancel: the list's event type filter is %q, want flaky", v)
 		}
 	})
 

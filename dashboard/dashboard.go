@@ -177,6 +177,9 @@ func New(eng *tasks.Engine, cfg *Config) http.Handler {
 	u.appAction("POST /apps/{app}/tasks/{id}/cancel", u.handleCancel)
 	u.appAction("POST /apps/{app}/tasks/{id}/replay", u.handleReplay)
 	u.appAction("POST /apps/{app}/tasks/{id}/reschedule", u.handleReschedule)
+	u.appAction("POST /apps/{app}/tasks/{id}/delete", u.handleDelete)
+	u.appAction("POST /apps/{app}/tasks/replay", u.bulkAction("bulk-replayed", eng.ReplayFailed))
+	u.appAction("POST /apps/{app}/tasks/cancel", u.bulkAction("bulk-canceled", eng.CancelScheduled))
 	u.appPage("GET /apps/{app}/endpoints", u.handleEndpoints)
 	u.appAction("POST /apps/{app}/endpoints", u.handleCreateEndpoint)
 	u.appAction("POST /apps/{app}/endpoints/{id}/enable", u.endpointStatus(tasks.EndpointActive))
@@ -357,7 +360,7 @@ func (u *ui) page(pattern string, fn pageFunc) {
 			return
 		}
 		v.session, v.CSRF = s, s.csrf
-		v.Flash = flashes[r.URL.Query().Get("done")]
+		v.Flash = flash(r.URL.Query())
 		if err := fn(w, r, v); err != nil {
 			u.renderError(w, r, err)
 		}
@@ -450,6 +453,7 @@ var flashes = map[string]string{
 	"cancel":      "Cancellation is requested: the running attempt is being stopped.",
 	"replayed":    "The task will run again.",
 	"rescheduled": "The task is rescheduled.",
+	"deleted":     "The task is deleted, with its attempts.",
 	"enabled":     "The endpoint is enabled.",
 	"disabled":    "The endpoint is disabled: it receives no deliveries until enabled.",
 	"paused":      "The periodic task is paused.",

@@ -276,6 +276,7 @@ type taskPage struct {
 	CanCancel     bool
 	CanReplay     bool
 	CanReschedule bool
+	CanDelete     bool
 	RunAt         string // the reschedule form's default, datetime-local in UTC
 	Horizon       string
 }
@@ -315,6 +316,7 @@ func (u *ui) handleTask(w http.ResponseWriter, r *http.Request, v *view) error {
 		CanCancel:     pending(t.State) || t.State == tasks.StateRunning && !t.CancelRequested,
 		CanReplay:     t.State.Terminal(),
 		CanReschedule: pending(t.State),
+		CanDelete:     t.State != tasks.StateRunning,
 		Horizon:       fmtHorizon(u.horizon),
 	}
 	p.Data, p.DataCut = prettyData(t.Data)
