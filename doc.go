@@ -56,8 +56,13 @@ enqueueing at once cost about one transaction per round, not one each. An
 IdempotencyKey makes a task unique per app; a second Enqueue with the key
 returns the first task with [ErrDuplicate].
 
-Tasks can be listed, canceled, rescheduled and replayed through the engine
-([Engine.List], [Engine.Cancel], [Engine.Reschedule], [Engine.Replay]).
+Tasks can be listed, canceled, rescheduled, replayed and deleted through
+the engine ([Engine.List], [Engine.Cancel], [Engine.Reschedule],
+[Engine.Replay], [Engine.Delete]); [Engine.ReplayFailed] and
+[Engine.CancelScheduled] replay or cancel, in bounded batches, all the
+failed or waiting tasks of an app created in a time range. A bulk
+operation stopped half-way has changed whole batches only, and running it
+again finishes the rest.
 
 # Periodic tasks
 
@@ -147,13 +152,17 @@ This package is laid out one concept to a file:
   - scheduler.go: a run: the worker pool, outcomes, heartbeats and the
     rescuer.
   - store.go: the Store contract, one interface.
+  - bulk.go: deleting tasks, and replaying or canceling many, batch by
+    batch.
   - store_memory.go and store_memory_tables.go: the store in memory: its
-    tasks; its endpoints, periodic tasks and sessions.
+    tasks; its endpoints, periodic tasks and sessions; store_memory_bulk.go:
+    its deletes and bulk changes.
   - store_sql.go: the SQL store: its type, dialects, and tasks' rows, reads
     and changes; store_sql_migrate.go: its embedded, versioned migrations;
     store_sql_insert.go: inserting tasks, one or many; store_sql_list.go:
     listing them in pages bounded in bytes; store_sql_claims.go:
     claims, outcomes, leases, the rescuer and upcoming tasks;
+    store_sql_bulk.go: deleting a task, and the batches of bulk changes;
     store_sql_webhooks.go, store_sql_periodic.go and store_sql_dashboard.go:
     endpoints and attempts, periodic tasks, sessions and counts;
     store_sql_conn.go: retrying on a PostgreSQL connection the server
@@ -166,8 +175,9 @@ This package is laid out one concept to a file:
     idempotency key, which tells that request, sent again, from another.
   - handler.go: the HTTP API: its routes, keys, answers and error mapping;
     handler_body.go: strict JSON request bodies; handler_tasks.go,
-    handler_list.go, handler_endpoints.go and handler_periodic.go: the
-    routes of tasks, their streamed lists, endpoints and schedules; auth.go:
+    handler_list.go, handler_bulk.go, handler_endpoints.go and
+    handler_periodic.go: the routes of tasks, their streamed lists, their
+    deletion and bulk changes, endpoints and schedules; auth.go:
     the checks of a HandlerConfig.
 
 # Testing

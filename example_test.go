@@ -183,3 +183,34 @@ func ExampleEngine_Handler() {
 	fmt.Println(resp.StatusCode)
 	// Output: 200
 }
+
+// Bulk operations act on one app's tasks created in a time range (both
+// bounds required), of one event type or all: ReplayFailed runs its failed
+// tasks again, CancelScheduled cancels its scheduled and retrying ones.
+func ExampleEngine_CancelScheduled() {
+	eng, err := tasks.NewEngine(tasks.NewMemoryStore(), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	for range 3 {
+		_, err := eng.Enqueue(ctx, tasks.NewTask{AppID: "app_1", EventType: "newsletter.send",
+			Data: json.RawMessage(`{}`), RunAt: time.Now().Add(24 * time.Hour)})
+		if err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	n, err := eng.CancelScheduled(ctx, tasks.ListParams{
+		AppID:         "app_1",
+		EventType:     "newsletter.send", // "": every event type
+		CreatedSince:  today,             // the tasks created today (UTC)
+		CreatedBefore: today.AddDate(0, 0, 1),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("canceled", n)
+	// Output: canceled 3
+}

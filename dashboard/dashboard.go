@@ -10,9 +10,11 @@
 //	mux.Handle("/ui/", http.StripPrefix("/ui", dashboard.New(eng, cfg)))
 //
 // For each app it shows its tasks by status with their counts, filters
-// (status, event type, creation time) and pages; a chart of the tasks ended
-// per minute in the last hour; a task's data, timeline and attempts, with
-// buttons to cancel, replay and reschedule it; its webhook endpoints with
+// (status, event type, creation time) and pages, and on a filtered list
+// the bulk actions of its event type and a creation range: replay the
+// failed tasks, cancel the scheduled ones; a chart of the tasks ended per
+// minute in the last hour; a task's data, timeline and attempts, with
+// buttons to cancel, replay, reschedule and delete it; its webhook endpoints with
 // their failure rates in the last 24 hours, to create, disable, enable and
 // rotate the secret of (a secret is shown once); and its periodic tasks, to
 // pause and resume. Times are shown, and read, in UTC unless a form says
