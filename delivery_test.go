@@ -346,7 +346,10 @@ func TestDelivery_Outcomes(t *testing.T) {
 }
 
 // TestDelivery_RetrySchedule has an endpoint fail every time (W14): the
-// attempts follow the schedule, with its ±10% jitter, then the task fails.
+// attempts follow the schedule, never earlier than its -10% jitter, then the
+// task fails. A loaded machine may deliver late, so in real time only the
+// lower bound is exact; TestDelivery_DefaultRetrySchedule pins both bounds
+// in fake time.
 func TestDelivery_RetrySchedule(t *testing.T) {
 	t.Parallel()
 	rc := newReceiver(t, status(http.StatusInternalServerError))
@@ -362,8 +365,8 @@ func TestDelivery_RetrySchedule(t *testing.T) {
 	}
 	for i, d := range schedule {
 		gap := rc.requests[i+1].at.Sub(rc.requests[i].at)
-		if lo, hi := d-d/10, d+d/10+50*time.Millisecond; gap < lo || gap > hi {
-			t.Errorf("delivery %d came %v after the one before, want %v ±10%%", i+2, gap, d)
+		if lo, hi := d-d/10, d+d/10+time.Second; gap < lo || gap > hi {
+			t.Errorf("delivery %d came %v after the one before, want %v ±10%% (and at most a second late)", i+2, gap, d)
 		}
 	}
 }
