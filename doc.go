@@ -58,6 +58,10 @@ returns the first task with [ErrDuplicate].
 
 Tasks can be listed, canceled, rescheduled and replayed through the engine
 ([Engine.List], [Engine.Cancel], [Engine.Reschedule], [Engine.Replay]).
+Finished tasks are deleted, with their attempts, once their state's
+retention has passed ([Config].RetainCompleted, RetainFailed,
+RetainCanceled; a day, two weeks and a week by default), by one engine at a
+time; a deleted task's idempotency key is free again.
 
 # Periodic tasks
 
@@ -145,7 +149,8 @@ This package is laid out one concept to a file:
   - scheduler_loop.go: the scheduler goroutine: its loop's state and
     decisions as a type; wheel.go: the timer wheel it keeps.
   - scheduler.go: a run: the worker pool, outcomes, heartbeats and the
-    rescuer.
+    rescuer; retention.go: the retention goroutine, which deletes finished
+    tasks past their retention while its engine holds the role.
   - store.go: the Store contract, one interface.
   - store_memory.go and store_memory_tables.go: the store in memory: its
     tasks; its endpoints, periodic tasks and sessions.
@@ -156,6 +161,8 @@ This package is laid out one concept to a file:
     claims, outcomes, leases, the rescuer and upcoming tasks;
     store_sql_webhooks.go, store_sql_periodic.go and store_sql_dashboard.go:
     endpoints and attempts, periodic tasks, sessions and counts;
+    store_sql_retention.go (and store_memory_retention.go in memory):
+    deleting finished tasks in batches, and the roles of Elect;
     store_sql_conn.go: retrying on a PostgreSQL connection the server
     ended, and telling drivers' errors apart without importing a driver.
   - endpoint.go: webhook endpoints; secret_crypt.go: their secrets,
