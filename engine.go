@@ -239,8 +239,8 @@ func (e *Engine) funcFor(eventType string) Func {
 	return e.funcs[eventType]
 }
 
-// Start starts the engine's scheduler, workers, heartbeats and rescuer, and
-// returns; it does not block. It first checks that the store answers, and
+// Start starts the engine's scheduler, workers, heartbeats, rescuer and
+// retention (see Config.RetainCompleted), and returns; it does not block. It first checks that the store answers, and
 // returns that error if it does not. Starting a started engine does nothing.
 // ctx bounds only the check; Stop stops the engine.
 func (e *Engine) Start(ctx context.Context) error {
