@@ -139,7 +139,7 @@ type Store interface {
 
 	// Resign gives up the role named role if holder holds it, so that
 	// another caller's Elect takes it at once; otherwise it changes
-	// nothing. Both return nil.
+	// nothing, and returns nil all the same.
 	Resign(ctx context.Context, role, holder string) error
 
 	// Upcoming returns the store's current time and up to limit tasks that
