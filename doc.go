@@ -64,6 +64,11 @@ failed or waiting tasks of an app created in a time range. A bulk
 operation stopped half-way has changed whole batches only, and running it
 again finishes the rest.
 
+Finished tasks are deleted, with their attempts, once their state's
+retention has passed ([Config].RetainCompleted, RetainFailed,
+RetainCanceled; a day, two weeks and a week by default), by one engine at a
+time; a deleted task's idempotency key is free again.
+
 # Periodic tasks
 
 A periodic task enqueues a task at each run time ("slot") of a cron schedule
@@ -150,7 +155,8 @@ This package is laid out one concept to a file:
   - scheduler_loop.go: the scheduler goroutine: its loop's state and
     decisions as a type; wheel.go: the timer wheel it keeps.
   - scheduler.go: a run: the worker pool, outcomes, heartbeats and the
-    rescuer.
+    rescuer; retention.go: the retention goroutine, which deletes finished
+    tasks past their retention while its engine holds the role.
   - store.go: the Store contract, one interface.
   - bulk.go: deleting tasks, and replaying or canceling many, batch by
     batch.
@@ -165,6 +171,8 @@ This package is laid out one concept to a file:
     store_sql_bulk.go: deleting a task, and the batches of bulk changes;
     store_sql_webhooks.go, store_sql_periodic.go and store_sql_dashboard.go:
     endpoints and attempts, periodic tasks, sessions and counts;
+    store_sql_retention.go (and store_memory_retention.go in memory):
+    deleting finished tasks in batches, and the roles of Elect;
     store_sql_conn.go: retrying on a PostgreSQL connection the server
     ended, and telling drivers' errors apart without importing a driver.
   - endpoint.go: webhook endpoints; secret_crypt.go: their secrets,

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Config configures an [Engine]. A nil *Config, and every zero field, means
@@ -67,6 +69,19 @@ type Config struct {
 	// with a wrong secret. Defaults to none: secrets are stored in
 	// plaintext.
 	EncryptionKeys [][]byte
+	// RetainCompleted is how long a completed task is kept after it
+	// completed; then it is deleted, with its attempts, and its
+	// idempotency key is free again. One engine at a time among those
+	// sharing the store deletes, in small batches, about once a minute.
+	// Forever keeps completed tasks forever. Defaults to
+	// DefaultRetainCompleted (24 hours).
+	RetainCompleted time.Duration
+	// RetainFailed is RetainCompleted for failed tasks. Forever keeps
+	// them forever. Defaults to DefaultRetainFailed (14 days).
+	RetainFailed time.Duration
+	// RetainCanceled is RetainCompleted for canceled tasks. Forever keeps
+	// them forever. Defaults to DefaultRetainCanceled (7 days).
+	RetainCanceled time.Duration
 }
 
 func (c *Config) withDefaults() (Config, error) {
@@ -89,6 +104,9 @@ func (c *Config) withDefaults() (Config, error) {
 		return cfg, errors.New("tasks: Config.PollInterval must not be negative")
 	case cfg.MaxDataBytes < 0:
 		return cfg, errors.New("tasks: Config.MaxDataBytes must not be negative")
+	}
+	if err := cfg.retentionDefaults(); err != nil {
+		return cfg, err
 	}
 	if cfg.MaxDataBytes == 0 {
 		cfg.MaxDataBytes = DefaultMaxDataBytes
@@ -145,6 +163,8 @@ type Engine struct {
 	log      *slog.Logger
 	webhooks *http.Client // delivers to endpoints
 	keys     keyring      // encrypt endpoints' secrets in the store
+	id       string       // names the engine where it holds a role (see Store.Elect)
+	retain   retention    // how the retention goroutine paces itself
 	group    *groupCommit // for Enqueue on a durable store; nil on others
 	epoch    time.Time    // the wheel's time 0, on the monotonic clock
 
@@ -183,6 +203,8 @@ func NewEngine(store Store, cfg *Config) (*Engine, error) {
 		webhooks: webhooks,
 		epoch:    time.Now(),
 		funcs:    make(map[string]Func),
+		id:       uuid.NewString(),
+		retain:   defaultRetention,
 	}
 	if store.Durable() {
 		e.group = &groupCommit{store: store}
@@ -217,8 +239,8 @@ func (e *Engine) funcFor(eventType string) Func {
 	return e.funcs[eventType]
 }
 
-// Start starts the engine's scheduler, workers, heartbeats and rescuer, and
-// returns; it does not block. It first checks that the store answers, and
+// Start starts the engine's scheduler, workers, heartbeats, rescuer and
+// retention (see Config.RetainCompleted), and returns; it does not block. It first checks that the store answers, and
 // returns that error if it does not. Starting a started engine does nothing.
 // ctx bounds only the check; Stop stops the engine.
 func (e *Engine) Start(ctx context.Context) error {

@@ -39,7 +39,8 @@ var (
 // its outcome to the completer, which stores outcomes in batches; the
 // maintainer extends leases (heartbeats) and rescues expired ones; the
 // listener turns other engines' news into hints; the periodic goroutine
-// enqueues the tasks of periodic tasks (periodic.go).
+// enqueues the tasks of periodic tasks (periodic.go); the retention
+// goroutine deletes finished tasks past their retention (retention.go).
 type run struct {
 	e *Engine
 	// ctx is for store calls. Stop cancels it (cancelStore) once nothing
@@ -56,14 +57,19 @@ type run struct {
 	stopping chan struct{} // closed when Stop begins: claim nothing more
 	abandon  chan struct{} // closed when Stop's ctx ends: drop late results
 
+	// stopCtx is cancelled when Stop begins, to interrupt the store calls
+	// of work that stops at once (retention).
+	stopCtx    context.Context
+	cancelStop context.CancelFunc
+
 	jobs    chan job      // scheduler → workers; closed by the scheduler
 	idle    chan struct{} // a claimed task has ended here (capacity maxAhead+1 × Workers)
 	runNs   atomic.Int64  // moving average of how long tasks run here, in ns
 	results chan Outcome  // workers → completer; closed after the workers end
 	exited  chan struct{} // one value per worker that has ended
 
-	schedulerDone, completerDone, periodicDone chan struct{}
-	periodicWake                               chan struct{} // capacity 1: read periodic tasks now
+	schedulerDone, completerDone, periodicDone, retentionDone chan struct{}
+	periodicWake                                              chan struct{} // capacity 1: read periodic tasks now
 
 	wake     chan struct{} // capacity 1: the scheduler has news
 	mayBeDue atomic.Bool   // set with wake: claim even if the wheel says nothing is due
@@ -121,12 +127,14 @@ func (e *Engine) startRun() *run {
 		schedulerDone: make(chan struct{}),
 		completerDone: make(chan struct{}),
 		periodicDone:  make(chan struct{}),
+		retentionDone: make(chan struct{}),
 		periodicWake:  make(chan struct{}, 1),
 		wake:          make(chan struct{}, 1),
 		active:        make(map[string]*attempt),
 	}
 	r.ctx, r.cancelStore = context.WithCancel(context.Background())
 	r.resultCtx, r.cancelResults = context.WithCancel(context.Background())
+	r.stopCtx, r.cancelStop = context.WithCancel(r.ctx)
 	go r.schedule()
 	for range n {
 		go r.work()
@@ -135,12 +143,14 @@ func (e *Engine) startRun() *run {
 	r.untilCancel.Go(r.maintain)
 	r.untilCancel.Go(r.listen)
 	go r.periodic()
+	go r.retain()
 	return r
 }
 
 // stop implements Engine.Stop.
 func (r *run) stop(ctx context.Context) error {
 	close(r.stopping)
+	r.cancelStop()
 	wait := func(done <-chan struct{}) bool {
 		select {
 		case <-done:
@@ -158,7 +168,7 @@ func (r *run) stop(ctx context.Context) error {
 		}
 		return true
 	}
-	if workersDone() && wait(r.schedulerDone) && wait(r.periodicDone) {
+	if workersDone() && wait(r.schedulerDone) && wait(r.periodicDone) && wait(r.retentionDone) {
 		close(r.results)
 		if wait(r.completerDone) {
 			r.cancelStore()
@@ -174,7 +184,7 @@ func (r *run) stop(ctx context.Context) error {
 	r.cancelActive(errStopped)
 	r.cancelStore()
 	r.cancelResults()
-	for _, done := range []chan struct{}{r.schedulerDone, r.periodicDone, r.completerDone} {
+	for _, done := range []chan struct{}{r.schedulerDone, r.periodicDone, r.retentionDone, r.completerDone} {
 		<-done // each returns at once now that its store calls are cancelled
 	}
 	r.untilCancel.Wait()

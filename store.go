@@ -113,6 +113,35 @@ type Store interface {
 	// attempt is rescued once.
 	Rescue(ctx context.Context, limit int) (int, error)
 
+	// PurgeTasks deletes up to limit tasks in the terminal state state
+	// whose CompletedAt is before now minus olderThan, oldest CompletedAt
+	// first, together with their attempt history, in one short atomic
+	// step, and returns how many it deleted. A task in any other state is
+	// never deleted, whatever CompletedAt it had before: CompletedAt is
+	// set exactly while a task is terminal, and Replay clears it. A
+	// deleted task's idempotency key is free again: a later Insert with
+	// the key stores a new task. PurgeTasks never waits for tasks that
+	// another caller is changing (it leaves them for a later call), nor
+	// holds what Claim, Finish or Insert need for longer than the delete
+	// of one batch. A state that is not terminal, a limit below 1 or a
+	// negative olderThan gives a *ValidationError.
+	PurgeTasks(ctx context.Context, state State, olderThan time.Duration, limit int) (int, error)
+
+	// Elect reports whether holder holds the role named role until now
+	// plus term: it takes the role if nobody holds it or its holder's term
+	// has expired (is not after now), renews it if holder holds it, and
+	// otherwise leaves it to its holder and reports false. It is atomic:
+	// of callers electing themselves at once for a free role, exactly one
+	// wins. Engines use it so that one of them at a time does the work
+	// of a role (such as "retention"), across processes. An empty role or
+	// holder, or a term that is not positive, gives a *ValidationError.
+	Elect(ctx context.Context, role, holder string, term time.Duration) (bool, error)
+
+	// Resign gives up the role named role if holder holds it, so that
+	// another caller's Elect takes it at once; otherwise it changes
+	// nothing, and returns nil all the same.
+	Resign(ctx context.Context, role, holder string) error
+
 	// Upcoming returns the store's current time and up to limit tasks that
 	// are due now or within the next within, earliest first. The engine uses
 	// it to fill its timer wheel.

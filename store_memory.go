@@ -23,6 +23,7 @@ type memoryStore struct {
 	endpoints memTable[Endpoint, *Endpoint]
 	periodics memTable[PeriodicTask, *PeriodicTask]
 	revoked   map[string]time.Time // dashboard sessions logged out, until they expire
+	roles     map[string]memRole   // see Elect
 }
 
 // memRecord is a record a memTable keeps: it copies itself and names its app.

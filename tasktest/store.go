@@ -44,6 +44,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) tasks.Store) {
 		{"Finish", su.testFinish},
 		{"Extend", su.testExtend},
 		{"Rescue", su.testRescue},
+		{"Retention", su.testRetention},
 		{"Upcoming", su.testUpcoming},
 		{"Cancel", su.testCancel},
 		{"Reschedule", su.testReschedule},

@@ -27,22 +27,26 @@ func (h *harness) deleteTask(id string) *tasks.Task {
 	return clone(got)
 }
 
-// wantGone fails unless task id is gone: not found, with no attempts, not
-// listed, not upcoming and not claimable.
-func (h *harness) wantGone(id string) {
+// wantGone fails unless each task of ids is gone: not found, with no
+// attempts, not listed and not upcoming.
+func (h *harness) wantGone(ids ...string) {
 	h.t.Helper()
-	if _, err := h.s.Get(h.ctx, id); !errors.Is(err, tasks.ErrNotFound) {
-		h.t.Errorf("Get(%s) after Delete: got error %v, want ErrNotFound", id, err)
-	}
-	as, err := h.s.Attempts(h.ctx, id)
-	if err != nil || len(as) != 0 {
-		h.t.Errorf("Attempts(%s) after Delete: got %d attempts, error %v; want none", id, len(as), err)
-	}
-	if slices.Contains(ids(h.listAll(tasks.ListParams{})), id) {
-		h.t.Errorf("List after Delete: got task %s, want it gone", id)
-	}
-	if _, due := h.upcoming(24*time.Hour, 1000); slices.Contains(dueIDs(due), id) {
-		h.t.Errorf("Upcoming after Delete: got task %s, want it gone", id)
+	listed := h.listAll(tasks.ListParams{})
+	_, due := h.upcoming(24*time.Hour, 1000)
+	for _, id := range ids {
+		if got, err := h.s.Get(h.ctx, id); !errors.Is(err, tasks.ErrNotFound) {
+			h.t.Errorf("Get(%s): got %v, error %v; want ErrNotFound", id, got, err)
+		}
+		as, err := h.s.Attempts(h.ctx, id)
+		if err != nil || len(as) != 0 {
+			h.t.Errorf("Attempts(%s): got %d attempts, error %v; want none", id, len(as), err)
+		}
+		if slices.ContainsFunc(listed, func(t *tasks.Task) bool { return t.ID == id }) {
+			h.t.Errorf("List: got task %s, want it gone", id)
+		}
+		if slices.Contains(dueIDs(due), id) {
+			h.t.Errorf("Upcoming: got task %s, want it gone", id)
+		}
 	}
 }
 

@@ -85,6 +85,9 @@ const (
 	envAllowPrivate  = "TASKS_ALLOW_PRIVATE_ENDPOINTS"
 	envAPIKey        = "TASKS_API_KEY"
 	envEncryptionKey = "TASKS_ENCRYPTION_KEY"
+	envRetainDone    = "TASKS_RETAIN_COMPLETED"
+	envRetainFailed  = "TASKS_RETAIN_FAILED"
+	envRetainCancel  = "TASKS_RETAIN_CANCELED"
 	defaultAddr      = ":8080"
 	defaultDB        = "tasks.db"
 	keyFileExtension = ".key"
@@ -99,6 +102,9 @@ type config struct {
 	AllowPrivateEndpoints bool
 	APIKey                string   // from TASKS_API_KEY; "" to use the key file
 	EncryptionKeys        [][]byte // from TASKS_ENCRYPTION_KEY, the current first; none: secrets in plaintext
+	// How long finished tasks are kept, by state: 0 for the engine's
+	// default, tasks.Forever to keep them.
+	RetainCompleted, RetainFailed, RetainCanceled time.Duration
 }
 
 const usageText = `tasksd serves the tasks HTTP API at /api/v1 and its dashboard at /ui/, and
@@ -126,6 +132,21 @@ variable over the default.
                                                 "localhost"), for local development;
                                                 link-local (169.254/16, cloud
                                                 metadata) stays refused (default off)
+  -retain-completed d           TASKS_RETAIN_COMPLETED
+                                                how long a completed task is kept,
+                                                with its attempts, before it is
+                                                deleted (default 24h); its
+                                                idempotency key is free again then
+  -retain-failed d              TASKS_RETAIN_FAILED
+                                                the same for failed tasks
+                                                (default 14d)
+  -retain-canceled d            TASKS_RETAIN_CANCELED
+                                                the same for canceled tasks
+                                                (default 7d)
+
+A retention d is a Go duration such as 90m, 36h or 1h30m, or a whole number
+of days such as 14d; 0 keeps the tasks of that state forever. Of the tasksd
+processes sharing a database, one at a time deletes, in small batches.
 
 API key (environment only, so that it stays out of process listings):
 
@@ -168,6 +189,18 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	fs.StringVar(&c.Postgres, "postgres", "", "")
 	fs.IntVar(&c.Workers, "workers", 0, "")
 	fs.BoolVar(&c.AllowPrivateEndpoints, "allow-private-endpoints", false, "")
+	retain := []struct {
+		flag, env string
+		text      string
+		d         *time.Duration
+	}{
+		{"retain-completed", envRetainDone, "", &c.RetainCompleted},
+		{"retain-failed", envRetainFailed, "", &c.RetainFailed},
+		{"retain-canceled", envRetainCancel, "", &c.RetainCanceled},
+	}
+	for i := range retain {
+		fs.StringVar(&retain[i].text, retain[i].flag, "", "")
+	}
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil, err
 	} else if err != nil {
@@ -207,6 +240,19 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 			return nil, fmt.Errorf("%s=%q: want 1 or 0 (true or false)", envAllowPrivate, v)
 		}
 		c.AllowPrivateEndpoints = b
+	}
+	for _, r := range retain {
+		if v, ok := env(r.flag, r.env); ok {
+			r.text = v
+		}
+		if r.text == "" {
+			continue // the engine's default
+		}
+		d, err := parseRetention(r.text)
+		if err != nil {
+			return nil, fmt.Errorf("-%s (%s) = %q: %w", r.flag, r.env, r.text, err)
+		}
+		*r.d = d
 	}
 	c.APIKey = getenv(envAPIKey)
 	if v := getenv(envEncryptionKey); v != "" {
@@ -252,6 +298,50 @@ func checkAPIKey(key string) error {
 		}
 	}
 	return nil
+}
+
+// maxRetentionDays is the most days a retention can be: a time.Duration
+// holds about 292 years.
+const maxRetentionDays = int64(tasks.Forever / (24 * time.Hour))
+
+// parseRetention reads a retention: a Go duration ("36h"), or a whole
+// number of days ("14d"). 0 means forever (tasks.Forever).
+func parseRetention(v string) (time.Duration, error) {
+	var d time.Duration
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.ParseInt(days, 10, 64)
+		switch {
+		case err != nil && !errors.Is(err, strconv.ErrRange):
+			return 0, errors.New("want a duration such as 36h, or a whole number of days such as 14d")
+		case n > maxRetentionDays || err != nil:
+			return 0, fmt.Errorf("more than %d days; use 0 to keep tasks forever", maxRetentionDays)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			return 0, errors.New("want a duration such as 36h, or a whole number of days such as 14d")
+		}
+	}
+	switch {
+	case d < 0:
+		return 0, errors.New("must not be negative; use 0 to keep tasks forever")
+	case d == 0:
+		return tasks.Forever, nil
+	}
+	return d, nil
+}
+
+// retentionText describes the retention d, whose default is def, for the
+// log.
+func retentionText(d, def time.Duration) string {
+	switch d {
+	case 0:
+		return def.String()
+	case tasks.Forever:
+		return "forever"
+	}
+	return d.String()
 }
 
 // parseEncryptionKeys reads TASKS_ENCRYPTION_KEY: comma-separated standard
@@ -330,10 +420,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		webhooks.AllowHosts = []string{"localhost"}
 	}
 	eng, err := tasks.NewEngine(db.store, &tasks.Config{
-		Workers:        cfg.Workers,
-		Webhooks:       webhooks,
-		Logger:         logger,
-		EncryptionKeys: cfg.EncryptionKeys,
+		Workers:         cfg.Workers,
+		Webhooks:        webhooks,
+		Logger:          logger,
+		EncryptionKeys:  cfg.EncryptionKeys,
+		RetainCompleted: cfg.RetainCompleted,
+		RetainFailed:    cfg.RetainFailed,
+		RetainCanceled:  cfg.RetainCanceled,
 	})
 	if err != nil {
 		return err
@@ -379,7 +472,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"  API key:  %s (%s)\n"+
 		"Stop it with Ctrl-C.\n", url+apiPrefix, url+"/ui/", db.desc, shown, keyNote)
 	logger.Info("tasksd started", "addr", ln.Addr().String(), "database", db.desc,
-		"workers", cmp.Or(cfg.Workers, tasks.DefaultWorkers), "allow_private_endpoints", cfg.AllowPrivateEndpoints)
+		"workers", cmp.Or(cfg.Workers, tasks.DefaultWorkers), "allow_private_endpoints", cfg.AllowPrivateEndpoints,
+		"retain_completed", retentionText(cfg.RetainCompleted, tasks.DefaultRetainCompleted),
+		"retain_failed", retentionText(cfg.RetainFailed, tasks.DefaultRetainFailed),
+		"retain_canceled", retentionText(cfg.RetainCanceled, tasks.DefaultRetainCanceled))
 
 	var serveErr error
 	select {

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/testdb"
 	"github.com/taskwheel/tasks/sqlite"
 	"github.com/taskwheel/tasks/webhook"
@@ -91,6 +92,18 @@ func TestParseConfig(t *testing.T) {
 		{"encryption keys, padded or not", nil,
 			map[string]string{"TASKS_ENCRYPTION_KEY": encryptionKey1 + ", " + strings.TrimRight(encryptionKey2, "=")},
 			with(func(c *config) { c.EncryptionKeys = [][]byte{mustBase64(encryptionKey1), mustBase64(encryptionKey2)} })},
+		{"retention by flags", []string{"-retain-completed", "36h", "-retain-failed", "30d", "-retain-canceled", "0"}, nil,
+			with(func(c *config) {
+				c.RetainCompleted, c.RetainFailed, c.RetainCanceled = 36*time.Hour, 30*24*time.Hour, tasks.Forever
+			})},
+		{"retention by environment", nil,
+			map[string]string{"TASKS_RETAIN_COMPLETED": "90m", "TASKS_RETAIN_FAILED": "0s", "TASKS_RETAIN_CANCELED": "1d"},
+			with(func(c *config) {
+				c.RetainCompleted, c.RetainFailed, c.RetainCanceled = 90*time.Minute, tasks.Forever, 24*time.Hour
+			})},
+		{"retention flag wins", []string{"-retain-completed", "2h"},
+			map[string]string{"TASKS_RETAIN_COMPLETED": "3h", "TASKS_RETAIN_FAILED": "0d"},
+			with(func(c *config) { c.RetainCompleted, c.RetainFailed = 2*time.Hour, tasks.Forever })},
 		{"postgres ignores an empty -db", []string{"-db", ""},
 			map[string]string{"TASKS_POSTGRES_URL": "host=h", "TASKS_API_KEY": key},
 			with(func(c *config) { c.DB, c.Postgres, c.APIKey = "", "host=h", key })},
@@ -132,6 +145,14 @@ func TestParseConfig_errors(t *testing.T) {
 		{"postgres without key", []string{"-postgres", "postgres://h/db"}, nil, "TASKS_API_KEY"},
 		{"short key", nil, map[string]string{"TASKS_API_KEY": "secret"}, "TASKS_API_KEY"},
 		{"key with a space", nil, map[string]string{"TASKS_API_KEY": "tw_0123456789 abcdef"}, "TASKS_API_KEY"},
+		{"negative retention", []string{"-retain-completed", "-1h"}, nil, `-retain-completed (TASKS_RETAIN_COMPLETED) = "-1h": must not be negative`},
+		{"negative days", []string{"-retain-failed", "-2d"}, nil, "-retain-failed (TASKS_RETAIN_FAILED)"},
+		{"malformed retention", []string{"-retain-canceled", "a week"}, nil, "-retain-canceled (TASKS_RETAIN_CANCELED)"},
+		{"fractional days", []string{"-retain-completed", "1.5d"}, nil, "whole number of days"},
+		{"retention without unit", nil, map[string]string{"TASKS_RETAIN_FAILED": "14"}, "-retain-failed (TASKS_RETAIN_FAILED)"},
+		{"too many days", []string{"-retain-completed", "200000d"}, nil, "use 0 to keep tasks forever"},
+		{"days past int64", []string{"-retain-completed", "99999999999999999999d"}, nil, "-retain-completed"},
+		{"negative retention from environment", nil, map[string]string{"TASKS_RETAIN_CANCELED": "-5m"}, "TASKS_RETAIN_CANCELED"},
 		{"encryption key not base64", nil, map[string]string{"TASKS_ENCRYPTION_KEY": "not base64!"}, "TASKS_ENCRYPTION_KEY: key 1 of 1 is not base64"},
 		{"encryption key short", nil, map[string]string{"TASKS_ENCRYPTION_KEY": encryptionKey1 + "," + base64.StdEncoding.EncodeToString(make([]byte, 16))},
 			"TASKS_ENCRYPTION_KEY: key 2 of 2 is 16 bytes, want 32"},
