@@ -30,6 +30,9 @@ const (
 // DeleteEndpoint) at once, and those made through another engine sharing
 // the store, in this process or another, within a second: an engine keeps
 // an app's endpoints for that long rather than read them for each delivery.
+// An endpoint that the engine disables (see WebhookConfig.DisableAfter)
+// receives no more deliveries from that engine at once, and from the
+// others within that second.
 type Endpoint struct {
 	ID    string `json:"id"`
 	AppID string `json:"app_id"`
@@ -310,7 +313,10 @@ func (e *Engine) Endpoints(ctx context.Context, appID string) ([]*Endpoint, erro
 }
 
 // UpdateEndpoint changes an endpoint and returns it. An invalid change gives
-// a *ValidationError and changes nothing.
+// a *ValidationError and changes nothing. Setting Status to EndpointActive
+// re-enables an endpoint that is inactive, whether the engine disabled it
+// or a person did: it clears FailingSince, DisabledAt and DisabledReason,
+// so its next failure starts a new run.
 func (e *Engine) UpdateEndpoint(ctx context.Context, id string, u EndpointUpdate) (*Endpoint, error) {
 	return e.changeEndpoint(ctx, id, func(ep *Endpoint) {
 		if u.URL != nil {
