@@ -85,6 +85,7 @@ const (
 	envAllowPrivate  = "TASKS_ALLOW_PRIVATE_ENDPOINTS"
 	envAPIKey        = "TASKS_API_KEY"
 	envEncryptionKey = "TASKS_ENCRYPTION_KEY"
+	envDisableAfter  = "TASKS_DISABLE_ENDPOINTS_AFTER"
 	defaultAddr      = ":8080"
 	defaultDB        = "tasks.db"
 	keyFileExtension = ".key"
@@ -97,6 +98,10 @@ type config struct {
 	Postgres              string // PostgreSQL URL or keyword/value DSN; "" for SQLite
 	Workers               int    // 0: the engine's default
 	AllowPrivateEndpoints bool
+	// DisableEndpointsAfter is WebhookConfig.DisableAfter: how long
+	// every delivery to an endpoint fails before it is disabled;
+	// tasks.Forever for never.
+	DisableEndpointsAfter time.Duration
 	APIKey                string   // from TASKS_API_KEY; "" to use the key file
 	EncryptionKeys        [][]byte // from TASKS_ENCRYPTION_KEY, the current first; none: secrets in plaintext
 }
@@ -126,6 +131,13 @@ variable over the default.
                                                 "localhost"), for local development;
                                                 link-local (169.254/16, cloud
                                                 metadata) stays refused (default off)
+  -disable-endpoints-after d    TASKS_DISABLE_ENDPOINTS_AFTER
+                                                disable an endpoint once every delivery
+                                                to it has failed for this long, such as
+                                                72h or 30m; 0 never does (default 120h,
+                                                five days). A 410 Gone answer disables
+                                                it at once; PATCH {"status":"active"}
+                                                or the dashboard's Enable re-enables it
 
 API key (environment only, so that it stays out of process listings):
 
@@ -162,12 +174,14 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	fs := flag.NewFlagSet("tasksd", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // run prints the usage and the error itself
 	fs.Usage = func() {}
-	c := &config{Addr: defaultAddr, DB: defaultDB}
+	c := &config{Addr: defaultAddr, DB: defaultDB, DisableEndpointsAfter: tasks.DefaultDisableAfter}
+	var disableAfter string
 	fs.StringVar(&c.Addr, "addr", c.Addr, "")
 	fs.StringVar(&c.DB, "db", c.DB, "")
 	fs.StringVar(&c.Postgres, "postgres", "", "")
 	fs.IntVar(&c.Workers, "workers", 0, "")
 	fs.BoolVar(&c.AllowPrivateEndpoints, "allow-private-endpoints", false, "")
+	fs.StringVar(&disableAfter, "disable-endpoints-after", "", "")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil, err
 	} else if err != nil {
@@ -208,6 +222,16 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		}
 		c.AllowPrivateEndpoints = b
 	}
+	if v, ok := env("disable-endpoints-after", envDisableAfter); ok {
+		disableAfter = v
+	}
+	if disableAfter != "" {
+		d, err := parseDisableAfter(disableAfter)
+		if err != nil {
+			return nil, fmt.Errorf("-disable-endpoints-after (%s) = %q: %w", envDisableAfter, disableAfter, err)
+		}
+		c.DisableEndpointsAfter = d
+	}
 	c.APIKey = getenv(envAPIKey)
 	if v := getenv(envEncryptionKey); v != "" {
 		keys, err := parseEncryptionKeys(v)
@@ -239,6 +263,29 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		}
 	}
 	return c, nil
+}
+
+// disableAfterText shows -disable-endpoints-after as the log says it.
+func disableAfterText(d time.Duration) string {
+	if d == tasks.Forever {
+		return "never"
+	}
+	return d.String()
+}
+
+// parseDisableAfter reads -disable-endpoints-after: a positive duration,
+// or 0 for never (tasks.Forever).
+func parseDisableAfter(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	switch {
+	case err != nil:
+		return 0, errors.New("want a duration such as 120h or 30m, or 0 for never")
+	case d < 0:
+		return 0, errors.New("must not be negative (0 never disables an endpoint)")
+	case d == 0:
+		return tasks.Forever, nil
+	}
+	return d, nil
 }
 
 // checkAPIKey reports whether key is unusable as a Bearer key.
@@ -324,7 +371,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		shown = key
 	}
 
-	webhooks := &tasks.WebhookConfig{}
+	webhooks := &tasks.WebhookConfig{DisableAfter: cfg.DisableEndpointsAfter}
 	if cfg.AllowPrivateEndpoints {
 		webhooks.AllowNetworks = privateNetworks
 		webhooks.AllowHosts = []string{"localhost"}
@@ -379,7 +426,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"  API key:  %s (%s)\n"+
 		"Stop it with Ctrl-C.\n", url+apiPrefix, url+"/ui/", db.desc, shown, keyNote)
 	logger.Info("tasksd started", "addr", ln.Addr().String(), "database", db.desc,
-		"workers", cmp.Or(cfg.Workers, tasks.DefaultWorkers), "allow_private_endpoints", cfg.AllowPrivateEndpoints)
+		"workers", cmp.Or(cfg.Workers, tasks.DefaultWorkers), "allow_private_endpoints", cfg.AllowPrivateEndpoints,
+		"disable_endpoints_after", disableAfterText(cfg.DisableEndpointsAfter))
 
 	var serveErr error
 	select {
