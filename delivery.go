@@ -126,7 +126,10 @@ func (e *Engine) deliver(ctx context.Context, t *Task) (attempts []Attempt, endp
 	results := make([]delivered, len(targets))
 	var wg sync.WaitGroup
 	for i, ep := range targets {
-		wg.Go(func() { results[i] = e.deliverTo(ctx, ep, t, body) })
+		wg.Go(func() {
+			results[i] = e.deliverTo(ctx, ep, t, body)
+			e.recordHealth(ctx, ep, &results[i].attempt)
+		})
 	}
 	wg.Wait()
 

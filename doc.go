@@ -100,6 +100,10 @@ Svix-like schedule to the endpoints that have not acknowledged it with a
 delivery with [webhook.Verify], from the small package
 github.com/taskwheel/tasks/webhook, without importing the engine. The delivery client refuses private and other
 special addresses on the address it dials unless [WebhookConfig] allows them.
+An endpoint whose deliveries all fail for WebhookConfig.DisableAfter (five
+days by default), or that answers 410 Gone, is disabled, with the reason
+and time on it ([Endpoint].DisabledReason); setting its status to active
+again ([Engine.UpdateEndpoint]) re-enables it.
 
 # HTTP API and dashboard
 
@@ -176,7 +180,9 @@ This package is laid out one concept to a file:
     store_sql_conn.go: retrying on a PostgreSQL connection the server
     ended, and telling drivers' errors apart without importing a driver.
   - endpoint.go: webhook endpoints; secret_crypt.go: their secrets,
-    encrypted in the store.
+    encrypted in the store; endpoint_health.go: disabling those whose
+    deliveries keep failing, store_memory_health.go and
+    store_sql_health.go: the stores' record of it.
   - delivery.go: webhook delivery; webhook_client.go: its SSRF-safe client.
   - periodic.go: periodic tasks: cron schedules and their firing.
   - idempotency.go: the digest of the request that created a task with an

@@ -30,6 +30,9 @@ const (
 // DeleteEndpoint) at once, and those made through another engine sharing
 // the store, in this process or another, within a second: an engine keeps
 // an app's endpoints for that long rather than read them for each delivery.
+// An endpoint that the engine disables (see WebhookConfig.DisableAfter)
+// receives no more deliveries from that engine at once, and from the
+// others within that second.
 type Endpoint struct {
 	ID    string `json:"id"`
 	AppID string `json:"app_id"`
@@ -37,8 +40,23 @@ type Endpoint struct {
 	URL         string `json:"url"`
 	Description string `json:"description"`
 	// EnabledEvents lists the event types delivered, or is ["*"] for all.
-	EnabledEvents []string       `json:"enabled_events"`
-	Status        EndpointStatus `json:"status"`
+	EnabledEvents []string `json:"enabled_events"`
+	// Status is EndpointActive or EndpointInactive. The engine makes an
+	// endpoint inactive when its deliveries keep failing (see
+	// WebhookConfig.DisableAfter) or it answers 410 Gone; setting it
+	// active again re-enables it and clears FailingSince, DisabledAt and
+	// DisabledReason.
+	Status EndpointStatus `json:"status"`
+	// FailingSince is when the current run of failed deliveries to the
+	// endpoint began: the store's time of the first failed attempt since
+	// the last acknowledged one. It is nil while the endpoint is healthy.
+	FailingSince *time.Time `json:"failing_since"`
+	// DisabledAt is when the engine disabled the endpoint, and
+	// DisabledReason why, such as "every delivery failed since
+	// 2026-01-02T03:04:05Z" or "answered 410 Gone"; nil and "" unless the
+	// engine disabled it (an endpoint made inactive by hand has neither).
+	DisabledAt     *time.Time `json:"disabled_at"`
+	DisabledReason string     `json:"disabled_reason"`
 	// Secret signs deliveries: "whsec_" and the base64 of the key.
 	Secret string `json:"secret,omitempty"`
 	// PreviousSecret, after a rotation, also signs deliveries until
@@ -68,10 +86,19 @@ func (ep *Endpoint) secrets(now time.Time) []string {
 func (ep *Endpoint) clone() *Endpoint {
 	c := *ep
 	c.EnabledEvents = slices.Clone(ep.EnabledEvents)
-	if ep.PreviousSecretExpiresAt != nil {
-		c.PreviousSecretExpiresAt = new(*ep.PreviousSecretExpiresAt)
+	for _, p := range []**time.Time{&c.PreviousSecretExpiresAt, &c.FailingSince, &c.DisabledAt} {
+		if *p != nil {
+			*p = new(**p)
+		}
 	}
 	return &c
+}
+
+// DisabledByFailures reports whether the engine disabled ep: it is inactive
+// and has a DisabledAt, because its deliveries kept failing or it answered
+// 410 Gone.
+func (ep *Endpoint) DisabledByFailures() bool {
+	return ep.Status == EndpointInactive && ep.DisabledAt != nil
 }
 
 // normalize keeps ep's times as stores do: UTC, to the microsecond.
@@ -286,7 +313,10 @@ func (e *Engine) Endpoints(ctx context.Context, appID string) ([]*Endpoint, erro
 }
 
 // UpdateEndpoint changes an endpoint and returns it. An invalid change gives
-// a *ValidationError and changes nothing.
+// a *ValidationError and changes nothing. Setting Status to EndpointActive
+// re-enables an endpoint that is inactive, whether the engine disabled it
+// or a person did: it clears FailingSince, DisabledAt and DisabledReason,
+// so its next failure starts a new run.
 func (e *Engine) UpdateEndpoint(ctx context.Context, id string, u EndpointUpdate) (*Endpoint, error) {
 	return e.changeEndpoint(ctx, id, func(ep *Endpoint) {
 		if u.URL != nil {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/webhook"
@@ -171,6 +172,60 @@ func TestHandler_EndpointIDN_W7(t *testing.T) {
 			{`https://b\u00fccher\u0000.example/`, `contains '\x00'`},
 		} {
 			a.do("POST", "/apps/app_1/endpoints", `{"url":"`+tt.url+`"}`).problem(t, http.StatusUnprocessableEntity, "url", tt.mention)
+		}
+	})
+}
+
+// TestHandler_EndpointHealth: an endpoint the engine disabled shows why and
+// since when; PATCH {"status":"active"} re-enables it, and deliveries
+// resume.
+func TestHandler_EndpointHealth(t *testing.T) {
+	t.Parallel()
+	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
+		rc := newSwitchReceiver(t, http.StatusGone)
+		a := newAPI(t, newStore(t), apiOpts{cfg: webhookConfig(10 * time.Millisecond)})
+		fields := func(r *response, status int) map[string]json.RawMessage {
+			t.Helper()
+			r.wantStatus(t, status)
+			var raw map[string]json.RawMessage
+			if err := json.Unmarshal(r.body, &raw); err != nil {
+				t.Fatal(err)
+			}
+			return raw
+		}
+		created := fields(a.do("POST", "/apps/app_1/endpoints", `{"url":"`+rc.URL+`","enabled_events":["hook"]}`), http.StatusCreated)
+		for name, want := range map[string]string{"failing_since": "null", "disabled_at": "null", "disabled_reason": `""`} {
+			if got := string(created[name]); got != want {
+				t.Errorf("created endpoint's %s: got %s, want %s", name, got, want)
+			}
+		}
+		var id string
+		json.Unmarshal(created["id"], &id)
+		path := "/apps/app_1/endpoints/" + id
+
+		task := a.createTask(`{"event_type":"hook","data":{}}`)
+		waitState(t, a.e, task.ID, tasks.StateFailed)
+		for _, r := range []*response{a.do("GET", path, ""), a.do("GET", "/apps/app_1/endpoints", "")} {
+			r.wantStatus(t, http.StatusOK)
+			for _, want := range []string{`"status":"inactive"`, `"disabled_reason":"answered 410 Gone"`, `"failing_since":"20`, `"disabled_at":"20`} {
+				if !bytes.Contains(r.body, []byte(want)) {
+					t.Errorf("answer %s: want %s in it", r.body, want)
+				}
+			}
+		}
+
+		rc.code.Store(http.StatusNoContent)
+		enabled := fields(a.do("PATCH", path, `{"status":"active"}`), http.StatusOK)
+		for name, want := range map[string]string{"status": `"active"`, "failing_since": "null", "disabled_at": "null", "disabled_reason": `""`} {
+			if got := string(enabled[name]); got != want {
+				t.Errorf("re-enabled endpoint's %s: got %s, want %s", name, got, want)
+			}
+		}
+		before := rc.received.Load()
+		task = a.createTask(`{"event_type":"hook","data":{}}`)
+		waitState(t, a.e, task.ID, tasks.StateCompleted)
+		if n := rc.received.Load() - before; n != 1 {
+			t.Errorf("the re-enabled endpoint received %d deliveries, want 1", n)
 		}
 	})
 }

@@ -219,7 +219,8 @@ type Store interface {
 	Attempts(ctx context.Context, taskID string) ([]Attempt, error)
 
 	// InsertEndpoint stores a new webhook endpoint; the store sets its
-	// CreatedAt and UpdatedAt to now and returns it.
+	// CreatedAt and UpdatedAt to now, its FailingSince and DisabledAt to
+	// nil and its DisabledReason to "", and returns it.
 	InsertEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint, error)
 	// GetEndpoint returns the endpoint with the given ID, or ErrNotFound.
 	GetEndpoint(ctx context.Context, id string) (*Endpoint, error)
@@ -228,7 +229,10 @@ type Store interface {
 	ListEndpoints(ctx context.Context, appID string) ([]*Endpoint, error)
 	// UpdateEndpoint replaces the URL, Description, EnabledEvents, Status
 	// and secrets of the endpoint with ep's ID, sets its UpdatedAt to now
-	// and returns it; ErrNotFound if there is none. It is a compare and
+	// and returns it; ErrNotFound if there is none. An update that makes
+	// an inactive endpoint active clears its FailingSince, DisabledAt and
+	// DisabledReason; otherwise it leaves them as they are (only
+	// RecordEndpointHealth sets them). It is a compare and
 	// set on UpdatedAt: it applies only if the stored UpdatedAt is still
 	// ep.UpdatedAt, as read, and otherwise changes nothing and returns
 	// ErrConflict, so that of concurrent read-modify-write updates none is
@@ -239,6 +243,35 @@ type Store interface {
 	// DeleteEndpoint deletes an endpoint, or returns ErrNotFound. Its
 	// attempts stay in the history.
 	DeleteEndpoint(ctx context.Context, id string) error
+	// RecordEndpointHealth records the outcome of a delivery attempt to
+	// the endpoint id, atomically, and disables the endpoint when its
+	// deliveries keep failing. ok reports that the attempt acknowledged
+	// its task; gone that the endpoint answered, in full, with 410 Gone.
+	// On an active endpoint:
+	//
+	//   - ok clears FailingSince if it is set;
+	//   - a failure (not ok) sets FailingSince to now if it is nil;
+	//   - a failure when FailingSince was already set and is not after
+	//     now minus disableAfter, or gone, disables the endpoint: Status
+	//     becomes inactive, DisabledAt now, DisabledReason "every
+	//     delivery failed since <FailingSince, RFC 3339 UTC to the second>"
+	//     or "answered 410 Gone".
+	//
+	// An inactive endpoint, and an unknown one, is left as it is. A
+	// disableAfter of Forever disables no endpoint for failing (gone
+	// still does); a negative one gives a *ValidationError.
+	//
+	// It returns the endpoint as the call left it if the call changed it,
+	// and nil otherwise, so that of concurrent calls that would disable
+	// an endpoint exactly one returns it inactive. Disabling changes
+	// UpdatedAt, as UpdateEndpoint does, so that an update read before it
+	// conflicts (ErrConflict) and cannot re-enable the endpoint by
+	// writing back the status it read; setting or clearing FailingSince
+	// leaves UpdatedAt alone, so that it never makes an update conflict.
+	// A call that would change nothing writes nothing, and on PostgreSQL
+	// locks no row: on a healthy endpoint, ok costs one statement that
+	// matches no row.
+	RecordEndpointHealth(ctx context.Context, id string, ok, gone bool, disableAfter time.Duration) (*Endpoint, error)
 
 	// InsertPeriodic stores a new periodic task. The caller sets ID, AppID,
 	// Spec, TimeZone, EventType, Data, Status, Missed and NextRunAt; the

@@ -21,6 +21,7 @@ func (s *memoryStore) InsertEndpoint(ctx context.Context, ep *Endpoint) (*Endpoi
 	c.normalize()
 	c.CreatedAt = s.clock()
 	c.UpdatedAt = c.CreatedAt
+	c.FailingSince, c.DisabledAt, c.DisabledReason = nil, nil, ""
 	if !s.endpoints.add(c.ID, c) {
 		return nil, invalid("id", "endpoint %s exists", ep.ID)
 	}
@@ -70,6 +71,9 @@ func (s *memoryStore) UpdateEndpoint(ctx context.Context, ep *Endpoint) (*Endpoi
 	}
 	c := ep.clone()
 	c.normalize()
+	if old.Status == EndpointInactive && c.Status == EndpointActive {
+		old.FailingSince, old.DisabledAt, old.DisabledReason = nil, nil, "" // re-enabled
+	}
 	old.URL, old.Description, old.EnabledEvents, old.Status = c.URL, c.Description, c.EnabledEvents, c.Status
 	old.Secret, old.PreviousSecret, old.PreviousSecretExpiresAt = c.Secret, c.PreviousSecret, c.PreviousSecretExpiresAt
 	old.UpdatedAt = nextVersion(old.UpdatedAt, s.clock())

@@ -94,9 +94,11 @@ func (s *SQLStore) Attempts(ctx context.Context, taskID string) ([]Attempt, erro
 // enabled_events as jsonb, SQLite as text; both read it as JSON text.
 const (
 	endpointColumnsSQLite = `id, app_id, url, description, enabled_events, status,
-	secret, previous_secret, previous_secret_expires_at, created_at, updated_at`
+	secret, previous_secret, previous_secret_expires_at, created_at, updated_at,
+	failing_since, disabled_at, disabled_reason`
 	endpointColumnsPostgres = `id, app_id, url, description, enabled_events::text AS enabled_events, status,
-	secret, previous_secret, previous_secret_expires_at, created_at, updated_at`
+	secret, previous_secret, previous_secret_expires_at, created_at, updated_at,
+	failing_since, disabled_at, disabled_reason`
 )
 
 // endpointRow is a row of taskwheel_endpoints.
@@ -112,6 +114,9 @@ type endpointRow struct {
 	PreviousSecretExpiresAt sqlTime        `db:"previous_secret_expires_at"`
 	CreatedAt               sqlTime        `db:"created_at"`
 	UpdatedAt               sqlTime        `db:"updated_at"`
+	FailingSince            sqlTime        `db:"failing_since"`
+	DisabledAt              sqlTime        `db:"disabled_at"`
+	DisabledReason          string         `db:"disabled_reason"`
 }
 
 func (r *endpointRow) endpoint() (*Endpoint, error) {
@@ -126,6 +131,9 @@ func (r *endpointRow) endpoint() (*Endpoint, error) {
 		PreviousSecretExpiresAt: r.PreviousSecretExpiresAt.ptr(),
 		CreatedAt:               r.CreatedAt.t,
 		UpdatedAt:               r.UpdatedAt.t,
+		FailingSince:            r.FailingSince.ptr(),
+		DisabledAt:              r.DisabledAt.ptr(),
+		DisabledReason:          r.DisabledReason,
 	}
 	if err := json.Unmarshal([]byte(r.EnabledEvents), &ep.EnabledEvents); err != nil {
 		return nil, fmt.Errorf("endpoint %s: enabled events: %w", r.ID, err)
@@ -189,7 +197,9 @@ func (s *SQLStore) expiresArg(t *time.Time) any {
 // the enabled events, the status, the secret, the previous secret and its
 // expiry; updates take the ID and the UpdatedAt they compare and set, then
 // the same fields but the app. An update sets updated_at later than it was
-// (see nextVersion), so that it never repeats.
+// (see nextVersion), so that it never repeats, and one that makes an
+// inactive endpoint active clears its health (failing_since, disabled_at,
+// disabled_reason): the SET expressions read the row as it was.
 const (
 	insertEndpointSQLite = `INSERT INTO taskwheel_endpoints (id, app_id, url, description, enabled_events,
 	status, secret, previous_secret, previous_secret_expires_at, created_at, updated_at)
@@ -209,12 +219,18 @@ RETURNING ` + endpointColumnsPostgres
 	listAllEndpointsPostgres = `SELECT ` + endpointColumnsPostgres + ` FROM taskwheel_endpoints ORDER BY created_at, id`
 	updateEndpointSQLite     = `UPDATE taskwheel_endpoints SET url = ?3, description = ?4, enabled_events = ?5,
 	status = ?6, secret = ?7, previous_secret = ?8, previous_secret_expires_at = ?9,
-	updated_at = max(?10, updated_at + 1)
+	updated_at = max(?10, updated_at + 1),
+	failing_since = CASE WHEN status = 'inactive' AND ?6 = 'active' THEN NULL ELSE failing_since END,
+	disabled_at = CASE WHEN status = 'inactive' AND ?6 = 'active' THEN NULL ELSE disabled_at END,
+	disabled_reason = CASE WHEN status = 'inactive' AND ?6 = 'active' THEN '' ELSE disabled_reason END
 WHERE id = ?1 AND updated_at = ?2
 RETURNING ` + endpointColumnsSQLite
 	updateEndpointPostgres = `UPDATE taskwheel_endpoints SET url = $3, description = $4, enabled_events = $5::text::jsonb,
 	status = $6, secret = $7, previous_secret = $8, previous_secret_expires_at = $9,
-	updated_at = greatest(now(), updated_at + interval '1 microsecond')
+	updated_at = greatest(now(), updated_at + interval '1 microsecond'),
+	failing_since = CASE WHEN status = 'inactive' AND $6 = 'active' THEN NULL ELSE failing_since END,
+	disabled_at = CASE WHEN status = 'inactive' AND $6 = 'active' THEN NULL ELSE disabled_at END,
+	disabled_reason = CASE WHEN status = 'inactive' AND $6 = 'active' THEN '' ELSE disabled_reason END
 WHERE id = $1 AND updated_at = $2
 RETURNING ` + endpointColumnsPostgres
 	endpointExists = `SELECT count(*) FROM taskwheel_endpoints WHERE id = ?`

@@ -54,6 +54,18 @@ type WebhookConfig struct {
 	// MaxRetryAfter caps the Retry-After a receiver can ask for. Defaults
 	// to DefaultMaxRetryAfter.
 	MaxRetryAfter time.Duration
+	// DisableAfter is how long every delivery to an endpoint must have
+	// failed before the engine disables it (see [Endpoint.FailingSince]):
+	// a failed attempt at least this long after the first failure since
+	// the last acknowledged delivery makes the endpoint inactive, with
+	// the reason and time on it, and logs a warning. Any answer but a 2xx
+	// received in full is a failure, a 429 or 503 with Retry-After too;
+	// an attempt cut short by its task's cancellation, timeout or the
+	// engine's shutdown says nothing of the endpoint and counts for
+	// nothing. A 410 Gone disables the endpoint at once, whatever this
+	// is. Forever disables none for failing; a negative value is a
+	// *ValidationError. Defaults to DefaultDisableAfter (5 days).
+	DisableAfter time.Duration
 	// AllowNetworks lists destination ranges that are otherwise blocked
 	// but may be dialled, such as 127.0.0.0/8 for local development and
 	// tests. It is checked on the address dialled; an IPv4-mapped IPv6
@@ -113,6 +125,8 @@ func (c *WebhookConfig) withDefaults() (WebhookConfig, error) {
 		return cfg, errors.New("tasks: WebhookConfig.MaxResponseBytes must not be negative")
 	case cfg.MaxRetryAfter < 0:
 		return cfg, errors.New("tasks: WebhookConfig.MaxRetryAfter must not be negative")
+	case cfg.DisableAfter < 0:
+		return cfg, invalid("WebhookConfig.DisableAfter", "must not be negative")
 	case slices.ContainsFunc(cfg.RetrySchedule, func(d time.Duration) bool { return d < 0 }):
 		return cfg, errors.New("tasks: WebhookConfig.RetrySchedule must not hold a negative delay")
 	}
@@ -132,6 +146,9 @@ func (c *WebhookConfig) withDefaults() (WebhookConfig, error) {
 	}
 	if cfg.MaxRetryAfter == 0 {
 		cfg.MaxRetryAfter = DefaultMaxRetryAfter
+	}
+	if cfg.DisableAfter == 0 {
+		cfg.DisableAfter = DefaultDisableAfter
 	}
 	return cfg, nil
 }

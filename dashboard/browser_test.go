@@ -450,6 +450,34 @@ func TestUI_Browser(t *testing.T) {
 		}
 	})
 
+	t.Run("FilterDisabledEndpointsAndEnableOne", func(t *testing.T) {
+		b := b.with(t)
+		gone := newReceiver(t, status(http.StatusGone))
+		ep := createEndpoint(t, d.e, tasks.NewEndpoint{URL: gone.URL, EnabledEvents: []string{"hook.gone"}})
+		tk := enqueue(t, d.e, tasks.NewTask{EventType: "hook.gone", Data: json.RawMessage(`{}`)})
+		waitState(t, d.e, tk.ID, tasks.StateFailed) // 410 Gone: the endpoint is disabled
+		b.load("open the endpoints", chromedp.Navigate(ui+"/apps/app_1/endpoints"))
+		b.load("filter the disabled ones", chromedp.Click(chromedp.CSS(`a.ep-filter-disabled`)))
+		b.checkPage("the disabled endpoints")
+		row := "#ep-" + ep.ID
+		if n := evalJS[int](b, `document.querySelectorAll('table.endpoints tbody tr').length`); n != 1 {
+			t.Errorf("disabled endpoints: %d rows, want 1", n)
+		}
+		if got := b.text(row + " .disabled-reason"); got != "answered 410 Gone" {
+			t.Errorf("the disabled endpoint's reason: %q, want answered 410 Gone", got)
+		}
+		if got := b.text(row + " .badge"); got != "disabled" {
+			t.Errorf("the disabled endpoint's badge: %q, want disabled", got)
+		}
+		b.load("enable it", chromedp.Click(chromedp.CSS(row+` form[action$="/enable"] button`)))
+		if got := b.text(".flash"); got != "The endpoint is enabled." {
+			t.Errorf("after Enable: flash %q, want The endpoint is enabled.", got)
+		}
+		if got, _ := d.e.Endpoint(ctx, ep.ID); got.Status != tasks.EndpointActive || got.DisabledAt != nil {
+			t.Errorf("after Enable: %s, DisabledAt %v; want active, nil", got.Status, got.DisabledAt)
+		}
+	})
+
 	t.Run("Screenshots", func(t *testing.T) {
 		b := b.with(t)
 		for i := range 12 {

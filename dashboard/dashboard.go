@@ -15,7 +15,9 @@
 // failed tasks, cancel the scheduled ones; a chart of the tasks ended per
 // minute in the last hour; a task's data, timeline and attempts, with
 // buttons to cancel, replay, reschedule and delete it; its webhook endpoints with
-// their failure rates in the last 24 hours, to create, disable, enable and
+// their failure rates in the last 24 hours, since when each is failing and
+// why and when the engine disabled it, filtered by status (all, active,
+// disabled by failures, inactive by hand), to create, disable, enable and
 // rotate the secret of (a secret is shown once); and its periodic tasks, to
 // pause and resume. Times are shown, and read, in UTC unless a form says
 // otherwise.

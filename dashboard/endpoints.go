@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -16,10 +17,37 @@ import (
 )
 
 type endpointsPage struct {
-	Endpoints []endpointRowView
+	Endpoints []endpointRowView // those the filter selects
+	Filters   []endpointFilterLink
+	Filter    string // the selected filter's name; "" for all
 	Window    string
 	NewSecret *shownSecret // a secret to show once
 	Form      endpointForm
+}
+
+// endpointFilterLink is a link that filters the endpoints by status, with
+// how many it selects.
+type endpointFilterLink struct {
+	Name, Label, Href string
+	N                 int
+	Here              bool // selected
+}
+
+// errUIEndpointFilter is the answer to an unknown status filter.
+var errUIEndpointFilter = uiErrorf(http.StatusBadRequest, "Unknown endpoint filter: use active, disabled or inactive.")
+
+// endpointFilters are the filters of the endpoints page: each selects the
+// endpoints it reports true for, and all of them but "all" partition them.
+var endpointFilters = []struct {
+	name, label string
+	selects     func(*tasks.Endpoint) bool
+}{
+	{"", "all", func(*tasks.Endpoint) bool { return true }},
+	{"active", "active", func(ep *tasks.Endpoint) bool { return ep.Status == tasks.EndpointActive }},
+	{"disabled", "disabled by failures", (*tasks.Endpoint).DisabledByFailures},
+	{"inactive", "inactive by hand", func(ep *tasks.Endpoint) bool {
+		return ep.Status == tasks.EndpointInactive && !ep.DisabledByFailures()
+	}},
 }
 
 type endpointRowView struct {
@@ -52,8 +80,33 @@ func (u *ui) renderEndpoints(w http.ResponseWriter, r *http.Request, v *view, st
 	if err != nil {
 		return err
 	}
+	filter := r.URL.Query().Get("status")
+	selects := endpointFilters[0].selects
+	here := v.Base + "/apps/" + v.App + "/endpoints"
+	for _, f := range endpointFilters {
+		link := endpointFilterLink{Name: f.name, Label: f.label, Href: here, Here: f.name == filter}
+		if f.name != "" {
+			link.Href += "?status=" + f.name
+		}
+		if link.Here {
+			selects = f.selects
+		}
+		for _, ep := range eps {
+			if f.selects(ep) {
+				link.N++
+			}
+		}
+		p.Filters = append(p.Filters, link)
+	}
+	if !slices.ContainsFunc(p.Filters, func(l endpointFilterLink) bool { return l.Here }) {
+		return errUIEndpointFilter
+	}
+	p.Filter = filter
 	since := u.now().Add(-failureWindow)
 	for _, ep := range eps {
+		if !selects(ep) {
+			continue
+		}
 		total, failed, err := u.e.CountAttempts(ctx, ep.ID, since)
 		if err != nil {
 			return err

@@ -54,6 +54,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) tasks.Store) {
 		{"List", su.testList},
 		{"Times", su.testTimes},
 		{"Endpoints", su.testEndpoints},
+		{"EndpointHealth", su.testEndpointHealth},
 		{"Attempts", su.testAttempts},
 		{"Periodics", su.testPeriodics},
 		{"DuePeriodics", su.testDuePeriodics},

@@ -105,8 +105,20 @@ func (h *harness) checkEndpoint(ep *tasks.Endpoint) {
 	}
 	checkUTC(h.t, "endpoint "+ep.ID+" CreatedAt", ep.CreatedAt)
 	checkUTC(h.t, "endpoint "+ep.ID+" UpdatedAt", ep.UpdatedAt)
-	if ep.PreviousSecretExpiresAt != nil {
-		checkUTC(h.t, "endpoint "+ep.ID+" PreviousSecretExpiresAt", *ep.PreviousSecretExpiresAt)
+	for name, p := range map[string]*time.Time{
+		"PreviousSecretExpiresAt": ep.PreviousSecretExpiresAt,
+		"FailingSince":            ep.FailingSince,
+		"DisabledAt":              ep.DisabledAt,
+	} {
+		if p != nil {
+			checkUTC(h.t, "endpoint "+ep.ID+" "+name, *p)
+		}
+	}
+	if (ep.DisabledAt != nil) != (ep.DisabledReason != "") {
+		h.t.Errorf("endpoint %s: got DisabledAt %s, DisabledReason %q; want both set or neither", ep.ID, fmtTime(ep.DisabledAt), ep.DisabledReason)
+	}
+	if ep.DisabledAt != nil && ep.Status != tasks.EndpointInactive {
+		h.t.Errorf("endpoint %s: got Status %s with DisabledAt %s, want inactive", ep.ID, ep.Status, fmtTime(ep.DisabledAt))
 	}
 }
 
@@ -139,6 +151,7 @@ func diffEndpoint(got, want *tasks.Endpoint) []string {
 		{"Status", string(got.Status), string(want.Status)},
 		{"Secret", got.Secret, want.Secret},
 		{"PreviousSecret", got.PreviousSecret, want.PreviousSecret},
+		{"DisabledReason", got.DisabledReason, want.DisabledReason},
 	} {
 		if f.got != f.want {
 			add(f.name, fmt.Sprintf("%q", f.got), fmt.Sprintf("%q", f.want))
@@ -147,8 +160,17 @@ func diffEndpoint(got, want *tasks.Endpoint) []string {
 	if !slices.Equal(got.EnabledEvents, want.EnabledEvents) {
 		add("EnabledEvents", fmt.Sprintf("%q", got.EnabledEvents), fmt.Sprintf("%q", want.EnabledEvents))
 	}
-	if !eqTime(got.PreviousSecretExpiresAt, want.PreviousSecretExpiresAt) {
-		add("PreviousSecretExpiresAt", fmtTime(got.PreviousSecretExpiresAt), fmtTime(want.PreviousSecretExpiresAt))
+	for _, f := range []struct {
+		name      string
+		got, want *time.Time
+	}{
+		{"PreviousSecretExpiresAt", got.PreviousSecretExpiresAt, want.PreviousSecretExpiresAt},
+		{"FailingSince", got.FailingSince, want.FailingSince},
+		{"DisabledAt", got.DisabledAt, want.DisabledAt},
+	} {
+		if !eqTime(f.got, f.want) {
+			add(f.name, fmtTime(f.got), fmtTime(f.want))
+		}
 	}
 	if !got.CreatedAt.Equal(want.CreatedAt) {
 		add("CreatedAt", got.CreatedAt, want.CreatedAt)
@@ -163,8 +185,10 @@ func diffEndpoint(got, want *tasks.Endpoint) []string {
 func cloneEndpoint(ep *tasks.Endpoint) *tasks.Endpoint {
 	c := *ep
 	c.EnabledEvents = slices.Clone(ep.EnabledEvents)
-	if c.PreviousSecretExpiresAt != nil {
-		c.PreviousSecretExpiresAt = ptr(*c.PreviousSecretExpiresAt)
+	for _, p := range []**time.Time{&c.PreviousSecretExpiresAt, &c.FailingSince, &c.DisabledAt} {
+		if *p != nil {
+			*p = ptr(**p)
+		}
 	}
 	return &c
 }

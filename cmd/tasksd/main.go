@@ -88,6 +88,7 @@ const (
 	envRetainDone    = "TASKS_RETAIN_COMPLETED"
 	envRetainFailed  = "TASKS_RETAIN_FAILED"
 	envRetainCancel  = "TASKS_RETAIN_CANCELED"
+	envDisableAfter  = "TASKS_DISABLE_ENDPOINTS_AFTER"
 	defaultAddr      = ":8080"
 	defaultDB        = "tasks.db"
 	keyFileExtension = ".key"
@@ -100,6 +101,10 @@ type config struct {
 	Postgres              string // PostgreSQL URL or keyword/value DSN; "" for SQLite
 	Workers               int    // 0: the engine's default
 	AllowPrivateEndpoints bool
+	// DisableEndpointsAfter is WebhookConfig.DisableAfter: how long
+	// every delivery to an endpoint fails before it is disabled;
+	// tasks.Forever for never.
+	DisableEndpointsAfter time.Duration
 	APIKey                string   // from TASKS_API_KEY; "" to use the key file
 	EncryptionKeys        [][]byte // from TASKS_ENCRYPTION_KEY, the current first; none: secrets in plaintext
 	// How long finished tasks are kept, by state: 0 for the engine's
@@ -143,10 +148,18 @@ variable over the default.
   -retain-canceled d            TASKS_RETAIN_CANCELED
                                                 the same for canceled tasks
                                                 (default 7d)
+  -disable-endpoints-after d    TASKS_DISABLE_ENDPOINTS_AFTER
+                                                disable an endpoint once every delivery
+                                                to it has failed for this long, such as
+                                                72h, 30m or 5d; 0 never does (default 5d,
+                                                five days). A 410 Gone answer disables
+                                                it at once; PATCH {"status":"active"}
+                                                or the dashboard's Enable re-enables it
 
-A retention d is a Go duration such as 90m, 36h or 1h30m, or a whole number
-of days such as 14d; 0 keeps the tasks of that state forever. Of the tasksd
-processes sharing a database, one at a time deletes, in small batches.
+A duration d is a Go duration such as 90m, 36h or 1h30m, or a whole number
+of days such as 14d; 0 means never: a retention of 0 keeps the tasks of that
+state forever. Of the tasksd processes sharing a database, one at a time
+deletes, in small batches.
 
 API key (environment only, so that it stays out of process listings):
 
@@ -183,7 +196,8 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	fs := flag.NewFlagSet("tasksd", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // run prints the usage and the error itself
 	fs.Usage = func() {}
-	c := &config{Addr: defaultAddr, DB: defaultDB}
+	c := &config{Addr: defaultAddr, DB: defaultDB, DisableEndpointsAfter: tasks.DefaultDisableAfter}
+	var disableAfter string
 	fs.StringVar(&c.Addr, "addr", c.Addr, "")
 	fs.StringVar(&c.DB, "db", c.DB, "")
 	fs.StringVar(&c.Postgres, "postgres", "", "")
@@ -201,6 +215,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	for i := range retain {
 		fs.StringVar(&retain[i].text, retain[i].flag, "", "")
 	}
+	fs.StringVar(&disableAfter, "disable-endpoints-after", "", "")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil, err
 	} else if err != nil {
@@ -248,11 +263,21 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		if r.text == "" {
 			continue // the engine's default
 		}
-		d, err := parseRetention(r.text)
+		d, err := parseDays(r.text, "keep tasks forever")
 		if err != nil {
 			return nil, fmt.Errorf("-%s (%s) = %q: %w", r.flag, r.env, r.text, err)
 		}
 		*r.d = d
+	}
+	if v, ok := env("disable-endpoints-after", envDisableAfter); ok {
+		disableAfter = v
+	}
+	if disableAfter != "" {
+		d, err := parseDays(disableAfter, "never disable endpoints")
+		if err != nil {
+			return nil, fmt.Errorf("-disable-endpoints-after (%s) = %q: %w", envDisableAfter, disableAfter, err)
+		}
+		c.DisableEndpointsAfter = d
 	}
 	c.APIKey = getenv(envAPIKey)
 	if v := getenv(envEncryptionKey); v != "" {
@@ -287,6 +312,14 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	return c, nil
 }
 
+// disableAfterText shows -disable-endpoints-after as the log says it.
+func disableAfterText(d time.Duration) string {
+	if d == tasks.Forever {
+		return "never"
+	}
+	return d.String()
+}
+
 // checkAPIKey reports whether key is unusable as a Bearer key.
 func checkAPIKey(key string) error {
 	if len(key) < minKeyLength {
@@ -300,21 +333,22 @@ func checkAPIKey(key string) error {
 	return nil
 }
 
-// maxRetentionDays is the most days a retention can be: a time.Duration
-// holds about 292 years.
-const maxRetentionDays = int64(tasks.Forever / (24 * time.Hour))
+// maxDays is the most days a duration flag can be: a time.Duration holds
+// about 292 years.
+const maxDays = int64(tasks.Forever / (24 * time.Hour))
 
-// parseRetention reads a retention: a Go duration ("36h"), or a whole
-// number of days ("14d"). 0 means forever (tasks.Forever).
-func parseRetention(v string) (time.Duration, error) {
+// parseDays reads a duration flag that may be long (-retain-*,
+// -disable-endpoints-after): a Go duration ("36h"), or a whole number of
+// days ("14d"). 0 means never, tasks.Forever; zero says what that does.
+func parseDays(v, zero string) (time.Duration, error) {
 	var d time.Duration
 	if days, ok := strings.CutSuffix(v, "d"); ok {
 		n, err := strconv.ParseInt(days, 10, 64)
 		switch {
 		case err != nil && !errors.Is(err, strconv.ErrRange):
 			return 0, errors.New("want a duration such as 36h, or a whole number of days such as 14d")
-		case n > maxRetentionDays || err != nil:
-			return 0, fmt.Errorf("more than %d days; use 0 to keep tasks forever", maxRetentionDays)
+		case n > maxDays || err != nil:
+			return 0, fmt.Errorf("more than %d days; use 0 to %s", maxDays, zero)
 		}
 		d = time.Duration(n) * 24 * time.Hour
 	} else {
@@ -325,7 +359,7 @@ func parseRetention(v string) (time.Duration, error) {
 	}
 	switch {
 	case d < 0:
-		return 0, errors.New("must not be negative; use 0 to keep tasks forever")
+		return 0, fmt.Errorf("must not be negative; use 0 to %s", zero)
 	case d == 0:
 		return tasks.Forever, nil
 	}
@@ -414,7 +448,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		shown = key
 	}
 
-	webhooks := &tasks.WebhookConfig{}
+	webhooks := &tasks.WebhookConfig{DisableAfter: cfg.DisableEndpointsAfter}
 	if cfg.AllowPrivateEndpoints {
 		webhooks.AllowNetworks = privateNetworks
 		webhooks.AllowHosts = []string{"localhost"}
@@ -475,7 +509,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"workers", cmp.Or(cfg.Workers, tasks.DefaultWorkers), "allow_private_endpoints", cfg.AllowPrivateEndpoints,
 		"retain_completed", retentionText(cfg.RetainCompleted, tasks.DefaultRetainCompleted),
 		"retain_failed", retentionText(cfg.RetainFailed, tasks.DefaultRetainFailed),
-		"retain_canceled", retentionText(cfg.RetainCanceled, tasks.DefaultRetainCanceled))
+		"retain_canceled", retentionText(cfg.RetainCanceled, tasks.DefaultRetainCanceled),
+		"disable_endpoints_after", disableAfterText(cfg.DisableEndpointsAfter))
 
 	var serveErr error
 	select {

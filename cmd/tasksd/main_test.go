@@ -51,7 +51,7 @@ func envMap(m map[string]string) func(string) string {
 func TestParseConfig(t *testing.T) {
 	t.Parallel()
 	const key = "tw_0123456789abcdef"
-	def := config{Addr: ":8080", DB: "tasks.db"}
+	def := config{Addr: ":8080", DB: "tasks.db", DisableEndpointsAfter: tasks.DefaultDisableAfter}
 	with := func(change func(*config)) config {
 		c := def
 		change(&c)
@@ -104,6 +104,17 @@ func TestParseConfig(t *testing.T) {
 		{"retention flag wins", []string{"-retain-completed", "2h"},
 			map[string]string{"TASKS_RETAIN_COMPLETED": "3h", "TASKS_RETAIN_FAILED": "0d"},
 			with(func(c *config) { c.RetainCompleted, c.RetainFailed = 2*time.Hour, tasks.Forever })},
+		{"disable endpoints after, by flag", []string{"-disable-endpoints-after", "72h"}, nil,
+			with(func(c *config) { c.DisableEndpointsAfter = 72 * time.Hour })},
+		{"disable endpoints after, by environment", nil, map[string]string{"TASKS_DISABLE_ENDPOINTS_AFTER": "30m"},
+			with(func(c *config) { c.DisableEndpointsAfter = 30 * time.Minute })},
+		{"disable endpoints after: 0 is never", []string{"-disable-endpoints-after", "0"}, nil,
+			with(func(c *config) { c.DisableEndpointsAfter = tasks.Forever })},
+		{"disable endpoints after, in days", []string{"-disable-endpoints-after", "5d"}, nil,
+			with(func(c *config) { c.DisableEndpointsAfter = 5 * 24 * time.Hour })},
+		{"disable endpoints after: the flag wins", []string{"-disable-endpoints-after", "1h"},
+			map[string]string{"TASKS_DISABLE_ENDPOINTS_AFTER": "2h"},
+			with(func(c *config) { c.DisableEndpointsAfter = time.Hour })},
 		{"postgres ignores an empty -db", []string{"-db", ""},
 			map[string]string{"TASKS_POSTGRES_URL": "host=h", "TASKS_API_KEY": key},
 			with(func(c *config) { c.DB, c.Postgres, c.APIKey = "", "host=h", key })},
@@ -156,6 +167,10 @@ func TestParseConfig_errors(t *testing.T) {
 		{"encryption key not base64", nil, map[string]string{"TASKS_ENCRYPTION_KEY": "not base64!"}, "TASKS_ENCRYPTION_KEY: key 1 of 1 is not base64"},
 		{"encryption key short", nil, map[string]string{"TASKS_ENCRYPTION_KEY": encryptionKey1 + "," + base64.StdEncoding.EncodeToString(make([]byte, 16))},
 			"TASKS_ENCRYPTION_KEY: key 2 of 2 is 16 bytes, want 32"},
+		{"disable endpoints after, malformed", []string{"-disable-endpoints-after", "5 days"}, nil, "-disable-endpoints-after"},
+		{"disable endpoints after, negative", []string{"-disable-endpoints-after", "-1h"}, nil, "-disable-endpoints-after"},
+		{"disable endpoints after variable, malformed", nil, map[string]string{"TASKS_DISABLE_ENDPOINTS_AFTER": "soon"}, "TASKS_DISABLE_ENDPOINTS_AFTER"},
+		{"disable endpoints after variable, negative", nil, map[string]string{"TASKS_DISABLE_ENDPOINTS_AFTER": "-5m"}, "must not be negative"},
 		{"encryption key empty in a list", nil, map[string]string{"TASKS_ENCRYPTION_KEY": encryptionKey1 + ","}, "TASKS_ENCRYPTION_KEY: key 2 of 2"},
 	}
 	for _, tt := range tests {
@@ -188,7 +203,8 @@ func TestRun_help(t *testing.T) {
 		t.Fatalf("run -h: %v", err)
 	}
 	for _, want := range []string{"Usage: tasksd", "-addr", "TASKS_ADDR", "-db", "TASKS_DB", "-postgres", "TASKS_POSTGRES_URL",
-		"-workers", "TASKS_WORKERS", "-allow-private-endpoints", "TASKS_ALLOW_PRIVATE_ENDPOINTS", "TASKS_API_KEY", "TASKS_ENCRYPTION_KEY", "/healthz"} {
+		"-workers", "TASKS_WORKERS", "-allow-private-endpoints", "TASKS_ALLOW_PRIVATE_ENDPOINTS", "TASKS_API_KEY", "TASKS_ENCRYPTION_KEY", "/healthz",
+		"-disable-endpoints-after", "TASKS_DISABLE_ENDPOINTS_AFTER"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("run -h printed no %q:\n%s", want, stdout.String())
 		}
@@ -489,6 +505,31 @@ func TestLoadOrCreateKey(t *testing.T) {
 	}
 	if _, _, err := loadOrCreateKey(path); err == nil {
 		t.Error("loadOrCreateKey accepted a 5-character key")
+	}
+}
+
+// TestRun_disableEndpointsAfter: the engine gets -disable-endpoints-after,
+// as tasksd's start log line says.
+func TestRun_disableEndpointsAfter(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{nil, nil, "disable_endpoints_after=120h0m0s"},
+		{[]string{"-disable-endpoints-after", "0"}, nil, "disable_endpoints_after=never"},
+		{nil, map[string]string{"TASKS_DISABLE_ENDPOINTS_AFTER": "72h"}, "disable_endpoints_after=72h0m0s"},
+	} {
+		db := filepath.Join(t.TempDir(), "tasks.db")
+		s := startServer(t, append([]string{"-addr", "127.0.0.1:0", "-db", db}, tt.args...), tt.env)
+		// tasksd logs its start right after printing where it listens.
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(s.logs.String(), "tasksd started") && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond) // polling interval, not synchronisation
+		}
+		if logs := s.logs.String(); !strings.Contains(logs, tt.want) {
+			t.Errorf("tasksd %q with %v logged no %s:\n%s", tt.args, tt.env, tt.want, logs)
+		}
 	}
 }
 
