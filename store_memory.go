@@ -15,9 +15,10 @@ type memoryStore struct {
 	mu      sync.Mutex
 	tasks   map[string]*memTask
 	idem    map[idemKey]*memTask
-	due     dueHeap             // pending tasks by NextAttemptAt
-	running map[string]*memTask // for Rescue
-	order   []*memTask          // every task, oldest first (List order reversed)
+	due     dueHeap                  // pending tasks by NextAttemptAt
+	running map[string]*memTask      // for Rescue
+	order   []*memTask               // every task, oldest first (List order reversed)
+	counts  map[string]map[State]int // by app and state, for CountTasks; see countState
 	now     func() time.Time
 
 	endpoints memTable[Endpoint, *Endpoint]
@@ -117,6 +118,7 @@ func newMemoryStore() *memoryStore {
 		tasks:   make(map[string]*memTask),
 		idem:    make(map[idemKey]*memTask),
 		running: make(map[string]*memTask),
+		counts:  make(map[string]map[State]int),
 		now:     time.Now,
 	}
 }
@@ -224,6 +226,7 @@ func (s *memoryStore) add(t *Task, now time.Time) *memTask {
 	m := &memTask{t: *t, heapIdx: -1}
 	m.t.Data = slices.Clone(t.Data)
 	m.t.State = StateScheduled
+	s.countState(m.t.AppID, StateScheduled, 1)
 	m.t.CreatedAt, m.t.UpdatedAt = now, now
 	m.t.Attempts, m.t.ReplayedAfter, m.t.LastError, m.t.CancelRequested = 0, 0, "", false
 	m.t.CompletedAt, m.t.LeaseExpiresAt, m.t.EndpointID = nil, nil, nil
@@ -355,7 +358,7 @@ func (s *memoryStore) Claim(ctx context.Context, limit int, lease time.Duration)
 	for len(out) < limit && len(s.due) > 0 && !s.due[0].runAt.After(now) {
 		m := heap.Pop(&s.due).(*memTask)
 		m.t.NextAttemptAt = nil
-		m.t.State = StateRunning
+		s.setState(m, StateRunning)
 		m.t.Attempts++
 		m.t.UpdatedAt = now
 		exp := expires
@@ -411,7 +414,7 @@ func (s *memoryStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error
 // end moves the running task m to state.
 func (s *memoryStore) end(m *memTask, now time.Time, state State, errMsg string, delay time.Duration) {
 	delete(s.running, m.t.ID)
-	m.t.State = state
+	s.setState(m, state)
 	m.t.UpdatedAt = now
 	m.t.LeaseExpiresAt = nil
 	if errMsg != "" {
@@ -524,7 +527,7 @@ func (s *memoryStore) Cancel(ctx context.Context, id string) (*Task, error) {
 		switch m.t.State {
 		case StateScheduled, StateRetrying:
 			s.unsetDue(m)
-			m.t.State = StateCanceled
+			s.setState(m, StateCanceled)
 			m.t.UpdatedAt = now
 			m.t.CompletedAt = &now
 		case StateRunning:
@@ -547,7 +550,7 @@ func (s *memoryStore) Reschedule(ctx context.Context, id string, runAt time.Time
 		}
 		m.scheduled = runAt.UTC().Truncate(time.Microsecond)
 		m.t.ScheduledRunTime = &m.scheduled
-		m.t.State = StateScheduled
+		s.setState(m, StateScheduled)
 		m.t.UpdatedAt = now
 		s.schedule(m, now, &m.scheduled)
 		return nil
@@ -560,7 +563,7 @@ func (s *memoryStore) Replay(ctx context.Context, id string, extra int) (*Task, 
 		if !m.t.State.Terminal() {
 			return ErrInvalidState
 		}
-		m.t.State = StateScheduled
+		s.setState(m, StateScheduled)
 		m.t.MaxAttempts = m.t.Attempts + extra
 		m.t.ReplayedAfter = m.t.Attempts
 		m.t.CancelRequested = false
@@ -645,22 +648,6 @@ func (c *idxHeap) Pop() any {
 	i := c.idx[len(c.idx)-1]
 	c.idx = c.idx[:len(c.idx)-1]
 	return i
-}
-
-// CountTasks implements [Store].
-func (s *memoryStore) CountTasks(ctx context.Context, appID string) (map[State]int, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	counts := make(map[State]int)
-	for _, m := range s.order {
-		if m.t.AppID == appID {
-			counts[m.t.State]++
-		}
-	}
-	return counts, nil
 }
 
 // TaskHistogram implements [Store].

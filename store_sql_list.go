@@ -20,8 +20,9 @@ import (
 // their data into a sorter). Each row also carries the number of keys found:
 // more than the tasks read means the listing goes on.
 //
-// The queries take the six states to select, "" for a state not selected,
-// an event type, "" for all, the earliest creation time, the position that
+// The queries take the app (for an app's listing), the six states to
+// select, "" for a state not selected, or for an app's listing of one
+// state that state alone, an event type, "" for all, the earliest creation time, the position that
 // the listing starts before, the limit plus one, the limit and MaxBytes
 // (math.MaxInt64 for none). The position is the cursor's, or CreatedBefore's
 // when that is earlier (no ID comes before "", so (CreatedBefore, "") is
@@ -42,6 +43,11 @@ const (
 		WHERE app_id = ? AND state IN (?, ?, ?, ?, ?, ?) AND (? = '' OR event_type = ?)`
 	listFromAll = ` AS size FROM taskwheel_tasks
 		WHERE state IN (?, ?, ?, ?, ?, ?) AND (? = '' OR event_type = ?)`
+	// An app's tasks in one state are read in order on the index
+	// taskwheel_tasks_app_state: the first page of an app's failed tasks
+	// passes none of its completed ones, however many.
+	listFromAppState = ` AS size FROM taskwheel_tasks
+		WHERE app_id = ? AND state = ? AND (? = '' OR event_type = ?)`
 	listRead = `
 			AND created_at >= ? AND (created_at, id) < (?, ?)
 		ORDER BY created_at DESC, id DESC
@@ -56,6 +62,9 @@ WHERE found_n <= ? AND (found_n = 1 OR found_bytes <= ?)`
 	listAllSQLite   = listFind + listSizeSQLite + listFromAll + listRead
 	listAppPostgres = listFind + listSizePostgres + listFromApp + listRead
 	listAllPostgres = listFind + listSizePostgres + listFromAll + listRead
+
+	listAppStateSQLite   = listFind + listSizeSQLite + listFromAppState + listRead
+	listAppStatePostgres = listFind + listSizePostgres + listFromAppState + listRead
 )
 
 var endOfTime = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
@@ -78,15 +87,23 @@ func (s *SQLStore) List(ctx context.Context, p ListParams) ([]*Task, string, err
 	if !s.storable(p.AppID) || !s.storable(p.EventType) {
 		return nil, "", nil // no task has them
 	}
-	query, args := s.pick(listAllSQLite, listAllPostgres), []any{}
-	if p.AppID != "" {
+	var query string
+	var args []any
+	switch {
+	case p.AppID != "" && len(p.States) == 1:
+		query, args = s.pick(listAppStateSQLite, listAppStatePostgres), []any{p.AppID, string(p.States[0])}
+	case p.AppID != "":
 		query, args = s.pick(listAppSQLite, listAppPostgres), []any{p.AppID}
+	default:
+		query = s.pick(listAllSQLite, listAllPostgres)
 	}
-	for _, st := range states {
-		if p.States != nil && !slices.Contains(p.States, st) {
-			st = ""
+	if p.AppID == "" || len(p.States) != 1 {
+		for _, st := range states {
+			if p.States != nil && !slices.Contains(p.States, st) {
+				st = ""
+			}
+			args = append(args, string(st))
 		}
-		args = append(args, string(st))
 	}
 	args = append(args, p.EventType, p.EventType, s.timeArg(p.CreatedSince), s.timeArg(at), id,
 		p.Limit+1, p.Limit, cmp.Or(p.MaxBytes, math.MaxInt64))
