@@ -322,7 +322,11 @@ type Due struct {
 type ListParams struct {
 	// AppID selects one app's tasks; "" selects every app's.
 	AppID string
-	// States selects tasks in any of these states; nil selects all.
+	// States selects tasks in any of these states; nil selects all. An
+	// app's page of one state costs a SQL store about a page, however many
+	// tasks the app has in other states (for a live state, the store's
+	// live tasks are read); a page of several states is read from the
+	// app's tasks newest first, passing those of other states.
 	States []State
 	// EventType selects one event type; "" selects all.
 	EventType string

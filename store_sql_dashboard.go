@@ -58,31 +58,44 @@ func (s *SQLStore) SessionRevoked(ctx context.Context, id string) (bool, error) 
 // Dashboard counts.
 
 // CountTasks queries take the app and the limit. They count in one
-// statement, so that the counts are of one moment: the live states over
-// the index taskwheel_tasks_app_state, which holds an app's tasks by state
-// (three ranges of it, one per live state, read without the table), and
-// each terminal state up to the limit, on the prefix (app_id, state) of
-// taskwheel_tasks_app_state or taskwheel_tasks_ended, whichever the
-// planner takes: at most limit index entries each.
+// statement, so that the counts are of one moment. The live states are
+// counted on the partial indexes that hold every live task, of every app:
+// taskwheel_tasks_due (scheduled and retrying) and taskwheel_tasks_lease
+// (running), which cost nothing more to keep, checking each task's app in
+// the table: the cost is that of the store's live tasks, not of any app's
+// history. (An index of the live tasks by app would spare the table, but
+// cost every insert and claim an entry more.) SQLite is told the index,
+// which its planner, with no statistics, would rather not take over
+// taskwheel_tasks_app_list and the app's whole history; PostgreSQL's
+// planner, which has them, takes the cheaper of the two. Each terminal
+// state is counted up to the limit on taskwheel_tasks_ended (app_id,
+// state, completed_at), reading at most limit index entries and not the
+// table; the order by completed_at, which the count does not need, keeps
+// PostgreSQL from taking, for a state that most rows are in, a sequential
+// scan that would start at the table's oldest rows, of other states.
 const (
-	countTasksSQLite = `SELECT state, count(*) AS n FROM taskwheel_tasks
-WHERE app_id = ?1 AND state IN ('scheduled', 'running', 'retrying')
+	countTasksSQLite = `SELECT state, count(*) AS n FROM taskwheel_tasks INDEXED BY taskwheel_tasks_due
+WHERE state IN ('scheduled', 'retrying') AND app_id = ?1
 GROUP BY state
+UNION ALL SELECT 'running', count(*) FROM taskwheel_tasks INDEXED BY taskwheel_tasks_lease
+	WHERE state = 'running' AND app_id = ?1
 UNION ALL SELECT 'completed', count(*) FROM (SELECT 1 FROM taskwheel_tasks
-	WHERE app_id = ?1 AND state = 'completed' AND completed_at IS NOT NULL LIMIT ?2)
+	WHERE app_id = ?1 AND state = 'completed' AND completed_at IS NOT NULL ORDER BY completed_at DESC LIMIT ?2)
 UNION ALL SELECT 'failed', count(*) FROM (SELECT 1 FROM taskwheel_tasks
-	WHERE app_id = ?1 AND state = 'failed' AND completed_at IS NOT NULL LIMIT ?2)
+	WHERE app_id = ?1 AND state = 'failed' AND completed_at IS NOT NULL ORDER BY completed_at DESC LIMIT ?2)
 UNION ALL SELECT 'canceled', count(*) FROM (SELECT 1 FROM taskwheel_tasks
-	WHERE app_id = ?1 AND state = 'canceled' AND completed_at IS NOT NULL LIMIT ?2)`
+	WHERE app_id = ?1 AND state = 'canceled' AND completed_at IS NOT NULL ORDER BY completed_at DESC LIMIT ?2)`
 	countTasksPostgres = `SELECT state, count(*) AS n FROM taskwheel_tasks
-WHERE app_id = $1 AND state IN ('scheduled', 'running', 'retrying')
+WHERE state IN ('scheduled', 'retrying') AND app_id = $1
 GROUP BY state
+UNION ALL SELECT 'running', count(*) FROM taskwheel_tasks
+	WHERE state = 'running' AND app_id = $1
 UNION ALL SELECT 'completed', count(*) FROM (SELECT 1 FROM taskwheel_tasks
-	WHERE app_id = $1 AND state = 'completed' AND completed_at IS NOT NULL LIMIT $2) AS c
+	WHERE app_id = $1 AND state = 'completed' AND completed_at IS NOT NULL ORDER BY completed_at DESC LIMIT $2) AS c
 UNION ALL SELECT 'failed', count(*) FROM (SELECT 1 FROM taskwheel_tasks
-	WHERE app_id = $1 AND state = 'failed' AND completed_at IS NOT NULL LIMIT $2) AS f
+	WHERE app_id = $1 AND state = 'failed' AND completed_at IS NOT NULL ORDER BY completed_at DESC LIMIT $2) AS f
 UNION ALL SELECT 'canceled', count(*) FROM (SELECT 1 FROM taskwheel_tasks
-	WHERE app_id = $1 AND state = 'canceled' AND completed_at IS NOT NULL LIMIT $2) AS x`
+	WHERE app_id = $1 AND state = 'canceled' AND completed_at IS NOT NULL ORDER BY completed_at DESC LIMIT $2) AS x`
 )
 
 // CountTasks implements [Store].

@@ -43,11 +43,29 @@ const (
 		WHERE app_id = ? AND state IN (?, ?, ?, ?, ?, ?) AND (? = '' OR event_type = ?)`
 	listFromAll = ` AS size FROM taskwheel_tasks
 		WHERE state IN (?, ?, ?, ?, ?, ?) AND (? = '' OR event_type = ?)`
-	// An app's tasks in one state are read in order on the index
-	// taskwheel_tasks_app_state: the first page of an app's failed tasks
-	// passes none of its completed ones, however many.
-	listFromAppState = ` AS size FROM taskwheel_tasks
-		WHERE app_id = ? AND state = ? AND (? = '' OR event_type = ?)`
+	// An app's tasks in one state are read on the index that holds that
+	// state's tasks, so that the first page of an app's failed tasks
+	// passes none of its completed ones, however many, nor the first page
+	// of its running tasks any finished one. A terminal state's are read
+	// in order on taskwheel_tasks_ended_list (app_id, state, created_at,
+	// id); a live state's on taskwheel_tasks_due or taskwheel_tasks_lease,
+	// which hold the live tasks of every app, and sorted: the store's live
+	// tasks, not the app's history. SQLite's planner, with no statistics,
+	// would rather take taskwheel_tasks_app_list for its range on
+	// (created_at, id), and walk the app's history: it is told the index.
+	// PostgreSQL's planner, which has statistics, takes the cheaper one.
+	listFromAppEndedSQLite = ` AS size FROM taskwheel_tasks INDEXED BY taskwheel_tasks_ended_list
+		WHERE app_id = ? AND state = ? AND completed_at IS NOT NULL AND (? = '' OR event_type = ?)`
+	listFromAppPendingSQLite = ` AS size FROM taskwheel_tasks INDEXED BY taskwheel_tasks_due
+		WHERE app_id = ? AND state IN ('scheduled', 'retrying') AND state = ? AND (? = '' OR event_type = ?)`
+	listFromAppRunningSQLite = ` AS size FROM taskwheel_tasks INDEXED BY taskwheel_tasks_lease
+		WHERE app_id = ? AND state = 'running' AND state = ? AND (? = '' OR event_type = ?)`
+	listFromAppEndedPostgres = ` AS size FROM taskwheel_tasks
+		WHERE app_id = ? AND state = ? AND completed_at IS NOT NULL AND (? = '' OR event_type = ?)`
+	listFromAppPendingPostgres = ` AS size FROM taskwheel_tasks
+		WHERE app_id = ? AND state IN ('scheduled', 'retrying') AND state = ? AND (? = '' OR event_type = ?)`
+	listFromAppRunningPostgres = ` AS size FROM taskwheel_tasks
+		WHERE app_id = ? AND state = 'running' AND state = ? AND (? = '' OR event_type = ?)`
 	listRead = `
 			AND created_at >= ? AND (created_at, id) < (?, ?)
 		ORDER BY created_at DESC, id DESC
@@ -63,8 +81,12 @@ WHERE found_n <= ? AND (found_n = 1 OR found_bytes <= ?)`
 	listAppPostgres = listFind + listSizePostgres + listFromApp + listRead
 	listAllPostgres = listFind + listSizePostgres + listFromAll + listRead
 
-	listAppStateSQLite   = listFind + listSizeSQLite + listFromAppState + listRead
-	listAppStatePostgres = listFind + listSizePostgres + listFromAppState + listRead
+	listAppEndedSQLite     = listFind + listSizeSQLite + listFromAppEndedSQLite + listRead
+	listAppPendingSQLite   = listFind + listSizeSQLite + listFromAppPendingSQLite + listRead
+	listAppRunningSQLite   = listFind + listSizeSQLite + listFromAppRunningSQLite + listRead
+	listAppEndedPostgres   = listFind + listSizePostgres + listFromAppEndedPostgres + listRead
+	listAppPendingPostgres = listFind + listSizePostgres + listFromAppPendingPostgres + listRead
+	listAppRunningPostgres = listFind + listSizePostgres + listFromAppRunningPostgres + listRead
 )
 
 var endOfTime = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
@@ -91,7 +113,15 @@ func (s *SQLStore) List(ctx context.Context, p ListParams) ([]*Task, string, err
 	var args []any
 	switch {
 	case p.AppID != "" && len(p.States) == 1:
-		query, args = s.pick(listAppStateSQLite, listAppStatePostgres), []any{p.AppID, string(p.States[0])}
+		switch st := p.States[0]; {
+		case st.Terminal():
+			query = s.pick(listAppEndedSQLite, listAppEndedPostgres)
+		case st.pending():
+			query = s.pick(listAppPendingSQLite, listAppPendingPostgres)
+		default:
+			query = s.pick(listAppRunningSQLite, listAppRunningPostgres)
+		}
+		args = []any{p.AppID, string(p.States[0])}
 	case p.AppID != "":
 		query, args = s.pick(listAppSQLite, listAppPostgres), []any{p.AppID}
 	default:
