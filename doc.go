@@ -147,8 +147,9 @@ This package is laid out one concept to a file:
   - scheduler.go: a run: the worker pool, outcomes, heartbeats and the
     rescuer.
   - store.go: the Store contract, one interface.
-  - store_memory.go and store_memory_tables.go: the store in memory: its
-    tasks; its endpoints, periodic tasks and sessions.
+  - store_memory.go, store_memory_counts.go and store_memory_tables.go:
+    the store in memory: its tasks; its counts of tasks by app and state,
+    kept as tasks change; its endpoints, periodic tasks and sessions.
   - store_sql.go: the SQL store: its type, dialects, and tasks' rows, reads
     and changes; store_sql_migrate.go: its embedded, versioned migrations;
     store_sql_insert.go: inserting tasks, one or many; store_sql_list.go:
