@@ -163,17 +163,40 @@ func FillHistory(ctx context.Context, db *sql.DB, d tasks.Dialect, n int) (Histo
 		return r, fmt.Errorf("insert attempts: %w", err)
 	}
 	start = time.Now()
-	settle := []string{"VACUUM ANALYZE taskwheel_tasks", "VACUUM ANALYZE taskwheel_attempts"}
 	if d == tasks.SQLite {
-		settle = []string{"PRAGMA wal_checkpoint(TRUNCATE)"}
-	}
-	for _, q := range settle {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			return r, fmt.Errorf("%s: %w", q, err)
+		err = checkpointAll(ctx, db)
+	} else {
+		for _, q := range []string{"VACUUM ANALYZE taskwheel_tasks", "VACUUM ANALYZE taskwheel_attempts"} {
+			if _, err = db.ExecContext(ctx, q); err != nil {
+				err = fmt.Errorf("%s: %w", q, err)
+				break
+			}
 		}
 	}
 	r.Settle = time.Since(start)
-	return r, nil
+	return r, err
+}
+
+// checkpointAll copies SQLite's write-ahead log, gigabytes after a
+// history, into the database and empties it, so that the reads and
+// workloads after it neither search a huge log nor compete with the
+// store's checkpointer copying it. A checkpoint already under way (the
+// store's own, every few seconds) makes it busy: it tries again.
+func checkpointAll(ctx context.Context, db *sql.DB) error {
+	for {
+		var busy, frames, copied int
+		if err := db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &frames, &copied); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		if busy == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("checkpoint: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // ReadsResult is the outcome of [Reads]: the latency of each read.
