@@ -270,7 +270,7 @@ func TestEngine_BulkConcurrent(t *testing.T) {
 			if got := both(func(e *tasks.Engine) (int, error) { return e.CancelScheduled(context.Background(), p) }); got != n {
 				t.Errorf("two CancelScheduled at once: %d canceled in all, want %d", got, n)
 			}
-			counts, err := engines[1].CountTasks(context.Background(), "app_1")
+			counts, err := engines[1].CountTasks(context.Background(), "app_1", n+1)
 			if err != nil || counts[tasks.StateCanceled] != n {
 				t.Errorf("CountTasks = %v, %v; want %d canceled", counts, err, n)
 			}

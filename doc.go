@@ -164,9 +164,10 @@ This package is laid out one concept to a file:
   - store.go: the Store contract, one interface.
   - bulk.go: deleting tasks, and replaying or canceling many, batch by
     batch.
-  - store_memory.go and store_memory_tables.go: the store in memory: its
-    tasks; its endpoints, periodic tasks and sessions; store_memory_bulk.go:
-    its deletes and bulk changes.
+  - store_memory.go, store_memory_counts.go and store_memory_tables.go:
+    the store in memory: its tasks; its counts of tasks by app and state,
+    kept as tasks change; its endpoints, periodic tasks and sessions;
+    store_memory_bulk.go: its deletes and bulk changes.
   - store_sql.go: the SQL store: its type, dialects, and tasks' rows, reads
     and changes; store_sql_migrate.go: its embedded, versioned migrations;
     store_sql_insert.go: inserting tasks, one or many; store_sql_list.go:

@@ -323,11 +323,15 @@ func (e *Engine) List(ctx context.Context, p ListParams) ([]*Task, string, error
 }
 
 // CountTasks returns how many tasks of the app appID are in each state; a
-// state that no task is in is absent from the map. The count costs in
-// proportion to the app's live tasks, not to its history; see
-// [Store.CountTasks].
-func (e *Engine) CountTasks(ctx context.Context, appID string) (map[State]int, error) {
-	counts, err := e.store.CountTasks(ctx, appID)
+// state that no task is in is absent from the map. The live states
+// (scheduled, running, retrying) are counted exactly; each terminal state
+// (completed, failed, canceled) up to limit, so that a terminal count
+// equal to limit means "limit or more", as the dashboard shows "10,000+".
+// The count costs in proportion to the app's live tasks and limit, not to
+// its history; see [Store.CountTasks]. A limit below 1 gives a
+// *ValidationError.
+func (e *Engine) CountTasks(ctx context.Context, appID string, limit int) (map[State]int, error) {
+	counts, err := e.store.CountTasks(ctx, appID, limit)
 	if err != nil {
 		return nil, wrapf(err, "count tasks of app %s", appID)
 	}

@@ -28,15 +28,18 @@ func TestEngine_Counts(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		counts, err := e.CountTasks(ctx, "app_1")
+		counts, err := e.CountTasks(ctx, "app_1", 1<<30)
 		if err != nil || len(counts) != 2 || counts[tasks.StateScheduled] != 1 || counts[tasks.StateCanceled] != 1 {
 			t.Errorf("CountTasks(app_1) = %v, %v; want 1 scheduled and 1 canceled", counts, err)
+		}
+		var ve *tasks.ValidationError
+		if _, err := e.CountTasks(ctx, "app_1", 0); !errors.As(err, &ve) || ve.Field != "limit" {
+			t.Errorf("CountTasks with limit 0: got %v, want a *ValidationError of field limit", err)
 		}
 		bs, err := e.TaskHistogram(ctx, "app_1", since, time.Hour)
 		if err != nil || len(bs) != 1 || bs[0].Canceled != 1 || bs[0].Completed+bs[0].Failed != 0 {
 			t.Errorf("TaskHistogram(app_1) = %+v, %v; want one bucket of 1 canceled", bs, err)
 		}
-		var ve *tasks.ValidationError
 		if _, err := e.TaskHistogram(ctx, "app_1", since, 0); !errors.As(err, &ve) {
 			t.Errorf("TaskHistogram with a zero bucket: got %v, want a *ValidationError", err)
 		}

@@ -286,7 +286,7 @@ func TestEngine_StopHandsBackTasksClaimedAhead(t *testing.T) {
 	if err := e.Stop(stopCtx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Stop: got %v, want %v", err, context.DeadlineExceeded)
 	}
-	counts, err := store.CountTasks(ctx, "a")
+	counts, err := store.CountTasks(ctx, "a", 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +324,7 @@ func TestEngine_StopRunsTasksClaimedAhead(t *testing.T) {
 		if err := e.Stop(ctx); err != nil {
 			t.Fatalf("Stop: %v", err)
 		}
-		counts, err := store.CountTasks(ctx, "a")
+		counts, err := store.CountTasks(ctx, "a", 1<<30)
 		if err != nil {
 			t.Fatal(err)
 		}

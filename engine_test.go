@@ -522,7 +522,7 @@ func TestEngine_ClaimsNoMoreThanWorkersForLongTasks(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatalf("%d of %d tasks started", i, n)
 			}
-			counts, err := store.CountTasks(context.Background(), "a")
+			counts, err := store.CountTasks(context.Background(), "a", 1<<30)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -320,10 +320,18 @@ type Store interface {
 	// and its revocation has not expired.
 	SessionRevoked(ctx context.Context, id string) (bool, error)
 
-	// CountTasks returns how many tasks of the app appID are in each state.
-	// A state that no task is in is absent from the map. The count is of
-	// one moment: it agrees with a List of the app made at that moment.
-	CountTasks(ctx context.Context, appID string) (map[State]int, error)
+	// CountTasks returns how many tasks of the app appID are in each state,
+	// at a cost that grows with the app's live tasks, not with its history:
+	// the live states (scheduled, running, retrying) are counted exactly; a
+	// terminal state (completed, failed, canceled) is counted up to limit,
+	// so that its count is exact below limit, and is limit when the app has
+	// limit or more tasks in that state: a terminal count equal to limit
+	// means "limit or more". A SQL store reads at most limit index entries
+	// per terminal state. A state that no task is in is absent from the
+	// map. The counts are of one moment: they agree with a List of the app
+	// made at that moment, terminal counts capped at limit. A limit below 1
+	// gives a *ValidationError.
+	CountTasks(ctx context.Context, appID string, limit int) (map[State]int, error)
 	// TaskHistogram counts the tasks of the app appID that are in a
 	// terminal state by when they reached it (CompletedAt), from since on,
 	// in intervals of length bucket: it returns one Bucket for each
@@ -359,6 +367,14 @@ func (b *Bucket) add(s State, n int) {
 	case StateCanceled:
 		b.Canceled += n
 	}
+}
+
+// countLimit validates the limit of CountTasks.
+func countLimit(limit int) error {
+	if limit < 1 {
+		return invalid("limit", "must be at least 1, not %d", limit)
+	}
+	return nil
 }
 
 // histogramParams validates and normalizes the arguments of
@@ -403,7 +419,11 @@ type Due struct {
 type ListParams struct {
 	// AppID selects one app's tasks; "" selects every app's.
 	AppID string
-	// States selects tasks in any of these states; nil selects all.
+	// States selects tasks in any of these states; nil selects all. An
+	// app's page of one state costs a SQL store about a page, however many
+	// tasks the app has in other states (for a live state, the store's
+	// live tasks are read); a page of several states is read from the
+	// app's tasks newest first, passing those of other states.
 	States []State
 	// EventType selects one event type; "" selects all.
 	EventType string

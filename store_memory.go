@@ -15,9 +15,10 @@ type memoryStore struct {
 	mu      sync.Mutex
 	tasks   map[string]*memTask
 	idem    map[idemKey]*memTask
-	due     dueHeap             // pending tasks by NextAttemptAt
-	running map[string]*memTask // for Rescue
-	order   []*memTask          // every task, oldest first (List order reversed)
+	due     dueHeap                  // pending tasks by NextAttemptAt
+	running map[string]*memTask      // for Rescue
+	order   []*memTask               // every task, oldest first (List order reversed)
+	counts  map[string]map[State]int // by app and state, for CountTasks; see countState
 	now     func() time.Time
 
 	endpoints memTable[Endpoint, *Endpoint]
@@ -118,6 +119,7 @@ func newMemoryStore() *memoryStore {
 		tasks:   make(map[string]*memTask),
 		idem:    make(map[idemKey]*memTask),
 		running: make(map[string]*memTask),
+		counts:  make(map[string]map[State]int),
 		now:     time.Now,
 	}
 }
@@ -220,11 +222,23 @@ func (s *memoryStore) holder(t *Task) *memTask {
 	return s.idem[idemKey{t.AppID, t.IdempotencyKey}]
 }
 
+// remove takes the stored task m out of the store, as add put it in, but
+// for s.order, which the caller updates: a task that is removed must be
+// neither due nor running.
+func (s *memoryStore) remove(m *memTask) {
+	delete(s.tasks, m.t.ID)
+	if m.t.IdempotencyKey != "" {
+		delete(s.idem, idemKey{m.t.AppID, m.t.IdempotencyKey})
+	}
+	s.countState(m.t.AppID, m.t.State, -1)
+}
+
 // add stores a copy of t as a new scheduled task, created now.
 func (s *memoryStore) add(t *Task, now time.Time) *memTask {
 	m := &memTask{t: *t, heapIdx: -1}
 	m.t.Data = slices.Clone(t.Data)
 	m.t.State = StateScheduled
+	s.countState(m.t.AppID, StateScheduled, 1)
 	m.t.CreatedAt, m.t.UpdatedAt = now, now
 	m.t.Attempts, m.t.ReplayedAfter, m.t.LastError, m.t.CancelRequested = 0, 0, "", false
 	m.t.CompletedAt, m.t.LeaseExpiresAt, m.t.EndpointID = nil, nil, nil
@@ -362,7 +376,7 @@ func (s *memoryStore) Claim(ctx context.Context, limit int, lease time.Duration)
 	for len(out) < limit && len(s.due) > 0 && !s.due[0].runAt.After(now) {
 		m := heap.Pop(&s.due).(*memTask)
 		m.t.NextAttemptAt = nil
-		m.t.State = StateRunning
+		s.setState(m, StateRunning)
 		m.t.Attempts++
 		m.t.UpdatedAt = now
 		exp := expires
@@ -418,7 +432,7 @@ func (s *memoryStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error
 // end moves the running task m to state.
 func (s *memoryStore) end(m *memTask, now time.Time, state State, errMsg string, delay time.Duration) {
 	delete(s.running, m.t.ID)
-	m.t.State = state
+	s.setState(m, state)
 	m.t.UpdatedAt = now
 	m.t.LeaseExpiresAt = nil
 	if errMsg != "" {
@@ -535,7 +549,7 @@ func (s *memoryStore) cancel(m *memTask, now time.Time) error {
 	switch m.t.State {
 	case StateScheduled, StateRetrying:
 		s.unsetDue(m)
-		m.t.State = StateCanceled
+		s.setState(m, StateCanceled)
 		m.t.UpdatedAt = now
 		m.t.CompletedAt = &now
 	case StateRunning:
@@ -557,7 +571,7 @@ func (s *memoryStore) Reschedule(ctx context.Context, id string, runAt time.Time
 		}
 		m.scheduled = runAt.UTC().Truncate(time.Microsecond)
 		m.t.ScheduledRunTime = &m.scheduled
-		m.t.State = StateScheduled
+		s.setState(m, StateScheduled)
 		m.t.UpdatedAt = now
 		s.schedule(m, now, &m.scheduled)
 		return nil
@@ -576,7 +590,7 @@ func (s *memoryStore) replay(m *memTask, now time.Time, extra int) error {
 	if !m.t.State.Terminal() {
 		return ErrInvalidState
 	}
-	m.t.State = StateScheduled
+	s.setState(m, StateScheduled)
 	m.t.MaxAttempts = m.t.Attempts + extra
 	m.t.ReplayedAfter = m.t.Attempts
 	m.t.CancelRequested = false
@@ -660,22 +674,6 @@ func (c *idxHeap) Pop() any {
 	i := c.idx[len(c.idx)-1]
 	c.idx = c.idx[:len(c.idx)-1]
 	return i
-}
-
-// CountTasks implements [Store].
-func (s *memoryStore) CountTasks(ctx context.Context, appID string) (map[State]int, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	counts := make(map[State]int)
-	for _, m := range s.order {
-		if m.t.AppID == appID {
-			counts[m.t.State]++
-		}
-	}
-	return counts, nil
 }
 
 // TaskHistogram implements [Store].

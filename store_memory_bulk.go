@@ -22,10 +22,7 @@ func (s *memoryStore) Delete(ctx context.Context, id string) (*Task, error) {
 	}
 	t := m.snapshot()
 	s.unsetDue(m)
-	delete(s.tasks, id)
-	if m.t.IdempotencyKey != "" {
-		delete(s.idem, idemKey{m.t.AppID, m.t.IdempotencyKey})
-	}
+	s.remove(m)
 	if i, found := s.position(m.t.CreatedAt, m.t.ID); found {
 		s.order = slices.Delete(s.order, i, i+1)
 	}

@@ -33,11 +33,7 @@ func (s *memoryStore) PurgeTasks(ctx context.Context, state State, olderThan tim
 	doomed := make(map[*memTask]bool, len(old))
 	for _, m := range old {
 		doomed[m] = true
-		delete(s.tasks, m.t.ID)
-		if m.t.IdempotencyKey != "" {
-			delete(s.idem, idemKey{m.t.AppID, m.t.IdempotencyKey})
-		}
-		// A terminal task is neither in the due heap nor running.
+		s.remove(m) // a terminal task is neither due nor running
 	}
 	s.order = slices.DeleteFunc(s.order, func(m *memTask) bool { return doomed[m] })
 	return len(old), nil

@@ -76,7 +76,7 @@ func TestPostgresStore_InsertCommittedAnswerLost(t *testing.T) {
 					t.Errorf("task %d: got %+v, want task %s", i, task, ts[i].ID)
 				}
 			}
-			counts, err := s.CountTasks(t.Context(), "app_1")
+			counts, err := s.CountTasks(t.Context(), "app_1", 1<<30)
 			if err != nil || counts[tasks.StateScheduled] != len(ts) {
 				t.Errorf("CountTasks: got %v, %v; want %d scheduled", counts, err, len(ts))
 			}

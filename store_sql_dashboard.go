@@ -57,12 +57,52 @@ func (s *SQLStore) SessionRevoked(ctx context.Context, id string) (bool, error) 
 
 // Dashboard counts.
 
-// countTasks takes the app.
-const countTasks = `SELECT state, count(*) AS n FROM taskwheel_tasks WHERE app_id = ? GROUP BY state`
+// CountTasks queries take the app and the limit. They count in one
+// statement, so that the counts are of one moment. The live states are
+// counted on the partial indexes that hold every live task, of every app:
+// taskwheel_tasks_due (scheduled and retrying) and taskwheel_tasks_lease
+// (running), which cost nothing more to keep, checking each task's app in
+// the table: the cost is that of the store's live tasks, not of any app's
+// history. (An index of the live tasks by app would spare the table, but
+// cost every insert and claim an entry more.) SQLite is told the index,
+// which its planner, with no statistics, would rather not take over
+// taskwheel_tasks_app_list and the app's whole history; PostgreSQL's
+// planner, which has them, takes the cheaper of the two. Each terminal
+// state is counted up to the limit on taskwheel_tasks_ended (app_id,
+// state, completed_at), reading at most limit index entries and not the
+// table; the order by completed_at, which the count does not need, keeps
+// PostgreSQL from taking, for a state that most rows are in, a sequential
+// scan that would start at the table's oldest rows, of other states.
+const (
+	countTasksSQLite = `SELECT state, count(*) AS n FROM taskwheel_tasks INDEXED BY taskwheel_tasks_due
+WHERE state IN ('scheduled', 'retrying') AND app_id = ?1
+GROUP BY state
+UNION ALL SELECT 'running', count(*) FROM taskwheel_tasks INDEXED BY taskwheel_tasks_lease
+	WHERE state = 'running' AND app_id = ?1
+UNION ALL SELECT 'completed', count(*) FROM (SELECT 1 FROM taskwheel_tasks
+	WHERE app_id = ?1 AND state = 'completed' AND completed_at IS NOT NULL ORDER BY completed_at DESC LIMIT ?2)
+UNION ALL SELECT 'failed', count(*) FROM (SELECT 1 FROM taskwheel_tasks
+	WHERE app_id = ?1 AND state = 'failed' AND completed_at IS NOT NULL ORDER BY completed_at DESC LIMIT ?2)
+UNION ALL SELECT 'canceled', count(*) FROM (SELECT 1 FROM taskwheel_tasks
+	WHERE app_id = ?1 AND state = 'canceled' AND completed_at IS NOT NULL ORDER BY completed_at DESC LIMIT ?2)`
+	countTasksPostgres = `SELECT state, count(*) AS n FROM taskwheel_tasks
+WHERE state IN ('scheduled', 'retrying') AND app_id = $1
+GROUP BY state
+UNION ALL SELECT 'running', count(*) FROM taskwheel_tasks
+	WHERE state = 'running' AND app_id = $1
+UNION ALL SELECT 'completed', count(*) FROM (SELECT 1 FROM taskwheel_tasks
+	WHERE app_id = $1 AND state = 'completed' AND completed_at IS NOT NULL ORDER BY completed_at DESC LIMIT $2) AS c
+UNION ALL SELECT 'failed', count(*) FROM (SELECT 1 FROM taskwheel_tasks
+	WHERE app_id = $1 AND state = 'failed' AND completed_at IS NOT NULL ORDER BY completed_at DESC LIMIT $2) AS f
+UNION ALL SELECT 'canceled', count(*) FROM (SELECT 1 FROM taskwheel_tasks
+	WHERE app_id = $1 AND state = 'canceled' AND completed_at IS NOT NULL ORDER BY completed_at DESC LIMIT $2) AS x`
+)
 
-// CountTasks implements [Store]. It counts the app's rows, which the index
-// taskwheel_tasks_app_list holds.
-func (s *SQLStore) CountTasks(ctx context.Context, appID string) (map[State]int, error) {
+// CountTasks implements [Store].
+func (s *SQLStore) CountTasks(ctx context.Context, appID string, limit int) (map[State]int, error) {
+	if err := countLimit(limit); err != nil {
+		return nil, err
+	}
 	counts := make(map[State]int)
 	if !s.storable(appID) {
 		return counts, nil // no task has it
@@ -71,11 +111,13 @@ func (s *SQLStore) CountTasks(ctx context.Context, appID string) (map[State]int,
 		State State `db:"state"`
 		N     int   `db:"n"`
 	}
-	if err := sqlx.SelectContext(ctx, s.read, &rows, s.read.Rebind(countTasks), appID); err != nil {
+	if err := sqlx.SelectContext(ctx, s.read, &rows, s.pick(countTasksSQLite, countTasksPostgres), appID, limit); err != nil {
 		return nil, fmt.Errorf("tasks: count tasks of %s: %w", appID, err)
 	}
 	for _, r := range rows {
-		counts[r.State] = r.N
+		if r.N > 0 {
+			counts[r.State] = r.N
+		}
 	}
 	return counts, nil
 }
@@ -83,16 +125,18 @@ func (s *SQLStore) CountTasks(ctx context.Context, appID string) (map[State]int,
 // TaskHistogram queries take the app, since (as the dialect stores times),
 // since in Unix microseconds and the bucket in microseconds, and return the
 // index of each bucket, a state and its count. Only terminal tasks have a
-// completed_at, which the index taskwheel_tasks_completed holds.
+// completed_at: the query reads, on the index taskwheel_tasks_ended
+// (app_id, state, completed_at), one range from since on for each terminal
+// state, and none of the app's older history.
 const (
 	taskHistogramSQLite = `SELECT (completed_at - ?3) / ?4 AS k, state, count(*) AS n
 FROM taskwheel_tasks
-WHERE app_id = ?1 AND completed_at IS NOT NULL AND completed_at >= ?2
+WHERE app_id = ?1 AND state IN ('completed', 'failed', 'canceled') AND completed_at IS NOT NULL AND completed_at >= ?2
 GROUP BY k, state
 ORDER BY k`
 	taskHistogramPostgres = `SELECT ((extract(epoch FROM completed_at) * 1000000)::bigint - $3) / $4 AS k, state, count(*) AS n
 FROM taskwheel_tasks
-WHERE app_id = $1 AND completed_at IS NOT NULL AND completed_at >= $2
+WHERE app_id = $1 AND state IN ('completed', 'failed', 'canceled') AND completed_at IS NOT NULL AND completed_at >= $2
 GROUP BY k, state
 ORDER BY k`
 )

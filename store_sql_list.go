@@ -20,8 +20,9 @@ import (
 // their data into a sorter). Each row also carries the number of keys found:
 // more than the tasks read means the listing goes on.
 //
-// The queries take the six states to select, "" for a state not selected,
-// an event type, "" for all, the earliest creation time, the position that
+// The queries take the app (for an app's listing), the six states to
+// select, "" for a state not selected, or for an app's listing of one
+// state that state alone, an event type, "" for all, the earliest creation time, the position that
 // the listing starts before, the limit plus one, the limit and MaxBytes
 // (math.MaxInt64 for none). The position is the cursor's, or CreatedBefore's
 // when that is earlier (no ID comes before "", so (CreatedBefore, "") is
@@ -42,6 +43,29 @@ const (
 		WHERE app_id = ? AND state IN (?, ?, ?, ?, ?, ?) AND (? = '' OR event_type = ?)`
 	listFromAll = ` AS size FROM taskwheel_tasks
 		WHERE state IN (?, ?, ?, ?, ?, ?) AND (? = '' OR event_type = ?)`
+	// An app's tasks in one state are read on the index that holds that
+	// state's tasks, so that the first page of an app's failed tasks
+	// passes none of its completed ones, however many, nor the first page
+	// of its running tasks any finished one. A terminal state's are read
+	// in order on taskwheel_tasks_ended_list (app_id, state, created_at,
+	// id); a live state's on taskwheel_tasks_due or taskwheel_tasks_lease,
+	// which hold the live tasks of every app, and sorted: the store's live
+	// tasks, not the app's history. SQLite's planner, with no statistics,
+	// would rather take taskwheel_tasks_app_list for its range on
+	// (created_at, id), and walk the app's history: it is told the index.
+	// PostgreSQL's planner, which has statistics, takes the cheaper one.
+	listFromAppEndedSQLite = ` AS size FROM taskwheel_tasks INDEXED BY taskwheel_tasks_ended_list
+		WHERE app_id = ? AND state = ? AND completed_at IS NOT NULL AND (? = '' OR event_type = ?)`
+	listFromAppPendingSQLite = ` AS size FROM taskwheel_tasks INDEXED BY taskwheel_tasks_due
+		WHERE app_id = ? AND state IN ('scheduled', 'retrying') AND state = ? AND (? = '' OR event_type = ?)`
+	listFromAppRunningSQLite = ` AS size FROM taskwheel_tasks INDEXED BY taskwheel_tasks_lease
+		WHERE app_id = ? AND state = 'running' AND state = ? AND (? = '' OR event_type = ?)`
+	listFromAppEndedPostgres = ` AS size FROM taskwheel_tasks
+		WHERE app_id = ? AND state = ? AND completed_at IS NOT NULL AND (? = '' OR event_type = ?)`
+	listFromAppPendingPostgres = ` AS size FROM taskwheel_tasks
+		WHERE app_id = ? AND state IN ('scheduled', 'retrying') AND state = ? AND (? = '' OR event_type = ?)`
+	listFromAppRunningPostgres = ` AS size FROM taskwheel_tasks
+		WHERE app_id = ? AND state = 'running' AND state = ? AND (? = '' OR event_type = ?)`
 	listRead = `
 			AND created_at >= ? AND (created_at, id) < (?, ?)
 		ORDER BY created_at DESC, id DESC
@@ -56,6 +80,13 @@ WHERE found_n <= ? AND (found_n = 1 OR found_bytes <= ?)`
 	listAllSQLite   = listFind + listSizeSQLite + listFromAll + listRead
 	listAppPostgres = listFind + listSizePostgres + listFromApp + listRead
 	listAllPostgres = listFind + listSizePostgres + listFromAll + listRead
+
+	listAppEndedSQLite     = listFind + listSizeSQLite + listFromAppEndedSQLite + listRead
+	listAppPendingSQLite   = listFind + listSizeSQLite + listFromAppPendingSQLite + listRead
+	listAppRunningSQLite   = listFind + listSizeSQLite + listFromAppRunningSQLite + listRead
+	listAppEndedPostgres   = listFind + listSizePostgres + listFromAppEndedPostgres + listRead
+	listAppPendingPostgres = listFind + listSizePostgres + listFromAppPendingPostgres + listRead
+	listAppRunningPostgres = listFind + listSizePostgres + listFromAppRunningPostgres + listRead
 )
 
 var endOfTime = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
@@ -78,15 +109,31 @@ func (s *SQLStore) List(ctx context.Context, p ListParams) ([]*Task, string, err
 	if !s.storable(p.AppID) || !s.storable(p.EventType) {
 		return nil, "", nil // no task has them
 	}
-	query, args := s.pick(listAllSQLite, listAllPostgres), []any{}
-	if p.AppID != "" {
-		query, args = s.pick(listAppSQLite, listAppPostgres), []any{p.AppID}
-	}
-	for _, st := range states {
-		if p.States != nil && !slices.Contains(p.States, st) {
-			st = ""
+	var query string
+	var args []any
+	switch {
+	case p.AppID != "" && len(p.States) == 1:
+		switch st := p.States[0]; {
+		case st.Terminal():
+			query = s.pick(listAppEndedSQLite, listAppEndedPostgres)
+		case st.pending():
+			query = s.pick(listAppPendingSQLite, listAppPendingPostgres)
+		default:
+			query = s.pick(listAppRunningSQLite, listAppRunningPostgres)
 		}
-		args = append(args, string(st))
+		args = []any{p.AppID, string(p.States[0])}
+	case p.AppID != "":
+		query, args = s.pick(listAppSQLite, listAppPostgres), []any{p.AppID}
+	default:
+		query = s.pick(listAllSQLite, listAllPostgres)
+	}
+	if p.AppID == "" || len(p.States) != 1 {
+		for _, st := range states {
+			if p.States != nil && !slices.Contains(p.States, st) {
+				st = ""
+			}
+			args = append(args, string(st))
+		}
 	}
 	args = append(args, p.EventType, p.EventType, s.timeArg(p.CreatedSince), s.timeArg(at), id,
 		p.Limit+1, p.Limit, cmp.Or(p.MaxBytes, math.MaxInt64))

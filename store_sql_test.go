@@ -408,7 +408,7 @@ func TestPostgresStore_FinishAndExtendDoNotDeadlock(t *testing.T) {
 	}
 	close(done)
 	wg.Wait()
-	counts, err := s.CountTasks(ctx, "a")
+	counts, err := s.CountTasks(ctx, "a", 1<<30)
 	if err != nil || counts[tasks.StateCompleted] != n {
 		t.Errorf("CountTasks: got %v, %v; want %d completed", counts, err, n)
 	}

@@ -124,12 +124,21 @@ type Config struct {
 	// Logger receives the errors behind 5xx pages. Defaults to
 	// slog.Default().
 	Logger *slog.Logger
+	// CountLimit bounds the counts of completed, failed and canceled
+	// tasks on an app's task page, so that the page costs the same however
+	// long the app's history (see tasks.Engine.CountTasks): a state with
+	// CountLimit tasks or more shows "10,000+". The counts of scheduled,
+	// running and retrying tasks are exact. Defaults to DefaultCountLimit.
+	CountLimit int
 }
+
+// DefaultCountLimit is the default Config.CountLimit.
+const DefaultCountLimit = 10_000
 
 // New returns the web dashboard of eng, an http.Handler to mount under a
 // prefix with [http.StripPrefix]. It panics on a nil eng, on a Config with
 // no Keys and not Unauthenticated, or with both, on an empty key, a key
-// that grants no app or an invalid app ID, and on a negative Horizon, as
+// that grants no app or an invalid app ID, and on a negative Horizon or CountLimit, as
 // [tasks.Engine.Handler] does. The dashboard is safe for concurrent use.
 func New(eng *tasks.Engine, cfg *Config) http.Handler {
 	var c Config
@@ -145,12 +154,15 @@ func New(eng *tasks.Engine, cfg *Config) http.Handler {
 		panic("tasks: dashboard.New: both Keys and Unauthenticated set")
 	case c.Horizon < 0:
 		panic("tasks: dashboard.New: negative Horizon")
+	case c.CountLimit < 0:
+		panic("tasks: dashboard.New: negative CountLimit")
 	}
 	u := &ui{
 		e:            eng,
 		mux:          http.NewServeMux(),
 		open:         c.Unauthenticated,
 		horizon:      cmp.Or(c.Horizon, tasks.DefaultHorizon),
+		countLimit:   cmp.Or(c.CountLimit, DefaultCountLimit),
 		log:          cmp.Or(c.Logger, slog.Default()),
 		now:          time.Now,
 		storeTimeout: storeTimeout,
@@ -204,6 +216,7 @@ type ui struct {
 	macKeys      [][]byte // signs sessions: one per key, or the open one
 	open         bool     // Unauthenticated
 	horizon      time.Duration
+	countLimit   int // of each terminal state's count
 	log          *slog.Logger
 	now          func() time.Time
 	storeTimeout time.Duration

@@ -424,6 +424,45 @@ func TestUI_TasksPage(t *testing.T) {
 	})
 }
 
+// TestUI_TasksPageCountLimit checks that a terminal state with CountLimit
+// tasks or more shows "N+", and so does the total, while the live states
+// show exact counts.
+func TestUI_TasksPageCountLimit(t *testing.T) {
+	t.Parallel()
+	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
+		d := newDash(t, newStore(t), dashOpts{
+			funcs: map[string]tasks.Func{
+				"ok":  func(context.Context, *tasks.Task) error { return nil },
+				"bad": func(context.Context, *tasks.Task) error { return tasks.Permanent(errors.New("boom")) },
+			},
+			handler: &dashboard.Config{Keys: map[string][]string{keyApp1: {"app_1"}}, CountLimit: 2},
+		})
+		ctx := context.Background()
+		want := map[string]tasks.State{"ok": tasks.StateCompleted, "bad": tasks.StateFailed}
+		for _, et := range []string{"ok", "ok", "ok", "bad", "bad"} { // above the limit, at it
+			tk := enqueue(t, d.e, tasks.NewTask{EventType: et, Data: json.RawMessage(`{}`)})
+			waitState(t, d.e, tk.ID, want[et])
+		}
+		for range 3 { // live: exact, whatever the limit
+			enqueue(t, d.e, tasks.NewTask{EventType: "ok", RunAt: time.Now().Add(time.Hour)})
+		}
+		canceled := enqueue(t, d.e, tasks.NewTask{EventType: "ok", RunAt: time.Now().Add(time.Hour)})
+		if _, err := d.e.Cancel(ctx, canceled.ID); err != nil { // below it
+			t.Fatal(err)
+		}
+		d.login(keyApp1)
+		p := d.get("/apps/app_1/tasks")
+		d.wantStatus("GET tasks", p, http.StatusOK)
+		wantContains(t, "the tasks page", p.body,
+			`<span class="n" title="8 or more">8+</span> <span class="label">all</span>`,
+			`<span class="n">3</span> <span class="label">scheduled</span>`,
+			`<span class="n" title="2 or more">2+</span> <span class="label">completed</span>`,
+			`<span class="n" title="2 or more">2+</span> <span class="label">failed</span>`,
+			`<span class="n">1</span> <span class="label">canceled</span>`,
+		)
+	})
+}
+
 func TestUI_TasksPaging(t *testing.T) {
 	t.Parallel()
 	d := newDash(t, tasks.NewMemoryStore(), dashOpts{})
@@ -748,6 +787,7 @@ func TestUI_PanicsOnBadConfig(t *testing.T) {
 		{Keys: map[string][]string{"k": nil}},
 		{Keys: map[string][]string{"k": {"bad app"}}},
 		{Keys: map[string][]string{"k": {"a"}}, Horizon: -1},
+		{Keys: map[string][]string{"k": {"a"}}, CountLimit: -1},
 	} {
 		func() {
 			defer func() {

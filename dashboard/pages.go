@@ -63,6 +63,7 @@ func (u *ui) handleHome(w http.ResponseWriter, r *http.Request, v *view) error {
 type tasksPage struct {
 	Counts   []stateCount
 	Total    int
+	More     bool   // Total is a lower bound: some state has at least countLimit tasks
 	AllHref  string // the list without a status filter
 	Chart    *chart
 	Filter   taskFilter
@@ -76,6 +77,7 @@ type tasksPage struct {
 type stateCount struct {
 	State tasks.State
 	N     int
+	More  bool // N is the dashboard's countLimit: there are N or more
 	Href  string
 	Here  bool // the status filter selects it
 }
@@ -166,15 +168,17 @@ func (u *ui) handleTasks(w http.ResponseWriter, r *http.Request, v *view) error 
 	p.Filtered = p.Filter.query(p.Filter.Status, "") != ""
 	ctx, cancel := u.storeCtx(r)
 	defer cancel()
-	counts, err := u.e.CountTasks(ctx, v.App)
+	counts, err := u.e.CountTasks(ctx, v.App, u.countLimit)
 	if err != nil {
 		return err
 	}
 	here := v.Base + "/apps/" + v.App + "/tasks"
 	p.AllHref = here + p.Filter.query("", "")
 	for _, s := range states {
-		p.Counts = append(p.Counts, stateCount{State: s, N: counts[s], Href: here + p.Filter.query(string(s), ""), Here: p.Filter.Status == string(s)})
+		more := s.Terminal() && counts[s] >= u.countLimit
+		p.Counts = append(p.Counts, stateCount{State: s, N: counts[s], More: more, Href: here + p.Filter.query(string(s), ""), Here: p.Filter.Status == string(s)})
 		p.Total += counts[s]
+		p.More = p.More || more
 	}
 	now := u.now().UTC()
 	since := now.Truncate(time.Minute).Add(-(chartMinutes - 1) * time.Minute)

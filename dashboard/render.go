@@ -29,6 +29,7 @@ func parsePages() map[string]*template.Template {
 		"ms":      fmtDuration,
 		"excerpt": excerptText,
 		"title":   titleCase,
+		"count":   fmtCount,
 	}
 	pages := make(map[string]*template.Template)
 	names, err := fs.Glob(uiFiles, "ui/*.html")
@@ -43,6 +44,15 @@ func parsePages() map[string]*template.Template {
 		pages[page] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(uiFiles, "ui/layout.html", name))
 	}
 	return pages
+}
+
+// fmtCount shows a count with its thousands separated: 10,000.
+func fmtCount(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 // fmtTime shows a time in UTC, to the second.

@@ -394,6 +394,21 @@ func (su suite) testList(t *testing.T) {
 			{tasks.ListParams{AppID: "app_b", EventType: "e.one", States: []tasks.State{tasks.StateCompleted, tasks.StateRunning}}, func(t *tasks.Task) bool {
 				return t.AppID == "app_b" && t.EventType == "e.one" && (t.State == tasks.StateCompleted || t.State == tasks.StateRunning)
 			}},
+			// One state of one app, which a SQL store reads on the index
+			// of that state's tasks.
+			{tasks.ListParams{AppID: "app_a", States: []tasks.State{tasks.StateCompleted}}, func(t *tasks.Task) bool {
+				return t.AppID == "app_a" && t.State == tasks.StateCompleted
+			}},
+			{tasks.ListParams{AppID: "app_b", EventType: "e.two", States: []tasks.State{tasks.StateScheduled}}, func(t *tasks.Task) bool {
+				return t.AppID == "app_b" && t.EventType == "e.two" && t.State == tasks.StateScheduled
+			}},
+			{tasks.ListParams{AppID: "app_a", States: []tasks.State{tasks.StateFailed}}, func(t *tasks.Task) bool { return false }},
+			{tasks.ListParams{AppID: "app_b", States: []tasks.State{tasks.StateRunning}}, func(t *tasks.Task) bool {
+				return t.AppID == "app_b" && t.State == tasks.StateRunning
+			}},
+			{tasks.ListParams{AppID: "app_a", EventType: "e.one", States: []tasks.State{tasks.StateCanceled}}, func(t *tasks.Task) bool {
+				return t.AppID == "app_a" && t.EventType == "e.one" && t.State == tasks.StateCanceled
+			}},
 		} {
 			var want []string
 			for _, tk := range all {

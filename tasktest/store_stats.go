@@ -15,15 +15,24 @@ import (
 // The counts a dashboard reads: CountTasks, TaskHistogram, CountAttempts,
 // and List's bounds on the creation time.
 
+// noLimit is a limit of CountTasks that the tests never reach: their
+// counts are exact.
+const noLimit = 1 << 30
+
 func (h *harness) countTasks(appID string) map[tasks.State]int {
 	h.t.Helper()
-	got, err := h.s.CountTasks(h.ctx, appID)
+	return h.countTasksUpTo(appID, noLimit)
+}
+
+func (h *harness) countTasksUpTo(appID string, limit int) map[tasks.State]int {
+	h.t.Helper()
+	got, err := h.s.CountTasks(h.ctx, appID, limit)
 	if err != nil {
-		h.t.Fatalf("CountTasks(%s): got error %v, want nil", appID, err)
+		h.t.Fatalf("CountTasks(%s, %d): got error %v, want nil", appID, limit, err)
 	}
 	for st, n := range got {
 		if !st.Valid() || n <= 0 {
-			h.t.Errorf("CountTasks(%s): got %d tasks in state %q, want only valid states with a positive count", appID, n, st)
+			h.t.Errorf("CountTasks(%s, %d): got %d tasks in state %q, want only valid states with a positive count", appID, limit, n, st)
 		}
 	}
 	return got
@@ -141,6 +150,49 @@ func (su suite) testCountTasks(t *testing.T) {
 		listed := h.listAll(tasks.ListParams{AppID: "app_1", Limit: tasks.MaxListLimit})
 		if got := h.countTasks("app_1"); !maps.Equal(got, countStates(listed)) {
 			h.t.Errorf("CountTasks(app_1): got %v, List counts %v", got, countStates(listed))
+		}
+	})
+
+	su.run(t, "LimitBoundsTerminalCounts", func(h *harness) {
+		const limit = 3
+		// One below the limit, at it and above it, in each terminal state
+		// in turn; the live states above it too, which count exactly.
+		want := map[tasks.State]int{tasks.StateScheduled: limit + 1, tasks.StateRunning: limit + 1, tasks.StateRetrying: limit + 1}
+		for i, st := range []tasks.State{tasks.StateCompleted, tasks.StateFailed, tasks.StateCanceled} {
+			want[st] = limit - 1 + i
+		}
+		for st, n := range want {
+			for range n {
+				h.inState(st)
+			}
+		}
+		h.completed(app("app_other"))
+		if got := h.countTasks("app_1"); !maps.Equal(got, want) {
+			h.t.Errorf("CountTasks(app_1) with no limit reached: got %v, want %v", got, want)
+		}
+		capped := maps.Clone(want)
+		capped[tasks.StateCanceled] = limit // limit+1 counts as limit: "limit or more"
+		if got := h.countTasksUpTo("app_1", limit); !maps.Equal(got, capped) {
+			h.t.Errorf("CountTasks(app_1, %d): got %v, want %v", limit, got, capped)
+		}
+		one := map[tasks.State]int{tasks.StateCompleted: 1, tasks.StateFailed: 1, tasks.StateCanceled: 1,
+			tasks.StateScheduled: limit + 1, tasks.StateRunning: limit + 1, tasks.StateRetrying: limit + 1}
+		if got := h.countTasksUpTo("app_1", 1); !maps.Equal(got, one) {
+			h.t.Errorf("CountTasks(app_1, 1): got %v, want %v", got, one)
+		}
+		if got, want := h.countTasksUpTo("app_other", 1), map[tasks.State]int{tasks.StateCompleted: 1}; !maps.Equal(got, want) {
+			h.t.Errorf("CountTasks(app_other, 1): got %v, want %v", got, want)
+		}
+	})
+
+	su.run(t, "RefusesLimitBelowOne", func(h *harness) {
+		h.completed()
+		for _, limit := range []int{0, -1} {
+			got, err := h.s.CountTasks(h.ctx, "app_1", limit)
+			var ve *tasks.ValidationError
+			if !errors.As(err, &ve) || ve.Field != "limit" {
+				h.t.Errorf("CountTasks(app_1, %d): got %v, %v; want a *ValidationError of field limit", limit, got, err)
+			}
 		}
 	})
 

@@ -2,11 +2,14 @@
 // temporary file) and PostgreSQL, next to raw-SQL floors run in the same
 // process: the bare statements any durable queue needs, on the library's
 // own tables. Package internal/bench describes each workload, W1 to W7
-// and M1, M2, and what it measures.
+// and M1, M2, and what it measures; W9 runs W3, W5 and W7 and the reads
+// of the dashboard on an empty store and on one filled with -history
+// finished tasks, and prints both and their ratios.
 //
 //	go run ./cmd/tasksbench -postgres "$URL"            # everything, three times
 //	go run ./cmd/tasksbench                              # PostgreSQL skipped
 //	go run ./cmd/tasksbench -count 1 -workloads W3 -stores sqlite -cpuprofile cpu.out
+//	go run ./cmd/tasksbench -count 1 -workloads W9 -history 10000000 -postgres "$URL"
 //
 // Every workload runs -count times on each store. tasksbench prints each
 // run as it ends, then a table of the medians, each with its floor's median
@@ -105,6 +108,7 @@ type config struct {
 	webhooks                 int
 	http                     durationOrCount
 	memTasks                 int
+	history, reads           int
 	stores, workloads        listFlag
 	jsonPath                 string
 	cpuProfile, memProfile   string
@@ -144,8 +148,11 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 	fs.IntVar(&c.webhooks, "webhooks", 5000, "W6: tasks delivered to a local webhook receiver")
 	fs.Var(&c.http, "http", "W7: how long (5s) or how many requests (20000) to create tasks over HTTP")
 	fs.IntVar(&c.memTasks, "memtasks", 1_000_000, "M1, M2: tasks held")
+	fs.IntVar(&c.history, "history", 10_000_000, "W9: finished tasks in the store's history (at least 2)")
+	fs.IntVar(&c.reads, "reads", 50, "W9: timed calls of each read (counts, list pages, dashboard pages)")
 	fs.Var(&c.stores, "stores", "stores to run on (memory,sqlite,postgres); M1 runs on memory only, M2 on sqlite only")
-	fs.Var(&c.workloads, "workloads", "workloads to run (W1,W2,W3,W4,W5,W6,W7,M1,M2)")
+	fs.Var(&c.workloads, "workloads", "workloads to run (W1,W2,W3,W4,W5,W6,W7,M1,M2,W9); W9, the long\n"+
+		"history, runs only when named: -workloads W9 -count 1")
 	fs.StringVar(&c.jsonPath, "json", "tasksbench.json", "file to write every run's figures to, as JSON")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "file to write a CPU profile of the runs to")
 	fs.StringVar(&c.memProfile, "memprofile", "", "file to write a heap profile to at the end")
@@ -164,7 +171,7 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 		flag string
 		v    int
 	}{{"count", c.count}, {"enqueue", c.enqueue}, {"batch", c.batch}, {"drain", c.drain},
-		{"lateness", c.lateness}, {"webhooks", c.webhooks}, {"memtasks", c.memTasks}} {
+		{"lateness", c.lateness}, {"webhooks", c.webhooks}, {"memtasks", c.memTasks}, {"reads", c.reads}} {
 		if n.v <= 0 {
 			return nil, fmt.Errorf("-%s = %d: want a positive number", n.flag, n.v)
 		}
@@ -174,6 +181,8 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 		return nil, fmt.Errorf("-steady = %v: want a positive duration", c.steady)
 	case c.latenessFrom < 0 || c.latenessTo < c.latenessFrom:
 		return nil, fmt.Errorf("-lateness-from %v, -lateness-to %v: want 0 <= from <= to", c.latenessFrom, c.latenessTo)
+	case c.history < 2:
+		return nil, fmt.Errorf("-history = %d: want at least 2 tasks", c.history)
 	case c.jsonPath == "":
 		return nil, errors.New("-json must name a file")
 	}
@@ -184,7 +193,7 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 	}
 	for _, w := range c.workloads {
 		if !slices.ContainsFunc(workloads, func(wl workload) bool { return wl.id == w }) {
-			return nil, fmt.Errorf("-workloads: unknown workload %q; want some of W1,W2,W3,W4,W5,W6,W7,M1,M2", w)
+			return nil, fmt.Errorf("-workloads: unknown workload %q; want some of W1,W2,W3,W4,W5,W6,W7,M1,M2,W9", w)
 		}
 	}
 	c.flags = make(map[string]string)

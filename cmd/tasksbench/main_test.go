@@ -56,7 +56,8 @@ func TestParseConfig(t *testing.T) {
 
 	for _, args := range [][]string{
 		{"-stores", "mysql"},
-		{"-workloads", "W9"},
+		{"-workloads", "W99"},
+		{"-history", "1"},
 		{"-count", "0"},
 		{"-http", "-1s"},
 		{"-lateness-from", "3s", "-lateness-to", "1s"},
@@ -198,5 +199,68 @@ func TestRun(t *testing.T) {
 	sortKeys(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("report rows: got %v, want %v", got, want)
+	}
+}
+
+// TestRunHistory runs W9 once with a history of 2,000 tasks, on SQLite and
+// on PostgreSQL when TASKS_TEST_POSTGRES_URL is set: every figure is in the
+// table and positive, and no task started early.
+func TestRunHistory(t *testing.T) {
+	stores := []string{"sqlite"}
+	args := []string{
+		"-count", "1", "-workloads", "W9", "-history", "2000", "-reads", "3", "-drain", "200",
+		"-lateness", "50", "-lateness-from", "100ms", "-lateness-to", "300ms", "-http", "200",
+		"-json", filepath.Join(t.TempDir(), "report.json"),
+	}
+	if os.Getenv(testdb.PostgresURLEnv) != "" {
+		_, dsn := testdb.PostgresDSN(t)
+		args = append(args, "-postgres", dsn)
+		stores = append(stores, "postgres")
+	}
+	args = append(args, "-stores", strings.Join(append([]string{"memory"}, stores...), ","))
+	var out bytes.Buffer
+	if err := run(t.Context(), args, &out); err != nil {
+		t.Fatalf("run: %v\noutput:\n%s", err, &out)
+	}
+	t.Logf("output:\n%s", &out)
+	var figures []string
+	for _, f := range []string{"fill", "fill settle"} {
+		figures = append(figures, "W9 history "+f)
+	}
+	for _, r := range []string{"counts", "list", "list failed", "dashboard home", "dashboard tasks"} {
+		for _, f := range []string{" p50 empty", " p50", " p99"} {
+			figures = append(figures, "W9 history "+r+f)
+		}
+	}
+	for _, f := range []string{"W5 p50 empty", "W5 p50", "W5 p99 empty", "W5 p99", "W5 early",
+		"W3 drain empty", "W3 drain", "W3 drain ratio", "W7 create empty", "W7 create", "W7 create ratio"} {
+		figures = append(figures, "W9 history "+f)
+	}
+	table := out.String()[strings.Index(out.String(), "\n"+tableHeader+" "):]
+	cols := regexp.MustCompile(`\s{2,}`)
+	rows := make(map[string]float64)
+	for _, line := range strings.Split(strings.TrimSpace(table), "\n")[1:] {
+		f := cols.Split(strings.TrimSpace(line), -1)
+		v, err := strconv.ParseFloat(strings.ReplaceAll(f[2], ",", ""), 64)
+		if err != nil {
+			t.Fatalf("table row %q: %v", line, err)
+		}
+		rows[f[0]+" on "+f[1]] = v
+	}
+	if len(rows) != len(figures)*len(stores) {
+		t.Errorf("table: got %d rows, want %d (W9 runs on %v only)", len(rows), len(figures)*len(stores), stores)
+	}
+	for _, s := range stores {
+		for _, f := range figures {
+			v, ok := rows[f+" on "+s]
+			switch {
+			case !ok:
+				t.Errorf("table: no row %q on %s", f, s)
+			case strings.HasSuffix(f, "early") && v != 0:
+				t.Errorf("%s on %s: %v tasks started early, want 0", f, s, v)
+			case !strings.HasSuffix(f, "early") && v <= 0:
+				t.Errorf("%s on %s: got %v, want a positive figure", f, s, v)
+			}
+		}
 	}
 }

@@ -116,6 +116,7 @@ var workloads = []workload{
 				return bench.InsertFloor(ctx, db, d, c.enqueue)
 			})
 	}},
+	{id: "W9", name: "history", stores: historyStores, run: runHistory},
 	{id: "M1", name: "memory store", stores: []string{"memory"}, run: func(ctx context.Context, c *config, t *target) ([]figure, error) {
 		h, err := bench.MemoryHeap(ctx, c.memTasks)
 		if err != nil {
