@@ -169,6 +169,57 @@ func (su suite) testDelete(t *testing.T) {
 		}
 	})
 
+	// An Insert or InsertMany of a key whose task a Delete (or PurgeTasks)
+	// removes at that moment finds either the task that held the key
+	// (ErrDuplicate, or it in the result) or the key free, and stores a
+	// new task: never an error, never a task missing from the result.
+	su.run(t, "RacingInsertOfItsKey", func(h *harness) {
+		const rounds = 200
+		later := at(h.now().Add(time.Hour)) // never claimed by completed
+		for i := range rounds {
+			k := fmt.Sprintf("k%d", i)
+			held := h.completed(key(k))
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			var delErr, oneErr, manyErr error
+			var one *tasks.Task
+			var many []*tasks.Task
+			wg.Go(func() { <-start; _, delErr = h.s.Delete(h.ctx, held.ID) })
+			wg.Go(func() { <-start; one, oneErr = h.s.Insert(h.ctx, h.newTask(key(k), later)) })
+			wg.Go(func() { <-start; many, manyErr = h.s.InsertMany(h.ctx, []*tasks.Task{h.newTask(key(k), later)}) })
+			close(start)
+			h.wait(&wg)
+			if delErr != nil {
+				h.t.Fatalf("round %d: Delete: %v", i, delErr)
+			}
+			switch {
+			case oneErr == nil && one != nil && one.ID != held.ID:
+			case errors.Is(oneErr, tasks.ErrDuplicate) && one != nil:
+			default:
+				h.t.Fatalf("round %d: Insert of a key freed meanwhile: got %v, error %v; want a task, nil or ErrDuplicate", i, one, oneErr)
+			}
+			if manyErr != nil || len(many) != 1 || many[0] == nil {
+				h.t.Fatalf("round %d: InsertMany of a key freed meanwhile: got %v, error %v; want a task, nil", i, many, manyErr)
+			}
+			// Of the inserts, at most one stored a task, which holds the key.
+			stored := map[string]bool{}
+			for _, t := range []*tasks.Task{one, many[0]} {
+				if t.ID != held.ID {
+					stored[t.ID] = true
+				}
+			}
+			got, err := h.s.GetByIdempotencyKey(h.ctx, "app_1", k)
+			switch {
+			case len(stored) > 1:
+				h.t.Fatalf("round %d: Insert and InsertMany of one key stored %d tasks, want at most 1", i, len(stored))
+			case len(stored) == 1 && (err != nil || !stored[got.ID]):
+				h.t.Fatalf("round %d: GetByIdempotencyKey: got %v, error %v; want the task stored, %v", i, got, err, stored)
+			case len(stored) == 0 && !errors.Is(err, tasks.ErrNotFound):
+				h.t.Fatalf("round %d: GetByIdempotencyKey: got %v, error %v; want ErrNotFound", i, got, err)
+			}
+		}
+	})
+
 	// R3: a Delete racing claims either deletes a task before any claim
 	// returns it, or fails with ErrInvalidState because a claim did:
 	// never both, never a running task deleted.
