@@ -169,6 +169,29 @@ func (su suite) testDelete(t *testing.T) {
 		}
 	})
 
+	// A worker whose lease expired, whose task was rescued and then
+	// deleted, reports its outcome late: Finish applies nothing and brings
+	// nothing back, and Extend revokes the lease; neither fails.
+	su.run(t, "LateOutcomeOfADeletedTask", func(h *harness) {
+		tk := h.running(100 * time.Millisecond)
+		h.waitExpired(tk)
+		if n := h.rescue(10); n != 1 {
+			h.t.Fatalf("Rescue: got %d, want 1", n)
+		}
+		h.deleteTask(tk.ID)
+		for _, state := range []tasks.State{tasks.StateCompleted, tasks.StateRetrying, tasks.StateFailed} {
+			o := tasks.Outcome{ID: tk.ID, Attempt: tk.Attempts, State: state, Delay: time.Second, Error: "late",
+				Attempts: []tasks.Attempt{{Number: tk.Attempts, StartedAt: h.now(), Error: "late"}}}
+			if applied := h.finish(o); applied[0] {
+				h.t.Errorf("Finish(%s) of a deleted task: got applied, want not", state)
+			}
+		}
+		if revoked := h.extend(time.Hour, tasks.Lease{ID: tk.ID, Attempt: tk.Attempts}); len(revoked) != 1 || revoked[0] != tk.ID {
+			h.t.Errorf("Extend of a deleted task's lease: got revoked %v, want [%s]", revoked, tk.ID)
+		}
+		h.wantGone(tk.ID)
+	})
+
 	// An Insert or InsertMany of a key whose task a Delete (or PurgeTasks)
 	// removes at that moment finds either the task that held the key
 	// (ErrDuplicate, or it in the result) or the key free, and stores a
