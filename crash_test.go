@@ -63,6 +63,9 @@ type crashChild struct {
 	// store a completed outcome: after the func succeeded, before the store
 	// knows (F2).
 	DieOnFinish bool
+	// Retain makes the child's engine delete completed tasks as soon as
+	// they are done, in small, quick batches (see crash_retention_test.go).
+	Retain bool
 }
 
 // TestCrashChild is the child process of the crash tests. It runs an engine
@@ -118,13 +121,17 @@ func TestCrashChild(t *testing.T) {
 		store = &dieOnFinish{Store: store, record: record}
 	}
 	e, err := tasks.NewEngine(store, &tasks.Config{
-		Workers:        c.Workers,
-		Lease:          cmp.Or(c.Lease, crashLease),
-		RescueInterval: 100 * time.Millisecond,
-		PollInterval:   cmp.Or(c.Poll, 100*time.Millisecond),
+		RetainCompleted: retainIf(c.Retain), // 0: the default
+		Workers:         c.Workers,
+		Lease:           cmp.Or(c.Lease, crashLease),
+		RescueInterval:  100 * time.Millisecond,
+		PollInterval:    cmp.Or(c.Poll, 100*time.Millisecond),
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.Retain {
+		retainAtOnce(e)
 	}
 	e.Register("noop", func(ctx context.Context, task *tasks.Task) error {
 		record("run", task.ID, task.Attempts)

@@ -180,7 +180,9 @@ type Store interface {
 
 	// Delete deletes a task that is not running, with its attempt history,
 	// in one atomic step, and returns the task as it was. Its idempotency
-	// key is free again: a later Insert with the key stores a new task. A
+	// key is free again: a later Insert with the key stores a new task,
+	// and an Insert or InsertMany racing the Delete (or a PurgeTasks)
+	// either finds the task, as a duplicate, or stores a new one. A
 	// running task is left alone and returned with ErrInvalidState; an
 	// unknown one gives ErrNotFound. A Delete racing a Claim of the task
 	// either deletes it before the claim, which then does not return it,

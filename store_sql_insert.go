@@ -79,31 +79,66 @@ func (s *SQLStore) InsertTx(ctx context.Context, tx *sql.Tx, t *Task) (*Task, er
 	return s.insert(ctx, tx, t)
 }
 
+// maxKeyTries bounds the runs of an insert whose idempotency key was freed
+// (its task deleted) between the insert, which the key turned away, and
+// the read of the task that held it.
+const maxKeyTries = 5
+
 func (s *SQLStore) insert(ctx context.Context, q queryer, t *Task) (*Task, error) {
 	var runAt any
 	if t.ScheduledRunTime != nil {
 		runAt = s.timeArg(*t.ScheduledRunTime)
 	}
-	got, err := queryTask(ctx, q, s.pick(insertSQLite, insertPostgres), s.args(t.ID, t.AppID, t.EventType,
-		[]byte(t.Data), runAt, t.MaxAttempts, t.Timeout.Microseconds(), t.IdempotencyKey, t.IdempotencyDigest)...)
-	if !errors.Is(err, ErrNotFound) {
-		if err != nil {
+	for try := 1; ; try++ {
+		got, err := queryTask(ctx, q, s.pick(insertSQLite, insertPostgres), s.args(t.ID, t.AppID, t.EventType,
+			[]byte(t.Data), runAt, t.MaxAttempts, t.Timeout.Microseconds(), t.IdempotencyKey, t.IdempotencyDigest)...)
+		if !errors.Is(err, ErrNotFound) {
+			if err != nil {
+				return nil, fmt.Errorf("tasks: insert task %s: %w", t.ID, err)
+			}
+			return got, nil
+		}
+		// A unique constraint turned the task away: its idempotency key's, or
+		// its ID's. Doing nothing on either keeps a caller's transaction usable.
+		err = s.keyHolder(ctx, q, t, &got)
+		if errors.Is(err, errRaced) && try < maxKeyTries {
+			continue // the key is free again: insert once more
+		}
+		if err != nil && !errors.Is(err, ErrDuplicate) && !isValidation(err) {
 			return nil, fmt.Errorf("tasks: insert task %s: %w", t.ID, err)
 		}
-		return got, nil
+		return got, err
 	}
-	// A unique constraint turned the task away: its idempotency key's, or
-	// its ID's. Doing nothing on either keeps a caller's transaction usable.
+}
+
+// keyHolder finds out why a unique constraint turned t away, and sets
+// *got to the task holding t's idempotency key: ErrDuplicate if one does;
+// a *ValidationError if t's ID is taken; errRaced if neither is, because
+// a Delete or PurgeTasks removed the task that held the key since the
+// insert looked, so that the key is free again.
+func (s *SQLStore) keyHolder(ctx context.Context, q queryer, t *Task, got **Task) error {
 	if t.IdempotencyKey != "" {
-		got, err := queryTask(ctx, q, s.db.Rebind(getByKey), t.AppID, t.IdempotencyKey)
+		held, err := queryTask(ctx, q, s.db.Rebind(getByKey), t.AppID, t.IdempotencyKey)
 		if err == nil {
-			return got, ErrDuplicate
+			*got = held
+			return ErrDuplicate
 		}
 		if !errors.Is(err, ErrNotFound) {
-			return nil, fmt.Errorf("tasks: insert task %s: %w", t.ID, err)
+			return err
+		}
+		if _, err := queryTask(ctx, q, s.db.Rebind(getTask), t.ID); errors.Is(err, ErrNotFound) {
+			return errRaced
+		} else if err != nil {
+			return err
 		}
 	}
-	return nil, invalid("id", "task %s exists", t.ID)
+	return invalid("id", "task %s exists", t.ID)
+}
+
+// isValidation reports whether err is a *ValidationError.
+func isValidation(err error) bool {
+	var ve *ValidationError
+	return errors.As(err, &ve)
 }
 
 // insertManyPostgres inserts a row for each element of its arrays, in
@@ -224,9 +259,24 @@ func (s *SQLStore) insertMany(ctx context.Context, q dbOrConn, ts []*Task) ([]*T
 			return nil, fmt.Errorf("tasks: insert tasks: %w", err)
 		}
 	}
+	for try := 1; ; try++ {
+		got, err := s.insertManyTx(ctx, q, ts)
+		if errors.Is(err, errRaced) && try < maxKeyTries {
+			continue // a key was freed meanwhile: insert its task after all
+		}
+		if err != nil {
+			return nil, fmt.Errorf("tasks: insert tasks: %w", err)
+		}
+		return got, nil
+	}
+}
+
+// insertManyTx inserts ts in one transaction, skipping those whose key is
+// taken, and returns the task stored for each (see holders).
+func (s *SQLStore) insertManyTx(ctx context.Context, q dbOrConn, ts []*Task) ([]*Task, error) {
 	tx, err := q.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("tasks: insert tasks: %w", err)
+		return nil, err
 	}
 	defer tx.Rollback()
 	var stored, got []*Task
@@ -241,10 +291,7 @@ func (s *SQLStore) insertMany(ctx context.Context, q dbOrConn, ts []*Task) ([]*T
 	if err == nil {
 		err = tx.Commit()
 	}
-	if err != nil {
-		return nil, fmt.Errorf("tasks: insert tasks: %w", err)
-	}
-	return got, nil
+	return got, err
 }
 
 // insertManyPostgres inserts ts with q and returns the tasks it stored;
@@ -366,7 +413,8 @@ func newStoredTask(t *Task, now time.Time) *Task {
 
 // holders returns, for each task of ts, the task stored for it: itself if
 // it is among stored, else the one that holds its idempotency key. A task
-// with neither was turned away by its ID: an error.
+// with neither was turned away by its ID: an error; or its key's holder
+// was deleted since the insert looked: errRaced (see keyHolder).
 func (s *SQLStore) holders(ctx context.Context, q queryer, ts, stored []*Task) ([]*Task, error) {
 	byID := make(map[string]*Task, len(stored))
 	for _, t := range stored {
@@ -377,17 +425,9 @@ func (s *SQLStore) holders(ctx context.Context, q queryer, ts, stored []*Task) (
 		if got[i] = byID[t.ID]; got[i] != nil {
 			continue
 		}
-		if t.IdempotencyKey != "" {
-			var err error
-			got[i], err = queryTask(ctx, q, s.db.Rebind(getByKey), t.AppID, t.IdempotencyKey)
-			if err == nil {
-				continue
-			}
-			if !errors.Is(err, ErrNotFound) {
-				return nil, err
-			}
+		if err := s.keyHolder(ctx, q, t, &got[i]); !errors.Is(err, ErrDuplicate) {
+			return nil, err
 		}
-		return nil, invalid("id", "task %s exists", t.ID)
 	}
 	return got, nil
 }

@@ -169,6 +169,80 @@ func (su suite) testDelete(t *testing.T) {
 		}
 	})
 
+	// A worker whose lease expired, whose task was rescued and then
+	// deleted, reports its outcome late: Finish applies nothing and brings
+	// nothing back, and Extend revokes the lease; neither fails.
+	su.run(t, "LateOutcomeOfADeletedTask", func(h *harness) {
+		tk := h.running(100 * time.Millisecond)
+		h.waitExpired(tk)
+		if n := h.rescue(10); n != 1 {
+			h.t.Fatalf("Rescue: got %d, want 1", n)
+		}
+		h.deleteTask(tk.ID)
+		for _, state := range []tasks.State{tasks.StateCompleted, tasks.StateRetrying, tasks.StateFailed} {
+			o := tasks.Outcome{ID: tk.ID, Attempt: tk.Attempts, State: state, Delay: time.Second, Error: "late",
+				Attempts: []tasks.Attempt{{Number: tk.Attempts, StartedAt: h.now(), Error: "late"}}}
+			if applied := h.finish(o); applied[0] {
+				h.t.Errorf("Finish(%s) of a deleted task: got applied, want not", state)
+			}
+		}
+		if revoked := h.extend(time.Hour, tasks.Lease{ID: tk.ID, Attempt: tk.Attempts}); len(revoked) != 1 || revoked[0] != tk.ID {
+			h.t.Errorf("Extend of a deleted task's lease: got revoked %v, want [%s]", revoked, tk.ID)
+		}
+		h.wantGone(tk.ID)
+	})
+
+	// An Insert or InsertMany of a key whose task a Delete (or PurgeTasks)
+	// removes at that moment finds either the task that held the key
+	// (ErrDuplicate, or it in the result) or the key free, and stores a
+	// new task: never an error, never a task missing from the result.
+	su.run(t, "RacingInsertOfItsKey", func(h *harness) {
+		const rounds = 200
+		later := at(h.now().Add(time.Hour)) // never claimed by completed
+		for i := range rounds {
+			k := fmt.Sprintf("k%d", i)
+			held := h.completed(key(k))
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			var delErr, oneErr, manyErr error
+			var one *tasks.Task
+			var many []*tasks.Task
+			wg.Go(func() { <-start; _, delErr = h.s.Delete(h.ctx, held.ID) })
+			wg.Go(func() { <-start; one, oneErr = h.s.Insert(h.ctx, h.newTask(key(k), later)) })
+			wg.Go(func() { <-start; many, manyErr = h.s.InsertMany(h.ctx, []*tasks.Task{h.newTask(key(k), later)}) })
+			close(start)
+			h.wait(&wg)
+			if delErr != nil {
+				h.t.Fatalf("round %d: Delete: %v", i, delErr)
+			}
+			switch {
+			case oneErr == nil && one != nil && one.ID != held.ID:
+			case errors.Is(oneErr, tasks.ErrDuplicate) && one != nil:
+			default:
+				h.t.Fatalf("round %d: Insert of a key freed meanwhile: got %v, error %v; want a task, nil or ErrDuplicate", i, one, oneErr)
+			}
+			if manyErr != nil || len(many) != 1 || many[0] == nil {
+				h.t.Fatalf("round %d: InsertMany of a key freed meanwhile: got %v, error %v; want a task, nil", i, many, manyErr)
+			}
+			// Of the inserts, at most one stored a task, which holds the key.
+			stored := map[string]bool{}
+			for _, t := range []*tasks.Task{one, many[0]} {
+				if t.ID != held.ID {
+					stored[t.ID] = true
+				}
+			}
+			got, err := h.s.GetByIdempotencyKey(h.ctx, "app_1", k)
+			switch {
+			case len(stored) > 1:
+				h.t.Fatalf("round %d: Insert and InsertMany of one key stored %d tasks, want at most 1", i, len(stored))
+			case len(stored) == 1 && (err != nil || !stored[got.ID]):
+				h.t.Fatalf("round %d: GetByIdempotencyKey: got %v, error %v; want the task stored, %v", i, got, err, stored)
+			case len(stored) == 0 && !errors.Is(err, tasks.ErrNotFound):
+				h.t.Fatalf("round %d: GetByIdempotencyKey: got %v, error %v; want ErrNotFound", i, got, err)
+			}
+		}
+	})
+
 	// R3: a Delete racing claims either deletes a task before any claim
 	// returns it, or fails with ErrInvalidState because a claim did:
 	// never both, never a running task deleted.
