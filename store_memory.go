@@ -19,6 +19,7 @@ type memoryStore struct {
 	running map[string]*memTask      // for Rescue
 	order   []*memTask               // every task, oldest first (List order reversed)
 	counts  map[string]map[State]int // by app and state, for CountTasks; see countState
+	ended   map[State]*ended         // the tasks that ended, by state, for PurgeTasks
 	now     func() time.Time
 
 	endpoints memTable[Endpoint, *Endpoint]
@@ -100,6 +101,7 @@ type memTask struct {
 	scheduled time.Time
 	heapIdx   int       // index in memoryStore.due, or -1
 	attempts  []Attempt // its history
+	ended     uint64    // how many times it ended; see memoryStore.ended
 }
 
 // NewMemoryStore returns an empty [Store] that keeps tasks in this process's
@@ -120,6 +122,7 @@ func newMemoryStore() *memoryStore {
 		idem:    make(map[idemKey]*memTask),
 		running: make(map[string]*memTask),
 		counts:  make(map[string]map[State]int),
+		ended:   map[State]*ended{StateCompleted: {}, StateFailed: {}, StateCanceled: {}},
 		now:     time.Now,
 	}
 }

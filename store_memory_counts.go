@@ -34,7 +34,8 @@ func (s *memoryStore) countState(appID string, st State, delta int) {
 	}
 }
 
-// setState moves the stored task m to state st, keeping the counts.
+// setState moves the stored task m to state st, keeping the counts and,
+// for a terminal state, the queue PurgeTasks reads (see ended).
 func (s *memoryStore) setState(m *memTask, st State) {
 	if m.t.State == st {
 		return
@@ -42,6 +43,9 @@ func (s *memoryStore) setState(m *memTask, st State) {
 	s.countState(m.t.AppID, m.t.State, -1)
 	s.countState(m.t.AppID, st, 1)
 	m.t.State = st
+	if st.Terminal() {
+		s.ended[st].push(m)
+	}
 }
 
 // CountTasks implements [Store]. It reads the counts that countState

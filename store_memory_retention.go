@@ -6,9 +6,35 @@ import (
 	"time"
 )
 
-// PurgeTasks implements [Store]. It walks the store's tasks under its lock
-// once per call: the engine calls it in batches, so the lock is held for
-// one walk at a time.
+// ended is a queue of the tasks that ended in one terminal state, in the
+// order they ended, which PurgeTasks reads from the front. setState
+// appends a task each time it ends; an entry whose task was replayed,
+// deleted or ended again since (its generation moved on) is stale, and
+// skipped when reached.
+type ended struct {
+	q    []endedTask
+	head int // q[:head] are consumed
+}
+
+type endedTask struct {
+	m   *memTask
+	gen uint64 // m.ended when it was queued
+}
+
+// push queues m, which has just ended.
+func (e *ended) push(m *memTask) {
+	m.ended++
+	if e.head > 0 && e.head >= len(e.q)/2 {
+		e.q = append(e.q[:0], e.q[e.head:]...)
+		e.head = 0
+	}
+	e.q = append(e.q, endedTask{m, m.ended})
+}
+
+// PurgeTasks implements [Store]. It reads the queue of the tasks that
+// ended in state from its front, so a call costs the tasks it deletes and
+// the stale entries it passes, not the store's size: oldest first, as
+// long as the store's clock does not go back.
 func (s *memoryStore) PurgeTasks(ctx context.Context, state State, olderThan time.Duration, limit int) (int, error) {
 	if err := purgeParams(state, olderThan, limit); err != nil {
 		return 0, err
@@ -19,24 +45,29 @@ func (s *memoryStore) PurgeTasks(ctx context.Context, state State, olderThan tim
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cutoff := s.clock().Add(-olderThan)
-	var old []*memTask
-	for _, m := range s.order {
-		if m.t.State == state && m.t.CompletedAt != nil && m.t.CompletedAt.Before(cutoff) {
-			old = append(old, m)
-		}
-	}
-	if len(old) == 0 {
+	e := s.ended[state]
+	if e == nil {
 		return 0, nil
 	}
-	slices.SortFunc(old, func(a, b *memTask) int { return a.t.CompletedAt.Compare(*b.t.CompletedAt) })
-	old = old[:min(limit, len(old))]
-	doomed := make(map[*memTask]bool, len(old))
-	for _, m := range old {
+	doomed := make(map[*memTask]bool)
+	for ; e.head < len(e.q) && len(doomed) < limit; e.head++ {
+		x := e.q[e.head]
+		m := x.m
+		if s.tasks[m.t.ID] != m || m.t.State != state || m.ended != x.gen || m.t.CompletedAt == nil {
+			e.q[e.head] = endedTask{} // stale; let it be collected
+			continue
+		}
+		if !m.t.CompletedAt.Before(cutoff) {
+			break
+		}
 		doomed[m] = true
 		s.remove(m) // a terminal task is neither due nor running
+		e.q[e.head] = endedTask{}
 	}
-	s.order = slices.DeleteFunc(s.order, func(m *memTask) bool { return doomed[m] })
-	return len(old), nil
+	if len(doomed) > 0 {
+		s.order = slices.DeleteFunc(s.order, func(m *memTask) bool { return doomed[m] })
+	}
+	return len(doomed), nil
 }
 
 // memRole is who holds a role, and until when.
