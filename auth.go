@@ -20,5 +20,7 @@ func checkHandlerConfig(who string, c *HandlerConfig) {
 		panic("tasks: " + who + ": negative MaxPageBytes")
 	case c.MaxListBytes < 0:
 		panic("tasks: " + who + ": negative MaxListBytes")
+	case c.BulkTimeout < 0:
+		panic("tasks: " + who + ": negative BulkTimeout")
 	}
 }

@@ -94,9 +94,7 @@ func (e *Engine) Delete(ctx context.Context, id string) (*Task, error) {
 // tasks that failed since, none if none did. p.States must be nil or
 // [StateFailed]; MaxBytes is ignored.
 func (e *Engine) ReplayFailed(ctx context.Context, p ListParams) (int, error) {
-	n, err := e.bulk(ctx, p, true, func(ctx context.Context, p ListParams) (int, string, error) {
-		return e.store.ReplayMany(ctx, p, e.cfg.MaxAttempts)
-	})
+	n, _, err := e.replayFailed(ctx, p, time.Time{})
 	if err != nil {
 		return n, wrapf(err, "replay failed tasks of app %s", p.AppID)
 	}
@@ -109,43 +107,60 @@ func (e *Engine) ReplayFailed(ctx context.Context, p ListParams) (int, error) {
 // states, or name either. Running tasks are not touched: cancel them one
 // by one with Cancel.
 func (e *Engine) CancelScheduled(ctx context.Context, p ListParams) (int, error) {
-	n, err := e.bulk(ctx, p, false, e.store.CancelMany)
+	n, _, err := e.cancelScheduled(ctx, p, time.Time{})
 	if err != nil {
 		return n, wrapf(err, "cancel scheduled tasks of app %s", p.AppID)
 	}
 	return n, nil
 }
 
-// bulk runs batch over p's range until the range is done, ctx ends or
-// batch fails, and returns how many tasks the batches changed. Each batch
-// is bounded by storeTimeout too, so that a store that hangs ends the
-// operation. With due, the batches make tasks due now (replay them): after
-// one that changed tasks, the running scheduler, if any, claims without
-// waiting for its wheel, as after a rescue. (Other engines hear of them
-// as of any task due now: by LISTEN/NOTIFY on PostgreSQL, else at their
-// next poll.)
-func (e *Engine) bulk(ctx context.Context, p ListParams, due bool, batch func(context.Context, ListParams) (int, string, error)) (int, error) {
+// replayFailed is ReplayFailed that stops after the batch that ends past
+// until, if until is not zero, and returns the cursor to go on from ("" at
+// the end of the range).
+func (e *Engine) replayFailed(ctx context.Context, p ListParams, until time.Time) (int, string, error) {
+	return e.bulk(ctx, p, true, until, func(ctx context.Context, p ListParams) (int, string, error) {
+		return e.store.ReplayMany(ctx, p, e.cfg.MaxAttempts)
+	})
+}
+
+// cancelScheduled is CancelScheduled as replayFailed is ReplayFailed.
+func (e *Engine) cancelScheduled(ctx context.Context, p ListParams, until time.Time) (int, string, error) {
+	return e.bulk(ctx, p, false, until, e.store.CancelMany)
+}
+
+// bulk runs batch over p's range, from p.Cursor on, until the range is
+// done, ctx ends, batch fails or, if until is not zero, a batch ends after
+// until; it returns how many tasks the batches changed and the cursor
+// after the last batch, "" once the range is done. It runs at least one
+// batch unless ctx has ended. Each batch is bounded by storeTimeout too,
+// so that a store that hangs ends the operation. With due, the batches
+// make tasks due now (replay them): after one that changed tasks, the
+// running scheduler, if any, claims without waiting for its wheel, as
+// after a rescue. (Other engines hear of them as of any task due now: by
+// LISTEN/NOTIFY on PostgreSQL, else at their next poll.)
+func (e *Engine) bulk(ctx context.Context, p ListParams, due bool, until time.Time,
+	batch func(context.Context, ListParams) (int, string, error)) (int, string, error) {
 	if p.Limit == 0 {
 		p.Limit = bulkBatch
 	}
 	total := 0
 	for {
 		if err := ctx.Err(); err != nil {
-			return total, err
+			return total, p.Cursor, err
 		}
 		bctx, cancel := context.WithTimeout(ctx, storeTimeout)
 		n, next, err := batch(bctx, p)
 		cancel()
 		if err != nil {
-			return total, err
+			return total, p.Cursor, err
 		}
 		total += n
 		if r := e.current(); r != nil && due && n > 0 {
 			r.mayBeDue.Store(true)
 			r.poke()
 		}
-		if next == "" {
-			return total, nil
+		if next == "" || !until.IsZero() && time.Now().After(until) {
+			return total, next, nil
 		}
 		p.Cursor = next
 	}

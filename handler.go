@@ -55,6 +55,13 @@ type HandlerConfig struct {
 	// seconds), then answers 503, or ends its page early with a
 	// next_cursor if it has sent part of it. Defaults to 4 × MaxPageBytes.
 	MaxListBytes int64
+	// BulkTimeout bounds the time one bulk request (tasks/replay,
+	// tasks/cancel) works before it answers: when the batch that passes it
+	// ends, the answer says how many tasks the request changed and gives a
+	// next_cursor, which the same request with that cursor goes on from.
+	// It should be shorter than the server's WriteTimeout. Defaults to 20
+	// seconds, which tasksd's 30-second WriteTimeout leaves room for.
+	BulkTimeout time.Duration
 	// Logger receives what answers leave out: the errors behind 5xx
 	// answers. Defaults to the engine's logger (Config.Logger).
 	Logger *slog.Logger
@@ -87,8 +94,8 @@ const (
 //	POST   /apps/{app_id}/tasks/{id}/cancel         cancel (a running task: request it)
 //	POST   /apps/{app_id}/tasks/{id}/replay         run a terminal task again
 //	DELETE /apps/{app_id}/tasks/{id}                delete a task that is not running, with its attempts (204)
-//	POST   /apps/{app_id}/tasks/replay              replay the failed tasks of a filter: {"replayed": n}
-//	POST   /apps/{app_id}/tasks/cancel              cancel the scheduled and retrying tasks of a filter: {"canceled": n}
+//	POST   /apps/{app_id}/tasks/replay              replay the failed tasks of a filter: {"replayed": n, "next_cursor": c}
+//	POST   /apps/{app_id}/tasks/cancel              cancel the scheduled and retrying tasks of a filter: {"canceled": n, "next_cursor": c}
 //	GET    /apps/{app_id}/endpoints                 list webhook endpoints
 //	POST   /apps/{app_id}/endpoints                 create one (201); the answer shows its secret
 //	GET    /apps/{app_id}/endpoints/{id}            one endpoint
@@ -124,16 +131,18 @@ const (
 // another request gets 422.
 //
 // The bulk routes, tasks/replay and tasks/cancel, take a filter
-// {"event_type": ..., "created_since": ..., "created_before": ...}: the
-// event type is optional, both times (RFC 3339 with an offset) are
-// required, created_since inclusive, created_before exclusive and later.
-// They work through the app's tasks created in that range in batches of
-// 500, each one atomic step of the store, for as long as the request
-// lasts (a batch the store does not finish in 10 seconds ends it with a
-// 503): a request whose client goes away stops
-// after a whole batch, having changed whole batches only, and is safe to
-// send again, which finishes the rest (the answer counts only what that
-// request changed). Bulk cancel leaves running tasks alone.
+// {"event_type": ..., "created_since": ..., "created_before": ...,
+// "cursor": ...}: the event type is optional, both times (RFC 3339 with an
+// offset) are required, created_since inclusive, created_before exclusive
+// and later. They work through the app's tasks created in that range,
+// newest first, in batches of 500, each one atomic step of the store (a
+// batch the store does not finish in 10 seconds ends the request with a
+// 503), and answer {"replayed" or "canceled": n, "next_cursor": c}: n
+// counts what this request changed; c is null once the range is done, and
+// otherwise (BulkTimeout passed) the "cursor" to send the same filter with
+// to go on. A request whose client goes away stops after a whole batch,
+// having changed whole batches only; sending it again is safe, and
+// finishes the rest. Bulk cancel leaves running tasks alone.
 //
 // Creating a task refuses with 422 an event type that nothing would run: no
 // func registered and no active endpoint of the app subscribed. A schedule's
@@ -143,7 +152,7 @@ const (
 //
 // Handler panics if cfg has no Keys and not Unauthenticated, has both, has
 // an empty key, a key with no apps or an invalid app ID, or a negative
-// MaxBodyBytes, Horizon, MaxPageBytes or MaxListBytes. The handler is safe
+// MaxBodyBytes, Horizon, MaxPageBytes, MaxListBytes or BulkTimeout. The handler is safe
 // for concurrent use.
 func (e *Engine) Handler(cfg *HandlerConfig) http.Handler {
 	var c HandlerConfig
@@ -163,6 +172,7 @@ func (e *Engine) Handler(cfg *HandlerConfig) http.Handler {
 		log:          c.Logger,
 		now:          time.Now,
 		storeTimeout: apiStoreTimeout,
+		bulkTimeout:  cmp.Or(c.BulkTimeout, defaultBulkTimeout),
 	}
 	if h.maxBody == 0 {
 		h.maxBody = int64(e.cfg.MaxDataBytes) + 64<<10
@@ -215,6 +225,7 @@ type handler struct {
 	log          *slog.Logger
 	now          func() time.Time
 	storeTimeout time.Duration
+	bulkTimeout  time.Duration
 }
 
 // routeFunc serves a request for the app it is authorized for. An error it

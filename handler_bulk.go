@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 )
 
 // handleDeleteTask deletes a task that is not running, with its attempts:
@@ -31,27 +32,31 @@ func (h *handler) handleDeleteTask(w http.ResponseWriter, r *http.Request, app s
 // handleReplayTasks replays the failed tasks of the app that the body's
 // filter selects: {"replayed": n}.
 func (h *handler) handleReplayTasks(w http.ResponseWriter, r *http.Request, app string) error {
-	return h.bulk(w, r, app, "replayed", h.e.ReplayFailed)
+	return h.bulk(w, r, app, "replayed", h.e.replayFailed)
 }
 
 // handleCancelTasks cancels the scheduled and retrying tasks of the app
 // that the body's filter selects: {"canceled": n}.
 func (h *handler) handleCancelTasks(w http.ResponseWriter, r *http.Request, app string) error {
-	return h.bulk(w, r, app, "canceled", h.e.CancelScheduled)
+	return h.bulk(w, r, app, "canceled", h.e.cancelScheduled)
 }
 
+// defaultBulkTimeout is HandlerConfig.BulkTimeout's default.
+const defaultBulkTimeout = 20 * time.Second
+
 // bulk runs op, a bulk operation, on the app's tasks that the body selects
-// (event_type, optional; created_since and created_before, required), and
-// answers {name: how many it changed}. It runs as long as the request
-// does, batch by batch, each batch bounded by the store's timeout: when
-// the client goes away, it stops after a whole batch.
+// (event_type, optional; created_since and created_before, required;
+// cursor, optional), and answers {name: how many it changed, "next_cursor":
+// where to go on, or null}. It works batch by batch, each batch bounded by
+// the store's timeout, until the range is done or h.bulkTimeout has passed;
+// when the client goes away, it stops after a whole batch.
 func (h *handler) bulk(w http.ResponseWriter, r *http.Request, app, name string,
-	op func(context.Context, ListParams) (int, error)) error {
+	op func(context.Context, ListParams, time.Time) (int, string, error)) error {
 	m, err := h.readObject(w, r, false)
 	if err != nil {
 		return err
 	}
-	if err := onlyFields(m, "event_type", "created_since", "created_before"); err != nil {
+	if err := onlyFields(m, "event_type", "created_since", "created_before", "cursor"); err != nil {
 		return err
 	}
 	p := ListParams{AppID: app}
@@ -72,9 +77,16 @@ func (h *handler) bulk(w http.ResponseWriter, r *http.Request, app, name string,
 	if !p.CreatedSince.Before(p.CreatedBefore) {
 		return apiErrorf(http.StatusBadRequest, "created_before", "created_before must be after created_since")
 	}
-	n, err := op(r.Context(), p)
+	if p.Cursor, err = stringField(m, "cursor", false); err != nil {
+		return err
+	}
+	n, next, err := op(r.Context(), p, time.Now().Add(h.bulkTimeout))
 	if err != nil {
 		return badRequest(err)
 	}
-	return h.writeJSON(w, r, http.StatusOK, map[string]int{name: n})
+	var cursor *string // null at the end of the range
+	if next != "" {
+		cursor = &next
+	}
+	return h.writeJSON(w, r, http.StatusOK, map[string]any{name: n, "next_cursor": cursor})
 }

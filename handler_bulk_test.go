@@ -25,19 +25,32 @@ func bulkBody(eventType string) string {
 	return string(b)
 }
 
-// count decodes the answer of a bulk request, {name: n}.
+// count decodes the answer of a bulk request that finished its range,
+// {name: n, "next_cursor": null}, and returns n.
 func (r *response) count(t *testing.T, name string) int {
 	t.Helper()
-	r.wantStatus(t, http.StatusOK)
-	var got map[string]int
-	if err := json.Unmarshal(r.body, &got); err != nil || len(got) != 1 {
-		t.Fatalf("bulk answer %s: want {%q: n}", r.body, name)
-	}
-	n, ok := got[name]
-	if !ok {
-		t.Fatalf("bulk answer %s: want {%q: n}", r.body, name)
+	n, next := r.bulk(t, name)
+	if next != nil {
+		t.Fatalf("bulk answer %s: want next_cursor null, the range done", r.body)
 	}
 	return n
+}
+
+// bulk decodes the answer of a bulk request, {name: n, "next_cursor": c}.
+func (r *response) bulk(t *testing.T, name string) (n int, next *string) {
+	t.Helper()
+	r.wantStatus(t, http.StatusOK)
+	var got map[string]json.RawMessage
+	if err := json.Unmarshal(r.body, &got); err != nil || len(got) != 2 {
+		t.Fatalf("bulk answer %s: want {%q: n, \"next_cursor\": c}", r.body, name)
+	}
+	if err := json.Unmarshal(got[name], &n); err != nil {
+		t.Fatalf("bulk answer %s: want {%q: n, \"next_cursor\": c}", r.body, name)
+	}
+	if err := json.Unmarshal(got["next_cursor"], &next); err != nil {
+		t.Fatalf("bulk answer %s: want {%q: n, \"next_cursor\": c}", r.body, name)
+	}
+	return n, next
 }
 
 // TestHandler_DeleteTask checks DELETE /apps/{app_id}/tasks/{id} on every
@@ -201,6 +214,8 @@ func TestHandler_BulkBadInput(t *testing.T) {
 			{`{"created_since":"` + since + `","created_before":"` + before + `","event_type":"a b"}`, "event_type", nil},
 			{`{"created_since":"` + since + `","created_before":"` + before + `"} {}`, "", nil},
 			{`[]`, "", nil},
+			{`{"created_since":"` + since + `","created_before":"` + before + `","cursor":"not a cursor"}`, "cursor", []string{"malformed"}},
+			{`{"created_since":"` + since + `","created_before":"` + before + `","cursor":7}`, "cursor", []string{"string"}},
 		} {
 			t.Run(path+" "+tc.body, func(t *testing.T) {
 				a.do("POST", path, tc.body).problem(t, http.StatusBadRequest, tc.field, tc.contains...)
@@ -220,4 +235,52 @@ func TestHandler_BulkBadInput(t *testing.T) {
 	a.do("GET", "/apps/app_1/tasks/cancel", "").problem(t, http.StatusNotFound, "")
 	a.do("PUT", "/apps/app_1/tasks/replay", "").problem(t, http.StatusMethodNotAllowed, "")
 	a.do("DELETE", "/apps/app_1/tasks/replay", "").problem(t, http.StatusNotFound, "")
+}
+
+// TestHandler_BulkTimeout checks that a bulk request stops after the batch
+// that passes HandlerConfig.BulkTimeout, answering a next_cursor, and that
+// the same filter with that cursor goes on where it stopped, on every
+// store: with a timeout that every batch passes, each request does one
+// batch of 500, and three requests replay 1,200 failed tasks, each once.
+func TestHandler_BulkTimeout(t *testing.T) {
+	t.Parallel()
+	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
+		a := newAPI(t, newStore(t), apiOpts{
+			handler: &tasks.HandlerConfig{BulkTimeout: time.Nanosecond},
+			funcs:   map[string]tasks.Func{"x": func(context.Context, *tasks.Task) error { return tasks.Permanent(errors.New("no")) }},
+		})
+		const n = 1200
+		ts := make([]tasks.NewTask, n)
+		for i := range ts {
+			ts[i] = tasks.NewTask{AppID: "app_1", EventType: "x", Data: json.RawMessage(`{}`)}
+		}
+		created, err := a.e.EnqueueMany(context.Background(), ts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tk := range created {
+			waitState(t, a.e, tk.ID, tasks.StateFailed)
+		}
+		var body map[string]any
+		if err := json.Unmarshal([]byte(bulkBody("x")), &body); err != nil {
+			t.Fatal(err)
+		}
+		total, requests := 0, 0
+		for {
+			b, _ := json.Marshal(body)
+			got, next := a.do("POST", "/apps/app_1/tasks/replay", string(b)).bulk(t, "replayed")
+			total += got
+			requests++
+			if next == nil {
+				break
+			}
+			if requests > 3 {
+				t.Fatalf("request %d still has a next_cursor", requests)
+			}
+			body["cursor"] = *next
+		}
+		if total != n || requests != 3 {
+			t.Errorf("replayed %d tasks in %d requests, want %d in 3 (batches of 500)", total, requests, n)
+		}
+	})
 }
