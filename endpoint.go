@@ -51,6 +51,14 @@ type Endpoint struct {
 	// endpoint began: the store's time of the first failed attempt since
 	// the last acknowledged one. It is nil while the endpoint is healthy.
 	FailingSince *time.Time `json:"failing_since"`
+	// LastSuccessAt is about when a delivery to the endpoint was last
+	// acknowledged: the store's time when an engine last recorded one.
+	// To keep deliveries cheap, engines record a success of an endpoint
+	// that is not failing only every 30 seconds or so, so it may be up to
+	// a minute older than the latest acknowledgment; a failure disables
+	// the endpoint only once it is more than DisableAfter and a minute
+	// ago. It is nil until a success is recorded.
+	LastSuccessAt *time.Time `json:"last_success_at"`
 	// DisabledAt is when the engine disabled the endpoint, and
 	// DisabledReason why, such as "every delivery failed since
 	// 2026-01-02T03:04:05Z" or "answered 410 Gone"; nil and "" unless the
@@ -86,7 +94,7 @@ func (ep *Endpoint) secrets(now time.Time) []string {
 func (ep *Endpoint) clone() *Endpoint {
 	c := *ep
 	c.EnabledEvents = slices.Clone(ep.EnabledEvents)
-	for _, p := range []**time.Time{&c.PreviousSecretExpiresAt, &c.FailingSince, &c.DisabledAt} {
+	for _, p := range []**time.Time{&c.PreviousSecretExpiresAt, &c.FailingSince, &c.LastSuccessAt, &c.DisabledAt} {
 		if *p != nil {
 			*p = new(**p)
 		}

@@ -252,11 +252,11 @@ type countingStore struct {
 	calls []bool // ok of each call
 }
 
-func (s *countingStore) RecordEndpointHealth(ctx context.Context, id string, ok, gone bool, disableAfter time.Duration) (*tasks.Endpoint, error) {
+func (s *countingStore) RecordEndpointHealth(ctx context.Context, id string, ok, gone bool, disableAfter, resolution time.Duration) (*tasks.Endpoint, error) {
 	s.mu.Lock()
 	s.calls = append(s.calls, ok)
 	s.mu.Unlock()
-	return s.Store.RecordEndpointHealth(ctx, id, ok, gone, disableAfter)
+	return s.Store.RecordEndpointHealth(ctx, id, ok, gone, disableAfter, resolution)
 }
 
 func (s *countingStore) count() (oks, failures int) {
@@ -273,8 +273,9 @@ func (s *countingStore) count() (oks, failures int) {
 }
 
 // TestEndpointHealth_HealthyCostsNothing checks that deliveries to a
-// healthy endpoint ask nothing of the store about its health, and that
-// after a failure the next success is recorded.
+// healthy endpoint ask the store about its health once (and then not
+// again for 25 seconds: longer than this test), and that after a failure
+// the next success is recorded.
 func TestEndpointHealth_HealthyCostsNothing(t *testing.T) {
 	t.Parallel()
 	rc := newSwitchReceiver(t, http.StatusNoContent)
@@ -290,15 +291,18 @@ func TestEndpointHealth_HealthyCostsNothing(t *testing.T) {
 	for range 20 {
 		deliver(http.StatusNoContent, tasks.StateCompleted)
 	}
-	if oks, failures := store.count(); oks+failures != 0 {
-		t.Errorf("20 deliveries to a healthy endpoint made %d calls of RecordEndpointHealth, want none", oks+failures)
+	if oks, failures := store.count(); oks != 1 || failures != 0 {
+		t.Errorf("20 deliveries to a healthy endpoint made %d calls of RecordEndpointHealth for successes and %d for failures, want 1 and 0", oks, failures)
+	}
+	if got := endpointNow(t, e, ep.ID); got.LastSuccessAt == nil {
+		t.Errorf("LastSuccessAt nil after 20 successes, want set")
 	}
 	deliver(http.StatusInternalServerError, tasks.StateFailed)
 	deliver(http.StatusInternalServerError, tasks.StateFailed) // the run goes on: nothing to record
 	deliver(http.StatusNoContent, tasks.StateCompleted)        // ends the run, at once
 	deliver(http.StatusNoContent, tasks.StateCompleted)        // healthy again: nothing to record
-	if oks, failures := store.count(); oks != 1 || failures != 1 {
-		t.Errorf("fail, fail, ok, ok made %d calls for failures and %d for successes, want 1 and 1", failures, oks)
+	if oks, failures := store.count(); oks != 2 || failures != 1 {
+		t.Errorf("ok, fail, fail, ok, ok made %d calls for failures and %d for successes, want 1 and 2", failures, oks)
 	}
 	if got := endpointNow(t, e, ep.ID); got.FailingSince != nil {
 		t.Errorf("FailingSince %v after a success, want nil", got.FailingSince)

@@ -171,7 +171,8 @@ type Engine struct {
 	funcsMu sync.RWMutex
 	funcs   map[string]Func
 
-	endpoints endpointCache // apps' endpoints, as deliveries read them
+	endpoints   endpointCache // apps' endpoints, as deliveries read them
+	healthCalls healthCalls   // when successes were last recorded, per endpoint
 
 	lifecycle sync.Mutex // serializes Start and Stop
 	mu        sync.Mutex // guards run

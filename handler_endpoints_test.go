@@ -177,8 +177,8 @@ func TestHandler_EndpointIDN_W7(t *testing.T) {
 }
 
 // TestHandler_EndpointHealth: an endpoint the engine disabled shows why and
-// since when; PATCH {"status":"active"} re-enables it, and deliveries
-// resume.
+// since when; PATCH {"status":"active"} re-enables it, deliveries resume,
+// and last_success_at shows that one was acknowledged.
 func TestHandler_EndpointHealth(t *testing.T) {
 	t.Parallel()
 	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
@@ -194,7 +194,7 @@ func TestHandler_EndpointHealth(t *testing.T) {
 			return raw
 		}
 		created := fields(a.do("POST", "/apps/app_1/endpoints", `{"url":"`+rc.URL+`","enabled_events":["hook"]}`), http.StatusCreated)
-		for name, want := range map[string]string{"failing_since": "null", "disabled_at": "null", "disabled_reason": `""`} {
+		for name, want := range map[string]string{"failing_since": "null", "last_success_at": "null", "disabled_at": "null", "disabled_reason": `""`} {
 			if got := string(created[name]); got != want {
 				t.Errorf("created endpoint's %s: got %s, want %s", name, got, want)
 			}
@@ -226,6 +226,9 @@ func TestHandler_EndpointHealth(t *testing.T) {
 		waitState(t, a.e, task.ID, tasks.StateCompleted)
 		if n := rc.received.Load() - before; n != 1 {
 			t.Errorf("the re-enabled endpoint received %d deliveries, want 1", n)
+		}
+		if r := a.do("GET", path, ""); !bytes.Contains(r.body, []byte(`"last_success_at":"20`)) {
+			t.Errorf("answer %s after an acknowledged delivery: want last_success_at set in it", r.body)
 		}
 	})
 }

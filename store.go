@@ -221,8 +221,8 @@ type Store interface {
 	Attempts(ctx context.Context, taskID string) ([]Attempt, error)
 
 	// InsertEndpoint stores a new webhook endpoint; the store sets its
-	// CreatedAt and UpdatedAt to now, its FailingSince and DisabledAt to
-	// nil and its DisabledReason to "", and returns it.
+	// CreatedAt and UpdatedAt to now, its FailingSince, LastSuccessAt and
+	// DisabledAt to nil and its DisabledReason to "", and returns it.
 	InsertEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint, error)
 	// GetEndpoint returns the endpoint with the given ID, or ErrNotFound.
 	GetEndpoint(ctx context.Context, id string) (*Endpoint, error)
@@ -233,14 +233,14 @@ type Store interface {
 	// and secrets of the endpoint with ep's ID, sets its UpdatedAt to now
 	// and returns it; ErrNotFound if there is none. An update that makes
 	// an inactive endpoint active clears its FailingSince, DisabledAt and
-	// DisabledReason; otherwise it leaves them as they are (only
-	// RecordEndpointHealth sets them). It is a compare and
-	// set on UpdatedAt: it applies only if the stored UpdatedAt is still
-	// ep.UpdatedAt, as read, and otherwise changes nothing and returns
-	// ErrConflict, so that of concurrent read-modify-write updates none is
-	// lost. To make UpdatedAt a version, each update sets it later than
-	// before: to now, or a microsecond after the previous UpdatedAt when
-	// now is not later.
+	// DisabledReason; otherwise it leaves them as they are, and it always
+	// leaves LastSuccessAt (only RecordEndpointHealth sets these). It is
+	// a compare and set on UpdatedAt: it applies only if the stored
+	// UpdatedAt is still ep.UpdatedAt, as read, and otherwise changes
+	// nothing and returns ErrConflict, so that of concurrent
+	// read-modify-write updates none is lost. To make UpdatedAt a version,
+	// each update sets it later than before: to now, or a microsecond
+	// after the previous UpdatedAt when now is not later.
 	UpdateEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint, error)
 	// DeleteEndpoint deletes an endpoint, or returns ErrNotFound. Its
 	// attempts stay in the history.
@@ -251,17 +251,35 @@ type Store interface {
 	// its task; gone that the endpoint answered, in full, with 410 Gone.
 	// On an active endpoint:
 	//
-	//   - ok clears FailingSince if it is set;
+	//   - ok clears FailingSince and sets LastSuccessAt to now (or leaves
+	//     it if it is later), if FailingSince is set, or LastSuccessAt is
+	//     nil or not after now minus resolution; otherwise it changes
+	//     nothing;
 	//   - a failure (not ok) sets FailingSince to now if it is nil;
 	//   - a failure when FailingSince was already set and is not after
-	//     now minus disableAfter, or gone, disables the endpoint: Status
-	//     becomes inactive, DisabledAt now, DisabledReason "every
-	//     delivery failed since <FailingSince, RFC 3339 UTC to the second>"
-	//     or "answered 410 Gone".
+	//     now minus disableAfter, and LastSuccessAt is nil or not after
+	//     now minus disableAfter minus twice resolution, or gone, disables
+	//     the endpoint: Status becomes inactive, DisabledAt now,
+	//     DisabledReason "every delivery failed since <FailingSince, RFC
+	//     3339 UTC to the second>" or "answered 410 Gone".
 	//
-	// An inactive endpoint, and an unknown one, is left as it is. A
-	// disableAfter of Forever disables no endpoint for failing (gone
-	// still does); a negative one gives a *ValidationError.
+	// An unknown endpoint is left as it is, and so is an inactive one but
+	// for LastSuccessAt, which ok sets as on an active one: engines may
+	// deliver to an endpoint for a moment after it was made inactive.
+	// A disableAfter of Forever disables no endpoint for failing (gone
+	// still does); a negative disableAfter or resolution gives a
+	// *ValidationError.
+	//
+	// resolution lets a caller skip recording most successes. A caller
+	// that records each success with ok unless its previous call with ok
+	// for the endpoint began, and returned without error, less than
+	// resolution before (on a clock that keeps pace with the store's)
+	// keeps LastSuccessAt less than twice resolution older than each
+	// success it saw. An endpoint is then never disabled by a failure less
+	// than disableAfter after a success, even one that did not end the
+	// run of failures (as when the caller read the endpoint healthy before
+	// the run began), and is disabled up to twice resolution later than
+	// disableAfter into a run. A resolution of 0 records every success.
 	//
 	// It returns the endpoint as the call left it if the call changed it,
 	// and nil otherwise, so that of concurrent calls that would disable
@@ -269,11 +287,12 @@ type Store interface {
 	// UpdatedAt, as UpdateEndpoint does, so that an update read before it
 	// conflicts (ErrConflict) and cannot re-enable the endpoint by
 	// writing back the status it read; setting or clearing FailingSince
-	// leaves UpdatedAt alone, so that it never makes an update conflict.
-	// A call that would change nothing writes nothing, and on PostgreSQL
-	// locks no row: on a healthy endpoint, ok costs one statement that
-	// matches no row.
-	RecordEndpointHealth(ctx context.Context, id string, ok, gone bool, disableAfter time.Duration) (*Endpoint, error)
+	// and setting LastSuccessAt leave UpdatedAt alone, so that they never
+	// make an update conflict. A call that would change nothing writes
+	// nothing, and on PostgreSQL locks no row: on a healthy endpoint, ok
+	// within resolution of the last recorded success costs one statement
+	// that matches no row.
+	RecordEndpointHealth(ctx context.Context, id string, ok, gone bool, disableAfter, resolution time.Duration) (*Endpoint, error)
 
 	// InsertPeriodic stores a new periodic task. The caller sets ID, AppID,
 	// Spec, TimeZone, EventType, Data, Status, Missed and NextRunAt; the

@@ -21,7 +21,7 @@ func (s *memoryStore) InsertEndpoint(ctx context.Context, ep *Endpoint) (*Endpoi
 	c.normalize()
 	c.CreatedAt = s.clock()
 	c.UpdatedAt = c.CreatedAt
-	c.FailingSince, c.DisabledAt, c.DisabledReason = nil, nil, ""
+	c.FailingSince, c.LastSuccessAt, c.DisabledAt, c.DisabledReason = nil, nil, nil, ""
 	if !s.endpoints.add(c.ID, c) {
 		return nil, invalid("id", "endpoint %s exists", ep.ID)
 	}

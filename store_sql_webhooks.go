@@ -95,10 +95,10 @@ func (s *SQLStore) Attempts(ctx context.Context, taskID string) ([]Attempt, erro
 const (
 	endpointColumnsSQLite = `id, app_id, url, description, enabled_events, status,
 	secret, previous_secret, previous_secret_expires_at, created_at, updated_at,
-	failing_since, disabled_at, disabled_reason`
+	failing_since, last_success_at, disabled_at, disabled_reason`
 	endpointColumnsPostgres = `id, app_id, url, description, enabled_events::text AS enabled_events, status,
 	secret, previous_secret, previous_secret_expires_at, created_at, updated_at,
-	failing_since, disabled_at, disabled_reason`
+	failing_since, last_success_at, disabled_at, disabled_reason`
 )
 
 // endpointRow is a row of taskwheel_endpoints.
@@ -115,6 +115,7 @@ type endpointRow struct {
 	CreatedAt               sqlTime        `db:"created_at"`
 	UpdatedAt               sqlTime        `db:"updated_at"`
 	FailingSince            sqlTime        `db:"failing_since"`
+	LastSuccessAt           sqlTime        `db:"last_success_at"`
 	DisabledAt              sqlTime        `db:"disabled_at"`
 	DisabledReason          string         `db:"disabled_reason"`
 }
@@ -132,6 +133,7 @@ func (r *endpointRow) endpoint() (*Endpoint, error) {
 		CreatedAt:               r.CreatedAt.t,
 		UpdatedAt:               r.UpdatedAt.t,
 		FailingSince:            r.FailingSince.ptr(),
+		LastSuccessAt:           r.LastSuccessAt.ptr(),
 		DisabledAt:              r.DisabledAt.ptr(),
 		DisabledReason:          r.DisabledReason,
 	}

@@ -56,9 +56,11 @@ type WebhookConfig struct {
 	MaxRetryAfter time.Duration
 	// DisableAfter is how long every delivery to an endpoint must have
 	// failed before the engine disables it (see [Endpoint.FailingSince]):
-	// a failed attempt at least this long after the first failure since
-	// the last acknowledged delivery makes the endpoint inactive, with
-	// the reason and time on it, and logs a warning. Any answer but a 2xx
+	// a failed attempt that comes at least this long after the last
+	// acknowledged delivery, and after the first failure since, makes the
+	// endpoint inactive, with the reason and time on it, and logs a
+	// warning; it may be up to a minute later than that (see
+	// [Endpoint.LastSuccessAt]), never earlier. Any answer but a 2xx
 	// received in full is a failure, a 429 or 503 with Retry-After too;
 	// an attempt cut short by its task's cancellation, timeout or the
 	// engine's shutdown says nothing of the endpoint and counts for

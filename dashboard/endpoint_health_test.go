@@ -11,8 +11,9 @@ import (
 )
 
 // TestUI_EndpointHealth: the endpoints page shows why and since when the
-// engine disabled an endpoint, and since when one is failing; it filters
-// them by status; Enable re-enables a disabled one.
+// engine disabled an endpoint, since when one is failing, and when one
+// last acknowledged a delivery; it filters them by status; Enable
+// re-enables a disabled one.
 func TestUI_EndpointHealth(t *testing.T) {
 	t.Parallel()
 	store := tasks.NewMemoryStore()
@@ -28,10 +29,13 @@ func TestUI_EndpointHealth(t *testing.T) {
 	failing := create("https://failing.example.com/", tasks.EndpointActive)
 	gone := create("https://gone.example.com/", tasks.EndpointActive)
 	off := create("https://off.example.com/", tasks.EndpointInactive)
-	if _, err := store.RecordEndpointHealth(ctx, failing.ID, false, false, time.Hour); err != nil {
+	if _, err := store.RecordEndpointHealth(ctx, failing.ID, false, false, time.Hour, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.RecordEndpointHealth(ctx, gone.ID, false, true, time.Hour); err != nil {
+	if _, err := store.RecordEndpointHealth(ctx, gone.ID, false, true, time.Hour, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.RecordEndpointHealth(ctx, healthy.ID, true, false, time.Hour, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 
@@ -49,7 +53,9 @@ func TestUI_EndpointHealth(t *testing.T) {
 	rowOf := func(body, id string) string {
 		return regexp.MustCompile(`(?s)<tr id="ep-` + id + `">.*?</tr>`).FindString(body)
 	}
+	wantContains(t, "the healthy endpoint's row", rowOf(page.body, healthy.ID), `Last success <time datetime="`)
 	wantNotContains(t, "the healthy endpoint's row", rowOf(page.body, healthy.ID), "Failing since", "Disabled at")
+	wantNotContains(t, "the failing endpoint's row", rowOf(page.body, failing.ID), "Last success")
 	wantNotContains(t, "the row of the endpoint inactive by hand", rowOf(page.body, off.ID), "Disabled at", "ep-disabled")
 
 	for filter, want := range map[string][]*tasks.Endpoint{

@@ -108,6 +108,7 @@ func (h *harness) checkEndpoint(ep *tasks.Endpoint) {
 	for name, p := range map[string]*time.Time{
 		"PreviousSecretExpiresAt": ep.PreviousSecretExpiresAt,
 		"FailingSince":            ep.FailingSince,
+		"LastSuccessAt":           ep.LastSuccessAt,
 		"DisabledAt":              ep.DisabledAt,
 	} {
 		if p != nil {
@@ -166,6 +167,7 @@ func diffEndpoint(got, want *tasks.Endpoint) []string {
 	}{
 		{"PreviousSecretExpiresAt", got.PreviousSecretExpiresAt, want.PreviousSecretExpiresAt},
 		{"FailingSince", got.FailingSince, want.FailingSince},
+		{"LastSuccessAt", got.LastSuccessAt, want.LastSuccessAt},
 		{"DisabledAt", got.DisabledAt, want.DisabledAt},
 	} {
 		if !eqTime(f.got, f.want) {
@@ -185,7 +187,7 @@ func diffEndpoint(got, want *tasks.Endpoint) []string {
 func cloneEndpoint(ep *tasks.Endpoint) *tasks.Endpoint {
 	c := *ep
 	c.EnabledEvents = slices.Clone(ep.EnabledEvents)
-	for _, p := range []**time.Time{&c.PreviousSecretExpiresAt, &c.FailingSince, &c.DisabledAt} {
+	for _, p := range []**time.Time{&c.PreviousSecretExpiresAt, &c.FailingSince, &c.LastSuccessAt, &c.DisabledAt} {
 		if *p != nil {
 			*p = ptr(**p)
 		}
