@@ -22,6 +22,17 @@
 // pause and resume. Times are shown, and read, in UTC unless a form says
 // otherwise.
 //
+// The chart costs a view the tasks that ended in its last two minutes, not
+// in the whole hour: the dashboard keeps in memory, for the 1,000 apps
+// viewed most recently, the counts of the minutes that ended more than a
+// minute ago, and asks the store for the rest. A minute's count is read
+// once it has settled and not again, so a task of that minute that is
+// replayed or deleted later still counts there (it did end then); a
+// minute is taken as settled a minute after it ends, by when the task
+// writes of an engine, which end within 10 seconds, have committed, with
+// room for the dashboard's clock to run ahead of the store's. Each
+// dashboard process keeps its own counts.
+//
 // A user logs in by pasting an API key, and sees the apps that key grants
 // (for a key that grants every app, the user types an app ID). A login sets
 // a session cookie (HttpOnly, SameSite=Strict, Secure over TLS, Path the
@@ -168,6 +179,7 @@ func New(eng *tasks.Engine, cfg *Config) http.Handler {
 		storeTimeout: storeTimeout,
 		origin:       http.NewCrossOriginProtection(),
 		logins:       newLoginThrottle(),
+		charts:       newChartCache(chartCacheApps),
 	}
 	u.keys = web.ParseKeys("dashboard.New", c.Keys)
 	for i := range u.keys {
@@ -223,6 +235,7 @@ type ui struct {
 	origin       *http.CrossOriginProtection
 	pages        map[string]*template.Template
 	logins       *loginThrottle
+	charts       *chartCache // the chart's settled minutes, per app
 }
 
 // sessionKey derives the key that signs the sessions of an API key from

@@ -180,13 +180,9 @@ func (u *ui) handleTasks(w http.ResponseWriter, r *http.Request, v *view) error 
 		p.Total += counts[s]
 		p.More = p.More || more
 	}
-	now := u.now().UTC()
-	since := now.Truncate(time.Minute).Add(-(chartMinutes - 1) * time.Minute)
-	buckets, err := u.e.TaskHistogram(ctx, v.App, since, time.Minute)
-	if err != nil {
+	if p.Chart, err = u.taskChart(ctx, v.App, u.now()); err != nil {
 		return err
 	}
-	p.Chart = newChart(since, buckets)
 	if p.Filter.Error == "" {
 		ts, next, err := u.e.List(ctx, list)
 		var ve *tasks.ValidationError
@@ -207,6 +203,29 @@ func (u *ui) handleTasks(w http.ResponseWriter, r *http.Request, v *view) error 
 	}
 	u.render(w, r, status, "tasks", v)
 	return nil
+}
+
+// taskChart returns the chart of the tasks of app that ended in each
+// minute of the hour up to now: the minutes the chart's cache has settled,
+// and the store's count of the others.
+func (u *ui) taskChart(ctx context.Context, app string, now time.Time) (*chart, error) {
+	since := chartSince(now)
+	buckets, err := u.charts.histogram(ctx, app, since, now, u.histogram)
+	if err != nil {
+		return nil, err
+	}
+	return newChart(since, buckets), nil
+}
+
+// chartSince is the start of the chart's first minute at the time now.
+func chartSince(now time.Time) time.Time {
+	return now.UTC().Truncate(time.Minute).Add(-(chartMinutes - 1) * time.Minute)
+}
+
+// histogram is the engine's TaskHistogram of app from since, a bucket a
+// minute: what the chart's cache asks for.
+func (u *ui) histogram(ctx context.Context, app string, since time.Time) ([]tasks.Bucket, error) {
+	return u.e.TaskHistogram(ctx, app, since, time.Minute)
 }
 
 // chart is the bar chart of tasks ended per minute.

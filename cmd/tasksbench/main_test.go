@@ -232,7 +232,7 @@ func TestRunHistory(t *testing.T) {
 			figures = append(figures, "W9 history "+r+f)
 		}
 	}
-	for _, f := range []string{"W5 p50 empty", "W5 p50", "W5 p99 empty", "W5 p99", "W5 early",
+	for _, f := range []string{"dashboard tasks cold", "W5 p50 empty", "W5 p50", "W5 p99 empty", "W5 p99", "W5 early",
 		"W3 drain empty", "W3 drain", "W3 drain ratio", "W7 create empty", "W7 create", "W7 create ratio"} {
 		figures = append(figures, "W9 history "+f)
 	}
