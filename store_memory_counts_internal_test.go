@@ -158,8 +158,8 @@ func checkCountsUnderRandomOps(t *testing.T, seed uint64, steps int) {
 	}
 }
 
-// checkEndedQueues checks the queues of ended tasks that PurgeTasks reads:
-// each task in a terminal state has exactly one live entry, in its state's
+// checkEndedQueues checks the list order of the tasks, and the queues of
+// ended tasks that PurgeTasks reads: each task in a terminal state has exactly one live entry, in its state's
 // queue; the stale entries are counted; and a queue holds at most about
 // twice the tasks in its state.
 func checkEndedQueues(t *testing.T, s *memoryStore, at string) {
@@ -182,6 +182,14 @@ func checkEndedQueues(t *testing.T, s *memoryStore, at string) {
 		}
 		if n := len(e.q) - e.head; n > 2*(n-stale)+1 {
 			t.Fatalf("%s: the %s queue holds %d entries, %d of them stale", at, st, n, stale)
+		}
+	}
+	if len(s.order) != len(s.tasks) {
+		t.Fatalf("%s: %d tasks listed, %d stored", at, len(s.order), len(s.tasks))
+	}
+	for i, m := range s.order {
+		if s.tasks[m.t.ID] != m || i > 0 && !listBefore(&m.t, &s.order[i-1].t) {
+			t.Fatalf("%s: task %s, listed at %d, is not stored or out of order", at, m.t.ID, i)
 		}
 	}
 	for _, m := range s.tasks {

@@ -58,9 +58,13 @@ func (e *ended) leave(m *memTask) {
 }
 
 // PurgeTasks implements [Store]. It reads the queue of the tasks that
-// ended in state from its front, so a call costs the tasks it deletes and
-// the stale entries it passes, not the store's size: oldest first, as
-// long as the store's clock does not go back.
+// ended in state from its front, so that it finds the tasks it deletes at
+// the cost of those tasks and of the stale entries it passes, not of the
+// store's size: oldest first, as long as the store's clock does not go
+// back (when it does, a task may wait for one that ended before the jump
+// and is younger). Taking them out of the store's list order costs a
+// binary search each and one pass that moves the tasks listed after the
+// oldest of them.
 func (s *memoryStore) PurgeTasks(ctx context.Context, state State, olderThan time.Duration, limit int) (int, error) {
 	if err := purgeParams(state, olderThan, limit); err != nil {
 		return 0, err
@@ -75,7 +79,7 @@ func (s *memoryStore) PurgeTasks(ctx context.Context, state State, olderThan tim
 	if e == nil {
 		return 0, nil
 	}
-	doomed := make(map[*memTask]bool)
+	var doomed []*memTask
 	for ; e.head < len(e.q) && len(doomed) < limit; e.head++ {
 		x := e.q[e.head]
 		m := x.m
@@ -87,14 +91,41 @@ func (s *memoryStore) PurgeTasks(ctx context.Context, state State, olderThan tim
 		if !m.t.CompletedAt.Before(cutoff) {
 			break
 		}
-		doomed[m] = true
+		doomed = append(doomed, m)
 		s.remove(m) // a terminal task is neither due nor running
 		e.q[e.head] = endedTask{}
 	}
-	if len(doomed) > 0 {
-		s.order = slices.DeleteFunc(s.order, func(m *memTask) bool { return doomed[m] })
-	}
+	s.unlist(doomed)
 	return len(doomed), nil
+}
+
+// unlist takes the tasks ms out of s.order: it finds each by binary
+// search, then closes the gaps in one pass from the first of them.
+func (s *memoryStore) unlist(ms []*memTask) {
+	if len(ms) == 0 {
+		return
+	}
+	at := make([]int, 0, len(ms))
+	for _, m := range ms {
+		if i, found := s.position(m.t.CreatedAt, m.t.ID); found {
+			at = append(at, i)
+		}
+	}
+	slices.Sort(at)
+	at = slices.Compact(at)
+	if len(at) == 0 {
+		return
+	}
+	w := at[0]
+	for k, i := range at {
+		next := len(s.order)
+		if k+1 < len(at) {
+			next = at[k+1]
+		}
+		w += copy(s.order[w:], s.order[i+1:next])
+	}
+	clear(s.order[w:])
+	s.order = s.order[:w]
 }
 
 // memRole is who holds a role, and until when.
