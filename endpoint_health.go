@@ -4,6 +4,7 @@ package tasks
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -71,9 +72,20 @@ const healthSkipMargin = time.Minute
 
 // recordHealth records in the store the attempt a to deliver to ep, as ep
 // was cached when the delivery began, and logs it if that disabled ep.
+// ctx is the attempt's: an attempt canceled (its task's cancellation
+// requested, its lease lost, or the engine stopping) says nothing of the
+// endpoint, but one that timed out (Config.Timeout, or the task's, shorter
+// than WebhookConfig.Timeout) is a failure of the endpoint to answer in
+// time, as the webhook client's own timeout is: it is recorded, in a
+// context of its own.
 func (e *Engine) recordHealth(ctx context.Context, ep *Endpoint, a *Attempt) {
 	if ctx.Err() != nil {
-		return // canceled, timed out or stopped: nothing to say of the endpoint
+		if !errors.Is(context.Cause(ctx), errTimeout) {
+			return
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+		defer cancel()
 	}
 	ok := acknowledges(a)
 	gone := !ok && settles(a) // 410 Gone, in full

@@ -122,6 +122,32 @@ func TestEndpointHealth(t *testing.T) {
 			}
 		})
 
+		t.Run("an endpoint that never answers within the attempt's timeout is disabled", func(t *testing.T) {
+			t.Parallel()
+			// The attempt's timeout (Config.Timeout) ends each delivery
+			// before the webhook client's own (WebhookConfig.Timeout, 15 s
+			// by default) would: the receiver failed to answer all the same.
+			release := make(chan struct{})
+			hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				select {
+				case <-r.Context().Done():
+				case <-release:
+				}
+			}))
+			t.Cleanup(hung.Close)
+			t.Cleanup(func() { close(release) }) // before Close, which waits for the handlers
+			var logs syncBuffer
+			cfg := healthConfig(50*time.Millisecond, &logs)
+			cfg.Timeout = 100 * time.Millisecond
+			e := startEngine(t, newStore(t), cfg, nil)
+			ep := createEndpoint(t, e, tasks.NewEndpoint{URL: hung.URL})
+			enqueue(t, e, tasks.NewTask{EventType: "x", MaxAttempts: 1000})
+			got := waitEndpoint(t, e, ep.ID, "it to be disabled", func(ep *tasks.Endpoint) bool { return ep.Status == tasks.EndpointInactive })
+			if !got.DisabledByFailures() || !strings.HasPrefix(got.DisabledReason, "every delivery failed since ") {
+				t.Errorf("endpoint that never answers: DisabledAt %v, DisabledReason %q; want disabled for failing", got.DisabledAt, got.DisabledReason)
+			}
+		})
+
 		t.Run("410 Gone disables at once", func(t *testing.T) {
 			t.Parallel()
 			rc := newSwitchReceiver(t, http.StatusGone)

@@ -21,6 +21,9 @@ func (s *memoryStore) Delete(ctx context.Context, id string) (*Task, error) {
 		return m.snapshot(), ErrInvalidState
 	}
 	t := m.snapshot()
+	if m.t.State.Terminal() {
+		s.ended[m.t.State].leave(m)
+	}
 	s.unsetDue(m)
 	s.remove(m)
 	if i, found := s.position(m.t.CreatedAt, m.t.ID); found {

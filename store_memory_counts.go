@@ -40,6 +40,9 @@ func (s *memoryStore) setState(m *memTask, st State) {
 	if m.t.State == st {
 		return
 	}
+	if m.t.State.Terminal() {
+		s.ended[m.t.State].leave(m)
+	}
 	s.countState(m.t.AppID, m.t.State, -1)
 	s.countState(m.t.AppID, st, 1)
 	m.t.State = st

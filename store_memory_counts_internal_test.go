@@ -122,6 +122,7 @@ func checkCountsUnderRandomOps(t *testing.T, seed uint64, steps int) {
 			}
 		}},
 		{"tick", func() { clock = clock.Add(time.Duration(r.IntN(20)) * time.Second) }},
+		{"clock back", func() { clock = clock.Add(-time.Duration(r.IntN(20)) * time.Second) }},
 	}
 	for step := range steps {
 		op := ops[r.IntN(len(ops))]
@@ -133,6 +134,7 @@ func checkCountsUnderRandomOps(t *testing.T, seed uint64, steps int) {
 			}
 			want[m.t.AppID][m.t.State]++
 		}
+		checkEndedQueues(t, s, fmt.Sprintf("step %d (%s)", step, op.name))
 		if !maps.EqualFunc(s.counts, want, maps.Equal) {
 			t.Fatalf("step %d (%s): counts %v, a walk of the tasks counts %v", step, op.name, s.counts, want)
 		}
@@ -152,6 +154,47 @@ func checkCountsUnderRandomOps(t *testing.T, seed uint64, steps int) {
 			if len(got) != len(want[a]) {
 				t.Fatalf("step %d (%s): CountTasks(%s, 2) = %v; a walk counts %v", step, op.name, a, got, want[a])
 			}
+		}
+	}
+}
+
+// checkEndedQueues checks the list order of the tasks, and the queues of
+// ended tasks that PurgeTasks reads: each task in a terminal state has exactly one live entry, in its state's
+// queue; the stale entries are counted; and a queue holds at most about
+// twice the tasks in its state.
+func checkEndedQueues(t *testing.T, s *memoryStore, at string) {
+	t.Helper()
+	live := make(map[*memTask]int)
+	for st, e := range s.ended {
+		stale := 0
+		for _, x := range e.q[e.head:] {
+			switch {
+			case x.m.ended != x.gen:
+				stale++
+			case x.m.t.State != st || s.tasks[x.m.t.ID] != x.m || x.m.t.CompletedAt == nil:
+				t.Fatalf("%s: a live entry of the %s queue is task %s, %s, stored %v", at, st, x.m.t.ID, x.m.t.State, s.tasks[x.m.t.ID] == x.m)
+			default:
+				live[x.m]++
+			}
+		}
+		if stale != e.stale {
+			t.Fatalf("%s: the %s queue has %d stale entries, and counts %d", at, st, stale, e.stale)
+		}
+		if n := len(e.q) - e.head; n > 2*(n-stale)+1 {
+			t.Fatalf("%s: the %s queue holds %d entries, %d of them stale", at, st, n, stale)
+		}
+	}
+	if len(s.order) != len(s.tasks) {
+		t.Fatalf("%s: %d tasks listed, %d stored", at, len(s.order), len(s.tasks))
+	}
+	for i, m := range s.order {
+		if s.tasks[m.t.ID] != m || i > 0 && !listBefore(&m.t, &s.order[i-1].t) {
+			t.Fatalf("%s: task %s, listed at %d, is not stored or out of order", at, m.t.ID, i)
+		}
+	}
+	for _, m := range s.tasks {
+		if want := map[bool]int{true: 1}[m.t.State.Terminal()]; live[m] != want {
+			t.Fatalf("%s: task %s, %s, has %d live entries in the queues of ended tasks, want %d", at, m.t.ID, m.t.State, live[m], want)
 		}
 	}
 }

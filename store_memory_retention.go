@@ -8,12 +8,17 @@ import (
 
 // ended is a queue of the tasks that ended in one terminal state, in the
 // order they ended, which PurgeTasks reads from the front. setState
-// appends a task each time it ends; an entry whose task was replayed,
-// deleted or ended again since (its generation moved on) is stale, and
-// skipped when reached.
+// appends a task each time it ends. An entry whose task was replayed,
+// deleted or ended again since is stale: leave moves the task's
+// generation on, so that the entry no longer matches it, and counts it;
+// PurgeTasks skips stale entries when it reaches them, and leave drops
+// them all once they are more than half of the queue, so that the queue
+// holds at most about twice the tasks in its state and no task that is
+// gone, even in a state that is never purged (kept Forever).
 type ended struct {
-	q    []endedTask
-	head int // q[:head] are consumed
+	q     []endedTask
+	head  int // q[:head] are consumed
+	stale int // the stale entries in q[head:]
 }
 
 type endedTask struct {
@@ -25,16 +30,41 @@ type endedTask struct {
 func (e *ended) push(m *memTask) {
 	m.ended++
 	if e.head > 0 && e.head >= len(e.q)/2 {
-		e.q = append(e.q[:0], e.q[e.head:]...)
+		n := copy(e.q, e.q[e.head:])
+		clear(e.q[n:]) // let the tasks of the entries copied down be collected
+		e.q = e.q[:n]
 		e.head = 0
 	}
 	e.q = append(e.q, endedTask{m, m.ended})
 }
 
+// leave makes the entry of m, a task in the queue's state that is leaving
+// it (replayed, ended in another state or deleted), stale, and drops the
+// stale entries if they are more than half of the queue: the cost of
+// dropping them is spread over the leaves that made them stale.
+func (e *ended) leave(m *memTask) {
+	m.ended++
+	e.stale++
+	if e.stale*2 <= len(e.q)-e.head {
+		return
+	}
+	live := make([]endedTask, 0, len(e.q)-e.head-e.stale)
+	for _, x := range e.q[e.head:] {
+		if x.m.ended == x.gen {
+			live = append(live, x)
+		}
+	}
+	e.q, e.head, e.stale = live, 0, 0
+}
+
 // PurgeTasks implements [Store]. It reads the queue of the tasks that
-// ended in state from its front, so a call costs the tasks it deletes and
-// the stale entries it passes, not the store's size: oldest first, as
-// long as the store's clock does not go back.
+// ended in state from its front, so that it finds the tasks it deletes at
+// the cost of those tasks and of the stale entries it passes, not of the
+// store's size: oldest first, as long as the store's clock does not go
+// back (when it does, a task may wait for one that ended before the jump
+// and is younger). Taking them out of the store's list order costs a
+// binary search each and one pass that moves the tasks listed after the
+// oldest of them.
 func (s *memoryStore) PurgeTasks(ctx context.Context, state State, olderThan time.Duration, limit int) (int, error) {
 	if err := purgeParams(state, olderThan, limit); err != nil {
 		return 0, err
@@ -49,25 +79,53 @@ func (s *memoryStore) PurgeTasks(ctx context.Context, state State, olderThan tim
 	if e == nil {
 		return 0, nil
 	}
-	doomed := make(map[*memTask]bool)
+	var doomed []*memTask
 	for ; e.head < len(e.q) && len(doomed) < limit; e.head++ {
 		x := e.q[e.head]
 		m := x.m
-		if s.tasks[m.t.ID] != m || m.t.State != state || m.ended != x.gen || m.t.CompletedAt == nil {
+		if m.ended != x.gen {
 			e.q[e.head] = endedTask{} // stale; let it be collected
+			e.stale--
 			continue
 		}
 		if !m.t.CompletedAt.Before(cutoff) {
 			break
 		}
-		doomed[m] = true
+		doomed = append(doomed, m)
 		s.remove(m) // a terminal task is neither due nor running
 		e.q[e.head] = endedTask{}
 	}
-	if len(doomed) > 0 {
-		s.order = slices.DeleteFunc(s.order, func(m *memTask) bool { return doomed[m] })
-	}
+	s.unlist(doomed)
 	return len(doomed), nil
+}
+
+// unlist takes the tasks ms out of s.order: it finds each by binary
+// search, then closes the gaps in one pass from the first of them.
+func (s *memoryStore) unlist(ms []*memTask) {
+	if len(ms) == 0 {
+		return
+	}
+	at := make([]int, 0, len(ms))
+	for _, m := range ms {
+		if i, found := s.position(m.t.CreatedAt, m.t.ID); found {
+			at = append(at, i)
+		}
+	}
+	slices.Sort(at)
+	at = slices.Compact(at)
+	if len(at) == 0 {
+		return
+	}
+	w := at[0]
+	for k, i := range at {
+		next := len(s.order)
+		if k+1 < len(at) {
+			next = at[k+1]
+		}
+		w += copy(s.order[w:], s.order[i+1:next])
+	}
+	clear(s.order[w:])
+	s.order = s.order[:w]
 }
 
 // memRole is who holds a role, and until when.

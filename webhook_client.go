@@ -61,10 +61,11 @@ type WebhookConfig struct {
 	// endpoint inactive, with the reason and time on it, and logs a
 	// warning; it may be up to a minute later than that (see
 	// [Endpoint.LastSuccessAt]), never earlier. Any answer but a 2xx
-	// received in full is a failure, a 429 or 503 with Retry-After too;
-	// an attempt cut short by its task's cancellation, timeout or the
-	// engine's shutdown says nothing of the endpoint and counts for
-	// nothing. A 410 Gone disables the endpoint at once, whatever this
+	// received in full is a failure, a 429 or 503 with Retry-After too,
+	// and so is an attempt cut short by its timeout (Config.Timeout or the
+	// task's, when shorter than Timeout); an attempt cut short by its
+	// task's cancellation or the engine's shutdown says nothing of the
+	// endpoint and counts for nothing. A 410 Gone disables the endpoint at once, whatever this
 	// is. Forever disables none for failing; a negative value is a
 	// *ValidationError. Defaults to DefaultDisableAfter (5 days).
 	DisableAfter time.Duration

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -193,6 +195,121 @@ func (su suite) testCountTasks(t *testing.T) {
 			if !errors.As(err, &ve) || ve.Field != "limit" {
 				h.t.Errorf("CountTasks(app_1, %d): got %v, %v; want a *ValidationError of field limit", limit, got, err)
 			}
+		}
+	})
+
+	su.run(t, "LimitEdgesAndAppsSharingAPrefix", func(h *harness) {
+		// Apps whose IDs share a prefix, or look like patterns, count
+		// apart.
+		apps := []string{"app_1", "app_10", "app_1%", "app__", "APP_1"}
+		for i, a := range apps {
+			for range i + 1 {
+				h.completed(app(a))
+			}
+		}
+		for _, a := range apps {
+			h.insert(app(a))
+		}
+		for i, a := range apps {
+			for _, limit := range []int{1, i + 1, noLimit, math.MaxInt} {
+				want := map[tasks.State]int{tasks.StateCompleted: min(i+1, limit), tasks.StateScheduled: 1}
+				if got := h.countTasksUpTo(a, limit); !maps.Equal(got, want) {
+					h.t.Errorf("CountTasks(%s, %d): got %v, want %v", a, limit, got, want)
+				}
+			}
+		}
+	})
+
+	su.run(t, "ConcurrentChangesNeverCountATaskTwice", func(h *harness) {
+		// While other callers move the app's tasks from state to state,
+		// each count is of one moment: every task counted once, in one
+		// state. While they also delete tasks, no count is negative and
+		// the total never grows.
+		const n = 24
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = h.insert(maxAttempts(1_000_000)).ID
+		}
+		later := h.now().Add(time.Hour)
+		h.insert(app("app_10"), func(t *tasks.Task) { t.ScheduledRunTime = &later }) // another app, sharing the prefix, not due
+		churn := func(stop <-chan struct{}, deleting bool) *sync.WaitGroup {
+			var wg sync.WaitGroup
+			for w := range 3 {
+				wg.Go(func() {
+					states := []tasks.State{tasks.StateCompleted, tasks.StateRetrying, tasks.StateFailed, tasks.StateCanceled}
+					terminal := []tasks.State{tasks.StateCompleted, tasks.StateFailed, tasks.StateCanceled}
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						got, err := h.s.Claim(h.ctx, 4, time.Minute)
+						if err != nil {
+							h.t.Errorf("Claim: %v", err)
+							return
+						}
+						var outs []tasks.Outcome
+						for _, tk := range got {
+							outs = append(outs, tasks.Outcome{ID: tk.ID, Attempt: tk.Attempts, State: states[(i+w)%len(states)], Error: "x"})
+						}
+						if _, err := h.s.Finish(h.ctx, outs); err != nil {
+							h.t.Errorf("Finish: %v", err)
+							return
+						}
+						id := ids[(i*7+w)%n]
+						if _, err := h.s.Replay(h.ctx, id, 1); err != nil && !errors.Is(err, tasks.ErrInvalidState) && !errors.Is(err, tasks.ErrNotFound) {
+							h.t.Errorf("Replay: %v", err)
+							return
+						}
+						if !deleting {
+							continue
+						}
+						if _, err := h.s.Delete(h.ctx, ids[(i*5+w)%n]); err != nil && !errors.Is(err, tasks.ErrInvalidState) && !errors.Is(err, tasks.ErrNotFound) {
+							h.t.Errorf("Delete: %v", err)
+							return
+						}
+						if _, err := h.s.PurgeTasks(h.ctx, terminal[i%len(terminal)], 0, 2); err != nil {
+							h.t.Errorf("PurgeTasks: %v", err)
+							return
+						}
+					}
+				})
+			}
+			return &wg
+		}
+		total := func(counts map[tasks.State]int) int {
+			sum := 0
+			for _, c := range counts {
+				sum += c
+			}
+			return sum
+		}
+		stop := make(chan struct{})
+		wg := churn(stop, false)
+		for range 150 {
+			if got := h.countTasks("app_1"); total(got) != n {
+				h.t.Errorf("CountTasks(app_1) while tasks change state: got %v, %d tasks; want each of the %d counted once", got, total(got), n)
+				break
+			}
+		}
+		close(stop)
+		h.wait(wg)
+		stop = make(chan struct{})
+		wg = churn(stop, true)
+		last := n
+		for range 150 {
+			got := h.countTasks("app_1") // checks that no count is below 1
+			if total(got) > last {
+				h.t.Errorf("CountTasks(app_1) while tasks are deleted: got %v, %d tasks, more than the %d of the count before", got, total(got), last)
+				break
+			}
+			last = total(got)
+		}
+		close(stop)
+		h.wait(wg)
+		if got := h.countTasks("app_10"); !maps.Equal(got, map[tasks.State]int{tasks.StateScheduled: 1}) {
+			h.t.Errorf("CountTasks(app_10): got %v, want the one scheduled task", got)
 		}
 	})
 
