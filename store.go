@@ -233,8 +233,9 @@ type Store interface {
 	// and secrets of the endpoint with ep's ID, sets its UpdatedAt to now
 	// and returns it; ErrNotFound if there is none. An update that makes
 	// an inactive endpoint active clears its FailingSince, DisabledAt and
-	// DisabledReason; otherwise it leaves them as they are, and it always
-	// leaves LastSuccessAt (only RecordEndpointHealth sets these). It is
+	// DisabledReason, and one that changes the URL, which names another
+	// receiver, clears its FailingSince and LastSuccessAt; otherwise it
+	// leaves them as they are (only RecordEndpointHealth sets them). It is
 	// a compare and set on UpdatedAt: it applies only if the stored
 	// UpdatedAt is still ep.UpdatedAt, as read, and otherwise changes
 	// nothing and returns ErrConflict, so that of concurrent

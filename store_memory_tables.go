@@ -74,6 +74,9 @@ func (s *memoryStore) UpdateEndpoint(ctx context.Context, ep *Endpoint) (*Endpoi
 	if old.Status == EndpointInactive && c.Status == EndpointActive {
 		old.FailingSince, old.DisabledAt, old.DisabledReason = nil, nil, "" // re-enabled
 	}
+	if c.URL != old.URL {
+		old.FailingSince, old.LastSuccessAt = nil, nil // another receiver
+	}
 	old.URL, old.Description, old.EnabledEvents, old.Status = c.URL, c.Description, c.EnabledEvents, c.Status
 	old.Secret, old.PreviousSecret, old.PreviousSecretExpiresAt = c.Secret, c.PreviousSecret, c.PreviousSecretExpiresAt
 	old.UpdatedAt = nextVersion(old.UpdatedAt, s.clock())

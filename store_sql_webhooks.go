@@ -199,9 +199,11 @@ func (s *SQLStore) expiresArg(t *time.Time) any {
 // the enabled events, the status, the secret, the previous secret and its
 // expiry; updates take the ID and the UpdatedAt they compare and set, then
 // the same fields but the app. An update sets updated_at later than it was
-// (see nextVersion), so that it never repeats, and one that makes an
-// inactive endpoint active clears its health (failing_since, disabled_at,
-// disabled_reason): the SET expressions read the row as it was.
+// (see nextVersion), so that it never repeats; one that makes an inactive
+// endpoint active clears its health (failing_since, disabled_at,
+// disabled_reason), and one that changes the URL the health of the old
+// receiver (failing_since, last_success_at): the SET expressions read the
+// row as it was.
 const (
 	insertEndpointSQLite = `INSERT INTO taskwheel_endpoints (id, app_id, url, description, enabled_events,
 	status, secret, previous_secret, previous_secret_expires_at, created_at, updated_at)
@@ -222,7 +224,8 @@ RETURNING ` + endpointColumnsPostgres
 	updateEndpointSQLite     = `UPDATE taskwheel_endpoints SET url = ?3, description = ?4, enabled_events = ?5,
 	status = ?6, secret = ?7, previous_secret = ?8, previous_secret_expires_at = ?9,
 	updated_at = max(?10, updated_at + 1),
-	failing_since = CASE WHEN status = 'inactive' AND ?6 = 'active' THEN NULL ELSE failing_since END,
+	failing_since = CASE WHEN status = 'inactive' AND ?6 = 'active' OR url <> ?3 THEN NULL ELSE failing_since END,
+	last_success_at = CASE WHEN url <> ?3 THEN NULL ELSE last_success_at END,
 	disabled_at = CASE WHEN status = 'inactive' AND ?6 = 'active' THEN NULL ELSE disabled_at END,
 	disabled_reason = CASE WHEN status = 'inactive' AND ?6 = 'active' THEN '' ELSE disabled_reason END
 WHERE id = ?1 AND updated_at = ?2
@@ -230,7 +233,8 @@ RETURNING ` + endpointColumnsSQLite
 	updateEndpointPostgres = `UPDATE taskwheel_endpoints SET url = $3, description = $4, enabled_events = $5::text::jsonb,
 	status = $6, secret = $7, previous_secret = $8, previous_secret_expires_at = $9,
 	updated_at = greatest(now(), updated_at + interval '1 microsecond'),
-	failing_since = CASE WHEN status = 'inactive' AND $6 = 'active' THEN NULL ELSE failing_since END,
+	failing_since = CASE WHEN status = 'inactive' AND $6 = 'active' OR url <> $3 THEN NULL ELSE failing_since END,
+	last_success_at = CASE WHEN url <> $3 THEN NULL ELSE last_success_at END,
 	disabled_at = CASE WHEN status = 'inactive' AND $6 = 'active' THEN NULL ELSE disabled_at END,
 	disabled_reason = CASE WHEN status = 'inactive' AND $6 = 'active' THEN '' ELSE disabled_reason END
 WHERE id = $1 AND updated_at = $2

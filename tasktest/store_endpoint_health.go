@@ -508,6 +508,23 @@ func (su suite) testEndpointHealth(t *testing.T) {
 		}
 	})
 
+	su.run(t, "URLChangeClearsTheOldReceiversHealth", func(h *harness) {
+		ep := h.succeededEndpoint()
+		h.waitPast(*ep.LastSuccessAt)
+		ep = h.record(ep.ID, failed, time.Hour)
+		ep.URL = "https://other.example.com/hook"
+		got := h.updateEndpoint(ep)
+		if got.FailingSince != nil || got.LastSuccessAt != nil {
+			h.t.Errorf("UpdateEndpoint with a new URL: got FailingSince %s, LastSuccessAt %s; want nil, nil: they were the old receiver's",
+				fmtTime(got.FailingSince), fmtTime(got.LastSuccessAt))
+		}
+		h.wantSameEndpoint("GetEndpoint after the URL changed", h.getEndpoint(ep.ID), got)
+		// The new receiver's first failure starts a run; it does not disable.
+		if again := h.record(ep.ID, failed, 0); again == nil || again.Status != tasks.EndpointActive || again.FailingSince == nil {
+			h.t.Errorf("first failure at the new URL, DisableAfter 0: got %+v, want the endpoint active with a new FailingSince", again)
+		}
+	})
+
 	su.run(t, "UpdateOfAnActiveEndpointKeepsFailingSince", func(h *harness) {
 		ep := h.failingEndpoint()
 		ep.Description = "changed"
