@@ -138,8 +138,9 @@ type Config struct {
 	// CountLimit bounds the counts of completed, failed and canceled
 	// tasks on an app's task page, so that the page costs the same however
 	// long the app's history (see tasks.Engine.CountTasks): a state with
-	// CountLimit tasks or more shows "10,000+". The counts of scheduled,
-	// running and retrying tasks are exact. Defaults to DefaultCountLimit.
+	// CountLimit tasks or more shows the limit and a plus, such as
+	// "10,000+". The counts of scheduled, running and retrying tasks are
+	// exact. Defaults to DefaultCountLimit.
 	CountLimit int
 }
 
