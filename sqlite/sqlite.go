@@ -55,18 +55,6 @@ const DefaultBusyTimeout = 10 * time.Second
 // checkpointInterval is how often a Store checkpoints its WAL.
 const checkpointInterval = time.Second
 
-// A WAL of more than catchUpFrames pages after a checkpoint is one that
-// writes are outrunning: the checkpointer then checkpoints every
-// catchUpInterval until the WAL restarts.
-const (
-	catchUpFrames   = 4096 // 16 MB of 4 KB pages
-	catchUpInterval = 10 * time.Millisecond
-)
-
-// walSizeLimit is the size, in bytes, to which SQLite truncates a WAL
-// file that grew past it when the WAL restarts (journal_size_limit).
-const walSizeLimit = 64 << 20
-
 // Store is a [tasks.SQLStore] on an SQLite file that it opened and owns:
 // its methods are the SQLStore's, and [Store.Close] closes the file. It
 // writes through one connection, so that this process's writers queue in Go
@@ -246,8 +234,7 @@ func driverName() string {
 				if !ok {
 					return errors.New("SQLite connection without ExecContext")
 				}
-				_, err := e.ExecContext(context.Background(),
-					"PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = "+strconv.Itoa(walSizeLimit), nil)
+				_, err := e.ExecContext(context.Background(), "PRAGMA wal_autocheckpoint = 0", nil)
 				return err
 			},
 		})
@@ -269,37 +256,19 @@ func dsn(path, params string) string {
 // checkpointInterval, and once more when Close stops it, it copies the WAL
 // into the database with a PASSIVE checkpoint, which does not block the
 // writer, so that the WAL stays small.
-//
-// SQLite restarts the WAL from its start only when a checkpoint has copied
-// all of it and no reader still uses it. Under a steady stream of writes,
-// such as retention deleting millions of tasks, a checkpoint a second
-// never catches up: it copies a second of writes while more come, and
-// the WAL grows for as long as the stream lasts (measured: 19 GB while a
-// retention pass deleted ten million tasks in three minutes), and with it
-// the cost of every read, which searches the WAL's index for each page.
-// So when a checkpoint leaves a WAL of more than catchUpFrames that it
-// could not copy all of, the checkpointer goes again every catchUpInterval, each time copying only
-// what was written since, until one copies it all in a gap between
-// writes and the next writer restarts the WAL, which SQLite then
-// truncates to walSizeLimit.
 func (s *Store) checkpoint(db *sql.DB) {
 	defer close(s.checkpointsDone)
 	defer db.Close()
-	timer := time.NewTimer(checkpointInterval)
-	defer timer.Stop()
+	tick := time.NewTicker(checkpointInterval)
+	defer tick.Stop()
 	for {
 		select {
-		case <-timer.C:
+		case <-tick.C:
 		case <-s.stopCheckpoints:
 			return // closing the last connection checkpoints the WAL
 		}
 		// A failure (a busy database) is retried at the next tick.
-		var busy, frames, copied int
-		next := checkpointInterval
-		if err := db.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied); err == nil && frames > catchUpFrames && copied < frames {
-			next = catchUpInterval
-		}
-		timer.Reset(next)
+		db.Exec("PRAGMA wal_checkpoint(PASSIVE)")
 	}
 }
 

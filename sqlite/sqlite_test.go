@@ -207,13 +207,6 @@ func TestOpen_Config(t *testing.T) {
 			if autocheckpoint != 0 {
 				t.Errorf("got wal_autocheckpoint %d, want 0 (the store's goroutine checkpoints)", autocheckpoint)
 			}
-			var limit int
-			if err := s.DB().QueryRow("PRAGMA journal_size_limit").Scan(&limit); err != nil {
-				t.Fatal(err)
-			}
-			if limit != 64<<20 {
-				t.Errorf("got journal_size_limit %d, want %d (a WAL that grew shrinks when it restarts)", limit, 64<<20)
-			}
 			if n := s.DB().Stats().MaxOpenConnections; n != 1 {
 				t.Errorf("DB: got %d connections at most, want 1 (one writer)", n)
 			}
