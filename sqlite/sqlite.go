@@ -1,7 +1,8 @@
 // Package sqlite opens a [tasks.SQLStore] on an SQLite file with the
 // library's settings, through the driver github.com/mattn/go-sqlite3 (which
 // needs cgo): WAL, a busy timeout, one writer beside a pool of readers, and
-// a checkpointer off the writer's path.
+// a checkpointer off the writer's path, which still makes the WAL restart,
+// and shrink to 64 MB, under a steady stream of writes.
 //
 //	store, err := sqlite.Open("tasks.db", nil)
 //	if err != nil { … }
