@@ -114,6 +114,7 @@ type config struct {
 	memTasks                 int
 	history, reads           int
 	duration, sample, retain time.Duration
+	vacuum                   time.Duration
 	stores, workloads        listFlag
 	jsonPath                 string
 	cpuProfile, memProfile   string
@@ -159,6 +160,8 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 	fs.DurationVar(&c.duration, "duration", 10*time.Minute, "W10: how long W4 runs under a short retention")
 	fs.DurationVar(&c.sample, "sample", 30*time.Second, "W10: how often the database's size is sampled")
 	fs.DurationVar(&c.retain, "retain", time.Minute, "W10: how long completed tasks are kept (Config.RetainCompleted)")
+	fs.DurationVar(&c.vacuum, "vacuum", 0, "W10 on PostgreSQL: run VACUUM on the tables this often, for a server whose\n"+
+		"autovacuum is off; 0, never")
 	fs.Var(&c.stores, "stores", "stores to run on (memory,sqlite,postgres); M1 runs on memory only, M2 on sqlite only")
 	fs.Var(&c.workloads, "workloads", "workloads to run (W1,W2,W3,W4,W5,W6,W7,M1,M2,W9,W10); W9, the long\n"+
 		"history, and W10, the size under retention, run only when named: -workloads W9,W10 -count 1")
@@ -188,8 +191,9 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 	switch {
 	case c.steady <= 0:
 		return nil, fmt.Errorf("-steady = %v: want a positive duration", c.steady)
-	case c.duration <= 0 || c.sample <= 0 || c.retain <= 0:
-		return nil, fmt.Errorf("-duration %v, -sample %v, -retain %v: want positive durations", c.duration, c.sample, c.retain)
+	case c.duration <= 0 || c.sample <= 0 || c.retain <= 0 || c.vacuum < 0:
+		return nil, fmt.Errorf("-duration %v, -sample %v, -retain %v, -vacuum %v: want positive durations (-vacuum may be 0)",
+			c.duration, c.sample, c.retain, c.vacuum)
 	case c.latenessFrom < 0 || c.latenessTo < c.latenessFrom:
 		return nil, fmt.Errorf("-lateness-from %v, -lateness-to %v: want 0 <= from <= to", c.latenessFrom, c.latenessTo)
 	case c.history < 2:

@@ -61,6 +61,8 @@ func TestParseConfig(t *testing.T) {
 		{"-count", "0"},
 		{"-http", "-1s"},
 		{"-lateness-from", "3s", "-lateness-to", "1s"},
+		{"-duration", "0s"},
+		{"-vacuum", "-1s"},
 		{"extra"},
 	} {
 		if _, err := parseConfig(args, nil); err == nil {
@@ -290,14 +292,14 @@ func tableRows(t *testing.T, out string) map[string]float64 {
 }
 
 // TestRunRetentionSteady runs W10 for two seconds, sampling every half
-// second, on SQLite and on PostgreSQL when TASKS_TEST_POSTGRES_URL is set:
-// it prints a sample table per store, from the empty store to the end,
-// and its figures.
+// second, on SQLite and on PostgreSQL when TASKS_TEST_POSTGRES_URL is set,
+// there with a VACUUM every 700 ms: it prints a sample table per store,
+// from the empty store to the end, and its figures.
 func TestRunRetentionSteady(t *testing.T) {
 	t.Parallel()
 	stores := []string{"sqlite"}
 	args := []string{"-count", "1", "-workloads", "W10", "-duration", "2s", "-sample", "500ms", "-retain", "1s",
-		"-json", filepath.Join(t.TempDir(), "report.json")}
+		"-vacuum", "700ms", "-json", filepath.Join(t.TempDir(), "report.json")}
 	if os.Getenv(testdb.PostgresURLEnv) != "" {
 		_, dsn := testdb.PostgresDSN(t)
 		args = append(args, "-postgres", dsn)
@@ -322,6 +324,9 @@ func TestRunRetentionSteady(t *testing.T) {
 			!strings.HasPrefix(strings.TrimSpace(lines[4]), "2s ") {
 			t.Errorf("samples on %s: got %q, want 5 rows on %s, from 0s to 2s", m[1], lines, stores[i])
 		}
+	}
+	if os.Getenv(testdb.PostgresURLEnv) != "" && !regexp.MustCompile(`W10 on postgres: \d+ VACUUMs`).MatchString(out.String()) {
+		t.Error("W10 on postgres with -vacuum 700ms: no VACUUM reported")
 	}
 	rows := tableRows(t, out.String())
 	for _, s := range stores {

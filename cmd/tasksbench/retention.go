@@ -74,11 +74,15 @@ func runRetentionSteady(ctx context.Context, c *config, t *target) ([]figure, er
 		if t.name == "postgres" {
 			d = tasks.Postgres
 		}
-		fmt.Fprintf(c.out, "W10 on %s: %v of W4, completed tasks kept %v, size every %v\n", t.name, c.duration, c.retain, c.sample)
+		fmt.Fprintf(c.out, "W10 on %s: %v of W4, completed tasks kept %v, size every %v", t.name, c.duration, c.retain, c.sample)
+		if d == tasks.Postgres && c.vacuum > 0 {
+			fmt.Fprintf(c.out, ", VACUUM every %v", c.vacuum)
+		}
+		fmt.Fprintln(c.out)
 		tw := tabwriter.NewWriter(c.out, 12, 0, 2, ' ', tabwriter.AlignRight) // flushed at each row: fixed widths
 		fmt.Fprintln(tw, "time\tran\trows\tsize MB\tfree MB\tdead rows\t")
 		tw.Flush()
-		return bench.RetentionSteady(ctx, s, ds.DB(), d, c.duration, c.sample, c.retain, func(s bench.SteadySample) {
+		return bench.RetentionSteady(ctx, s, ds.DB(), d, c.duration, c.sample, c.retain, c.vacuum, func(s bench.SteadySample) {
 			printSample(tw, s)
 			tw.Flush()
 		})
@@ -96,6 +100,10 @@ func runRetentionSteady(ctx context.Context, c *config, t *target) ([]figure, er
 	growth := 0.0
 	if mid.Bytes > 0 {
 		growth = 100 * float64(last.Bytes-mid.Bytes) / float64(mid.Bytes)
+	}
+	if r.Vacuums.N > 0 {
+		fmt.Fprintf(c.out, "W10 on %s: %d VACUUMs, p50 %v, max %v\n", t.name, r.Vacuums.N,
+			r.Vacuums.P50.Round(time.Millisecond), r.Vacuums.Max.Round(time.Millisecond))
 	}
 	return []figure{
 		{name: "completed", unit: "tasks/s", value: r.Completed.PerSecond()},

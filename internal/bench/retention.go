@@ -263,16 +263,56 @@ type SteadySample struct {
 type RetentionSteadyResult struct {
 	SteadyResult
 	Samples []SteadySample
+	// Vacuums is how long each VACUUM that RetentionSteady ran took.
+	Vacuums Latency
 }
+
+// vacuumTables is what RetentionSteady runs on PostgreSQL when asked to,
+// as autovacuum would.
+const vacuumTables = `VACUUM taskwheel_tasks, taskwheel_attempts`
 
 // RetentionSteady measures W10: W4 (see [Steady]) for duration d on an
 // engine that keeps completed tasks for retain, with the size of db,
 // store's database of dialect d, measured every interval, starting with
 // the empty store, and at the end, after the engine stopped. Each sample
-// calls sample as it is taken.
+// calls sample as it is taken. On PostgreSQL, if vacuum is positive, it
+// also runs VACUUM on the tasks and attempts tables every vacuum, one
+// after the other, as autovacuum would on a server where it is on.
 func RetentionSteady(ctx context.Context, store tasks.Store, db *sql.DB, dialect tasks.Dialect,
-	d, every, retain time.Duration, sample func(SteadySample)) (RetentionSteadyResult, error) {
-	var r RetentionSteadyResult
+	d, every, retain, vacuum time.Duration, sample func(SteadySample)) (r RetentionSteadyResult, err error) {
+	if vacuum > 0 && dialect == tasks.Postgres {
+		vctx, cancel := context.WithCancel(ctx)
+		var vacuums []time.Duration
+		vacuumed := make(chan error, 1)
+		go func() { // joined below
+			t := time.NewTicker(vacuum)
+			defer t.Stop()
+			for {
+				select {
+				case <-vctx.Done():
+					vacuumed <- nil
+					return
+				case <-t.C:
+				}
+				start := time.Now()
+				if _, err := db.ExecContext(vctx, vacuumTables); err != nil {
+					if vctx.Err() != nil {
+						err = nil
+					}
+					vacuumed <- err
+					return
+				}
+				vacuums = append(vacuums, time.Since(start))
+			}
+		}()
+		defer func() {
+			cancel()
+			if verr := <-vacuumed; verr != nil {
+				err = errors.Join(err, fmt.Errorf("vacuum: %w", verr))
+			}
+			r.Vacuums = latency(vacuums)
+		}()
+	}
 	take := func(at time.Duration, ran int64) error {
 		s, err := MeasureSize(ctx, db, dialect)
 		if err != nil {
@@ -285,7 +325,7 @@ func RetentionSteady(ctx context.Context, store tasks.Store, db *sql.DB, dialect
 		}
 		return nil
 	}
-	if err := take(0, 0); err != nil {
+	if err = take(0, 0); err != nil {
 		return r, err
 	}
 	sr, err := steady(ctx, store, tasks.Config{RetainCompleted: retain}, d, every, take)
