@@ -55,6 +55,7 @@ type SQLStore struct {
 	read    *sqlx.DB // for reads: db, or a read-only pool (see sqlstore.SetReadDB)
 	dialect Dialect
 	now     func() time.Time // SQLite's clock; PostgreSQL's is the server's
+	purge   purgeCursors     // where PurgeTasks resumes on PostgreSQL
 }
 
 // init lets package sqlite give an SQLStore its pool of read-only

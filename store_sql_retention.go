@@ -2,8 +2,10 @@ package tasks
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -17,7 +19,9 @@ import (
 // nothing else writes meanwhile. Both read the batch from the index
 // taskwheel_tasks_retention, in its order, without sorting.
 //
-// PostgreSQL's deletes a batch and its attempts in one statement: it locks
+// PostgreSQL's deletes a batch and its attempts in one statement, from the
+// state's purge cursor on (see purgeCursors), and returns how many it
+// deleted and the last CompletedAt among them: it locks
 // only terminal rows (those the subquery selects), and skips those another
 // transaction holds (a Replay, say), so it never waits on a row and never
 // touches a pending or running one; a row replayed before it is locked no
@@ -39,14 +43,14 @@ const (
 	purgeTasksPostgres = `WITH purged AS (
 	DELETE FROM taskwheel_tasks WHERE id = ANY(ARRAY(
 		SELECT id FROM taskwheel_tasks
-		WHERE state = $1 AND completed_at < now() - $2 * interval '1 microsecond'
+		WHERE state = $1 AND completed_at < now() - $2 * interval '1 microsecond' AND completed_at >= $4
 		ORDER BY completed_at
 		LIMIT $3
 		FOR UPDATE SKIP LOCKED))
-	RETURNING id),
+	RETURNING id, completed_at),
 attempts AS (
 	DELETE FROM taskwheel_attempts WHERE task_id IN (SELECT id FROM purged))
-SELECT count(*) FROM purged`
+SELECT count(*), max(completed_at) FROM purged`
 )
 
 // PurgeTasks implements [Store]. On SQLite each call is one write
@@ -60,7 +64,10 @@ func (s *SQLStore) PurgeTasks(ctx context.Context, state State, olderThan time.D
 	var n int
 	var err error
 	if s.dialect == Postgres {
-		err = s.db.QueryRowContext(ctx, purgeTasksPostgres, string(state), olderThan.Microseconds(), limit).Scan(&n)
+		var last sql.NullTime
+		from := s.purge.from(state)
+		err = s.db.QueryRowContext(ctx, purgeTasksPostgres, string(state), olderThan.Microseconds(), limit, from).Scan(&n, &last)
+		s.purge.moved(state, from, last.Time, err == nil && n == limit)
 	} else {
 		n, err = s.purgeSQLite(ctx, state, olderThan, limit)
 	}
@@ -68,6 +75,57 @@ func (s *SQLStore) PurgeTasks(ctx context.Context, state State, olderThan time.D
 		return 0, fmt.Errorf("tasks: purge %s tasks: %w", state, err)
 	}
 	return n, nil
+}
+
+// purgeCursors hold, per terminal state, the CompletedAt that the next
+// PurgeTasks of that state starts from on PostgreSQL: the last one that
+// the previous call deleted, as long as the calls come back full; a
+// short call (the end of a pass), or a failed one, sets it back to the
+// start. PostgreSQL leaves a deleted row's index entries in place until
+// vacuum, so that a batch that read the retention index from its start
+// would walk past every row that the pass deleted before it: measured, on
+// ten million tasks, 356 ms and 23,000 pages a batch once four million
+// were deleted, and a pass slowing to 1,100 tasks a second. From the
+// cursor on, each batch reads about what it deletes. A row that the
+// cursor has passed, one that a batch skipped as locked, say, is left to
+// the next pass, which starts from the start. SQLite deletes index
+// entries at once, and starts from the start every time.
+type purgeCursors struct {
+	mu   sync.Mutex
+	last map[State]time.Time
+}
+
+// purgeStart is before any CompletedAt: where a pass starts.
+var purgeStart = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// from returns where the next batch of state starts.
+func (c *purgeCursors) from(state State) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t, ok := c.last[state]; ok {
+		return t
+	}
+	return purgeStart
+}
+
+// moved records the batch of state that started from from: if it was
+// full, the next starts from last, its last CompletedAt, unless another
+// call moved the cursor meanwhile; otherwise the next starts from the
+// start.
+func (c *purgeCursors) moved(state State, from, last time.Time, full bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur, ok := c.last[state]; ok && !cur.Equal(from) {
+		return // another call's batch came first
+	}
+	if !full {
+		delete(c.last, state)
+		return
+	}
+	if c.last == nil {
+		c.last = make(map[State]time.Time)
+	}
+	c.last[state] = last
 }
 
 func (s *SQLStore) purgeSQLite(ctx context.Context, state State, olderThan time.Duration, limit int) (int, error) {

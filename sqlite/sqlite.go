@@ -1,7 +1,8 @@
 // Package sqlite opens a [tasks.SQLStore] on an SQLite file with the
 // library's settings, through the driver github.com/mattn/go-sqlite3 (which
 // needs cgo): WAL, a busy timeout, one writer beside a pool of readers, and
-// a checkpointer off the writer's path.
+// a checkpointer off the writer's path, which still makes the WAL restart,
+// and shrink to 64 MB, under a steady stream of writes.
 //
 //	store, err := sqlite.Open("tasks.db", nil)
 //	if err != nil { … }
@@ -54,6 +55,20 @@ const DefaultBusyTimeout = 10 * time.Second
 
 // checkpointInterval is how often a Store checkpoints its WAL.
 const checkpointInterval = time.Second
+
+// The checkpointer makes the WAL restart when it holds more than
+// restartFrames pages after a checkpoint (see Store.checkpoint); it first
+// checkpoints up to catchUpTries more times off the writer's path while
+// more than catchUpFrames are left to copy.
+const (
+	restartFrames = 16384 // 64 MB of 4 KB pages
+	catchUpFrames = 1024
+	catchUpTries  = 3
+)
+
+// walSizeLimit is the size, in bytes, to which SQLite truncates a WAL
+// file that grew past it when the WAL restarts (journal_size_limit).
+const walSizeLimit = restartFrames * 4096
 
 // Store is a [tasks.SQLStore] on an SQLite file that it opened and owns:
 // its methods are the SQLStore's, and [Store.Close] closes the file. It
@@ -234,7 +249,8 @@ func driverName() string {
 				if !ok {
 					return errors.New("SQLite connection without ExecContext")
 				}
-				_, err := e.ExecContext(context.Background(), "PRAGMA wal_autocheckpoint = 0", nil)
+				_, err := e.ExecContext(context.Background(),
+					"PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = "+strconv.Itoa(walSizeLimit), nil)
 				return err
 			},
 		})
@@ -256,6 +272,20 @@ func dsn(path, params string) string {
 // checkpointInterval, and once more when Close stops it, it copies the WAL
 // into the database with a PASSIVE checkpoint, which does not block the
 // writer, so that the WAL stays small.
+//
+// SQLite restarts the WAL from its start only when a write transaction
+// begins once a checkpoint copied all of it. Under a steady stream of
+// writes a checkpoint beside the writer never gets there: the writer
+// commits while it copies, and the WAL grows for as long as the stream
+// lasts (measured: 20 GB in 90 s of W4, and 19 GB during a retention pass
+// deleting ten million tasks), and with it the cost of every read, which
+// searches the WAL's index for each page. So when the WAL holds more than
+// restartFrames, the checkpointer copies what it can beside the writer,
+// then checkpoints the rest on the writer's own connection, where no
+// commit can come between the checkpoint and the next write: that write
+// restarts the WAL, and SQLite truncates the file to walSizeLimit. Writes
+// wait for that last checkpoint, which copies only what was committed
+// during the ones before it.
 func (s *Store) checkpoint(db *sql.DB) {
 	defer close(s.checkpointsDone)
 	defer db.Close()
@@ -268,8 +298,28 @@ func (s *Store) checkpoint(db *sql.DB) {
 			return // closing the last connection checkpoints the WAL
 		}
 		// A failure (a busy database) is retried at the next tick.
-		db.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+		frames, copied, err := passiveCheckpoint(db)
+		if err != nil || frames <= restartFrames {
+			continue
+		}
+		for range catchUpTries {
+			if frames-copied <= catchUpFrames {
+				break
+			}
+			if frames, copied, err = passiveCheckpoint(db); err != nil {
+				break
+			}
+		}
+		passiveCheckpoint(s.write)
 	}
+}
+
+// passiveCheckpoint runs a PASSIVE checkpoint on db and returns the pages
+// in the WAL and those copied into the database.
+func passiveCheckpoint(db *sql.DB) (frames, copied int, err error) {
+	var busy int
+	err = db.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
+	return frames, copied, err
 }
 
 // DB returns the database the store writes to, for transactions that insert

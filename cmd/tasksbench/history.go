@@ -20,10 +20,9 @@ var historyStores = []string{"sqlite", "postgres"}
 
 // historyPhase is a step of W9 on the filled store: it runs on the store
 // and its database and adds its figures. The phases run in order on one
-// store: reads first, while the store holds only history, and W7 last,
-// since it leaves its tasks pending. A phase that measures a retention
-// pass deleting the history while W5 runs, once the store can purge
-// (Store.PurgeTasks), belongs after the reads.
+// store: reads first, while the store holds only history, then the
+// workloads, and last the retention pass, which deletes the history (and
+// runs the tasks W7 leaves pending).
 type historyPhase func(ctx context.Context, c *config, s tasks.Store, db *sql.DB, d tasks.Dialect) ([]figure, error)
 
 // emptyFigures are the figures of W9's workloads on empty stores, each on
@@ -94,6 +93,7 @@ func runHistory(ctx context.Context, c *config, t *target) ([]figure, error) {
 			}
 			return ratioFigures("W7 create", "requests/s", e.create, r), nil
 		},
+		retentionPhase,
 	}
 	return withStore(ctx, t, func(s tasks.Store) ([]figure, error) {
 		ds, ok := s.(interface{ DB() *sql.DB })

@@ -4,12 +4,16 @@
 // own tables. Package internal/bench describes each workload, W1 to W7
 // and M1, M2, and what it measures; W9 runs W3, W5 and W7 and the reads
 // of the dashboard on an empty store and on one filled with -history
-// finished tasks, and prints both and their ratios.
+// finished tasks, and prints both and their ratios, then times a retention
+// pass deleting that history while W5 runs; W10 runs W4 for -duration with
+// completed tasks kept -retain and prints the database's size every
+// -sample.
 //
 //	go run ./cmd/tasksbench -postgres "$URL"            # everything, three times
 //	go run ./cmd/tasksbench                              # PostgreSQL skipped
 //	go run ./cmd/tasksbench -count 1 -workloads W3 -stores sqlite -cpuprofile cpu.out
 //	go run ./cmd/tasksbench -count 1 -workloads W9 -history 10000000 -postgres "$URL"
+//	go run ./cmd/tasksbench -count 1 -workloads W10 -duration 10m -postgres "$URL"
 //
 // Every workload runs -count times on each store. tasksbench prints each
 // run as it ends, then a table of the medians, each with its floor's median
@@ -109,11 +113,14 @@ type config struct {
 	http                     durationOrCount
 	memTasks                 int
 	history, reads           int
+	duration, sample, retain time.Duration
+	vacuum                   time.Duration
 	stores, workloads        listFlag
 	jsonPath                 string
 	cpuProfile, memProfile   string
 
 	flags map[string]string // every flag's value, for the report
+	out   io.Writer         // where workloads print what is not a figure
 }
 
 var storeNames = []string{"memory", "sqlite", "postgres"}
@@ -150,9 +157,14 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 	fs.IntVar(&c.memTasks, "memtasks", 1_000_000, "M1, M2: tasks held")
 	fs.IntVar(&c.history, "history", 10_000_000, "W9: finished tasks in the store's history (at least 2)")
 	fs.IntVar(&c.reads, "reads", 50, "W9: timed calls of each read (counts, list pages, dashboard pages)")
+	fs.DurationVar(&c.duration, "duration", 10*time.Minute, "W10: how long W4 runs under a short retention")
+	fs.DurationVar(&c.sample, "sample", 30*time.Second, "W10: how often the database's size is sampled")
+	fs.DurationVar(&c.retain, "retain", time.Minute, "W10: how long completed tasks are kept (Config.RetainCompleted)")
+	fs.DurationVar(&c.vacuum, "vacuum", 0, "W10 on PostgreSQL: run VACUUM on the tables this often, for a server whose\n"+
+		"autovacuum is off; 0, never")
 	fs.Var(&c.stores, "stores", "stores to run on (memory,sqlite,postgres); M1 runs on memory only, M2 on sqlite only")
-	fs.Var(&c.workloads, "workloads", "workloads to run (W1,W2,W3,W4,W5,W6,W7,M1,M2,W9); W9, the long\n"+
-		"history, runs only when named: -workloads W9 -count 1")
+	fs.Var(&c.workloads, "workloads", "workloads to run (W1,W2,W3,W4,W5,W6,W7,M1,M2,W9,W10); W9, the long\n"+
+		"history, and W10, the size under retention, run only when named: -workloads W9,W10 -count 1")
 	fs.StringVar(&c.jsonPath, "json", "tasksbench.json", "file to write every run's figures to, as JSON")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "file to write a CPU profile of the runs to")
 	fs.StringVar(&c.memProfile, "memprofile", "", "file to write a heap profile to at the end")
@@ -179,6 +191,9 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 	switch {
 	case c.steady <= 0:
 		return nil, fmt.Errorf("-steady = %v: want a positive duration", c.steady)
+	case c.duration <= 0 || c.sample <= 0 || c.retain <= 0 || c.vacuum < 0:
+		return nil, fmt.Errorf("-duration %v, -sample %v, -retain %v, -vacuum %v: want positive durations (-vacuum may be 0)",
+			c.duration, c.sample, c.retain, c.vacuum)
 	case c.latenessFrom < 0 || c.latenessTo < c.latenessFrom:
 		return nil, fmt.Errorf("-lateness-from %v, -lateness-to %v: want 0 <= from <= to", c.latenessFrom, c.latenessTo)
 	case c.history < 2:
@@ -193,7 +208,7 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 	}
 	for _, w := range c.workloads {
 		if !slices.ContainsFunc(workloads, func(wl workload) bool { return wl.id == w }) {
-			return nil, fmt.Errorf("-workloads: unknown workload %q; want some of W1,W2,W3,W4,W5,W6,W7,M1,M2,W9", w)
+			return nil, fmt.Errorf("-workloads: unknown workload %q; want some of W1,W2,W3,W4,W5,W6,W7,M1,M2,W9,W10", w)
 		}
 	}
 	c.flags = make(map[string]string)
@@ -236,6 +251,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	c.out = stdout
 
 	var targets []*target
 	for _, name := range c.stores {

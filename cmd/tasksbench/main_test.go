@@ -61,6 +61,8 @@ func TestParseConfig(t *testing.T) {
 		{"-count", "0"},
 		{"-http", "-1s"},
 		{"-lateness-from", "3s", "-lateness-to", "1s"},
+		{"-duration", "0s"},
+		{"-vacuum", "-1s"},
 		{"extra"},
 	} {
 		if _, err := parseConfig(args, nil); err == nil {
@@ -204,8 +206,10 @@ func TestRun(t *testing.T) {
 
 // TestRunHistory runs W9 once with a history of 2,000 tasks, on SQLite and
 // on PostgreSQL when TASKS_TEST_POSTGRES_URL is set: every figure is in the
-// table and positive, and no task started early.
+// table and positive, and no task started early. Its retention pass
+// begins about 5 s after its engine starts, as the engine's does.
 func TestRunHistory(t *testing.T) {
+	t.Parallel()
 	stores := []string{"sqlite"}
 	args := []string{
 		"-count", "1", "-workloads", "W9", "-history", "2000", "-reads", "3", "-drain", "200",
@@ -233,19 +237,20 @@ func TestRunHistory(t *testing.T) {
 		}
 	}
 	for _, f := range []string{"dashboard tasks cold", "W5 p50 empty", "W5 p50", "W5 p99 empty", "W5 p99", "W5 early",
-		"W3 drain empty", "W3 drain", "W3 drain ratio", "W7 create empty", "W7 create", "W7 create ratio"} {
+		"W3 drain empty", "W3 drain", "W3 drain ratio", "W7 create empty", "W7 create", "W7 create ratio",
+		"retention deleted", "retention time", "retention rate", "retention batch p50", "retention batch p99", "retention W5 p50", "retention W5 p99",
+		"retention W5 max", "retention W5 tasks", "retention W5 early", "retention size before",
+		"retention size after", "retention rows after"} {
 		figures = append(figures, "W9 history "+f)
 	}
-	table := out.String()[strings.Index(out.String(), "\n"+tableHeader+" "):]
-	cols := regexp.MustCompile(`\s{2,}`)
-	rows := make(map[string]float64)
-	for _, line := range strings.Split(strings.TrimSpace(table), "\n")[1:] {
-		f := cols.Split(strings.TrimSpace(line), -1)
-		v, err := strconv.ParseFloat(strings.ReplaceAll(f[2], ",", ""), 64)
-		if err != nil {
-			t.Fatalf("table row %q: %v", line, err)
+	rows := tableRows(t, out.String())
+	for _, s := range stores {
+		// Everything finished was deleted: the history, W3's tasks and
+		// those of W7, which the pass's engine ran.
+		if got := rows["W9 history retention deleted on "+s]; got < 2000+200+200 {
+			t.Errorf("retention on %s deleted %v tasks, want at least the history, W3's and W7's, %d", s, got, 2000+200+200)
 		}
-		rows[f[0]+" on "+f[1]] = v
+		rows["W9 history retention rows after on "+s]++ // may be 0
 	}
 	if len(rows) != len(figures)*len(stores) {
 		t.Errorf("table: got %d rows, want %d (W9 runs on %v only)", len(rows), len(figures)*len(stores), stores)
@@ -262,5 +267,79 @@ func TestRunHistory(t *testing.T) {
 				t.Errorf("%s on %s: got %v, want a positive figure", f, s, v)
 			}
 		}
+	}
+}
+
+// tableRows returns the medians of the table that run printed, by
+// figure and store ("W3 drain on sqlite").
+func tableRows(t *testing.T, out string) map[string]float64 {
+	t.Helper()
+	i := strings.Index(out, "\n"+tableHeader+" ")
+	if i < 0 {
+		t.Fatalf("no table in the output:\n%s", out)
+	}
+	cols := regexp.MustCompile(`\s{2,}`)
+	rows := make(map[string]float64)
+	for _, line := range strings.Split(strings.TrimSpace(out[i:]), "\n")[1:] {
+		f := cols.Split(strings.TrimSpace(line), -1)
+		v, err := strconv.ParseFloat(strings.ReplaceAll(f[2], ",", ""), 64)
+		if err != nil {
+			t.Fatalf("table row %q: %v", line, err)
+		}
+		rows[f[0]+" on "+f[1]] = v
+	}
+	return rows
+}
+
+// TestRunRetentionSteady runs W10 for two seconds, sampling every half
+// second, on SQLite and on PostgreSQL when TASKS_TEST_POSTGRES_URL is set,
+// there with a VACUUM every 700 ms: it prints a sample table per store,
+// from the empty store to the end, and its figures.
+func TestRunRetentionSteady(t *testing.T) {
+	t.Parallel()
+	stores := []string{"sqlite"}
+	args := []string{"-count", "1", "-workloads", "W10", "-duration", "2s", "-sample", "500ms", "-retain", "1s",
+		"-vacuum", "700ms", "-json", filepath.Join(t.TempDir(), "report.json")}
+	if os.Getenv(testdb.PostgresURLEnv) != "" {
+		_, dsn := testdb.PostgresDSN(t)
+		args = append(args, "-postgres", dsn)
+		stores = append(stores, "postgres")
+	}
+	args = append(args, "-stores", strings.Join(append([]string{"memory"}, stores...), ","))
+	var out bytes.Buffer
+	if err := run(t.Context(), args, &out); err != nil {
+		t.Fatalf("run: %v\noutput:\n%s", err, &out)
+	}
+	t.Logf("output:\n%s", &out)
+	// Each store's samples: a header, then a row at 0s, every 500ms, and
+	// at 2s.
+	samples := regexp.MustCompile(`(?m)^W10 on (\w+):.*\n\s+time\s+ran\s+rows\s+size MB\s+free MB\s+dead rows\n((?:\s+\d.*\n)+)`)
+	got := samples.FindAllStringSubmatch(out.String(), -1)
+	if len(got) != len(stores) {
+		t.Fatalf("got %d sample tables, want %d, one per store (W10 runs on %v only)", len(got), len(stores), stores)
+	}
+	for i, m := range got {
+		lines := strings.Split(strings.TrimSpace(m[2]), "\n")
+		if m[1] != stores[i] || len(lines) != 5 || !strings.HasPrefix(strings.TrimSpace(lines[0]), "0s ") ||
+			!strings.HasPrefix(strings.TrimSpace(lines[4]), "2s ") {
+			t.Errorf("samples on %s: got %q, want 5 rows on %s, from 0s to 2s", m[1], lines, stores[i])
+		}
+	}
+	if os.Getenv(testdb.PostgresURLEnv) != "" && !regexp.MustCompile(`W10 on postgres: \d+ VACUUMs`).MatchString(out.String()) {
+		t.Error("W10 on postgres with -vacuum 700ms: no VACUUM reported")
+	}
+	rows := tableRows(t, out.String())
+	for _, s := range stores {
+		for _, f := range []string{"completed", "rows at end", "size at 3/10", "size at end"} {
+			if v, ok := rows["W10 retention steady "+f+" on "+s]; !ok || v <= 0 {
+				t.Errorf("W10 retention steady %s on %s: got %v (in the table: %v), want a positive figure", f, s, v, ok)
+			}
+		}
+		if _, ok := rows["W10 retention steady growth from 3/10 on "+s]; !ok {
+			t.Errorf("table: no row W10 retention steady growth from 3/10 on %s", s)
+		}
+	}
+	if len(rows) != 5*len(stores) {
+		t.Errorf("table: got %d rows, want %d", len(rows), 5*len(stores))
 	}
 }

@@ -122,14 +122,22 @@ type SteadyResult struct {
 // SteadyBacklog tasks ahead of the engine's Workers, which run them. Each
 // task carries the time its Enqueue was called, on the monotonic clock, in
 // its data.
-func Steady(ctx context.Context, store tasks.Store, d time.Duration) (_ SteadyResult, err error) {
+func Steady(ctx context.Context, store tasks.Store, d time.Duration) (SteadyResult, error) {
+	return steady(ctx, store, tasks.Config{}, d, 0, nil)
+}
+
+// steady is Steady on an engine configured by cfg, which also calls
+// sample every interval, if it is positive, with the time since the start
+// and the tasks run so far; an error from sample ends the run.
+func steady(ctx context.Context, store tasks.Store, cfg tasks.Config, d, every time.Duration,
+	sample func(at time.Duration, ran int64) error) (_ SteadyResult, err error) {
 	base := time.Now()
 	var mu sync.Mutex
 	var waits []time.Duration
 	ended := false
 	var bad atomic.Int64      // tasks whose data did not parse
 	var startedN atomic.Int64 // tasks whose func started
-	eng, err := newEngine(store, tasks.Config{}, noopEvent, func(ctx context.Context, t *tasks.Task) error {
+	eng, err := newEngine(store, cfg, noopEvent, func(ctx context.Context, t *tasks.Task) error {
 		started := time.Since(base)
 		startedN.Add(1)
 		var in struct{ At time.Duration }
@@ -174,11 +182,26 @@ func Steady(ctx context.Context, store tasks.Store, d time.Duration) (_ SteadyRe
 	}()
 	timer := time.NewTimer(d)
 	defer timer.Stop()
-	select {
-	case <-timer.C:
-	case err := <-produced: // an error, or ctx ended
-		stop.Store(true)
-		return SteadyResult{}, fmt.Errorf("enqueue: %w", err)
+	var tick <-chan time.Time
+	if every > 0 {
+		ticker := time.NewTicker(every)
+		defer ticker.Stop()
+		tick = ticker.C
+	}
+wait:
+	for {
+		select {
+		case <-timer.C:
+			break wait
+		case <-tick:
+			if err := sample(time.Since(start), startedN.Load()); err != nil {
+				stop.Store(true)
+				return SteadyResult{}, errors.Join(fmt.Errorf("sample: %w", err), <-produced)
+			}
+		case err := <-produced: // an error, or ctx ended
+			stop.Store(true)
+			return SteadyResult{}, fmt.Errorf("enqueue: %w", err)
+		}
 	}
 	mu.Lock()
 	ended = true
