@@ -635,3 +635,12 @@ func title(s tasks.State) string {
 	}
 	return strings.ToUpper(string(s[:1])) + string(s[1:])
 }
+
+// waitPast waits until the store's clock is past tm, so that a time the
+// store sets next differs from tm.
+func (h *harness) waitPast(tm time.Time) {
+	h.t.Helper()
+	eventually(h.t, waitTimeout, "the store's clock passes "+tm.String(), func() bool {
+		return h.now().After(tm)
+	})
+}

@@ -203,15 +203,6 @@ func endpointIDs(eps []*tasks.Endpoint) []string {
 	return out
 }
 
-// waitPast waits until the store's clock is past tm, so that a time the
-// store sets next differs from tm.
-func (h *harness) waitPast(tm time.Time) {
-	h.t.Helper()
-	eventually(h.t, waitTimeout, "the store's clock passes "+tm.String(), func() bool {
-		return h.now().After(tm)
-	})
-}
-
 func (su suite) testEndpoints(t *testing.T) {
 	su.run(t, "InsertReturnsStoredEndpoint", func(h *harness) {
 		in := h.newEndpoint()
