@@ -60,16 +60,7 @@ func (r *response) bulk(t *testing.T, name string) (n int, next *string) {
 func TestHandler_DeleteTask(t *testing.T) {
 	t.Parallel()
 	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
-		started := make(chan struct{}, 1)
-		release := make(chan struct{})
-		a := newAPI(t, newStore(t), apiOpts{funcs: map[string]tasks.Func{
-			"x": func(context.Context, *tasks.Task) error { return nil },
-			"block": func(ctx context.Context, _ *tasks.Task) error {
-				started <- struct{}{}
-				<-release
-				return nil
-			},
-		}})
+		a, started, release := newBlockingAPI(t, newStore(t))
 		done := a.createTask(`{"event_type":"x","data":{}}`)
 		waitState(t, a.e, done.ID, tasks.StateCompleted)
 		r := a.do("DELETE", "/apps/app_1/tasks/"+done.ID, "")
@@ -144,16 +135,7 @@ func TestHandler_BulkReplay(t *testing.T) {
 func TestHandler_BulkCancel(t *testing.T) {
 	t.Parallel()
 	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
-		started := make(chan struct{}, 1)
-		release := make(chan struct{})
-		a := newAPI(t, newStore(t), apiOpts{funcs: map[string]tasks.Func{
-			"x": func(context.Context, *tasks.Task) error { return nil },
-			"block": func(ctx context.Context, _ *tasks.Task) error {
-				started <- struct{}{}
-				<-release
-				return nil
-			},
-		}})
+		a, started, release := newBlockingAPI(t, newStore(t))
 		running := a.createTask(`{"event_type":"block","data":{}}`)
 		<-started
 		var later []string
@@ -283,4 +265,20 @@ func TestHandler_BulkTimeout(t *testing.T) {
 			t.Errorf("replayed %d tasks in %d requests, want %d in 3 (batches of 500)", total, requests, n)
 		}
 	})
+}
+
+// newBlockingAPI serves an engine on store in which "x" succeeds and each
+// "block" task sends on started once it runs, then waits for release to be
+// closed before it succeeds.
+func newBlockingAPI(t *testing.T, store tasks.Store) (a *api, started chan struct{}, release chan struct{}) {
+	started, release = make(chan struct{}, 1), make(chan struct{})
+	a = newAPI(t, store, apiOpts{funcs: map[string]tasks.Func{
+		"x": func(context.Context, *tasks.Task) error { return nil },
+		"block": func(ctx context.Context, _ *tasks.Task) error {
+			started <- struct{}{}
+			<-release
+			return nil
+		},
+	}})
+	return a, started, release
 }

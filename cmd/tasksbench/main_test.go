@@ -81,24 +81,14 @@ func TestParseConfig(t *testing.T) {
 // JSON report, not the figures, except that every figure is positive and
 // no task started early.
 func TestRun(t *testing.T) {
-	stores := []string{"memory", "sqlite"}
+	stores := []string{"memory", "sqlite"} // and PostgreSQL, when the tests have it
 	jsonPath := filepath.Join(t.TempDir(), "report.json")
 	args := []string{
 		"-count", "1", "-enqueue", "200", "-batch", "200", "-drain", "200", "-steady", "300ms",
 		"-lateness", "50", "-lateness-from", "100ms", "-lateness-to", "300ms", "-webhooks", "50",
 		"-http", "300ms", "-memtasks", "2000", "-json", jsonPath,
 	}
-	if os.Getenv(testdb.PostgresURLEnv) != "" {
-		_, dsn := testdb.PostgresDSN(t)
-		args = append(args, "-postgres", dsn)
-		stores = append(stores, "postgres")
-	}
-	args = append(args, "-stores", strings.Join(stores, ","))
-	var out bytes.Buffer
-	if err := run(t.Context(), args, &out); err != nil {
-		t.Fatalf("run: %v\noutput:\n%s", err, &out)
-	}
-	t.Logf("output:\n%s", &out)
+	out, stores := runOn(t, args, stores)
 
 	type key struct{ figure, store string }
 	type tableRow struct {
@@ -106,7 +96,7 @@ func TestRun(t *testing.T) {
 		floor, ratio string
 	}
 	table := make(map[key]tableRow)
-	sc := bufio.NewScanner(&out)
+	sc := bufio.NewScanner(strings.NewReader(out))
 	inTable := false
 	cols := regexp.MustCompile(`\s{2,}`)
 	for sc.Scan() {
@@ -210,23 +200,13 @@ func TestRun(t *testing.T) {
 // begins about 5 s after its engine starts, as the engine's does.
 func TestRunHistory(t *testing.T) {
 	t.Parallel()
-	stores := []string{"sqlite"}
+	stores := []string{"sqlite"} // and PostgreSQL, when the tests have it
 	args := []string{
 		"-count", "1", "-workloads", "W9", "-history", "2000", "-reads", "3", "-drain", "200",
 		"-lateness", "50", "-lateness-from", "100ms", "-lateness-to", "300ms", "-http", "200",
 		"-json", filepath.Join(t.TempDir(), "report.json"),
 	}
-	if os.Getenv(testdb.PostgresURLEnv) != "" {
-		_, dsn := testdb.PostgresDSN(t)
-		args = append(args, "-postgres", dsn)
-		stores = append(stores, "postgres")
-	}
-	args = append(args, "-stores", strings.Join(append([]string{"memory"}, stores...), ","))
-	var out bytes.Buffer
-	if err := run(t.Context(), args, &out); err != nil {
-		t.Fatalf("run: %v\noutput:\n%s", err, &out)
-	}
-	t.Logf("output:\n%s", &out)
+	out, stores := runOn(t, args, stores, "memory")
 	var figures []string
 	for _, f := range []string{"fill", "fill settle"} {
 		figures = append(figures, "W9 history "+f)
@@ -243,7 +223,7 @@ func TestRunHistory(t *testing.T) {
 		"retention size after", "retention rows after"} {
 		figures = append(figures, "W9 history "+f)
 	}
-	rows := tableRows(t, out.String())
+	rows := tableRows(t, out)
 	for _, s := range stores {
 		// Everything finished was deleted: the history, W3's tasks and
 		// those of W7, which the pass's engine ran.
@@ -297,24 +277,14 @@ func tableRows(t *testing.T, out string) map[string]float64 {
 // from the empty store to the end, and its figures.
 func TestRunRetentionSteady(t *testing.T) {
 	t.Parallel()
-	stores := []string{"sqlite"}
+	stores := []string{"sqlite"} // and PostgreSQL, when the tests have it
 	args := []string{"-count", "1", "-workloads", "W10", "-duration", "2s", "-sample", "500ms", "-retain", "1s",
 		"-vacuum", "700ms", "-json", filepath.Join(t.TempDir(), "report.json")}
-	if os.Getenv(testdb.PostgresURLEnv) != "" {
-		_, dsn := testdb.PostgresDSN(t)
-		args = append(args, "-postgres", dsn)
-		stores = append(stores, "postgres")
-	}
-	args = append(args, "-stores", strings.Join(append([]string{"memory"}, stores...), ","))
-	var out bytes.Buffer
-	if err := run(t.Context(), args, &out); err != nil {
-		t.Fatalf("run: %v\noutput:\n%s", err, &out)
-	}
-	t.Logf("output:\n%s", &out)
+	out, stores := runOn(t, args, stores, "memory")
 	// Each store's samples: a header, then a row at 0s, every 500ms, and
 	// at 2s.
 	samples := regexp.MustCompile(`(?m)^W10 on (\w+):.*\n\s+time\s+ran\s+rows\s+size MB\s+free MB\s+dead rows\n((?:\s+\d.*\n)+)`)
-	got := samples.FindAllStringSubmatch(out.String(), -1)
+	got := samples.FindAllStringSubmatch(out, -1)
 	if len(got) != len(stores) {
 		t.Fatalf("got %d sample tables, want %d, one per store (W10 runs on %v only)", len(got), len(stores), stores)
 	}
@@ -325,10 +295,10 @@ func TestRunRetentionSteady(t *testing.T) {
 			t.Errorf("samples on %s: got %q, want 5 rows on %s, from 0s to 2s", m[1], lines, stores[i])
 		}
 	}
-	if os.Getenv(testdb.PostgresURLEnv) != "" && !regexp.MustCompile(`W10 on postgres: \d+ VACUUMs`).MatchString(out.String()) {
+	if os.Getenv(testdb.PostgresURLEnv) != "" && !regexp.MustCompile(`W10 on postgres: \d+ VACUUMs`).MatchString(out) {
 		t.Error("W10 on postgres with -vacuum 700ms: no VACUUM reported")
 	}
-	rows := tableRows(t, out.String())
+	rows := tableRows(t, out)
 	for _, s := range stores {
 		for _, f := range []string{"completed", "rows at end", "size at 3/10", "size at end"} {
 			if v, ok := rows["W10 retention steady "+f+" on "+s]; !ok || v <= 0 {
@@ -342,4 +312,24 @@ func TestRunRetentionSteady(t *testing.T) {
 	if len(rows) != 5*len(stores) {
 		t.Errorf("table: got %d rows, want %d", len(rows), 5*len(stores))
 	}
+}
+
+// runOn runs tasksbench with args on stores, and on PostgreSQL when
+// TASKS_TEST_POSTGRES_URL is set, with -stores naming also the stores of
+// only, on which the workloads asked for do not run. It returns the output
+// and the stores, PostgreSQL added.
+func runOn(t *testing.T, args, stores []string, only ...string) (string, []string) {
+	t.Helper()
+	if os.Getenv(testdb.PostgresURLEnv) != "" {
+		_, dsn := testdb.PostgresDSN(t)
+		args = append(args, "-postgres", dsn)
+		stores = append(stores, "postgres")
+	}
+	args = append(args, "-stores", strings.Join(append(only, stores...), ","))
+	var out bytes.Buffer
+	if err := run(t.Context(), args, &out); err != nil {
+		t.Fatalf("run: %v\noutput:\n%s", err, &out)
+	}
+	t.Logf("output:\n%s", &out)
+	return out.String(), stores
 }
