@@ -110,6 +110,9 @@ type config struct {
 	// How long finished tasks are kept, by state: 0 for the engine's
 	// default, tasks.Forever to keep them.
 	RetainCompleted, RetainFailed, RetainCanceled time.Duration
+	// Horizon is HandlerConfig.Horizon: how far ahead a task may be
+	// scheduled; 0 for the handler's default.
+	Horizon time.Duration
 }
 
 const usageText = `tasksd serves the tasks HTTP API at /api/v1 and its dashboard at /ui/, and
@@ -155,6 +158,9 @@ variable over the default.
                                                 five days). A 410 Gone answer disables
                                                 it at once; PATCH {"status":"active"}
                                                 or the dashboard's Enable re-enables it
+  -horizon d                    TASKS_HORIZON   how far ahead a task may be scheduled;
+                                                a later scheduled_run_time gets 422
+                                                (default 366d)
 
 A duration d is a Go duration such as 90m, 36h or 1h30m, or a whole number
 of days such as 14d; 0 means never: a retention of 0 keeps the tasks of that
@@ -216,6 +222,8 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		fs.StringVar(&retain[i].text, retain[i].flag, "", "")
 	}
 	fs.StringVar(&disableAfter, "disable-endpoints-after", "", "")
+	var horizon string
+	fs.StringVar(&horizon, "horizon", "", "")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil, err
 	} else if err != nil {
@@ -278,6 +286,16 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 			return nil, fmt.Errorf("-disable-endpoints-after (%s) = %q: %w", envDisableAfter, disableAfter, err)
 		}
 		c.DisableEndpointsAfter = d
+	}
+	if v, ok := env("horizon", envHorizon); ok {
+		horizon = v
+	}
+	if horizon != "" {
+		d, err := parseHorizon(horizon)
+		if err != nil {
+			return nil, fmt.Errorf("-horizon (%s) = %q: %w", envHorizon, horizon, err)
+		}
+		c.Horizon = d
 	}
 	c.APIKey = getenv(envAPIKey)
 	if v := getenv(envEncryptionKey); v != "" {
@@ -487,7 +505,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	srv := &http.Server{
-		Handler:           newMux(eng, key, logger),
+		Handler:           newMux(eng, key, cfg.Horizon, logger),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -564,11 +582,12 @@ const apiPrefix = "/api/v1"
 // /api/v1/./apps, //api/v1/apps, /ui/../api/v1/apps) goes to the API's
 // handler, which refuses it with 404, where ServeMux would redirect it to
 // its clean form with a text/html answer.
-func newMux(eng *tasks.Engine, key string, logger *slog.Logger) http.Handler {
+func newMux(eng *tasks.Engine, key string, horizon time.Duration, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	hc := &tasks.HandlerConfig{
-		Keys:   map[string][]string{key: {"*"}},
-		Logger: logger,
+		Keys:    map[string][]string{key: {"*"}},
+		Horizon: horizon,
+		Logger:  logger,
 	}
 	api := eng.Handler(hc)
 	mux.Handle(apiPrefix+"/", http.StripPrefix(apiPrefix, api))
