@@ -115,7 +115,8 @@ type config struct {
 	Horizon time.Duration
 }
 
-const usageText = `tasksd serves the tasks HTTP API at /api/v1 and its dashboard at /ui/, and
+const usageText = `tasksd serves the tasks HTTP API at /api/v1 (and at /hostedhooks/api/v1 for
+HostedHooks' SDKs, whose lists are bare arrays) and its dashboard at /ui/, and
 delivers every task to its app's webhook endpoints, on an embedded SQLite file
 (default) or PostgreSQL.
 
@@ -592,6 +593,7 @@ func newMux(eng *tasks.Engine, key string, horizon time.Duration, logger *slog.L
 	api := eng.Handler(hc)
 	mux.Handle(apiPrefix+"/", http.StripPrefix(apiPrefix, api))
 	mux.Handle(apiPrefix, http.StripPrefix(apiPrefix, api))
+	mountHostedHooks(mux, eng, *hc)
 	mux.Handle("/ui/", http.StripPrefix("/ui", dashboard.New(eng, &dashboard.Config{Keys: hc.Keys, Logger: logger})))
 	// Any other path is nowhere: the API's handler answers it, with its
 	// 404 in problem+json, rather than ServeMux with text.
@@ -618,9 +620,10 @@ func newMux(eng *tasks.Engine, key string, horizon time.Duration, logger *slog.L
 	})
 }
 
-// inAPI reports whether the URL path p is in the API: /api/v1 or under it.
+// inAPI reports whether the URL path p is in the API: /api/v1 or
+// /hostedhooks/api/v1, or under either.
 func inAPI(p string) bool {
-	return p == apiPrefix || strings.HasPrefix(p, apiPrefix+"/")
+	return under(p, apiPrefix) || under(p, hostedHooksPrefix)
 }
 
 // serverURL is the URL of the server at addr, the listener's address. An
