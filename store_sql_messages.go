@@ -10,13 +10,17 @@ import (
 
 // listDeliveryAttempts reads a page of an app's deliveries, newest first,
 // down the index taskwheel_attempts_deliveries: its ORDER BY is the
-// index's, so the database reads no more of it than the page and the rows
-// it skips (offset, and other apps' attempts between), each joined to its
-// task by the task's key.
+// index's, so the database reads no more of it than the page, the rows it
+// skips (offset) and the other apps' deliveries between them, each looked
+// up in the tasks by the task's key. CROSS JOIN makes SQLite walk the
+// attempts in the outer loop (it would otherwise read all the app's tasks
+// and sort their attempts); PostgreSQL plans it as any inner join, and
+// walks the index too unless an offset deep into a small app's share
+// makes sorting that share cheaper.
 const listDeliveryAttempts = `SELECT a.task_id, a.number, a.endpoint_id, a.started_at, a.duration,
 	a.status_code, a.response, a.error
-FROM taskwheel_attempts a JOIN taskwheel_tasks t ON t.id = a.task_id
-WHERE a.endpoint_id <> '' AND t.app_id = ?
+FROM taskwheel_attempts a CROSS JOIN taskwheel_tasks t
+WHERE t.id = a.task_id AND a.endpoint_id <> '' AND t.app_id = ?
 ORDER BY a.started_at DESC, a.task_id DESC, a.number DESC, a.endpoint_id DESC
 LIMIT ? OFFSET ?`
 
