@@ -142,16 +142,18 @@ func (h *handler) handleCreateMessage(w http.ResponseWriter, r *http.Request, ap
 
 	ctx, cancel := h.storeCtx(r)
 	defer cancel()
+	// answer answers the message t; replayed says that t held the key
+	// already, which only the request that created it may send again.
 	answer := func(t *Task, replayed bool) error {
-		same, err := createdBy(t, eventType, time.Time{}, data)
-		if err != nil {
-			return err
-		}
-		if replayed && !same {
-			return apiErrorf(http.StatusUnprocessableEntity, "event_id",
-				"event_id %q was used for message %s, created from another request; use a new event_id for a new message", key, t.ID)
-		}
 		if replayed {
+			same, err := createdBy(t, eventType, time.Time{}, data)
+			if err != nil {
+				return err
+			}
+			if !same {
+				return apiErrorf(http.StatusUnprocessableEntity, "event_id",
+					"event_id %q was used for message %s, created from another request; use a new event_id for a new message", key, t.ID)
+			}
 			w.Header().Set("Idempotent-Replayed", "true")
 		}
 		w.Header().Set("Location", "tasks/"+t.ID)
