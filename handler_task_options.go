@@ -6,8 +6,7 @@ import (
 	"time"
 )
 
-// Bounds of the per-task options of POST /apps/{app_id}/tasks (and of
-// POST /apps/{app_id}/messages, which takes them too).
+// Bounds of the per-task options of POST /apps/{app_id}/tasks.
 const (
 	// maxAPIMaxAttempts bounds max_attempts over HTTP: past the retry
 	// schedule's end each attempt waits its last delay, so a hundred
