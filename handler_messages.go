@@ -238,12 +238,13 @@ func attemptID(a *Attempt) string {
 	return a.TaskID + "." + strconv.Itoa(a.Number) + "." + a.EndpointID
 }
 
-// parseAttemptID splits an attemptID; ok is false for anything else.
+// parseAttemptID splits an attemptID; ok is false for anything else, such
+// as a number with leading zeros, so that an attempt has one ID.
 func parseAttemptID(id string) (taskID string, number int, endpointID string, ok bool) {
 	taskID, rest, ok1 := strings.Cut(id, ".")
 	num, endpointID, ok2 := strings.Cut(rest, ".")
 	n, ok3 := parseUint(num, MaxMaxAttempts)
-	if !ok1 || !ok2 || !ok3 || taskID == "" || endpointID == "" {
+	if !ok1 || !ok2 || !ok3 || strconv.FormatUint(n, 10) != num || taskID == "" || endpointID == "" {
 		return "", 0, "", false
 	}
 	return taskID, int(n), endpointID, true
