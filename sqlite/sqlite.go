@@ -10,7 +10,9 @@
 //	eng, err := tasks.NewEngine(store, nil)
 //
 // A database the application opened itself can be used through
-// [tasks.NewSQLStore] with [tasks.SQLite].
+// [tasks.NewSQLStore] with [tasks.SQLite]. An application that applies its
+// schema changes with a tool of its own, such as goose, applies
+// [Migrations] with it instead of calling [tasks.SQLStore.Migrate].
 package sqlite
 
 import (
@@ -49,6 +51,30 @@ type Config struct {
 	// with "database is locked". Defaults to [DefaultBusyTimeout].
 	BusyTimeout time.Duration
 }
+
+// Migrations are the tables of package tasks on SQLite, as the migrations
+// that [tasks.SQLStore.Migrate] applies, in goose's format, for an
+// application that applies them with its own tool: files named
+// <version>_<name>.sql in the FS's root, each marked "-- +goose Up", the
+// migration as one goose statement, then the statements that record it
+// in taskwheel_migrations, as Migrate does. Migrate, Open and
+// [tasks.Engine.Start] then find the tables up to date, and refuse them
+// once a newer version of package tasks migrated them past this one
+// ([tasks.ErrSchemaTooNew]). There are no Down migrations. With goose,
+// keep the history in a table of its own, apart from the application's
+// migrations:
+//
+//	p, err := goose.NewProvider(goose.DialectSQLite3, db, sqlite.Migrations,
+//		goose.WithTableName("taskwheel_goose_db_version"))
+//	if err != nil { … }
+//	_, err = p.Up(ctx)
+//
+// Atlas reads the same files from a directory (os.CopyFS writes them)
+// with --dir-format goose. Apply them with one tool only: the first,
+// 0001, creates the tables, which a second tool's run would try again.
+var Migrations fs.FS
+
+func init() { Migrations = sqlstore.Migrations("sqlite") }
 
 // DefaultBusyTimeout is the default of [Config.BusyTimeout].
 const DefaultBusyTimeout = 10 * time.Second
