@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -174,4 +177,43 @@ func TestRunDue(t *testing.T) {
 			t.Errorf("RunDue on a started engine: failed %v, %q", failed, msg)
 		}
 	})
+}
+
+// RunDue delivers a task that has no func to its app's endpoints, as a
+// worker would, and records the delivery's attempt.
+func TestRunDue_webhook(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("webhook-id")
+	}))
+	defer srv.Close()
+	eng, err := tasks.NewEngine(tasks.NewMemoryStore(), &tasks.Config{Webhooks: &tasks.WebhookConfig{
+		AllowNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := eng.CreateEndpoint(ctx, tasks.NewEndpoint{AppID: "app_1", URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := eng.Enqueue(ctx, tasks.NewTask{AppID: "app_1", EventType: "order.placed", Data: json.RawMessage(`{}`),
+		RunAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := tasktest.RunDue(ctx, t, eng, time.Now().Add(time.Hour))
+	if len(ran) != 1 || ran[0].State != tasks.StateCompleted || ran[0].EndpointID == nil || *ran[0].EndpointID != ep.ID {
+		t.Fatalf("RunDue: %+v, want the task delivered to the endpoint", ran)
+	}
+	select {
+	case id := <-got:
+		if id != task.ID {
+			t.Errorf("the receiver got webhook-id %q, want %q", id, task.ID)
+		}
+	default:
+		t.Error("the receiver got nothing")
+	}
 }
