@@ -88,21 +88,23 @@ func (e *Engine) runDue(ctx context.Context, asOf time.Time) ([]*Task, error) {
 		if err != nil {
 			return nil, wrapf(err, "run due tasks")
 		}
-		for _, t := range due {
-			if t.NextAttemptAt.After(now) {
-				if _, err := e.store.Reschedule(ctx, t.ID, time.Time{}); err != nil {
-					return nil, wrapf(err, "run due tasks: reschedule task %s", t.ID)
+		// One at a time, so that they run in the order they are due at
+		// asOf: the claim takes the earliest due on the store's clock,
+		// which is the next of them, once it is rescheduled to now.
+		for _, d := range due {
+			if d.NextAttemptAt.After(now) {
+				if _, err := e.store.Reschedule(ctx, d.ID, time.Time{}); err != nil {
+					return nil, wrapf(err, "run due tasks: reschedule task %s", d.ID)
 				}
 			}
-		}
-		claimed, err := e.store.Claim(ctx, len(due), e.cfg.Lease)
-		switch {
-		case err != nil:
-			return nil, wrapf(err, "run due tasks: claim")
-		case len(claimed) == 0:
-			return nil, fmt.Errorf("tasks: run due tasks: claimed none of the %d due", len(due))
-		}
-		for _, t := range claimed {
+			claimed, err := e.store.Claim(ctx, 1, e.cfg.Lease)
+			switch {
+			case err != nil:
+				return nil, wrapf(err, "run due tasks: claim")
+			case len(claimed) == 0:
+				return nil, fmt.Errorf("tasks: run due tasks: task %s is not due", d.ID)
+			}
+			t := claimed[0]
 			if runs++; runs > maxRunDue {
 				return nil, fmt.Errorf("tasks: run due tasks: more than %d attempts due by %v", maxRunDue, asOf)
 			}
@@ -110,20 +112,28 @@ func (e *Engine) runDue(ctx context.Context, asOf time.Time) ([]*Task, error) {
 				seen[t.ID] = true
 				ran = append(ran, t.ID)
 			}
-			actx, cancel := e.attemptContext(ctx, t)
-			attempts, endpointID, err := e.attempt(actx, t)
-			o := e.outcome(t, err, context.Cause(actx))
-			cancel()
-			o.Attempts, o.EndpointID = attempts, endpointID
-			applied, err := e.store.Finish(context.WithoutCancel(ctx), []Outcome{o})
-			if err != nil {
-				return nil, wrapf(err, "run due tasks: store the outcome of task %s", t.ID)
-			}
-			if !applied[0] {
-				return nil, fmt.Errorf("tasks: run due tasks: the outcome of task %s was not applied: another engine runs the store's tasks", t.ID)
+			if err := e.runClaimed(ctx, t); err != nil {
+				return nil, err
 			}
 		}
 	}
+}
+
+// runClaimed runs the attempt of t, just claimed, and stores its outcome.
+func (e *Engine) runClaimed(ctx context.Context, t *Task) error {
+	actx, cancel := e.attemptContext(ctx, t)
+	attempts, endpointID, err := e.attempt(actx, t)
+	o := e.outcome(t, err, context.Cause(actx))
+	cancel()
+	o.Attempts, o.EndpointID = attempts, endpointID
+	applied, err := e.store.Finish(context.WithoutCancel(ctx), []Outcome{o})
+	if err != nil {
+		return wrapf(err, "run due tasks: store the outcome of task %s", t.ID)
+	}
+	if !applied[0] {
+		return fmt.Errorf("tasks: run due tasks: the outcome of task %s was not applied: another engine runs the store's tasks", t.ID)
+	}
+	return nil
 }
 
 // dueAt returns the scheduled and retrying tasks of every app whose
