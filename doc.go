@@ -193,7 +193,9 @@ This package is laid out one concept to a file:
     handler_list.go, handler_bulk.go, handler_endpoints.go and
     handler_periodic.go: the routes of tasks, their streamed lists, their
     deletion and bulk changes, endpoints and schedules; auth.go:
-    the checks of a HandlerConfig.
+    the checks of a HandlerConfig; handler_openapi.go: GET /openapi.json,
+    which serves openapi.json, the API's OpenAPI 3.1 document, that the
+    tests hold to the routes and to every request and answer of theirs.
 
 # Testing
 
