@@ -206,7 +206,9 @@ This package is laid out one concept to a file:
     handler_task_options.go: a task's max_attempts and timeout over HTTP;
     handler_messages.go: HostedHooks' messages, webhook attempts and
     webhook events, and its bare-array lists; auth.go: the checks of a
-    HandlerConfig.
+    HandlerConfig; handler_openapi.go: GET /openapi.json, which serves
+    openapi.json, the API's OpenAPI 3.1 document, that the tests hold to
+    the routes and to every request and answer of theirs.
 
 # Testing
 
