@@ -597,7 +597,12 @@ func (f *firer) enqueue(p *PeriodicTask, slot, runAt time.Time) (*Task, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, storeTimeout)
-	stored, err := e.store.Insert(ctx, t)
+	var stored *Task
+	if e.enqMW {
+		stored, err = e.enqueueOne(ctx, t, e.store.Insert)
+	} else {
+		stored, err = e.store.Insert(ctx, t)
+	}
 	cancel()
 	switch {
 	case errors.Is(err, ErrDuplicate) && stored != nil:
