@@ -390,13 +390,13 @@ func (e *Engine) TaskHistogram(ctx context.Context, appID string, since time.Tim
 	return bs, nil
 }
 
-// AttemptStats returns the attempts of tasks that ended on this engine in
-// the last hour, by event type: how many, how many failed, and the median
-// and 99th percentile of their lateness, measured as the lateness metric
-// is (see README, "Observability"), whether or not metrics are on. It
-// serves package dashboard.
-func (e *Engine) AttemptStats() []observe.EventStats {
-	return e.window.Stats(time.Now())
+// AttemptStats returns the attempts of the tasks of the app appID that
+// ended on this engine in the last hour, by event type: how many, how many
+// failed, and the median and 99th percentile of their lateness, measured
+// as the lateness metric is (see README, "Observability"), whether or not
+// metrics are on. It serves package dashboard.
+func (e *Engine) AttemptStats(appID string) []observe.EventStats {
+	return e.window.Stats(time.Now(), appID)
 }
 
 // RevokeSession records in the store that the dashboard session id was

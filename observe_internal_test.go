@@ -38,7 +38,7 @@ func TestObserve_OffAllocatesNothing(t *testing.T) {
 			task := &Task{ID: "t1", AppID: "app_1", EventType: "x", Attempts: 1, dueAt: time.Now()}
 			ep := &Endpoint{ID: "ep_1", URL: "https://example.com/hook"}
 			header := http.Header{}
-			e.window.Record(time.Now(), "x", 0, false) // its first attempt of x allocates
+			e.window.Record(time.Now(), "app_1", "x", 0, false) // its first attempt of x allocates
 			allocs := testing.AllocsPerRun(1000, func() {
 				keepTraceContext(ctx, task)
 				e.obs.started(task, time.Millisecond)
@@ -48,7 +48,7 @@ func TestObserve_OffAllocatesNothing(t *testing.T) {
 				}
 				e.obs.delivered(ctx, ep, 200, time.Millisecond)
 				e.obs.ended(task, StateCompleted)
-				e.window.Record(time.Now(), "x", time.Millisecond, false)
+				e.window.Record(time.Now(), "app_1", "x", time.Millisecond, false)
 			})
 			if allocs != 0 {
 				t.Errorf("got %v allocations per task, want 0", allocs)

@@ -416,7 +416,7 @@ func (r *run) execute(j job) (_ Outcome, ran bool) {
 	o := e.outcome(t, err, cause)
 	o.Attempts, o.EndpointID = attempts, endpointID
 	e.obs.ended(t, o.State)
-	e.window.Record(time.Now(), t.EventType, late, o.State == StateRetrying || o.State == StateFailed)
+	e.window.Record(time.Now(), t.AppID, t.EventType, late, o.State == StateRetrying || o.State == StateFailed)
 	return o, true
 }
 

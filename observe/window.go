@@ -38,12 +38,13 @@ var DurationBounds = []float64{
 // WindowLength is how far back a Window remembers: an hour, in minutes.
 const WindowLength = time.Hour
 
-// maxEventTypes bounds the event types a Window keeps; the attempts of
-// others are counted under OtherEventTypes.
+// maxEventTypes bounds the event types, of all apps, that a Window keeps;
+// the attempts of others are counted under OtherEventTypes.
 const maxEventTypes = 1000
 
 // OtherEventTypes is the EventType under which a Window counts the
-// attempts of event types past the first thousand it saw.
+// attempts of an app's event types past the first thousand it saw, of all
+// apps.
 const OtherEventTypes = "(other)"
 
 const minutes = int(WindowLength / time.Minute)
@@ -65,30 +66,35 @@ type series struct {
 // time. It is safe for concurrent use; its zero value is an empty Window.
 type Window struct {
 	mu     sync.Mutex
-	events map[string]*series
+	events map[eventKey]*series
 }
 
-// Record counts an attempt of eventType that ended at now; failed reports
+// eventKey names the series of one event type of one app.
+type eventKey struct{ app, eventType string }
+
+// Record counts an attempt of eventType, of the app appID, that ended at
+// now; failed reports
 // whether it failed. A lateness of 0 or more is counted in the lateness
 // histogram; a negative one (not measured) is not. Record does not
 // allocate, except for the first attempt of an event type.
-func (w *Window) Record(now time.Time, eventType string, lateness time.Duration, failed bool) {
+func (w *Window) Record(now time.Time, appID, eventType string, lateness time.Duration, failed bool) {
 	at := now.Unix() / 60
 	b := latenessBucket(lateness)
+	k := eventKey{appID, eventType}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	s := w.events[eventType]
+	s := w.events[k]
 	if s == nil {
 		if w.events == nil {
-			w.events = make(map[string]*series)
+			w.events = make(map[eventKey]*series)
 		}
 		if len(w.events) >= maxEventTypes {
-			eventType = OtherEventTypes
-			s = w.events[eventType]
+			k.eventType = OtherEventTypes
+			s = w.events[k]
 		}
 		if s == nil {
 			s = new(series)
-			w.events[eventType] = s
+			w.events[k] = s
 		}
 	}
 	m := &s.ring[at%int64(minutes)]
@@ -132,15 +138,18 @@ func (s EventStats) FailureRate() float64 {
 	return float64(s.Failed) / float64(s.Attempts)
 }
 
-// Stats returns the attempts that ended in the hour before now, by event
-// type, in order of event type.
-func (w *Window) Stats(now time.Time) []EventStats {
+// Stats returns the attempts of the app appID that ended in the hour
+// before now, by event type, in order of event type.
+func (w *Window) Stats(now time.Time, appID string) []EventStats {
 	at := now.Unix() / 60
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	out := make([]EventStats, 0, len(w.events))
-	for et, s := range w.events {
-		st := EventStats{EventType: et}
+	var out []EventStats
+	for k, s := range w.events {
+		if k.app != appID {
+			continue
+		}
+		st := EventStats{EventType: k.eventType}
 		var lat [19]int64
 		for i := range s.ring {
 			m := &s.ring[i]
