@@ -83,6 +83,10 @@ type eventOptions struct {
 	sent, consumed []metric.AddOption
 	record         []metric.RecordOption
 	outcome        map[State][]metric.AddOption
+	// processName and processStart start an attempt's span, but for its
+	// task's attributes.
+	processName  string
+	processStart []trace.SpanStartOption
 }
 
 // newInstrumentation builds the instrumentation of an engine configured by c.
@@ -184,6 +188,13 @@ func (o *instrumentation) eventOpts(eventType string) *eventOptions {
 	for _, s := range []State{StateCompleted, StateRetrying, StateFailed, StateCanceled} {
 		eo.outcome[s] = []metric.AddOption{metric.WithAttributeSet(with(attrOutcome.String(string(s))))}
 	}
+	eo.processName = "process " + eventType
+	eo.processStart = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
+		semconv.MessagingSystemKey.String(messagingSystem),
+		semconv.MessagingOperationTypeProcess,
+		semconv.MessagingOperationName("process"),
+		semconv.MessagingDestinationName(eventType),
+	)}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.events) >= 10_000 {
@@ -255,21 +266,15 @@ func sameEventType(ts []*Task) bool {
 // type>") in the trace that enqueued the task, and the attempt's duration.
 func (o *instrumentation) execute(ctx context.Context, t *Task, next Func) error {
 	start := time.Now()
+	eo := o.eventOpts(t.EventType)
 	var span trace.Span
 	if o.tracer != nil {
 		if t.TraceParent != "" {
-			ctx = propagation.TraceContext{}.Extract(ctx, &traceCarrier{t.TraceParent, t.TraceState})
+			ctx = remoteParent(ctx, t.TraceParent, t.TraceState)
 		}
-		ctx, span = o.tracer.Start(ctx, "process "+t.EventType, trace.WithSpanKind(trace.SpanKindConsumer),
-			trace.WithAttributes(
-				semconv.MessagingSystemKey.String(messagingSystem),
-				semconv.MessagingOperationTypeProcess,
-				semconv.MessagingOperationName("process"),
-				semconv.MessagingDestinationName(t.EventType),
-				semconv.MessagingMessageID(t.ID),
-				attrApp.String(t.AppID),
-				attrAttempt.Int(t.Attempts),
-			))
+		opts := append(eo.processStart[:len(eo.processStart):len(eo.processStart)], trace.WithAttributes(
+			semconv.MessagingMessageID(t.ID), attrApp.String(t.AppID), attrAttempt.Int(t.Attempts)))
+		ctx, span = o.tracer.Start(ctx, eo.processName, opts...)
 		defer span.End()
 	}
 	err := next(ctx, t)
@@ -278,9 +283,32 @@ func (o *instrumentation) execute(ctx context.Context, t *Task, next Func) error
 		span.SetAttributes(semconv.ErrorTypeKey.String(errorType(err)))
 	}
 	if o.process.Enabled(ctx) {
-		o.process.Record(ctx, time.Since(start).Seconds(), o.eventOpts(t.EventType).record...)
+		o.process.Record(ctx, time.Since(start).Seconds(), eo.record...)
 	}
 	return err
+}
+
+// remoteParent returns ctx with the remote span context of a W3C
+// traceparent and tracestate, as propagation.TraceContext reads them, or
+// ctx if the traceparent is not one (of version 00, the one stores keep).
+func remoteParent(ctx context.Context, parent, state string) context.Context {
+	// "00-" trace ID (32 hex) "-" span ID (16 hex) "-" flags (2 hex)
+	if len(parent) != 55 || parent[:3] != "00-" || parent[35] != '-' || parent[52] != '-' {
+		return propagation.TraceContext{}.Extract(ctx, &traceCarrier{parent, state})
+	}
+	tid, err1 := trace.TraceIDFromHex(parent[3:35])
+	sid, err2 := trace.SpanIDFromHex(parent[36:52])
+	flags, err3 := strconv.ParseUint(parent[53:], 16, 8)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return ctx
+	}
+	cfg := trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.TraceFlags(flags) & trace.FlagsSampled, Remote: true}
+	if state != "" {
+		if ts, err := trace.ParseTraceState(state); err == nil {
+			cfg.TraceState = ts
+		}
+	}
+	return trace.ContextWithRemoteSpanContext(ctx, trace.NewSpanContext(cfg))
 }
 
 // errorType is the error.type of err: the outcome it leads to.
@@ -300,11 +328,13 @@ func errorType(err error) string {
 // not measured).
 func (o *instrumentation) started(t *Task, late time.Duration) {
 	ctx := context.Background()
-	if o.consumed.Enabled(ctx) {
-		o.consumed.Add(ctx, 1, o.eventOpts(t.EventType).consumed...)
+	if !o.consumed.Enabled(ctx) {
+		return
 	}
-	if late >= 0 && o.lateness.Enabled(ctx) {
-		o.lateness.Record(ctx, late.Seconds(), o.eventOpts(t.EventType).record...)
+	eo := o.eventOpts(t.EventType)
+	o.consumed.Add(ctx, 1, eo.consumed...)
+	if late >= 0 {
+		o.lateness.Record(ctx, late.Seconds(), eo.record...)
 	}
 }
 
