@@ -243,10 +243,23 @@ func (o *instrumentation) enqueue(ctx context.Context, ts []*Task, next func(con
 		span.SetAttributes(semconv.ErrorTypeKey.String(errorType(err)))
 	}
 	if o.sent.Enabled(ctx) {
+		// One measurement per event type and call: a measurement costs
+		// the SDK about a microsecond, and a batch may hold a thousand.
+		var et string
+		var n int64
 		for i, t := range stored {
-			if t != nil && i < len(ts) && t.ID == ts[i].ID { // stored now, not a duplicate's holder
-				o.sent.Add(ctx, 1, o.eventOpts(t.EventType).sent...)
+			if t == nil || i >= len(ts) || t.ID != ts[i].ID {
+				continue // a duplicate's holder, not stored now
 			}
+			if t.EventType != et && n > 0 {
+				o.sent.Add(ctx, n, o.eventOpts(et).sent...)
+				n = 0
+			}
+			et = t.EventType
+			n++
+		}
+		if n > 0 {
+			o.sent.Add(ctx, n, o.eventOpts(et).sent...)
 		}
 	}
 	return stored, err
@@ -282,8 +295,10 @@ func (o *instrumentation) execute(ctx context.Context, t *Task, next Func) error
 		span.SetStatus(codes.Error, err.Error())
 		span.SetAttributes(semconv.ErrorTypeKey.String(errorType(err)))
 	}
-	if o.process.Enabled(ctx) {
-		o.process.Record(ctx, time.Since(start).Seconds(), eo.record...)
+	// Not ctx: an exemplar (the span's, offered with a measurement in a
+	// sampled span) costs each attempt more than the measurement.
+	if bg := context.Background(); o.process.Enabled(bg) {
+		o.process.Record(bg, time.Since(start).Seconds(), eo.record...)
 	}
 	return err
 }

@@ -19,16 +19,22 @@ func (discardSpans) Shutdown(context.Context) error                             
 // attempt of a func task: off (no-op providers, the default) and on (the
 // SDK, every span sampled, exporting nowhere).
 func BenchmarkObserve_Attempt(b *testing.B) {
-	for _, on := range []bool{false, true} {
-		name := "Off"
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardSpans{}))
+	defer tp.Shutdown(context.Background())
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	defer mp.Shutdown(context.Background())
+	for _, c := range []struct {
+		name    string
+		traces  bool
+		metrics bool
+	}{{"Off", false, false}, {"Traces", true, false}, {"Metrics", false, true}, {"On", true, true}} {
+		name := c.name
 		cfg := &Config{}
-		if on {
-			name = "On"
-			tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardSpans{}))
-			defer tp.Shutdown(context.Background())
-			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-			defer mp.Shutdown(context.Background())
-			cfg.TracerProvider, cfg.MeterProvider = tp, mp
+		if c.traces {
+			cfg.TracerProvider = tp
+		}
+		if c.metrics {
+			cfg.MeterProvider = mp
 		}
 		b.Run(name, func(b *testing.B) {
 			e, err := NewEngine(NewMemoryStore(), cfg)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -61,4 +62,13 @@ func withOtel[T any](ctx context.Context, f func() (T, error)) (T, error) {
 		err = errors.Join(err, fmt.Errorf("shut down the OpenTelemetry SDK: %w", serr))
 	}
 	return v, err
+}
+
+// cpuTime returns the CPU time, user and system, that the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
