@@ -3,6 +3,7 @@ package tasks_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -211,4 +212,49 @@ func equalMaps(a, b map[string]int64) bool {
 		}
 	}
 	return true
+}
+
+// failingClaims is a store whose claims fail.
+type failingClaims struct{ tasks.Store }
+
+func (failingClaims) Claim(context.Context, int, time.Duration) ([]*tasks.Task, error) {
+	return nil, errors.New("the disk is on fire")
+}
+
+func TestObserve_StoreErrors(t *testing.T) {
+	t.Parallel()
+	rd := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
+	defer mp.Shutdown(context.Background())
+	e, err := tasks.NewEngine(failingClaims{tasks.NewMemoryStore()}, &tasks.Config{
+		MeterProvider: mp,
+		Logger:        slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop(context.Background())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m := collect(t, rd)
+		if a, ok := m["taskwheel.store.errors"]; ok && sumWith(t, a, attribute.String("db.operation.name", "claim tasks")) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no taskwheel.store.errors of claim tasks within 10 s: %v", m)
+		}
+		time.Sleep(5 * time.Millisecond) // polls the reader: the engine retries the claim with backoff
+	}
+	// The store counts no live tasks of its own: the gauge of live tasks
+	// of a store of another kind reports nothing, the active one still does.
+	m := collect(t, rd)
+	if _, ok := m["taskwheel.attempts.active"]; !ok {
+		t.Error("taskwheel.attempts.active: not reported")
+	}
+	if g, ok := m["taskwheel.tasks.live"].(metricdata.Gauge[int64]); ok && len(g.DataPoints) > 0 {
+		t.Errorf("taskwheel.tasks.live: got %v on a store that cannot count them, want nothing", g.DataPoints)
+	}
 }

@@ -489,6 +489,7 @@ func (f *firer) read() (more bool) {
 	if err != nil {
 		f.since = time.Time{}
 		if r.ctx.Err() == nil {
+			e.obs.storeError("read periodic tasks")
 			e.log.Error("tasks: read periodic tasks; retrying", "err", err, "retry_in", f.iv)
 		}
 		return false
