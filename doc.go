@@ -160,8 +160,10 @@ The packages, in the order data flows through them:
   - tasktest: the Store conformance suite, and helpers for users' tests.
   - internal/web: the API keys and path and event type checks that the API
     and the dashboard share; internal/sqlstore: what the SQLStore shares
-    with sqlite and postgres beyond its exported API; internal/testkit and
-    internal/testdb: the helpers and databases of this module's own tests.
+    with sqlite and postgres beyond its exported API; internal/testhook:
+    what tasktest shares with this package beyond its exported API;
+    internal/testkit and internal/testdb: the helpers and databases of
+    this module's own tests.
   - cmd/tasksd and cmd/tasksbench: the server and the benchmarks.
 
 This package is laid out one concept to a file:
@@ -204,6 +206,11 @@ This package is laid out one concept to a file:
     store_memory_observe.go and store_sql_observe.go: the counts of live
     tasks behind its gauge.
   - periodic.go: periodic tasks: cron schedules and their firing.
+  - store_sql_goose.go: the migrations in goose's format, which packages
+    sqlite and postgres export for tools that apply them.
+  - testhooks.go: what package tasktest reaches beyond this package's
+    API (through internal/testhook): running tasks in the caller's
+    goroutine, and reading tasks through the caller's transaction.
   - idempotency.go: the digest of the request that created a task with an
     idempotency key, which tells that request, sent again, from another.
   - handler.go: the HTTP API: its routes, keys, answers and error mapping;

@@ -379,34 +379,12 @@ func (r *run) execute(j job) (_ Outcome, ran bool) {
 		return e.outcome(t, revoked, revoked), false
 	}
 
-	var (
-		err        error
-		attempts   []Attempt
-		endpointID string
-		late       = time.Duration(-1) // not measured
-	)
+	late := time.Duration(-1) // not measured
 	if !t.dueAt.IsZero() {
 		late = max(r.storeNow().Sub(t.dueAt), 0)
 	}
 	e.obs.started(t, late)
-	if fn := e.funcFor(t.EventType); fn != nil {
-		start := time.Now()
-		if e.execMW {
-			fn = wrapExecute(e.mws, fn)
-		}
-		err = call(ctx, fn, t)
-		attempts = []Attempt{{TaskID: t.ID, Number: t.Attempts, StartedAt: start.UTC().Truncate(time.Microsecond), Duration: time.Since(start)}}
-		if err != nil {
-			attempts[0].Error = err.Error()
-		}
-	} else if e.execMW {
-		err = call(ctx, wrapExecute(e.mws, func(ctx context.Context, t *Task) (err error) {
-			attempts, endpointID, err = e.deliver(ctx, t)
-			return err
-		}), t)
-	} else {
-		attempts, endpointID, err = e.deliver(ctx, t)
-	}
+	attempts, endpointID, err := e.attempt(ctx, t)
 	cause := context.Cause(ctx)
 	r.activeMu.Lock()
 	if a.cause != nil {
@@ -418,6 +396,36 @@ func (r *run) execute(j job) (_ Outcome, ran bool) {
 	e.obs.ended(t, o.State)
 	e.window.Record(time.Now(), t.AppID, t.EventType, late, o.State == StateRetrying || o.State == StateFailed)
 	return o, true
+}
+
+// attempt runs the attempt of t, claimed, under ctx: t's func, or else its
+// delivery to webhook endpoints. It returns the attempt's records, the
+// endpoint that acknowledged it, if any, and its error.
+//
+// The engine's Middleware wrap the func or the delivery; a panic in
+// either is recovered as one in a func.
+func (e *Engine) attempt(ctx context.Context, t *Task) (attempts []Attempt, endpointID string, err error) {
+	fn := e.funcFor(t.EventType)
+	if fn == nil {
+		if !e.execMW {
+			return e.deliver(ctx, t)
+		}
+		err = call(ctx, wrapExecute(e.mws, func(ctx context.Context, t *Task) (err error) {
+			attempts, endpointID, err = e.deliver(ctx, t)
+			return err
+		}), t)
+		return attempts, endpointID, err
+	}
+	start := time.Now()
+	if e.execMW {
+		fn = wrapExecute(e.mws, fn)
+	}
+	err = call(ctx, fn, t)
+	attempts = []Attempt{{TaskID: t.ID, Number: t.Attempts, StartedAt: start.UTC().Truncate(time.Microsecond), Duration: time.Since(start)}}
+	if err != nil {
+		attempts[0].Error = err.Error()
+	}
+	return attempts, "", err
 }
 
 // call runs fn, turning a panic into an error that carries the stack.
