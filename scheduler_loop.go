@@ -135,6 +135,7 @@ func (r *run) claim(s *scheduler, n int) bool {
 		return false
 	}
 	s.claimed(n, claimed, took, r.e.sinceEpoch())
+	r.e.obs.claimed(len(claimed))
 	for _, t := range claimed {
 		r.jobs <- r.dispatch(t) // never blocks: at most (maxAhead+1)×Workers are out
 	}
@@ -145,6 +146,7 @@ func (r *run) claim(s *scheduler, n int) bool {
 // retryIn, unless the engine is stopping.
 func (r *run) storeErr(what string, err error, retryIn time.Duration) {
 	if r.ctx.Err() == nil {
+		r.e.obs.storeError(what)
 		r.e.log.Error("tasks: "+what+"; backing off", "err", err, "retry_in", retryIn)
 	}
 }

@@ -378,6 +378,7 @@ func (s *memoryStore) Claim(ctx context.Context, limit int, lease time.Duration)
 	var out []*Task
 	for len(out) < limit && len(s.due) > 0 && !s.due[0].runAt.After(now) {
 		m := heap.Pop(&s.due).(*memTask)
+		due := m.runAt
 		m.t.NextAttemptAt = nil
 		s.setState(m, StateRunning)
 		m.t.Attempts++
@@ -385,7 +386,9 @@ func (s *memoryStore) Claim(ctx context.Context, limit int, lease time.Duration)
 		exp := expires
 		m.t.LeaseExpiresAt = &exp
 		s.running[m.t.ID] = m
-		out = append(out, m.snapshot())
+		snap := m.snapshot()
+		snap.dueAt = due
+		out = append(out, snap)
 	}
 	return out, nil
 }

@@ -121,7 +121,8 @@ func (s *SQLStore) DB() *sql.DB { return s.db.DB }
 // taskColumns are the columns of a taskRow.
 const taskColumns = `id, app_id, event_type, state, data, scheduled_run_time, run_at,
 	attempts, replayed_after, max_attempts, timeout, lease_expires_at, cancel_requested, last_error,
-	endpoint_id, idempotency_key, idempotency_digest, created_at, updated_at, completed_at`
+	endpoint_id, idempotency_key, idempotency_digest, created_at, updated_at, completed_at,
+	trace_parent, trace_state`
 
 // taskRow is a row of taskwheel_tasks.
 type taskRow struct {
@@ -145,6 +146,8 @@ type taskRow struct {
 	CreatedAt         sqlTime
 	UpdatedAt         sqlTime
 	CompletedAt       sqlTime
+	TraceParent       sql.NullString
+	TraceState        sql.NullString
 }
 
 // dest returns the fields of r in the order of taskColumns, to scan into.
@@ -153,7 +156,8 @@ type taskRow struct {
 func (r *taskRow) dest() []any {
 	return []any{&r.ID, &r.AppID, &r.EventType, &r.State, &r.Data, &r.ScheduledRunTime, &r.RunAt,
 		&r.Attempts, &r.ReplayedAfter, &r.MaxAttempts, &r.Timeout, &r.LeaseExpiresAt, &r.CancelRequested, &r.LastError,
-		&r.EndpointID, &r.IdempotencyKey, &r.IdempotencyDigest, &r.CreatedAt, &r.UpdatedAt, &r.CompletedAt}
+		&r.EndpointID, &r.IdempotencyKey, &r.IdempotencyDigest, &r.CreatedAt, &r.UpdatedAt, &r.CompletedAt,
+		&r.TraceParent, &r.TraceState}
 }
 
 func (r *taskRow) task() *Task {
@@ -177,6 +181,9 @@ func (r *taskRow) task() *Task {
 		Timeout:           time.Duration(r.Timeout) * time.Microsecond,
 		CancelRequested:   r.CancelRequested,
 		LeaseExpiresAt:    r.LeaseExpiresAt.ptr(),
+		TraceParent:       r.TraceParent.String,
+		TraceState:        r.TraceState.String,
+		dueAt:             r.RunAt.t,
 	}
 	if r.State.pending() {
 		t.NextAttemptAt = r.RunAt.ptr()

@@ -53,6 +53,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) tasks.Store) {
 		{"Bulk", su.testBulk},
 		{"List", su.testList},
 		{"Times", su.testTimes},
+		{"TraceContext", su.testTraceContext},
 		{"Endpoints", su.testEndpoints},
 		{"EndpointHealth", su.testEndpointHealth},
 		{"Attempts", su.testAttempts},
