@@ -76,6 +76,8 @@ func (e *Engine) EnqueueMany(ctx context.Context, nts []NewTask) ([]*Task, error
 		stored, err = e.enqueueThrough(ctx, ts, e.store.InsertMany)
 		if err == nil && len(stored) != len(ts) {
 			err = fmt.Errorf("tasks: enqueue middleware returned %d tasks for %d", len(stored), len(ts))
+		} else if err == nil && slices.Contains(stored, nil) {
+			err = errMiddlewareNoTask
 		}
 	} else {
 		stored, err = e.store.InsertMany(ctx, ts)

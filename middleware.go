@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -85,8 +86,16 @@ func (e *Engine) enqueueOne(ctx context.Context, t *Task, insert func(context.Co
 		stored, err := insert(ctx, ts[0])
 		return []*Task{stored}, err
 	})
-	if len(got) != 1 {
+	if len(got) != 1 || got[0] == nil {
+		if err == nil {
+			err = errMiddlewareNoTask
+		}
 		return nil, err
 	}
 	return got[0], err
 }
+
+// errMiddlewareNoTask is the error of an enqueue whose Enqueue middleware
+// returned no task, and no error, for a task it was given: the caller must
+// not take the task as stored, nor get a nil task without an error.
+var errMiddlewareNoTask = errors.New("tasks: enqueue middleware returned no task and no error")
