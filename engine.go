@@ -193,7 +193,10 @@ type Engine struct {
 	mws    []Middleware     // the instrumentation's, if on, then Config.Middleware
 	enqMW  bool             // some of mws wrap enqueues
 	execMW bool             // some of mws wrap attempts
-	window observe.Window   // the last hour of attempts, for the dashboard
+	// checkEnq: some of Config.Middleware wrap enqueues, and what they
+	// hand on is checked again (checkEnqueued).
+	checkEnq bool
+	window   observe.Window // the last hour of attempts, for the dashboard
 
 	funcsMu sync.RWMutex
 	funcs   map[string]Func
@@ -242,6 +245,9 @@ func NewEngine(store Store, cfg *Config) (*Engine, error) {
 		e.mws = append(e.mws, e.obs.middleware())
 	}
 	e.mws = append(e.mws, c.Middleware...)
+	for _, mw := range c.Middleware {
+		e.checkEnq = e.checkEnq || mw.Enqueue != nil
+	}
 	for _, mw := range e.mws {
 		e.enqMW = e.enqMW || mw.Enqueue != nil
 		e.execMW = e.execMW || mw.Execute != nil

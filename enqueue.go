@@ -73,7 +73,7 @@ func (e *Engine) EnqueueMany(ctx context.Context, nts []NewTask) ([]*Task, error
 	var stored []*Task
 	var err error
 	if e.enqMW {
-		stored, err = e.enqueueThrough(ctx, ts, e.store.InsertMany)
+		stored, err = e.enqueueThrough(ctx, ts, true, e.store.InsertMany)
 		if err == nil && len(stored) != len(ts) {
 			err = fmt.Errorf("tasks: enqueue middleware returned %d tasks for %d", len(stored), len(ts))
 		} else if err == nil && slices.Contains(stored, nil) {

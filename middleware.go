@@ -17,7 +17,12 @@ import (
 // be stored, with their IDs (one for [Engine.Enqueue], [Engine.EnqueueTx]
 // and a periodic task's slot, all of [Engine.EnqueueMany]'s), which it may
 // change; next stores them and returns what the store returned, which
-// Enqueue should return. Execute wraps each attempt of a task: t is the
+// Enqueue should return. What the innermost Enqueue hands to the store is
+// checked again as Enqueue checks a NewTask (with Config.MaxDataBytes, a
+// non-empty ID, and TraceParent and TraceState as W3C headers): an invalid
+// change is a *ValidationError, and nothing is stored. An Enqueue that
+// returns no task for one it was given, and no error, makes the enqueue
+// fail. Execute wraps each attempt of a task: t is the
 // task, t.Attempts the attempt's number; next runs the task's func, or
 // delivers it to its endpoints, and Execute's error is the attempt's
 // (return next's to change nothing). A panic in Execute is recovered as a
@@ -70,16 +75,68 @@ func wrapExecute(mws []Middleware, run Func) Func {
 }
 
 // enqueueThrough stores ts with store, through the engine's Enqueue
-// middleware. Only callers that have some (e.enqMW) call it.
-func (e *Engine) enqueueThrough(ctx context.Context, ts []*Task, store enqueueNext) ([]*Task, error) {
+// middleware. Only callers that have some (e.enqMW) call it. When a
+// Config.Middleware wraps enqueues, the tasks it hands on are checked
+// before store sees them; many says to name a task's field by its index.
+func (e *Engine) enqueueThrough(ctx context.Context, ts []*Task, many bool, store enqueueNext) ([]*Task, error) {
+	if e.checkEnq {
+		inner := store
+		store = func(ctx context.Context, ts []*Task) ([]*Task, error) {
+			for i, t := range ts {
+				if err := e.checkEnqueued(t); err != nil {
+					var ve *ValidationError
+					if errors.As(err, &ve) && many {
+						ve.Field = fmt.Sprintf("tasks[%d].%s", i, ve.Field)
+					}
+					return nil, err
+				}
+			}
+			return inner(ctx, ts)
+		}
+	}
 	return wrapEnqueue(e.mws, store)(ctx, ts)
+}
+
+// checkEnqueued checks t as an Enqueue middleware hands it on to be stored,
+// as newTask checked the NewTask it came from, so that a middleware's change
+// cannot store what Enqueue refuses: data past Config.MaxDataBytes, an event
+// type no route matches, a task of no app, or a trace context that would be
+// sent, as it is, in the header of each delivery.
+func (e *Engine) checkEnqueued(t *Task) error {
+	if t == nil {
+		return invalid("task", "nil, as an Enqueue middleware left it")
+	}
+	err := validateText("id", t.ID, MaxIDLength)
+	if err == nil && t.ID == "" {
+		err = invalid("id", "must not be empty")
+	}
+	if err == nil {
+		nt := NewTask{AppID: t.AppID, EventType: t.EventType, Data: t.Data, MaxAttempts: t.MaxAttempts,
+			Timeout: t.Timeout, IdempotencyKey: t.IdempotencyKey}
+		err = nt.Validate()
+	}
+	switch {
+	case err != nil:
+	case len(t.Data) == 0:
+		err = invalid("data", "empty; null is the JSON of no data")
+	case len(t.Data) > e.cfg.MaxDataBytes:
+		err = invalid("data", "%d bytes, more than the limit of %d", len(t.Data), e.cfg.MaxDataBytes)
+	case t.MaxAttempts < 1:
+		err = invalid("max_attempts", "must be at least 1")
+	default:
+		err = validTraceContext(t.TraceParent, t.TraceState)
+	}
+	if ve := (*ValidationError)(nil); errors.As(err, &ve) {
+		ve.Message += ", as an Enqueue middleware left it"
+	}
+	return err
 }
 
 // enqueueOne stores t with insert, through the engine's Enqueue
 // middleware, and returns what insert returned for it. Only callers that
 // have some (e.enqMW) call it: making the func value insert allocates.
 func (e *Engine) enqueueOne(ctx context.Context, t *Task, insert func(context.Context, *Task) (*Task, error)) (*Task, error) {
-	got, err := e.enqueueThrough(ctx, []*Task{t}, func(ctx context.Context, ts []*Task) ([]*Task, error) {
+	got, err := e.enqueueThrough(ctx, []*Task{t}, false, func(ctx context.Context, ts []*Task) ([]*Task, error) {
 		if len(ts) != 1 {
 			return nil, fmt.Errorf("tasks: enqueue middleware passed %d tasks on, not 1", len(ts))
 		}

@@ -516,6 +516,29 @@ func keepTraceContext(ctx context.Context, ts ...*Task) {
 	}
 }
 
+// validTraceContext checks a task's TraceParent and TraceState: both "",
+// or a traceparent that propagation.TraceContext reads as a valid span
+// context, with a tracestate, if any, that it reads too. Deliveries send
+// them as headers.
+func validTraceContext(parent, state string) error {
+	if parent == "" {
+		if state != "" {
+			return invalid("tracestate", "set without a traceparent")
+		}
+		return nil
+	}
+	ctx := propagation.TraceContext{}.Extract(context.Background(), &traceCarrier{parent: parent})
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return invalid("traceparent", "not a W3C traceparent")
+	}
+	if state != "" {
+		if _, err := trace.ParseTraceState(state); err != nil {
+			return invalid("tracestate", "not a W3C tracestate")
+		}
+	}
+	return nil
+}
+
 // traceContext returns ctx with the remote span context of r's W3C
 // traceparent and tracestate headers, if r has a valid one: the task that
 // r creates is then enqueued in r's trace.
