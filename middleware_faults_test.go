@@ -72,6 +72,10 @@ func TestMiddleware_EnqueueInvalidChange(t *testing.T) {
 		"no id":               {func(t *tasks.Task) { t.ID = "" }, "id"},
 		"max attempts":        {func(t *tasks.Task) { t.MaxAttempts = 0 }, "max_attempts"},
 		"trace context":       {func(t *tasks.Task) { t.TraceParent = "00-x\r\nX-Injected: 1" }, "traceparent"},
+		"long trace state": {func(t *tasks.Task) {
+			t.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+			t.TraceState = "a=" + strings.Repeat("v", 250) + ",b=" + strings.Repeat("v", 250) + ",c=" + strings.Repeat("v", 250)
+		}, "tracestate"},
 	}
 	for _, s := range testStores {
 		for name, c := range changes {

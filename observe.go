@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -511,9 +512,43 @@ func keepTraceContext(ctx context.Context, ts ...*Task) {
 	}
 	var c traceCarrier
 	propagation.TraceContext{}.Inject(ctx, &c)
+	c.state = truncateTraceState(c.state)
 	for _, t := range ts {
 		t.TraceParent, t.TraceState = c.parent, c.state
 	}
+}
+
+// maxTraceState bounds the tracestate a task keeps: the 512 characters
+// that W3C Trace Context asks every vendor to propagate. A valid one may
+// be 32 members of 513 characters, which each delivery would send as a
+// header, past the 8 KiB that common proxies take in one header line.
+const maxTraceState = 512
+
+// truncateTraceState cuts a valid tracestate to maxTraceState characters
+// as W3C Trace Context says: members of more than 128 characters go first,
+// then members from the end (the oldest). It allocates only when it cuts.
+func truncateTraceState(s string) string {
+	if len(s) <= maxTraceState {
+		return s
+	}
+	var b strings.Builder
+	for m := range strings.SplitSeq(s, ",") {
+		n := b.Len() + len(m)
+		if b.Len() > 0 {
+			n++ // the comma
+		}
+		if len(m) > 128 || n > maxTraceState {
+			if len(m) > 128 {
+				continue
+			}
+			break
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(m)
+	}
+	return b.String()
 }
 
 // validTraceContext checks a task's TraceParent and TraceState: both "",
@@ -534,6 +569,9 @@ func validTraceContext(parent, state string) error {
 	if state != "" {
 		if _, err := trace.ParseTraceState(state); err != nil {
 			return invalid("tracestate", "not a W3C tracestate")
+		}
+		if len(state) > maxTraceState {
+			return invalid("tracestate", "longer than %d bytes", maxTraceState)
 		}
 	}
 	return nil

@@ -130,7 +130,9 @@ type Task struct {
 	// Insert is given it, and no other method changes it. It is not part
 	// of the task's JSON.
 	TraceParent string `json:"-"`
-	// TraceState is the W3C tracestate that goes with TraceParent, or "".
+	// TraceState is the W3C tracestate that goes with TraceParent, or "":
+	// at most 512 bytes, the enqueuing context's cut to that length as W3C
+	// Trace Context says (members over 128 bytes first, then the last).
 	TraceState string `json:"-"`
 
 	// dueAt is when the attempt of a task that Claim returned was due, on
