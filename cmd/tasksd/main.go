@@ -228,7 +228,8 @@ Observability (see README, "Observability"):
                                                 info); debug logs every enqueue and
                                                 attempt with its task and trace IDs
   OTEL_EXPORTER_OTLP_ENDPOINT and the other standard OTEL_* variables export
-  traces and metrics by OTLP over HTTP/protobuf when an endpoint is set.
+  traces and metrics by OTLP over HTTP/protobuf when an endpoint is set; at
+  exit they get 5 s to flush, and export errors are logged as warnings.
 
 GET /healthz answers 200 "ok" while the database answers, 503 otherwise.
 SIGINT or SIGTERM stops tasksd gracefully: in-flight requests and running
@@ -502,6 +503,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	logger := newLogger(cfg, stderr)
+	logOTelErrors(logger)
 	tel, err := newTelemetry(ctx, getenv)
 	if err != nil {
 		return err

@@ -21,6 +21,7 @@ import (
 	promclient "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
@@ -161,6 +162,15 @@ func logMiddleware(logger *slog.Logger) tasks.Middleware {
 	}
 }
 
+// logOTelErrors sends the errors of the OpenTelemetry SDK (a failed
+// export, say) to logger, as warnings, instead of to the standard log's
+// stderr in a format of its own.
+func logOTelErrors(logger *slog.Logger) {
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		logger.Warn("OpenTelemetry", "err", err)
+	}))
+}
+
 // telemetry is tasksd's OpenTelemetry SDK: its providers, the handler of
 // GET /metrics, and what to shut down.
 type telemetry struct {
@@ -241,9 +251,14 @@ func (tel *telemetry) apply(c *tasks.Config) {
 	}
 }
 
-// shutdown flushes and stops the exporters, within shutdownTimeout.
+// flushTimeout bounds the flush of the telemetry when tasksd stops, after
+// the engine and the database: a collector that does not answer must not
+// hold the exit for long, and loses only the last telemetry.
+const flushTimeout = 5 * time.Second
+
+// shutdown flushes and stops the exporters, within flushTimeout.
 func (tel *telemetry) shutdown(ctx context.Context, logger *slog.Logger) {
-	ctx, cancel := context.WithTimeout(ctx, shutdownTimeout)
+	ctx, cancel := context.WithTimeout(ctx, flushTimeout)
 	defer cancel()
 	var errs []error
 	if tel.tracer != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -225,5 +226,53 @@ func TestRun_otlp(t *testing.T) {
 	}
 	if !seen["/v1/traces"] || !seen["/v1/metrics"] {
 		t.Errorf("the collector got OTLP requests at %v, want /v1/traces and /v1/metrics", seen)
+	}
+}
+
+// TestRun_otlpCollectorHangs: a collector that takes the connection and
+// never answers delays tasksd's exit by a few seconds, not by the 30 s of
+// shutdownTimeout; and the SDK's export errors are tasksd's log records
+// (JSON here), not lines of another format on stderr.
+func TestRun_otlpCollectorHangs(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // accepts, reads nothing, answers nothing
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + ln.Addr().String()}
+	for k, v := range env {
+		t.Setenv(k, v) // the exporters read the environment themselves
+	}
+	s := startServer(t, []string{"-addr", "127.0.0.1:0", "-db", filepath.Join(t.TempDir(), "tasks.db"), "-log-format", "json"}, env)
+	s.call(t, "POST", "/apps/app_1/endpoints", s.key, map[string]any{"url": "https://example.com/hook"}, http.StatusCreated, nil)
+	s.call(t, "POST", "/apps/app_1/tasks", s.key, map[string]any{"event_type": "user.created", "data": nil,
+		"scheduled_run_time": time.Now().Add(time.Hour).Format(time.RFC3339)}, http.StatusCreated, nil)
+	if err := s.stop(); err != nil { // within 10 s
+		t.Fatal(err)
+	}
+	logs := s.logs.String()
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("log line %q is not JSON: %v", line, err)
+		}
+	}
+	if !strings.Contains(logs, `"msg":"flush telemetry"`) {
+		t.Errorf("no record of the failed flush in:\n%s", logs)
 	}
 }
