@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -202,6 +203,15 @@ func newTelemetry(ctx context.Context, getenv func(string) string) (*telemetry, 
 		for _, v := range []string{"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"} {
 			if p := getenv(v); p != "" && p != "http/protobuf" {
 				return nil, fmt.Errorf("%s=%q: tasksd exports OTLP over http/protobuf only", v, p)
+			}
+		}
+		// The exporters log an endpoint they cannot parse and use their
+		// default instead; one without a scheme they take as a path.
+		for _, v := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"} {
+			if e := getenv(v); e != "" {
+				if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					return nil, fmt.Errorf("%s=%q: want an http or https URL, such as http://localhost:4318", v, e)
+				}
 			}
 		}
 	}

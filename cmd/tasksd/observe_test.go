@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -274,5 +275,31 @@ func TestRun_otlpCollectorHangs(t *testing.T) {
 	}
 	if !strings.Contains(logs, `"msg":"flush telemetry"`) {
 		t.Errorf("no record of the failed flush in:\n%s", logs)
+	}
+}
+
+// TestRun_otlpBadEndpoint: an OTLP endpoint variable that is not an http
+// or https URL stops tasksd at start with an error naming it, instead of
+// exporting nowhere, or somewhere else, while saying it exports.
+func TestRun_otlpBadEndpoint(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ name, value string }{
+		{"OTEL_EXPORTER_OTLP_ENDPOINT", "://bad"},
+		{"OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318"},
+		{"OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://collector:4318"},
+		{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://[::1"},
+		{"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http:///v1/metrics"},
+	} {
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{tt.name: tt.value}
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second) // ends a tasksd that started
+			defer cancel()
+			err := run(ctx, []string{"-addr", "127.0.0.1:0", "-db", filepath.Join(t.TempDir(), "tasks.db")},
+				envMap(env), io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.name) {
+				t.Errorf("run: got error %v, want one naming %s", err, tt.name)
+			}
+		})
 	}
 }
