@@ -360,17 +360,29 @@ func runWorkload(ctx context.Context, c *config, w workload, t *target, rep *rep
 		// millions of tasks), so that it does not weigh on this one.
 		runtime.GC()
 		start := time.Now()
+		instrumented := c.otel && slices.Contains(otelWorkloads, w.id)
+		var on []figure
+		var err error
+		if instrumented && i%2 == 1 {
+			// Every other run instrumented first, so that neither way
+			// always has what the other left behind (a grown file, heap).
+			if on, err = withOtel(ctx, func() ([]figure, error) { return w.run(ctx, c, t) }); err != nil {
+				return fmt.Errorf("with -otel: %w", err)
+			}
+			runtime.GC()
+		}
 		figs, err := w.run(ctx, c, t)
 		if err != nil {
 			return err
 		}
-		if c.otel && slices.Contains(otelWorkloads, w.id) {
+		if instrumented {
 			// The same run once more, instrumented: its figures, each
 			// with the uninstrumented one as its floor.
-			runtime.GC()
-			on, err := withOtel(ctx, func() ([]figure, error) { return w.run(ctx, c, t) })
-			if err != nil {
-				return fmt.Errorf("with -otel: %w", err)
+			if on == nil {
+				runtime.GC()
+				if on, err = withOtel(ctx, func() ([]figure, error) { return w.run(ctx, c, t) }); err != nil {
+					return fmt.Errorf("with -otel: %w", err)
+				}
 			}
 			for j := range on {
 				on[j].name = strings.TrimSpace(on[j].name + otelSuffix)

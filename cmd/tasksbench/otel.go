@@ -47,10 +47,14 @@ func (discardMetrics) ForceFlush(context.Context) error                         
 func (discardMetrics) Shutdown(context.Context) error                            { return nil }
 
 // withOtel runs f with the instrumentation of bench's engines on: the real
-// SDK, sampling every span, batching spans, and collecting metrics every
-// second, all to exporters that discard them.
+// SDK as a service sets it up, with its defaults but the exporters, which
+// discard what they get. Traces: the default sampler,
+// ParentBased(AlwaysSample), which records every span here (each task's
+// enqueue starts a sampled trace), and a batch span processor. Metrics: a
+// periodic reader collecting every second (not every minute, the default:
+// so that the live gauges' counts are taken during a run too).
 func withOtel[T any](ctx context.Context, f func() (T, error)) (T, error) {
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardSpans{}), sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardSpans{}))
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(
 		sdkmetric.NewPeriodicReader(discardMetrics{}, sdkmetric.WithInterval(time.Second))))
 	bench.Telemetry.TracerProvider, bench.Telemetry.MeterProvider = tp, mp
