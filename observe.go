@@ -66,16 +66,19 @@ const (
 type instrumentation struct {
 	tracer trace.Tracer // nil: traces are off
 	// metrics reports whether the meter provider was not a no-op when
-	// NewEngine ran; each instrument's Enabled says whether it is now.
+	// NewEngine ran; each synchronous instrument's Enabled says whether it
+	// is now.
 	metrics bool
 	meter   metric.Meter
 
-	sent, consumed, outcomes, storeErrors metric.Int64Counter
-	process, lateness, delivery           metric.Float64Histogram
-	claimSize                             metric.Int64Histogram
+	sent, consumed, outcomes    metric.Int64ObservableCounter // see eventCounts
+	storeErrors                 metric.Int64Counter
+	process, lateness, delivery metric.Float64Histogram
+	claimSize                   metric.Int64Histogram
 
-	events  sync.Map     // event type: *eventOptions; read on every attempt, rarely written
-	nEvents atomic.Int64 // entries of events, at most maxEventTypes
+	events   sync.Map     // event type: *eventOptions; read on every attempt, rarely written
+	nEvents  atomic.Int64 // entries of events, at most maxEventTypes
+	overflow *eventCounts // the counts of event types past maxEventTypes
 }
 
 // maxEventTypes bounds the event types whose options the instrumentation
@@ -85,9 +88,8 @@ const maxEventTypes = 10_000
 // eventOptions are the measurement options of one event type, made once so
 // that a measurement allocates nothing for them.
 type eventOptions struct {
-	sent, consumed []metric.AddOption
-	record         []metric.RecordOption
-	outcome        map[State][]metric.AddOption
+	counts *eventCounts
+	record []metric.RecordOption
 	// processName and processStart start an attempt's span: its kind and
 	// the attributes a sampler may look at, which are the same for every
 	// attempt of the event type; the task's own are set once the span is
@@ -123,15 +125,16 @@ func newInstrumentation(c *Config) *instrumentation {
 		}
 	}
 	var err error
-	o.sent, err = m.Int64Counter(metricSent, metric.WithUnit("{message}"),
+	o.sent, err = m.Int64ObservableCounter(metricSent, metric.WithUnit("{message}"),
 		metric.WithDescription("Tasks enqueued, by event type (messaging.destination.name)."))
 	must(err)
-	o.consumed, err = m.Int64Counter(metricConsumed, metric.WithUnit("{message}"),
+	o.consumed, err = m.Int64ObservableCounter(metricConsumed, metric.WithUnit("{message}"),
 		metric.WithDescription("Attempts started, by event type."))
 	must(err)
-	o.outcomes, err = m.Int64Counter(metricOutcomes, metric.WithUnit("{attempt}"),
+	o.outcomes, err = m.Int64ObservableCounter(metricOutcomes, metric.WithUnit("{attempt}"),
 		metric.WithDescription("Attempts ended, by event type and outcome: completed, retrying (to be retried), failed (for good), canceled."))
 	must(err)
+	o.registerCounts()
 	o.storeErrors, err = m.Int64Counter(metricStoreErrors, metric.WithUnit("{error}"),
 		metric.WithDescription("Store calls of the engine's background work that failed, by operation."))
 	must(err)
@@ -180,18 +183,9 @@ func (o *instrumentation) eventOpts(eventType string) *eventOptions {
 	if eo, ok := o.events.Load(eventType); ok {
 		return eo.(*eventOptions)
 	}
-	base := []attribute.KeyValue{semconv.MessagingSystemKey.String(messagingSystem), semconv.MessagingDestinationName(eventType)}
-	with := func(kv ...attribute.KeyValue) attribute.Set {
-		return attribute.NewSet(append(append([]attribute.KeyValue(nil), base...), kv...)...)
-	}
 	eo := &eventOptions{
-		sent:     []metric.AddOption{metric.WithAttributeSet(with(semconv.MessagingOperationName("send")))},
-		consumed: []metric.AddOption{metric.WithAttributeSet(with(semconv.MessagingOperationName("process")))},
-		record:   []metric.RecordOption{metric.WithAttributeSet(with())},
-		outcome:  make(map[State][]metric.AddOption),
-	}
-	for _, s := range []State{StateCompleted, StateRetrying, StateFailed, StateCanceled} {
-		eo.outcome[s] = []metric.AddOption{metric.WithAttributeSet(with(attrOutcome.String(string(s))))}
+		record: []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(
+			semconv.MessagingSystemKey.String(messagingSystem), semconv.MessagingDestinationName(eventType)))},
 	}
 	eo.processName = "process " + eventType
 	eo.destination = semconv.MessagingDestinationName(eventType)
@@ -203,8 +197,10 @@ func (o *instrumentation) eventOpts(eventType string) *eventOptions {
 		semconv.MessagingDestinationName(eventType),
 	)}
 	if o.nEvents.Load() >= maxEventTypes {
+		eo.counts = o.overflow
 		return eo // not kept
 	}
+	eo.counts = newEventCounts(eventType)
 	if old, loaded := o.events.LoadOrStore(eventType, eo); loaded {
 		return old.(*eventOptions)
 	}
@@ -233,9 +229,8 @@ func (o *instrumentation) enqueue(ctx context.Context, ts []*Task, next func(con
 		span.SetStatus(codes.Error, err.Error())
 		span.SetAttributes(semconv.ErrorTypeKey.String(errorType(err)))
 	}
-	if o.sent.Enabled(ctx) {
-		// One measurement per event type and call: a measurement costs
-		// the SDK about a microsecond, and a batch may hold a thousand.
+	if o.metrics {
+		// One count per run of an event type, not per task.
 		var et string
 		var n int64
 		for i, t := range stored {
@@ -243,14 +238,14 @@ func (o *instrumentation) enqueue(ctx context.Context, ts []*Task, next func(con
 				continue // a duplicate's holder, not stored now
 			}
 			if t.EventType != et && n > 0 {
-				o.sent.Add(ctx, n, o.eventOpts(et).sent...)
+				o.eventOpts(et).counts.sent.Add(n)
 				n = 0
 			}
 			et = t.EventType
 			n++
 		}
 		if n > 0 {
-			o.sent.Add(ctx, n, o.eventOpts(et).sent...)
+			o.eventOpts(et).counts.sent.Add(n)
 		}
 	}
 	return stored, err
@@ -396,24 +391,23 @@ func errorType(err error) string {
 // started records the start of an attempt of t, lateness late (negative:
 // not measured).
 func (o *instrumentation) started(t *Task, late time.Duration) {
-	ctx := context.Background()
-	if !o.consumed.Enabled(ctx) {
+	if !o.metrics {
 		return
 	}
 	eo := o.eventOpts(t.EventType)
-	o.consumed.Add(ctx, 1, eo.consumed...)
-	if late >= 0 {
+	eo.counts.consumed.Add(1)
+	if ctx := context.Background(); late >= 0 && o.lateness.Enabled(ctx) {
 		o.lateness.Record(ctx, late.Seconds(), eo.record...)
 	}
 }
 
 // ended records the outcome of an attempt of t.
 func (o *instrumentation) ended(t *Task, s State) {
-	ctx := context.Background()
-	if o.outcomes.Enabled(ctx) {
-		if opts := o.eventOpts(t.EventType).outcome[s]; opts != nil {
-			o.outcomes.Add(ctx, 1, opts...)
-		}
+	if !o.metrics {
+		return
+	}
+	if i := outcomeIndex(s); i >= 0 {
+		o.eventOpts(t.EventType).counts.outcomes[i].Add(1)
 	}
 }
 
