@@ -90,10 +90,10 @@ const maxEventTypes = 10_000
 type eventOptions struct {
 	counts *eventCounts
 	record []metric.RecordOption
-	// processName and processStart start an attempt's span: its kind and
-	// the attributes a sampler may look at, which are the same for every
-	// attempt of the event type; the task's own are set once the span is
-	// known to record. sendName and sendStart are an enqueue's.
+	// processName names an attempt's span (see startProcess). sendName and
+	// sendStart start an enqueue's of one task or one event type, with the
+	// attributes that are the same for every enqueue of it; the others are
+	// set once the span is known to record.
 	processName, sendName string
 	sendStart             []trace.SpanStartOption
 	destination           attribute.KeyValue // messaging.destination.name
@@ -286,9 +286,9 @@ func sameEventType(ts []*Task) bool {
 // execute is the Execute middleware: a consumer span ("process <event
 // type>") in the trace that enqueued the task, and the attempt's duration.
 //
-// It runs on every attempt, so it allocates only what the SDK needs: the
-// span's options are made once per event type, and the task's own
-// attributes are set only on a span that records (a sampled one).
+// It runs on every attempt, so it allocates little besides what the SDK
+// needs (see startProcess), and formats an error for a span only if the
+// span records (is sampled).
 func (o *instrumentation) execute(ctx context.Context, t *Task, next Func) error {
 	eo := o.eventOpts(t.EventType)
 	var start time.Time
@@ -319,10 +319,12 @@ func (o *instrumentation) execute(ctx context.Context, t *Task, next Func) error
 }
 
 // processStart holds the options of an attempt span's start while the
-// span starts. The API copies the attributes of options into the span's
-// config, and no tracer keeps the options: so one is reused, from a pool,
-// and an attempt's options cost one small allocation instead of the four
-// that making them costs.
+// span starts: its kind and all its attributes, so that a sampler sees them
+// (the semantic conventions ask for those of messaging at the start). The
+// API copies the attributes of options into the span's config, and no
+// tracer keeps the options: so one is reused, from a pool, and an attempt's
+// options cost one small allocation (the WithAttributes) instead of the
+// four that making them anew costs.
 type processStart struct {
 	attrs [7]attribute.KeyValue
 	opts  [2]trace.SpanStartOption
