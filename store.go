@@ -215,6 +215,40 @@ type Store interface {
 	// their cancellation: cancel those one by one.
 	CancelMany(ctx context.Context, p ListParams) (n int, next string, err error)
 
+	// Flow control. A task's flow key is its FlowKey (Insert sets it to
+	// the EventType when it is ""); an app's key may have a Limit, which
+	// Claim enforces across every caller sharing the store:
+	//
+	//   - Claim starts no task of a Paused key;
+	//   - at most Concurrency tasks of a key are running at once;
+	//   - at most Burst tasks of a key start at once, and Rate per second
+	//     on average: a token bucket whose tokens the store keeps, so that
+	//     callers in several processes share it;
+	//   - a due task that its key's limit holds back stays scheduled (or
+	//     retrying), its attempts unchanged, with WaitReason saying why,
+	//     and is not returned by Upcoming; it is started, oldest due first,
+	//     by a later Claim once its key has capacity, or made due again,
+	//     its WaitReason cleared, when its limit is deleted, or by
+	//     Reschedule. The cost of waiting tasks to Claim does not grow
+	//     with their number.
+	//
+	// A key without a limit costs Claim nothing more than it did.
+
+	// SetLimit stores l (AppID, Key, Rate, Burst, Concurrency, Paused, as
+	// normalized by the engine), replacing the key's limit, and returns
+	// it with UpdatedAt set to now and its Running and Waiting counts. A
+	// new limit's token bucket starts full; a changed one keeps its
+	// tokens, up to the new Burst.
+	SetLimit(ctx context.Context, l *Limit) (*Limit, error)
+	// GetLimit returns the limit of an app's key with its Running and
+	// Waiting counts, or ErrNotFound.
+	GetLimit(ctx context.Context, appID, key string) (*Limit, error)
+	// ListLimits returns an app's limits, by key, with their counts.
+	ListLimits(ctx context.Context, appID string) ([]*Limit, error)
+	// DeleteLimit deletes the limit of an app's key, and makes the key's
+	// waiting tasks due again as they were; ErrNotFound if it has none.
+	DeleteLimit(ctx context.Context, appID, key string) error
+
 	// Attempts returns the attempt history of a task, in the order the
 	// attempts were stored: those of applied outcomes (see Finish), and
 	// one per attempt that Rescue ended. An unknown task has none.

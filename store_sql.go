@@ -121,7 +121,8 @@ func (s *SQLStore) DB() *sql.DB { return s.db.DB }
 // taskColumns are the columns of a taskRow.
 const taskColumns = `id, app_id, event_type, state, data, scheduled_run_time, run_at,
 	attempts, replayed_after, max_attempts, timeout, lease_expires_at, cancel_requested, last_error,
-	endpoint_id, idempotency_key, idempotency_digest, created_at, updated_at, completed_at`
+	endpoint_id, idempotency_key, idempotency_digest, created_at, updated_at, completed_at,
+	flow_key, wait_reason, parked_at`
 
 // taskRow is a row of taskwheel_tasks.
 type taskRow struct {
@@ -145,6 +146,9 @@ type taskRow struct {
 	CreatedAt         sqlTime
 	UpdatedAt         sqlTime
 	CompletedAt       sqlTime
+	FlowKey           sql.NullString // NULL: the event type
+	WaitReason        sql.NullString
+	ParkedAt          sqlTime // when a waiting task fell due
 }
 
 // dest returns the fields of r in the order of taskColumns, to scan into.
@@ -153,7 +157,8 @@ type taskRow struct {
 func (r *taskRow) dest() []any {
 	return []any{&r.ID, &r.AppID, &r.EventType, &r.State, &r.Data, &r.ScheduledRunTime, &r.RunAt,
 		&r.Attempts, &r.ReplayedAfter, &r.MaxAttempts, &r.Timeout, &r.LeaseExpiresAt, &r.CancelRequested, &r.LastError,
-		&r.EndpointID, &r.IdempotencyKey, &r.IdempotencyDigest, &r.CreatedAt, &r.UpdatedAt, &r.CompletedAt}
+		&r.EndpointID, &r.IdempotencyKey, &r.IdempotencyDigest, &r.CreatedAt, &r.UpdatedAt, &r.CompletedAt,
+		&r.FlowKey, &r.WaitReason, &r.ParkedAt}
 }
 
 func (r *taskRow) task() *Task {
@@ -178,8 +183,13 @@ func (r *taskRow) task() *Task {
 		CancelRequested:   r.CancelRequested,
 		LeaseExpiresAt:    r.LeaseExpiresAt.ptr(),
 	}
+	t.FlowKey = flowKey(r.FlowKey.String, r.EventType)
 	if r.State.pending() {
 		t.NextAttemptAt = r.RunAt.ptr()
+		if r.ParkedAt.valid {
+			t.NextAttemptAt = r.ParkedAt.ptr()
+			t.WaitReason = r.WaitReason.String
+		}
 	}
 	return t
 }
@@ -368,11 +378,13 @@ const (
 	state = CASE WHEN state = 'running' THEN 'running' ELSE 'canceled' END,
 	cancel_requested = (state = 'running'),
 	completed_at = CASE WHEN state = 'running' THEN NULL ELSE ?2 END,
+	wait_key = NULL, parked_at = NULL, wait_reason = NULL,
 	updated_at = ?2`
 	cancelSetPostgres = `
 	state = CASE WHEN state = 'running' THEN 'running' ELSE 'canceled' END,
 	cancel_requested = (state = 'running'),
 	completed_at = CASE WHEN state = 'running' THEN NULL ELSE now() END,
+	wait_key = NULL, parked_at = NULL, wait_reason = NULL,
 	updated_at = now()`
 	cancelWhere = ` AND (state IN ('scheduled', 'retrying') OR state = 'running' AND NOT cancel_requested)
 RETURNING ` + taskColumns
@@ -400,11 +412,13 @@ func (s *SQLStore) Cancel(ctx context.Context, id string) (*Task, error) {
 // Reschedule queries take the task's ID and the run time.
 const (
 	rescheduleSQLite = `UPDATE taskwheel_tasks
-SET state = 'scheduled', scheduled_run_time = ?2, run_at = max(?2, ?3), updated_at = ?3
+SET state = 'scheduled', scheduled_run_time = ?2, run_at = max(?2, ?3), updated_at = ?3,
+	wait_key = NULL, parked_at = NULL, wait_reason = NULL
 WHERE id = ?1 AND state IN ('scheduled', 'retrying')
 RETURNING ` + taskColumns
 	reschedulePostgres = `UPDATE taskwheel_tasks
-SET state = 'scheduled', scheduled_run_time = $2, run_at = GREATEST($2, now()), updated_at = now()
+SET state = 'scheduled', scheduled_run_time = $2, run_at = GREATEST($2, now()), updated_at = now(),
+	wait_key = NULL, parked_at = NULL, wait_reason = NULL
 WHERE id = $1 AND state IN ('scheduled', 'retrying')
 RETURNING ` + taskColumns
 )
