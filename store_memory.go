@@ -24,8 +24,8 @@ type memoryStore struct {
 
 	endpoints memTable[Endpoint, *Endpoint]
 	periodics memTable[PeriodicTask, *PeriodicTask]
-	revoked   map[string]time.Time // dashboard sessions logged out, until they expire
-	roles     map[string]memRole   // see Elect
+	revoked   map[string]time.Time   // dashboard sessions logged out, until they expire
+	roles     map[string]memRole     // see Elect
 	limits    map[limitKey]*memLimit // flow control; see store_memory_flow.go
 }
 
