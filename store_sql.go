@@ -56,6 +56,7 @@ type SQLStore struct {
 	dialect Dialect
 	now     func() time.Time // SQLite's clock; PostgreSQL's is the server's
 	purge   purgeCursors     // where PurgeTasks resumes on PostgreSQL
+	fair    fairness         // see claimFair
 }
 
 // init lets package sqlite give an SQLStore its pool of read-only

@@ -59,10 +59,21 @@ func (s *SQLStore) Claim(ctx context.Context, limit int, lease time.Duration) ([
 		defer conn.Close()
 		q = conn
 	}
-	rs, err := queryRows(ctx, q, s.pick(claimSQLite, claimPostgres), s.args(limit, lease.Microseconds())...)
+	var (
+		rs   []taskRow
+		fair bool
+		err  error
+	)
+	if s.fair.backlog.Load() {
+		rs, fair, err = s.claimFair(ctx, q, limit, lease)
+	}
+	if !fair && err == nil {
+		rs, err = queryRows(ctx, q, s.pick(claimSQLite, claimPostgres), s.args(limit, lease.Microseconds())...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("tasks: claim tasks: %w", err)
 	}
+	s.fair.backlog.Store(len(rs) == limit)
 	if len(rs) == 0 {
 		var limited bool
 		if err := q.QueryRowContext(ctx, hasLimits).Scan(&limited); err != nil {

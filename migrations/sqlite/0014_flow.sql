@@ -31,3 +31,9 @@ CREATE TABLE taskwheel_limits (
 	updated_at  INTEGER NOT NULL,
 	PRIMARY KEY (app_id, flow_key)
 ) STRICT, WITHOUT ROWID;
+
+-- Fairness between apps: an app's pending tasks by due time, so that a
+-- claim under a backlog finds the apps that have due tasks, one index
+-- probe each, and takes each app's share of the batch, oldest due first.
+CREATE INDEX taskwheel_tasks_app_due ON taskwheel_tasks (app_id, run_at, id)
+	WHERE state IN ('scheduled', 'retrying');
