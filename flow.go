@@ -124,10 +124,14 @@ func (f *flowState) refill(now time.Time) {
 	if f.Rate <= 0 {
 		return
 	}
+	// now may be before tokensAt: PostgreSQL's now() is when the claim's
+	// transaction began, maybe before another claim's, which took the
+	// limit first. The bucket's time never goes back, or the next claim
+	// would count that interval's tokens twice.
 	if dt := now.Sub(f.tokensAt).Seconds(); dt > 0 {
 		f.tokens = min(float64(f.Burst), f.tokens+dt*f.Rate)
+		f.tokensAt = now
 	}
-	f.tokensAt = now
 }
 
 // capacity returns how many of the key's tasks may start now (refilled),
@@ -202,6 +206,30 @@ func flowClaimOf(ctx context.Context) *flowClaim {
 func (fc *flowClaim) wake(t time.Time) {
 	if fc != nil && !t.IsZero() && (fc.wakeAt.IsZero() || t.Before(fc.wakeAt)) {
 		fc.wakeAt = t
+	}
+}
+
+// heldBy is a task that a claim started under a concurrency limit.
+type heldBy struct {
+	id string
+	l  *flowState
+}
+
+// hold records, of the tasks a claim started under a concurrency limit,
+// those whose key the claim left at its limit: when they end, tasks that
+// wait for the key may start. (A key left below its limit has no task
+// waiting for its concurrency: the claim started them.)
+func (fc *flowClaim) hold(held []heldBy) {
+	if fc == nil {
+		return
+	}
+	for _, h := range held {
+		if h.l.Running >= h.l.Concurrency {
+			if fc.limited == nil {
+				fc.limited = make(map[string]bool)
+			}
+			fc.limited[h.id] = true
+		}
 	}
 }
 

@@ -162,8 +162,12 @@ func TestFlow_PauseAndResume(t *testing.T) {
 			if kind.Name == "postgres" {
 				api = testkit.NewEngine(t, stores[3], nil) // never started
 			}
-			for i := range 300 {
-				enqueue(t, es[i%3], tasks.NewTask{AppID: "app_1", EventType: "x", FlowKey: "k"})
+			nts := make([]tasks.NewTask, 300)
+			for i := range nts {
+				nts[i] = tasks.NewTask{AppID: "app_1", EventType: "x", FlowKey: "k"}
+			}
+			if _, err := es[1].EnqueueMany(t.Context(), nts); err != nil {
+				t.Fatal(err)
 			}
 			select {
 			case <-started:

@@ -43,14 +43,14 @@ func (s *memoryStore) claimFlow(fc *flowClaim, limit int, now, expires time.Time
 			l.Running++
 		}
 	}
-	var out []*Task
+	var (
+		out  []*Task
+		held []heldBy
+	)
 	started := func(m *memTask, l *memLimit) {
 		l.take(1)
-		if l.Concurrency > 0 && fc != nil {
-			if fc.limited == nil {
-				fc.limited = make(map[string]bool)
-			}
-			fc.limited[m.t.ID] = true
+		if l.Concurrency > 0 {
+			held = append(held, heldBy{m.t.ID, &l.flowState})
 		}
 		out = append(out, s.start(m, now, expires))
 	}
@@ -83,6 +83,7 @@ func (s *memoryStore) claimFlow(fc *flowClaim, limit int, now, expires time.Time
 			fc.wake(l.wakeAt(now))
 		}
 	}
+	fc.hold(held)
 	return out
 }
 
@@ -128,15 +129,14 @@ func (s *memoryStore) SetLimit(ctx context.Context, l *Limit) (*Limit, error) {
 			s.limits = make(map[limitKey]*memLimit)
 		}
 		s.limits[k] = ml
-	} else {
+	} else if ml.Rate > 0 {
 		ml.refill(now)
+	} else { // it had no bucket: it starts full
+		ml.tokens, ml.tokensAt = float64(l.Burst), now
 	}
 	ml.Limit = *l
 	ml.UpdatedAt = now
 	ml.tokens = min(ml.tokens, float64(l.Burst))
-	if ml.Rate > 0 && ml.tokensAt.IsZero() {
-		ml.tokensAt = now
-	}
 	return s.limitOut(ml), nil
 }
 

@@ -122,15 +122,15 @@ func (s *SQLStore) claimFlow(ctx context.Context, q claimDB, limit int, lease ti
 	if err := s.countRunning(ctx, tx, byKey); err != nil {
 		return nil, err
 	}
-	var claim []string
+	var (
+		claim []string
+		held  []heldBy
+	)
 	took := func(id string, l *flowState) {
 		claim = append(claim, id)
 		l.take(1)
-		if l.Concurrency > 0 && fc != nil {
-			if fc.limited == nil {
-				fc.limited = make(map[string]bool)
-			}
-			fc.limited[id] = true
+		if l.Concurrency > 0 {
+			held = append(held, heldBy{id, l})
 		}
 	}
 	// The waiting tasks first: they were due before any due now.
@@ -209,6 +209,7 @@ func (s *SQLStore) claimFlow(ctx context.Context, q claimDB, limit int, lease ti
 			fc.wake(l.nextToken())
 		}
 	}
+	fc.hold(held)
 	var rs []taskRow
 	if len(claim) > 0 {
 		rs, err = queryRows(ctx, tx, s.pick(flowClaimSQLite, flowClaimPostgres), s.args(s.idList(claim), lease.Microseconds())...)
