@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -57,6 +58,7 @@ type SQLStore struct {
 	now     func() time.Time // SQLite's clock; PostgreSQL's is the server's
 	purge   purgeCursors     // where PurgeTasks resumes on PostgreSQL
 	fair    fairness         // see claimFair
+	limited atomic.Bool      // the last claim found limits: claim with claimFlow
 }
 
 // init lets package sqlite give an SQLStore its pool of read-only

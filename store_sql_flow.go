@@ -111,6 +111,7 @@ func (s *SQLStore) claimFlow(ctx context.Context, q claimDB, limit int, lease ti
 	}
 	defer tx.Rollback()
 	limits, now, err := s.flowLimits(ctx, tx, s.pick(flowLimitsSQLite, flowLimitsPostgres), s.args()...)
+	s.limited.Store(len(limits) > 0)
 	if err != nil || len(limits) == 0 {
 		return nil, err // none: the caller claims again, fast
 	}
@@ -149,7 +150,12 @@ func (s *SQLStore) claimFlow(ctx context.Context, q claimDB, limit int, lease ti
 	}
 	nowArg := s.timeArg(now)
 	for round := 0; round < flowRounds && len(claim) < limit; round++ {
-		batch := max(limit, flowBatch)
+		// The first round reads what the claim may take; the next ones,
+		// after a round that parked tasks, read more to park them faster.
+		batch := limit
+		if round > 0 {
+			batch = max(limit, flowBatch)
+		}
 		rows, err := tx.QueryContext(ctx, s.pick(flowDueSQLite, flowDuePostgres), s.pick2(batch, nowArg)...)
 		if err != nil {
 			return nil, err
