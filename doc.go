@@ -157,8 +157,10 @@ The packages, in the order data flows through them:
   - tasktest: the Store conformance suite, and helpers for users' tests.
   - internal/web: the API keys and path and event type checks that the API
     and the dashboard share; internal/sqlstore: what the SQLStore shares
-    with sqlite and postgres beyond its exported API; internal/testkit and
-    internal/testdb: the helpers and databases of this module's own tests.
+    with sqlite and postgres beyond its exported API; internal/testhook:
+    what tasktest shares with this package beyond its exported API;
+    internal/testkit and internal/testdb: the helpers and databases of
+    this module's own tests.
   - cmd/tasksd and cmd/tasksbench: the server and the benchmarks.
 
 This package is laid out one concept to a file:
@@ -197,6 +199,11 @@ This package is laid out one concept to a file:
     store_sql_health.go: the stores' record of it.
   - delivery.go: webhook delivery; webhook_client.go: its SSRF-safe client.
   - periodic.go: periodic tasks: cron schedules and their firing.
+  - store_sql_goose.go: the migrations in goose's format, which packages
+    sqlite and postgres export for tools that apply them.
+  - testhooks.go: what package tasktest reaches beyond this package's
+    API (through internal/testhook): running tasks in the caller's
+    goroutine, and reading tasks through the caller's transaction.
   - flow.go: flow keys and limits, and the Engine's methods for them;
     store_memory_flow.go and store_sql_flow.go: the stores' limits, and
     claims that enforce them; store_sql_fair.go: claims that serve the

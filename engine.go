@@ -242,7 +242,9 @@ func (e *Engine) funcFor(eventType string) Func {
 
 // Start starts the engine's scheduler, workers, heartbeats, rescuer and
 // retention (see Config.RetainCompleted), and returns; it does not block. It first checks that the store answers, and
-// returns that error if it does not. Starting a started engine does nothing.
+// returns that error if it does not, and that an [SQLStore]'s tables are
+// at this package's version: it refuses tables a newer version migrated
+// ([ErrSchemaTooNew]) and tables not migrated yet. Starting a started engine does nothing.
 // ctx bounds only the check; Stop stops the engine.
 func (e *Engine) Start(ctx context.Context) error {
 	e.lifecycle.Lock()
@@ -252,6 +254,13 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	if _, _, err := e.store.Upcoming(ctx, 0, 1); err != nil {
 		return wrapf(err, "start: store unusable")
+	}
+	if c, ok := e.store.(interface{ checkSchema(context.Context) error }); ok {
+		// An SQLStore, or a store embedding one: tables of another version
+		// of this package would be misread or written wrong.
+		if err := c.checkSchema(ctx); err != nil {
+			return fmt.Errorf("tasks: start: %w", err)
+		}
 	}
 	r := e.startRun()
 	e.mu.Lock()

@@ -378,21 +378,7 @@ func (r *run) execute(j job) (_ Outcome, ran bool) {
 		return e.outcome(t, revoked, revoked), false
 	}
 
-	var (
-		err        error
-		attempts   []Attempt
-		endpointID string
-	)
-	if fn := e.funcFor(t.EventType); fn != nil {
-		start := time.Now()
-		err = call(ctx, fn, t)
-		attempts = []Attempt{{TaskID: t.ID, Number: t.Attempts, StartedAt: start.UTC().Truncate(time.Microsecond), Duration: time.Since(start)}}
-		if err != nil {
-			attempts[0].Error = err.Error()
-		}
-	} else {
-		attempts, endpointID, err = e.deliver(ctx, t)
-	}
+	attempts, endpointID, err := e.attempt(ctx, t)
 	cause := context.Cause(ctx)
 	r.activeMu.Lock()
 	if a.cause != nil {
@@ -402,6 +388,23 @@ func (r *run) execute(j job) (_ Outcome, ran bool) {
 	o := e.outcome(t, err, cause)
 	o.Attempts, o.EndpointID = attempts, endpointID
 	return o, true
+}
+
+// attempt runs the attempt of t, claimed, under ctx: t's func, or else its
+// delivery to webhook endpoints. It returns the attempt's records, the
+// endpoint that acknowledged it, if any, and its error.
+func (e *Engine) attempt(ctx context.Context, t *Task) (attempts []Attempt, endpointID string, err error) {
+	fn := e.funcFor(t.EventType)
+	if fn == nil {
+		return e.deliver(ctx, t)
+	}
+	start := time.Now()
+	err = call(ctx, fn, t)
+	attempts = []Attempt{{TaskID: t.ID, Number: t.Attempts, StartedAt: start.UTC().Truncate(time.Microsecond), Duration: time.Since(start)}}
+	if err != nil {
+		attempts[0].Error = err.Error()
+	}
+	return attempts, "", err
 }
 
 // call runs fn, turning a panic into an error that carries the stack.

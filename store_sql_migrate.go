@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"strconv"
@@ -68,7 +69,15 @@ const (
 // taskwheel_migrations does not list yet. It is idempotent, and safe to run
 // from several processes at once: the transaction holds SQLite's write lock
 // (BEGIN IMMEDIATE) or a PostgreSQL advisory lock from its start, so
-// concurrent migrations run one after the other.
+// concurrent migrations run one after the other. A database that a newer
+// version of this package migrated past this one's latest migration is
+// left alone, with an error matching [ErrSchemaTooNew] that names both
+// versions.
+//
+// The migrations are also served, for tools that apply them instead, by
+// the packages github.com/taskwheel/tasks/sqlite and
+// github.com/taskwheel/tasks/postgres as an fs.FS (sqlite.Migrations,
+// postgres.Migrations).
 func (s *SQLStore) Migrate(ctx context.Context) error {
 	ms, err := s.dialect.migrations()
 	if err == nil {
@@ -81,6 +90,9 @@ func (s *SQLStore) Migrate(ctx context.Context) error {
 }
 
 func (s *SQLStore) migrate(ctx context.Context, ms []migration) (err error) {
+	if len(ms) == 0 {
+		return errors.New("no migrations embedded")
+	}
 	// The transaction is begun by hand on one connection: BeginTx cannot ask
 	// for IMMEDIATE on a caller's SQLite database opened without
 	// _txlock=immediate.
@@ -126,6 +138,9 @@ func (s *SQLStore) migrate(ctx context.Context, ms []migration) (err error) {
 	if err := conn.QueryRowContext(ctx, lastMigration).Scan(&last); err != nil {
 		return err
 	}
+	if latest := ms[len(ms)-1].version; last > latest {
+		return &schemaError{version: last, latest: latest}
+	}
 	for _, m := range ms {
 		if m.version <= last {
 			continue
@@ -140,3 +155,66 @@ func (s *SQLStore) migrate(ctx context.Context, ms []migration) (err error) {
 	_, err = conn.ExecContext(ctx, "COMMIT")
 	return err
 }
+
+// Queries of SchemaVersion: whether taskwheel_migrations exists (as the
+// connections' search_path finds it, on PostgreSQL), then its last version.
+const (
+	hasMigrationsSQLite   = `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'taskwheel_migrations'`
+	hasMigrationsPostgres = `SELECT count(*) FROM (SELECT to_regclass('taskwheel_migrations') AS t) r WHERE t IS NOT NULL`
+)
+
+// SchemaVersion returns the version of the store's tables, the last
+// migration applied to its database (0 for a database never migrated),
+// and latest, the version of the last migration embedded in this package,
+// which [SQLStore.Migrate] brings them to. It changes nothing.
+func (s *SQLStore) SchemaVersion(ctx context.Context) (version, latest int, err error) {
+	ms, err := s.dialect.migrations()
+	if err == nil && len(ms) == 0 {
+		err = errors.New("no migrations embedded")
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("tasks: read schema version: %w", err)
+	}
+	var n int
+	if err := s.read.QueryRowContext(ctx, s.pick(hasMigrationsSQLite, hasMigrationsPostgres)).Scan(&n); err != nil {
+		return 0, 0, fmt.Errorf("tasks: read schema version: %w", err)
+	}
+	if n > 0 {
+		if err := s.read.QueryRowContext(ctx, lastMigration).Scan(&version); err != nil {
+			return 0, 0, fmt.Errorf("tasks: read schema version: %w", err)
+		}
+	}
+	return version, ms[len(ms)-1].version, nil
+}
+
+// checkSchema returns an error unless the store's tables are at the
+// version of this package's last migration: [ErrSchemaTooNew] when a
+// newer version migrated them, another when they need migrating.
+// Engine.Start checks a store with it.
+func (s *SQLStore) checkSchema(ctx context.Context) error {
+	version, latest, err := s.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if version != latest {
+		return &schemaError{version: version, latest: latest}
+	}
+	return nil
+}
+
+// schemaError is a database's schema at a version that this package does
+// not run on.
+type schemaError struct{ version, latest int }
+
+func (e *schemaError) Error() string {
+	if e.version > e.latest {
+		return fmt.Sprintf("database schema version %d is newer than this binary's %d: "+
+			"a newer version of github.com/taskwheel/tasks migrated it; run that version, or point this one at another database",
+			e.version, e.latest)
+	}
+	return fmt.Sprintf("database schema version %d is older than this binary's %d: migrate it first (SQLStore.Migrate, or tasksd migrate)",
+		e.version, e.latest)
+}
+
+// Is makes a schema newer than this package's match ErrSchemaTooNew.
+func (e *schemaError) Is(target error) bool { return target == ErrSchemaTooNew && e.version > e.latest }

@@ -269,6 +269,11 @@ var (
 	// address, and not allowed by WebhookConfig.AllowNetworks or
 	// AllowHosts. The error wrapping it names the address refused.
 	ErrBlockedDestination = errors.New("tasks: blocked destination")
+	// ErrSchemaTooNew means the database's tables were migrated by a newer
+	// version of this package than the running one, which refuses to use
+	// them ([SQLStore.Migrate], [Engine.Start]); the error wrapping it
+	// names both versions.
+	ErrSchemaTooNew = errors.New("tasks: database schema newer than this binary")
 )
 
 // wrapf returns err, a store's error, with "tasks: " and what failed in

@@ -10,7 +10,10 @@
 //	eng, err := tasks.NewEngine(store, nil)
 //
 // An application with a pool of its own, whose transactions enqueue tasks
-// with [tasks.Engine.EnqueueTx], builds the store on it with [New].
+// with [tasks.Engine.EnqueueTx], builds the store on it with [New]. One
+// that applies its schema changes with a tool of its own, such as goose,
+// applies [Migrations] with it instead of calling
+// [tasks.SQLStore.Migrate].
 package postgres
 
 import (
@@ -19,6 +22,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +31,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/internal/sqlstore"
 )
 
 // Config configures [Open]. A nil *Config means every default.
@@ -38,6 +43,30 @@ type Config struct {
 	// [DefaultMaxConns].
 	MaxConns int
 }
+
+// Migrations are the tables of package tasks on PostgreSQL, as the
+// migrations that [tasks.SQLStore.Migrate] applies, in goose's format, for
+// an application that applies them with its own tool: files named
+// <version>_<name>.sql in the FS's root, each marked "-- +goose Up", the
+// migration as one goose statement (a PL/pgSQL body included), then the
+// statements that record it in taskwheel_migrations, as Migrate does.
+// Migrate, Open and [tasks.Engine.Start] then find the tables up to date,
+// and refuse them once a newer version of package tasks migrated them
+// past this one ([tasks.ErrSchemaTooNew]). There are no Down migrations.
+// The tables go in the connections' current schema. With goose, keep the
+// history in a table of its own, apart from the application's migrations:
+//
+//	p, err := goose.NewProvider(goose.DialectPostgres, db, postgres.Migrations,
+//		goose.WithTableName("taskwheel_goose_db_version"))
+//	if err != nil { … }
+//	_, err = p.Up(ctx)
+//
+// Atlas reads the same files from a directory (os.CopyFS writes them)
+// with --dir-format goose. Apply them with one tool only: the first,
+// 0001, creates the tables, which a second tool's run would try again.
+var Migrations fs.FS
+
+func init() { Migrations = sqlstore.Migrations("postgres") }
 
 // DefaultMaxConns is the default of [Config.MaxConns].
 const DefaultMaxConns = 16

@@ -10,7 +10,9 @@
 //	eng, err := tasks.NewEngine(store, nil)
 //
 // A database the application opened itself can be used through
-// [tasks.NewSQLStore] with [tasks.SQLite].
+// [tasks.NewSQLStore] with [tasks.SQLite]. An application that applies its
+// schema changes with a tool of its own, such as goose, applies
+// [Migrations] with it instead of calling [tasks.SQLStore.Migrate].
 package sqlite
 
 import (
@@ -50,6 +52,30 @@ type Config struct {
 	BusyTimeout time.Duration
 }
 
+// Migrations are the tables of package tasks on SQLite, as the migrations
+// that [tasks.SQLStore.Migrate] applies, in goose's format, for an
+// application that applies them with its own tool: files named
+// <version>_<name>.sql in the FS's root, each marked "-- +goose Up", the
+// migration as one goose statement, then the statements that record it
+// in taskwheel_migrations, as Migrate does. Migrate, Open and
+// [tasks.Engine.Start] then find the tables up to date, and refuse them
+// once a newer version of package tasks migrated them past this one
+// ([tasks.ErrSchemaTooNew]). There are no Down migrations. With goose,
+// keep the history in a table of its own, apart from the application's
+// migrations:
+//
+//	p, err := goose.NewProvider(goose.DialectSQLite3, db, sqlite.Migrations,
+//		goose.WithTableName("taskwheel_goose_db_version"))
+//	if err != nil { … }
+//	_, err = p.Up(ctx)
+//
+// Atlas reads the same files from a directory (os.CopyFS writes them)
+// with --dir-format goose. Apply them with one tool only: the first,
+// 0001, creates the tables, which a second tool's run would try again.
+var Migrations fs.FS
+
+func init() { Migrations = sqlstore.Migrations("sqlite") }
+
 // DefaultBusyTimeout is the default of [Config.BusyTimeout].
 const DefaultBusyTimeout = 10 * time.Second
 
@@ -58,12 +84,13 @@ const checkpointInterval = time.Second
 
 // The checkpointer makes the WAL restart when it holds more than
 // restartFrames pages after a checkpoint (see Store.checkpoint); it first
-// checkpoints up to catchUpTries more times off the writer's path while
-// more than catchUpFrames are left to copy.
+// checkpoints up to catchUpTries more times off the writer's path, until
+// one copies at most catchUpFrames, so that the checkpoint on the writer's
+// path has about that much left to copy.
 const (
 	restartFrames = 16384 // 64 MB of 4 KB pages
-	catchUpFrames = 1024
-	catchUpTries  = 3
+	catchUpFrames = 256   // 1 MB
+	catchUpTries  = 8
 )
 
 // walSizeLimit is the size, in bytes, to which SQLite truncates a WAL
@@ -285,7 +312,8 @@ func dsn(path, params string) string {
 // commit can come between the checkpoint and the next write: that write
 // restarts the WAL, and SQLite truncates the file to walSizeLimit. Writes
 // wait for that last checkpoint, which copies only what was committed
-// during the ones before it.
+// during the last one beside the writer, no more than about catchUpFrames
+// (see catchUp).
 func (s *Store) checkpoint(db *sql.DB) {
 	defer close(s.checkpointsDone)
 	defer db.Close()
@@ -298,28 +326,52 @@ func (s *Store) checkpoint(db *sql.DB) {
 			return // closing the last connection checkpoints the WAL
 		}
 		// A failure (a busy database) is retried at the next tick.
-		frames, copied, err := passiveCheckpoint(db)
+		frames, err := passiveCheckpoint(db)
 		if err != nil || frames <= restartFrames {
 			continue
 		}
-		for range catchUpTries {
-			if frames-copied <= catchUpFrames {
-				break
-			}
-			if frames, copied, err = passiveCheckpoint(db); err != nil {
-				break
-			}
+		if catchUp(func() (int, error) { return passiveCheckpoint(db) }, frames) == nil {
+			passiveCheckpoint(s.write)
 		}
-		passiveCheckpoint(s.write)
 	}
 }
 
-// passiveCheckpoint runs a PASSIVE checkpoint on db and returns the pages
-// in the WAL and those copied into the database.
-func passiveCheckpoint(db *sql.DB) (frames, copied int, err error) {
-	var busy int
+// catchUp checkpoints the WAL, with checkpoint, until a checkpoint copies
+// at most catchUpFrames, for at most catchUpTries checkpoints, after one
+// that left the WAL frames long. A checkpoint copies what the WAL held
+// when it began, and the writer commits while it runs: what the next one
+// copies, the frames the WAL grew by, was committed during the one
+// before. Each takes about as long as what it copies, so, while the
+// writer commits slower than a checkpoint copies, each copies a fraction
+// of what the one before did. (Before catchUp, the checkpointer stopped at
+// the first checkpoint after the one that found the WAL long; the
+// checkpoint on the writer's path then had what was committed during it to
+// copy, some 1,000 to 3,000 frames while a retention pass deleted, and
+// writes waited 10 to 40 ms for it.)
+func catchUp(checkpoint func() (frames int, err error), frames int) error {
+	for range catchUpTries {
+		prev := frames
+		var err error
+		if frames, err = checkpoint(); err != nil {
+			return err
+		}
+		// Fewer frames than before: the WAL restarted, so nothing was
+		// committed during the last checkpoint.
+		if frames-prev <= catchUpFrames {
+			return nil
+		}
+	}
+	return nil
+}
+
+// passiveCheckpoint runs a PASSIVE checkpoint on db and returns the frames
+// (pages) in the WAL. It copies all of them into the database unless a
+// reader still reads the older ones; one that copies nothing syncs
+// nothing and takes microseconds.
+func passiveCheckpoint(db *sql.DB) (frames int, err error) {
+	var busy, copied int
 	err = db.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
-	return frames, copied, err
+	return frames, err
 }
 
 // DB returns the database the store writes to, for transactions that insert

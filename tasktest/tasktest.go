@@ -17,6 +17,24 @@
 // [Task] builds that task, for a test that wants to change it first (to run
 // the last attempt, say) or to call the func itself.
 //
+// To test code that enqueues, assert what it enqueued, by app, event type and
+// a part of the data, in the store ([RequireEnqueued], [RequireNotEnqueued],
+// [FindEnqueued]) or inside the transaction it enqueued in
+// ([RequireEnqueuedTx]):
+//
+//	task := tasktest.RequireEnqueued(ctx, t, store, tasktest.EnqueuedParams{
+//		EventType: "user.welcome",
+//		Data:      json.RawMessage(`{"email":"a@b.c"}`),
+//	})
+//
+// then run it, here and now, with the func the application's engine
+// registered for it, without starting the engine ([RunTask]). To test
+// tasks scheduled ahead without sleeping, [RunDue] runs, on an engine that
+// is not started, the store's tasks due at a time the test chooses, and
+// records their outcomes, retries included:
+//
+//	tasktest.RunDue(ctx, t, eng, time.Now().Add(24*time.Hour)) // a day later
+//
 // To check an implementation of [tasks.Store], run the conformance suite on
 // it; every store in package tasks passes it:
 //

@@ -44,6 +44,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/taskwheel/tasks/sqlite"
 )
 
 func main() {
@@ -127,6 +129,11 @@ type config struct {
 
 var storeNames = []string{"memory", "sqlite", "postgres"}
 
+// optionalStores are stores run only when -stores names them:
+// "sqlite-full" is SQLite with synchronous=FULL (sqlite.Config.Synchronous),
+// to measure what durability against power loss costs beside "sqlite".
+var optionalStores = []string{"sqlite-full"}
+
 const usageHeader = `tasksbench measures package tasks on a MemoryStore, SQLite and PostgreSQL
 against raw-SQL floors, and prints the medians of -count runs as a table.
 
@@ -167,7 +174,8 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 	fs.DurationVar(&c.retain, "retain", time.Minute, "W10: how long completed tasks are kept (Config.RetainCompleted)")
 	fs.DurationVar(&c.vacuum, "vacuum", 0, "W10 on PostgreSQL: run VACUUM on the tables this often, for a server whose\n"+
 		"autovacuum is off; 0, never")
-	fs.Var(&c.stores, "stores", "stores to run on (memory,sqlite,postgres); M1 runs on memory only, M2 on sqlite only")
+	fs.Var(&c.stores, "stores", "stores to run on (memory,sqlite,postgres, and sqlite-full: SQLite with synchronous=FULL,\n"+
+		"run only when named); M1 runs on memory only, M2 on sqlite only")
 	fs.Var(&c.workloads, "workloads", "workloads to run (W1,W2,W3,W4,W5,W6,W7,M1,M2,W9,W10,W11); W9, the long\n"+
 		"history, W10, the size under retention, and W11, flow control, run only when named: -workloads W9,W10 -count 1")
 	fs.StringVar(&c.jsonPath, "json", "tasksbench.json", "file to write every run's figures to, as JSON")
@@ -207,8 +215,8 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 		return nil, errors.New("-json must name a file")
 	}
 	for _, s := range c.stores {
-		if !slices.Contains(storeNames, s) {
-			return nil, fmt.Errorf("-stores: unknown store %q; want some of %s", s, strings.Join(storeNames, ","))
+		if !slices.Contains(storeNames, s) && !slices.Contains(optionalStores, s) {
+			return nil, fmt.Errorf("-stores: unknown store %q; want some of %s", s, strings.Join(append(storeNames, optionalStores...), ","))
 		}
 	}
 	for _, w := range c.workloads {
@@ -263,7 +271,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		switch name {
 		case "memory":
 			targets = append(targets, memoryTarget())
-		case "sqlite":
+		case "sqlite", "sqlite-full":
 			dir, err := os.MkdirTemp("", "tasksbench-")
 			if err != nil {
 				return fmt.Errorf("sqlite: %w", err)
@@ -273,7 +281,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 					err = errors.Join(err, fmt.Errorf("sqlite: remove temporary files: %w", rerr))
 				}
 			}()
-			targets = append(targets, sqliteTarget(dir))
+			synchronous := "NORMAL"
+			if name == "sqlite-full" {
+				synchronous = "FULL"
+			}
+			targets = append(targets, sqliteTarget(name, dir, &sqlite.Config{Synchronous: synchronous}))
 		case "postgres":
 			if c.postgres == "" {
 				fmt.Fprintln(stdout, "postgres: skipped (no -postgres URL)")

@@ -89,14 +89,15 @@ func memoryTarget() *target {
 	}
 }
 
-// sqliteTarget opens each store in a new file in dir, and removes it when
-// the store is closed. The floors run on the store's own write pool: one
-// connection with a statement cache, as sqlite.Open sets it up.
-func sqliteTarget(dir string) *target {
+// sqliteTarget, named name, opens each store in a new file in dir with
+// cfg, and removes it when the store is closed. The floors run on the
+// store's own write pool: one connection with a statement cache, as
+// sqlite.Open sets it up.
+func sqliteTarget(name, dir string, cfg *sqlite.Config) *target {
 	var seq atomic.Int64
 	open := func(context.Context) (*sqlite.Store, func() error, error) {
 		path := filepath.Join(dir, "bench-"+strconv.FormatInt(seq.Add(1), 10)+".db")
-		s, err := sqlite.Open(path, nil)
+		s, err := sqlite.Open(path, cfg)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -135,7 +136,7 @@ func sqliteTarget(dir string) *target {
 		return ss, closeAll, nil
 	}
 	return &target{
-		name:  "sqlite",
+		name:  name,
 		share: share,
 		open: func(ctx context.Context) (tasks.Store, func() error, error) {
 			return open(ctx)

@@ -7,6 +7,11 @@
 //	go run ./cmd/tasksd -addr 127.0.0.1:0 -allow-private-endpoints
 //	TASKS_API_KEY=tw_... go run ./cmd/tasksd -postgres postgres://...
 //
+// tasksd migrate applies the database's migrations and exits; with -dry-run
+// it prints the SQL it would run instead, applying nothing. tasksd itself
+// migrates the database as it starts, and refuses one whose schema a newer
+// tasksd migrated.
+//
 // Run tasksd -h for its settings; each flag has an environment twin, and a
 // flag wins over its variable. The API is mounted at /api/v1 behind one API
 // key, which grants every app: TASKS_API_KEY, or on SQLite a key generated
@@ -89,6 +94,7 @@ const (
 	envRetainFailed  = "TASKS_RETAIN_FAILED"
 	envRetainCancel  = "TASKS_RETAIN_CANCELED"
 	envDisableAfter  = "TASKS_DISABLE_ENDPOINTS_AFTER"
+	envSynchronous   = "TASKS_SQLITE_SYNCHRONOUS"
 	defaultAddr      = ":8080"
 	defaultDB        = "tasks.db"
 	keyFileExtension = ".key"
@@ -110,6 +116,9 @@ type config struct {
 	// How long finished tasks are kept, by state: 0 for the engine's
 	// default, tasks.Forever to keep them.
 	RetainCompleted, RetainFailed, RetainCanceled time.Duration
+	// SQLiteSynchronous is sqlite.Config.Synchronous, upper case: "" for
+	// its default, NORMAL.
+	SQLiteSynchronous string
 }
 
 const usageText = `tasksd serves the tasks HTTP API at /api/v1 and its dashboard at /ui/, and
@@ -117,6 +126,7 @@ delivers every task to its app's webhook endpoints, on an embedded SQLite file
 (default) or PostgreSQL.
 
 Usage: tasksd [flags]
+       tasksd migrate [-dry-run] [-db path | -postgres url]
 
 Each flag has an environment twin; a flag wins over its variable, the
 variable over the default.
@@ -130,6 +140,14 @@ variable over the default.
                                                 (postgres://user:pass@host/db?...);
                                                 requires TASKS_API_KEY
   -workers n                    TASKS_WORKERS   tasks delivered at once (default 16)
+  -sqlite-synchronous mode      TASKS_SQLITE_SYNCHRONOUS
+                                                normal or full: how hard SQLite waits
+                                                for the disk at each commit. normal
+                                                (default): a stored task survives
+                                                kill -9, not always an OS crash or a
+                                                power loss; full: it survives those
+                                                too, for an fsync a commit (a third
+                                                of the throughput, or less)
   -allow-private-endpoints      TASKS_ALLOW_PRIVATE_ENDPOINTS=1
                                                 let endpoints be on loopback and
                                                 private networks (127/8, ::1, 10/8,
@@ -181,6 +199,11 @@ Encryption key (environment only):
                   stored in plaintext. Keep it apart from the database: with
                   a copy of both, the secrets can be read.
 
+tasksd migrates the database as it starts, and refuses to start on one whose
+schema a newer tasksd migrated. "tasksd migrate" only migrates, and
+"tasksd migrate -dry-run" prints the SQL it would run, applying nothing
+(tasksd migrate -h).
+
 GET /healthz answers 200 "ok" while the database answers, 503 otherwise.
 SIGINT or SIGTERM stops tasksd gracefully: in-flight requests and running
 deliveries get 30 s each to finish.
@@ -216,6 +239,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		fs.StringVar(&retain[i].text, retain[i].flag, "", "")
 	}
 	fs.StringVar(&disableAfter, "disable-endpoints-after", "", "")
+	fs.StringVar(&c.SQLiteSynchronous, "sqlite-synchronous", "", "")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil, err
 	} else if err != nil {
@@ -278,6 +302,16 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 			return nil, fmt.Errorf("-disable-endpoints-after (%s) = %q: %w", envDisableAfter, disableAfter, err)
 		}
 		c.DisableEndpointsAfter = d
+	}
+	if v, ok := env("sqlite-synchronous", envSynchronous); ok {
+		c.SQLiteSynchronous = v
+	}
+	if c.SQLiteSynchronous != "" {
+		mode, err := parseSynchronous(c.SQLiteSynchronous)
+		if err != nil {
+			return nil, err
+		}
+		c.SQLiteSynchronous = mode
 	}
 	c.APIKey = getenv(envAPIKey)
 	if v := getenv(envEncryptionKey); v != "" {
@@ -414,6 +448,9 @@ var privateNetworks = []netip.Prefix{
 // returns nil. It writes where it listens, its database and its API key to
 // stdout, and its logs to stderr.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "migrate" {
+		return runMigrate(ctx, args[1:], getenv, stdout)
+	}
 	cfg, err := parseConfig(args, getenv)
 	if errors.Is(err, errHelp) {
 		_, err := io.WriteString(stdout, usageText)
@@ -653,7 +690,7 @@ func openStore(ctx context.Context, cfg *config) (*database, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open SQLite %s: %w", cfg.DB, err)
 	}
-	store, err := sqlite.Open(path, nil)
+	store, err := sqlite.Open(path, &sqlite.Config{Synchronous: cfg.SQLiteSynchronous})
 	if err != nil {
 		return nil, err
 	}

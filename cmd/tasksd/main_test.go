@@ -204,7 +204,8 @@ func TestRun_help(t *testing.T) {
 	}
 	for _, want := range []string{"Usage: tasksd", "-addr", "TASKS_ADDR", "-db", "TASKS_DB", "-postgres", "TASKS_POSTGRES_URL",
 		"-workers", "TASKS_WORKERS", "-allow-private-endpoints", "TASKS_ALLOW_PRIVATE_ENDPOINTS", "TASKS_API_KEY", "TASKS_ENCRYPTION_KEY", "/healthz",
-		"-disable-endpoints-after", "TASKS_DISABLE_ENDPOINTS_AFTER"} {
+		"-disable-endpoints-after", "TASKS_DISABLE_ENDPOINTS_AFTER", "-sqlite-synchronous", "TASKS_SQLITE_SYNCHRONOUS",
+		"tasksd migrate"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("run -h printed no %q:\n%s", want, stdout.String())
 		}

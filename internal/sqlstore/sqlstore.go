@@ -6,6 +6,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"io/fs"
 	"strings"
 	"time"
 )
@@ -16,6 +17,11 @@ import (
 // sets SetReadDB as it initializes: this package cannot name tasks's types,
 // as tasks imports it.
 var SetReadDB func(store any, read *sql.DB)
+
+// Migrations returns the migrations of the dialect "sqlite" or "postgres"
+// in goose's format, for packages sqlite and postgres to export. Package
+// tasks sets it as it initializes, as it does SetReadDB.
+var Migrations func(dialect string) fs.FS
 
 // DefaultBusyTimeout is how long package tasks retries SQLite's busy
 // errors when it migrates (see RetryBusy): package sqlite's default busy

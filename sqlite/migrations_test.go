@@ -1,0 +1,231 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/pressly/goose/v3"
+
+	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/internal/testdb"
+	"github.com/taskwheel/tasks/sqlite"
+)
+
+func TestMigrations_IsAnFS(t *testing.T) {
+	t.Parallel()
+	if err := fstest.TestFS(sqlite.Migrations, "0001_init.sql"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// goose applies Migrations to a new database, which then has the schema
+// that Migrate gives one, is at the latest version for Migrate, Open and
+// Engine.Start, and runs tasks.
+func TestMigrations_Goose(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := testdb.SQLitePath(t)
+	db, err := sql.Open("sqlite3", "file:"+path+"?_txlock=immediate&_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, sqlite.Migrations,
+		goose.WithTableName("taskwheel_goose_db_version"))
+	if err != nil {
+		t.Fatalf("goose.NewProvider: %v", err)
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		t.Fatalf("goose Up: %v", err)
+	}
+	files, err := fs.ReadDir(sqlite.Migrations, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != len(files) {
+		t.Errorf("goose applied %d migrations, want %d", len(res), len(files))
+	}
+
+	want := sqliteSchema(t, migratedSQLite(t))
+	if !strings.Contains(want, "table taskwheel_tasks") || !strings.Contains(want, "migration 1 0001_init.sql") {
+		t.Fatalf("Migrate's schema lacks the tasks table or its first migration:\n%s", want)
+	}
+	if got := sqliteSchema(t, db); got != want {
+		t.Errorf("schema after goose differs from Migrate's:\ngoose:\n%s\nMigrate:\n%s", got, want)
+	}
+
+	st, err := tasks.NewSQLStore(db, tasks.SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	version, latest, err := st.SchemaVersion(ctx)
+	if err != nil || version != latest || latest == 0 {
+		t.Errorf("SchemaVersion after goose: got %d, %d, %v; want the latest twice", version, latest, err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		t.Errorf("Migrate after goose: %v", err)
+	}
+	if got := sqliteSchema(t, db); got != want {
+		t.Errorf("Migrate after goose changed the schema:\n%s", got)
+	}
+	db.Close()
+
+	s, err := sqlite.Open(path, nil)
+	if err != nil {
+		t.Fatalf("Open after goose: %v", err)
+	}
+	defer s.Close()
+	runOneTask(t, s)
+}
+
+// migratedSQLite returns a new database that Open migrated.
+func migratedSQLite(t *testing.T) *sql.DB {
+	t.Helper()
+	s, err := sqlite.Open(testdb.SQLitePath(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s.DB()
+}
+
+// sqliteSchema returns the schema of db, as its CREATE statements, and the
+// rows of taskwheel_migrations.
+func sqliteSchema(t *testing.T, db *sql.DB) string {
+	t.Helper()
+	var b strings.Builder
+	rows, err := db.Query(`SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master
+		WHERE name NOT LIKE 'taskwheel_goose%' AND name NOT LIKE 'sqlite_%' ORDER BY type, name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var typ, name, table, text string
+		if err := rows.Scan(&typ, &name, &table, &text); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s %s on %s: %s\n", typ, name, table, text)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rows, err = db.Query(`SELECT version, name FROM taskwheel_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v int
+		var name string
+		if err := rows.Scan(&v, &name); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "migration %d %s\n", v, name)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// runOneTask runs a task on an engine on s.
+func runOneTask(t *testing.T, s tasks.Store) {
+	t.Helper()
+	eng, err := tasks.NewEngine(s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan string, 1)
+	eng.Register("test.event", func(_ context.Context, task *tasks.Task) error {
+		ran <- task.ID
+		return nil
+	})
+	if err := eng.Start(t.Context()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer eng.Stop(context.Background())
+	task, err := eng.Enqueue(t.Context(), tasks.NewTask{AppID: "app_1", EventType: "test.event", Data: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := <-ran; got != task.ID {
+		t.Errorf("ran task %s, want %s", got, task.ID)
+	}
+}
+
+// A database migrated by a newer version of the package is refused by
+// Open, Migrate and Engine.Start, each naming both versions; one not
+// migrated yet is refused by Engine.Start.
+func TestMigrate_RefusesANewerSchema(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := testdb.SQLitePath(t)
+	s, err := sqlite.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, latest, err := s.SchemaVersion(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := latest + 1
+	if _, err := s.DB().ExecContext(ctx, `INSERT INTO taskwheel_migrations (version, name) VALUES (?, ?)`,
+		newer, fmt.Sprintf("%04d_future.sql", newer)); err != nil {
+		t.Fatal(err)
+	}
+	wantMsg := fmt.Sprintf("database schema version %d is newer than this binary's %d", newer, latest)
+	check := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, tasks.ErrSchemaTooNew) || !strings.Contains(fmt.Sprint(err), wantMsg) {
+			t.Errorf("%s: got %v, want ErrSchemaTooNew saying %q", what, err, wantMsg)
+		}
+	}
+	check("Migrate", s.Migrate(ctx))
+	eng, err := tasks.NewEngine(s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = eng.Start(ctx)
+	check("Start", err)
+	if err == nil {
+		eng.Stop(ctx)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = sqlite.Open(path, nil)
+	check("Open", err)
+
+	// Not migrated: Start says so.
+	db, err := sql.Open("sqlite3", "file:"+testdb.SQLitePath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE taskwheel_tasks (id TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	st, err := tasks.NewSQLStore(db, tasks.SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, l, err := st.SchemaVersion(ctx); v != 0 || l != latest || err != nil {
+		t.Errorf("SchemaVersion of a database never migrated: got %d, %d, %v; want 0, %d, nil", v, l, err, latest)
+	}
+	eng, err = tasks.NewEngine(st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(ctx); err == nil {
+		eng.Stop(ctx)
+		t.Error("Start on a database never migrated: got nil, want an error")
+	}
+}
