@@ -91,7 +91,7 @@ func TestFlow_ConcurrencyAcrossEngines(t *testing.T) {
 
 // TestFlow_RateAcrossEngines (L1): a rate of 10 per second with a burst of
 // 2 on a key, three engines: in any interval, no more tasks start than the
-// bucket allows (2 plus 10 a second, and one for the clocks' resolution).
+// bucket allows (2 plus 10 a second, and two for the delays of dispatch).
 func TestFlow_RateAcrossEngines(t *testing.T) {
 	t.Parallel()
 	for _, kind := range testkit.SharedStores {
@@ -124,7 +124,12 @@ func TestFlow_RateAcrossEngines(t *testing.T) {
 			slices.SortFunc(starts, time.Time.Compare)
 			for i := range starts {
 				for j := i + 1; j < len(starts); j++ {
-					allowed := 2 + 10*starts[j].Sub(starts[i]).Seconds() + 1
+					// Starts are seen in the funcs, after the claim and the
+					// dispatch to a worker, whose delays (under -race, on a
+					// loaded machine, 100 ms and more) can bring the starts
+					// of two claims closer than the claims were: two tokens'
+					// worth of slack.
+					allowed := 2 + 10*starts[j].Sub(starts[i]).Seconds() + 2
 					if float64(j-i+1) > allowed {
 						t.Fatalf("%d tasks started within %v, more than the %.1f a rate of 10/s with a burst of 2 allows",
 							j-i+1, starts[j].Sub(starts[i]), allowed)
