@@ -23,12 +23,19 @@ import (
 // fairMaxApps bounds the apps one claim serves.
 const fairMaxApps = 16
 
+// fairRecheck is how long claims under a backlog of one app's tasks go
+// without looking for other apps' again: the probes cost a drain of one
+// app's backlog a few percent when made at every claim, and another app's
+// task waits this long at most for them.
+const fairRecheck = 10 * time.Millisecond
+
 // fairness is an SQLStore's memory of the last claims: whether they met a
 // backlog, and the app after which the next claim looks for apps.
 type fairness struct {
 	backlog atomic.Bool
 	mu      sync.Mutex
 	cursor  string
+	alone   time.Time // until then, no other app is looked for
 }
 
 // Fair claim queries: the app after ?1 that has a pending task, with its
@@ -103,8 +110,19 @@ func (s *SQLStore) dueApps(ctx context.Context, q claimDB) ([]string, error) {
 // claimFair claims up to limit tasks from the apps that have due tasks, in
 // turn; ok is false, with nothing claimed, when fewer than two apps have.
 func (s *SQLStore) claimFair(ctx context.Context, q claimDB, limit int, lease time.Duration) (rs []taskRow, ok bool, err error) {
+	s.fair.mu.Lock()
+	alone := time.Now().Before(s.fair.alone)
+	s.fair.mu.Unlock()
+	if alone {
+		return nil, false, nil
+	}
 	apps, err := s.dueApps(ctx, q)
 	if err != nil || len(apps) < 2 {
+		if err == nil {
+			s.fair.mu.Lock()
+			s.fair.alone = time.Now().Add(fairRecheck)
+			s.fair.mu.Unlock()
+		}
 		return nil, false, err
 	}
 	share := (limit + len(apps) - 1) / len(apps)
