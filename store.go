@@ -87,7 +87,10 @@ type Store interface {
 	// NextAttemptAt not after now), earliest first, to running: it increments
 	// Attempts, sets LeaseExpiresAt to now plus lease, clears NextAttemptAt
 	// and returns them. A task is never returned to two callers for the same
-	// attempt.
+	// attempt. It obeys the limits of the tasks' flow keys (see SetLimit).
+	// A store may serve apps in turn rather than strictly earliest first,
+	// so that one app's backlog does not delay another's tasks (the SQL
+	// stores do, while due tasks outnumber what claims take).
 	Claim(ctx context.Context, limit int, lease time.Duration) ([]*Task, error)
 
 	// Finish records the outcomes of claimed attempts. Each outcome applies
@@ -144,7 +147,10 @@ type Store interface {
 
 	// Upcoming returns the store's current time and up to limit tasks that
 	// are due now or within the next within, earliest first. The engine uses
-	// it to fill its timer wheel.
+	// it to fill its timer wheel. Tasks waiting for their flow key's
+	// capacity are not among them; this package's stores add, after them
+	// and within limit, an entry with the ID "~flow" (no task's) at the
+	// time such a task may start, so that the engine claims then.
 	Upcoming(ctx context.Context, within time.Duration, limit int) (now time.Time, due []Due, err error)
 
 	// Listen tells the engine at once of tasks that become pending
