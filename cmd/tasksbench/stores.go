@@ -228,7 +228,7 @@ func openPostgres(ctx context.Context, dsn string) (_ *pgSchema, err error) {
 }
 
 // truncate empties the library's tables.
-const truncate = `TRUNCATE taskwheel_tasks, taskwheel_attempts, taskwheel_endpoints, taskwheel_periodic`
+const truncate = `TRUNCATE taskwheel_tasks, taskwheel_attempts, taskwheel_endpoints, taskwheel_periodic, taskwheel_limits`
 
 // reset empties the tables for the next run.
 func (p *pgSchema) reset(ctx context.Context) error {
