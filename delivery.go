@@ -13,6 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+
 	"github.com/taskwheel/tasks/webhook"
 )
 
@@ -208,6 +211,19 @@ func (e *Engine) deliverTo(ctx context.Context, ep *Endpoint, t *Task, body []by
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", userAgent)
 	req.Header.Set("Accept-Encoding", "identity") // as the client would, without cloning req
+	if spanCtx, span := e.obs.deliverySpan(ctx, t, ep, req.Header); span != nil {
+		req = req.WithContext(spanCtx)
+		defer func() {
+			if d.attempt.StatusCode != 0 {
+				span.SetAttributes(semconv.HTTPResponseStatusCode(d.attempt.StatusCode))
+			}
+			if d.attempt.Error != "" {
+				span.SetStatus(codes.Error, d.attempt.Error)
+			}
+			span.End()
+		}()
+	}
+	defer func() { e.obs.delivered(ctx, ep, d.attempt.StatusCode, time.Since(start)) }()
 	resp, err := e.webhooks.Do(req)
 	if err != nil {
 		return fail(err)

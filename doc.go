@@ -116,6 +116,18 @@ days by default), or that answers 410 Gone, is disabled, with the reason
 and time on it ([Endpoint].DisabledReason); setting its status to active
 again ([Engine.UpdateEndpoint]) re-enables it.
 
+# Middleware and observability
+
+A [Middleware] wraps every enqueue and every attempt, with the task and
+the attempt's number in reach ([Config].Middleware, the first outermost).
+The engine traces and measures itself with the OpenTelemetry API, through
+a Middleware of its own: a span per enqueue and per attempt (and per
+webhook delivery), the attempt's span in the trace of the enqueue, whose
+context the task keeps ([Task].TraceParent), and the metrics that README
+lists, from [Config].TracerProvider and MeterProvider or the global
+providers. With both no-op, it adds nothing to a task's path. Package
+observe holds the last hour of attempts that the dashboard shows.
+
 # HTTP API and dashboard
 
 [Engine.Handler] serves the HostedHooks Tasks API (tasks, attempts,
@@ -154,6 +166,8 @@ The packages, in the order data flows through them:
   - postgres: an SQLStore through pgx: a sized pool, and LISTEN/NOTIFY.
   - dashboard: the web dashboard (html/template, no script), mounted beside
     the API.
+  - observe: the last hour of attempts by event type (the dashboard's
+    lateness and failure rate), and the metrics' histogram bounds.
   - tasktest: the Store conformance suite, and helpers for users' tests.
   - internal/web: the API keys and path and event type checks that the API
     and the dashboard share; internal/sqlstore: what the SQLStore shares
@@ -198,6 +212,10 @@ This package is laid out one concept to a file:
     deliveries keep failing, store_memory_health.go and
     store_sql_health.go: the stores' record of it.
   - delivery.go: webhook delivery; webhook_client.go: its SSRF-safe client.
+  - middleware.go: Middleware, and wrapping enqueues and attempts in it;
+    observe.go: the OpenTelemetry instrumentation, itself a Middleware;
+    store_memory_observe.go and store_sql_observe.go: the counts of live
+    tasks behind its gauge.
   - periodic.go: periodic tasks: cron schedules and their firing.
   - store_sql_goose.go: the migrations in goose's format, which packages
     sqlite and postgres export for tools that apply them.
@@ -216,7 +234,9 @@ This package is laid out one concept to a file:
     handler_periodic.go: the routes of tasks, their streamed lists, their
     deletion and bulk changes, endpoints and schedules; handler_limits.go:
     the routes of limits; auth.go:
-    the checks of a HandlerConfig.
+    the checks of a HandlerConfig; handler_openapi.go: GET /openapi.json,
+    which serves openapi.json, the API's OpenAPI 3.1 document, that the
+    tests hold to the routes and to every request and answer of theirs.
 
 # Testing
 

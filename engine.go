@@ -11,6 +11,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/taskwheel/tasks/observe"
 )
 
 // Config configures an [Engine]. A nil *Config, and every zero field, means
@@ -51,6 +55,23 @@ type Config struct {
 	// Logger receives what background work cannot return to a caller.
 	// Defaults to slog.Default().
 	Logger *slog.Logger
+	// Middleware wraps every enqueue and every attempt, the first element
+	// outermost; see [Middleware]. Defaults to none.
+	Middleware []Middleware
+	// TracerProvider makes the spans of enqueues ("send <event type>",
+	// kind producer), attempts ("process <event type>", kind consumer,
+	// in the trace of the enqueue) and webhook deliveries ("POST", kind
+	// client), after the OpenTelemetry messaging semantic conventions.
+	// NewEngine reads it, or the global provider, once: set the global
+	// provider before. Defaults to otel.GetTracerProvider(); the no-op
+	// provider, or a global one that none was set into, turns spans off.
+	TracerProvider trace.TracerProvider
+	// MeterProvider makes the metrics that README lists under
+	// "Observability". NewEngine reads it, or the global provider, once.
+	// Defaults to otel.GetMeterProvider(); the no-op provider, or a
+	// global one that none was set into, turns metrics off, and with
+	// spans off too the engine allocates nothing per task for them.
+	MeterProvider metric.MeterProvider
 	// Webhooks configures the delivery of tasks to webhook endpoints. nil
 	// means the defaults of WebhookConfig.
 	Webhooks *WebhookConfig
@@ -168,6 +189,12 @@ type Engine struct {
 	group    *groupCommit // for Enqueue on a durable store; nil on others
 	epoch    time.Time    // the wheel's time 0, on the monotonic clock
 
+	obs    *instrumentation // OpenTelemetry spans and metrics
+	mws    []Middleware     // the instrumentation's, if on, then Config.Middleware
+	enqMW  bool             // some of mws wrap enqueues
+	execMW bool             // some of mws wrap attempts
+	window observe.Window   // the last hour of attempts, for the dashboard
+
 	funcsMu sync.RWMutex
 	funcs   map[string]Func
 
@@ -209,6 +236,15 @@ func NewEngine(store Store, cfg *Config) (*Engine, error) {
 	}
 	if store.Durable() {
 		e.group = &groupCommit{store: store}
+	}
+	e.obs = newInstrumentation(&c)
+	if e.obs.on() {
+		e.mws = append(e.mws, e.obs.middleware())
+	}
+	e.mws = append(e.mws, c.Middleware...)
+	for _, mw := range e.mws {
+		e.enqMW = e.enqMW || mw.Enqueue != nil
+		e.execMW = e.execMW || mw.Execute != nil
 	}
 	return e, nil
 }
@@ -263,6 +299,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 	}
 	r := e.startRun()
+	r.unregister = e.obs.registerGauges(r)
 	e.mu.Lock()
 	e.run = r
 	e.mu.Unlock()
@@ -294,6 +331,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 	e.run = nil
 	e.mu.Unlock()
 	err := r.stop(ctx)
+	r.unregister()
 	e.webhooks.CloseIdleConnections() // and their goroutines
 	return err
 }
@@ -359,6 +397,15 @@ func (e *Engine) TaskHistogram(ctx context.Context, appID string, since time.Tim
 		return nil, wrapf(err, "histogram of app %s", appID)
 	}
 	return bs, nil
+}
+
+// AttemptStats returns the attempts of the tasks of the app appID that
+// ended on this engine in the last hour, by event type: how many, how many
+// failed, and the median and 99th percentile of their lateness, measured
+// as the lateness metric is (see README, "Observability"), whether or not
+// metrics are on. It serves package dashboard.
+func (e *Engine) AttemptStats(appID string) []observe.EventStats {
+	return e.window.Stats(time.Now(), appID)
 }
 
 // RevokeSession records in the store that the dashboard session id was

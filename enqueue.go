@@ -31,10 +31,16 @@ func (e *Engine) Enqueue(ctx context.Context, nt NewTask) (*Task, error) {
 	if err != nil {
 		return nil, err
 	}
+	keepTraceContext(ctx, t)
 	var stored *Task
-	if e.group != nil {
+	switch {
+	case e.enqMW && e.group != nil:
+		stored, err = e.enqueueOne(ctx, t, e.group.insert)
+	case e.enqMW:
+		stored, err = e.enqueueOne(ctx, t, e.store.Insert)
+	case e.group != nil:
 		stored, err = e.group.insert(ctx, t)
-	} else {
+	default:
 		stored, err = e.store.Insert(ctx, t)
 	}
 	if err != nil {
@@ -63,7 +69,17 @@ func (e *Engine) EnqueueMany(ctx context.Context, nts []NewTask) ([]*Task, error
 		}
 		ts[i] = t
 	}
-	stored, err := e.store.InsertMany(ctx, ts)
+	keepTraceContext(ctx, ts...)
+	var stored []*Task
+	var err error
+	if e.enqMW {
+		stored, err = e.enqueueThrough(ctx, ts, e.store.InsertMany)
+		if err == nil && len(stored) != len(ts) {
+			err = fmt.Errorf("tasks: enqueue middleware returned %d tasks for %d", len(stored), len(ts))
+		}
+	} else {
+		stored, err = e.store.InsertMany(ctx, ts)
+	}
 	if err != nil {
 		return nil, wrapf(err, "enqueue %d tasks", len(ts))
 	}
@@ -95,7 +111,15 @@ func (e *Engine) EnqueueTx(ctx context.Context, tx *sql.Tx, nt NewTask) (*Task, 
 	if err != nil {
 		return nil, err
 	}
-	stored, err := e.store.InsertTx(ctx, tx, t)
+	keepTraceContext(ctx, t)
+	var stored *Task
+	if e.enqMW {
+		stored, err = e.enqueueOne(ctx, t, func(ctx context.Context, t *Task) (*Task, error) {
+			return e.store.InsertTx(ctx, tx, t)
+		})
+	} else {
+		stored, err = e.store.InsertTx(ctx, tx, t)
+	}
 	if err != nil {
 		return stored, wrapf(err, "enqueue %s in transaction", nt.EventType)
 	}

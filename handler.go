@@ -109,6 +109,7 @@ const (
 //	DELETE /apps/{app_id}/schedules/{id}            delete it (204); the tasks it enqueued stay
 //	POST   /apps/{app_id}/schedules/{id}/pause      set status paused
 //	POST   /apps/{app_id}/schedules/{id}/resume     set status active; the next slot is the first from now
+//	GET    /openapi.json                            the OpenAPI 3.1 document of all of the above; needs no key
 //
 // Bodies are strict JSON objects (Content-Type application/json): unknown,
 // duplicate or wrongly cased fields, trailing data, invalid UTF-8 and
@@ -212,6 +213,8 @@ func (e *Engine) Handler(cfg *HandlerConfig) http.Handler {
 	h.route("PUT /apps/{app_id}/limits/{key}", h.handlePutLimit)
 	h.route("GET /apps/{app_id}/limits/{key}", h.handleGetLimit)
 	h.route("DELETE /apps/{app_id}/limits/{key}", h.handleDeleteLimit)
+	h.patterns["GET /openapi.json"] = true // no key: the document holds no app's data
+	h.mux.HandleFunc("GET /openapi.json", h.handleOpenAPI)
 	return h
 }
 

@@ -49,6 +49,7 @@ func (h *handler) handleCreateTask(w http.ResponseWriter, r *http.Request, app s
 
 	ctx, cancel := h.storeCtx(r)
 	defer cancel()
+	ctx = traceContext(ctx, r)
 	// A key that holds a task is answered from it before the checks below,
 	// so that a replay gets the original answer whatever changed since: a
 	// deleted endpoint, a shorter horizon.

@@ -436,7 +436,7 @@ func TestHandler_IdempotentReplay_A14(t *testing.T) {
 		})
 		t.Run("after the horizon was shortened", func(t *testing.T) {
 			task := create("far", body("x", `{}`)).task(t, http.StatusCreated)
-			short := a.e.Handler(&tasks.HandlerConfig{Unauthenticated: true, Horizon: time.Minute})
+			short := openAPICheck(t, a.e.Handler(&tasks.HandlerConfig{Unauthenticated: true, Horizon: time.Minute}), true)
 			send := func(key string) *response {
 				req := httptest.NewRequest("POST", "/apps/app_1/tasks", strings.NewReader(body("x", `{}`)))
 				req.Header.Set("Content-Type", "application/json")

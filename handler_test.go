@@ -74,7 +74,7 @@ func newAPI(t *testing.T, store tasks.Store, opts apiOpts) *api {
 	}
 	a.h = a.e.Handler(hc)
 	mux := http.NewServeMux()
-	mux.Handle(prefix+"/", http.StripPrefix(prefix, a.h))
+	mux.Handle(prefix+"/", openAPICheck(t, http.StripPrefix(prefix, a.h), hc.Unauthenticated))
 	a.srv = httptest.NewServer(mux)
 	t.Cleanup(a.srv.Close)
 	return a
@@ -535,7 +535,7 @@ func TestHandler_Routes_A17(t *testing.T) {
 		req.URL.Path = path
 		req.Header.Set("Authorization", "Bearer "+keyApp1)
 		w := httptest.NewRecorder()
-		a.h.ServeHTTP(w, req)
+		openAPICheck(t, a.h, false).ServeHTTP(w, req)
 		(&response{w.Code, w.Header(), w.Body.Bytes()}).problem(t, http.StatusNotFound, "")
 	}
 	// Outside the prefix, the application's own mux answers.

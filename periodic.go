@@ -489,6 +489,7 @@ func (f *firer) read() (more bool) {
 	if err != nil {
 		f.since = time.Time{}
 		if r.ctx.Err() == nil {
+			e.obs.storeError("read periodic tasks")
 			e.log.Error("tasks: read periodic tasks; retrying", "err", err, "retry_in", f.iv)
 		}
 		return false
@@ -597,7 +598,12 @@ func (f *firer) enqueue(p *PeriodicTask, slot, runAt time.Time) (*Task, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, storeTimeout)
-	stored, err := e.store.Insert(ctx, t)
+	var stored *Task
+	if e.enqMW {
+		stored, err = e.enqueueOne(ctx, t, e.store.Insert)
+	} else {
+		stored, err = e.store.Insert(ctx, t)
+	}
 	cancel()
 	switch {
 	case errors.Is(err, ErrDuplicate) && stored != nil:

@@ -170,6 +170,7 @@ func (r *run) purge(ctx context.Context) (won bool) {
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
+				e.obs.storeError("elect")
 				e.log.Error("tasks: retention: elect the engine that deletes finished tasks", "err", err)
 			}
 			return false
@@ -208,6 +209,7 @@ func (r *run) purge(ctx context.Context) (won bool) {
 			deleted[sr.state] += n
 			if err != nil {
 				if ctx.Err() == nil {
+					e.obs.storeError("purge")
 					e.log.Error("tasks: retention: delete finished tasks", "state", sr.state, "err", err)
 				}
 				return won

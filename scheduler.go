@@ -76,6 +76,8 @@ type run struct {
 	refill   atomic.Bool   // set with wake: read the store's upcoming tasks now
 	skew     atomic.Int64  // store clock minus local clock, in nanoseconds
 
+	unregister func() // the instrumentation's gauges
+
 	hintsMu sync.Mutex
 	hints   []Due // tasks stored by this engine, for the wheel
 
@@ -378,6 +380,11 @@ func (r *run) execute(j job) (_ Outcome, ran bool) {
 		return e.outcome(t, revoked, revoked), false
 	}
 
+	late := time.Duration(-1) // not measured
+	if !t.dueAt.IsZero() {
+		late = max(r.storeNow().Sub(t.dueAt), 0)
+	}
+	e.obs.started(t, late)
 	attempts, endpointID, err := e.attempt(ctx, t)
 	cause := context.Cause(ctx)
 	r.activeMu.Lock()
@@ -387,18 +394,33 @@ func (r *run) execute(j job) (_ Outcome, ran bool) {
 	r.activeMu.Unlock()
 	o := e.outcome(t, err, cause)
 	o.Attempts, o.EndpointID = attempts, endpointID
+	e.obs.ended(t, o.State)
+	e.window.Record(time.Now(), t.AppID, t.EventType, late, o.State == StateRetrying || o.State == StateFailed)
 	return o, true
 }
 
 // attempt runs the attempt of t, claimed, under ctx: t's func, or else its
 // delivery to webhook endpoints. It returns the attempt's records, the
 // endpoint that acknowledged it, if any, and its error.
+//
+// The engine's Middleware wrap the func or the delivery; a panic in
+// either is recovered as one in a func.
 func (e *Engine) attempt(ctx context.Context, t *Task) (attempts []Attempt, endpointID string, err error) {
 	fn := e.funcFor(t.EventType)
 	if fn == nil {
-		return e.deliver(ctx, t)
+		if !e.execMW {
+			return e.deliver(ctx, t)
+		}
+		err = call(ctx, wrapExecute(e.mws, func(ctx context.Context, t *Task) (err error) {
+			attempts, endpointID, err = e.deliver(ctx, t)
+			return err
+		}), t)
+		return attempts, endpointID, err
 	}
 	start := time.Now()
+	if e.execMW {
+		fn = wrapExecute(e.mws, fn)
+	}
 	err = call(ctx, fn, t)
 	attempts = []Attempt{{TaskID: t.ID, Number: t.Attempts, StartedAt: start.UTC().Truncate(time.Microsecond), Duration: time.Since(start)}}
 	if err != nil {
@@ -551,6 +573,7 @@ func (r *run) finish(outs []Outcome) {
 			}
 			return
 		}
+		e.obs.storeError("finish")
 		if try == finishTries {
 			e.log.Error("tasks: store outcomes; leaving the tasks to the rescuer",
 				"count", len(outs), "err", err)
@@ -615,6 +638,7 @@ func (r *run) maintain() {
 			cancel()
 			switch {
 			case err != nil && r.ctx.Err() == nil:
+				e.obs.storeError("rescue")
 				e.log.Error("tasks: rescue expired leases", "err", err)
 			case n > 0:
 				e.log.Info("tasks: rescued tasks whose lease expired", "count", n)
@@ -658,6 +682,7 @@ func (r *run) heartbeat() {
 	cancel()
 	if err != nil {
 		if r.ctx.Err() == nil {
+			e.obs.storeError("extend")
 			e.log.Error("tasks: extend leases", "count", len(leases), "err", err)
 		}
 		return
@@ -689,6 +714,7 @@ func (r *run) listen() {
 		case errors.Is(err, ErrNotSupported):
 			return
 		}
+		r.e.obs.storeError("listen")
 		r.e.log.Error("tasks: listen for other engines' tasks; polling meanwhile", "err", err, "retry_in", backoff)
 		select {
 		case <-time.After(backoff):

@@ -143,6 +143,7 @@ func (r *run) claim(s *scheduler, n int) bool {
 		s.addHints(r.e.sinceEpoch(), []Due{{ID: flowWakeID, RunAt: fc.wakeAt}})
 	}
 	r.limit(fc)
+	r.e.obs.claimed(len(claimed))
 	for _, t := range claimed {
 		r.jobs <- r.dispatch(t) // never blocks: at most (maxAhead+1)×Workers are out
 	}
@@ -153,6 +154,7 @@ func (r *run) claim(s *scheduler, n int) bool {
 // retryIn, unless the engine is stopping.
 func (r *run) storeErr(what string, err error, retryIn time.Duration) {
 	if r.ctx.Err() == nil {
+		r.e.obs.storeError(what)
 		r.e.log.Error("tasks: "+what+"; backing off", "err", err, "retry_in", retryIn)
 	}
 }

@@ -125,7 +125,7 @@ func (s *SQLStore) DB() *sql.DB { return s.db.DB }
 const taskColumns = `id, app_id, event_type, state, data, scheduled_run_time, run_at,
 	attempts, replayed_after, max_attempts, timeout, lease_expires_at, cancel_requested, last_error,
 	endpoint_id, idempotency_key, idempotency_digest, created_at, updated_at, completed_at,
-	flow_key, wait_reason, parked_at`
+	trace_parent, trace_state, flow_key, wait_reason, parked_at`
 
 // taskRow is a row of taskwheel_tasks.
 type taskRow struct {
@@ -149,6 +149,8 @@ type taskRow struct {
 	CreatedAt         sqlTime
 	UpdatedAt         sqlTime
 	CompletedAt       sqlTime
+	TraceParent       sql.NullString
+	TraceState        sql.NullString
 	FlowKey           sql.NullString // NULL: the event type
 	WaitReason        sql.NullString
 	ParkedAt          sqlTime // when a waiting task fell due
@@ -161,7 +163,7 @@ func (r *taskRow) dest() []any {
 	return []any{&r.ID, &r.AppID, &r.EventType, &r.State, &r.Data, &r.ScheduledRunTime, &r.RunAt,
 		&r.Attempts, &r.ReplayedAfter, &r.MaxAttempts, &r.Timeout, &r.LeaseExpiresAt, &r.CancelRequested, &r.LastError,
 		&r.EndpointID, &r.IdempotencyKey, &r.IdempotencyDigest, &r.CreatedAt, &r.UpdatedAt, &r.CompletedAt,
-		&r.FlowKey, &r.WaitReason, &r.ParkedAt}
+		&r.TraceParent, &r.TraceState, &r.FlowKey, &r.WaitReason, &r.ParkedAt}
 }
 
 func (r *taskRow) task() *Task {
@@ -185,6 +187,9 @@ func (r *taskRow) task() *Task {
 		Timeout:           time.Duration(r.Timeout) * time.Microsecond,
 		CancelRequested:   r.CancelRequested,
 		LeaseExpiresAt:    r.LeaseExpiresAt.ptr(),
+		TraceParent:       r.TraceParent.String,
+		TraceState:        r.TraceState.String,
+		dueAt:             r.RunAt.t,
 	}
 	t.FlowKey = flowKey(r.FlowKey.String, r.EventType)
 	if r.State.pending() {

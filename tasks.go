@@ -130,6 +130,20 @@ type Task struct {
 	// LeaseExpiresAt is when a running task's lease ends unless extended;
 	// nil in every other state.
 	LeaseExpiresAt *time.Time `json:"lease_expires_at,omitempty"`
+	// TraceParent is the W3C traceparent of the span that enqueued the
+	// task (see Config.TracerProvider), or "" when the enqueuing context
+	// carried none: each attempt's span continues that trace, and webhook
+	// deliveries send it in their traceparent header. Stores keep it as
+	// Insert is given it, and no other method changes it. It is not part
+	// of the task's JSON.
+	TraceParent string `json:"-"`
+	// TraceState is the W3C tracestate that goes with TraceParent, or "".
+	TraceState string `json:"-"`
+
+	// dueAt is when the attempt of a task that Claim returned was due, on
+	// the store's clock; zero in every other task. Lateness is measured
+	// from it.
+	dueAt time.Time
 }
 
 // Attempt records one attempt of a task: one run of its func, or one

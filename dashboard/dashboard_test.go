@@ -394,6 +394,10 @@ func TestUI_TasksPage(t *testing.T) {
 			"2 completed,", "1 failed,", "1 canceled since",
 			later.ID, canceled.ID, done[2].ID,
 			`&lt;b&gt;boom&lt;/b&gt;`, // the last error, escaped
+			// the attempts of the last hour, by event type
+			"Attempts per event type, last hour",
+			`<tr><th scope="row">bad</th><td>1</td><td>1</td><td>100.0%</td>`,
+			`<tr><th scope="row">ok</th><td>2</td><td>0</td><td>0.0%</td>`,
 		)
 		wantNotContains(t, "the tasks page", p.body, "<b>boom</b>")
 

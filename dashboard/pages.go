@@ -19,6 +19,7 @@ import (
 
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/web"
+	"github.com/taskwheel/tasks/observe"
 )
 
 // states are the states a task can be in, in the order the task list shows
@@ -72,6 +73,46 @@ type tasksPage struct {
 	Next     string // the next page's URL, or ""
 	First    string // the first page's URL, when this is not it
 	Filtered bool
+	// Attempts are the app's attempts that ended on this engine in the
+	// last hour, by event type, from the measurements of its metrics.
+	Attempts []attemptRow
+}
+
+// attemptRow is one event type's line of the attempts table.
+type attemptRow struct {
+	EventType                string
+	Attempts, Failed         int64
+	FailureRate              string // "1.5%"
+	LatenessP50, LatenessP99 string // "12 ms", "—" when not measured
+}
+
+// newAttemptRows formats the engine's AttemptStats.
+func newAttemptRows(stats []observe.EventStats) []attemptRow {
+	rows := make([]attemptRow, len(stats))
+	for i, s := range stats {
+		rows[i] = attemptRow{
+			EventType:   s.EventType,
+			Attempts:    s.Attempts,
+			Failed:      s.Failed,
+			FailureRate: strconv.FormatFloat(100*s.FailureRate(), 'f', 1, 64) + "%",
+			LatenessP50: latency(s.LatenessP50),
+			LatenessP99: latency(s.LatenessP99),
+		}
+	}
+	return rows
+}
+
+// latency shows a lateness estimate: milliseconds below ten seconds.
+func latency(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "—"
+	case d < 10*time.Millisecond:
+		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) + " ms"
+	case d < 10*time.Second:
+		return strconv.FormatInt(d.Milliseconds(), 10) + " ms"
+	}
+	return d.Round(time.Second).String()
 }
 
 type stateCount struct {
@@ -183,6 +224,7 @@ func (u *ui) handleTasks(w http.ResponseWriter, r *http.Request, v *view) error 
 	if p.Chart, err = u.taskChart(ctx, v.App, u.now()); err != nil {
 		return err
 	}
+	p.Attempts = newAttemptRows(u.e.AttemptStats(v.App))
 	if p.Filter.Error == "" {
 		ts, next, err := u.e.List(ctx, list)
 		var ve *tasks.ValidationError

@@ -478,6 +478,9 @@ func diffTask(got, want *tasks.Task) []string {
 	if got.EventType != want.EventType {
 		add("EventType", got.EventType, want.EventType)
 	}
+	if got.TraceParent != want.TraceParent || got.TraceState != want.TraceState {
+		add("TraceParent, TraceState", got.TraceParent+" "+got.TraceState, want.TraceParent+" "+want.TraceState)
+	}
 	if got.State != want.State {
 		add("State", got.State, want.State)
 	}

@@ -54,6 +54,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) tasks.Store) {
 		{"Flow", su.testFlow},
 		{"List", su.testList},
 		{"Times", su.testTimes},
+		{"TraceContext", su.testTraceContext},
 		{"Endpoints", su.testEndpoints},
 		{"EndpointHealth", su.testEndpointHealth},
 		{"Attempts", su.testAttempts},

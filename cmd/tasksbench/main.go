@@ -122,6 +122,7 @@ type config struct {
 	stores, workloads        listFlag
 	jsonPath                 string
 	cpuProfile, memProfile   string
+	otel                     bool
 
 	flags map[string]string // every flag's value, for the report
 	out   io.Writer         // where workloads print what is not a figure
@@ -178,6 +179,8 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 		"run only when named); M1 runs on memory only, M2 on sqlite only")
 	fs.Var(&c.workloads, "workloads", "workloads to run (W1,W2,W3,W4,W5,W6,W7,M1,M2,W9,W10,W11); W9, the long\n"+
 		"history, W10, the size under retention, and W11, flow control, run only when named: -workloads W9,W10 -count 1")
+	fs.BoolVar(&c.otel, "otel", false, "W3, W5: run each also with the engine's OpenTelemetry traces and metrics on\n"+
+		"(the SDK, exporting nowhere), and show those figures (\"+otel\") against the others")
 	fs.StringVar(&c.jsonPath, "json", "tasksbench.json", "file to write every run's figures to, as JSON")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "file to write a CPU profile of the runs to")
 	fs.StringVar(&c.memProfile, "memprofile", "", "file to write a heap profile to at the end")
@@ -365,6 +368,20 @@ func runWorkload(ctx context.Context, c *config, w workload, t *target, rep *rep
 		figs, err := w.run(ctx, c, t)
 		if err != nil {
 			return err
+		}
+		if c.otel && slices.Contains(otelWorkloads, w.id) {
+			// The same run once more, instrumented: its figures, each
+			// with the uninstrumented one as its floor.
+			runtime.GC()
+			on, err := withOtel(ctx, func() ([]figure, error) { return w.run(ctx, c, t) })
+			if err != nil {
+				return fmt.Errorf("with -otel: %w", err)
+			}
+			for j := range on {
+				on[j].name = strings.TrimSpace(on[j].name + otelSuffix)
+				on[j].floor = figs[j].value
+			}
+			figs = append(figs, on...)
 		}
 		if rows == nil {
 			for _, f := range figs {

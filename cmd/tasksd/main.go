@@ -119,6 +119,11 @@ type config struct {
 	// SQLiteSynchronous is sqlite.Config.Synchronous, upper case: "" for
 	// its default, NORMAL.
 	SQLiteSynchronous string
+	// Observability (observe.go): where GET /metrics is served without
+	// the key ("": on the API's listener, behind the key), and the logs.
+	MetricsAddr string
+	LogJSON     bool
+	LogLevel    slog.Level
 }
 
 const usageText = `tasksd serves the tasks HTTP API at /api/v1 and its dashboard at /ui/, and
@@ -204,6 +209,20 @@ schema a newer tasksd migrated. "tasksd migrate" only migrates, and
 "tasksd migrate -dry-run" prints the SQL it would run, applying nothing
 (tasksd migrate -h).
 
+Observability (see README, "Observability"):
+
+  -metrics-addr host:port       TASKS_METRICS_ADDR
+                                                serve GET /metrics (Prometheus text)
+                                                there, without the key; by default it
+                                                is served on -addr, behind the key
+  -log-format text|json         TASKS_LOG_FORMAT
+                                                the logs' format (default text)
+  -log-level level              TASKS_LOG_LEVEL debug, info, warn or error (default
+                                                info); debug logs every enqueue and
+                                                attempt with its task and trace IDs
+  OTEL_EXPORTER_OTLP_ENDPOINT and the other standard OTEL_* variables export
+  traces and metrics by OTLP over HTTP/protobuf when an endpoint is set.
+
 GET /healthz answers 200 "ok" while the database answers, 503 otherwise.
 SIGINT or SIGTERM stops tasksd gracefully: in-flight requests and running
 deliveries get 30 s each to finish.
@@ -240,6 +259,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	}
 	fs.StringVar(&disableAfter, "disable-endpoints-after", "", "")
 	fs.StringVar(&c.SQLiteSynchronous, "sqlite-synchronous", "", "")
+	observeFlags(fs, c)
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil, err
 	} else if err != nil {
@@ -312,6 +332,9 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 			return nil, err
 		}
 		c.SQLiteSynchronous = mode
+	}
+	if err := observeEnv(c, env); err != nil {
+		return nil, err
 	}
 	c.APIKey = getenv(envAPIKey)
 	if v := getenv(envEncryptionKey); v != "" {
@@ -459,7 +482,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	logger := newLogger(cfg, stderr)
+	tel, err := newTelemetry(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	defer tel.shutdown(context.WithoutCancel(ctx), logger)
 
 	db, err := openStore(ctx, cfg)
 	if err != nil {
@@ -490,15 +518,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		webhooks.AllowNetworks = privateNetworks
 		webhooks.AllowHosts = []string{"localhost"}
 	}
-	eng, err := tasks.NewEngine(db.store, &tasks.Config{
+	engCfg := &tasks.Config{
 		Workers:         cfg.Workers,
 		Webhooks:        webhooks,
 		Logger:          logger,
+		Middleware:      []tasks.Middleware{logMiddleware(logger)},
 		EncryptionKeys:  cfg.EncryptionKeys,
 		RetainCompleted: cfg.RetainCompleted,
 		RetainFailed:    cfg.RetainFailed,
 		RetainCanceled:  cfg.RetainCanceled,
-	})
+	}
+	tel.apply(engCfg)
+	eng, err := tasks.NewEngine(db.store, engCfg)
 	if err != nil {
 		return err
 	}
@@ -523,8 +554,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := eng.Start(ctx); err != nil {
 		return err
 	}
+	handler, metricsURL, stopMetrics, err := tel.serve(cfg.MetricsAddr, newMux(eng, key, logger), key, logger)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics(context.WithoutCancel(ctx))
 	srv := &http.Server{
-		Handler:           newMux(eng, key, logger),
+		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -541,13 +577,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"  UI:       %s (log in with the API key)\n"+
 		"  Database: %s\n"+
 		"  API key:  %s (%s)\n"+
-		"Stop it with Ctrl-C.\n", url+apiPrefix, url+"/ui/", db.desc, shown, keyNote)
+		"  Metrics:  %s\n"+
+		"Stop it with Ctrl-C.\n", url+apiPrefix, url+"/ui/", db.desc, shown, keyNote, metricsURL)
 	logger.Info("tasksd started", "addr", ln.Addr().String(), "database", db.desc,
 		"workers", cmp.Or(cfg.Workers, tasks.DefaultWorkers), "allow_private_endpoints", cfg.AllowPrivateEndpoints,
 		"retain_completed", retentionText(cfg.RetainCompleted, tasks.DefaultRetainCompleted),
 		"retain_failed", retentionText(cfg.RetainFailed, tasks.DefaultRetainFailed),
 		"retain_canceled", retentionText(cfg.RetainCanceled, tasks.DefaultRetainCanceled),
-		"disable_endpoints_after", disableAfterText(cfg.DisableEndpointsAfter))
+		"disable_endpoints_after", disableAfterText(cfg.DisableEndpointsAfter),
+		"metrics", metricsURL, "otlp_export", strings.Join(tel.exported, ","))
 
 	var serveErr error
 	select {

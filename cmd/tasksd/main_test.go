@@ -666,6 +666,18 @@ func testEndToEnd(t *testing.T, s *server) {
 		t.Errorf("GET /healthz: %d %q, want 200 \"ok\\n\"", code, body)
 	}
 
+	// The OpenAPI document needs no key, and names /api/v1 as its server.
+	var doc struct {
+		OpenAPI string `json:"openapi"`
+		Servers []struct {
+			URL string `json:"url"`
+		} `json:"servers"`
+	}
+	s.call(t, "GET", "/openapi.json", "", nil, http.StatusOK, &doc)
+	if doc.OpenAPI != "3.1.0" || len(doc.Servers) != 1 || doc.Servers[0].URL != "/api/v1" {
+		t.Errorf("GET /api/v1/openapi.json: %+v, want OpenAPI 3.1.0 served at /api/v1", doc)
+	}
+
 	deliveries := make(chan delivery, 10)
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)

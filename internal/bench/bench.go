@@ -59,6 +59,9 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/taskwheel/tasks"
 )
 
@@ -151,10 +154,20 @@ func enqueueBatches(ctx context.Context, eng *tasks.Engine, n int, nt func(i int
 	return nil
 }
 
+// Telemetry holds the OpenTelemetry providers that newEngine gives every
+// engine, nil for the engine's defaults (off, in a process that sets no
+// global provider). tasksbench -otel sets them between runs; nothing else
+// may change them while a workload runs.
+var Telemetry struct {
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
+}
+
 // newEngine returns an engine of Workers workers on store, with fn
 // registered for eventType unless fn is nil.
 func newEngine(store tasks.Store, cfg tasks.Config, eventType string, fn tasks.Func) (*tasks.Engine, error) {
 	cfg.Workers = Workers
+	cfg.TracerProvider, cfg.MeterProvider = Telemetry.TracerProvider, Telemetry.MeterProvider
 	eng, err := tasks.NewEngine(store, &cfg)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,58 @@
+package tasks
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+)
+
+// TestObserve_OffAllocatesNothing is ACCEPTANCE O2. Instrumentation is off
+// when both providers record nothing: the API's no-op providers, or the
+// global ones that nothing was set into (this test binary sets none). Then
+// the engine installs no middleware, so an attempt and an enqueue call no
+// wrapper, and every hook on a task's path allocates nothing.
+func TestObserve_OffAllocatesNothing(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		tracer trace.TracerProvider
+		meter  metric.MeterProvider
+	}{
+		{"Globals", nil, nil},
+		{"NoOp", tracenoop.NewTracerProvider(), metricnoop.NewMeterProvider()},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e, err := NewEngine(NewMemoryStore(), &Config{TracerProvider: c.tracer, MeterProvider: c.meter})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.obs.on() || len(e.mws) != 0 || e.enqMW || e.execMW {
+				t.Fatalf("instrumentation on (%v), middleware %d: want off, none", e.obs.on(), len(e.mws))
+			}
+			ctx := context.Background()
+			task := &Task{ID: "t1", AppID: "app_1", EventType: "x", Attempts: 1, dueAt: time.Now()}
+			ep := &Endpoint{ID: "ep_1", URL: "https://example.com/hook"}
+			header := http.Header{}
+			e.window.Record(time.Now(), "app_1", "x", 0, false) // its first attempt of x allocates
+			allocs := testing.AllocsPerRun(1000, func() {
+				keepTraceContext(ctx, task)
+				e.obs.started(task, time.Millisecond)
+				e.obs.claimed(1)
+				if _, span := e.obs.deliverySpan(ctx, task, ep, header); span != nil {
+					t.Fatal("a delivery span with traces off")
+				}
+				e.obs.delivered(ctx, ep, 200, time.Millisecond)
+				e.obs.ended(task, StateCompleted)
+				e.window.Record(time.Now(), "app_1", "x", time.Millisecond, false)
+			})
+			if allocs != 0 {
+				t.Errorf("got %v allocations per task, want 0", allocs)
+			}
+		})
+	}
+}
