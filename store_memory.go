@@ -403,7 +403,9 @@ func (s *memoryStore) start(m *memTask, now, expires time.Time) *Task {
 	exp := expires
 	m.t.LeaseExpiresAt = &exp
 	s.running[m.t.ID] = m
-	return m.snapshot()
+	snap := m.snapshot()
+	snap.dueAt = m.runAt // when it was due; a waiting task's too
+	return snap
 }
 
 // fenced returns the task of l if it is still running at l's attempt.
