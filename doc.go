@@ -131,7 +131,8 @@ observe holds the last hour of attempts that the dashboard shows.
 # HTTP API and dashboard
 
 [Engine.Handler] serves the HostedHooks Tasks API (tasks, attempts,
-endpoints, schedules), and package dashboard a web dashboard of the same
+endpoints, schedules, and HostedHooks' messages, webhook attempts and
+webhook events), and package dashboard a web dashboard of the same
 apps, behind the same keys; mount both under prefixes:
 
 	keys := map[string][]string{apiKey: {"app_1"}}
@@ -206,7 +207,9 @@ This package is laid out one concept to a file:
     store_sql_retention.go (and store_memory_retention.go in memory):
     deleting finished tasks in batches, and the roles of Elect;
     store_sql_conn.go: retrying on a PostgreSQL connection the server
-    ended, and telling drivers' errors apart without importing a driver.
+    ended, and telling drivers' errors apart without importing a driver;
+    store_memory_messages.go and store_sql_messages.go: an app's
+    delivery attempts, newest first, for HostedHooks' webhook attempts.
   - endpoint.go: webhook endpoints; secret_crypt.go: their secrets,
     encrypted in the store; endpoint_health.go: disabling those whose
     deliveries keep failing, store_memory_health.go and
@@ -233,10 +236,13 @@ This package is laid out one concept to a file:
     handler_list.go, handler_bulk.go, handler_endpoints.go and
     handler_periodic.go: the routes of tasks, their streamed lists, their
     deletion and bulk changes, endpoints and schedules; handler_limits.go:
-    the routes of limits; auth.go:
-    the checks of a HandlerConfig; handler_openapi.go: GET /openapi.json,
-    which serves openapi.json, the API's OpenAPI 3.1 document, that the
-    tests hold to the routes and to every request and answer of theirs.
+    the routes of limits;
+    handler_task_options.go: a task's max_attempts and timeout over HTTP;
+    handler_messages.go: HostedHooks' messages, webhook attempts and
+    webhook events, and its bare-array lists; auth.go: the checks of a
+    HandlerConfig; handler_openapi.go: GET /openapi.json, which serves
+    openapi.json, the API's OpenAPI 3.1 document, that the tests hold to
+    the routes and to every request and answer of theirs.
 
 # Testing
 

@@ -260,6 +260,17 @@ type Store interface {
 	// one per attempt that Rescue ended. An unknown task has none.
 	Attempts(ctx context.Context, taskID string) ([]Attempt, error)
 
+	// ListDeliveryAttempts returns the delivery attempts of the app
+	// appID: the attempts of its tasks that delivered to an endpoint
+	// (EndpointID not ""), newest first: by StartedAt, then TaskID, Number
+	// and EndpointID, each descending. It skips the first offset of them
+	// and returns up to limit. The attempts of a deleted task are gone
+	// with it; those of a deleted endpoint stay. A negative offset, or a
+	// limit below 1 or above MaxListLimit, gives a *ValidationError. Its
+	// cost grows with offset plus limit, and with the other apps'
+	// deliveries interleaved with the app's.
+	ListDeliveryAttempts(ctx context.Context, appID string, offset, limit int) ([]Attempt, error)
+
 	// InsertEndpoint stores a new webhook endpoint; the store sets its
 	// CreatedAt and UpdatedAt to now, its FailingSince, LastSuccessAt and
 	// DisabledAt to nil and its DisabledReason to "", and returns it.
@@ -269,8 +280,8 @@ type Store interface {
 	// ListEndpoints returns an app's endpoints, oldest first; with appID
 	// "", every app's.
 	ListEndpoints(ctx context.Context, appID string) ([]*Endpoint, error)
-	// UpdateEndpoint replaces the URL, Description, EnabledEvents, Status
-	// and secrets of the endpoint with ep's ID, sets its UpdatedAt to now
+	// UpdateEndpoint replaces the URL, Description, EnabledEvents, Status,
+	// Version and secrets of the endpoint with ep's ID, sets its UpdatedAt to now
 	// and returns it; ErrNotFound if there is none. An update that makes
 	// an inactive endpoint active clears its FailingSince, DisabledAt and
 	// DisabledReason, and one that changes the URL, which names another

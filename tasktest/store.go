@@ -58,6 +58,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) tasks.Store) {
 		{"Endpoints", su.testEndpoints},
 		{"EndpointHealth", su.testEndpointHealth},
 		{"Attempts", su.testAttempts},
+		{"Messages", su.testMessages},
 		{"Periodics", su.testPeriodics},
 		{"DuePeriodics", su.testDuePeriodics},
 		{"AdvancePeriodic", su.testAdvancePeriodic},
