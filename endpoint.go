@@ -41,6 +41,11 @@ type Endpoint struct {
 	Description string `json:"description"`
 	// EnabledEvents lists the event types delivered, or is ["*"] for all.
 	EnabledEvents []string `json:"enabled_events"`
+	// Version is the version of the payloads the endpoint is set up
+	// for, as HostedHooks' endpoints have one, such as "1.0": at most 64
+	// bytes of text, or "" for none. It is kept and answered; deliveries
+	// do not depend on it.
+	Version string `json:"version"`
 	// Status is EndpointActive or EndpointInactive. The engine makes an
 	// endpoint inactive when its deliveries keep failing (see
 	// WebhookConfig.DisableAfter) or it answers 410 Gone; setting it
@@ -120,6 +125,9 @@ func (ep *Endpoint) normalize() {
 // an app's endpoints as they were when it last read them from the store
 // (see [Endpoint]).
 const endpointCacheTTL = time.Second
+
+// maxVersionLength bounds Endpoint.Version, in bytes.
+const maxVersionLength = 64
 
 // maxCachedApps bounds how many apps' endpoints an engine caches at once.
 const maxCachedApps = 1024
@@ -219,6 +227,9 @@ type NewEndpoint struct {
 	EnabledEvents []string
 	// Status defaults to EndpointActive.
 	Status EndpointStatus
+	// Version is the payload version the endpoint is set up for (see
+	// Endpoint.Version). Defaults to "", none.
+	Version string
 }
 
 // EndpointUpdate changes an endpoint; nil fields stay as they are.
@@ -227,6 +238,7 @@ type EndpointUpdate struct {
 	Description   *string
 	EnabledEvents []string
 	Status        *EndpointStatus
+	Version       *string
 }
 
 // validateEndpoint checks ep, and sets its URL to the form it is stored in
@@ -252,6 +264,9 @@ func (e *Engine) validateEndpoint(ep *Endpoint) error {
 	case ep.Status != EndpointActive && ep.Status != EndpointInactive:
 		return invalid("status", "must be %q or %q", EndpointActive, EndpointInactive)
 	}
+	if err := validateText("version", ep.Version, maxVersionLength); err != nil {
+		return err
+	}
 	for _, et := range ep.EnabledEvents {
 		if et == AllEvents {
 			continue
@@ -273,6 +288,7 @@ func (e *Engine) CreateEndpoint(ctx context.Context, ne NewEndpoint) (*Endpoint,
 		Description:   ne.Description,
 		EnabledEvents: ne.EnabledEvents,
 		Status:        ne.Status,
+		Version:       ne.Version,
 		Secret:        webhook.NewSecret(),
 	}
 	if ep.EnabledEvents == nil {
@@ -338,6 +354,9 @@ func (e *Engine) UpdateEndpoint(ctx context.Context, id string, u EndpointUpdate
 		}
 		if u.Status != nil {
 			ep.Status = *u.Status
+		}
+		if u.Version != nil {
+			ep.Version = *u.Version
 		}
 	})
 }

@@ -62,6 +62,15 @@ type HandlerConfig struct {
 	// It should be shorter than the server's WriteTimeout. Defaults to 20
 	// seconds, which tasksd's 30-second WriteTimeout leaves room for.
 	BulkTimeout time.Duration
+	// HostedHooksLists, when true, answers GET /apps/{app_id}/endpoints as
+	// HostedHooks' API does: a bare JSON array, a page at a time (page,
+	// per_page and offset), rather than {"data": [...]}, so that
+	// HostedHooks' SDKs, which read an array, work unchanged. Mount such a
+	// handler beside the usual one, under its own prefix, as cmd/tasksd
+	// does at /hostedhooks/api/v1. The HostedHooks routes (messages,
+	// webhook_attempts, webhook_events) answer bare arrays either way.
+	// Defaults to false.
+	HostedHooksLists bool
 	// Logger receives what answers leave out: the errors behind 5xx
 	// answers. Defaults to the engine's logger (Config.Logger).
 	Logger *slog.Logger
@@ -86,7 +95,7 @@ const (
 // (periodic tasks, see [PeriodicTask]). Mount it under any prefix with
 // [http.StripPrefix]:
 //
-//	POST   /apps/{app_id}/tasks                     create a task (201); Idempotency-Key honoured
+//	POST   /apps/{app_id}/tasks                     create a task (201); Idempotency-Key honoured; max_attempts, timeout (seconds)
 //	GET    /apps/{app_id}/tasks                     list: ?status=&event_type=&limit=&cursor=, newest first, in pages of MaxPageBytes at most
 //	GET    /apps/{app_id}/tasks/{id}                one task
 //	PATCH  /apps/{app_id}/tasks/{id}                {"scheduled_run_time": ...}: reschedule a pending task
@@ -96,12 +105,16 @@ const (
 //	DELETE /apps/{app_id}/tasks/{id}                delete a task that is not running, with its attempts (204)
 //	POST   /apps/{app_id}/tasks/replay              replay the failed tasks of a filter: {"replayed": n, "next_cursor": c}
 //	POST   /apps/{app_id}/tasks/cancel              cancel the scheduled and retrying tasks of a filter: {"canceled": n, "next_cursor": c}
-//	GET    /apps/{app_id}/endpoints                 list webhook endpoints
+//	GET    /apps/{app_id}/endpoints                 list webhook endpoints (see HandlerConfig.HostedHooksLists)
 //	POST   /apps/{app_id}/endpoints                 create one (201); the answer shows its secret
 //	GET    /apps/{app_id}/endpoints/{id}            one endpoint
-//	PATCH  /apps/{app_id}/endpoints/{id}            change url, description, enabled_events, status
+//	PATCH  /apps/{app_id}/endpoints/{id}            change url, description, enabled_events, status, version
 //	DELETE /apps/{app_id}/endpoints/{id}            delete it (204)
 //	POST   /apps/{app_id}/endpoints/{id}/rotate_secret  new secret; {"overlap_seconds": n}, default 1 day
+//	POST   /apps/{app_id}/messages                  HostedHooks: send a message now (201): a task due now, for the endpoints
+//	GET    /apps/{app_id}/webhook_attempts          HostedHooks: the app's deliveries, newest first: ?page=&per_page=&offset=
+//	GET    /apps/{app_id}/webhook_attempts/{id}     HostedHooks: one delivery
+//	GET    /apps/{app_id}/webhook_events            HostedHooks: the event types the app's endpoints subscribe to
 //	GET    /apps/{app_id}/schedules                 list periodic tasks
 //	POST   /apps/{app_id}/schedules                 create one (201): spec, time_zone, event_type, data, status, missed
 //	GET    /apps/{app_id}/schedules/{id}            one periodic task, with next_run_at, last_run_at, last_task_id
@@ -145,6 +158,28 @@ const (
 // having changed whole batches only; sending it again is safe, and
 // finishes the rest. Bulk cancel leaves running tasks alone.
 //
+// A task's max_attempts (1 to 100) and timeout (whole seconds, 1 to 86400:
+// a day) override the engine's Config.MaxAttempts and Config.Timeout for
+// it; the task's answer shows its timeout in seconds, when it has one.
+//
+// The HostedHooks routes answer as HostedHooks' API and its SDK
+// (HostedHooks/hostedhooks-node) do. A message ({"event_type", "data",
+// "version", "event_id"}) is a task due now, delivered to the app's active
+// endpoints subscribed to its event type (or run by the func registered
+// for it, as any task); event_id, or the Idempotency-Key header, is its
+// idempotency key, as for a task; override_payload true is refused with
+// 422. Its answer is HostedHooks' message, with the task's ID and status.
+// A webhook attempt is one delivery to one endpoint: its ID is the task's
+// ID, the attempt number and the endpoint's ID, joined by dots; its
+// status_code is a string, as the SDK types it; payload.version is the
+// endpoint's version. The lists answer bare JSON arrays: per_page items
+// (1 to 100, default 25) after skipping (page-1)×per_page + offset, at
+// most 10000; webhook_events lists the event types the app's endpoints
+// name in enabled_events, each with the creation time of the oldest
+// endpoint naming it. Endpoints carry version, a string kept for
+// HostedHooks clients that deliveries do not depend on, and
+// webhook_events, their enabled_events as HostedHooks' webhook events.
+//
 // Creating a task refuses with 422 an event type that nothing would run: no
 // func registered and no active endpoint of the app subscribed. A schedule's
 // event type is not checked so: its first task may be due long after, when
@@ -174,6 +209,8 @@ func (e *Engine) Handler(cfg *HandlerConfig) http.Handler {
 		now:          time.Now,
 		storeTimeout: apiStoreTimeout,
 		bulkTimeout:  cmp.Or(c.BulkTimeout, defaultBulkTimeout),
+
+		hostedHooksLists: c.HostedHooksLists,
 	}
 	if h.maxBody == 0 {
 		h.maxBody = int64(e.cfg.MaxDataBytes) + 64<<10
@@ -202,6 +239,10 @@ func (e *Engine) Handler(cfg *HandlerConfig) http.Handler {
 	h.route("PATCH /apps/{app_id}/endpoints/{id}", h.handleUpdateEndpoint)
 	h.route("DELETE /apps/{app_id}/endpoints/{id}", h.handleDeleteEndpoint)
 	h.route("POST /apps/{app_id}/endpoints/{id}/rotate_secret", h.handleRotateSecret)
+	h.route("POST /apps/{app_id}/messages", h.handleCreateMessage)
+	h.route("GET /apps/{app_id}/webhook_attempts", h.handleListWebhookAttempts)
+	h.route("GET /apps/{app_id}/webhook_attempts/{id}", h.handleGetWebhookAttempt)
+	h.route("GET /apps/{app_id}/webhook_events", h.handleListWebhookEvents)
 	h.route("GET /apps/{app_id}/schedules", h.handleListSchedules)
 	h.route("POST /apps/{app_id}/schedules", h.handleCreateSchedule)
 	h.route("GET /apps/{app_id}/schedules/{id}", h.handleGetSchedule)
@@ -209,6 +250,10 @@ func (e *Engine) Handler(cfg *HandlerConfig) http.Handler {
 	h.route("DELETE /apps/{app_id}/schedules/{id}", h.handleDeleteSchedule)
 	h.route("POST /apps/{app_id}/schedules/{id}/pause", h.handlePauseSchedule)
 	h.route("POST /apps/{app_id}/schedules/{id}/resume", h.handleResumeSchedule)
+	h.route("GET /apps/{app_id}/limits", h.handleListLimits)
+	h.route("PUT /apps/{app_id}/limits/{key}", h.handlePutLimit)
+	h.route("GET /apps/{app_id}/limits/{key}", h.handleGetLimit)
+	h.route("DELETE /apps/{app_id}/limits/{key}", h.handleDeleteLimit)
 	h.patterns["GET /openapi.json"] = true // no key: the document holds no app's data
 	h.mux.HandleFunc("GET /openapi.json", h.handleOpenAPI)
 	return h
@@ -229,6 +274,8 @@ type handler struct {
 	now          func() time.Time
 	storeTimeout time.Duration
 	bulkTimeout  time.Duration
+
+	hostedHooksLists bool // HandlerConfig.HostedHooksLists
 }
 
 // routeFunc serves a request for the app it is authorized for. An error it
@@ -416,7 +463,7 @@ func notFoundAs(err, notFound error) error {
 var (
 	errMissingKey       = apiErrorf(http.StatusUnauthorized, "", "missing API key; send Authorization: Bearer <key>")
 	errInvalidKey       = apiErrorf(http.StatusUnauthorized, "", "invalid API key")
-	errAppNotFound      = apiErrorf(http.StatusNotFound, "", "no such app for this API key")
+	errAppNotFound      = apiErrorf(http.StatusNotFound, "app_id", "no such app for this API key")
 	errTaskNotFound     = apiErrorf(http.StatusNotFound, "", "no task with this ID in this app")
 	errEndpointNotFound = apiErrorf(http.StatusNotFound, "", "no endpoint with this ID in this app")
 	errScheduleNotFound = apiErrorf(http.StatusNotFound, "", "no schedule with this ID in this app")

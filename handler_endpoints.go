@@ -3,6 +3,7 @@ package tasks
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net/http"
 	"time"
 
@@ -24,25 +25,37 @@ func endpointJSON(ep *Endpoint, withSecret bool) *Endpoint {
 	return c
 }
 
-// handleListEndpoints answers an app's endpoints, oldest first.
+// handleListEndpoints answers an app's endpoints, oldest first: all of
+// them in {"data": [...]}, or with HandlerConfig.HostedHooksLists a page of
+// them (page, per_page, offset) as a bare array.
 func (h *handler) handleListEndpoints(w http.ResponseWriter, r *http.Request, app string) error {
+	skip, limit := 0, math.MaxInt
+	if h.hostedHooksLists {
+		var err error
+		if skip, limit, err = hostedHooksPage(r); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := h.storeCtx(r)
 	defer cancel()
 	eps, err := h.e.Endpoints(ctx, app)
 	if err != nil {
 		return err
 	}
-	out := make([]*Endpoint, len(eps))
-	for i, ep := range eps {
-		out[i] = endpointJSON(ep, false)
+	out := []*endpointAnswer{}
+	for _, ep := range pageOf(eps, skip, limit) {
+		out = append(out, answerEndpoint(ep, false))
+	}
+	if h.hostedHooksLists {
+		return h.writeJSON(w, r, http.StatusOK, out)
 	}
 	return h.writeJSON(w, r, http.StatusOK, struct {
-		Data []*Endpoint `json:"data"`
+		Data []*endpointAnswer `json:"data"`
 	}{out})
 }
 
 // endpointFields are the fields of an endpoint that a request may set.
-var endpointFields = []string{"url", "description", "enabled_events", "status"}
+var endpointFields = []string{"url", "description", "enabled_events", "status", "version"}
 
 // handleCreateEndpoint creates an endpoint; the answer holds its secret.
 func (h *handler) handleCreateEndpoint(w http.ResponseWriter, r *http.Request, app string) error {
@@ -68,6 +81,9 @@ func (h *handler) handleCreateEndpoint(w http.ResponseWriter, r *http.Request, a
 		return err
 	}
 	ne.Status = EndpointStatus(status)
+	if ne.Version, err = stringField(m, "version", false); err != nil {
+		return err
+	}
 	ctx, cancel := h.storeCtx(r)
 	defer cancel()
 	ep, err := h.e.CreateEndpoint(ctx, ne)
@@ -75,7 +91,7 @@ func (h *handler) handleCreateEndpoint(w http.ResponseWriter, r *http.Request, a
 		return err
 	}
 	w.Header().Set("Location", "endpoints/"+ep.ID)
-	return h.writeJSON(w, r, http.StatusCreated, endpointJSON(ep, true))
+	return h.writeJSON(w, r, http.StatusCreated, answerEndpoint(ep, true))
 }
 
 // handleGetEndpoint answers one endpoint, without its secret.
@@ -86,7 +102,7 @@ func (h *handler) handleGetEndpoint(w http.ResponseWriter, r *http.Request, app 
 	if err != nil {
 		return err
 	}
-	return h.writeJSON(w, r, http.StatusOK, endpointJSON(ep, false))
+	return h.writeJSON(w, r, http.StatusOK, answerEndpoint(ep, false))
 }
 
 // handleUpdateEndpoint changes the fields given, and answers the endpoint
@@ -116,6 +132,9 @@ func (h *handler) handleUpdateEndpoint(w http.ResponseWriter, r *http.Request, a
 	if status != nil {
 		u.Status = new(EndpointStatus(*status))
 	}
+	if u.Version, err = optionalString(m, "version"); err != nil {
+		return err
+	}
 	ctx, cancel := h.storeCtx(r)
 	defer cancel()
 	ep, err := h.appEndpoint(ctx, r, app)
@@ -125,7 +144,7 @@ func (h *handler) handleUpdateEndpoint(w http.ResponseWriter, r *http.Request, a
 	if ep, err = h.e.UpdateEndpoint(ctx, ep.ID, u); err != nil {
 		return err
 	}
-	return h.writeJSON(w, r, http.StatusOK, endpointJSON(ep, false))
+	return h.writeJSON(w, r, http.StatusOK, answerEndpoint(ep, false))
 }
 
 // handleDeleteEndpoint deletes an endpoint: 204.
@@ -170,7 +189,7 @@ func (h *handler) handleRotateSecret(w http.ResponseWriter, r *http.Request, app
 	if ep, err = h.e.RotateEndpointSecret(ctx, ep.ID, overlap); err != nil {
 		return err
 	}
-	return h.writeJSON(w, r, http.StatusOK, endpointJSON(ep, true))
+	return h.writeJSON(w, r, http.StatusOK, answerEndpoint(ep, true))
 }
 
 // enabledEventsField reads enabled_events: a list of event types, or the

@@ -257,8 +257,9 @@ func taskHead(t *Task) []byte {
 	type task Task // without its Data
 	head, err := json.Marshal(struct {
 		*task
-		Data *struct{} `json:"data,omitempty"` // hides task.Data
-	}{task: (*task)(t)})
+		Timeout *int64    `json:"timeout,omitempty"` // seconds; absent: the engine's
+		Data    *struct{} `json:"data,omitempty"`    // hides task.Data
+	}{task: (*task)(t), Timeout: timeoutSeconds(t)})
 	if err != nil { // a Task always encodes: its times are years 1 to 9999
 		panic(err)
 	}

@@ -24,10 +24,14 @@ func (h *handler) handleCreateTask(w http.ResponseWriter, r *http.Request, app s
 	if err != nil {
 		return err
 	}
-	if err := onlyFields(m, "event_type", "scheduled_run_time", "data"); err != nil {
+	if err := onlyFields(m, "event_type", "scheduled_run_time", "data", "flow_key", "max_attempts", "timeout"); err != nil {
 		return err
 	}
 	eventType, err := stringField(m, "event_type", true)
+	if err != nil {
+		return err
+	}
+	flowKey, err := stringField(m, "flow_key", false)
 	if err != nil {
 		return err
 	}
@@ -36,6 +40,10 @@ func (h *handler) handleCreateTask(w http.ResponseWriter, r *http.Request, app s
 		return err
 	}
 	data, err := h.dataField(m, true)
+	if err != nil {
+		return err
+	}
+	maxAttempts, timeout, err := taskOptions(m)
 	if err != nil {
 		return err
 	}
@@ -64,7 +72,8 @@ func (h *handler) handleCreateTask(w http.ResponseWriter, r *http.Request, app s
 	if err := h.checkRoute(ctx, app, eventType); err != nil {
 		return err
 	}
-	t, err := h.e.Enqueue(ctx, NewTask{AppID: app, EventType: eventType, Data: data, RunAt: runAt, IdempotencyKey: key})
+	t, err := h.e.Enqueue(ctx, NewTask{AppID: app, EventType: eventType, FlowKey: flowKey, Data: data, RunAt: runAt,
+		MaxAttempts: maxAttempts, Timeout: timeout, IdempotencyKey: key})
 	if errors.Is(err, ErrDuplicate) && t != nil {
 		return h.replay(w, r, t, key, eventType, runAt, data) // a request with the key came in between
 	}

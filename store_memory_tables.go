@@ -78,6 +78,7 @@ func (s *memoryStore) UpdateEndpoint(ctx context.Context, ep *Endpoint) (*Endpoi
 		old.FailingSince, old.LastSuccessAt = nil, nil // another receiver
 	}
 	old.URL, old.Description, old.EnabledEvents, old.Status = c.URL, c.Description, c.EnabledEvents, c.Status
+	old.Version = c.Version
 	old.Secret, old.PreviousSecret, old.PreviousSecretExpiresAt = c.Secret, c.PreviousSecret, c.PreviousSecretExpiresAt
 	old.UpdatedAt = nextVersion(old.UpdatedAt, s.clock())
 	return old.clone(), nil

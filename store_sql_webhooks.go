@@ -95,10 +95,10 @@ func (s *SQLStore) Attempts(ctx context.Context, taskID string) ([]Attempt, erro
 const (
 	endpointColumnsSQLite = `id, app_id, url, description, enabled_events, status,
 	secret, previous_secret, previous_secret_expires_at, created_at, updated_at,
-	failing_since, last_success_at, disabled_at, disabled_reason`
+	failing_since, last_success_at, disabled_at, disabled_reason, version`
 	endpointColumnsPostgres = `id, app_id, url, description, enabled_events::text AS enabled_events, status,
 	secret, previous_secret, previous_secret_expires_at, created_at, updated_at,
-	failing_since, last_success_at, disabled_at, disabled_reason`
+	failing_since, last_success_at, disabled_at, disabled_reason, version`
 )
 
 // endpointRow is a row of taskwheel_endpoints.
@@ -118,6 +118,7 @@ type endpointRow struct {
 	LastSuccessAt           sqlTime        `db:"last_success_at"`
 	DisabledAt              sqlTime        `db:"disabled_at"`
 	DisabledReason          string         `db:"disabled_reason"`
+	Version                 string         `db:"version"`
 }
 
 func (r *endpointRow) endpoint() (*Endpoint, error) {
@@ -136,6 +137,7 @@ func (r *endpointRow) endpoint() (*Endpoint, error) {
 		LastSuccessAt:           r.LastSuccessAt.ptr(),
 		DisabledAt:              r.DisabledAt.ptr(),
 		DisabledReason:          r.DisabledReason,
+		Version:                 r.Version,
 	}
 	if err := json.Unmarshal([]byte(r.EnabledEvents), &ep.EnabledEvents); err != nil {
 		return nil, fmt.Errorf("endpoint %s: enabled events: %w", r.ID, err)
@@ -196,8 +198,8 @@ func (s *SQLStore) expiresArg(t *time.Time) any {
 }
 
 // Endpoint queries. Inserts take the ID, the app, the URL, the description,
-// the enabled events, the status, the secret, the previous secret and its
-// expiry; updates take the ID and the UpdatedAt they compare and set, then
+// the enabled events, the status, the secret, the previous secret, its
+// expiry and the version; updates take the ID and the UpdatedAt they compare and set, then
 // the same fields but the app. An update sets updated_at later than it was
 // (see nextVersion), so that it never repeats; one that makes an inactive
 // endpoint active clears its health (failing_since, disabled_at,
@@ -206,13 +208,13 @@ func (s *SQLStore) expiresArg(t *time.Time) any {
 // row as it was.
 const (
 	insertEndpointSQLite = `INSERT INTO taskwheel_endpoints (id, app_id, url, description, enabled_events,
-	status, secret, previous_secret, previous_secret_expires_at, created_at, updated_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
+	status, secret, previous_secret, previous_secret_expires_at, version, created_at, updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)
 ON CONFLICT DO NOTHING
 RETURNING ` + endpointColumnsSQLite
 	insertEndpointPostgres = `INSERT INTO taskwheel_endpoints (id, app_id, url, description, enabled_events,
-	status, secret, previous_secret, previous_secret_expires_at, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9, now(), now())
+	status, secret, previous_secret, previous_secret_expires_at, version, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9, $10, now(), now())
 ON CONFLICT DO NOTHING
 RETURNING ` + endpointColumnsPostgres
 	getEndpointSQLite        = `SELECT ` + endpointColumnsSQLite + ` FROM taskwheel_endpoints WHERE id = ?`
@@ -222,8 +224,8 @@ RETURNING ` + endpointColumnsPostgres
 	listAllEndpointsSQLite   = `SELECT ` + endpointColumnsSQLite + ` FROM taskwheel_endpoints ORDER BY created_at, id`
 	listAllEndpointsPostgres = `SELECT ` + endpointColumnsPostgres + ` FROM taskwheel_endpoints ORDER BY created_at, id`
 	updateEndpointSQLite     = `UPDATE taskwheel_endpoints SET url = ?3, description = ?4, enabled_events = ?5,
-	status = ?6, secret = ?7, previous_secret = ?8, previous_secret_expires_at = ?9,
-	updated_at = max(?10, updated_at + 1),
+	status = ?6, secret = ?7, previous_secret = ?8, previous_secret_expires_at = ?9, version = ?10,
+	updated_at = max(?11, updated_at + 1),
 	failing_since = CASE WHEN status = 'inactive' AND ?6 = 'active' OR url <> ?3 THEN NULL ELSE failing_since END,
 	last_success_at = CASE WHEN url <> ?3 THEN NULL ELSE last_success_at END,
 	disabled_at = CASE WHEN status = 'inactive' AND ?6 = 'active' THEN NULL ELSE disabled_at END,
@@ -231,7 +233,7 @@ RETURNING ` + endpointColumnsPostgres
 WHERE id = ?1 AND updated_at = ?2
 RETURNING ` + endpointColumnsSQLite
 	updateEndpointPostgres = `UPDATE taskwheel_endpoints SET url = $3, description = $4, enabled_events = $5::text::jsonb,
-	status = $6, secret = $7, previous_secret = $8, previous_secret_expires_at = $9,
+	status = $6, secret = $7, previous_secret = $8, previous_secret_expires_at = $9, version = $10,
 	updated_at = greatest(now(), updated_at + interval '1 microsecond'),
 	failing_since = CASE WHEN status = 'inactive' AND $6 = 'active' OR url <> $3 THEN NULL ELSE failing_since END,
 	last_success_at = CASE WHEN url <> $3 THEN NULL ELSE last_success_at END,
@@ -251,7 +253,7 @@ func (s *SQLStore) InsertEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint,
 	}
 	got, err := queryEndpoint(ctx, s.db, s.pick(insertEndpointSQLite, insertEndpointPostgres), s.args(ep.ID, ep.AppID,
 		s.text(ep.URL), s.text(ep.Description), events, string(ep.Status), s.text(ep.Secret),
-		s.text(ep.PreviousSecret), s.expiresArg(ep.PreviousSecretExpiresAt))...)
+		s.text(ep.PreviousSecret), s.expiresArg(ep.PreviousSecretExpiresAt), s.text(ep.Version))...)
 	switch {
 	case errors.Is(err, ErrNotFound): // the ID's unique constraint turned it away
 		return nil, invalid("id", "endpoint %s exists", ep.ID)
@@ -308,7 +310,7 @@ func (s *SQLStore) UpdateEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint,
 	}
 	got, err := queryEndpoint(ctx, s.db, s.pick(updateEndpointSQLite, updateEndpointPostgres), s.args(ep.ID,
 		s.timeArg(ep.UpdatedAt), s.text(ep.URL), s.text(ep.Description), events, string(ep.Status),
-		s.text(ep.Secret), s.text(ep.PreviousSecret), s.expiresArg(ep.PreviousSecretExpiresAt))...)
+		s.text(ep.Secret), s.text(ep.PreviousSecret), s.expiresArg(ep.PreviousSecretExpiresAt), s.text(ep.Version))...)
 	if errors.Is(err, ErrNotFound) {
 		err = s.conflictOrNotFound(ctx, endpointExists, ep.ID)
 	}

@@ -116,6 +116,9 @@ type config struct {
 	// How long finished tasks are kept, by state: 0 for the engine's
 	// default, tasks.Forever to keep them.
 	RetainCompleted, RetainFailed, RetainCanceled time.Duration
+	// Horizon is HandlerConfig.Horizon: how far ahead a task may be
+	// scheduled; 0 for the handler's default.
+	Horizon time.Duration
 	// SQLiteSynchronous is sqlite.Config.Synchronous, upper case: "" for
 	// its default, NORMAL.
 	SQLiteSynchronous string
@@ -126,7 +129,8 @@ type config struct {
 	LogLevel    slog.Level
 }
 
-const usageText = `tasksd serves the tasks HTTP API at /api/v1 and its dashboard at /ui/, and
+const usageText = `tasksd serves the tasks HTTP API at /api/v1 (and at /hostedhooks/api/v1 for
+HostedHooks' SDKs, whose lists are bare arrays) and its dashboard at /ui/, and
 delivers every task to its app's webhook endpoints, on an embedded SQLite file
 (default) or PostgreSQL.
 
@@ -178,6 +182,9 @@ variable over the default.
                                                 five days). A 410 Gone answer disables
                                                 it at once; PATCH {"status":"active"}
                                                 or the dashboard's Enable re-enables it
+  -horizon d                    TASKS_HORIZON   how far ahead a task may be scheduled;
+                                                a later scheduled_run_time gets 422
+                                                (default 366d)
 
 A duration d is a Go duration such as 90m, 36h or 1h30m, or a whole number
 of days such as 14d; 0 means never: a retention of 0 keeps the tasks of that
@@ -258,6 +265,8 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		fs.StringVar(&retain[i].text, retain[i].flag, "", "")
 	}
 	fs.StringVar(&disableAfter, "disable-endpoints-after", "", "")
+	var horizon string
+	fs.StringVar(&horizon, "horizon", "", "")
 	fs.StringVar(&c.SQLiteSynchronous, "sqlite-synchronous", "", "")
 	observeFlags(fs, c)
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
@@ -322,6 +331,16 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 			return nil, fmt.Errorf("-disable-endpoints-after (%s) = %q: %w", envDisableAfter, disableAfter, err)
 		}
 		c.DisableEndpointsAfter = d
+	}
+	if v, ok := env("horizon", envHorizon); ok {
+		horizon = v
+	}
+	if horizon != "" {
+		d, err := parseHorizon(horizon)
+		if err != nil {
+			return nil, fmt.Errorf("-horizon (%s) = %q: %w", envHorizon, horizon, err)
+		}
+		c.Horizon = d
 	}
 	if v, ok := env("sqlite-synchronous", envSynchronous); ok {
 		c.SQLiteSynchronous = v
@@ -554,7 +573,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := eng.Start(ctx); err != nil {
 		return err
 	}
-	handler, metricsURL, stopMetrics, err := tel.serve(cfg.MetricsAddr, newMux(eng, key, logger), key, logger)
+	handler, metricsURL, stopMetrics, err := tel.serve(cfg.MetricsAddr, newMux(eng, key, cfg.Horizon, logger), key, logger)
 	if err != nil {
 		return err
 	}
@@ -639,15 +658,17 @@ const apiPrefix = "/api/v1"
 // /api/v1/./apps, //api/v1/apps, /ui/../api/v1/apps) goes to the API's
 // handler, which refuses it with 404, where ServeMux would redirect it to
 // its clean form with a text/html answer.
-func newMux(eng *tasks.Engine, key string, logger *slog.Logger) http.Handler {
+func newMux(eng *tasks.Engine, key string, horizon time.Duration, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	hc := &tasks.HandlerConfig{
-		Keys:   map[string][]string{key: {"*"}},
-		Logger: logger,
+		Keys:    map[string][]string{key: {"*"}},
+		Horizon: horizon,
+		Logger:  logger,
 	}
 	api := eng.Handler(hc)
 	mux.Handle(apiPrefix+"/", http.StripPrefix(apiPrefix, api))
 	mux.Handle(apiPrefix, http.StripPrefix(apiPrefix, api))
+	mountHostedHooks(mux, eng, *hc)
 	mux.Handle("/ui/", http.StripPrefix("/ui", dashboard.New(eng, &dashboard.Config{Keys: hc.Keys, Logger: logger})))
 	// Any other path is nowhere: the API's handler answers it, with its
 	// 404 in problem+json, rather than ServeMux with text.
@@ -674,9 +695,10 @@ func newMux(eng *tasks.Engine, key string, logger *slog.Logger) http.Handler {
 	})
 }
 
-// inAPI reports whether the URL path p is in the API: /api/v1 or under it.
+// inAPI reports whether the URL path p is in the API: /api/v1 or
+// /hostedhooks/api/v1, or under either.
 func inAPI(p string) bool {
-	return p == apiPrefix || strings.HasPrefix(p, apiPrefix+"/")
+	return under(p, apiPrefix) || under(p, hostedHooksPrefix)
 }
 
 // serverURL is the URL of the server at addr, the listener's address. An

@@ -556,6 +556,9 @@ func TestRun_uncleanAPIPaths(t *testing.T) {
 		"/api/v1", "/api/v1/", "/api/v1/..", "/api//v1/apps/app_1/tasks",
 		// Escaped forms, and paths that are nowhere.
 		"/api/v1%2Fapps/app_1/tasks", "/%2e%2e/api/v1/apps/app_1/tasks", "/nothing", "/api",
+		// The same under the HostedHooks prefix.
+		"/hostedhooks/api/v1//apps/app_1/endpoints", "/hostedhooks/api/v1/apps/app_1/./endpoints",
+		"/hostedhooks/api/v1", "/hostedhooks/api/v1/", "/ui/../hostedhooks/api/v1/apps/app_1/endpoints",
 	} {
 		// Written by hand: a client would clean the path, or take "//x"
 		// for a host.
