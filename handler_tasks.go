@@ -24,10 +24,14 @@ func (h *handler) handleCreateTask(w http.ResponseWriter, r *http.Request, app s
 	if err != nil {
 		return err
 	}
-	if err := onlyFields(m, "event_type", "scheduled_run_time", "data", "max_attempts", "timeout"); err != nil {
+	if err := onlyFields(m, "event_type", "scheduled_run_time", "data", "flow_key", "max_attempts", "timeout"); err != nil {
 		return err
 	}
 	eventType, err := stringField(m, "event_type", true)
+	if err != nil {
+		return err
+	}
+	flowKey, err := stringField(m, "flow_key", false)
 	if err != nil {
 		return err
 	}
@@ -68,7 +72,7 @@ func (h *handler) handleCreateTask(w http.ResponseWriter, r *http.Request, app s
 	if err := h.checkRoute(ctx, app, eventType); err != nil {
 		return err
 	}
-	t, err := h.e.Enqueue(ctx, NewTask{AppID: app, EventType: eventType, Data: data, RunAt: runAt,
+	t, err := h.e.Enqueue(ctx, NewTask{AppID: app, EventType: eventType, FlowKey: flowKey, Data: data, RunAt: runAt,
 		MaxAttempts: maxAttempts, Timeout: timeout, IdempotencyKey: key})
 	if errors.Is(err, ErrDuplicate) && t != nil {
 		return h.replay(w, r, t, key, eventType, runAt, data) // a request with the key came in between

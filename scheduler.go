@@ -83,6 +83,7 @@ type run struct {
 
 	activeMu sync.Mutex
 	active   map[string]*attempt // claimed tasks by ID: queued for a worker or running
+	limited  map[string]bool     // claimed under a concurrency limit: their end frees capacity
 	dropped  []Lease             // attempts whose outcome was dropped
 }
 
@@ -405,7 +406,7 @@ func (r *run) execute(j job) (_ Outcome, ran bool) {
 // The engine's Middleware wrap the func or the delivery; a panic in
 // either is recovered as one in a func.
 func (e *Engine) attempt(ctx context.Context, t *Task) (attempts []Attempt, endpointID string, err error) {
-	fn := e.funcFor(t.EventType)
+	fn := e.attemptFunc(t.EventType)
 	if fn == nil {
 		if !e.execMW {
 			return e.deliver(ctx, t)
@@ -417,9 +418,6 @@ func (e *Engine) attempt(ctx context.Context, t *Task) (attempts []Attempt, endp
 		return attempts, endpointID, err
 	}
 	start := time.Now()
-	if e.execMW {
-		fn = wrapExecute(e.mws, fn)
-	}
 	err = call(ctx, fn, t)
 	attempts = []Attempt{{TaskID: t.ID, Number: t.Attempts, StartedAt: start.UTC().Truncate(time.Microsecond), Duration: time.Since(start)}}
 	if err != nil {
@@ -556,6 +554,11 @@ func (r *run) finish(outs []Outcome) {
 		cancel()
 		if err == nil {
 			now := r.storeNow()
+			if r.freedCapacity(outs) {
+				// Tasks of a key at its concurrency may start now.
+				r.mayBeDue.Store(true)
+				r.poke()
+			}
 			for i, o := range outs {
 				switch {
 				case !applied[i]:
@@ -579,6 +582,37 @@ func (r *run) finish(outs []Outcome) {
 		}
 		delay *= 4
 	}
+}
+
+// limit records that the tasks that a claim under fc claimed hold
+// capacity of a concurrency limit.
+func (r *run) limit(fc *flowClaim) {
+	if len(fc.limited) == 0 {
+		return
+	}
+	r.activeMu.Lock()
+	defer r.activeMu.Unlock()
+	if r.limited == nil {
+		r.limited = make(map[string]bool)
+	}
+	for id := range fc.limited {
+		r.limited[id] = true
+	}
+}
+
+// freedCapacity reports whether outs, stored, ended tasks that held
+// capacity of a concurrency limit, and forgets them.
+func (r *run) freedCapacity(outs []Outcome) bool {
+	r.activeMu.Lock()
+	defer r.activeMu.Unlock()
+	freed := false
+	for _, o := range outs {
+		if r.limited[o.ID] {
+			delete(r.limited, o.ID)
+			freed = true
+		}
+	}
+	return freed
 }
 
 // maintain is the maintainer goroutine: heartbeats and rescues, until
