@@ -150,7 +150,7 @@ func BenchmarkObserve_Enqueue(b *testing.B) {
 				loopCPU(b, func(int) {
 					keepTraceContext(ctx, ts...)
 					if e.enqMW {
-						if _, err := e.enqueueThrough(ctx, ts, insert); err != nil {
+						if _, err := e.enqueueThrough(ctx, ts, true, insert); err != nil {
 							b.Fatal(err)
 						}
 					}
