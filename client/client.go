@@ -290,7 +290,16 @@ func (c *Client) CreateTask(ctx context.Context, app string, t NewTask) (*Task, 
 	head := struct {
 		EventType        string     `json:"event_type"`
 		ScheduledRunTime *time.Time `json:"scheduled_run_time,omitempty"`
-	}{EventType: t.EventType}
+		MaxAttempts      int        `json:"max_attempts,omitempty"`
+		Timeout          int64      `json:"timeout,omitempty"`
+	}{EventType: t.EventType, MaxAttempts: t.MaxAttempts}
+	if t.Timeout < 0 || t.Timeout%time.Second != 0 {
+		return nil, fmt.Errorf("tasks: client: NewTask.Timeout %v is not a positive whole number of seconds", t.Timeout)
+	}
+	if t.MaxAttempts < 0 {
+		return nil, fmt.Errorf("tasks: client: NewTask.MaxAttempts %d is negative", t.MaxAttempts)
+	}
+	head.Timeout = int64(t.Timeout / time.Second)
 	if !t.RunAt.IsZero() {
 		runAt := t.RunAt.UTC()
 		head.ScheduledRunTime = &runAt

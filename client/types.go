@@ -40,6 +40,41 @@ type Task struct {
 	IdempotencyKey   string          `json:"idempotency_key,omitempty"`
 	CancelRequested  bool            `json:"cancel_requested,omitempty"`
 	LeaseExpiresAt   *time.Time      `json:"lease_expires_at,omitempty"`
+	// Timeout bounds each attempt of the task: the API's timeout, in
+	// whole seconds. 0 means the server engine's own.
+	Timeout time.Duration `json:"-"`
+}
+
+// taskJSON is a Task as the API encodes it: Timeout as whole seconds.
+type taskJSON struct {
+	*taskFields
+	Timeout *int64 `json:"timeout,omitempty"`
+}
+
+// taskFields are the fields of a Task that encoding/json reads as they are.
+type taskFields Task
+
+// UnmarshalJSON reads a task as the API answers it.
+func (t *Task) UnmarshalJSON(b []byte) error {
+	v := taskJSON{taskFields: (*taskFields)(t)}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	t.Timeout = 0
+	if v.Timeout != nil {
+		t.Timeout = time.Duration(*v.Timeout) * time.Second
+	}
+	return nil
+}
+
+// MarshalJSON writes a task as the API answers it.
+func (t Task) MarshalJSON() ([]byte, error) {
+	v := taskJSON{taskFields: (*taskFields)(&t)}
+	if t.Timeout > 0 {
+		secs := int64((t.Timeout + time.Second - 1) / time.Second)
+		v.Timeout = &secs
+	}
+	return json.Marshal(v)
 }
 
 // NewTask is a task to create.
@@ -56,6 +91,14 @@ type NewTask struct {
 	// sent again with that task. It makes CreateTask safe to retry, which
 	// the client then does; without a key CreateTask is sent once.
 	IdempotencyKey string
+	// MaxAttempts, if positive, is the number of attempts after which the
+	// failing task fails for good, 1 to 100. Defaults to 0: the server
+	// engine's Config.MaxAttempts.
+	MaxAttempts int
+	// Timeout, if positive, bounds each attempt of the task: a whole number
+	// of seconds, at most a day. Defaults to 0: the server engine's
+	// Config.Timeout.
+	Timeout time.Duration
 }
 
 // TaskPage is one page of a task listing, newest first.
