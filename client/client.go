@@ -185,7 +185,7 @@ func (c *Client) do(ctx context.Context, cl call) error {
 			return err
 		}
 		if wait == 0 {
-			d := min(c.minBackoff<<attempt, c.maxBackoff)
+			d := c.backoff(attempt)
 			wait = d/2 + rand.N(d/2+1)
 		}
 		if wait > c.maxBackoff {
@@ -199,6 +199,21 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		case <-t.C:
 		}
 	}
+}
+
+// backoff returns the longest wait before retry number attempt+1:
+// MinBackoff doubled attempt times, at most MaxBackoff. It doubles step by
+// step, so that a late retry's wait does not overflow time.Duration, which
+// a shift by attempt would for a MaxRetries in the tens.
+func (c *Client) backoff(attempt int) time.Duration {
+	d := c.minBackoff
+	for range attempt {
+		if d >= c.maxBackoff/2 {
+			return c.maxBackoff
+		}
+		d *= 2
+	}
+	return min(d, c.maxBackoff)
 }
 
 // send sends the call once. Its wait, with an error, is negative when the

@@ -162,3 +162,23 @@ func TestClient_Retries(t *testing.T) {
 		}
 	})
 }
+
+// TestClient_ManyRetries: the backoff of a late retry stays at MaxBackoff:
+// doubling MinBackoff for each retry must not overflow time.Duration into
+// a negative or zero wait (a panic, or retries with no wait at all).
+func TestClient_ManyRetries(t *testing.T) {
+	t.Parallel()
+	var count atomic.Int64
+	s := newServer(t, tasks.NewMemoryStore(), flaky(1000, http.StatusServiceUnavailable, "", &count))
+	cfg := *fast
+	cfg.MaxRetries, cfg.MaxBackoff = 70, time.Millisecond
+	start := time.Now()
+	_, err := s.client(t, &cfg).Endpoints(context.Background(), app)
+	if !errors.Is(err, client.ErrUnavailable) || count.Load() != 71 {
+		t.Errorf("%v after %d requests, want ErrUnavailable after 71", err, count.Load())
+	}
+	// Each retry waits at least half of MaxBackoff.
+	if waited := time.Since(start); waited < 70*cfg.MaxBackoff/2 {
+		t.Errorf("70 retries took %v, want at least %v", waited, 70*cfg.MaxBackoff/2)
+	}
+}
