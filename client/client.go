@@ -14,9 +14,11 @@
 // exponential backoff and jitter, waiting as long as a Retry-After answer
 // header asks (see [Config]): the reads (GetTask, ListTasks, Tasks,
 // Attempts, Endpoints, GetEndpoint, Schedules, GetSchedule), CreateTask
-// with an IdempotencyKey, and the calls that the server answers the same
-// when sent twice (CancelTask, ReplayTasks, CancelTasks, PauseSchedule,
-// ResumeSchedule). The others are sent once.
+// with an IdempotencyKey, and the calls that change nothing more when sent
+// twice (CancelTask, CancelTasks, PauseSchedule, ResumeSchedule). The
+// others are sent once: ReplayTask and ReplayTasks among them, since a
+// replayed task that failed again before the second request would be
+// replayed, and run, once more.
 //
 // A Client is safe for concurrent use.
 package client
@@ -450,19 +452,22 @@ func (c *Client) Attempts(ctx context.Context, app, id string) ([]Attempt, error
 // ReplayTasks replays the failed tasks of app that f selects, and returns
 // how many it replayed. The server works through a long range in several
 // requests, each answering where to go on; ReplayTasks makes them all.
+// It is sent once (see the package doc); after an error it returns the
+// count of the requests answered before it.
 func (c *Client) ReplayTasks(ctx context.Context, app string, f BulkFilter) (int, error) {
-	return c.bulk(ctx, app, "replay", "replayed", f)
+	return c.bulk(ctx, app, "replay", "replayed", f, false)
 }
 
 // CancelTasks cancels the scheduled and retrying tasks of app that f
 // selects (running tasks are left alone), and returns how many it
 // canceled, as ReplayTasks does.
 func (c *Client) CancelTasks(ctx context.Context, app string, f BulkFilter) (int, error) {
-	return c.bulk(ctx, app, "cancel", "canceled", f)
+	return c.bulk(ctx, app, "cancel", "canceled", f, true)
 }
 
-// bulk makes the requests of a bulk operation until its range is done.
-func (c *Client) bulk(ctx context.Context, app, op, counted string, f BulkFilter) (int, error) {
+// bulk makes the requests of a bulk operation until its range is done,
+// retrying them if retry.
+func (c *Client) bulk(ctx context.Context, app, op, counted string, f BulkFilter, retry bool) (int, error) {
 	body := map[string]any{"created_since": f.CreatedSince.UTC(), "created_before": f.CreatedBefore.UTC()}
 	if f.EventType != "" {
 		body["event_type"] = f.EventType
@@ -470,7 +475,7 @@ func (c *Client) bulk(ctx context.Context, app, op, counted string, f BulkFilter
 	total := 0
 	for {
 		var out map[string]json.RawMessage
-		if err := c.do(ctx, call{method: http.MethodPost, path: appPath(app, "tasks", op), body: body, retry: true, out: &out}); err != nil {
+		if err := c.do(ctx, call{method: http.MethodPost, path: appPath(app, "tasks", op), body: body, retry: retry, out: &out}); err != nil {
 			return total, err
 		}
 		var n int

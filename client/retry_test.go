@@ -182,3 +182,24 @@ func TestClient_ManyRetries(t *testing.T) {
 		t.Errorf("70 retries took %v, want at least %v", waited, 70*cfg.MaxBackoff/2)
 	}
 }
+
+// TestClient_ReplayTasksSentOnce: ReplayTasks is not safe to send again: a
+// replayed task that fails again before the retry arrives would be
+// replayed, and run, once more. A lost answer is returned, not retried;
+// CancelTasks, which cancels nothing twice, is retried.
+func TestClient_ReplayTasksSentOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := client.BulkFilter{CreatedSince: time.Now().Add(-time.Hour), CreatedBefore: time.Now().Add(time.Hour)}
+	var count atomic.Int64
+	s := newServer(t, tasks.NewMemoryStore(), lostAnswers(1, &count))
+	_, err := s.client(t, fast).ReplayTasks(ctx, app, f)
+	var e *client.Error
+	if err == nil || errors.As(err, &e) || count.Load() != 1 {
+		t.Errorf("ReplayTasks: %v after %d requests, want a network error after 1", err, count.Load())
+	}
+	count.Store(0)
+	if _, err := s.client(t, fast).CancelTasks(ctx, app, f); err != nil || count.Load() != 2 {
+		t.Errorf("CancelTasks: %v after %d requests, want success after 2", err, count.Load())
+	}
+}
