@@ -27,9 +27,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
+	"math"
 	"math/rand/v2"
 	"mime"
 	"net/http"
@@ -284,12 +286,16 @@ func (c *Client) send(ctx context.Context, cl call, body []byte) (wait time.Dura
 }
 
 // retryAfter reads a Retry-After header: seconds, or an HTTP date; 0 if
-// there is none or it is malformed.
+// there is none or it is malformed. A number of seconds beyond what a
+// time.Duration holds is the longest Duration: a wait too long to make.
 func retryAfter(v string) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if n > uint64(math.MaxInt64/time.Second) {
+			return math.MaxInt64
+		}
 		return time.Duration(n) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {

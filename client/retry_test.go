@@ -107,6 +107,16 @@ func TestClient_Retries(t *testing.T) {
 			t.Errorf("%v after %d requests, want an *Error with RetryAfter 1m after 1", err, count.Load())
 		}
 	})
+	t.Run("a Retry-After too large for 32 bits is beyond MaxBackoff too", func(t *testing.T) {
+		t.Parallel()
+		var count atomic.Int64
+		s := newServer(t, tasks.NewMemoryStore(), flaky(1, http.StatusServiceUnavailable, "5000000000", &count))
+		_, err := s.client(t, fast).Schedules(ctx, app)
+		var e *client.Error
+		if !errors.As(err, &e) || e.RetryAfter != 5000000000*time.Second || count.Load() != 1 {
+			t.Errorf("%v after %d requests, want an *Error with RetryAfter 5000000000s after 1", err, count.Load())
+		}
+	})
 	t.Run("create with an Idempotency-Key retries a lost answer", func(t *testing.T) {
 		t.Parallel()
 		var count atomic.Int64
