@@ -69,6 +69,17 @@ retention has passed ([Config].RetainCompleted, RetainFailed,
 RetainCanceled; a day, two weeks and a week by default), by one engine at a
 time; a deleted task's idempotency key is free again.
 
+# Flow control
+
+Every task has a flow key, its NewTask.FlowKey or else its event type. A
+[Limit] on an app's key, set with [Engine.SetLimit] and kept in the store,
+bounds how fast ([Limit].Rate, a token bucket of Burst) and how many at
+once ([Limit].Concurrency) of its tasks start, across every engine sharing
+the store, or pauses them. Limits are enforced when claiming: a task that
+waits for its key's capacity holds no worker, uses no attempt and says why
+in Task.WaitReason. On SQL stores, claims under a backlog serve the apps
+that have due tasks in turn.
+
 # Periodic tasks
 
 A periodic task enqueues a task at each run time ("slot") of a cron schedule
@@ -214,13 +225,18 @@ This package is laid out one concept to a file:
   - testhooks.go: what package tasktest reaches beyond this package's
     API (through internal/testhook): running tasks in the caller's
     goroutine, and reading tasks through the caller's transaction.
+  - flow.go: flow keys and limits, and the Engine's methods for them;
+    store_memory_flow.go and store_sql_flow.go: the stores' limits, and
+    claims that enforce them; store_sql_fair.go: claims that serve the
+    apps with due tasks in turn.
   - idempotency.go: the digest of the request that created a task with an
     idempotency key, which tells that request, sent again, from another.
   - handler.go: the HTTP API: its routes, keys, answers and error mapping;
     handler_body.go: strict JSON request bodies; handler_tasks.go,
     handler_list.go, handler_bulk.go, handler_endpoints.go and
     handler_periodic.go: the routes of tasks, their streamed lists, their
-    deletion and bulk changes, endpoints and schedules;
+    deletion and bulk changes, endpoints and schedules; handler_limits.go:
+    the routes of limits;
     handler_task_options.go: a task's max_attempts and timeout over HTTP;
     handler_messages.go: HostedHooks' messages, webhook attempts and
     webhook events, and its bare-array lists; auth.go: the checks of a

@@ -143,6 +143,7 @@ func (e *Engine) newTask(nt NewTask) (*Task, error) {
 		ID:             id.String(),
 		AppID:          nt.AppID,
 		EventType:      nt.EventType,
+		FlowKey:        flowKey(nt.FlowKey, nt.EventType),
 		Data:           nt.Data,
 		MaxAttempts:    cmp.Or(nt.MaxAttempts, e.cfg.MaxAttempts),
 		Timeout:        nt.Timeout,

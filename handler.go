@@ -250,6 +250,10 @@ func (e *Engine) Handler(cfg *HandlerConfig) http.Handler {
 	h.route("DELETE /apps/{app_id}/schedules/{id}", h.handleDeleteSchedule)
 	h.route("POST /apps/{app_id}/schedules/{id}/pause", h.handlePauseSchedule)
 	h.route("POST /apps/{app_id}/schedules/{id}/resume", h.handleResumeSchedule)
+	h.route("GET /apps/{app_id}/limits", h.handleListLimits)
+	h.route("PUT /apps/{app_id}/limits/{key}", h.handlePutLimit)
+	h.route("GET /apps/{app_id}/limits/{key}", h.handleGetLimit)
+	h.route("DELETE /apps/{app_id}/limits/{key}", h.handleDeleteLimit)
 	h.patterns["GET /openapi.json"] = true // no key: the document holds no app's data
 	h.mux.HandleFunc("GET /openapi.json", h.handleOpenAPI)
 	return h
@@ -459,7 +463,7 @@ func notFoundAs(err, notFound error) error {
 var (
 	errMissingKey       = apiErrorf(http.StatusUnauthorized, "", "missing API key; send Authorization: Bearer <key>")
 	errInvalidKey       = apiErrorf(http.StatusUnauthorized, "", "invalid API key")
-	errAppNotFound      = apiErrorf(http.StatusNotFound, "", "no such app for this API key")
+	errAppNotFound      = apiErrorf(http.StatusNotFound, "app_id", "no such app for this API key")
 	errTaskNotFound     = apiErrorf(http.StatusNotFound, "", "no task with this ID in this app")
 	errEndpointNotFound = apiErrorf(http.StatusNotFound, "", "no endpoint with this ID in this app")
 	errScheduleNotFound = apiErrorf(http.StatusNotFound, "", "no schedule with this ID in this app")

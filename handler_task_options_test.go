@@ -99,6 +99,7 @@ func TestHandler_TaskOptionsIdempotency_A14(t *testing.T) {
 		`{"event_type":"x","data":{"a":1},"max_attempts":3,"timeout":5}`,
 		`{"event_type":"x","data":{"a":1},"max_attempts":3}`,
 		`{"event_type":"x","data":{"a":1},"max_attempts":5,"timeout":60}`,
+		`{"event_type":"x","data":{"a":1},"max_attempts":3,"timeout":60,"flow_key":"mail"}`,
 	} {
 		a.do("POST", "/apps/app_1/tasks", other, key).problem(t, http.StatusUnprocessableEntity, "Idempotency-Key", "another request")
 	}
@@ -107,12 +108,15 @@ func TestHandler_TaskOptionsIdempotency_A14(t *testing.T) {
 	key = header("Idempotency-Key", "opts-2")
 	const plain = `{"event_type":"x","data":null}`
 	first = a.do("POST", "/apps/app_1/tasks", plain, key).task(t, http.StatusCreated)
-	if got := a.do("POST", "/apps/app_1/tasks", plain, key).task(t, http.StatusCreated); got.ID != first.ID {
-		t.Errorf("the same request without options again: task %s, want %s", got.ID, first.ID)
+	for _, same := range []string{plain, `{"event_type":"x","data":null,"flow_key":"x"}`} {
+		if got := a.do("POST", "/apps/app_1/tasks", same, key).task(t, http.StatusCreated); got.ID != first.ID {
+			t.Errorf("%s again: task %s, want %s", same, got.ID, first.ID)
+		}
 	}
 	for _, other := range []string{
 		`{"event_type":"x","data":null,"max_attempts":2}`,
 		`{"event_type":"x","data":null,"timeout":30}`,
+		`{"event_type":"x","data":null,"flow_key":"mail"}`,
 	} {
 		a.do("POST", "/apps/app_1/tasks", other, key).problem(t, http.StatusUnprocessableEntity, "Idempotency-Key", "another request")
 	}

@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,10 +25,14 @@ func (h *handler) handleCreateTask(w http.ResponseWriter, r *http.Request, app s
 	if err != nil {
 		return err
 	}
-	if err := onlyFields(m, "event_type", "scheduled_run_time", "data", "max_attempts", "timeout"); err != nil {
+	if err := onlyFields(m, "event_type", "scheduled_run_time", "data", "flow_key", "max_attempts", "timeout"); err != nil {
 		return err
 	}
 	eventType, err := stringField(m, "event_type", true)
+	if err != nil {
+		return err
+	}
+	flowKey, err := stringField(m, "flow_key", false)
 	if err != nil {
 		return err
 	}
@@ -56,7 +61,7 @@ func (h *handler) handleCreateTask(w http.ResponseWriter, r *http.Request, app s
 	if key != "" {
 		t, err := h.e.store.GetByIdempotencyKey(ctx, app, key)
 		if err == nil {
-			return h.replay(w, r, t, key, eventType, runAt, data, maxAttempts, timeout)
+			return h.replay(w, r, t, key, eventType, flowKey, runAt, data, maxAttempts, timeout)
 		}
 		if !errors.Is(err, ErrNotFound) {
 			return err
@@ -68,10 +73,10 @@ func (h *handler) handleCreateTask(w http.ResponseWriter, r *http.Request, app s
 	if err := h.checkRoute(ctx, app, eventType); err != nil {
 		return err
 	}
-	t, err := h.e.Enqueue(ctx, NewTask{AppID: app, EventType: eventType, Data: data, RunAt: runAt,
+	t, err := h.e.Enqueue(ctx, NewTask{AppID: app, EventType: eventType, FlowKey: flowKey, Data: data, RunAt: runAt,
 		MaxAttempts: maxAttempts, Timeout: timeout, IdempotencyKey: key})
 	if errors.Is(err, ErrDuplicate) && t != nil {
-		return h.replay(w, r, t, key, eventType, runAt, data, maxAttempts, timeout) // a request with the key came in between
+		return h.replay(w, r, t, key, eventType, flowKey, runAt, data, maxAttempts, timeout) // a request with the key came in between
 	}
 	if err != nil {
 		return err
@@ -82,16 +87,16 @@ func (h *handler) handleCreateTask(w http.ResponseWriter, r *http.Request, app s
 // replay answers a request whose Idempotency-Key the task t holds. Stripe's
 // semantics: the request that created t, sent again, gets t as it is now;
 // another request with the key is an error. The request's options are
-// part of it: a timeout (0 for none) must be t's; a max_attempts, when
-// given, must be t's (one left out asked for the engine's Config.MaxAttempts
-// of the time, which t holds resolved).
-func (h *handler) replay(w http.ResponseWriter, r *http.Request, t *Task, key, eventType string, runAt time.Time, data []byte,
+// part of it: its flow key (or event type) and timeout (0 for none) must be
+// t's; a max_attempts, when given, must be t's (one left out asked for the
+// engine's Config.MaxAttempts of the time, which t holds resolved).
+func (h *handler) replay(w http.ResponseWriter, r *http.Request, t *Task, key, eventType, flowKey string, runAt time.Time, data []byte,
 	maxAttempts int, timeout time.Duration) error {
 	same, err := createdBy(t, eventType, runAt, data)
 	if err != nil {
 		return err
 	}
-	if !same || timeout != t.Timeout || maxAttempts != 0 && maxAttempts != t.MaxAttempts {
+	if !same || cmp.Or(flowKey, eventType) != t.FlowKey || timeout != t.Timeout || maxAttempts != 0 && maxAttempts != t.MaxAttempts {
 		return apiErrorf(http.StatusUnprocessableEntity, "Idempotency-Key",
 			"Idempotency-Key %q was used for task %s, created from another request; use a new key for a new task", key, t.ID)
 	}

@@ -83,6 +83,7 @@ type run struct {
 
 	activeMu sync.Mutex
 	active   map[string]*attempt // claimed tasks by ID: queued for a worker or running
+	limited  map[string]bool     // claimed under a concurrency limit: their end frees capacity
 	dropped  []Lease             // attempts whose outcome was dropped
 }
 
@@ -556,6 +557,11 @@ func (r *run) finish(outs []Outcome) {
 		cancel()
 		if err == nil {
 			now := r.storeNow()
+			if r.freedCapacity(outs) {
+				// Tasks of a key at its concurrency may start now.
+				r.mayBeDue.Store(true)
+				r.poke()
+			}
 			for i, o := range outs {
 				switch {
 				case !applied[i]:
@@ -579,6 +585,37 @@ func (r *run) finish(outs []Outcome) {
 		}
 		delay *= 4
 	}
+}
+
+// limit records that the tasks that a claim under fc claimed hold
+// capacity of a concurrency limit.
+func (r *run) limit(fc *flowClaim) {
+	if len(fc.limited) == 0 {
+		return
+	}
+	r.activeMu.Lock()
+	defer r.activeMu.Unlock()
+	if r.limited == nil {
+		r.limited = make(map[string]bool)
+	}
+	for id := range fc.limited {
+		r.limited[id] = true
+	}
+}
+
+// freedCapacity reports whether outs, stored, ended tasks that held
+// capacity of a concurrency limit, and forgets them.
+func (r *run) freedCapacity(outs []Outcome) bool {
+	r.activeMu.Lock()
+	defer r.activeMu.Unlock()
+	freed := false
+	for _, o := range outs {
+		if r.limited[o.ID] {
+			delete(r.limited, o.ID)
+			freed = true
+		}
+	}
+	return freed
 }
 
 // maintain is the maintainer goroutine: heartbeats and rescues, until

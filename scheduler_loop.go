@@ -3,6 +3,7 @@ package tasks
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"time"
 )
 
@@ -126,6 +127,8 @@ func (r *run) received(s *scheduler, res upcomingRead) {
 // whether the store answered; if not, s backs off.
 func (r *run) claim(s *scheduler, n int) bool {
 	ctx, cancel := context.WithTimeout(r.ctx, storeTimeout)
+	fc := new(flowClaim)
+	ctx = context.WithValue(ctx, flowClaimKey{}, fc)
 	began := time.Now()
 	claimed, err := r.e.store.Claim(ctx, n, r.e.cfg.Lease)
 	cancel()
@@ -135,6 +138,11 @@ func (r *run) claim(s *scheduler, n int) bool {
 		return false
 	}
 	s.claimed(n, claimed, took, r.e.sinceEpoch())
+	if !fc.wakeAt.IsZero() {
+		// Tasks wait for their key's capacity until then.
+		s.addHints(r.e.sinceEpoch(), []Due{{ID: flowWakeID, RunAt: fc.wakeAt}})
+	}
+	r.limit(fc)
 	r.e.obs.claimed(len(claimed))
 	for _, t := range claimed {
 		r.jobs <- r.dispatch(t) // never blocks: at most (maxAhead+1)×Workers are out
@@ -311,6 +319,9 @@ func (s *scheduler) advance(now int64) {
 	if len(s.popped) > 0 {
 		s.due = true
 	}
+	// A wake-up for tasks waiting for their flow key's capacity is no
+	// task that a claim could miss.
+	s.popped = slices.DeleteFunc(s.popped, func(id string) bool { return id == flowWakeID })
 }
 
 // claimable returns how many tasks to claim at now, 0 for none: as many as

@@ -87,7 +87,10 @@ type Store interface {
 	// NextAttemptAt not after now), earliest first, to running: it increments
 	// Attempts, sets LeaseExpiresAt to now plus lease, clears NextAttemptAt
 	// and returns them. A task is never returned to two callers for the same
-	// attempt.
+	// attempt. It obeys the limits of the tasks' flow keys (see SetLimit).
+	// A store may serve apps in turn rather than strictly earliest first,
+	// so that one app's backlog does not delay another's tasks (the SQL
+	// stores do, while due tasks outnumber what claims take).
 	Claim(ctx context.Context, limit int, lease time.Duration) ([]*Task, error)
 
 	// Finish records the outcomes of claimed attempts. Each outcome applies
@@ -144,7 +147,10 @@ type Store interface {
 
 	// Upcoming returns the store's current time and up to limit tasks that
 	// are due now or within the next within, earliest first. The engine uses
-	// it to fill its timer wheel.
+	// it to fill its timer wheel. Tasks waiting for their flow key's
+	// capacity are not among them; this package's stores add, after them
+	// and within limit, an entry with the ID "~flow" (no task's) at the
+	// time such a task may start, so that the engine claims then.
 	Upcoming(ctx context.Context, within time.Duration, limit int) (now time.Time, due []Due, err error)
 
 	// Listen tells the engine at once of tasks that become pending
@@ -214,6 +220,40 @@ type Store interface {
 	// name either. Running tasks are not touched, not even to request
 	// their cancellation: cancel those one by one.
 	CancelMany(ctx context.Context, p ListParams) (n int, next string, err error)
+
+	// Flow control. A task's flow key is its FlowKey (Insert sets it to
+	// the EventType when it is ""); an app's key may have a Limit, which
+	// Claim enforces across every caller sharing the store:
+	//
+	//   - Claim starts no task of a Paused key;
+	//   - at most Concurrency tasks of a key are running at once;
+	//   - at most Burst tasks of a key start at once, and Rate per second
+	//     on average: a token bucket whose tokens the store keeps, so that
+	//     callers in several processes share it;
+	//   - a due task that its key's limit holds back stays scheduled (or
+	//     retrying), its attempts unchanged, with WaitReason saying why,
+	//     and is not returned by Upcoming; it is started, oldest due first,
+	//     by a later Claim once its key has capacity, or made due again,
+	//     its WaitReason cleared, when its limit is deleted, or by
+	//     Reschedule. The cost of waiting tasks to Claim does not grow
+	//     with their number.
+	//
+	// A key without a limit costs Claim nothing more than it did.
+
+	// SetLimit stores l (AppID, Key, Rate, Burst, Concurrency, Paused, as
+	// normalized by the engine), replacing the key's limit, and returns
+	// it with UpdatedAt set to now and its Running and Waiting counts. A
+	// new limit's token bucket starts full; a changed one keeps its
+	// tokens, up to the new Burst.
+	SetLimit(ctx context.Context, l *Limit) (*Limit, error)
+	// GetLimit returns the limit of an app's key with its Running and
+	// Waiting counts, or ErrNotFound.
+	GetLimit(ctx context.Context, appID, key string) (*Limit, error)
+	// ListLimits returns an app's limits, by key, with their counts.
+	ListLimits(ctx context.Context, appID string) ([]*Limit, error)
+	// DeleteLimit deletes the limit of an app's key, and makes the key's
+	// waiting tasks due again as they were; ErrNotFound if it has none.
+	DeleteLimit(ctx context.Context, appID, key string) error
 
 	// Attempts returns the attempt history of a task, in the order the
 	// attempts were stored: those of applied outcomes (see Finish), and

@@ -24,8 +24,9 @@ type memoryStore struct {
 
 	endpoints memTable[Endpoint, *Endpoint]
 	periodics memTable[PeriodicTask, *PeriodicTask]
-	revoked   map[string]time.Time // dashboard sessions logged out, until they expire
-	roles     map[string]memRole   // see Elect
+	revoked   map[string]time.Time   // dashboard sessions logged out, until they expire
+	roles     map[string]memRole     // see Elect
+	limits    map[limitKey]*memLimit // flow control; see store_memory_flow.go
 }
 
 // memRecord is a record a memTable keeps: it copies itself and names its app.
@@ -99,7 +100,8 @@ type memTask struct {
 	// scheduled is where ScheduledRunTime points, if set: a field of the
 	// task, not an allocation of its own.
 	scheduled time.Time
-	heapIdx   int       // index in memoryStore.due, or -1
+	heapIdx   int       // index in memoryStore.due, or in waitOn.waiting, or -1
+	waitOn    *memLimit // the limit it waits for, or nil
 	attempts  []Attempt // its history
 	ended     uint64    // how many times it ended; see memoryStore.ended
 }
@@ -240,6 +242,8 @@ func (s *memoryStore) remove(m *memTask) {
 func (s *memoryStore) add(t *Task, now time.Time) *memTask {
 	m := &memTask{t: *t, heapIdx: -1}
 	m.t.Data = slices.Clone(t.Data)
+	m.t.FlowKey = flowKey(t.FlowKey, t.EventType)
+	m.t.WaitReason = ""
 	m.t.State = StateScheduled
 	s.countState(m.t.AppID, StateScheduled, 1)
 	m.t.CreatedAt, m.t.UpdatedAt = now, now
@@ -274,6 +278,7 @@ func (s *memoryStore) schedule(m *memTask, now time.Time, runAt *time.Time) {
 
 // setDue puts m in the due heap at at and mirrors it in NextAttemptAt.
 func (s *memoryStore) setDue(m *memTask, at time.Time) {
+	s.unwait(m)
 	m.runAt = at
 	m.t.NextAttemptAt = &m.runAt
 	if m.heapIdx >= 0 {
@@ -285,7 +290,9 @@ func (s *memoryStore) setDue(m *memTask, at time.Time) {
 
 // unsetDue takes m out of the due heap.
 func (s *memoryStore) unsetDue(m *memTask) {
-	if m.heapIdx >= 0 {
+	if m.waitOn != nil {
+		s.unwait(m)
+	} else if m.heapIdx >= 0 {
 		heap.Remove(&s.due, m.heapIdx)
 	}
 	m.t.NextAttemptAt = nil
@@ -375,22 +382,30 @@ func (s *memoryStore) Claim(ctx context.Context, limit int, lease time.Duration)
 	defer s.mu.Unlock()
 	now := s.clock()
 	expires := now.Add(lease)
+	if len(s.limits) > 0 {
+		return s.claimFlow(flowClaimOf(ctx), limit, now, expires), nil
+	}
 	var out []*Task
 	for len(out) < limit && len(s.due) > 0 && !s.due[0].runAt.After(now) {
-		m := heap.Pop(&s.due).(*memTask)
-		due := m.runAt
-		m.t.NextAttemptAt = nil
-		s.setState(m, StateRunning)
-		m.t.Attempts++
-		m.t.UpdatedAt = now
-		exp := expires
-		m.t.LeaseExpiresAt = &exp
-		s.running[m.t.ID] = m
-		snap := m.snapshot()
-		snap.dueAt = due
-		out = append(out, snap)
+		out = append(out, s.start(heap.Pop(&s.due).(*memTask), now, expires))
 	}
 	return out, nil
+}
+
+// start moves m, taken out of its heap, to running under a lease until
+// expires, and returns a snapshot of it.
+func (s *memoryStore) start(m *memTask, now, expires time.Time) *Task {
+	m.t.NextAttemptAt = nil
+	m.t.WaitReason = ""
+	s.setState(m, StateRunning)
+	m.t.Attempts++
+	m.t.UpdatedAt = now
+	exp := expires
+	m.t.LeaseExpiresAt = &exp
+	s.running[m.t.ID] = m
+	snap := m.snapshot()
+	snap.dueAt = m.runAt // when it was due; a waiting task's too
+	return snap
 }
 
 // fenced returns the task of l if it is still running at l's attempt.
@@ -541,6 +556,9 @@ func (s *memoryStore) Upcoming(ctx context.Context, within time.Duration, limit 
 				heap.Push(&cand, c)
 			}
 		}
+	}
+	if at := s.flowWake(now); !at.IsZero() && len(out) < limit && !at.After(until) {
+		out = append(out, Due{ID: flowWakeID, RunAt: at})
 	}
 	return now, out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -56,6 +57,8 @@ type SQLStore struct {
 	dialect Dialect
 	now     func() time.Time // SQLite's clock; PostgreSQL's is the server's
 	purge   purgeCursors     // where PurgeTasks resumes on PostgreSQL
+	fair    fairness         // see claimFair
+	limited atomic.Bool      // the last claim found limits: claim with claimFlow
 }
 
 // init lets package sqlite give an SQLStore its pool of read-only
@@ -122,7 +125,7 @@ func (s *SQLStore) DB() *sql.DB { return s.db.DB }
 const taskColumns = `id, app_id, event_type, state, data, scheduled_run_time, run_at,
 	attempts, replayed_after, max_attempts, timeout, lease_expires_at, cancel_requested, last_error,
 	endpoint_id, idempotency_key, idempotency_digest, created_at, updated_at, completed_at,
-	trace_parent, trace_state`
+	trace_parent, trace_state, flow_key, wait_reason, parked_at`
 
 // taskRow is a row of taskwheel_tasks.
 type taskRow struct {
@@ -148,6 +151,9 @@ type taskRow struct {
 	CompletedAt       sqlTime
 	TraceParent       sql.NullString
 	TraceState        sql.NullString
+	FlowKey           sql.NullString // NULL: the event type
+	WaitReason        sql.NullString
+	ParkedAt          sqlTime // when a waiting task fell due
 }
 
 // dest returns the fields of r in the order of taskColumns, to scan into.
@@ -157,7 +163,7 @@ func (r *taskRow) dest() []any {
 	return []any{&r.ID, &r.AppID, &r.EventType, &r.State, &r.Data, &r.ScheduledRunTime, &r.RunAt,
 		&r.Attempts, &r.ReplayedAfter, &r.MaxAttempts, &r.Timeout, &r.LeaseExpiresAt, &r.CancelRequested, &r.LastError,
 		&r.EndpointID, &r.IdempotencyKey, &r.IdempotencyDigest, &r.CreatedAt, &r.UpdatedAt, &r.CompletedAt,
-		&r.TraceParent, &r.TraceState}
+		&r.TraceParent, &r.TraceState, &r.FlowKey, &r.WaitReason, &r.ParkedAt}
 }
 
 func (r *taskRow) task() *Task {
@@ -185,8 +191,13 @@ func (r *taskRow) task() *Task {
 		TraceState:        r.TraceState.String,
 		dueAt:             r.RunAt.t,
 	}
+	t.FlowKey = flowKey(r.FlowKey.String, r.EventType)
 	if r.State.pending() {
 		t.NextAttemptAt = r.RunAt.ptr()
+		if r.ParkedAt.valid {
+			t.NextAttemptAt = r.ParkedAt.ptr()
+			t.WaitReason = r.WaitReason.String
+		}
 	}
 	return t
 }
@@ -375,11 +386,13 @@ const (
 	state = CASE WHEN state = 'running' THEN 'running' ELSE 'canceled' END,
 	cancel_requested = (state = 'running'),
 	completed_at = CASE WHEN state = 'running' THEN NULL ELSE ?2 END,
+	wait_key = NULL, parked_at = NULL, wait_reason = NULL,
 	updated_at = ?2`
 	cancelSetPostgres = `
 	state = CASE WHEN state = 'running' THEN 'running' ELSE 'canceled' END,
 	cancel_requested = (state = 'running'),
 	completed_at = CASE WHEN state = 'running' THEN NULL ELSE now() END,
+	wait_key = NULL, parked_at = NULL, wait_reason = NULL,
 	updated_at = now()`
 	cancelWhere = ` AND (state IN ('scheduled', 'retrying') OR state = 'running' AND NOT cancel_requested)
 RETURNING ` + taskColumns
@@ -407,11 +420,13 @@ func (s *SQLStore) Cancel(ctx context.Context, id string) (*Task, error) {
 // Reschedule queries take the task's ID and the run time.
 const (
 	rescheduleSQLite = `UPDATE taskwheel_tasks
-SET state = 'scheduled', scheduled_run_time = ?2, run_at = max(?2, ?3), updated_at = ?3
+SET state = 'scheduled', scheduled_run_time = ?2, run_at = max(?2, ?3), updated_at = ?3,
+	wait_key = NULL, parked_at = NULL, wait_reason = NULL
 WHERE id = ?1 AND state IN ('scheduled', 'retrying')
 RETURNING ` + taskColumns
 	reschedulePostgres = `UPDATE taskwheel_tasks
-SET state = 'scheduled', scheduled_run_time = $2, run_at = GREATEST($2, now()), updated_at = now()
+SET state = 'scheduled', scheduled_run_time = $2, run_at = GREATEST($2, now()), updated_at = now(),
+	wait_key = NULL, parked_at = NULL, wait_reason = NULL
 WHERE id = $1 AND state IN ('scheduled', 'retrying')
 RETURNING ` + taskColumns
 )

@@ -18,6 +18,7 @@ SET state = 'running', attempts = attempts + 1, lease_expires_at = ?3 + ?2, upda
 WHERE id IN (
 	SELECT id FROM taskwheel_tasks
 	WHERE state IN ('scheduled', 'retrying') AND run_at <= ?3
+		AND NOT EXISTS (SELECT 1 FROM taskwheel_limits)
 	ORDER BY run_at, id
 	LIMIT ?1)
 RETURNING ` + taskColumns
@@ -27,6 +28,7 @@ SET state = 'running', attempts = attempts + 1,
 WHERE id IN (
 	SELECT id FROM taskwheel_tasks
 	WHERE state IN ('scheduled', 'retrying') AND run_at <= now()
+		AND NOT EXISTS (SELECT 1 FROM taskwheel_limits)
 	ORDER BY run_at, id
 	LIMIT $1
 	FOR UPDATE SKIP LOCKED)
@@ -35,11 +37,17 @@ RETURNING ` + taskColumns
 
 // Claim implements [Store]. On PostgreSQL, concurrent claims skip each
 // other's tasks instead of waiting for them.
+//
+// The claim queries claim nothing while a limit exists (a one-time check
+// of taskwheel_limits, an empty table then); only a claim that returned no
+// task asks whether one does, and if so claims again with claimFlow. So
+// without limits a claim costs what it did before flow control, but for
+// the idle claim's second small query.
 func (s *SQLStore) Claim(ctx context.Context, limit int, lease time.Duration) ([]*Task, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	var q queryer = s.db
+	var q claimDB = s.db
 	if s.dialect == SQLite {
 		// Take the writer first, then read the clock (in args): a clock
 		// read before waiting for the writer would be stale by the wait,
@@ -51,9 +59,44 @@ func (s *SQLStore) Claim(ctx context.Context, limit int, lease time.Duration) ([
 		defer conn.Close()
 		q = conn
 	}
-	rs, err := queryRows(ctx, q, s.pick(claimSQLite, claimPostgres), s.args(limit, lease.Microseconds())...)
+	if s.limited.Load() {
+		// Limits existed at the last claim: spare the claim that would
+		// find them again. (claimFlow notes when none are left.)
+		ts, err := s.claimFlow(ctx, q, limit, lease)
+		if err != nil {
+			return nil, fmt.Errorf("tasks: claim tasks: %w", err)
+		}
+		if s.limited.Load() {
+			return ts, nil
+		}
+	}
+	var (
+		rs   []taskRow
+		fair bool
+		err  error
+	)
+	if s.fair.backlog.Load() {
+		rs, fair, err = s.claimFair(ctx, q, limit, lease)
+	}
+	if !fair && err == nil {
+		rs, err = queryRows(ctx, q, s.pick(claimSQLite, claimPostgres), s.args(limit, lease.Microseconds())...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("tasks: claim tasks: %w", err)
+	}
+	s.fair.backlog.Store(len(rs) == limit)
+	if len(rs) == 0 {
+		var limited bool
+		if err := q.QueryRowContext(ctx, hasLimits).Scan(&limited); err != nil {
+			return nil, fmt.Errorf("tasks: claim tasks: %w", err)
+		}
+		if limited {
+			ts, err := s.claimFlow(ctx, q, limit, lease)
+			if err != nil {
+				return nil, fmt.Errorf("tasks: claim tasks: %w", err)
+			}
+			return ts, nil
+		}
 	}
 	// RETURNING has no order; run_at still holds when each task was due.
 	slices.SortFunc(rs, func(a, b taskRow) int {
@@ -507,6 +550,16 @@ func (s *SQLStore) Upcoming(ctx context.Context, within time.Duration, limit int
 		if r.ID.Valid {
 			due = append(due, Due{ID: r.ID.String, RunAt: r.RunAt.t})
 		}
+	}
+	// Tasks waiting for their key's capacity: a claim now starts those
+	// that have it, should no wake-up have reached an engine (a limit
+	// changed by an SQLite process, a lost notification).
+	var waiting bool
+	if err := s.read.QueryRowContext(ctx, hasWaiting).Scan(&waiting); err != nil {
+		return time.Time{}, nil, fmt.Errorf("tasks: list upcoming tasks: %w", err)
+	}
+	if waiting && len(due) < limit {
+		due = append(due, Due{ID: flowWakeID, RunAt: rows[0].Now.t})
 	}
 	return rows[0].Now.t, due, nil
 }

@@ -15,16 +15,16 @@ import (
 const (
 	insertSQLite = `INSERT INTO taskwheel_tasks (id, app_id, event_type, state, data,
 	scheduled_run_time, run_at, max_attempts, timeout, idempotency_key, idempotency_digest, trace_parent, trace_state,
-	created_at, updated_at)
-VALUES (?1, ?2, ?3, 'scheduled', ?4, ?5, max(coalesce(?5, ?12), ?12), ?6, ?7, NULLIF(?8, ''), NULLIF(?9, ''),
-	NULLIF(?10, ''), NULLIF(?11, ''), ?12, ?12)
+	created_at, updated_at, flow_key)
+VALUES (?1, ?2, ?3, 'scheduled', ?4, ?5, max(coalesce(?5, ?13), ?13), ?6, ?7, NULLIF(?8, ''), NULLIF(?9, ''),
+	NULLIF(?10, ''), NULLIF(?11, ''), ?13, ?13, NULLIF(NULLIF(?12, ''), ?3))
 ON CONFLICT DO NOTHING
 RETURNING ` + taskColumns
 	insertPostgres = `INSERT INTO taskwheel_tasks (id, app_id, event_type, state, data,
 	scheduled_run_time, run_at, max_attempts, timeout, idempotency_key, idempotency_digest, trace_parent, trace_state,
-	created_at, updated_at)
+	created_at, updated_at, flow_key)
 VALUES ($1, $2, $3, 'scheduled', $4, $5, GREATEST($5, now()), $6, $7, NULLIF($8, ''), NULLIF($9, ''),
-	NULLIF($10, ''), NULLIF($11, ''), now(), now())
+	NULLIF($10, ''), NULLIF($11, ''), now(), now(), NULLIF(NULLIF($12, ''), $3))
 ON CONFLICT DO NOTHING
 RETURNING ` + taskColumns
 	getByKey = `SELECT ` + taskColumns + ` FROM taskwheel_tasks WHERE app_id = ? AND idempotency_key = ?`
@@ -69,7 +69,8 @@ func (s *SQLStore) storedAsSent(ctx context.Context, q queryer, t *Task) (*Task,
 	if got.AppID != t.AppID || got.EventType != t.EventType || !bytes.Equal(got.Data, t.Data) ||
 		!sameTime(got.ScheduledRunTime, t.ScheduledRunTime) || got.MaxAttempts != t.MaxAttempts ||
 		got.Timeout != t.Timeout.Truncate(time.Microsecond) || got.IdempotencyKey != t.IdempotencyKey ||
-		got.IdempotencyDigest != t.IdempotencyDigest || got.TraceParent != t.TraceParent || got.TraceState != t.TraceState {
+		got.IdempotencyDigest != t.IdempotencyDigest || got.TraceParent != t.TraceParent || got.TraceState != t.TraceState ||
+		got.FlowKey != flowKey(t.FlowKey, t.EventType) {
 		return nil, ErrNotFound
 	}
 	return got, nil
@@ -96,7 +97,7 @@ func (s *SQLStore) insert(ctx context.Context, q queryer, t *Task) (*Task, error
 	for try := 1; ; try++ {
 		got, err := queryTask(ctx, q, s.pick(insertSQLite, insertPostgres), s.args(t.ID, t.AppID, t.EventType,
 			[]byte(t.Data), runAt, t.MaxAttempts, t.Timeout.Microseconds(), t.IdempotencyKey, t.IdempotencyDigest,
-			t.TraceParent, t.TraceState)...)
+			t.TraceParent, t.TraceState, t.FlowKey)...)
 		if !errors.Is(err, ErrNotFound) {
 			if err != nil {
 				return nil, fmt.Errorf("tasks: insert task %s: %w", t.ID, err)
@@ -152,12 +153,12 @@ func isValidation(err error) bool {
 const (
 	insertManyPostgres = `INSERT INTO taskwheel_tasks (id, app_id, event_type, state, data,
 	scheduled_run_time, run_at, max_attempts, timeout, idempotency_key, idempotency_digest, trace_parent, trace_state,
-	created_at, updated_at)
+	created_at, updated_at, flow_key)
 SELECT id, app_id, event_type, 'scheduled', data, at, GREATEST(at, now()), max_attempts, timeout,
-	NULLIF(key, ''), NULLIF(digest, ''), NULLIF(parent, ''), NULLIF(state, ''), now(), now()
+	NULLIF(key, ''), NULLIF(digest, ''), NULLIF(parent, ''), NULLIF(state, ''), now(), now(), NULLIF(NULLIF(flow, ''), event_type)
 FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::int[], $7::bigint[], $8::text[], $9::text[],
-	$10::text[], $11::text[])
-	WITH ORDINALITY AS n(id, app_id, event_type, data, at, max_attempts, timeout, key, digest, parent, state, idx)
+	$10::text[], $11::text[], $12::text[])
+	WITH ORDINALITY AS n(id, app_id, event_type, data, at, max_attempts, timeout, key, digest, parent, state, flow, idx)
 ORDER BY idx%s
 RETURNING ` + taskColumns
 	insertManyPostgresKeyed = `
@@ -174,15 +175,16 @@ const pgUniqueViolation = "23505"
 const (
 	insertManySQLite = `INSERT INTO taskwheel_tasks (id, app_id, event_type, state, data,
 	scheduled_run_time, run_at, max_attempts, timeout, idempotency_key, idempotency_digest, trace_parent, trace_state,
-	created_at, updated_at)
+	created_at, updated_at, flow_key)
 VALUES %s%s`
 	insertManySQLiteKeyed = `
 ON CONFLICT DO NOTHING
 RETURNING id`
 	insertManySQLiteRow = `(?%[1]d, ?%[2]d, ?%[3]d, 'scheduled', ?%[4]d, ?%[5]d, max(coalesce(?%[5]d, ?1), ?1),
-	?%[6]d, ?%[7]d, NULLIF(?%[8]d, ''), NULLIF(?%[9]d, ''), NULLIF(?%[10]d, ''), NULLIF(?%[11]d, ''), ?1, ?1)`
+	?%[6]d, ?%[7]d, NULLIF(?%[8]d, ''), NULLIF(?%[9]d, ''), NULLIF(?%[10]d, ''), NULLIF(?%[11]d, ''), ?1, ?1,
+	NULLIF(NULLIF(?%[12]d, ''), ?%[3]d))`
 	// insertManySQLiteParams is the number of parameters of a row.
-	insertManySQLiteParams = 11
+	insertManySQLiteParams = 12
 	// insertManySQLiteRows bounds the rows of one statement, to stay
 	// under SQLite's limit of 32,766 parameters.
 	insertManySQLiteRows = 1000
@@ -207,7 +209,7 @@ func insertManySQLiteQuery(n int, keyed bool) string {
 	rows := make([]string, n)
 	for i := range rows {
 		b := 2 + insertManySQLiteParams*i
-		rows[i] = fmt.Sprintf(insertManySQLiteRow, b, b+1, b+2, b+3, b+4, b+5, b+6, b+7, b+8, b+9, b+10)
+		rows[i] = fmt.Sprintf(insertManySQLiteRow, b, b+1, b+2, b+3, b+4, b+5, b+6, b+7, b+8, b+9, b+10, b+11)
 	}
 	end := ""
 	if keyed {
@@ -307,7 +309,7 @@ func (s *SQLStore) insertManyTx(ctx context.Context, q dbOrConn, ts []*Task) ([]
 func (s *SQLStore) insertManyPostgres(ctx context.Context, q queryer, ts []*Task, keyed bool) ([]*Task, error) {
 	var (
 		ids, apps, events     []string
-		keys, digests         []string
+		keys, digests, flows  []string
 		parents, traceStates  []string
 		data                  [][]byte
 		ats                   []*time.Time
@@ -325,12 +327,13 @@ func (s *SQLStore) insertManyPostgres(ctx context.Context, q queryer, ts []*Task
 		digests = append(digests, t.IdempotencyDigest)
 		parents = append(parents, t.TraceParent)
 		traceStates = append(traceStates, t.TraceState)
+		flows = append(flows, t.FlowKey)
 	}
 	query := fmt.Sprintf(insertManyPostgres, "")
 	if keyed {
 		query = fmt.Sprintf(insertManyPostgres, insertManyPostgresKeyed)
 	}
-	return queryTasks(ctx, q, query, ids, apps, events, data, ats, maxAttempts, timeouts, keys, digests, parents, traceStates)
+	return queryTasks(ctx, q, query, ids, apps, events, data, ats, maxAttempts, timeouts, keys, digests, parents, traceStates, flows)
 }
 
 // insertManySQLite inserts ts in tx and returns the tasks it stored. It
@@ -349,7 +352,7 @@ func (s *SQLStore) insertManySQLite(ctx context.Context, tx *sql.Tx, ts []*Task)
 				runAt = s.timeArg(*t.ScheduledRunTime)
 			}
 			args = append(args, t.ID, t.AppID, t.EventType, []byte(t.Data), runAt, t.MaxAttempts,
-				t.Timeout.Microseconds(), t.IdempotencyKey, t.IdempotencyDigest, t.TraceParent, t.TraceState)
+				t.Timeout.Microseconds(), t.IdempotencyKey, t.IdempotencyDigest, t.TraceParent, t.TraceState, t.FlowKey)
 		}
 		if !slices.ContainsFunc(chunk, hasKey) {
 			// Only a taken ID can turn a row away: all are stored, or
@@ -402,6 +405,7 @@ func newStoredTask(t *Task, now time.Time) *Task {
 		ID:                t.ID,
 		AppID:             t.AppID,
 		EventType:         t.EventType,
+		FlowKey:           flowKey(t.FlowKey, t.EventType),
 		State:             StateScheduled,
 		Data:              slices.Clone(t.Data),
 		MaxAttempts:       t.MaxAttempts,

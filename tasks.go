@@ -74,6 +74,9 @@ type Task struct {
 	AppID string `json:"app_id"`
 	// EventType routes the task to the func registered for it.
 	EventType string `json:"event_type"`
+	// FlowKey is the key whose Limit the task obeys: the NewTask's
+	// FlowKey, or its EventType when it had none.
+	FlowKey string `json:"flow_key"`
 	// State is the task's state, named "status" as HostedHooks does.
 	State State `json:"status"`
 	// ScheduledRunTime is the run time the caller asked for, or nil when the
@@ -99,6 +102,10 @@ type Task struct {
 	// NextAttemptAt is when the task next becomes due while it is scheduled
 	// or retrying; nil in every other state.
 	NextAttemptAt *time.Time `json:"next_attempt_at"`
+	// WaitReason says why a task that is due waits, when its flow key's
+	// Limit holds it back (paused, its concurrency or its rate); "" when
+	// it does not wait for its key.
+	WaitReason string `json:"wait_reason,omitempty"`
 	// LastError is the error of the latest failed attempt, or "".
 	LastError string `json:"last_error,omitempty"`
 	// CompletedAt is when the task reached a terminal state, or nil.
@@ -180,6 +187,9 @@ type NewTask struct {
 	EventType string
 	// Data is the payload, I-JSON (see Validate). Nil means JSON null.
 	Data json.RawMessage
+	// FlowKey is the key whose Limit the task obeys, at most MaxIDLength
+	// bytes of UTF-8 without control characters. Defaults to EventType.
+	FlowKey string
 	// RunAt is when the task should run. The zero value, or any time not
 	// after now, means as soon as possible.
 	RunAt time.Time
@@ -193,8 +203,8 @@ type NewTask struct {
 	IdempotencyKey string
 }
 
-// Defaults: the value each zero field of Config, WebhookConfig,
-// HandlerConfig and ListParams takes.
+// Defaults, the value each zero field of Config, WebhookConfig,
+// HandlerConfig and ListParams takes; then limits and fixed values.
 const (
 	DefaultWorkers       = 16                   // Config.Workers
 	DefaultMaxAttempts   = 8                    // Config.MaxAttempts; see WebhookConfig.RetrySchedule
@@ -219,10 +229,8 @@ const (
 	// DefaultDisableAfter is WebhookConfig.DisableAfter: five days of
 	// nothing but failures disable an endpoint, as at Svix.
 	DefaultDisableAfter = 5 * 24 * time.Hour
-)
 
-// Limits and fixed values.
-const (
+	// Limits and fixed values.
 	MaxIDLength             = 255           // bytes of an app ID
 	MaxEventTypeLength      = 255           // bytes of an event type
 	MaxIdempotencyKeyLength = 255           // bytes of an idempotency key
@@ -363,6 +371,9 @@ func (nt *NewTask) Validate() error {
 		if err := validateData(nt.Data); err != nil {
 			return err
 		}
+	}
+	if err := validateText("flow_key", nt.FlowKey, MaxIDLength); err != nil {
+		return err
 	}
 	if err := validateText("idempotency_key", nt.IdempotencyKey, MaxIdempotencyKeyLength); err != nil {
 		return err

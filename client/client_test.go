@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -507,43 +508,20 @@ func TestNew(t *testing.T) {
 	}
 }
 
-// TestClient_TaskOptions: CreateTask sends a task's own MaxAttempts and
-// Timeout, which the server's create takes (max_attempts, timeout), and
-// Task reads them back.
-func TestClient_TaskOptions(t *testing.T) {
+// TestClient_TimeoutWholeSeconds: the API takes a timeout in whole
+// seconds; CreateTask refuses a NewTask.Timeout that is not one, rather
+// than truncating it (500ms would become 0: the server's default).
+func TestClient_TimeoutWholeSeconds(t *testing.T) {
 	t.Parallel()
-	forEachStore(t, func(t *testing.T, s *server, c *client.Client) {
-		ctx := context.Background()
-		task, err := c.CreateTask(ctx, app, client.NewTask{EventType: "x", RunAt: time.Now().Add(time.Hour),
-			MaxAttempts: 3, Timeout: 90 * time.Second})
-		if err != nil {
-			t.Fatal(err)
+	var count atomic.Int64
+	s := newServer(t, tasks.NewMemoryStore(), flaky(0, 0, "", &count))
+	c := s.client(t, nil)
+	for _, d := range []time.Duration{500 * time.Millisecond, 1500 * time.Millisecond, -time.Second} {
+		if _, err := c.CreateTask(context.Background(), app, client.NewTask{EventType: "x", Timeout: d}); err == nil || !strings.Contains(err.Error(), "Timeout") {
+			t.Errorf("Timeout %v: error %v, want one naming Timeout", d, err)
 		}
-		if task.MaxAttempts != 3 || task.Timeout != 90*time.Second {
-			t.Errorf("created %+v, want max attempts 3 and timeout 90s", task)
-		}
-		got, err := c.GetTask(ctx, app, task.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.MaxAttempts != 3 || got.Timeout != 90*time.Second {
-			t.Errorf("got %+v, want max attempts 3 and timeout 90s", got)
-		}
-		plain, err := c.CreateTask(ctx, app, client.NewTask{EventType: "x", RunAt: time.Now().Add(time.Hour)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if plain.Timeout != 0 || plain.MaxAttempts != tasks.DefaultMaxAttempts {
-			t.Errorf("created without options %+v, want the server's max attempts and no timeout", plain)
-		}
-		_, err = c.CreateTask(ctx, app, client.NewTask{EventType: "x", MaxAttempts: 1000})
-		if e := wantError(t, err, http.StatusBadRequest, client.ErrInvalid); e.Field != "max_attempts" {
-			t.Errorf("field %q, want max_attempts", e.Field)
-		}
-		for _, d := range []time.Duration{1500 * time.Millisecond, -time.Second} {
-			if _, err := c.CreateTask(ctx, app, client.NewTask{EventType: "x", Timeout: d}); err == nil || !strings.Contains(err.Error(), "Timeout") {
-				t.Errorf("Timeout %v: error %v, want one naming Timeout", d, err)
-			}
-		}
-	})
+	}
+	if count.Load() != 0 {
+		t.Errorf("%d requests sent, want none", count.Load())
+	}
 }

@@ -478,6 +478,42 @@ func TestUI_Browser(t *testing.T) {
 		}
 	})
 
+	t.Run("PauseAndResumeAFlowKey", func(t *testing.T) {
+		b := b.with(t)
+		if _, err := d.e.SetLimit(ctx, tasks.Limit{AppID: "app_1", Key: "partner", Paused: true}); err != nil {
+			t.Fatal(err)
+		}
+		tk := enqueue(t, d.e, tasks.NewTask{EventType: "ok", FlowKey: "partner"})
+		deadline := time.Now().Add(10 * time.Second)
+		for got, _ := d.e.Get(ctx, tk.ID); got.WaitReason == ""; got, _ = d.e.Get(ctx, tk.ID) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the task of the paused key: %+v, want it waiting", got)
+			}
+			time.Sleep(5 * time.Millisecond) // polling interval
+		}
+		b.load("open the waiting task", chromedp.Navigate(tasksURL+"/"+tk.ID))
+		if got := b.text(".wait-reason"); !strings.Contains(got, "paused") {
+			t.Errorf("the waiting task's reason: got %q, want it to say paused", got)
+		}
+		b.load("open flow control", chromedp.Navigate(ui+"/apps/app_1/limits"))
+		b.checkPage("the flow control page")
+		if got := b.text("table.limits tbody tr"); !strings.Contains(got, "partner") || !strings.Contains(got, "paused") {
+			t.Errorf("the limits row: %q, want partner, paused", got)
+		}
+		if got := b.text("table.limits tbody tr td:nth-child(6)"); got != "1" {
+			t.Errorf("waiting: got %q, want 1", got)
+		}
+		b.load("resume it", chromedp.Click(chromedp.CSS("table.limits button")))
+		if got := b.text(".flash"); !strings.HasPrefix(got, "The flow key is resumed") {
+			t.Errorf("after resume: flash %q", got)
+		}
+		waitState(t, d.e, tk.ID, tasks.StateCompleted)
+		b.load("pause it again", chromedp.Click(chromedp.CSS("table.limits button")))
+		if l, err := d.e.Limit(ctx, "app_1", "partner"); err != nil || !l.Paused {
+			t.Errorf("after pause: %+v, %v; want paused", l, err)
+		}
+	})
+
 	t.Run("Screenshots", func(t *testing.T) {
 		b := b.with(t)
 		for i := range 12 {

@@ -217,6 +217,9 @@ func New(eng *tasks.Engine, cfg *Config) http.Handler {
 	u.appPage("GET /apps/{app}/schedules", u.handleSchedules)
 	u.appAction("POST /apps/{app}/schedules/{id}/pause", u.periodicStatus(tasks.PeriodicPaused))
 	u.appAction("POST /apps/{app}/schedules/{id}/resume", u.periodicStatus(tasks.PeriodicActive))
+	u.appPage("GET /apps/{app}/limits", u.handleLimits)
+	u.appAction("POST /apps/{app}/limits/pause", u.limitPaused(true))
+	u.appAction("POST /apps/{app}/limits/resume", u.limitPaused(false))
 	u.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { u.renderError(w, r, errPageNotFound) })
 	return u
 }
@@ -489,4 +492,6 @@ var flashes = map[string]string{
 	"disabled":    "The endpoint is disabled: it receives no deliveries until enabled.",
 	"paused":      "The periodic task is paused.",
 	"resumed":     "The periodic task is resumed.",
+	"key-paused":  "The flow key is paused: its tasks start no more until it is resumed; those running finish.",
+	"key-resumed": "The flow key is resumed: its waiting tasks start as its limits allow.",
 }

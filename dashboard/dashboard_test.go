@@ -768,6 +768,30 @@ func TestUI_Schedules(t *testing.T) {
 	d.wantStatus("POST pause another app's periodic task", d.act(path, path+"/"+foreign.ID+"/pause", nil), http.StatusNotFound)
 }
 
+func TestUI_Limits(t *testing.T) {
+	t.Parallel()
+	d := newDash(t, tasks.NewMemoryStore(), dashOpts{})
+	ctx := context.Background()
+	if _, err := d.e.SetLimit(ctx, tasks.Limit{AppID: "app_1", Key: "partner.api", Rate: 20, Concurrency: 3}); err != nil {
+		t.Fatal(err)
+	}
+	d.login(keyApp1)
+	const path = "/apps/app_1/limits"
+	p := d.get(path)
+	d.wantStatus("GET limits", p, http.StatusOK)
+	wantContains(t, "the limits page", p.body, "partner.api", "20/s, burst 20", "/limits/pause\"", "Flow control")
+	d.wantStatus("POST pause", d.act(path, path+"/pause", url.Values{"key": {"partner.api"}}), http.StatusSeeOther)
+	if l, _ := d.e.Limit(ctx, "app_1", "partner.api"); !l.Paused || l.Rate != 20 || l.Concurrency != 3 {
+		t.Errorf("after pause: %+v, want paused, its limits kept", l)
+	}
+	wantContains(t, "the page after pause", d.get(path+"?done=key-paused").body, "The flow key is paused", "/limits/resume\"")
+	d.wantStatus("POST resume", d.act(path, path+"/resume", url.Values{"key": {"partner.api"}}), http.StatusSeeOther)
+	if l, _ := d.e.Limit(ctx, "app_1", "partner.api"); l.Paused {
+		t.Errorf("after resume: %+v, want not paused", l)
+	}
+	d.wantStatus("POST pause of a key without a limit", d.act(path, path+"/pause", url.Values{"key": {"nope"}}), http.StatusNotFound)
+}
+
 func TestUI_Unauthenticated(t *testing.T) {
 	t.Parallel()
 	d := newDash(t, tasks.NewMemoryStore(), dashOpts{handler: &dashboard.Config{Unauthenticated: true}})

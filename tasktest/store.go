@@ -51,6 +51,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) tasks.Store) {
 		{"Replay", su.testReplay},
 		{"Delete", su.testDelete},
 		{"Bulk", su.testBulk},
+		{"Flow", su.testFlow},
 		{"List", su.testList},
 		{"Times", su.testTimes},
 		{"TraceContext", su.testTraceContext},

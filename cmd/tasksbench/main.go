@@ -114,6 +114,8 @@ type config struct {
 	webhooks                 int
 	http                     durationOrCount
 	memTasks                 int
+	flowRate                 time.Duration // W11
+	flowWaiting, fairBacklog int           // W11
 	history, reads           int
 	duration, sample, retain time.Duration
 	vacuum                   time.Duration
@@ -162,6 +164,9 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 	fs.DurationVar(&c.latenessTo, "lateness-to", 4*time.Second, "W5: how far ahead the last task is scheduled")
 	fs.IntVar(&c.webhooks, "webhooks", 5000, "W6: tasks delivered to a local webhook receiver")
 	fs.Var(&c.http, "http", "W7: how long (5s) or how many requests (20000) to create tasks over HTTP")
+	fs.DurationVar(&c.flowRate, "flowrate", 10*time.Second, "W11: how long the rate limit runs")
+	fs.IntVar(&c.flowWaiting, "flowwaiting", 100_000, "W11: tasks waiting on a 1/s key during a drain")
+	fs.IntVar(&c.fairBacklog, "fairbacklog", 200_000, "W11: app A's backlog of due tasks")
 	fs.IntVar(&c.memTasks, "memtasks", 1_000_000, "M1, M2: tasks held")
 	fs.IntVar(&c.history, "history", 10_000_000, "W9: finished tasks in the store's history (at least 2)")
 	fs.IntVar(&c.reads, "reads", 50, "W9: timed calls of each read (counts, list pages, dashboard pages)")
@@ -172,8 +177,8 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 		"autovacuum is off; 0, never")
 	fs.Var(&c.stores, "stores", "stores to run on (memory,sqlite,postgres, and sqlite-full: SQLite with synchronous=FULL,\n"+
 		"run only when named); M1 runs on memory only, M2 on sqlite only")
-	fs.Var(&c.workloads, "workloads", "workloads to run (W1,W2,W3,W4,W5,W6,W7,M1,M2,W9,W10); W9, the long\n"+
-		"history, and W10, the size under retention, run only when named: -workloads W9,W10 -count 1")
+	fs.Var(&c.workloads, "workloads", "workloads to run (W1,W2,W3,W4,W5,W6,W7,M1,M2,W9,W10,W11); W9, the long\n"+
+		"history, W10, the size under retention, and W11, flow control, run only when named: -workloads W9,W10 -count 1")
 	fs.BoolVar(&c.otel, "otel", false, "W3, W5: run each also with the engine's OpenTelemetry traces and metrics on\n"+
 		"(the SDK, exporting nowhere), and show those figures (\"+otel\") against the others")
 	fs.StringVar(&c.jsonPath, "json", "tasksbench.json", "file to write every run's figures to, as JSON")
@@ -219,7 +224,7 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 	}
 	for _, w := range c.workloads {
 		if !slices.ContainsFunc(workloads, func(wl workload) bool { return wl.id == w }) {
-			return nil, fmt.Errorf("-workloads: unknown workload %q; want some of W1,W2,W3,W4,W5,W6,W7,M1,M2,W9,W10", w)
+			return nil, fmt.Errorf("-workloads: unknown workload %q; want some of W1,W2,W3,W4,W5,W6,W7,M1,M2,W9,W10,W11", w)
 		}
 	}
 	c.flags = make(map[string]string)
@@ -427,14 +432,16 @@ func median(xs []float64) float64 {
 // format writes v with three significant digits at least, and thousands
 // separated.
 func format(v float64) string {
+	// The cases compare v with where rounding moves to the next case, so
+	// that 9.996 prints "10.0", as 10 does, not "10.00".
 	switch {
-	case v >= 100:
+	case v >= 99.95:
 		s := strconv.FormatFloat(v, 'f', 0, 64)
 		for i := len(s) - 3; i > 0; i -= 3 {
 			s = s[:i] + "," + s[i:]
 		}
 		return s
-	case v >= 10:
+	case v >= 9.995:
 		return strconv.FormatFloat(v, 'f', 1, 64)
 	case v == 0:
 		return "0"

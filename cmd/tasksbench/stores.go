@@ -33,6 +33,10 @@ type target struct {
 	// openDB returns the database of a fresh, empty store, migrated, for
 	// the floors, and the func that closes it; nil where no floor applies.
 	openDB func(ctx context.Context) (*sql.DB, tasks.Dialect, func() error, error)
+	// share returns n fresh stores on one new database, as n processes
+	// would open it (the memory store's are one), and the func that closes
+	// them.
+	share func(ctx context.Context, n int) ([]tasks.Store, func() error, error)
 }
 
 // withStore runs f on a fresh store of t and closes it.
@@ -74,6 +78,14 @@ func memoryTarget() *target {
 		open: func(context.Context) (tasks.Store, func() error, error) {
 			return tasks.NewMemoryStore(), func() error { return nil }, nil
 		},
+		share: func(_ context.Context, n int) ([]tasks.Store, func() error, error) {
+			s := tasks.NewMemoryStore()
+			ss := make([]tasks.Store, n)
+			for i := range ss {
+				ss[i] = s
+			}
+			return ss, func() error { return nil }, nil
+		},
 	}
 }
 
@@ -99,8 +111,33 @@ func sqliteTarget(name, dir string, cfg *sqlite.Config) *target {
 			return err
 		}, nil
 	}
+	share := func(ctx context.Context, n int) ([]tasks.Store, func() error, error) {
+		first, closeFirst, err := open(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		ss := []tasks.Store{first}
+		closers := []func() error{}
+		closeAll := func() error {
+			var errs []error
+			for _, c := range closers {
+				errs = append(errs, c())
+			}
+			return errors.Join(append(errs, closeFirst())...)
+		}
+		for len(ss) < n {
+			s, err := sqlite.Open(filepath.Join(dir, "bench-"+strconv.FormatInt(seq.Load(), 10)+".db"), nil)
+			if err != nil {
+				return nil, nil, errors.Join(err, closeAll())
+			}
+			ss = append(ss, s)
+			closers = append(closers, s.Close)
+		}
+		return ss, closeAll, nil
+	}
 	return &target{
-		name: name,
+		name:  name,
+		share: share,
 		open: func(ctx context.Context) (tasks.Store, func() error, error) {
 			return open(ctx)
 		},
@@ -191,7 +228,7 @@ func openPostgres(ctx context.Context, dsn string) (_ *pgSchema, err error) {
 }
 
 // truncate empties the library's tables.
-const truncate = `TRUNCATE taskwheel_tasks, taskwheel_attempts, taskwheel_endpoints, taskwheel_periodic`
+const truncate = `TRUNCATE taskwheel_tasks, taskwheel_attempts, taskwheel_endpoints, taskwheel_periodic, taskwheel_limits`
 
 // reset empties the tables for the next run.
 func (p *pgSchema) reset(ctx context.Context) error {
@@ -234,6 +271,20 @@ func (p *pgSchema) target() *target {
 			}
 			s, err := postgres.New(p.db)
 			return s, func() error { return nil }, err // the store leaves db open
+		},
+		share: func(ctx context.Context, n int) ([]tasks.Store, func() error, error) {
+			if err := p.reset(ctx); err != nil {
+				return nil, nil, err
+			}
+			var ss []tasks.Store
+			for range n {
+				s, err := postgres.New(p.db)
+				if err != nil {
+					return nil, nil, err
+				}
+				ss = append(ss, s)
+			}
+			return ss, func() error { return nil }, nil
 		},
 		openDB: func(ctx context.Context) (*sql.DB, tasks.Dialect, func() error, error) {
 			if err := p.reset(ctx); err != nil {

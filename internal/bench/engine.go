@@ -62,6 +62,12 @@ func EnqueueBatches(ctx context.Context, store tasks.Store, n int) (Rate, error)
 // returned. Several stores on one database run several engines, each with
 // its own connection pool, as several processes would.
 func Drain(ctx context.Context, n int, stores ...tasks.Store) (_ Rate, err error) {
+	return drain(ctx, n, nil, stores...)
+}
+
+// drain is Drain, with setup, if not nil, run on the first engine before
+// the tasks are enqueued.
+func drain(ctx context.Context, n int, setup func(*tasks.Engine) error, stores ...tasks.Store) (_ Rate, err error) {
 	if len(stores) == 0 {
 		return Rate{}, errors.New("no store")
 	}
@@ -82,6 +88,11 @@ func Drain(ctx context.Context, n int, stores ...tasks.Store) (_ Rate, err error
 		engines = append(engines, e)
 	}
 	defer func() { err = errors.Join(err, stopAll(ctx, engines...)) }()
+	if setup != nil {
+		if err := setup(engines[0]); err != nil {
+			return Rate{}, err
+		}
+	}
 	if err := enqueueBatches(ctx, engines[0], n, noopTask); err != nil {
 		return Rate{}, err
 	}

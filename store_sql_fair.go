@@ -1,0 +1,146 @@
+package tasks
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Fairness between apps on SQL stores. While due tasks wait for claims (a
+// backlog: the last claim took all it asked for), a claim serves the apps
+// that have due tasks in turn: it finds up to fairMaxApps of them, one
+// probe each of taskwheel_tasks_app_due (an app's earliest pending task),
+// and claims each one's share of the batch, oldest due first; with one
+// app it claims as without fairness. Without a backlog every due task is
+// claimed at once, and order does not matter. With more apps than
+// fairMaxApps, claims go round them from where the last one stopped.
+//
+// Claims under limits (claimFlow) take due tasks in due order, not in turn.
+
+// fairMaxApps bounds the apps one claim serves.
+const fairMaxApps = 16
+
+// fairRecheck is how long claims under a backlog of one app's tasks go
+// without looking for other apps' again: the probes cost a drain of one
+// app's backlog a few percent when made at every claim, and another app's
+// task waits this long at most for them.
+const fairRecheck = 10 * time.Millisecond
+
+// fairness is an SQLStore's memory of the last claims: whether they met a
+// backlog, and the app after which the next claim looks for apps.
+type fairness struct {
+	backlog atomic.Bool
+	mu      sync.Mutex
+	cursor  string
+	alone   time.Time // until then, no other app is looked for
+}
+
+// Fair claim queries: the app after ?1 that has a pending task, with its
+// earliest due time; and the claim of up to ?1 due tasks of app ?3.
+const (
+	fairNextApp = `SELECT app_id, run_at FROM taskwheel_tasks
+WHERE state IN ('scheduled', 'retrying') AND app_id > ?
+ORDER BY app_id, run_at LIMIT 1`
+	claimAppSQLite = `UPDATE taskwheel_tasks
+SET state = 'running', attempts = attempts + 1, lease_expires_at = ?4 + ?2, updated_at = ?4
+WHERE id IN (
+	SELECT id FROM taskwheel_tasks
+	WHERE app_id = ?3 AND state IN ('scheduled', 'retrying') AND run_at <= ?4
+		AND NOT EXISTS (SELECT 1 FROM taskwheel_limits)
+	ORDER BY run_at, id
+	LIMIT ?1)
+RETURNING ` + taskColumns
+	claimAppPostgres = `UPDATE taskwheel_tasks
+SET state = 'running', attempts = attempts + 1,
+	lease_expires_at = now() + $2 * interval '1 microsecond', updated_at = now()
+WHERE id IN (
+	SELECT id FROM taskwheel_tasks
+	WHERE app_id = $3 AND state IN ('scheduled', 'retrying') AND run_at <= now()
+		AND NOT EXISTS (SELECT 1 FROM taskwheel_limits)
+	ORDER BY run_at, id
+	LIMIT $1
+	FOR UPDATE SKIP LOCKED)
+RETURNING ` + taskColumns
+)
+
+// dueApps returns up to fairMaxApps apps with due tasks, after the cursor,
+// and moves the cursor.
+func (s *SQLStore) dueApps(ctx context.Context, q claimDB) ([]string, error) {
+	s.fair.mu.Lock()
+	after := s.fair.cursor
+	s.fair.mu.Unlock()
+	now := time.Now()
+	if s.dialect == SQLite {
+		now = s.now()
+	}
+	var apps []string
+	for probes := 0; probes < 2*fairMaxApps && len(apps) < fairMaxApps; probes++ {
+		var (
+			app   string
+			runAt sqlTime
+		)
+		err := q.QueryRowContext(ctx, s.db.Rebind(fairNextApp), after).Scan(&app, &runAt)
+		if errors.Is(err, sql.ErrNoRows) {
+			if after == "" || len(apps) > 0 {
+				after = ""
+				break
+			}
+			after = "" // wrap round once
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		after = app
+		// The process's clock stands for PostgreSQL's here: a task due a
+		// moment later is found by the claim, or the next one.
+		if !runAt.t.After(now) {
+			apps = append(apps, app)
+		}
+	}
+	s.fair.mu.Lock()
+	s.fair.cursor = after
+	s.fair.mu.Unlock()
+	return apps, nil
+}
+
+// claimFair claims up to limit tasks from the apps that have due tasks, in
+// turn; ok is false, with nothing claimed, when fewer than two apps have.
+func (s *SQLStore) claimFair(ctx context.Context, q claimDB, limit int, lease time.Duration) (rs []taskRow, ok bool, err error) {
+	s.fair.mu.Lock()
+	alone := time.Now().Before(s.fair.alone)
+	s.fair.mu.Unlock()
+	if alone {
+		return nil, false, nil
+	}
+	apps, err := s.dueApps(ctx, q)
+	if err != nil || len(apps) < 2 {
+		if err == nil {
+			s.fair.mu.Lock()
+			s.fair.alone = time.Now().Add(fairRecheck)
+			s.fair.mu.Unlock()
+		}
+		return nil, false, err
+	}
+	share := (limit + len(apps) - 1) / len(apps)
+	for pass := 0; pass < 2 && len(rs) < limit; pass++ {
+		for _, app := range apps {
+			n := min(share, limit-len(rs))
+			if pass == 1 {
+				n = limit - len(rs) // what the others left
+			}
+			if n <= 0 {
+				break
+			}
+			got, err := queryRows(ctx, q, s.pick(claimAppSQLite, claimAppPostgres), s.args(n, lease.Microseconds(), app)...)
+			if err != nil {
+				return rs, true, err
+			}
+			rs = append(rs, got...)
+		}
+	}
+	return rs, true, nil
+}
