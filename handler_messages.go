@@ -151,8 +151,13 @@ func (h *handler) handleCreateMessage(w http.ResponseWriter, r *http.Request, ap
 				return err
 			}
 			if !same {
-				return apiErrorf(http.StatusUnprocessableEntity, "event_id",
-					"event_id %q was used for message %s, created from another request; use a new event_id for a new message", key, t.ID)
+				// The key came from event_id, or else from the header.
+				field := "event_id"
+				if _, ok := m["event_id"]; !ok {
+					field = "Idempotency-Key"
+				}
+				return apiErrorf(http.StatusUnprocessableEntity, field,
+					"%s %q was used for message %s, created from another request; use a new %s for a new message", field, key, t.ID, field)
 			}
 			w.Header().Set("Idempotent-Replayed", "true")
 		}

@@ -3,6 +3,7 @@ package tasks_test
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/taskwheel/tasks"
@@ -124,4 +125,22 @@ func TestHandler_Messages(t *testing.T) {
 		long := `"0123456789012345678901234567890123456789012345678901234567890123456789"`
 		a.do("PATCH", "/apps/app_1/endpoints/"+ep.ID, `{"version":`+long+`}`).problem(t, http.StatusUnprocessableEntity, "version")
 	})
+}
+
+// TestHandler_MessageKeyConflict_A14: a message whose idempotency key held
+// another message's request is a 422 naming where the key came from: the
+// event_id member, or the Idempotency-Key header.
+func TestHandler_MessageKeyConflict_A14(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, tasks.NewMemoryStore(), apiOpts{noStart: true})
+	a.do("POST", "/apps/app_1/messages", `{"event_type":"x","data":1,"event_id":"m-1"}`).wantStatus(t, http.StatusCreated)
+	a.do("POST", "/apps/app_1/messages", `{"event_type":"x","data":2,"event_id":"m-1"}`).
+		problem(t, http.StatusUnprocessableEntity, "event_id", "event_id")
+	key := header("Idempotency-Key", "m-2")
+	a.do("POST", "/apps/app_1/messages", `{"event_type":"x","data":1}`, key).wantStatus(t, http.StatusCreated)
+	p := a.do("POST", "/apps/app_1/messages", `{"event_type":"x","data":2}`, key).
+		problem(t, http.StatusUnprocessableEntity, "Idempotency-Key", "Idempotency-Key")
+	if strings.Contains(p.Detail, "event_id") {
+		t.Errorf("detail %q names event_id, which the request did not send", p.Detail)
+	}
 }

@@ -79,3 +79,45 @@ func TestHandler_TaskOptions(t *testing.T) {
 		a.do("POST", "/apps/app_1/tasks", `{"event_type":"x","data":null,"max_attempts":100,"timeout":86400}`).task(t, http.StatusCreated)
 	})
 }
+
+// TestHandler_TaskOptionsIdempotency_A14: max_attempts and timeout are part
+// of the request that an Idempotency-Key names: the same request again gets
+// the task; one asking for other options gets 422, not a task whose options
+// it did not ask for.
+func TestHandler_TaskOptionsIdempotency_A14(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, tasks.NewMemoryStore(), apiOpts{cfg: &tasks.Config{MaxAttempts: 5}, noStart: true})
+	key := header("Idempotency-Key", "opts-1")
+	const body = `{"event_type":"x","data":{"a":1},"max_attempts":3,"timeout":60}`
+	first := a.do("POST", "/apps/app_1/tasks", body, key).task(t, http.StatusCreated)
+	again := a.do("POST", "/apps/app_1/tasks", body, key)
+	if got := again.task(t, http.StatusCreated); got.ID != first.ID || again.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("the same request again: task %s, Idempotent-Replayed %q; want %s, true", got.ID, again.header.Get("Idempotent-Replayed"), first.ID)
+	}
+	for _, other := range []string{
+		`{"event_type":"x","data":{"a":1},"max_attempts":50,"timeout":60}`,
+		`{"event_type":"x","data":{"a":1},"max_attempts":3,"timeout":5}`,
+		`{"event_type":"x","data":{"a":1},"max_attempts":3}`,
+		`{"event_type":"x","data":{"a":1},"max_attempts":5,"timeout":60}`,
+		`{"event_type":"x","data":{"a":1},"max_attempts":3,"timeout":60,"flow_key":"mail"}`,
+	} {
+		a.do("POST", "/apps/app_1/tasks", other, key).problem(t, http.StatusUnprocessableEntity, "Idempotency-Key", "another request")
+	}
+
+	// A task created without options is replayed to a request without them.
+	key = header("Idempotency-Key", "opts-2")
+	const plain = `{"event_type":"x","data":null}`
+	first = a.do("POST", "/apps/app_1/tasks", plain, key).task(t, http.StatusCreated)
+	for _, same := range []string{plain, `{"event_type":"x","data":null,"flow_key":"x"}`} {
+		if got := a.do("POST", "/apps/app_1/tasks", same, key).task(t, http.StatusCreated); got.ID != first.ID {
+			t.Errorf("%s again: task %s, want %s", same, got.ID, first.ID)
+		}
+	}
+	for _, other := range []string{
+		`{"event_type":"x","data":null,"max_attempts":2}`,
+		`{"event_type":"x","data":null,"timeout":30}`,
+		`{"event_type":"x","data":null,"flow_key":"mail"}`,
+	} {
+		a.do("POST", "/apps/app_1/tasks", other, key).problem(t, http.StatusUnprocessableEntity, "Idempotency-Key", "another request")
+	}
+}

@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -60,7 +61,7 @@ func (h *handler) handleCreateTask(w http.ResponseWriter, r *http.Request, app s
 	if key != "" {
 		t, err := h.e.store.GetByIdempotencyKey(ctx, app, key)
 		if err == nil {
-			return h.replay(w, r, t, key, eventType, runAt, data)
+			return h.replay(w, r, t, key, eventType, flowKey, runAt, data, maxAttempts, timeout)
 		}
 		if !errors.Is(err, ErrNotFound) {
 			return err
@@ -75,7 +76,7 @@ func (h *handler) handleCreateTask(w http.ResponseWriter, r *http.Request, app s
 	t, err := h.e.Enqueue(ctx, NewTask{AppID: app, EventType: eventType, FlowKey: flowKey, Data: data, RunAt: runAt,
 		MaxAttempts: maxAttempts, Timeout: timeout, IdempotencyKey: key})
 	if errors.Is(err, ErrDuplicate) && t != nil {
-		return h.replay(w, r, t, key, eventType, runAt, data) // a request with the key came in between
+		return h.replay(w, r, t, key, eventType, flowKey, runAt, data, maxAttempts, timeout) // a request with the key came in between
 	}
 	if err != nil {
 		return err
@@ -85,13 +86,17 @@ func (h *handler) handleCreateTask(w http.ResponseWriter, r *http.Request, app s
 
 // replay answers a request whose Idempotency-Key the task t holds. Stripe's
 // semantics: the request that created t, sent again, gets t as it is now;
-// another request with the key is an error.
-func (h *handler) replay(w http.ResponseWriter, r *http.Request, t *Task, key, eventType string, runAt time.Time, data []byte) error {
+// another request with the key is an error. The request's options are
+// part of it: its flow key (or event type) and timeout (0 for none) must be
+// t's; a max_attempts, when given, must be t's (one left out asked for the
+// engine's Config.MaxAttempts of the time, which t holds resolved).
+func (h *handler) replay(w http.ResponseWriter, r *http.Request, t *Task, key, eventType, flowKey string, runAt time.Time, data []byte,
+	maxAttempts int, timeout time.Duration) error {
 	same, err := createdBy(t, eventType, runAt, data)
 	if err != nil {
 		return err
 	}
-	if !same {
+	if !same || cmp.Or(flowKey, eventType) != t.FlowKey || timeout != t.Timeout || maxAttempts != 0 && maxAttempts != t.MaxAttempts {
 		return apiErrorf(http.StatusUnprocessableEntity, "Idempotency-Key",
 			"Idempotency-Key %q was used for task %s, created from another request; use a new key for a new task", key, t.ID)
 	}

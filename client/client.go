@@ -14,10 +14,11 @@
 // exponential backoff and jitter, waiting as long as a Retry-After answer
 // header asks (see [Config]): the reads (GetTask, ListTasks, Tasks,
 // Attempts, Endpoints, GetEndpoint, Schedules, GetSchedule, GetLimit,
-// Limits), CreateTask with an IdempotencyKey, and the calls that the
-// server answers the same when sent twice (CancelTask, ReplayTasks,
-// CancelTasks, PauseSchedule, ResumeSchedule, SetLimit). The others are
-// sent once.
+// Limits), CreateTask with an IdempotencyKey, and the calls that change
+// nothing more when sent twice (CancelTask, CancelTasks, PauseSchedule,
+// ResumeSchedule, SetLimit). The others are sent once: ReplayTask and
+// ReplayTasks among them, since a replayed task that failed again before
+// the second request would be replayed, and run, once more.
 //
 // A Client is safe for concurrent use.
 package client
@@ -26,9 +27,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
+	"math"
 	"math/rand/v2"
 	"mime"
 	"net/http"
@@ -186,7 +189,7 @@ func (c *Client) do(ctx context.Context, cl call) error {
 			return err
 		}
 		if wait == 0 {
-			d := min(c.minBackoff<<attempt, c.maxBackoff)
+			d := c.backoff(attempt)
 			wait = d/2 + rand.N(d/2+1)
 		}
 		if wait > c.maxBackoff {
@@ -200,6 +203,21 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		case <-t.C:
 		}
 	}
+}
+
+// backoff returns the longest wait before retry number attempt+1:
+// MinBackoff doubled attempt times, at most MaxBackoff. It doubles step by
+// step, so that a late retry's wait does not overflow time.Duration, which
+// a shift by attempt would for a MaxRetries in the tens.
+func (c *Client) backoff(attempt int) time.Duration {
+	d := c.minBackoff
+	for range attempt {
+		if d >= c.maxBackoff/2 {
+			return c.maxBackoff
+		}
+		d *= 2
+	}
+	return min(d, c.maxBackoff)
 }
 
 // send sends the call once. Its wait, with an error, is negative when the
@@ -268,12 +286,16 @@ func (c *Client) send(ctx context.Context, cl call, body []byte) (wait time.Dura
 }
 
 // retryAfter reads a Retry-After header: seconds, or an HTTP date; 0 if
-// there is none or it is malformed.
+// there is none or it is malformed. A number of seconds beyond what a
+// time.Duration holds is the longest Duration: a wait too long to make.
 func retryAfter(v string) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if n > uint64(math.MaxInt64/time.Second) {
+			return math.MaxInt64
+		}
 		return time.Duration(n) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
@@ -298,6 +320,12 @@ func (c *Client) CreateTask(ctx context.Context, app string, t NewTask) (*Task, 
 		MaxAttempts      int        `json:"max_attempts,omitempty"`
 		Timeout          int64      `json:"timeout,omitempty"`
 	}{EventType: t.EventType, FlowKey: t.FlowKey, MaxAttempts: t.MaxAttempts, Timeout: int64(t.Timeout / time.Second)}
+	if t.Timeout < 0 || t.Timeout%time.Second != 0 {
+		return nil, fmt.Errorf("tasks: client: NewTask.Timeout %v is not a positive whole number of seconds", t.Timeout)
+	}
+	if t.MaxAttempts < 0 {
+		return nil, fmt.Errorf("tasks: client: NewTask.MaxAttempts %d is negative", t.MaxAttempts)
+	}
 	if !t.RunAt.IsZero() {
 		runAt := t.RunAt.UTC()
 		head.ScheduledRunTime = &runAt
@@ -433,19 +461,22 @@ func (c *Client) Attempts(ctx context.Context, app, id string) ([]Attempt, error
 // ReplayTasks replays the failed tasks of app that f selects, and returns
 // how many it replayed. The server works through a long range in several
 // requests, each answering where to go on; ReplayTasks makes them all.
+// It is sent once (see the package doc); after an error it returns the
+// count of the requests answered before it.
 func (c *Client) ReplayTasks(ctx context.Context, app string, f BulkFilter) (int, error) {
-	return c.bulk(ctx, app, "replay", "replayed", f)
+	return c.bulk(ctx, app, "replay", "replayed", f, false)
 }
 
 // CancelTasks cancels the scheduled and retrying tasks of app that f
 // selects (running tasks are left alone), and returns how many it
 // canceled, as ReplayTasks does.
 func (c *Client) CancelTasks(ctx context.Context, app string, f BulkFilter) (int, error) {
-	return c.bulk(ctx, app, "cancel", "canceled", f)
+	return c.bulk(ctx, app, "cancel", "canceled", f, true)
 }
 
-// bulk makes the requests of a bulk operation until its range is done.
-func (c *Client) bulk(ctx context.Context, app, op, counted string, f BulkFilter) (int, error) {
+// bulk makes the requests of a bulk operation until its range is done,
+// retrying them if retry.
+func (c *Client) bulk(ctx context.Context, app, op, counted string, f BulkFilter, retry bool) (int, error) {
 	body := map[string]any{"created_since": f.CreatedSince.UTC(), "created_before": f.CreatedBefore.UTC()}
 	if f.EventType != "" {
 		body["event_type"] = f.EventType
@@ -453,7 +484,7 @@ func (c *Client) bulk(ctx context.Context, app, op, counted string, f BulkFilter
 	total := 0
 	for {
 		var out map[string]json.RawMessage
-		if err := c.do(ctx, call{method: http.MethodPost, path: appPath(app, "tasks", op), body: body, retry: true, out: &out}); err != nil {
+		if err := c.do(ctx, call{method: http.MethodPost, path: appPath(app, "tasks", op), body: body, retry: retry, out: &out}); err != nil {
 			return total, err
 		}
 		var n int

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -504,5 +505,23 @@ func TestNew(t *testing.T) {
 	}
 	if _, err := client.New("https://tasks.example.com/api/v1/", nil); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestClient_TimeoutWholeSeconds: the API takes a timeout in whole
+// seconds; CreateTask refuses a NewTask.Timeout that is not one, rather
+// than truncating it (500ms would become 0: the server's default).
+func TestClient_TimeoutWholeSeconds(t *testing.T) {
+	t.Parallel()
+	var count atomic.Int64
+	s := newServer(t, tasks.NewMemoryStore(), flaky(0, 0, "", &count))
+	c := s.client(t, nil)
+	for _, d := range []time.Duration{500 * time.Millisecond, 1500 * time.Millisecond, -time.Second} {
+		if _, err := c.CreateTask(context.Background(), app, client.NewTask{EventType: "x", Timeout: d}); err == nil || !strings.Contains(err.Error(), "Timeout") {
+			t.Errorf("Timeout %v: error %v, want one naming Timeout", d, err)
+		}
+	}
+	if count.Load() != 0 {
+		t.Errorf("%d requests sent, want none", count.Load())
 	}
 }

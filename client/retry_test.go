@@ -107,6 +107,16 @@ func TestClient_Retries(t *testing.T) {
 			t.Errorf("%v after %d requests, want an *Error with RetryAfter 1m after 1", err, count.Load())
 		}
 	})
+	t.Run("a Retry-After too large for 32 bits is beyond MaxBackoff too", func(t *testing.T) {
+		t.Parallel()
+		var count atomic.Int64
+		s := newServer(t, tasks.NewMemoryStore(), flaky(1, http.StatusServiceUnavailable, "5000000000", &count))
+		_, err := s.client(t, fast).Schedules(ctx, app)
+		var e *client.Error
+		if !errors.As(err, &e) || e.RetryAfter != 5000000000*time.Second || count.Load() != 1 {
+			t.Errorf("%v after %d requests, want an *Error with RetryAfter 5000000000s after 1", err, count.Load())
+		}
+	})
 	t.Run("create with an Idempotency-Key retries a lost answer", func(t *testing.T) {
 		t.Parallel()
 		var count atomic.Int64
@@ -161,4 +171,45 @@ func TestClient_Retries(t *testing.T) {
 			t.Fatal("still retrying 10s after the context was canceled")
 		}
 	})
+}
+
+// TestClient_ManyRetries: the backoff of a late retry stays at MaxBackoff:
+// doubling MinBackoff for each retry must not overflow time.Duration into
+// a negative or zero wait (a panic, or retries with no wait at all).
+func TestClient_ManyRetries(t *testing.T) {
+	t.Parallel()
+	var count atomic.Int64
+	s := newServer(t, tasks.NewMemoryStore(), flaky(1000, http.StatusServiceUnavailable, "", &count))
+	cfg := *fast
+	cfg.MaxRetries, cfg.MaxBackoff = 70, time.Millisecond
+	start := time.Now()
+	_, err := s.client(t, &cfg).Endpoints(context.Background(), app)
+	if !errors.Is(err, client.ErrUnavailable) || count.Load() != 71 {
+		t.Errorf("%v after %d requests, want ErrUnavailable after 71", err, count.Load())
+	}
+	// Each retry waits at least half of MaxBackoff.
+	if waited := time.Since(start); waited < 70*cfg.MaxBackoff/2 {
+		t.Errorf("70 retries took %v, want at least %v", waited, 70*cfg.MaxBackoff/2)
+	}
+}
+
+// TestClient_ReplayTasksSentOnce: ReplayTasks is not safe to send again: a
+// replayed task that fails again before the retry arrives would be
+// replayed, and run, once more. A lost answer is returned, not retried;
+// CancelTasks, which cancels nothing twice, is retried.
+func TestClient_ReplayTasksSentOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := client.BulkFilter{CreatedSince: time.Now().Add(-time.Hour), CreatedBefore: time.Now().Add(time.Hour)}
+	var count atomic.Int64
+	s := newServer(t, tasks.NewMemoryStore(), lostAnswers(1, &count))
+	_, err := s.client(t, fast).ReplayTasks(ctx, app, f)
+	var e *client.Error
+	if err == nil || errors.As(err, &e) || count.Load() != 1 {
+		t.Errorf("ReplayTasks: %v after %d requests, want a network error after 1", err, count.Load())
+	}
+	count.Store(0)
+	if _, err := s.client(t, fast).CancelTasks(ctx, app, f); err != nil || count.Load() != 2 {
+		t.Errorf("CancelTasks: %v after %d requests, want success after 2", err, count.Load())
+	}
 }

@@ -71,7 +71,8 @@ type NewTask struct {
 	// (the server takes 1 to 100) instead of the server's default.
 	MaxAttempts int
 	// Timeout, when positive, bounds each attempt instead of the server's
-	// default: whole seconds, up to a day.
+	// default: whole seconds, up to a day; CreateTask refuses another
+	// Duration rather than round it.
 	Timeout time.Duration
 }
 
