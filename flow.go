@@ -181,8 +181,15 @@ func (f *flowState) nextToken() time.Time {
 	if f.Rate <= 0 || f.tokens >= 1 {
 		return time.Time{}
 	}
-	return f.tokensAt.Add(time.Duration((1 - f.tokens) / f.Rate * float64(time.Second)))
+	// Capped: for a tiny rate the wait overflows a time.Duration, which
+	// then points to the past and wakes the engine at once, forever.
+	wait := min((1-f.tokens)/f.Rate, maxTokenWait.Seconds())
+	return f.tokensAt.Add(time.Duration(wait * float64(time.Second)))
 }
+
+// maxTokenWait bounds the wait for a token that nextToken reports: a wake
+// then finds none yet, and waits again.
+const maxTokenWait = 24 * time.Hour
 
 // wakeAt returns when the key may start one of its waiting tasks, judged
 // at now: now if it has capacity, the next token if only its rate holds it
