@@ -203,8 +203,8 @@ type NewTask struct {
 	IdempotencyKey string
 }
 
-// Defaults: the value each zero field of Config, WebhookConfig,
-// HandlerConfig and ListParams takes.
+// Defaults, the value each zero field of Config, WebhookConfig,
+// HandlerConfig and ListParams takes; then limits and fixed values.
 const (
 	DefaultWorkers       = 16                   // Config.Workers
 	DefaultMaxAttempts   = 8                    // Config.MaxAttempts; see WebhookConfig.RetrySchedule
@@ -229,10 +229,8 @@ const (
 	// DefaultDisableAfter is WebhookConfig.DisableAfter: five days of
 	// nothing but failures disable an endpoint, as at Svix.
 	DefaultDisableAfter = 5 * 24 * time.Hour
-)
 
-// Limits and fixed values.
-const (
+	// Limits and fixed values.
 	MaxIDLength             = 255           // bytes of an app ID
 	MaxEventTypeLength      = 255           // bytes of an event type
 	MaxIdempotencyKeyLength = 255           // bytes of an idempotency key

@@ -1,7 +1,7 @@
 // Package client is a Go client of the HTTP API of a remote tasks engine,
 // such as cmd/tasksd serves at /api/v1: tasks (create, get, list, cancel,
 // reschedule, replay, delete, bulk replay and cancel, attempts), webhook
-// endpoints and schedules (periodic tasks). The API is described by the
+// endpoints, schedules (periodic tasks) and flow control limits. The API is described by the
 // OpenAPI 3.1 document that the server serves at /openapi.json; this
 // package's types mirror its schemas and import nothing of the engine.
 //
@@ -13,10 +13,11 @@
 // or a 429, 502, 503 or 504 answer, a bounded number of times with
 // exponential backoff and jitter, waiting as long as a Retry-After answer
 // header asks (see [Config]): the reads (GetTask, ListTasks, Tasks,
-// Attempts, Endpoints, GetEndpoint, Schedules, GetSchedule), CreateTask
-// with an IdempotencyKey, and the calls that the server answers the same
-// when sent twice (CancelTask, ReplayTasks, CancelTasks, PauseSchedule,
-// ResumeSchedule). The others are sent once.
+// Attempts, Endpoints, GetEndpoint, Schedules, GetSchedule, GetLimit,
+// Limits), CreateTask with an IdempotencyKey, and the calls that the
+// server answers the same when sent twice (CancelTask, ReplayTasks,
+// CancelTasks, PauseSchedule, ResumeSchedule, SetLimit). The others are
+// sent once.
 //
 // A Client is safe for concurrent use.
 package client
@@ -287,10 +288,16 @@ func retryAfter(v string) time.Duration {
 // like a read; the server answers a request that it has seen with the
 // task that request created, as the task is now.
 func (c *Client) CreateTask(ctx context.Context, app string, t NewTask) (*Task, error) {
+	if t.Timeout < 0 || t.Timeout%time.Second != 0 {
+		return nil, fmt.Errorf("tasks: client: NewTask.Timeout is %v: want whole seconds", t.Timeout)
+	}
 	head := struct {
 		EventType        string     `json:"event_type"`
 		ScheduledRunTime *time.Time `json:"scheduled_run_time,omitempty"`
-	}{EventType: t.EventType}
+		FlowKey          string     `json:"flow_key,omitempty"`
+		MaxAttempts      int        `json:"max_attempts,omitempty"`
+		Timeout          int64      `json:"timeout,omitempty"`
+	}{EventType: t.EventType, FlowKey: t.FlowKey, MaxAttempts: t.MaxAttempts, Timeout: int64(t.Timeout / time.Second)}
 	if !t.RunAt.IsZero() {
 		runAt := t.RunAt.UTC()
 		head.ScheduledRunTime = &runAt

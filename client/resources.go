@@ -136,3 +136,45 @@ func (c *Client) schedule(ctx context.Context, cl call) (*Schedule, error) {
 	}
 	return s, nil
 }
+
+// ---- limits
+
+// SetLimit sets the flow control limit of app's flow key, replacing the
+// one it had. It is retried like a read: setting the same limit twice
+// leaves it as once.
+func (c *Client) SetLimit(ctx context.Context, app, key string, p LimitParams) (*Limit, error) {
+	return c.limit(ctx, call{method: http.MethodPut, path: appPath(app, "limits", key), body: p, retry: true})
+}
+
+// GetLimit returns the limit of app's flow key, with its running and
+// waiting counts.
+func (c *Client) GetLimit(ctx context.Context, app, key string) (*Limit, error) {
+	return c.limit(ctx, call{method: http.MethodGet, path: appPath(app, "limits", key), retry: true})
+}
+
+// Limits returns the limits of app's flow keys.
+func (c *Client) Limits(ctx context.Context, app string) ([]*Limit, error) {
+	var out struct {
+		Data []*Limit `json:"data"`
+	}
+	if err := c.do(ctx, call{method: http.MethodGet, path: appPath(app, "limits"), retry: true, out: &out}); err != nil {
+		return nil, err
+	}
+	return out.Data, nil
+}
+
+// DeleteLimit removes the limit of app's flow key: its tasks start as
+// they fall due.
+func (c *Client) DeleteLimit(ctx context.Context, app, key string) error {
+	return c.do(ctx, call{method: http.MethodDelete, path: appPath(app, "limits", key)})
+}
+
+// limit makes a call that answers a limit.
+func (c *Client) limit(ctx context.Context, cl call) (*Limit, error) {
+	l := new(Limit)
+	cl.out = l
+	if err := c.do(ctx, cl); err != nil {
+		return nil, err
+	}
+	return l, nil
+}

@@ -40,6 +40,14 @@ type Task struct {
 	IdempotencyKey   string          `json:"idempotency_key,omitempty"`
 	CancelRequested  bool            `json:"cancel_requested,omitempty"`
 	LeaseExpiresAt   *time.Time      `json:"lease_expires_at,omitempty"`
+	// FlowKey is the key of the task's flow control limits: the one it
+	// was created with, or its event type.
+	FlowKey string `json:"flow_key"`
+	// WaitReason says why a scheduled task waits past its time: its flow
+	// key's limit.
+	WaitReason string `json:"wait_reason,omitempty"`
+	// TimeoutSeconds is the task's own timeout; 0 when it has none.
+	TimeoutSeconds int `json:"timeout,omitempty"`
 }
 
 // NewTask is a task to create.
@@ -56,6 +64,15 @@ type NewTask struct {
 	// sent again with that task. It makes CreateTask safe to retry, which
 	// the client then does; without a key CreateTask is sent once.
 	IdempotencyKey string
+	// FlowKey is the key whose limits (see Client.SetLimit) the task
+	// obeys; "" means its event type.
+	FlowKey string
+	// MaxAttempts, when positive, is how many attempts the task gets
+	// (the server takes 1 to 100) instead of the server's default.
+	MaxAttempts int
+	// Timeout, when positive, bounds each attempt instead of the server's
+	// default: whole seconds, up to a day.
+	Timeout time.Duration
 }
 
 // TaskPage is one page of a task listing, newest first.
@@ -178,4 +195,27 @@ type ScheduleUpdate struct {
 	Data      json.RawMessage `json:"-"` // nil: unchanged; sent byte for byte
 	Status    *string         `json:"status,omitempty"`
 	Missed    *string         `json:"missed,omitempty"`
+}
+
+// Limit is the flow control limit of an app's flow key, as the API
+// answers it.
+type Limit struct {
+	AppID       string    `json:"app_id"`
+	Key         string    `json:"key"`
+	Rate        float64   `json:"rate"`        // starts per second; 0, none
+	Burst       int       `json:"burst"`       // starts at once after an idle spell
+	Concurrency int       `json:"concurrency"` // running at once; 0, no limit
+	Paused      bool      `json:"paused"`      // starts nothing new
+	UpdatedAt   time.Time `json:"updated_at"`
+	Running     int       `json:"running"` // the key's tasks running when read
+	Waiting     int       `json:"waiting"` // and waiting for its capacity
+}
+
+// LimitParams set the limit of a flow key. Each zero field means no limit
+// of its kind; a SetLimit replaces the key's limit as a whole.
+type LimitParams struct {
+	Rate        float64 `json:"rate,omitempty"`
+	Burst       int     `json:"burst,omitempty"` // needs a Rate; defaults to Rate rounded up
+	Concurrency int     `json:"concurrency,omitempty"`
+	Paused      bool    `json:"paused,omitempty"`
 }

@@ -432,14 +432,16 @@ func median(xs []float64) float64 {
 // format writes v with three significant digits at least, and thousands
 // separated.
 func format(v float64) string {
+	// The cases compare v with where rounding moves to the next case, so
+	// that 9.996 prints "10.0", as 10 does, not "10.00".
 	switch {
-	case v >= 100:
+	case v >= 99.95:
 		s := strconv.FormatFloat(v, 'f', 0, 64)
 		for i := len(s) - 3; i > 0; i -= 3 {
 			s = s[:i] + "," + s[i:]
 		}
 		return s
-	case v >= 10:
+	case v >= 9.995:
 		return strconv.FormatFloat(v, 'f', 1, 64)
 	case v == 0:
 		return "0"

@@ -333,3 +333,28 @@ func runOn(t *testing.T, args, stores []string, only ...string) (string, []strin
 	t.Logf("output:\n%s", &out)
 	return out.String(), stores
 }
+
+// TestFormat checks the table's numbers, at the edges where rounding
+// carries a figure into the next width: the report's medians are compared
+// with the table's by formatting both.
+func TestFormat(t *testing.T) {
+	for _, tc := range []struct {
+		v    float64
+		want string
+	}{
+		{0, "0"},
+		{0.004, "0.00"},
+		{1.234, "1.23"},
+		{9.994, "9.99"},
+		{9.996821, "10.0"},
+		{10, "10.0"},
+		{99.94, "99.9"},
+		{99.96, "100"},
+		{100, "100"},
+		{1234567.8, "1,234,568"},
+	} {
+		if got := format(tc.v); got != tc.want {
+			t.Errorf("format(%v): got %q, want %q", tc.v, got, tc.want)
+		}
+	}
+}

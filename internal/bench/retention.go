@@ -281,7 +281,10 @@ const vacuumTables = `VACUUM taskwheel_tasks, taskwheel_attempts`
 func RetentionSteady(ctx context.Context, store tasks.Store, db *sql.DB, dialect tasks.Dialect,
 	d, every, retain, vacuum time.Duration, sample func(SteadySample)) (r RetentionSteadyResult, err error) {
 	if vacuum > 0 && dialect == tasks.Postgres {
-		vctx, cancel := context.WithCancel(ctx)
+		// The end of the run stops the loop, and lets a VACUUM under way
+		// finish, so that every VACUUM started is counted: on a busy
+		// machine one can take longer than a short run has left.
+		stop := make(chan struct{})
 		var vacuums []time.Duration
 		vacuumed := make(chan error, 1)
 		go func() { // joined below
@@ -289,14 +292,14 @@ func RetentionSteady(ctx context.Context, store tasks.Store, db *sql.DB, dialect
 			defer t.Stop()
 			for {
 				select {
-				case <-vctx.Done():
+				case <-stop:
 					vacuumed <- nil
 					return
 				case <-t.C:
 				}
 				start := time.Now()
-				if _, err := db.ExecContext(vctx, vacuumTables); err != nil {
-					if vctx.Err() != nil {
+				if _, err := db.ExecContext(ctx, vacuumTables); err != nil {
+					if ctx.Err() != nil {
 						err = nil
 					}
 					vacuumed <- err
@@ -306,7 +309,7 @@ func RetentionSteady(ctx context.Context, store tasks.Store, db *sql.DB, dialect
 			}
 		}()
 		defer func() {
-			cancel()
+			close(stop)
 			if verr := <-vacuumed; verr != nil {
 				err = errors.Join(err, fmt.Errorf("vacuum: %w", verr))
 			}
