@@ -197,6 +197,7 @@ type Engine struct {
 
 	funcsMu sync.RWMutex
 	funcs   map[string]Func
+	wrapped map[string]Func // funcs wrapped by the Execute of mws, if any
 
 	endpoints   endpointCache // apps' endpoints, as deliveries read them
 	healthCalls healthCalls   // when successes were last recorded, per endpoint
@@ -231,6 +232,7 @@ func NewEngine(store Store, cfg *Config) (*Engine, error) {
 		webhooks: webhooks,
 		epoch:    time.Now(),
 		funcs:    make(map[string]Func),
+		wrapped:  make(map[string]Func),
 		id:       uuid.NewString(),
 		retain:   defaultRetention,
 	}
@@ -268,11 +270,26 @@ func (e *Engine) Register(eventType string, fn Func) {
 		panic("tasks: Register " + eventType + ": event type already registered")
 	}
 	e.funcs[eventType] = fn
+	if e.execMW {
+		// Wrapped once, not per attempt: each wrapper is a closure.
+		e.wrapped[eventType] = wrapExecute(e.mws, fn)
+	}
 }
 
 func (e *Engine) funcFor(eventType string) Func {
 	e.funcsMu.RLock()
 	defer e.funcsMu.RUnlock()
+	return e.funcs[eventType]
+}
+
+// attemptFunc returns what an attempt of a task of eventType runs: its
+// func, wrapped by the Execute middleware, if any; nil if it has none.
+func (e *Engine) attemptFunc(eventType string) Func {
+	e.funcsMu.RLock()
+	defer e.funcsMu.RUnlock()
+	if e.execMW {
+		return e.wrapped[eventType]
+	}
 	return e.funcs[eventType]
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -65,33 +66,42 @@ const (
 type instrumentation struct {
 	tracer trace.Tracer // nil: traces are off
 	// metrics reports whether the meter provider was not a no-op when
-	// NewEngine ran; each instrument's Enabled says whether it is now.
+	// NewEngine ran; each synchronous instrument's Enabled says whether it
+	// is now.
 	metrics bool
 	meter   metric.Meter
 
-	sent, consumed, outcomes, storeErrors metric.Int64Counter
-	process, lateness, delivery           metric.Float64Histogram
-	claimSize                             metric.Int64Histogram
+	sent, consumed, outcomes    metric.Int64ObservableCounter // see eventCounts
+	storeErrors                 metric.Int64Counter
+	process, lateness, delivery metric.Float64Histogram
+	claimSize                   metric.Int64Histogram
 
-	mu     sync.RWMutex
-	events map[string]*eventOptions // by event type
+	events   sync.Map     // event type: *eventOptions; read on every attempt, rarely written
+	nEvents  atomic.Int64 // entries of events, at most maxEventTypes
+	overflow *eventCounts // the counts of event types past maxEventTypes
 }
+
+// maxEventTypes bounds the event types whose options the instrumentation
+// keeps: a bound on memory, whatever the event types.
+const maxEventTypes = 10_000
 
 // eventOptions are the measurement options of one event type, made once so
 // that a measurement allocates nothing for them.
 type eventOptions struct {
-	sent, consumed []metric.AddOption
-	record         []metric.RecordOption
-	outcome        map[State][]metric.AddOption
-	// processName and processStart start an attempt's span, but for its
-	// task's attributes.
-	processName  string
-	processStart []trace.SpanStartOption
+	counts *eventCounts
+	record []metric.RecordOption
+	// processName names an attempt's span (see startProcess). sendName and
+	// sendStart start an enqueue's of one task or one event type, with the
+	// attributes that are the same for every enqueue of it; the others are
+	// set once the span is known to record.
+	processName, sendName string
+	sendStart             []trace.SpanStartOption
+	destination           attribute.KeyValue // messaging.destination.name
 }
 
 // newInstrumentation builds the instrumentation of an engine configured by c.
 func newInstrumentation(c *Config) *instrumentation {
-	o := &instrumentation{events: make(map[string]*eventOptions)}
+	o := &instrumentation{}
 	tp := c.TracerProvider
 	if tp == nil {
 		tp = otel.GetTracerProvider()
@@ -115,15 +125,16 @@ func newInstrumentation(c *Config) *instrumentation {
 		}
 	}
 	var err error
-	o.sent, err = m.Int64Counter(metricSent, metric.WithUnit("{message}"),
+	o.sent, err = m.Int64ObservableCounter(metricSent, metric.WithUnit("{message}"),
 		metric.WithDescription("Tasks enqueued, by event type (messaging.destination.name)."))
 	must(err)
-	o.consumed, err = m.Int64Counter(metricConsumed, metric.WithUnit("{message}"),
+	o.consumed, err = m.Int64ObservableCounter(metricConsumed, metric.WithUnit("{message}"),
 		metric.WithDescription("Attempts started, by event type."))
 	must(err)
-	o.outcomes, err = m.Int64Counter(metricOutcomes, metric.WithUnit("{attempt}"),
+	o.outcomes, err = m.Int64ObservableCounter(metricOutcomes, metric.WithUnit("{attempt}"),
 		metric.WithDescription("Attempts ended, by event type and outcome: completed, retrying (to be retried), failed (for good), canceled."))
 	must(err)
+	o.registerCounts()
 	o.storeErrors, err = m.Int64Counter(metricStoreErrors, metric.WithUnit("{error}"),
 		metric.WithDescription("Store calls of the engine's background work that failed, by operation."))
 	must(err)
@@ -169,41 +180,31 @@ func (o *instrumentation) on() bool { return o.tracer != nil || o.metrics }
 
 // eventOpts returns the measurement options of eventType.
 func (o *instrumentation) eventOpts(eventType string) *eventOptions {
-	o.mu.RLock()
-	eo := o.events[eventType]
-	o.mu.RUnlock()
-	if eo != nil {
-		return eo
+	if eo, ok := o.events.Load(eventType); ok {
+		return eo.(*eventOptions)
 	}
-	base := []attribute.KeyValue{semconv.MessagingSystemKey.String(messagingSystem), semconv.MessagingDestinationName(eventType)}
-	with := func(kv ...attribute.KeyValue) attribute.Set {
-		return attribute.NewSet(append(append([]attribute.KeyValue(nil), base...), kv...)...)
-	}
-	eo = &eventOptions{
-		sent:     []metric.AddOption{metric.WithAttributeSet(with(semconv.MessagingOperationName("send")))},
-		consumed: []metric.AddOption{metric.WithAttributeSet(with(semconv.MessagingOperationName("process")))},
-		record:   []metric.RecordOption{metric.WithAttributeSet(with())},
-		outcome:  make(map[State][]metric.AddOption),
-	}
-	for _, s := range []State{StateCompleted, StateRetrying, StateFailed, StateCanceled} {
-		eo.outcome[s] = []metric.AddOption{metric.WithAttributeSet(with(attrOutcome.String(string(s))))}
+	eo := &eventOptions{
+		record: []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(
+			semconv.MessagingSystemKey.String(messagingSystem), semconv.MessagingDestinationName(eventType)))},
 	}
 	eo.processName = "process " + eventType
-	eo.processStart = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
+	eo.destination = semconv.MessagingDestinationName(eventType)
+	eo.sendName = "send " + eventType
+	eo.sendStart = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
 		semconv.MessagingSystemKey.String(messagingSystem),
-		semconv.MessagingOperationTypeProcess,
-		semconv.MessagingOperationName("process"),
+		semconv.MessagingOperationTypeSend,
+		semconv.MessagingOperationName("send"),
 		semconv.MessagingDestinationName(eventType),
 	)}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if len(o.events) >= 10_000 {
-		return eo // not kept: a bound on memory, whatever the event types
+	if o.nEvents.Load() >= maxEventTypes {
+		eo.counts = o.overflow
+		return eo // not kept
 	}
-	if old := o.events[eventType]; old != nil {
-		return old
+	eo.counts = newEventCounts(eventType)
+	if old, loaded := o.events.LoadOrStore(eventType, eo); loaded {
+		return old.(*eventOptions)
 	}
-	o.events[eventType] = eo
+	o.nEvents.Add(1)
 	return eo
 }
 
@@ -219,32 +220,17 @@ func (o *instrumentation) middleware() Middleware {
 func (o *instrumentation) enqueue(ctx context.Context, ts []*Task, next func(context.Context, []*Task) ([]*Task, error)) ([]*Task, error) {
 	var span trace.Span
 	if o.tracer != nil && len(ts) > 0 {
-		name, attrs := "send", []attribute.KeyValue{
-			semconv.MessagingSystemKey.String(messagingSystem),
-			semconv.MessagingOperationTypeSend,
-			semconv.MessagingOperationName("send"),
-		}
-		if sameEventType(ts) {
-			name += " " + ts[0].EventType
-			attrs = append(attrs, semconv.MessagingDestinationName(ts[0].EventType))
-		}
-		if len(ts) == 1 {
-			attrs = append(attrs, semconv.MessagingMessageID(ts[0].ID), attrApp.String(ts[0].AppID))
-		} else {
-			attrs = append(attrs, semconv.MessagingBatchMessageCount(len(ts)))
-		}
-		ctx, span = o.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
+		ctx, span = o.startSend(ctx, ts)
 		defer span.End()
 		keepTraceContext(ctx, ts...)
 	}
 	stored, err := next(ctx, ts)
-	if err != nil && span != nil {
+	if err != nil && span != nil && span.IsRecording() {
 		span.SetStatus(codes.Error, err.Error())
 		span.SetAttributes(semconv.ErrorTypeKey.String(errorType(err)))
 	}
-	if o.sent.Enabled(ctx) {
-		// One measurement per event type and call: a measurement costs
-		// the SDK about a microsecond, and a batch may hold a thousand.
+	if o.metrics {
+		// One count per run of an event type, not per task.
 		var et string
 		var n int64
 		for i, t := range stored {
@@ -252,17 +238,39 @@ func (o *instrumentation) enqueue(ctx context.Context, ts []*Task, next func(con
 				continue // a duplicate's holder, not stored now
 			}
 			if t.EventType != et && n > 0 {
-				o.sent.Add(ctx, n, o.eventOpts(et).sent...)
+				o.eventOpts(et).counts.sent.Add(n)
 				n = 0
 			}
 			et = t.EventType
 			n++
 		}
 		if n > 0 {
-			o.sent.Add(ctx, n, o.eventOpts(et).sent...)
+			o.eventOpts(et).counts.sent.Add(n)
 		}
 	}
 	return stored, err
+}
+
+// startSend starts the producer span of an enqueue of ts, not empty.
+func (o *instrumentation) startSend(ctx context.Context, ts []*Task) (context.Context, trace.Span) {
+	if !sameEventType(ts) {
+		return o.tracer.Start(ctx, "send", trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
+			semconv.MessagingSystemKey.String(messagingSystem),
+			semconv.MessagingOperationTypeSend,
+			semconv.MessagingOperationName("send"),
+			semconv.MessagingBatchMessageCount(len(ts)),
+		))
+	}
+	eo := o.eventOpts(ts[0].EventType)
+	ctx, span := o.tracer.Start(ctx, eo.sendName, eo.sendStart...)
+	if span.IsRecording() {
+		if len(ts) == 1 {
+			span.SetAttributes(semconv.MessagingMessageID(ts[0].ID), attrApp.String(ts[0].AppID))
+		} else {
+			span.SetAttributes(semconv.MessagingBatchMessageCount(len(ts)))
+		}
+	}
+	return ctx, span
 }
 
 // sameEventType reports whether the tasks of ts share one event type.
@@ -277,31 +285,74 @@ func sameEventType(ts []*Task) bool {
 
 // execute is the Execute middleware: a consumer span ("process <event
 // type>") in the trace that enqueued the task, and the attempt's duration.
+//
+// It runs on every attempt, so it allocates little besides what the SDK
+// needs (see startProcess), and formats an error for a span only if the
+// span records (is sampled).
 func (o *instrumentation) execute(ctx context.Context, t *Task, next Func) error {
-	start := time.Now()
 	eo := o.eventOpts(t.EventType)
+	var start time.Time
+	// Not ctx: an exemplar (the span's, offered with a measurement in a
+	// sampled span) costs each attempt more than the measurement.
+	bg := context.Background()
+	timed := o.process.Enabled(bg)
+	if timed {
+		start = time.Now()
+	}
 	var span trace.Span
 	if o.tracer != nil {
 		if t.TraceParent != "" {
 			ctx = remoteParent(ctx, t.TraceParent, t.TraceState)
 		}
-		opts := append(eo.processStart[:len(eo.processStart):len(eo.processStart)], trace.WithAttributes(
-			semconv.MessagingMessageID(t.ID), attrApp.String(t.AppID), attrAttempt.Int(t.Attempts)))
-		ctx, span = o.tracer.Start(ctx, eo.processName, opts...)
+		ctx, span = o.startProcess(ctx, eo, t)
 		defer span.End()
 	}
 	err := next(ctx, t)
-	if err != nil && span != nil {
+	if err != nil && span != nil && span.IsRecording() {
 		span.SetStatus(codes.Error, err.Error())
 		span.SetAttributes(semconv.ErrorTypeKey.String(errorType(err)))
 	}
-	// Not ctx: an exemplar (the span's, offered with a measurement in a
-	// sampled span) costs each attempt more than the measurement.
-	if bg := context.Background(); o.process.Enabled(bg) {
+	if timed {
 		o.process.Record(bg, time.Since(start).Seconds(), eo.record...)
 	}
 	return err
 }
+
+// processStart holds the options of an attempt span's start while the
+// span starts: its kind and all its attributes, so that a sampler sees them
+// (the semantic conventions ask for those of messaging at the start). The
+// API copies the attributes of options into the span's config, and no
+// tracer keeps the options: so one is reused, from a pool, and an attempt's
+// options cost one small allocation (the WithAttributes) instead of the
+// four that making them anew costs.
+type processStart struct {
+	attrs [7]attribute.KeyValue
+	opts  [2]trace.SpanStartOption
+}
+
+var processStarts = sync.Pool{New: func() any { return new(processStart) }}
+
+// startProcess starts the consumer span of an attempt of t.
+func (o *instrumentation) startProcess(ctx context.Context, eo *eventOptions, t *Task) (context.Context, trace.Span) {
+	p := processStarts.Get().(*processStart)
+	p.attrs = [...]attribute.KeyValue{
+		semconv.MessagingSystemKey.String(messagingSystem),
+		semconv.MessagingOperationTypeProcess,
+		semconv.MessagingOperationName("process"),
+		eo.destination,
+		semconv.MessagingMessageID(t.ID),
+		attrApp.String(t.AppID),
+		attrAttempt.Int(t.Attempts),
+	}
+	p.opts = [...]trace.SpanStartOption{consumerSpan, trace.WithAttributes(p.attrs[:]...)}
+	ctx, span := o.tracer.Start(ctx, eo.processName, p.opts[:]...)
+	*p = processStart{} // keeps no task's strings alive
+	processStarts.Put(p)
+	return ctx, span
+}
+
+// consumerSpan is the kind of attempts' spans.
+var consumerSpan = trace.WithSpanKind(trace.SpanKindConsumer)
 
 // remoteParent returns ctx with the remote span context of a W3C
 // traceparent and tracestate, as propagation.TraceContext reads them, or
@@ -342,24 +393,23 @@ func errorType(err error) string {
 // started records the start of an attempt of t, lateness late (negative:
 // not measured).
 func (o *instrumentation) started(t *Task, late time.Duration) {
-	ctx := context.Background()
-	if !o.consumed.Enabled(ctx) {
+	if !o.metrics {
 		return
 	}
 	eo := o.eventOpts(t.EventType)
-	o.consumed.Add(ctx, 1, eo.consumed...)
-	if late >= 0 {
+	eo.counts.consumed.Add(1)
+	if ctx := context.Background(); late >= 0 && o.lateness.Enabled(ctx) {
 		o.lateness.Record(ctx, late.Seconds(), eo.record...)
 	}
 }
 
 // ended records the outcome of an attempt of t.
 func (o *instrumentation) ended(t *Task, s State) {
-	ctx := context.Background()
-	if o.outcomes.Enabled(ctx) {
-		if opts := o.eventOpts(t.EventType).outcome[s]; opts != nil {
-			o.outcomes.Add(ctx, 1, opts...)
-		}
+	if !o.metrics {
+		return
+	}
+	if i := outcomeIndex(s); i >= 0 {
+		o.eventOpts(t.EventType).counts.outcomes[i].Add(1)
 	}
 }
 

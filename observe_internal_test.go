@@ -3,11 +3,14 @@ package tasks
 import (
 	"context"
 	"net/http"
+	"reflect"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
@@ -54,5 +57,59 @@ func TestObserve_OffAllocatesNothing(t *testing.T) {
 				t.Errorf("got %v allocations per task, want 0", allocs)
 			}
 		})
+	}
+}
+
+// TestObserve_CountsPastMaxEventTypes: past maxEventTypes event types, the
+// counts of the others are not lost but reported under the event type
+// _OTHER; and two engines on one meter provider report their sum.
+func TestObserve_CountsPastMaxEventTypes(t *testing.T) {
+	rd := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
+	defer mp.Shutdown(context.Background())
+	e1, err := NewEngine(NewMemoryStore(), &Config{MeterProvider: mp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2, err := NewEngine(NewMemoryStore(), &Config{MeterProvider: mp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, e := range []*Engine{e1, e2} {
+		if _, err := e.Enqueue(ctx, NewTask{AppID: "app_1", EventType: "x", RunAt: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e1.obs.nEvents.Store(maxEventTypes) // as if it had seen that many
+	task := &Task{ID: "t1", AppID: "app_1", EventType: "y", Attempts: 1}
+	e1.obs.started(task, -1)
+	e1.obs.ended(task, StateFailed)
+
+	var rm metricdata.ResourceMetrics
+	if err := rd.Collect(ctx, &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{} // metric name, destination, outcome: value
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			sum, ok := m.Data.(metricdata.Sum[int64])
+			if !ok {
+				continue
+			}
+			for _, p := range sum.DataPoints {
+				dest, _ := p.Attributes.Value("messaging.destination.name")
+				outcome, _ := p.Attributes.Value("taskwheel.outcome")
+				got[m.Name+" "+dest.AsString()+" "+outcome.AsString()] += p.Value
+			}
+		}
+	}
+	want := map[string]int64{
+		"messaging.client.sent.messages x ":          2,
+		"messaging.client.consumed.messages _OTHER ": 1,
+		"taskwheel.attempt.outcomes _OTHER failed":   1,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got counts %v, want %v", got, want)
 	}
 }

@@ -406,7 +406,7 @@ func (r *run) execute(j job) (_ Outcome, ran bool) {
 // The engine's Middleware wrap the func or the delivery; a panic in
 // either is recovered as one in a func.
 func (e *Engine) attempt(ctx context.Context, t *Task) (attempts []Attempt, endpointID string, err error) {
-	fn := e.funcFor(t.EventType)
+	fn := e.attemptFunc(t.EventType)
 	if fn == nil {
 		if !e.execMW {
 			return e.deliver(ctx, t)
@@ -418,9 +418,6 @@ func (e *Engine) attempt(ctx context.Context, t *Task) (attempts []Attempt, endp
 		return attempts, endpointID, err
 	}
 	start := time.Now()
-	if e.execMW {
-		fn = wrapExecute(e.mws, fn)
-	}
 	err = call(ctx, fn, t)
 	attempts = []Attempt{{TaskID: t.ID, Number: t.Attempts, StartedAt: start.UTC().Truncate(time.Microsecond), Duration: time.Since(start)}}
 	if err != nil {

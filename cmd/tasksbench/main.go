@@ -123,6 +123,7 @@ type config struct {
 	jsonPath                 string
 	cpuProfile, memProfile   string
 	otel                     bool
+	otelSample               float64
 
 	flags map[string]string // every flag's value, for the report
 	out   io.Writer         // where workloads print what is not a figure
@@ -181,6 +182,8 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 		"history, W10, the size under retention, and W11, flow control, run only when named: -workloads W9,W10 -count 1")
 	fs.BoolVar(&c.otel, "otel", false, "W3, W5: run each also with the engine's OpenTelemetry traces and metrics on\n"+
 		"(the SDK, exporting nowhere), and show those figures (\"+otel\") against the others")
+	fs.Float64Var(&c.otelSample, "otel-sample", 1, "with -otel: the share of traces sampled, from 0 to 1:\n"+
+		"ParentBased(TraceIDRatioBased(share)), an enqueue's decision its attempts'")
 	fs.StringVar(&c.jsonPath, "json", "tasksbench.json", "file to write every run's figures to, as JSON")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "file to write a CPU profile of the runs to")
 	fs.StringVar(&c.memProfile, "memprofile", "", "file to write a heap profile to at the end")
@@ -214,6 +217,8 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 		return nil, fmt.Errorf("-lateness-from %v, -lateness-to %v: want 0 <= from <= to", c.latenessFrom, c.latenessTo)
 	case c.history < 2:
 		return nil, fmt.Errorf("-history = %d: want at least 2 tasks", c.history)
+	case !(c.otelSample >= 0 && c.otelSample <= 1):
+		return nil, fmt.Errorf("-otel-sample = %v: want a share from 0 to 1", c.otelSample)
 	case c.jsonPath == "":
 		return nil, errors.New("-json must name a file")
 	}
@@ -365,17 +370,29 @@ func runWorkload(ctx context.Context, c *config, w workload, t *target, rep *rep
 		// millions of tasks), so that it does not weigh on this one.
 		runtime.GC()
 		start := time.Now()
+		instrumented := c.otel && slices.Contains(otelWorkloads, w.id)
+		var on []figure
+		var err error
+		if instrumented && i%2 == 1 {
+			// Every other run instrumented first, so that neither way
+			// always has what the other left behind (a grown file, heap).
+			if on, err = withOtel(ctx, c.otelSample, func() ([]figure, error) { return w.run(ctx, c, t) }); err != nil {
+				return fmt.Errorf("with -otel: %w", err)
+			}
+			runtime.GC()
+		}
 		figs, err := w.run(ctx, c, t)
 		if err != nil {
 			return err
 		}
-		if c.otel && slices.Contains(otelWorkloads, w.id) {
+		if instrumented {
 			// The same run once more, instrumented: its figures, each
 			// with the uninstrumented one as its floor.
-			runtime.GC()
-			on, err := withOtel(ctx, func() ([]figure, error) { return w.run(ctx, c, t) })
-			if err != nil {
-				return fmt.Errorf("with -otel: %w", err)
+			if on == nil {
+				runtime.GC()
+				if on, err = withOtel(ctx, c.otelSample, func() ([]figure, error) { return w.run(ctx, c, t) }); err != nil {
+					return fmt.Errorf("with -otel: %w", err)
+				}
 			}
 			for j := range on {
 				on[j].name = strings.TrimSpace(on[j].name + otelSuffix)

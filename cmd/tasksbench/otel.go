@@ -47,10 +47,20 @@ func (discardMetrics) ForceFlush(context.Context) error                         
 func (discardMetrics) Shutdown(context.Context) error                            { return nil }
 
 // withOtel runs f with the instrumentation of bench's engines on: the real
-// SDK, sampling every span, batching spans, and collecting metrics every
-// second, all to exporters that discard them.
-func withOtel[T any](ctx context.Context, f func() (T, error)) (T, error) {
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardSpans{}), sdktrace.WithSampler(sdktrace.AlwaysSample()))
+// SDK as a service sets it up, with its defaults but the exporters, which
+// discard what they get. Traces: the default sampler,
+// ParentBased(AlwaysSample), which records every span here (each task's
+// enqueue starts a sampled trace), and a batch span processor. Metrics: a
+// periodic reader collecting every second (not every minute, the default:
+// so that the live gauges' counts are taken during a run too). With sample
+// below 1, ParentBased(TraceIDRatioBased(sample)): that share of the
+// enqueues' traces, their attempts included, is sampled.
+func withOtel[T any](ctx context.Context, sample float64, f func() (T, error)) (T, error) {
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithBatcher(discardSpans{})}
+	if sample < 1 {
+		opts = append(opts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(sample))))
+	}
+	tp := sdktrace.NewTracerProvider(opts...)
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(
 		sdkmetric.NewPeriodicReader(discardMetrics{}, sdkmetric.WithInterval(time.Second))))
 	bench.Telemetry.TracerProvider, bench.Telemetry.MeterProvider = tp, mp

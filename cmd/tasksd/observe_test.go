@@ -88,11 +88,18 @@ func TestRun_metrics(t *testing.T) {
 	if code, body := get(t, url, "tw_wrong_key_0123456"); code != http.StatusUnauthorized {
 		t.Errorf("GET /metrics with a wrong key: got %d %s, want 401", code, body)
 	}
+	// A task enqueued (due in an hour: not delivered) is counted; the
+	// counters are observable ones, read when collected.
+	s.call(t, "POST", "/apps/app_1/endpoints", key, map[string]any{"url": "https://example.com/hook"}, http.StatusCreated, nil)
+	s.call(t, "POST", "/apps/app_1/tasks", key, map[string]any{"event_type": "user.created", "data": map[string]any{},
+		"scheduled_run_time": time.Now().Add(time.Hour).Format(time.RFC3339)}, http.StatusCreated, nil)
 	code, body := get(t, url, key)
 	if code != http.StatusOK {
 		t.Fatalf("GET /metrics with the key: got %d, want 200", code)
 	}
-	for _, want := range []string{"taskwheel_tasks_live{", `taskwheel_state="scheduled"`, "go_goroutines "} {
+	for _, want := range []string{"taskwheel_tasks_live{", `taskwheel_state="scheduled"`, "go_goroutines ",
+		"# TYPE messaging_client_sent_messages_total counter",
+		`messaging_client_sent_messages_total{messaging_destination_name="user.created",messaging_operation_name="send",messaging_system="taskwheel"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("GET /metrics: no %q in\n%s", want, body)
 		}
