@@ -84,6 +84,23 @@ func (l *Limit) normalize() error {
 	return nil
 }
 
+// waitReason returns why the tasks that wait for a key wait once its limit
+// is set to l, or "" when l holds none of them back (it limits nothing),
+// so that a change of a limit does not leave them showing a reason it
+// ended, such as a pause after a resume. Of a concurrency and a rate, the
+// concurrency is named.
+func (l *Limit) waitReason() string {
+	switch {
+	case l.Paused:
+		return waitPaused
+	case l.Concurrency > 0:
+		return waitConcurrency
+	case l.Rate > 0:
+		return waitRate
+	}
+	return ""
+}
+
 // validateFlowKey checks a flow key given as field.
 func validateFlowKey(field, key string) error {
 	if err := validateText(field, key, MaxIDLength); err != nil {
@@ -164,8 +181,15 @@ func (f *flowState) nextToken() time.Time {
 	if f.Rate <= 0 || f.tokens >= 1 {
 		return time.Time{}
 	}
-	return f.tokensAt.Add(time.Duration((1 - f.tokens) / f.Rate * float64(time.Second)))
+	// Capped: for a tiny rate the wait overflows a time.Duration, which
+	// then points to the past and wakes the engine at once, forever.
+	wait := min((1-f.tokens)/f.Rate, maxTokenWait.Seconds())
+	return f.tokensAt.Add(time.Duration(wait * float64(time.Second)))
 }
+
+// maxTokenWait bounds the wait for a token that nextToken reports: a wake
+// then finds none yet, and waits again.
+const maxTokenWait = 24 * time.Hour
 
 // wakeAt returns when the key may start one of its waiting tasks, judged
 // at now: now if it has capacity, the next token if only its rate holds it
@@ -246,6 +270,7 @@ func (e *Engine) SetLimit(ctx context.Context, l Limit) (*Limit, error) {
 	}
 	if r := e.current(); r != nil {
 		r.mayBeDue.Store(true) // a limit raised or resumed lets tasks start
+		r.refill.Store(true)   // a limit of nothing releases its waiting tasks
 		r.poke()
 	}
 	return got, nil

@@ -244,7 +244,10 @@ type Store interface {
 	// normalized by the engine), replacing the key's limit, and returns
 	// it with UpdatedAt set to now and its Running and Waiting counts. A
 	// new limit's token bucket starts full; a changed one keeps its
-	// tokens, up to the new Burst.
+	// tokens, up to the new Burst. The key's waiting tasks take the
+	// reason the new limit holds them back for (paused, else its
+	// concurrency, else its rate), and are made due again, as DeleteLimit
+	// does, by a limit of nothing.
 	SetLimit(ctx context.Context, l *Limit) (*Limit, error)
 	// GetLimit returns the limit of an app's key with its Running and
 	// Waiting counts, or ErrNotFound.

@@ -137,6 +137,13 @@ func (s *memoryStore) SetLimit(ctx context.Context, l *Limit) (*Limit, error) {
 	ml.Limit = *l
 	ml.UpdatedAt = now
 	ml.tokens = min(ml.tokens, float64(l.Burst))
+	if why := l.waitReason(); why == "" {
+		s.release(ml)
+	} else {
+		for _, m := range ml.waiting {
+			m.t.WaitReason = why
+		}
+	}
 	return s.limitOut(ml), nil
 }
 
@@ -183,11 +190,16 @@ func (s *memoryStore) DeleteLimit(ctx context.Context, appID, key string) error 
 		return ErrNotFound
 	}
 	delete(s.limits, k)
+	s.release(ml)
+	return nil
+}
+
+// release makes the tasks waiting for ml due again, as they were.
+func (s *memoryStore) release(ml *memLimit) {
 	for len(ml.waiting) > 0 {
 		m := ml.waiting[0]
 		s.setDue(m, m.runAt) // takes it out of waiting
 	}
-	return nil
 }
 
 // flowWake returns when the earliest task waiting for its key's capacity

@@ -125,6 +125,14 @@ func (s *SQLStore) claimFair(ctx context.Context, q claimDB, limit int, lease ti
 		}
 		return nil, false, err
 	}
+	// One transaction for every app's claim: should one fail, those
+	// before it must not stay running, claimed by nobody, until their
+	// leases expire (an attempt lost).
+	tx, err := q.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, true, err
+	}
+	defer tx.Rollback()
 	share := (limit + len(apps) - 1) / len(apps)
 	for pass := 0; pass < 2 && len(rs) < limit; pass++ {
 		for _, app := range apps {
@@ -135,12 +143,15 @@ func (s *SQLStore) claimFair(ctx context.Context, q claimDB, limit int, lease ti
 			if n <= 0 {
 				break
 			}
-			got, err := queryRows(ctx, q, s.pick(claimAppSQLite, claimAppPostgres), s.args(n, lease.Microseconds(), app)...)
+			got, err := queryRows(ctx, tx, s.pick(claimAppSQLite, claimAppPostgres), s.args(n, lease.Microseconds(), app)...)
 			if err != nil {
-				return rs, true, err
+				return nil, true, err
 			}
 			rs = append(rs, got...)
 		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, true, err
 	}
 	return rs, true, nil
 }

@@ -323,7 +323,9 @@ func queryStrings(ctx context.Context, q queryer, query string, args ...any) ([]
 // SetLimit queries: the upsert takes app, key, rate, burst, concurrency,
 // paused and (SQLite) the clock; a changed limit keeps the tokens its
 // bucket holds now, up to the new burst, and a new one (or one that had
-// no rate) starts full. flowNotify wakes the engines of every process on
+// no rate) starts full. setWaitReason then gives the key's waiting tasks
+// the reason the new limit holds them back for (releaseWaiting, of
+// DeleteLimit, releases them when it holds back none). flowNotify wakes the engines of every process on
 // PostgreSQL, as the notify trigger does for a task due now.
 const (
 	setLimitSQLite = `INSERT INTO taskwheel_limits
@@ -344,6 +346,8 @@ ON CONFLICT (app_id, flow_key) DO UPDATE SET
 		THEN l.tokens + l.rate * GREATEST(0, extract(epoch FROM now() - l.tokens_at))
 		ELSE excluded.burst END),
 	tokens_at = now(), updated_at = now()`
+	setWaitReason = `UPDATE taskwheel_tasks SET wait_reason = ?
+WHERE app_id = ? AND wait_key = ? AND wait_reason <> ?`
 	flowNotify = `SELECT pg_notify('taskwheel_' || left(md5(current_schema()), 16),
 	(extract(epoch FROM now()) * 1000000)::bigint || ' ` + flowWakeID + `')`
 )
@@ -353,6 +357,14 @@ func (s *SQLStore) SetLimit(ctx context.Context, l *Limit) (*Limit, error) {
 	err := s.flowTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.pick(setLimitSQLite, setLimitPostgres),
 			s.args(l.AppID, l.Key, l.Rate, l.Burst, l.Concurrency, l.Paused)...)
+		if err != nil {
+			return err
+		}
+		if why := l.waitReason(); why != "" {
+			_, err = tx.ExecContext(ctx, s.db.Rebind(setWaitReason), why, l.AppID, l.Key, why)
+		} else {
+			_, err = tx.ExecContext(ctx, s.db.Rebind(releaseWaiting), l.AppID, l.Key)
+		}
 		return err
 	})
 	if err != nil {

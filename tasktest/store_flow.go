@@ -3,6 +3,7 @@ package tasktest
 import (
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -232,6 +233,38 @@ func (su suite) testFlow(t *testing.T) {
 		}
 		h.claimOne(c.ID, time.Hour)
 		h.claimNone()
+	})
+
+	// A waiting task's reason follows its key's limit: a task that waited
+	// for a pause does not say "paused" once the key is resumed under a
+	// concurrency limit, nor one that waited for concurrency once the
+	// key is paused; a key set to no limit at all releases its tasks.
+	su.run(t, "Waiting/ReasonFollowsTheLimit", func(h *harness) {
+		h.setLimit(tasks.Limit{Key: "k", Paused: true})
+		a, b, c := h.insert(flow("k")), h.insert(flow("k")), h.insert(flow("k"))
+		h.claimNone()
+		h.setLimit(tasks.Limit{Key: "k", Concurrency: 1})
+		h.claimOne(a.ID, time.Hour)
+		for _, id := range []string{b.ID, c.ID} {
+			if got := h.get(id).WaitReason; got == "" || strings.HasPrefix(got, "paused") {
+				h.t.Errorf("resumed under a concurrency limit: task %s waits for %q, want its concurrency", id, got)
+			}
+		}
+		h.setLimit(tasks.Limit{Key: "k", Paused: true})
+		for _, id := range []string{b.ID, c.ID} {
+			if got := h.get(id).WaitReason; !strings.HasPrefix(got, "paused") {
+				h.t.Errorf("paused again: task %s waits for %q, want paused", id, got)
+			}
+		}
+		h.setLimit(tasks.Limit{Key: "k"})
+		for _, id := range []string{b.ID, c.ID} {
+			if got := h.get(id); got.WaitReason != "" {
+				h.t.Errorf("no limit left on k: task %s waits for %q, want none", id, got.WaitReason)
+			}
+		}
+		if got := h.claim(100, time.Hour); !sameIDs(ids(got), []string{b.ID, c.ID}) {
+			h.t.Errorf("Claim with no limit left on k: got %v, want %v", ids(got), []string{b.ID, c.ID})
+		}
 	})
 }
 
