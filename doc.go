@@ -217,7 +217,8 @@ This package is laid out one concept to a file:
   - delivery.go: webhook delivery; webhook_client.go: its SSRF-safe client.
   - middleware.go: Middleware, and wrapping enqueues and attempts in it;
     observe.go: the OpenTelemetry instrumentation, itself a Middleware;
-    store_memory_observe.go and store_sql_observe.go: the counts of live
+    observe_counts.go: the counts per event type behind its observable
+    counters; store_memory_observe.go and store_sql_observe.go: the counts of live
     tasks behind its gauge.
   - periodic.go: periodic tasks: cron schedules and their firing.
   - store_sql_goose.go: the migrations in goose's format, which packages
