@@ -98,7 +98,13 @@ func (s *SQLStore) Claim(ctx context.Context, limit int, lease time.Duration) ([
 			return ts, nil
 		}
 	}
-	// RETURNING has no order; run_at still holds when each task was due.
+	return claimed(rs), nil
+}
+
+// claimed returns the tasks of rows that a claim's RETURNING gave, in
+// the order they were due: RETURNING has no order, and run_at still holds
+// when each task was due.
+func claimed(rs []taskRow) []*Task {
 	slices.SortFunc(rs, func(a, b taskRow) int {
 		if c := a.RunAt.t.Compare(b.RunAt.t); c != 0 {
 			return c
@@ -109,7 +115,7 @@ func (s *SQLStore) Claim(ctx context.Context, limit int, lease time.Duration) ([
 	for i := range rs {
 		ts[i] = rs[i].task()
 	}
-	return ts, nil
+	return ts
 }
 
 // The fences of Finish and Extend compare a task's state with a value of

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 )
 
@@ -226,17 +224,7 @@ func (s *SQLStore) claimFlow(ctx context.Context, q claimDB, limit int, lease ti
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
-	slices.SortFunc(rs, func(a, b taskRow) int {
-		if c := a.RunAt.t.Compare(b.RunAt.t); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
-	ts := make([]*Task, len(rs))
-	for i := range rs {
-		ts[i] = rs[i].task()
-	}
-	return ts, nil
+	return claimed(rs), nil
 }
 
 // pick2 returns flowDue's arguments: SQLite's take the clock, PostgreSQL's

@@ -3,7 +3,6 @@ package tasks
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -42,16 +41,7 @@ func (s *SQLStore) ListDeliveryAttempts(ctx context.Context, appID string, offse
 	}
 	as := make([]Attempt, len(rows))
 	for i, r := range rows {
-		as[i] = Attempt{
-			TaskID:     r.TaskID,
-			Number:     r.Number,
-			EndpointID: r.EndpointID,
-			StartedAt:  r.StartedAt.t,
-			Duration:   time.Duration(r.Duration) * time.Microsecond,
-			StatusCode: r.StatusCode,
-			Response:   r.Response,
-			Error:      r.Error,
-		}
+		as[i] = r.attempt()
 	}
 	return as, nil
 }

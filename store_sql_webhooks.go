@@ -59,6 +59,20 @@ type attemptRow struct {
 	Error      string  `db:"error"`
 }
 
+// attempt returns the Attempt that r holds.
+func (r *attemptRow) attempt() Attempt {
+	return Attempt{
+		TaskID:     r.TaskID,
+		Number:     r.Number,
+		EndpointID: r.EndpointID,
+		StartedAt:  r.StartedAt.t,
+		Duration:   time.Duration(r.Duration) * time.Microsecond,
+		StatusCode: r.StatusCode,
+		Response:   r.Response,
+		Error:      r.Error,
+	}
+}
+
 // Attempts implements [Store].
 func (s *SQLStore) Attempts(ctx context.Context, taskID string) ([]Attempt, error) {
 	if !s.storable(taskID) {
@@ -74,16 +88,7 @@ func (s *SQLStore) Attempts(ctx context.Context, taskID string) ([]Attempt, erro
 	}
 	var as []Attempt
 	for _, r := range rows {
-		as = append(as, Attempt{
-			TaskID:     r.TaskID,
-			Number:     r.Number,
-			EndpointID: r.EndpointID,
-			StartedAt:  r.StartedAt.t,
-			Duration:   time.Duration(r.Duration) * time.Microsecond,
-			StatusCode: r.StatusCode,
-			Response:   r.Response,
-			Error:      r.Error,
-		})
+		as = append(as, r.attempt())
 	}
 	return as, nil
 }
