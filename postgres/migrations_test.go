@@ -1,7 +1,6 @@
 package postgres_test
 
 import (
-	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/testdb"
+	"github.com/taskwheel/tasks/internal/testkit"
 	"github.com/taskwheel/tasks/postgres"
 )
 
@@ -84,7 +84,7 @@ func TestMigrations_Goose(t *testing.T) {
 		t.Fatalf("Open after goose: %v", err)
 	}
 	defer opened.Close()
-	runOneTask(t, opened)
+	testkit.RunOneTask(t, opened)
 }
 
 // pgSchema returns the schema of db's current schema: its columns,
@@ -130,31 +130,6 @@ func pgSchema(t *testing.T, db *sql.DB) string {
 		rows.Close()
 	}
 	return b.String()
-}
-
-// runOneTask runs a task on an engine on s.
-func runOneTask(t *testing.T, s tasks.Store) {
-	t.Helper()
-	eng, err := tasks.NewEngine(s, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ran := make(chan string, 1)
-	eng.Register("test.event", func(_ context.Context, task *tasks.Task) error {
-		ran <- task.ID
-		return nil
-	})
-	if err := eng.Start(t.Context()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	defer eng.Stop(context.Background())
-	task, err := eng.Enqueue(t.Context(), tasks.NewTask{AppID: "app_1", EventType: "test.event", Data: []byte(`{}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := <-ran; got != task.ID {
-		t.Errorf("ran task %s, want %s", got, task.ID)
-	}
 }
 
 // A schema migrated by a newer version of the package is refused by Open,

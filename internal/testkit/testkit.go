@@ -158,3 +158,34 @@ var SharedStores = []struct {
 	{"sqlite", SQLiteStores},
 	{"postgres", PostgresStores},
 }
+
+// RunOneTask starts an engine on s, enqueues a task and waits, up to 10
+// seconds, for it to run: the store works end to end.
+func RunOneTask(t *testing.T, s tasks.Store) {
+	t.Helper()
+	eng, err := tasks.NewEngine(s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan string, 1)
+	eng.Register("test.event", func(_ context.Context, task *tasks.Task) error {
+		ran <- task.ID
+		return nil
+	})
+	if err := eng.Start(t.Context()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer eng.Stop(context.Background())
+	task, err := eng.Enqueue(t.Context(), tasks.NewTask{AppID: "app_1", EventType: "test.event", Data: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-ran:
+		if got != task.ID {
+			t.Errorf("ran task %s, want %s", got, task.ID)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("task %s did not run in 10 s", task.ID)
+	}
+}
