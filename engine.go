@@ -300,10 +300,11 @@ func (e *Engine) attemptFunc(eventType string) Func {
 }
 
 // Start starts the engine's scheduler, workers, heartbeats, rescuer and
-// retention (see Config.RetainCompleted), and returns; it does not block. It first checks that the store answers, and
-// returns that error if it does not, and that an [SQLStore]'s tables are
-// at this package's version: it refuses tables a newer version migrated
-// ([ErrSchemaTooNew]) and tables not migrated yet. Starting a started engine does nothing.
+// retention (see Config.RetainCompleted), and returns; it does not block.
+// It first checks that the store answers, and returns that error if it
+// does not, and that an [SQLStore]'s tables are at this package's
+// version: it refuses tables a newer version migrated ([ErrSchemaTooNew])
+// and tables not migrated yet. Starting a started engine does nothing.
 // ctx bounds only the check; Stop stops the engine.
 func (e *Engine) Start(ctx context.Context) error {
 	e.lifecycle.Lock()
