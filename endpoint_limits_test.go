@@ -267,3 +267,62 @@ func TestEndpointLimits_Validation(t *testing.T) {
 		t.Errorf("Endpoints: got %v, %v; want none stored", eps, err)
 	}
 }
+
+// limitCallsStore counts the calls of the store methods that limits per
+// endpoint add to a delivery.
+type limitCallsStore struct {
+	tasks.Store
+	mu                       sync.Mutex
+	takes, releases, history int
+}
+
+func (s *limitCallsStore) TakeEndpointCapacity(ctx context.Context, id string, l tasks.Lease) (bool, time.Duration, error) {
+	s.mu.Lock()
+	s.takes++
+	s.mu.Unlock()
+	return s.Store.TakeEndpointCapacity(ctx, id, l)
+}
+
+func (s *limitCallsStore) ReleaseEndpointCapacity(ctx context.Context, id string, l tasks.Lease) ([]tasks.Due, error) {
+	s.mu.Lock()
+	s.releases++
+	s.mu.Unlock()
+	return s.Store.ReleaseEndpointCapacity(ctx, id, l)
+}
+
+func (s *limitCallsStore) Attempts(ctx context.Context, id string) ([]tasks.Attempt, error) {
+	s.mu.Lock()
+	s.history++
+	s.mu.Unlock()
+	return s.Store.Attempts(ctx, id)
+}
+
+// TestEndpointLimits_NoLimitCostsNothing: without a limit on any endpoint
+// of the app, a delivery calls none of the store methods that limits
+// need; with one, each delivery to the limited endpoint takes and
+// releases its capacity.
+func TestEndpointLimits_NoLimitCostsNothing(t *testing.T) {
+	t.Parallel()
+	s := &limitCallsStore{Store: tasks.NewMemoryStore()}
+	e := startEngine(t, s, webhookConfig(), nil)
+	rc := newReceiver(t)
+	createEndpoint(t, e, tasks.NewEndpoint{AppID: "app_1", URL: rc.URL})
+	createEndpoint(t, e, tasks.NewEndpoint{AppID: "app_1", URL: rc.URL})
+	var ids []string
+	for range 10 {
+		ids = append(ids, enqueue(t, e, tasks.NewTask{AppID: "app_1", EventType: "order.created"}).ID)
+	}
+	waitDone(t, e, ids)
+	s.mu.Lock()
+	if s.takes+s.releases+s.history != 0 {
+		t.Errorf("without limits: got %d takes, %d releases and %d history reads, want none", s.takes, s.releases, s.history)
+	}
+	s.mu.Unlock()
+	createEndpoint(t, e, tasks.NewEndpoint{AppID: "app_2", URL: rc.URL, MaxInFlight: 5})
+	waitDone(t, e, []string{enqueue(t, e, tasks.NewTask{AppID: "app_2", EventType: "order.created"}).ID})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.takes != 1 || s.releases != 1 {
+		t.Errorf("with a limited endpoint: got %d takes and %d releases, want 1 and 1", s.takes, s.releases)
+	}
+}
