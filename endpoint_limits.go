@@ -99,27 +99,37 @@ func endpointBucket(rate, tokens float64, tokensAt, now time.Time) *flowState {
 // reports whether one more delivery may start now, taking its token if
 // so, or else how long until it may (0: when a slot frees).
 //
-// queue is when the last delivery refused a token is to come back (zero:
-// none waits). A refused delivery comes back 1/rate after it, or at the
-// next token if that is later, and moves queue there: the deliveries that
-// wait come back one per token, rather than all of them at each token.
-func endpointCapacity(maxInFlight, inFlight int, bucket *flowState, queue *time.Time, now time.Time) (bool, time.Duration) {
+// Deliveries refused a token queue: queue is when the last of them is to
+// come back (zero: none waits); a refused delivery is told to come back
+// 1/rate after it, or at the next token if that is later, moves queue
+// there, and is marked as queued (reserve; the caller records it, and
+// reserved says that the attempt comes back so marked). While deliveries
+// are queued (queue is after now), only queued ones take tokens; others
+// queue behind them. So the deliveries that wait come back in turn, one
+// per token, and find their token, rather than all of them at each token
+// for one to win it, or new ones taking the tokens from them. Tokens are
+// still taken from the bucket as they come, so however late the queued
+// deliveries come back, no second sees more than the burst and the rate.
+func endpointCapacity(maxInFlight, inFlight int, bucket *flowState, queue *time.Time, reserved bool, now time.Time) (ok bool, wait time.Duration, reserve bool) {
 	if maxInFlight > 0 && inFlight >= maxInFlight {
-		return false, 0
+		return false, 0, reserved
 	}
 	if bucket == nil || bucket.Rate <= 0 {
-		return true, 0
+		return true, 0, false
 	}
-	if bucket.tokens >= 1 {
+	if bucket.tokens >= 1 && (reserved || !queue.After(now)) {
 		bucket.take(1)
-		return true, 0
+		return true, 0, false
 	}
-	at := bucket.nextToken()
+	at := now
+	if t := bucket.nextToken(); t.After(at) {
+		at = t
+	}
 	if queue.After(at) {
 		at = *queue
 	}
 	*queue = at.Add(time.Duration(min(1/bucket.Rate, maxTokenWait.Seconds()) * float64(time.Second)))
-	return false, max(at.Sub(now), time.Microsecond)
+	return false, max(at.Sub(now), time.Microsecond), true
 }
 
 // waitError ends a delivery attempt that some endpoints' limits held back

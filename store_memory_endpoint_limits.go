@@ -17,6 +17,7 @@ type memEndpointFlow struct {
 	tokensAt time.Time // zero: full
 	queue    time.Time // see endpointCapacity
 	slots    map[Lease]bool
+	reserved map[Lease]bool    // attempts queued for a token; see endpointCapacity
 	waiters  map[*memTask]bool // may hold tasks that no longer wait; see wake
 }
 
@@ -24,7 +25,7 @@ type memEndpointFlow struct {
 func (s *memoryStore) endpointFlow(id string) *memEndpointFlow {
 	f := s.epFlow[id]
 	if f == nil {
-		f = &memEndpointFlow{slots: make(map[Lease]bool), waiters: make(map[*memTask]bool)}
+		f = &memEndpointFlow{slots: make(map[Lease]bool), reserved: make(map[Lease]bool), waiters: make(map[*memTask]bool)}
 		if s.epFlow == nil {
 			s.epFlow = make(map[string]*memEndpointFlow)
 		}
@@ -67,12 +68,18 @@ func (s *memoryStore) TakeEndpointCapacity(ctx context.Context, endpointID strin
 	if ep.RateLimit > 0 {
 		if f.rate != ep.RateLimit {
 			f.rate, f.tokensAt, f.queue = ep.RateLimit, time.Time{}, time.Time{}
+			clear(f.reserved)
 		}
 		bucket = endpointBucket(ep.RateLimit, f.tokens, f.tokensAt, now)
 	}
-	took, wait := endpointCapacity(ep.MaxInFlight, s.inFlight(f), bucket, &f.queue, now)
+	took, wait, reserve := endpointCapacity(ep.MaxInFlight, s.inFlight(f), bucket, &f.queue, f.reserved[l], now)
 	if bucket != nil {
 		f.tokens, f.tokensAt = bucket.tokens, bucket.tokensAt
+	}
+	if reserve {
+		f.reserved[l] = true
+	} else {
+		delete(f.reserved, l)
 	}
 	if took && ep.MaxInFlight > 0 {
 		f.slots[l] = true

@@ -38,10 +38,15 @@ WHERE s.endpoint_id = ?`
 	epTakeSlot = `INSERT INTO taskwheel_endpoint_slots (endpoint_id, task_id, attempt) VALUES (?, ?, ?)
 ON CONFLICT DO NOTHING`
 	epTokens = `UPDATE taskwheel_endpoints SET tokens = ?, tokens_at = ?, queue_at = ? WHERE id = ?`
+	// An attempt queued for a token (see endpointCapacity): a slot row of
+	// the attempt's number negated, which never counts as in flight.
+	epReserved     = `SELECT count(*) FROM taskwheel_endpoint_slots WHERE endpoint_id = ? AND task_id = ? AND attempt = ?`
+	epUnreserve    = `DELETE FROM taskwheel_endpoint_slots WHERE endpoint_id = ? AND task_id = ? AND attempt = ?`
+	epUnreserveAll = `DELETE FROM taskwheel_endpoint_slots WHERE endpoint_id = ? AND attempt < 0`
 	// A release deletes the attempt's slot and those of attempts that no
 	// longer run.
 	epReleaseSlot = `DELETE FROM taskwheel_endpoint_slots
-WHERE endpoint_id = ? AND (task_id = ? AND attempt = ? OR NOT EXISTS (
+WHERE endpoint_id = ? AND (task_id = ? AND attempt = ? OR attempt > 0 AND NOT EXISTS (
 	SELECT 1 FROM taskwheel_tasks AS t WHERE t.id = taskwheel_endpoint_slots.task_id
 		AND t.attempts = taskwheel_endpoint_slots.attempt AND t.state = 'running'))`
 	// The wake: the earliest task waiting for a slot of the endpoint (and
@@ -149,17 +154,35 @@ func (s *SQLStore) TakeEndpointCapacity(ctx context.Context, endpointID string, 
 			}
 		}
 		var (
-			bucket *flowState
-			queue  time.Time
+			bucket   *flowState
+			queue    time.Time
+			reserved bool
+			reserve  bool
 		)
 		if lim.rate > 0 {
 			var at time.Time
 			if lim.tokens.Valid && lim.tokensAt.valid {
 				at, queue = lim.tokensAt.t, lim.queueAt.t
+				var n int
+				if err := tx.QueryRowContext(ctx, s.db.Rebind(epReserved), endpointID, l.ID, -l.Attempt).Scan(&n); err != nil {
+					return err
+				}
+				reserved = n > 0
+			} else if _, err := tx.ExecContext(ctx, s.db.Rebind(epUnreserveAll), endpointID); err != nil {
+				return err // a new bucket: the old one's reservations are void
 			}
 			bucket = endpointBucket(lim.rate, lim.tokens.Float64, at, lim.now)
 		}
-		ok, wait = endpointCapacity(lim.maxInFlight, n, bucket, &queue, lim.now)
+		ok, wait, reserve = endpointCapacity(lim.maxInFlight, n, bucket, &queue, reserved, lim.now)
+		switch {
+		case reserve && !reserved:
+			_, err = tx.ExecContext(ctx, s.db.Rebind(epTakeSlot), endpointID, l.ID, -l.Attempt)
+		case !reserve && reserved:
+			_, err = tx.ExecContext(ctx, s.db.Rebind(epUnreserve), endpointID, l.ID, -l.Attempt)
+		}
+		if err != nil {
+			return err
+		}
 		if ok && lim.maxInFlight > 0 {
 			if _, err := tx.ExecContext(ctx, s.db.Rebind(epTakeSlot), endpointID, l.ID, l.Attempt); err != nil {
 				return err
