@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"time"
 
@@ -46,6 +47,7 @@ func runFlow(ctx context.Context, c *config, t *target) ([]figure, error) {
 		if err != nil {
 			return err
 		}
+		fmt.Fprintf(os.Stderr, "W11 endpoint rate 20/s on %s: deliveries in each 1-s window after the first: %v\n", t.name, ws)
 		figs = append(figs,
 			figure{name: "endpoint rate 20/s min window", unit: "deliveries/s", value: float64(slices.Min(ws))},
 			figure{name: "endpoint rate 20/s max window", unit: "deliveries/s", value: float64(slices.Max(ws))})
