@@ -135,6 +135,7 @@ var workloads = []workload{
 				return bench.InsertFloor(ctx, db, d, c.enqueue)
 			})
 	}},
+	{id: "W8", name: "scale-out", stores: []string{"postgres"}, run: runScaleout},
 	{id: "W9", name: "history", stores: historyStores, run: runHistory},
 	{id: "W10", name: "retention steady", stores: historyStores, run: runRetentionSteady},
 	{id: "W11", name: "flow", run: runFlow},
