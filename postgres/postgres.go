@@ -37,15 +37,15 @@ import (
 // Config configures [Open]. A nil *Config means every default.
 type Config struct {
 	// MaxConns bounds the connections the pool opens: a call that finds
-	// them all in use waits for one. A started engine needs about six at
-	// once: its listener holds one for as long as it runs, and its
-	// scheduler's claims, its outcomes, its leases and rescues, and its
-	// retention pass take one each while they run; workers hold none while
-	// their tasks run (a webhook delivery's retry reads the task's
-	// attempts). Add one for each API request or Enqueue under way at
-	// once. The processes sharing a server fit its max_connections (100 by
-	// default, 3 of them reserved for superusers) at MaxConns each.
-	// Defaults to [DefaultMaxConns]; at least 2.
+	// them all in use waits for one. A started engine needs five or six at
+	// once, however many workers it has: its listener holds one for as
+	// long as it runs, and its scheduler's claims, its outcomes, its
+	// leases and rescues, and its retention pass take one each while they
+	// run; workers hold none while their tasks run (a webhook delivery's
+	// retry reads the task's attempts). Add one for each API request or
+	// Enqueue under way at once. The processes sharing a server fit its
+	// max_connections (100 by default, 3 of them reserved for superusers)
+	// at MaxConns each. Defaults to [DefaultMaxConns]; at least 2.
 	MaxConns int
 	// MaxIdleTime is how long a connection may stay idle in the pool
 	// before it is closed, so that a process holds the connections it
