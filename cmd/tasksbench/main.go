@@ -7,7 +7,11 @@
 // finished tasks, and prints both and their ratios, then times a retention
 // pass deleting that history while W5 runs; W10 runs W4 for -duration with
 // completed tasks kept -retain and prints the database's size every
-// -sample.
+// -sample. W8 (scaleout.go) runs 1 to -scaleout-procs engine processes,
+// copies of tasksbench, on one PostgreSQL schema; W12 (tasksd.go) runs a
+// built tasksd on SQLite under HTTP creates from this process; W13
+// (overload.go) is W4 with producers that do not hold back, without and
+// with Config.MaxWaiting.
 //
 //	go run ./cmd/tasksbench -postgres "$URL"            # everything, three times
 //	go run ./cmd/tasksbench                              # PostgreSQL skipped
