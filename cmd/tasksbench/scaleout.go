@@ -34,8 +34,9 @@ import (
 //     against N × Workers / scaleoutSleep as the floor (the ratio is the
 //     share of the workers' time spent in tasks);
 //   - -scaleout-noop no-op tasks due at once: tasks/s, and the CPU the
-//     database's processes, the engines and the whole machine used
-//     meanwhile, in cores, which says what limits it;
+//     database's processes (every process named postgres, other clients'
+//     backends too), the engines and the whole machine used meanwhile, in
+//     cores, which says what limits it;
 //   - -lateness tasks due -lateness-from..-lateness-to ahead: how late
 //     each started in an engine process (p50, p99, max);
 //
