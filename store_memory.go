@@ -24,9 +24,10 @@ type memoryStore struct {
 
 	endpoints memTable[Endpoint, *Endpoint]
 	periodics memTable[PeriodicTask, *PeriodicTask]
-	revoked   map[string]time.Time   // dashboard sessions logged out, until they expire
-	roles     map[string]memRole     // see Elect
-	limits    map[limitKey]*memLimit // flow control; see store_memory_flow.go
+	revoked   map[string]time.Time        // dashboard sessions logged out, until they expire
+	roles     map[string]memRole          // see Elect
+	limits    map[limitKey]*memLimit      // flow control; see store_memory_flow.go
+	epFlow    map[string]*memEndpointFlow // limits per endpoint, by ID; see store_memory_endpoint_limits.go
 
 	// ready counts the tasks made pending to run at once (memTask.ready),
 	// for Config.MaxWaiting.
@@ -106,8 +107,10 @@ type memTask struct {
 	scheduled time.Time
 	heapIdx   int       // index in memoryStore.due, or in waitOn.waiting, or -1
 	waitOn    *memLimit // the limit it waits for, or nil
-	attempts  []Attempt // its history
-	ended     uint64    // how many times it ended; see memoryStore.ended
+	// waitEndpoint is the endpoint for a slot of which it waits, or "".
+	waitEndpoint string
+	attempts     []Attempt // its history
+	ended        uint64    // how many times it ended; see memoryStore.ended
 	// ready reports whether it was made pending to run at once, and is
 	// still in the due heap: counted in memoryStore.ready.
 	ready bool
@@ -431,6 +434,7 @@ func (s *memoryStore) Claim(ctx context.Context, limit int, lease time.Duration)
 func (s *memoryStore) start(m *memTask, now, expires time.Time) *Task {
 	m.t.NextAttemptAt = nil
 	m.t.WaitReason = ""
+	m.waitEndpoint = ""
 	s.setState(m, StateRunning)
 	m.t.Attempts++
 	m.t.UpdatedAt = now
@@ -465,23 +469,33 @@ func (s *memoryStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error
 		if m == nil {
 			continue
 		}
+		applied[i] = true
+		s.record(m, &o)
+		if o.WaitReason != "" {
+			s.finishWaiting(m, &o, now)
+			continue
+		}
 		state := o.State
 		if state == StateRetrying && m.t.CancelRequested {
 			state = StateCanceled
 		}
 		s.end(m, now, state, o.Error, o.Delay)
-		if o.EndpointID != "" {
-			m.t.EndpointID = new(o.EndpointID)
-		}
-		for _, a := range o.Attempts {
-			a.TaskID = o.ID
-			a.StartedAt = a.StartedAt.UTC().Truncate(time.Microsecond)
-			a.Duration = a.Duration.Truncate(time.Microsecond)
-			m.attempts = append(m.attempts, a)
-		}
-		applied[i] = true
 	}
 	return applied, nil
+}
+
+// record stores what the outcome o, which applies, records besides the
+// task's state: its endpoint and its attempts.
+func (s *memoryStore) record(m *memTask, o *Outcome) {
+	if o.EndpointID != "" {
+		m.t.EndpointID = new(o.EndpointID)
+	}
+	for _, a := range o.Attempts {
+		a.TaskID = o.ID
+		a.StartedAt = a.StartedAt.UTC().Truncate(time.Microsecond)
+		a.Duration = a.Duration.Truncate(time.Microsecond)
+		m.attempts = append(m.attempts, a)
+	}
 }
 
 // end moves the running task m to state.

@@ -60,13 +60,13 @@ SET wait_key = $1, wait_reason = $2, parked_at = run_at, run_at = $3
 WHERE id = ANY($4::text[])`
 	flowClaimSQLite = `UPDATE taskwheel_tasks
 SET state = 'running', attempts = attempts + 1, lease_expires_at = ?3 + ?2, updated_at = ?3,
-	run_at = COALESCE(parked_at, run_at), wait_key = NULL, parked_at = NULL, wait_reason = NULL
+	run_at = COALESCE(parked_at, run_at), wait_key = NULL, parked_at = NULL, wait_reason = NULL, wait_endpoint = NULL
 WHERE id IN (SELECT value FROM json_each(?1)) AND state IN ('scheduled', 'retrying')
 RETURNING ` + taskColumns
 	flowClaimPostgres = `UPDATE taskwheel_tasks
 SET state = 'running', attempts = attempts + 1,
 	lease_expires_at = now() + $2 * interval '1 microsecond', updated_at = now(),
-	run_at = COALESCE(parked_at, run_at), wait_key = NULL, parked_at = NULL, wait_reason = NULL
+	run_at = COALESCE(parked_at, run_at), wait_key = NULL, parked_at = NULL, wait_reason = NULL, wait_endpoint = NULL
 WHERE id = ANY($1::text[]) AND state IN ('scheduled', 'retrying')
 RETURNING ` + taskColumns
 	flowTokens = `UPDATE taskwheel_limits SET tokens = ?, tokens_at = ? WHERE app_id = ? AND flow_key = ?`

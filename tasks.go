@@ -103,8 +103,9 @@ type Task struct {
 	// or retrying; nil in every other state.
 	NextAttemptAt *time.Time `json:"next_attempt_at"`
 	// WaitReason says why a task that is due waits, when its flow key's
-	// Limit holds it back (paused, its concurrency or its rate); "" when
-	// it does not wait for its key.
+	// Limit holds it back (paused, its concurrency or its rate), or an
+	// endpoint's limit held back its delivery (naming the endpoint and
+	// its rate_limit or max_in_flight); "" when it does not wait.
 	WaitReason string `json:"wait_reason,omitempty"`
 	// LastError is the error of the latest failed attempt, or "".
 	LastError string `json:"last_error,omitempty"`
