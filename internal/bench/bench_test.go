@@ -149,7 +149,7 @@ func TestBareFloors(t *testing.T) {
 	count := func(t *testing.T, db *sql.DB, state string) int {
 		t.Helper()
 		var n int
-		if err := db.QueryRow("SELECT count(*) FROM "+BareTable+" WHERE state = '"+state+"'").Scan(&n); err != nil {
+		if err := db.QueryRow("SELECT count(*) FROM " + BareTable + " WHERE state = '" + state + "'").Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
