@@ -710,7 +710,14 @@ func (r *run) listen() {
 			backoff = minStoreBackoff
 			r.refill.Store(true)
 			r.poke()
-		}, func(d Due) { r.hint(d) })
+		}, func(d Due) {
+			if d.ID == "" { // many tasks: read them from the store
+				r.refill.Store(true)
+				r.poke()
+				return
+			}
+			r.hint(d)
+		})
 		switch {
 		case r.ctx.Err() != nil:
 			return

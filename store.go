@@ -156,9 +156,12 @@ type Store interface {
 	// Listen tells the engine at once of tasks that become pending
 	// (stored, retried, rescued, rescheduled or replayed) anywhere, even in
 	// another process, so that it need not wait for its next poll to see
-	// them: it calls listening once it listens, then notify for each such
-	// task, until ctx ends or the connection fails, and returns the
-	// reason; the engine listens again after a failure. Notifications are
+	// them: it calls listening once it listens, then notify for such
+	// tasks, until ctx ends or the connection fails, and returns the
+	// reason; the engine listens again after a failure. A Due with an ID
+	// is a task; one without, which a store may send where one change
+	// made many tasks pending, asks the engine to read Upcoming again,
+	// as the change made tasks pending up to its RunAt. Notifications are
 	// hints: one may be lost, and the engine's poll (Config.PollInterval)
 	// bounds the delay that costs. A store that cannot listen returns
 	// ErrNotSupported at once, and the engine only polls.

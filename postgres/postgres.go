@@ -192,14 +192,18 @@ func (s *Store) Listen(ctx context.Context, listening func(), notify func(tasks.
 	return fmt.Errorf("tasks: listen: %w", listenErr)
 }
 
-// notifyChannel names the channel that the trigger of migration 0006 (in
-// package tasks) notifies for the tables of the current schema: a hash of
+// notifyChannel names the channel that the triggers of migrations 0006
+// and 0021 (in package tasks) notify for the tables of the current schema: a hash of
 // the schema's name keeps it within PostgreSQL's 63 bytes for any name.
 const notifyChannel = `SELECT 'taskwheel_' || left(md5(current_schema()), 16)`
 
 // listen LISTENs on dc, a connection of stdlib, and calls notify for each
-// notification, whose payload is the task's run time in Unix microseconds
-// and its ID, separated by a space.
+// notification, whose payload (migration 0021, in package tasks) is the
+// earliest run time in Unix microseconds of the tasks that one statement
+// made pending and that task's ID, separated by a space, then, when the
+// statement's tasks fall due at different times, a space and the latest:
+// for that, notify is called again with a Due without an ID at the latest,
+// which asks the engine to read the store's upcoming tasks again.
 func listen(ctx context.Context, dc any, listening func(), notify func(tasks.Due)) error {
 	pc, ok := dc.(interface{ Conn() *pgx.Conn })
 	if !ok {
@@ -219,11 +223,35 @@ func listen(ctx context.Context, dc any, listening func(), notify func(tasks.Due
 		if err != nil {
 			return err
 		}
-		micros, id, ok := strings.Cut(n.Payload, " ")
-		us, err := strconv.ParseInt(micros, 10, 64)
-		if !ok || err != nil {
+		first, last, ok := parsePayload(n.Payload)
+		if !ok {
 			continue // not ours
 		}
-		notify(tasks.Due{ID: id, RunAt: time.UnixMicro(us).UTC()})
+		notify(first)
+		if !last.IsZero() {
+			notify(tasks.Due{RunAt: last})
+		}
 	}
+}
+
+// parsePayload returns what a notification's payload says: the earliest
+// task due, and the latest due time if others are due later, else zero.
+func parsePayload(p string) (first tasks.Due, last time.Time, ok bool) {
+	f := strings.Fields(p)
+	if len(f) != 2 && len(f) != 3 {
+		return first, last, false
+	}
+	lo, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		return first, last, false
+	}
+	first = tasks.Due{ID: f[1], RunAt: time.UnixMicro(lo).UTC()}
+	if len(f) == 3 {
+		hi, err := strconv.ParseInt(f[2], 10, 64)
+		if err != nil {
+			return first, last, false
+		}
+		last = time.UnixMicro(hi).UTC()
+	}
+	return first, last, true
 }
