@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -254,8 +255,9 @@ RETURNING ` + endpointColumnsSQLite
 	disabled_reason = CASE WHEN status = 'inactive' AND $6 = 'active' THEN '' ELSE disabled_reason END
 WHERE id = $1 AND updated_at = $2
 RETURNING ` + endpointColumnsPostgres
-	endpointExists = `SELECT count(*) FROM taskwheel_endpoints WHERE id = ?`
-	deleteEndpoint = `DELETE FROM taskwheel_endpoints WHERE id = ?`
+	endpointExists      = `SELECT count(*) FROM taskwheel_endpoints WHERE id = ?`
+	deleteEndpoint      = `DELETE FROM taskwheel_endpoints WHERE id = ?`
+	deleteEndpointSlots = `DELETE FROM taskwheel_endpoint_slots WHERE endpoint_id = ?`
 )
 
 // InsertEndpoint implements [Store].
@@ -355,7 +357,16 @@ func (s *SQLStore) DeleteEndpoint(ctx context.Context, id string) error {
 	if !s.storable(id) {
 		return ErrNotFound
 	}
-	n, err := exec(ctx, s.db, s.db.Rebind(deleteEndpoint), id)
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if n, err = exec(ctx, tx, s.db.Rebind(deleteEndpoint), id); err != nil || n == 0 {
+			return err
+		}
+		// Its slots and queue marks (see endpoint_limits.go) go with it.
+		_, err = tx.ExecContext(ctx, s.db.Rebind(deleteEndpointSlots), id)
+		return err
+	})
 	switch {
 	case err != nil:
 		return fmt.Errorf("tasks: delete endpoint %s: %w", id, err)
