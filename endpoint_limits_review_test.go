@@ -1,8 +1,12 @@
 package tasks_test
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/testkit"
@@ -41,5 +45,37 @@ func TestEndpointLimits_RemovedLimitNoDuplicate(t *testing.T) {
 					fast.count(), slow.count())
 			}
 		})
+	}
+}
+
+// TestEndpointLimits_WaitIsNoOutcome: an attempt that waited for an
+// endpoint's capacity did not happen: it is neither a retrying outcome in
+// taskwheel.attempt.outcomes nor an attempt in AttemptStats.
+func TestEndpointLimits_WaitIsNoOutcome(t *testing.T) {
+	t.Parallel()
+	rd := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
+	defer mp.Shutdown(context.Background())
+	cfg := webhookConfig(50 * time.Millisecond)
+	cfg.MeterProvider = mp
+	e := startEngine(t, tasks.NewMemoryStore(), cfg, nil)
+	rc := newReceiver(t)
+	createEndpoint(t, e, tasks.NewEndpoint{AppID: "app_1", URL: rc.URL, RateLimit: 0.001})
+	a := enqueue(t, e, tasks.NewTask{AppID: "app_1", EventType: "order.created"})
+	waitDone(t, e, []string{a.ID})
+	b := enqueue(t, e, tasks.NewTask{AppID: "app_1", EventType: "order.created"})
+	waitFor(t, limitWait, "task b to wait for the endpoint", func() bool {
+		got, _ := e.Get(t.Context(), b.ID)
+		return got.WaitReason != ""
+	})
+	m := collect(t, rd)
+	dest := attribute.String("messaging.destination.name", "order.created")
+	if got := sumWith(t, m["taskwheel.attempt.outcomes"], dest, attribute.String("taskwheel.outcome", "retrying")); got != 0 {
+		t.Errorf("retrying outcomes: got %d, want 0 (a wait is no attempt)", got)
+	}
+	for _, s := range e.AttemptStats("app_1") {
+		if s.Attempts != 1 || s.Failed != 0 {
+			t.Errorf("AttemptStats: got %d attempts, %d failed; want 1, 0 (a wait is no attempt)", s.Attempts, s.Failed)
+		}
 	}
 }
