@@ -36,9 +36,7 @@ func TestEndpointLimits_RemovedLimitNoDuplicate(t *testing.T) {
 			if _, err := e.UpdateEndpoint(t.Context(), limited.ID, tasks.EndpointUpdate{RateLimit: &none}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := e.Reschedule(t.Context(), b.ID, time.Now()); err != nil {
-				t.Fatal(err)
-			}
+			// The update makes b due at once.
 			waitDone(t, e, []string{b.ID})
 			if fast.count() != 2 || slow.count() != 2 {
 				t.Errorf("deliveries: got %d to the unlimited endpoint and %d to the once-limited one, want 2 and 2 (no second delivery of b)",
@@ -77,5 +75,32 @@ func TestEndpointLimits_WaitIsNoOutcome(t *testing.T) {
 		if s.Attempts != 1 || s.Failed != 0 {
 			t.Errorf("AttemptStats: got %d attempts, %d failed; want 1, 0 (a wait is no attempt)", s.Attempts, s.Failed)
 		}
+	}
+}
+
+// TestEndpointLimits_RaisedLimitWakesWaiting: a task waiting for an
+// endpoint's rate_limit is delivered soon after the limit is raised, not
+// at the time the old limit gave it.
+func TestEndpointLimits_RaisedLimitWakesWaiting(t *testing.T) {
+	t.Parallel()
+	for _, kind := range testkit.SharedStores {
+		t.Run(kind.Name, func(t *testing.T) {
+			t.Parallel()
+			e := endpointEngines(t, kind.Open(t, 1), 4, 0)[0]
+			rc := newReceiver(t)
+			limited := createEndpoint(t, e, tasks.NewEndpoint{AppID: "app_1", URL: rc.URL, RateLimit: 0.001})
+			a := enqueue(t, e, tasks.NewTask{AppID: "app_1", EventType: "order.created"})
+			waitDone(t, e, []string{a.ID})
+			b := enqueue(t, e, tasks.NewTask{AppID: "app_1", EventType: "order.created"})
+			waitFor(t, limitWait, "task b to wait for the endpoint", func() bool {
+				got, _ := e.Get(t.Context(), b.ID)
+				return got.WaitReason != ""
+			})
+			rate := 1000.0
+			if _, err := e.UpdateEndpoint(t.Context(), limited.ID, tasks.EndpointUpdate{RateLimit: &rate}); err != nil {
+				t.Fatal(err)
+			}
+			waitDone(t, e, []string{b.ID})
+		})
 	}
 }
