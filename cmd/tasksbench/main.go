@@ -120,6 +120,7 @@ type config struct {
 	duration, sample, retain time.Duration
 	vacuum                   time.Duration
 	stores, workloads        listFlag
+	flowParts                listFlag // W11
 	jsonPath                 string
 	cpuProfile, memProfile   string
 	otel                     bool
@@ -151,6 +152,7 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 		http:      durationOrCount{d: 5 * time.Second},
 		stores:    storeNames,
 		workloads: listFlag{"W1", "W2", "W3", "W4", "W5", "W6", "W7", "M1", "M2"},
+		flowParts: flowParts,
 	}
 	fs.StringVar(&c.postgres, "postgres", "", "PostgreSQL URL or keyword/value DSN; without it PostgreSQL is skipped.\n"+
 		"With a search_path in it, tasksbench works in that schema, which must hold no tasks;\n"+
@@ -168,6 +170,7 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 	fs.DurationVar(&c.flowRate, "flowrate", 10*time.Second, "W11: how long the rate limit runs")
 	fs.IntVar(&c.flowWaiting, "flowwaiting", 100_000, "W11: tasks waiting on a 1/s key during a drain")
 	fs.IntVar(&c.fairBacklog, "fairbacklog", 200_000, "W11: app A's backlog of due tasks")
+	fs.Var(&c.flowParts, "flowparts", "W11: the parts to run (rate,concurrency,overhead,isolation,fairness)")
 	fs.IntVar(&c.memTasks, "memtasks", 1_000_000, "M1, M2: tasks held")
 	fs.IntVar(&c.history, "history", 10_000_000, "W9: finished tasks in the store's history (at least 2)")
 	fs.IntVar(&c.reads, "reads", 50, "W9: timed calls of each read (counts, list pages, dashboard pages)")
@@ -225,6 +228,11 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 	for _, s := range c.stores {
 		if !slices.Contains(storeNames, s) && !slices.Contains(optionalStores, s) {
 			return nil, fmt.Errorf("-stores: unknown store %q; want some of %s", s, strings.Join(append(storeNames, optionalStores...), ","))
+		}
+	}
+	for _, p := range c.flowParts {
+		if !slices.Contains(flowParts, p) {
+			return nil, fmt.Errorf("-flowparts: unknown part %q; want some of %s", p, strings.Join(flowParts, ","))
 		}
 	}
 	for _, w := range c.workloads {
