@@ -27,6 +27,10 @@ type memoryStore struct {
 	revoked   map[string]time.Time   // dashboard sessions logged out, until they expire
 	roles     map[string]memRole     // see Elect
 	limits    map[limitKey]*memLimit // flow control; see store_memory_flow.go
+
+	// ready counts the tasks made pending to run at once (memTask.ready),
+	// for Config.MaxWaiting.
+	ready int
 }
 
 // memRecord is a record a memTable keeps: it copies itself and names its app.
@@ -105,6 +109,9 @@ type memTask struct {
 	waitOn    *memLimit // the limit it waits for, or nil
 	attempts  []Attempt // its history
 	ended     uint64    // how many times it ended; see memoryStore.ended
+	// ready reports whether it was made pending to run at once, and is
+	// still in the due heap: counted in memoryStore.ready.
+	ready bool
 }
 
 // NewMemoryStore returns an empty [Store] that keeps tasks in this process's
@@ -275,11 +282,35 @@ func (s *memoryStore) schedule(m *memTask, now time.Time, runAt *time.Time) {
 		at = *runAt
 	}
 	s.setDue(m, at)
+	if at.Equal(now) {
+		m.ready = true
+		s.ready++
+	}
+}
+
+// unready takes m, leaving the due heap or due at another time, out of
+// the count of tasks pending to run at once.
+func (s *memoryStore) unready(m *memTask) {
+	if m.ready {
+		m.ready = false
+		s.ready--
+	}
+}
+
+// waitingTasks returns how many tasks wait to run at once (enqueued,
+// replayed or rescheduled to run as soon as possible) and have not
+// started: the count that Config.MaxWaiting bounds. Tasks that fall due
+// later are not counted.
+func (s *memoryStore) waitingTasks() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ready
 }
 
 // setDue puts m in the due heap at at and mirrors it in NextAttemptAt.
 func (s *memoryStore) setDue(m *memTask, at time.Time) {
 	s.unwait(m)
+	s.unready(m)
 	m.runAt = at
 	m.t.NextAttemptAt = &m.runAt
 	if m.dueIn != nil {
@@ -291,6 +322,7 @@ func (s *memoryStore) setDue(m *memTask, at time.Time) {
 
 // unsetDue takes m out of the due heap.
 func (s *memoryStore) unsetDue(m *memTask) {
+	s.unready(m)
 	if m.waitOn != nil {
 		s.unwait(m)
 	} else if m.dueIn != nil {

@@ -78,8 +78,10 @@ func (s *memoryStore) fixDue(m *memTask) {
 	heap.Fix(&s.due, m.dueIn.idx)
 }
 
-// removeDue takes m out of its app's heap of pending tasks.
+// removeDue takes m out of its app's heap of pending tasks, and out of
+// the count of tasks ready to run (see unready).
 func (s *memoryStore) removeDue(m *memTask) {
+	s.unready(m)
 	a := m.dueIn
 	heap.Remove(&a.tasks, m.heapIdx)
 	m.dueIn = nil

@@ -288,6 +288,10 @@ var (
 	// them ([SQLStore.Migrate], [Engine.Start]); the error wrapping it
 	// names both versions.
 	ErrSchemaTooNew = errors.New("tasks: database schema newer than this binary")
+	// ErrOverloaded means a task was not stored because the store holds
+	// Config.MaxWaiting tasks waiting to run; the error wrapping it says
+	// how many. Nothing was stored: try again later.
+	ErrOverloaded = errors.New("tasks: overloaded")
 )
 
 // wrapf returns err, a store's error, with "tasks: " and what failed in

@@ -36,12 +36,22 @@ import (
 
 // Config configures [Open]. A nil *Config means every default.
 type Config struct {
-	// MaxConns bounds the connections the pool opens, and keeps as many
-	// open while idle for reuse. An engine's scheduler uses a few (claims,
-	// outcomes, leases), and its listener holds one for as long as it runs;
-	// workers hold none while their tasks run. Defaults to
-	// [DefaultMaxConns].
+	// MaxConns bounds the connections the pool opens: a call that finds
+	// them all in use waits for one. A started engine needs five or six at
+	// once, however many workers it has: its listener holds one for as
+	// long as it runs, and its scheduler's claims, its outcomes, its
+	// leases and rescues, and its retention pass take one each while they
+	// run; workers hold none while their tasks run (a webhook delivery's
+	// retry reads the task's attempts). Add one for each API request or
+	// Enqueue under way at once. The processes sharing a server fit its
+	// max_connections (100 by default, 3 of them reserved for superusers)
+	// at MaxConns each. Defaults to [DefaultMaxConns]; at least 2.
 	MaxConns int
+	// MaxIdleTime is how long a connection may stay idle in the pool
+	// before it is closed, so that a process holds the connections it
+	// used lately, not the most it ever used. Defaults to
+	// [DefaultMaxIdleTime].
+	MaxIdleTime time.Duration
 }
 
 // Migrations are the tables of package tasks on PostgreSQL, as the
@@ -68,8 +78,11 @@ var Migrations fs.FS
 
 func init() { Migrations = sqlstore.Migrations("postgres") }
 
-// DefaultMaxConns is the default of [Config.MaxConns].
-const DefaultMaxConns = 16
+// Defaults of [Config].
+const (
+	DefaultMaxConns    = 16          // Config.MaxConns
+	DefaultMaxIdleTime = time.Minute // Config.MaxIdleTime
+)
 
 // Store is a [tasks.SQLStore] on PostgreSQL that also listens, with
 // LISTEN/NOTIFY: its methods are the SQLStore's, but for [Store.Listen].
@@ -99,6 +112,12 @@ func Open(ctx context.Context, url string, cfg *Config) (*Store, error) {
 		c = *cfg
 	}
 	switch {
+	case c.MaxIdleTime < 0:
+		return nil, fmt.Errorf("tasks: open PostgreSQL: Config.MaxIdleTime: got %v, want 0 or more", c.MaxIdleTime)
+	case c.MaxIdleTime == 0:
+		c.MaxIdleTime = DefaultMaxIdleTime
+	}
+	switch {
 	case c.MaxConns == 0:
 		c.MaxConns = DefaultMaxConns
 	case c.MaxConns < 2:
@@ -113,6 +132,7 @@ func Open(ctx context.Context, url string, cfg *Config) (*Store, error) {
 	db := stdlib.OpenDB(*pc)
 	db.SetMaxOpenConns(c.MaxConns)
 	db.SetMaxIdleConns(c.MaxConns)
+	db.SetConnMaxIdleTime(c.MaxIdleTime)
 	s, err := New(db)
 	if err == nil {
 		err = s.Migrate(ctx) // says "tasks: migrate: …"

@@ -135,9 +135,12 @@ var workloads = []workload{
 				return bench.InsertFloor(ctx, db, d, c.enqueue)
 			})
 	}},
+	{id: "W8", name: "scale-out", stores: []string{"postgres"}, run: runScaleout},
 	{id: "W9", name: "history", stores: historyStores, run: runHistory},
 	{id: "W10", name: "retention steady", stores: historyStores, run: runRetentionSteady},
 	{id: "W11", name: "flow", run: runFlow},
+	{id: "W12", name: "tasksd", stores: []string{"sqlite"}, run: runTasksd},
+	{id: "W13", name: "backpressure", stores: []string{"memory"}, run: runOverload},
 	{id: "M1", name: "memory store", stores: []string{"memory"}, run: func(ctx context.Context, c *config, t *target) ([]figure, error) {
 		h, err := bench.MemoryHeap(ctx, c.memTasks)
 		if err != nil {

@@ -33,6 +33,9 @@ what is measured is the engine and its store, not the tasks:
     loopback http.Server from [Workers] keep-alive clients: requests/s of
     the HTTP API's create, with its authentication, decoding and
     validation, on an engine that only enqueues.
+  - W13 [Overload]: W4's producers without their own bound, on an engine
+    with Config.MaxWaiting or without: the backlog and the wait that
+    backpressure keeps bounded.
   - M1 [MemoryHeap]: the Go heap a MemoryStore takes per scheduled task.
   - M2 [EngineHeap]: the Go heap of a started engine on a durable store
     with a large backlog scheduled ahead, which it must not hold in memory.
