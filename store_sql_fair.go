@@ -26,7 +26,9 @@ const fairMaxApps = 16
 // fairRecheck is how long claims under a backlog of one app's tasks go
 // without looking for other apps' again: the probes cost a drain of one
 // app's backlog a few percent when made at every claim, and another app's
-// task waits this long at most for them.
+// task waits this long at most for them. The engine's claim looks at once
+// when the engine knows of new tasks (its own, or on PostgreSQL another
+// engine's): see flowClaim.news.
 const fairRecheck = 10 * time.Millisecond
 
 // fairness is an SQLStore's memory of the last claims: whether they met a
@@ -115,7 +117,7 @@ func (s *SQLStore) claimFair(ctx context.Context, q claimDB, limit int, lease ti
 	s.fair.mu.Lock()
 	alone := time.Now().Before(s.fair.alone)
 	s.fair.mu.Unlock()
-	if alone {
+	if alone && !flowClaimOf(ctx).hasNews() {
 		return nil, false, nil
 	}
 	apps, err := s.dueApps(ctx, q)

@@ -348,12 +348,7 @@ func (s *SQLStore) SetLimit(ctx context.Context, l *Limit) (*Limit, error) {
 		if err != nil {
 			return err
 		}
-		if why := l.waitReason(); why != "" {
-			_, err = tx.ExecContext(ctx, s.db.Rebind(setWaitReason), why, l.AppID, l.Key, why)
-		} else {
-			_, err = tx.ExecContext(ctx, s.db.Rebind(releaseWaiting), l.AppID, l.Key)
-		}
-		return err
+		return s.waitFor(ctx, tx, l)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tasks: set limit %s/%s: %w", l.AppID, l.Key, err)
