@@ -59,7 +59,26 @@ FROM taskwheel_limits WHERE (app_id, flow_key) IN (
 	UNION SELECT * FROM unnest($1::text[], $2::text[]))
 ORDER BY app_id, flow_key FOR UPDATE`
 	flowLockMorePostgres = flowLockPostgres + ` SKIP LOCKED`
-	flowWaitingSQLite    = `SELECT id FROM taskwheel_tasks
+	// flowDueLockPostgres is flowDuePostgres, then flowLockPostgres of
+	// their keys, in one statement: the limits (kind 0), then the due
+	// tasks (kind 1, with only id, app and key), oldest first.
+	flowDueLockPostgres = `WITH due AS (
+	SELECT id, app_id, COALESCE(flow_key, event_type) AS key, run_at FROM taskwheel_tasks
+	WHERE state IN ('scheduled', 'retrying') AND run_at <= now()
+	ORDER BY run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED
+), lim AS (
+	SELECT app_id, flow_key, rate, burst, concurrency, paused, tokens, tokens_at, updated_at, waiting
+	FROM taskwheel_limits WHERE (app_id, flow_key) IN (
+		SELECT app_id, flow_key FROM taskwheel_limits WHERE waiting
+		UNION SELECT app_id, key FROM due)
+	ORDER BY app_id, flow_key FOR UPDATE
+)
+SELECT 0 AS kind, '' AS id, app_id, flow_key, rate, burst, concurrency, paused, tokens, tokens_at, updated_at, waiting,
+	now() AS now, now() AS run_at FROM lim
+UNION ALL
+SELECT 1, id, app_id, key, 0, 0, 0, false, 0, now(), now(), false, now(), run_at FROM due
+ORDER BY kind, run_at, id, app_id, flow_key`
+	flowWaitingSQLite = `SELECT id FROM taskwheel_tasks
 WHERE app_id = ?1 AND wait_key = ?2 ORDER BY parked_at, id LIMIT ?3`
 	flowWaitingPostgres = `SELECT w.id, k.i FROM unnest($1::text[], $2::text[], $3::int[]) WITH ORDINALITY AS k(app_id, key, n, i)
 CROSS JOIN LATERAL (
@@ -177,11 +196,13 @@ func (s *SQLStore) claimFlow(ctx context.Context, q claimDB, limit int, lease ti
 	}
 	defer tx.Rollback()
 	r := &flowRun{s: s, tx: tx, byKey: map[limitKey]*flowLocked{}, free: map[limitKey]bool{}, seen: map[string]bool{}}
-	due, err := r.due(ctx, limit, apps)
-	if err != nil {
-		return nil, err
+	var due []dueTask
+	if s.dialect == Postgres && len(apps) < 2 {
+		due, err = r.dueAndLock(ctx, limit)
+	} else if due, err = r.due(ctx, limit, apps); err == nil {
+		err = r.lock(ctx, due, true)
 	}
-	if err := r.lock(ctx, due, true); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	if len(r.order) == 0 {
@@ -354,20 +375,7 @@ func (r *flowRun) readDue(ctx context.Context, query string, args ...any) ([]due
 // leaves their tasks alone.
 func (r *flowRun) lock(ctx context.Context, due []dueTask, first bool) error {
 	s := r.s
-	var (
-		apps, keys []string
-		pairs      = [][2]string{} // [], not null, in JSON
-		asked      []limitKey
-	)
-	for _, t := range due {
-		if _, ok := r.byKey[t.key]; ok {
-			continue
-		}
-		r.byKey[t.key] = nil
-		asked = append(asked, t.key)
-		apps, keys = append(apps, t.key.app), append(keys, t.key.key)
-		pairs = append(pairs, [2]string{t.key.app, t.key.key})
-	}
+	asked := r.ask(due)
 	if len(asked) == 0 && !first {
 		return nil
 	}
@@ -377,18 +385,46 @@ func (r *flowRun) lock(ctx context.Context, due []dueTask, first bool) error {
 		err error
 	)
 	if s.dialect == Postgres {
+		apps, keys := make([]string, len(asked)), make([]string, len(asked))
+		for i, k := range asked {
+			apps[i], keys[i] = k.app, k.key
+		}
 		query := flowLockPostgres
 		if !first {
 			query = flowLockMorePostgres
 		}
 		ls, now, err = s.flowLimits(ctx, r.tx, query, apps, keys, first)
 	} else {
+		pairs := make([][2]string, len(asked)) // [], not null, in JSON
+		for i, k := range asked {
+			pairs[i] = [2]string{k.app, k.key}
+		}
 		b, _ := json.Marshal(pairs) // strings always encode
 		ls, now, err = s.flowLimits(ctx, r.tx, flowLockSQLite, string(b), first, s.now().UnixMicro())
 	}
 	if err != nil {
 		return err
 	}
+	r.hold(ls, now, asked, first)
+	return nil
+}
+
+// ask returns the keys of due that the claim has not asked for yet, and
+// notes them asked for.
+func (r *flowRun) ask(due []dueTask) []limitKey {
+	var asked []limitKey
+	for _, t := range due {
+		if _, ok := r.byKey[t.key]; !ok {
+			r.byKey[t.key] = nil
+			asked = append(asked, t.key)
+		}
+	}
+	return asked
+}
+
+// hold records the limits ls that a lock returned at now, for the keys
+// asked and (if first) those that may have waiting tasks.
+func (r *flowRun) hold(ls []*flowState, now time.Time, asked []limitKey, first bool) {
 	if first {
 		r.now = now
 	}
@@ -407,7 +443,49 @@ func (r *flowRun) lock(ctx context.Context, due []dueTask, first bool) error {
 			}
 		}
 	}
-	return nil
+}
+
+// dueAndLock is due and the first lock in one statement, on PostgreSQL.
+func (r *flowRun) dueAndLock(ctx context.Context, n int) ([]dueTask, error) {
+	rows, err := r.tx.QueryContext(ctx, flowDueLockPostgres, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var (
+		due []dueTask
+		ls  []*flowState
+		now sqlTime
+	)
+	for rows.Next() {
+		var (
+			kind                     int
+			id                       string
+			l                        flowState
+			tokensAt, updated, runAt sqlTime
+		)
+		if err := rows.Scan(&kind, &id, &l.AppID, &l.Key, &l.Rate, &l.Burst, &l.Concurrency, &l.Paused,
+			&l.tokens, &tokensAt, &updated, &l.waiting, &now, &runAt); err != nil {
+			return nil, err
+		}
+		if kind == 1 {
+			due = append(due, dueTask{id, limitKey{l.AppID, l.Key}})
+			continue
+		}
+		l.tokensAt, l.UpdatedAt = tokensAt.t, updated.t
+		ls = append(ls, &l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if !now.valid {
+		now = sqlTime{time.UnixMicro(r.s.now().UnixMicro()).UTC(), true}
+	}
+	r.read = len(due)
+	// The statement locked the limits of every key of due, after reading
+	// them: ask for them, then hold what it returned.
+	r.hold(ls, now.t, r.ask(due), true)
+	return due, nil
 }
 
 // countRunning sets the Running count of the limits the claim holds that
