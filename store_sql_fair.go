@@ -108,6 +108,26 @@ func (s *SQLStore) dueApps(ctx context.Context, q queryRower) ([]string, error) 
 	return apps, nil
 }
 
+// fairApps returns the apps a claim under a backlog serves in turn, or
+// none when fewer than two have due tasks; then, for fairRecheck, it
+// looks for none.
+func (s *SQLStore) fairApps(ctx context.Context, q queryRower) ([]string, error) {
+	s.fair.mu.Lock()
+	alone := time.Now().Before(s.fair.alone)
+	s.fair.mu.Unlock()
+	if alone {
+		return nil, nil
+	}
+	apps, err := s.dueApps(ctx, q)
+	if err != nil || len(apps) >= 2 {
+		return apps, err
+	}
+	s.fair.mu.Lock()
+	s.fair.alone = time.Now().Add(fairRecheck)
+	s.fair.mu.Unlock()
+	return nil, nil
+}
+
 // claimFair claims up to limit tasks from the apps that have due tasks, in
 // turn; ok is false, with nothing claimed, when fewer than two apps have.
 func (s *SQLStore) claimFair(ctx context.Context, q claimDB, limit int, lease time.Duration) (rs []taskRow, ok bool, err error) {

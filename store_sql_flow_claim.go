@@ -268,26 +268,6 @@ func (s *SQLStore) claimFlow(ctx context.Context, q claimDB, limit int, lease ti
 	return claimed(rs), nil
 }
 
-// fairApps returns the apps a claim under a backlog serves in turn, or
-// none when fewer than two have due tasks; then, for fairRecheck, it
-// looks for none.
-func (s *SQLStore) fairApps(ctx context.Context, q queryRower) ([]string, error) {
-	s.fair.mu.Lock()
-	alone := time.Now().Before(s.fair.alone)
-	s.fair.mu.Unlock()
-	if alone {
-		return nil, nil
-	}
-	apps, err := s.dueApps(ctx, q)
-	if err != nil || len(apps) >= 2 {
-		return apps, err
-	}
-	s.fair.mu.Lock()
-	s.fair.alone = time.Now().Add(fairRecheck)
-	s.fair.mu.Unlock()
-	return nil, nil
-}
-
 // due reads up to n due tasks, oldest first; from apps, if two or more,
 // up to their share each, in turn.
 func (r *flowRun) due(ctx context.Context, n int, apps []string) ([]dueTask, error) {
