@@ -2,10 +2,12 @@ package tasks_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/internal/bench"
 )
 
 // BenchmarkClaim_IdleLimits is the cost of one claim of up to 16 tasks,
@@ -74,5 +76,38 @@ func benchClaimIdleLimits(b *testing.B, store tasks.Store, idle int) {
 		if _, err := store.Finish(ctx, outs); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkFlowOverhead is W11's overhead figure, steadier: W3 of 10,000
+// tasks without a limit and with a concurrency limit of 1,000 (above the
+// 16 workers) on their key, alternating, each on a fresh store, for five
+// rounds; it reports the median of the rounds' ratios (limited ÷ plain),
+// whose target is ≥ 0.9. Run it with -benchtime=1x.
+func BenchmarkFlowOverhead(b *testing.B) {
+	for _, s := range testStores {
+		if s.name == "memory" {
+			continue
+		}
+		b.Run(s.name, func(b *testing.B) {
+			var ratios []float64
+			for b.Loop() {
+				for range 5 {
+					plain, err := bench.Drain(b.Context(), 10000, s.open(b))
+					if err != nil {
+						b.Fatal(err)
+					}
+					limited, err := bench.DrainLimited(b.Context(), 10000, 1000, s.open(b))
+					if err != nil {
+						b.Fatal(err)
+					}
+					ratios = append(ratios, limited.PerSecond()/plain.PerSecond())
+				}
+			}
+			slices.Sort(ratios)
+			b.ReportMetric(ratios[len(ratios)/2], "limited/plain")
+			b.ReportMetric(ratios[0], "min")
+			b.ReportMetric(ratios[len(ratios)-1], "max")
+		})
 	}
 }
