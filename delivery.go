@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -93,8 +94,11 @@ func (e *Engine) deliver(ctx context.Context, t *Task) (attempts []Attempt, endp
 	// keeps the count and sets ReplayedAfter to it. Only a claimed attempt
 	// has records (from Finish or Rescue), so the run's first attempt has
 	// no history to read.
+	// An attempt that waited for an endpoint's capacity (see
+	// endpoint_limits.go) left records under the number the next attempt
+	// takes again: with limits, the history is read for every attempt.
 	var history []Attempt
-	if t.Attempts > t.ReplayedAfter+1 {
+	if t.Attempts > t.ReplayedAfter+1 || slices.ContainsFunc(eps, (*Endpoint).limited) {
 		if history, err = e.store.Attempts(ctx, t.ID); err != nil {
 			return nil, "", fmt.Errorf("read attempts: %w", err)
 		}
@@ -126,12 +130,43 @@ func (e *Engine) deliver(ctx context.Context, t *Task) (attempts []Attempt, endp
 	if err != nil {
 		return nil, "", Permanent(fmt.Errorf("encode delivery: %w", err))
 	}
-	results := make([]delivered, len(targets))
+	// Take the capacity of the endpoints with limits: those without any
+	// wait, and a store error fails the delivery to its endpoint.
+	var (
+		waits   endpointWaits
+		results []delivered
+		unsent  []*Endpoint // of results, so far
+		sends   = targets
+	)
+	if slices.ContainsFunc(targets, (*Endpoint).limited) {
+		sends = nil
+		for _, ep := range targets {
+			if !ep.limited() {
+				sends = append(sends, ep)
+				continue
+			}
+			ok, err := e.takeEndpoint(ctx, ep, t, &waits)
+			switch {
+			case err != nil:
+				unsent = append(unsent, ep)
+				results = append(results, delivered{attempt: Attempt{TaskID: t.ID, Number: t.Attempts, EndpointID: ep.ID,
+					StartedAt: time.Now().UTC().Truncate(time.Microsecond), Error: takeError(err).Error()}})
+			case ok:
+				sends = append(sends, ep)
+			}
+		}
+	}
+	first := len(results)
+	results = append(results, make([]delivered, len(sends))...)
+	targets = append(unsent, sends...) // in the order of results
 	var wg sync.WaitGroup
-	for i, ep := range targets {
+	for i, ep := range sends {
 		wg.Go(func() {
-			results[i] = e.deliverTo(ctx, ep, t, body)
-			e.recordHealth(ctx, ep, &results[i].attempt)
+			results[first+i] = e.deliverTo(ctx, ep, t, body)
+			if ep.limited() {
+				e.releaseEndpoint(ctx, ep, t)
+			}
+			e.recordHealth(ctx, ep, &results[first+i].attempt)
 		})
 	}
 	wg.Wait()
@@ -153,6 +188,8 @@ func (e *Engine) deliver(ctx context.Context, t *Task) (attempts []Attempt, endp
 	case len(failed) > 0:
 		err := fmt.Errorf("delivery failed to %d of %d endpoints: %s", len(failed), len(targets), strings.Join(failed, "; "))
 		return attempts, endpointID, RetryAfter(max(wait, retryDelay(e.cfg.Webhooks.RetrySchedule, t.Attempts)), err)
+	case waits.skipped > 0:
+		return attempts, endpointID, e.wait(&waits)
 	case !acknowledged:
 		return attempts, "", errAllGone
 	}

@@ -114,7 +114,9 @@ special addresses on the address it dials unless [WebhookConfig] allows them.
 An endpoint whose deliveries all fail for WebhookConfig.DisableAfter (five
 days by default), or that answers 410 Gone, is disabled, with the reason
 and time on it ([Endpoint].DisabledReason); setting its status to active
-again ([Engine.UpdateEndpoint]) re-enables it.
+again ([Engine.UpdateEndpoint]) re-enables it. An endpoint's
+[Endpoint].RateLimit and MaxInFlight bound its deliveries across every
+engine; a task held back waits, with no worker and no attempt used.
 
 # Middleware and observability
 
@@ -213,7 +215,10 @@ This package is laid out one concept to a file:
   - endpoint.go: webhook endpoints; secret_crypt.go: their secrets,
     encrypted in the store; endpoint_health.go: disabling those whose
     deliveries keep failing, store_memory_health.go and
-    store_sql_health.go: the stores' record of it.
+    store_sql_health.go: the stores' record of it; endpoint_limits.go:
+    limits per endpoint (rate_limit, max_in_flight), taken before each
+    delivery, store_memory_endpoint_limits.go and
+    store_sql_endpoint_limits.go: the stores' buckets and slots.
   - delivery.go: webhook delivery; webhook_client.go: its SSRF-safe client.
   - middleware.go: Middleware, and wrapping enqueues and attempts in it;
     observe.go: the OpenTelemetry instrumentation, itself a Middleware;

@@ -70,6 +70,15 @@ type Endpoint struct {
 	// engine disabled it (an endpoint made inactive by hand has neither).
 	DisabledAt     *time.Time `json:"disabled_at"`
 	DisabledReason string     `json:"disabled_reason"`
+	// RateLimit is how many deliveries per second the endpoint receives
+	// at most, across every engine sharing the store, in bursts of up to
+	// a tenth of a second's. 0 means no limit.
+	RateLimit float64 `json:"rate_limit"`
+	// MaxInFlight is how many deliveries the endpoint receives at once at
+	// most, across every engine sharing the store. 0 means no limit. A
+	// task that an endpoint's limit holds back waits for its capacity
+	// without holding a worker or using an attempt; see Task.WaitReason.
+	MaxInFlight int `json:"max_in_flight"`
 	// Secret signs deliveries: "whsec_" and the base64 of the key.
 	Secret string `json:"secret,omitempty"`
 	// PreviousSecret, after a rotation, also signs deliveries until
@@ -230,6 +239,10 @@ type NewEndpoint struct {
 	// Version is the payload version the endpoint is set up for (see
 	// Endpoint.Version). Defaults to "", none.
 	Version string
+	// RateLimit and MaxInFlight limit the deliveries to the endpoint (see
+	// Endpoint). Default to 0, no limit.
+	RateLimit   float64
+	MaxInFlight int
 }
 
 // EndpointUpdate changes an endpoint; nil fields stay as they are.
@@ -239,6 +252,8 @@ type EndpointUpdate struct {
 	EnabledEvents []string
 	Status        *EndpointStatus
 	Version       *string
+	RateLimit     *float64
+	MaxInFlight   *int
 }
 
 // validateEndpoint checks ep, and sets its URL to the form it is stored in
@@ -267,6 +282,9 @@ func (e *Engine) validateEndpoint(ep *Endpoint) error {
 	if err := validateText("version", ep.Version, maxVersionLength); err != nil {
 		return err
 	}
+	if err := validateEndpointLimits(ep); err != nil {
+		return err
+	}
 	for _, et := range ep.EnabledEvents {
 		if et == AllEvents {
 			continue
@@ -289,6 +307,8 @@ func (e *Engine) CreateEndpoint(ctx context.Context, ne NewEndpoint) (*Endpoint,
 		EnabledEvents: ne.EnabledEvents,
 		Status:        ne.Status,
 		Version:       ne.Version,
+		RateLimit:     ne.RateLimit,
+		MaxInFlight:   ne.MaxInFlight,
 		Secret:        webhook.NewSecret(),
 	}
 	if ep.EnabledEvents == nil {
@@ -357,6 +377,12 @@ func (e *Engine) UpdateEndpoint(ctx context.Context, id string, u EndpointUpdate
 		}
 		if u.Version != nil {
 			ep.Version = *u.Version
+		}
+		if u.RateLimit != nil {
+			ep.RateLimit = *u.RateLimit
+		}
+		if u.MaxInFlight != nil {
+			ep.MaxInFlight = *u.MaxInFlight
 		}
 	})
 }

@@ -103,6 +103,19 @@ type Config struct {
 	// RetainCanceled is RetainCompleted for canceled tasks. Forever keeps
 	// them forever. Defaults to DefaultRetainCanceled (7 days).
 	RetainCanceled time.Duration
+	// MaxWaiting bounds the tasks waiting to run on a MemoryStore, so that
+	// a process whose producers outrun its workers keeps its latency
+	// instead of a backlog that grows for as long as they do. While the
+	// store holds MaxWaiting or more tasks that were enqueued to run at
+	// once and have not started, Enqueue and EnqueueMany store nothing and
+	// return an error matching ErrOverloaded at once: they do not wait, so
+	// the caller chooses to retry later, shed or slow down, and the HTTP
+	// API answers 503 with Retry-After: 1. Tasks scheduled for later and
+	// retries are not counted; a batch is let in whole while the count is
+	// below the bound. The count is the store's, shared by the engines on
+	// it. The SQL stores, whose backlog is on disk, ignore it. Defaults to
+	// 0: no bound.
+	MaxWaiting int
 }
 
 func (c *Config) withDefaults() (Config, error) {
@@ -125,6 +138,8 @@ func (c *Config) withDefaults() (Config, error) {
 		return cfg, errors.New("tasks: Config.PollInterval must not be negative")
 	case cfg.MaxDataBytes < 0:
 		return cfg, errors.New("tasks: Config.MaxDataBytes must not be negative")
+	case cfg.MaxWaiting < 0:
+		return cfg, errors.New("tasks: Config.MaxWaiting must not be negative")
 	}
 	if err := cfg.retentionDefaults(); err != nil {
 		return cfg, err

@@ -31,6 +31,9 @@ func (e *Engine) Enqueue(ctx context.Context, nt NewTask) (*Task, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := e.admit(); err != nil {
+		return nil, err
+	}
 	keepTraceContext(ctx, t)
 	var stored *Task
 	switch {
@@ -68,6 +71,9 @@ func (e *Engine) EnqueueMany(ctx context.Context, nts []NewTask) ([]*Task, error
 			return nil, err
 		}
 		ts[i] = t
+	}
+	if err := e.admit(); err != nil {
+		return nil, err
 	}
 	keepTraceContext(ctx, ts...)
 	var stored []*Task
@@ -298,4 +304,24 @@ func (g *groupCommit) insertMany(ctx context.Context, batch []*enqueueCall) {
 			c.err = ErrDuplicate
 		}
 	}
+}
+
+// waitingCounter is a store that counts its tasks waiting to run, for
+// Config.MaxWaiting: the MemoryStore.
+type waitingCounter interface{ waitingTasks() int }
+
+// admit returns an error matching ErrOverloaded when Config.MaxWaiting is
+// set and the store holds that many tasks waiting to run.
+func (e *Engine) admit() error {
+	if e.cfg.MaxWaiting <= 0 {
+		return nil
+	}
+	wc, ok := e.store.(waitingCounter)
+	if !ok {
+		return nil
+	}
+	if n := wc.waitingTasks(); n >= e.cfg.MaxWaiting {
+		return fmt.Errorf("%w: %d tasks waiting to run, Config.MaxWaiting is %d", ErrOverloaded, n, e.cfg.MaxWaiting)
+	}
+	return nil
 }

@@ -549,11 +549,16 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		ae = apiErrorf(http.StatusConflict, "Idempotency-Key", "a task with this Idempotency-Key exists")
 	case errors.Is(err, ErrConflict):
 		ae = apiErrorf(http.StatusConflict, "", "changed concurrently by other requests; try again")
+	case errors.Is(err, ErrOverloaded):
+		// Config.MaxWaiting: a backlog that clears in moments, not an
+		// outage.
+		w.Header().Set("Retry-After", "1")
+		ae = apiErrorf(http.StatusServiceUnavailable, "", "too many tasks waiting to run; try again shortly")
 	default:
 		ae = errUnavailable
 		web.LogFailed(h.log, r, "API", err)
 	}
-	if ae.status == http.StatusServiceUnavailable {
+	if ae.status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", retryAfter)
 	}
 	h.writeJSON(w, r, ae.status, &problem{

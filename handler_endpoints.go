@@ -55,7 +55,7 @@ func (h *handler) handleListEndpoints(w http.ResponseWriter, r *http.Request, ap
 }
 
 // endpointFields are the fields of an endpoint that a request may set.
-var endpointFields = []string{"url", "description", "enabled_events", "status", "version"}
+var endpointFields = []string{"url", "description", "enabled_events", "status", "version", "rate_limit", "max_in_flight"}
 
 // handleCreateEndpoint creates an endpoint; the answer holds its secret.
 func (h *handler) handleCreateEndpoint(w http.ResponseWriter, r *http.Request, app string) error {
@@ -82,6 +82,12 @@ func (h *handler) handleCreateEndpoint(w http.ResponseWriter, r *http.Request, a
 	}
 	ne.Status = EndpointStatus(status)
 	if ne.Version, err = stringField(m, "version", false); err != nil {
+		return err
+	}
+	if ne.RateLimit, err = numberField(m, "rate_limit"); err != nil {
+		return err
+	}
+	if ne.MaxInFlight, err = intField(m, "max_in_flight"); err != nil {
 		return err
 	}
 	ctx, cancel := h.storeCtx(r)
@@ -134,6 +140,20 @@ func (h *handler) handleUpdateEndpoint(w http.ResponseWriter, r *http.Request, a
 	}
 	if u.Version, err = optionalString(m, "version"); err != nil {
 		return err
+	}
+	if _, ok := m["rate_limit"]; ok {
+		v, err := numberField(m, "rate_limit")
+		if err != nil {
+			return err
+		}
+		u.RateLimit = &v
+	}
+	if _, ok := m["max_in_flight"]; ok {
+		n, err := intField(m, "max_in_flight")
+		if err != nil {
+			return err
+		}
+		u.MaxInFlight = &n
 	}
 	ctx, cancel := h.storeCtx(r)
 	defer cancel()

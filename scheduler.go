@@ -395,7 +395,7 @@ func (r *run) execute(j job) (_ Outcome, ran bool) {
 	o := e.outcome(t, err, cause)
 	o.Attempts, o.EndpointID = attempts, endpointID
 	e.obs.ended(t, o.State)
-	e.window.Record(time.Now(), t.AppID, t.EventType, late, o.State == StateRetrying || o.State == StateFailed)
+	e.window.Record(time.Now(), t.AppID, t.EventType, late, o.State == StateRetrying && o.WaitReason == "" || o.State == StateFailed)
 	return o, true
 }
 
@@ -453,6 +453,8 @@ func (e *Engine) outcome(t *Task, err, cause error) Outcome {
 	case cause == errCancelRequested || cause == errLeaseRevoked:
 		// A lost lease makes the write stale and it is not applied.
 		o.State = StateCanceled
+	case waitOutcome(&o, err):
+		// It waits for an endpoint's capacity: no attempt is used.
 	case errors.As(err, &perm) || t.Attempts >= t.MaxAttempts:
 		o.State = StateFailed
 	case errors.As(err, &after):
@@ -566,6 +568,10 @@ func (r *run) finish(outs []Outcome) {
 						"task_id", o.ID, "attempt", o.Attempt, "state", o.State)
 				case o.State == StateRetrying:
 					r.hint(Due{ID: o.ID, RunAt: now.Add(o.Delay)})
+					if o.WaitEndpoint != "" {
+						// The store makes it due now if a slot freed meanwhile.
+						r.hint(Due{ID: o.ID, RunAt: now})
+					}
 				}
 			}
 			return
@@ -704,7 +710,14 @@ func (r *run) listen() {
 			backoff = minStoreBackoff
 			r.refill.Store(true)
 			r.poke()
-		}, func(d Due) { r.hint(d) })
+		}, func(d Due) {
+			if d.ID == "" { // many tasks: read them from the store
+				r.refill.Store(true)
+				r.poke()
+				return
+			}
+			r.hint(d)
+		})
 		switch {
 		case r.ctx.Err() != nil:
 			return

@@ -156,9 +156,12 @@ type Store interface {
 	// Listen tells the engine at once of tasks that become pending
 	// (stored, retried, rescued, rescheduled or replayed) anywhere, even in
 	// another process, so that it need not wait for its next poll to see
-	// them: it calls listening once it listens, then notify for each such
-	// task, until ctx ends or the connection fails, and returns the
-	// reason; the engine listens again after a failure. Notifications are
+	// them: it calls listening once it listens, then notify for such
+	// tasks, until ctx ends or the connection fails, and returns the
+	// reason; the engine listens again after a failure. A Due with an ID
+	// is a task; one without, which a store may send where one change
+	// made many tasks pending, asks the engine to read Upcoming again,
+	// as the change made tasks pending up to its RunAt. Notifications are
 	// hints: one may be lost, and the engine's poll (Config.PollInterval)
 	// bounds the delay that costs. A store that cannot listen returns
 	// ErrNotSupported at once, and the engine only polls.
@@ -257,6 +260,28 @@ type Store interface {
 	// DeleteLimit deletes the limit of an app's key, and makes the key's
 	// waiting tasks due again as they were; ErrNotFound if it has none.
 	DeleteLimit(ctx context.Context, appID, key string) error
+
+	// Limits per endpoint (Endpoint.RateLimit and MaxInFlight), global
+	// across every caller sharing the store.
+	//
+	// TakeEndpointCapacity takes, for the running attempt l, the capacity
+	// of one delivery to the endpoint endpointID, atomically: a token of
+	// its rate limit's bucket (kept by the store, full when the endpoint
+	// is new or its RateLimit changed; bursts of up to a tenth of a
+	// second's tokens, at least one) and a slot of its MaxInFlight. It
+	// reports ok when it took both (or the endpoint has no limit, or is
+	// unknown, or l holds a slot of it already); otherwise it takes
+	// nothing and returns how long until a token is due, or 0 when the
+	// endpoint waits for a slot. A slot is held by l until
+	// ReleaseEndpointCapacity, or until l's task is no longer running at
+	// l's attempt (it ended, or its lease was rescued), whichever comes
+	// first. An attempt that is not running gives ErrInvalidState.
+	TakeEndpointCapacity(ctx context.Context, endpointID string, l Lease) (ok bool, wait time.Duration, err error)
+	// ReleaseEndpointCapacity gives back the slot of endpointID that l
+	// holds, if any, and makes the task waiting for a slot of it (see
+	// Outcome.WaitEndpoint) with the earliest due time due now. It returns
+	// that task, if any, as Upcoming would.
+	ReleaseEndpointCapacity(ctx context.Context, endpointID string, l Lease) ([]Due, error)
 
 	// Attempts returns the attempt history of a task, in the order the
 	// attempts were stored: those of applied outcomes (see Finish), and
@@ -477,6 +502,18 @@ type Outcome struct {
 	// Attempts are stored in the task's history if, and only if, the
 	// outcome applies.
 	Attempts []Attempt
+	// WaitReason, if not "", says that the attempt did not happen for
+	// want of an endpoint's capacity (State is then StateRetrying): it is
+	// not counted. The task goes back to waiting, its Attempts one less,
+	// scheduled if that leaves no attempt in its run (Attempts equal to
+	// ReplayedAfter), else retrying, with this WaitReason until it is
+	// next claimed, due after Delay; its LastError is left alone.
+	WaitReason string
+	// WaitEndpoint, with WaitReason, names the endpoint whose MaxInFlight
+	// the task waits for: a later ReleaseEndpointCapacity of it makes the
+	// task due at once, and so does Finish if the endpoint has a free
+	// slot when the outcome is stored.
+	WaitEndpoint string
 }
 
 // Lease names one claimed attempt.

@@ -24,9 +24,14 @@ type memoryStore struct {
 
 	endpoints memTable[Endpoint, *Endpoint]
 	periodics memTable[PeriodicTask, *PeriodicTask]
-	revoked   map[string]time.Time   // dashboard sessions logged out, until they expire
-	roles     map[string]memRole     // see Elect
-	limits    map[limitKey]*memLimit // flow control; see store_memory_flow.go
+	revoked   map[string]time.Time        // dashboard sessions logged out, until they expire
+	roles     map[string]memRole          // see Elect
+	limits    map[limitKey]*memLimit      // flow control; see store_memory_flow.go
+	epFlow    map[string]*memEndpointFlow // limits per endpoint, by ID; see store_memory_endpoint_limits.go
+
+	// ready counts the tasks made pending to run at once (memTask.ready),
+	// for Config.MaxWaiting.
+	ready int
 }
 
 // memRecord is a record a memTable keeps: it copies itself and names its app.
@@ -102,8 +107,13 @@ type memTask struct {
 	scheduled time.Time
 	heapIdx   int       // index in memoryStore.due, or in waitOn.waiting, or -1
 	waitOn    *memLimit // the limit it waits for, or nil
-	attempts  []Attempt // its history
-	ended     uint64    // how many times it ended; see memoryStore.ended
+	// waitEndpoint is the endpoint for a slot of which it waits, or "".
+	waitEndpoint string
+	attempts     []Attempt // its history
+	ended        uint64    // how many times it ended; see memoryStore.ended
+	// ready reports whether it was made pending to run at once, and is
+	// still in the due heap: counted in memoryStore.ready.
+	ready bool
 }
 
 // NewMemoryStore returns an empty [Store] that keeps tasks in this process's
@@ -274,11 +284,35 @@ func (s *memoryStore) schedule(m *memTask, now time.Time, runAt *time.Time) {
 		at = *runAt
 	}
 	s.setDue(m, at)
+	if at.Equal(now) {
+		m.ready = true
+		s.ready++
+	}
+}
+
+// unready takes m, leaving the due heap or due at another time, out of
+// the count of tasks pending to run at once.
+func (s *memoryStore) unready(m *memTask) {
+	if m.ready {
+		m.ready = false
+		s.ready--
+	}
+}
+
+// waitingTasks returns how many tasks wait to run at once (enqueued,
+// replayed or rescheduled to run as soon as possible) and have not
+// started: the count that Config.MaxWaiting bounds. Tasks that fall due
+// later are not counted.
+func (s *memoryStore) waitingTasks() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ready
 }
 
 // setDue puts m in the due heap at at and mirrors it in NextAttemptAt.
 func (s *memoryStore) setDue(m *memTask, at time.Time) {
 	s.unwait(m)
+	s.unready(m)
 	m.runAt = at
 	m.t.NextAttemptAt = &m.runAt
 	if m.heapIdx >= 0 {
@@ -290,6 +324,7 @@ func (s *memoryStore) setDue(m *memTask, at time.Time) {
 
 // unsetDue takes m out of the due heap.
 func (s *memoryStore) unsetDue(m *memTask) {
+	s.unready(m)
 	if m.waitOn != nil {
 		s.unwait(m)
 	} else if m.heapIdx >= 0 {
@@ -387,7 +422,9 @@ func (s *memoryStore) Claim(ctx context.Context, limit int, lease time.Duration)
 	}
 	var out []*Task
 	for len(out) < limit && len(s.due) > 0 && !s.due[0].runAt.After(now) {
-		out = append(out, s.start(heap.Pop(&s.due).(*memTask), now, expires))
+		m := heap.Pop(&s.due).(*memTask)
+		s.unready(m)
+		out = append(out, s.start(m, now, expires))
 	}
 	return out, nil
 }
@@ -397,6 +434,7 @@ func (s *memoryStore) Claim(ctx context.Context, limit int, lease time.Duration)
 func (s *memoryStore) start(m *memTask, now, expires time.Time) *Task {
 	m.t.NextAttemptAt = nil
 	m.t.WaitReason = ""
+	m.waitEndpoint = ""
 	s.setState(m, StateRunning)
 	m.t.Attempts++
 	m.t.UpdatedAt = now
@@ -431,23 +469,33 @@ func (s *memoryStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error
 		if m == nil {
 			continue
 		}
+		applied[i] = true
+		s.record(m, &o)
+		if o.WaitReason != "" {
+			s.finishWaiting(m, &o, now)
+			continue
+		}
 		state := o.State
 		if state == StateRetrying && m.t.CancelRequested {
 			state = StateCanceled
 		}
 		s.end(m, now, state, o.Error, o.Delay)
-		if o.EndpointID != "" {
-			m.t.EndpointID = new(o.EndpointID)
-		}
-		for _, a := range o.Attempts {
-			a.TaskID = o.ID
-			a.StartedAt = a.StartedAt.UTC().Truncate(time.Microsecond)
-			a.Duration = a.Duration.Truncate(time.Microsecond)
-			m.attempts = append(m.attempts, a)
-		}
-		applied[i] = true
 	}
 	return applied, nil
+}
+
+// record stores what the outcome o, which applies, records besides the
+// task's state: its endpoint and its attempts.
+func (s *memoryStore) record(m *memTask, o *Outcome) {
+	if o.EndpointID != "" {
+		m.t.EndpointID = new(o.EndpointID)
+	}
+	for _, a := range o.Attempts {
+		a.TaskID = o.ID
+		a.StartedAt = a.StartedAt.UTC().Truncate(time.Microsecond)
+		a.Duration = a.Duration.Truncate(time.Microsecond)
+		m.attempts = append(m.attempts, a)
+	}
 }
 
 // end moves the running task m to state.

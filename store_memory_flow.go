@@ -65,6 +65,7 @@ func (s *memoryStore) claimFlow(fc *flowClaim, limit int, now, expires time.Time
 	}
 	for len(out) < limit && len(s.due) > 0 && !s.due[0].runAt.After(now) {
 		m := heap.Pop(&s.due).(*memTask)
+		s.unready(m)
 		l := s.limits[limitKey{m.t.AppID, m.t.FlowKey}]
 		if l == nil {
 			out = append(out, s.start(m, now, expires))

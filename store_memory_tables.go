@@ -79,6 +79,7 @@ func (s *memoryStore) UpdateEndpoint(ctx context.Context, ep *Endpoint) (*Endpoi
 	}
 	old.URL, old.Description, old.EnabledEvents, old.Status = c.URL, c.Description, c.EnabledEvents, c.Status
 	old.Version = c.Version
+	old.RateLimit, old.MaxInFlight = c.RateLimit, c.MaxInFlight
 	old.Secret, old.PreviousSecret, old.PreviousSecretExpiresAt = c.Secret, c.PreviousSecret, c.PreviousSecretExpiresAt
 	old.UpdatedAt = nextVersion(old.UpdatedAt, s.clock())
 	return old.clone(), nil
@@ -94,6 +95,7 @@ func (s *memoryStore) DeleteEndpoint(ctx context.Context, id string) error {
 	if !s.endpoints.remove(id) {
 		return ErrNotFound
 	}
+	delete(s.epFlow, id)
 	return nil
 }
 

@@ -196,8 +196,8 @@ func (r *taskRow) task() *Task {
 		t.NextAttemptAt = r.RunAt.ptr()
 		if r.ParkedAt.valid {
 			t.NextAttemptAt = r.ParkedAt.ptr()
-			t.WaitReason = r.WaitReason.String
 		}
+		t.WaitReason = r.WaitReason.String // its key's, or an endpoint's
 	}
 	return t
 }

@@ -14,7 +14,8 @@ import (
 
 const (
 	claimSQLite = `UPDATE taskwheel_tasks
-SET state = 'running', attempts = attempts + 1, lease_expires_at = ?3 + ?2, updated_at = ?3
+SET state = 'running', attempts = attempts + 1, lease_expires_at = ?3 + ?2, updated_at = ?3,
+	wait_reason = NULL, wait_endpoint = NULL
 WHERE id IN (
 	SELECT id FROM taskwheel_tasks
 	WHERE state IN ('scheduled', 'retrying') AND run_at <= ?3
@@ -24,7 +25,8 @@ WHERE id IN (
 RETURNING ` + taskColumns
 	claimPostgres = `UPDATE taskwheel_tasks
 SET state = 'running', attempts = attempts + 1,
-	lease_expires_at = now() + $2 * interval '1 microsecond', updated_at = now()
+	lease_expires_at = now() + $2 * interval '1 microsecond', updated_at = now(),
+	wait_reason = NULL, wait_endpoint = NULL
 WHERE id IN (
 	SELECT id FROM taskwheel_tasks
 	WHERE state IN ('scheduled', 'retrying') AND run_at <= now()
@@ -194,12 +196,23 @@ const maxFinishRows = 1000
 func (s *SQLStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error) {
 	applied := make([]bool, len(outs))
 	seen := make(map[Lease]bool, len(outs))
-	var order []int
+	var order, waiting []int
 	for i, o := range outs {
 		if l := (Lease{o.ID, o.Attempt}); !seen[l] {
 			seen[l] = true
-			order = append(order, i)
+			if o.WaitReason != "" {
+				waiting = append(waiting, i)
+			} else {
+				order = append(order, i)
+			}
 		}
+	}
+	for _, i := range waiting {
+		ok, err := s.finishWaiting(ctx, &outs[i])
+		if err != nil {
+			return nil, fmt.Errorf("tasks: finish tasks: %w", err)
+		}
+		applied[i] = ok
 	}
 	for len(order) > 0 {
 		batch := order[:min(len(order), maxFinishRows)]

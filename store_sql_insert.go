@@ -160,7 +160,7 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[], 
 	$10::text[], $11::text[], $12::text[])
 	WITH ORDINALITY AS n(id, app_id, event_type, data, at, max_attempts, timeout, key, digest, parent, state, flow, idx)
 ORDER BY idx%s
-RETURNING ` + taskColumns
+RETURNING id, created_at`
 	insertManyPostgresKeyed = `
 ON CONFLICT DO NOTHING`
 )
@@ -333,7 +333,33 @@ func (s *SQLStore) insertManyPostgres(ctx context.Context, q queryer, ts []*Task
 	if keyed {
 		query = fmt.Sprintf(insertManyPostgres, insertManyPostgresKeyed)
 	}
-	return queryTasks(ctx, q, query, ids, apps, events, data, ats, maxAttempts, timeouts, keys, digests, parents, traceStates, flows)
+	rs, err := q.QueryContext(ctx, query, ids, apps, events, data, ats, maxAttempts, timeouts, keys, digests, parents, traceStates, flows)
+	if err != nil {
+		return nil, err
+	}
+	// Only the IDs stored and the clock come back, not whole rows: the
+	// rest is what was written, as on SQLite (reading whole rows back was
+	// two fifths of the process's CPU in a batch).
+	inserted := make(map[string]time.Time, len(ts))
+	for rs.Next() {
+		var id string
+		var at time.Time
+		if err := rs.Scan(&id, &at); err != nil {
+			rs.Close()
+			return nil, err
+		}
+		inserted[id] = at
+	}
+	if err := errors.Join(rs.Err(), rs.Close()); err != nil {
+		return nil, err
+	}
+	stored := make([]*Task, 0, len(inserted))
+	for _, t := range ts {
+		if at, ok := inserted[t.ID]; ok {
+			stored = append(stored, newStoredTask(t, at.UTC()))
+		}
+	}
+	return stored, nil
 }
 
 // insertManySQLite inserts ts in tx and returns the tasks it stored. It
@@ -398,8 +424,8 @@ func (s *SQLStore) insertManySQLite(ctx context.Context, tx *sql.Tx, ts []*Task)
 // hasKey reports whether t has an idempotency key.
 func hasKey(t *Task) bool { return t.IdempotencyKey != "" }
 
-// newStoredTask returns t as SQLite stores it when inserted at now: what
-// reading its row back would return.
+// newStoredTask returns t as a SQL store stores it when inserted at now:
+// what reading its row back would return.
 func newStoredTask(t *Task, now time.Time) *Task {
 	st := &Task{
 		ID:                t.ID,

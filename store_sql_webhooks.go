@@ -100,10 +100,10 @@ func (s *SQLStore) Attempts(ctx context.Context, taskID string) ([]Attempt, erro
 const (
 	endpointColumnsSQLite = `id, app_id, url, description, enabled_events, status,
 	secret, previous_secret, previous_secret_expires_at, created_at, updated_at,
-	failing_since, last_success_at, disabled_at, disabled_reason, version`
+	failing_since, last_success_at, disabled_at, disabled_reason, version, rate_limit, max_in_flight`
 	endpointColumnsPostgres = `id, app_id, url, description, enabled_events::text AS enabled_events, status,
 	secret, previous_secret, previous_secret_expires_at, created_at, updated_at,
-	failing_since, last_success_at, disabled_at, disabled_reason, version`
+	failing_since, last_success_at, disabled_at, disabled_reason, version, rate_limit, max_in_flight`
 )
 
 // endpointRow is a row of taskwheel_endpoints.
@@ -124,6 +124,8 @@ type endpointRow struct {
 	DisabledAt              sqlTime        `db:"disabled_at"`
 	DisabledReason          string         `db:"disabled_reason"`
 	Version                 string         `db:"version"`
+	RateLimit               float64        `db:"rate_limit"`
+	MaxInFlight             int            `db:"max_in_flight"`
 }
 
 func (r *endpointRow) endpoint() (*Endpoint, error) {
@@ -143,6 +145,8 @@ func (r *endpointRow) endpoint() (*Endpoint, error) {
 		DisabledAt:              r.DisabledAt.ptr(),
 		DisabledReason:          r.DisabledReason,
 		Version:                 r.Version,
+		RateLimit:               r.RateLimit,
+		MaxInFlight:             r.MaxInFlight,
 	}
 	if err := json.Unmarshal([]byte(r.EnabledEvents), &ep.EnabledEvents); err != nil {
 		return nil, fmt.Errorf("endpoint %s: enabled events: %w", r.ID, err)
@@ -204,7 +208,7 @@ func (s *SQLStore) expiresArg(t *time.Time) any {
 
 // Endpoint queries. Inserts take the ID, the app, the URL, the description,
 // the enabled events, the status, the secret, the previous secret, its
-// expiry and the version; updates take the ID and the UpdatedAt they compare and set, then
+// expiry, the version and the limits; updates take the ID and the UpdatedAt they compare and set, then
 // the same fields but the app. An update sets updated_at later than it was
 // (see nextVersion), so that it never repeats; one that makes an inactive
 // endpoint active clears its health (failing_since, disabled_at,
@@ -213,13 +217,13 @@ func (s *SQLStore) expiresArg(t *time.Time) any {
 // row as it was.
 const (
 	insertEndpointSQLite = `INSERT INTO taskwheel_endpoints (id, app_id, url, description, enabled_events,
-	status, secret, previous_secret, previous_secret_expires_at, version, created_at, updated_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)
+	status, secret, previous_secret, previous_secret_expires_at, version, rate_limit, max_in_flight, created_at, updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)
 ON CONFLICT DO NOTHING
 RETURNING ` + endpointColumnsSQLite
 	insertEndpointPostgres = `INSERT INTO taskwheel_endpoints (id, app_id, url, description, enabled_events,
-	status, secret, previous_secret, previous_secret_expires_at, version, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9, $10, now(), now())
+	status, secret, previous_secret, previous_secret_expires_at, version, rate_limit, max_in_flight, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9, $10, $11, $12, now(), now())
 ON CONFLICT DO NOTHING
 RETURNING ` + endpointColumnsPostgres
 	getEndpointSQLite        = `SELECT ` + endpointColumnsSQLite + ` FROM taskwheel_endpoints WHERE id = ?`
@@ -230,7 +234,9 @@ RETURNING ` + endpointColumnsPostgres
 	listAllEndpointsPostgres = `SELECT ` + endpointColumnsPostgres + ` FROM taskwheel_endpoints ORDER BY created_at, id`
 	updateEndpointSQLite     = `UPDATE taskwheel_endpoints SET url = ?3, description = ?4, enabled_events = ?5,
 	status = ?6, secret = ?7, previous_secret = ?8, previous_secret_expires_at = ?9, version = ?10,
-	updated_at = max(?11, updated_at + 1),
+	rate_limit = ?11, max_in_flight = ?12,
+	tokens_at = CASE WHEN rate_limit <> ?11 THEN NULL ELSE tokens_at END,
+	updated_at = max(?13, updated_at + 1),
 	failing_since = CASE WHEN status = 'inactive' AND ?6 = 'active' OR url <> ?3 THEN NULL ELSE failing_since END,
 	last_success_at = CASE WHEN url <> ?3 THEN NULL ELSE last_success_at END,
 	disabled_at = CASE WHEN status = 'inactive' AND ?6 = 'active' THEN NULL ELSE disabled_at END,
@@ -239,6 +245,8 @@ WHERE id = ?1 AND updated_at = ?2
 RETURNING ` + endpointColumnsSQLite
 	updateEndpointPostgres = `UPDATE taskwheel_endpoints SET url = $3, description = $4, enabled_events = $5::text::jsonb,
 	status = $6, secret = $7, previous_secret = $8, previous_secret_expires_at = $9, version = $10,
+	rate_limit = $11, max_in_flight = $12,
+	tokens_at = CASE WHEN rate_limit <> $11 THEN NULL ELSE tokens_at END,
 	updated_at = greatest(now(), updated_at + interval '1 microsecond'),
 	failing_since = CASE WHEN status = 'inactive' AND $6 = 'active' OR url <> $3 THEN NULL ELSE failing_since END,
 	last_success_at = CASE WHEN url <> $3 THEN NULL ELSE last_success_at END,
@@ -258,7 +266,8 @@ func (s *SQLStore) InsertEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint,
 	}
 	got, err := queryEndpoint(ctx, s.db, s.pick(insertEndpointSQLite, insertEndpointPostgres), s.args(ep.ID, ep.AppID,
 		s.text(ep.URL), s.text(ep.Description), events, string(ep.Status), s.text(ep.Secret),
-		s.text(ep.PreviousSecret), s.expiresArg(ep.PreviousSecretExpiresAt), s.text(ep.Version))...)
+		s.text(ep.PreviousSecret), s.expiresArg(ep.PreviousSecretExpiresAt), s.text(ep.Version),
+		ep.RateLimit, ep.MaxInFlight)...)
 	switch {
 	case errors.Is(err, ErrNotFound): // the ID's unique constraint turned it away
 		return nil, invalid("id", "endpoint %s exists", ep.ID)
@@ -315,7 +324,8 @@ func (s *SQLStore) UpdateEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint,
 	}
 	got, err := queryEndpoint(ctx, s.db, s.pick(updateEndpointSQLite, updateEndpointPostgres), s.args(ep.ID,
 		s.timeArg(ep.UpdatedAt), s.text(ep.URL), s.text(ep.Description), events, string(ep.Status),
-		s.text(ep.Secret), s.text(ep.PreviousSecret), s.expiresArg(ep.PreviousSecretExpiresAt), s.text(ep.Version))...)
+		s.text(ep.Secret), s.text(ep.PreviousSecret), s.expiresArg(ep.PreviousSecretExpiresAt), s.text(ep.Version),
+		ep.RateLimit, ep.MaxInFlight)...)
 	if errors.Is(err, ErrNotFound) {
 		err = s.conflictOrNotFound(ctx, endpointExists, ep.ID)
 	}

@@ -103,8 +103,9 @@ type Task struct {
 	// or retrying; nil in every other state.
 	NextAttemptAt *time.Time `json:"next_attempt_at"`
 	// WaitReason says why a task that is due waits, when its flow key's
-	// Limit holds it back (paused, its concurrency or its rate); "" when
-	// it does not wait for its key.
+	// Limit holds it back (paused, its concurrency or its rate), or an
+	// endpoint's limit held back its delivery (naming the endpoint and
+	// its rate_limit or max_in_flight); "" when it does not wait.
 	WaitReason string `json:"wait_reason,omitempty"`
 	// LastError is the error of the latest failed attempt, or "".
 	LastError string `json:"last_error,omitempty"`
@@ -288,6 +289,10 @@ var (
 	// them ([SQLStore.Migrate], [Engine.Start]); the error wrapping it
 	// names both versions.
 	ErrSchemaTooNew = errors.New("tasks: database schema newer than this binary")
+	// ErrOverloaded means a task was not stored because the store holds
+	// Config.MaxWaiting tasks waiting to run; the error wrapping it says
+	// how many. Nothing was stored: try again later.
+	ErrOverloaded = errors.New("tasks: overloaded")
 )
 
 // wrapf returns err, a store's error, with "tasks: " and what failed in

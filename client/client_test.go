@@ -408,6 +408,22 @@ func TestClient_Endpoints(t *testing.T) {
 		if e := wantError(t, err, http.StatusUnprocessableEntity, client.ErrInvalid); e.Field != "url" {
 			t.Errorf("field %q, want url", e.Field)
 		}
+		limited, err := c.CreateEndpoint(ctx, app, client.NewEndpoint{URL: "https://example.com/limited", RateLimit: 2.5, MaxInFlight: 3})
+		if err != nil || limited.RateLimit != 2.5 || limited.MaxInFlight != 3 {
+			t.Fatalf("CreateEndpoint with limits: got %+v, %v; want rate_limit 2.5, max_in_flight 3", limited, err)
+		}
+		rate, inFlight := 0.0, 1
+		limited, err = c.UpdateEndpoint(ctx, app, limited.ID, client.EndpointUpdate{RateLimit: &rate, MaxInFlight: &inFlight})
+		if err != nil || limited.RateLimit != 0 || limited.MaxInFlight != 1 {
+			t.Fatalf("UpdateEndpoint of the limits: got %+v, %v; want rate_limit 0, max_in_flight 1", limited, err)
+		}
+		_, err = c.CreateEndpoint(ctx, app, client.NewEndpoint{URL: "https://example.com/bad", RateLimit: -1})
+		if e := wantError(t, err, http.StatusUnprocessableEntity, client.ErrInvalid); e.Field != "rate_limit" {
+			t.Errorf("field %q, want rate_limit", e.Field)
+		}
+		if err := c.DeleteEndpoint(ctx, app, limited.ID); err != nil {
+			t.Fatal(err)
+		}
 		eps, err := c.Endpoints(ctx, app)
 		if err != nil {
 			t.Fatal(err)

@@ -44,7 +44,7 @@ type Task struct {
 	// was created with, or its event type.
 	FlowKey string `json:"flow_key"`
 	// WaitReason says why a scheduled task waits past its time: its flow
-	// key's limit.
+	// key's limit, or an endpoint's rate_limit or max_in_flight.
 	WaitReason string `json:"wait_reason,omitempty"`
 	// TimeoutSeconds is the task's own timeout; 0 when it has none.
 	TimeoutSeconds int `json:"timeout,omitempty"`
@@ -134,6 +134,12 @@ type Endpoint struct {
 	LastSuccessAt  *time.Time `json:"last_success_at"`
 	DisabledAt     *time.Time `json:"disabled_at"`
 	DisabledReason string     `json:"disabled_reason"`
+	// RateLimit is how many deliveries per second the endpoint receives
+	// at most, and MaxInFlight how many at once; 0 means no limit. A task
+	// held back waits, scheduled or retrying, with a WaitReason naming
+	// the endpoint, and uses no attempt.
+	RateLimit   float64 `json:"rate_limit"`
+	MaxInFlight int     `json:"max_in_flight"`
 	// Secret signs the deliveries ("whsec_…"); the server shows it only in
 	// the answers of CreateEndpoint and RotateEndpointSecret.
 	Secret    string    `json:"secret,omitempty"`
@@ -150,6 +156,10 @@ type NewEndpoint struct {
 	EnabledEvents []string `json:"enabled_events,omitempty"`
 	// Status is "active" or "inactive"; "" means active.
 	Status string `json:"status,omitempty"`
+	// RateLimit and MaxInFlight limit the deliveries (see Endpoint); 0
+	// means no limit.
+	RateLimit   float64 `json:"rate_limit,omitempty"`
+	MaxInFlight int     `json:"max_in_flight,omitempty"`
 }
 
 // EndpointUpdate changes the fields of an endpoint that are not nil.
@@ -158,6 +168,10 @@ type EndpointUpdate struct {
 	Description   *string  `json:"description,omitempty"`
 	EnabledEvents []string `json:"enabled_events,omitempty"` // nil: unchanged
 	Status        *string  `json:"status,omitempty"`
+	// RateLimit and MaxInFlight, when not nil, set the limits (see
+	// Endpoint); 0 removes one.
+	RateLimit   *float64 `json:"rate_limit,omitempty"`
+	MaxInFlight *int     `json:"max_in_flight,omitempty"`
 }
 
 // Schedule is a periodic task: it enqueues a task of its event type and

@@ -36,12 +36,22 @@ import (
 
 // Config configures [Open]. A nil *Config means every default.
 type Config struct {
-	// MaxConns bounds the connections the pool opens, and keeps as many
-	// open while idle for reuse. An engine's scheduler uses a few (claims,
-	// outcomes, leases), and its listener holds one for as long as it runs;
-	// workers hold none while their tasks run. Defaults to
-	// [DefaultMaxConns].
+	// MaxConns bounds the connections the pool opens: a call that finds
+	// them all in use waits for one. A started engine needs five or six at
+	// once, however many workers it has: its listener holds one for as
+	// long as it runs, and its scheduler's claims, its outcomes, its
+	// leases and rescues, and its retention pass take one each while they
+	// run; workers hold none while their tasks run (a webhook delivery's
+	// retry reads the task's attempts). Add one for each API request or
+	// Enqueue under way at once. The processes sharing a server fit its
+	// max_connections (100 by default, 3 of them reserved for superusers)
+	// at MaxConns each. Defaults to [DefaultMaxConns]; at least 2.
 	MaxConns int
+	// MaxIdleTime is how long a connection may stay idle in the pool
+	// before it is closed, so that a process holds the connections it
+	// used lately, not the most it ever used. Defaults to
+	// [DefaultMaxIdleTime].
+	MaxIdleTime time.Duration
 }
 
 // Migrations are the tables of package tasks on PostgreSQL, as the
@@ -68,8 +78,11 @@ var Migrations fs.FS
 
 func init() { Migrations = sqlstore.Migrations("postgres") }
 
-// DefaultMaxConns is the default of [Config.MaxConns].
-const DefaultMaxConns = 16
+// Defaults of [Config].
+const (
+	DefaultMaxConns    = 16          // Config.MaxConns
+	DefaultMaxIdleTime = time.Minute // Config.MaxIdleTime
+)
 
 // Store is a [tasks.SQLStore] on PostgreSQL that also listens, with
 // LISTEN/NOTIFY: its methods are the SQLStore's, but for [Store.Listen].
@@ -99,6 +112,12 @@ func Open(ctx context.Context, url string, cfg *Config) (*Store, error) {
 		c = *cfg
 	}
 	switch {
+	case c.MaxIdleTime < 0:
+		return nil, fmt.Errorf("tasks: open PostgreSQL: Config.MaxIdleTime: got %v, want 0 or more", c.MaxIdleTime)
+	case c.MaxIdleTime == 0:
+		c.MaxIdleTime = DefaultMaxIdleTime
+	}
+	switch {
 	case c.MaxConns == 0:
 		c.MaxConns = DefaultMaxConns
 	case c.MaxConns < 2:
@@ -113,6 +132,7 @@ func Open(ctx context.Context, url string, cfg *Config) (*Store, error) {
 	db := stdlib.OpenDB(*pc)
 	db.SetMaxOpenConns(c.MaxConns)
 	db.SetMaxIdleConns(c.MaxConns)
+	db.SetConnMaxIdleTime(c.MaxIdleTime)
 	s, err := New(db)
 	if err == nil {
 		err = s.Migrate(ctx) // says "tasks: migrate: …"
@@ -172,14 +192,18 @@ func (s *Store) Listen(ctx context.Context, listening func(), notify func(tasks.
 	return fmt.Errorf("tasks: listen: %w", listenErr)
 }
 
-// notifyChannel names the channel that the trigger of migration 0006 (in
-// package tasks) notifies for the tables of the current schema: a hash of
+// notifyChannel names the channel that the triggers of migrations 0006
+// and 0021 (in package tasks) notify for the tables of the current schema: a hash of
 // the schema's name keeps it within PostgreSQL's 63 bytes for any name.
 const notifyChannel = `SELECT 'taskwheel_' || left(md5(current_schema()), 16)`
 
 // listen LISTENs on dc, a connection of stdlib, and calls notify for each
-// notification, whose payload is the task's run time in Unix microseconds
-// and its ID, separated by a space.
+// notification, whose payload (migration 0021, in package tasks) is the
+// earliest run time in Unix microseconds of the tasks that one statement
+// made pending and that task's ID, separated by a space, then, when the
+// statement's tasks fall due at different times, a space and the latest:
+// for that, notify is called again with a Due without an ID at the latest,
+// which asks the engine to read the store's upcoming tasks again.
 func listen(ctx context.Context, dc any, listening func(), notify func(tasks.Due)) error {
 	pc, ok := dc.(interface{ Conn() *pgx.Conn })
 	if !ok {
@@ -199,11 +223,35 @@ func listen(ctx context.Context, dc any, listening func(), notify func(tasks.Due
 		if err != nil {
 			return err
 		}
-		micros, id, ok := strings.Cut(n.Payload, " ")
-		us, err := strconv.ParseInt(micros, 10, 64)
-		if !ok || err != nil {
+		first, last, ok := parsePayload(n.Payload)
+		if !ok {
 			continue // not ours
 		}
-		notify(tasks.Due{ID: id, RunAt: time.UnixMicro(us).UTC()})
+		notify(first)
+		if !last.IsZero() {
+			notify(tasks.Due{RunAt: last})
+		}
 	}
+}
+
+// parsePayload returns what a notification's payload says: the earliest
+// task due, and the latest due time if others are due later, else zero.
+func parsePayload(p string) (first tasks.Due, last time.Time, ok bool) {
+	f := strings.Fields(p)
+	if len(f) != 2 && len(f) != 3 {
+		return first, last, false
+	}
+	lo, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		return first, last, false
+	}
+	first = tasks.Due{ID: f[1], RunAt: time.UnixMicro(lo).UTC()}
+	if len(f) == 3 {
+		hi, err := strconv.ParseInt(f[2], 10, 64)
+		if err != nil {
+			return first, last, false
+		}
+		last = time.UnixMicro(hi).UTC()
+	}
+	return first, last, true
 }

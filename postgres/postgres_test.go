@@ -70,6 +70,7 @@ func TestOpen_Errors(t *testing.T) {
 	}{
 		{"OneConn", "postgres://u@127.0.0.1:1/db", &postgres.Config{MaxConns: 1}, "Config.MaxConns"},
 		{"NegativeMaxConns", "postgres://u@127.0.0.1:1/db", &postgres.Config{MaxConns: -3}, "Config.MaxConns"},
+		{"NegativeMaxIdleTime", "postgres://u@127.0.0.1:1/db", &postgres.Config{MaxIdleTime: -time.Second}, "Config.MaxIdleTime"},
 		{"BadURL", "postgres://u:s3cret@127.0.0.1:notaport/db", nil, "cannot parse"},
 		// An unset variable, not pgx's empty keyword/value string that
 		// takes the PG* environment's database, or localhost's.

@@ -58,6 +58,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) tasks.Store) {
 		{"TraceContext", su.testTraceContext},
 		{"Endpoints", su.testEndpoints},
 		{"EndpointHealth", su.testEndpointHealth},
+		{"EndpointLimits", su.testEndpointLimits},
 		{"Attempts", su.testAttempts},
 		{"Messages", su.testMessages},
 		{"Periodics", su.testPeriodics},

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"time"
 
@@ -12,7 +13,8 @@ import (
 
 // W11, flow control (issue 16), on each store: three engines sharing one
 // database (three stores on it, as three processes would open it; on the
-// memory store, one) for the rate and the concurrency limits; then one
+// memory store, one) for the rate and the concurrency limits, and for an
+// endpoint's rate_limit; then one
 // engine for the isolation of waiting tasks, the overhead of a limit on a
 // drain and the fairness between apps. It runs only when named.
 func runFlow(ctx context.Context, c *config, t *target) ([]figure, error) {
@@ -34,6 +36,21 @@ func runFlow(ctx context.Context, c *config, t *target) ([]figure, error) {
 		figs = append(figs,
 			figure{name: "rate 20/s min window", unit: "starts/s", value: float64(slices.Min(ws))},
 			figure{name: "rate 20/s max window", unit: "starts/s", value: float64(slices.Max(ws))})
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	// An endpoint's rate_limit of 20/s across three engines: the
+	// deliveries its receiver gets in each whole second after the first.
+	if err := shared(func(ss []tasks.Store) error {
+		ws, err := bench.EndpointRate(ctx, ss, 20, c.flowRate)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "W11 endpoint rate 20/s on %s: deliveries in each 1-s window after the first: %v\n", t.name, ws)
+		figs = append(figs,
+			figure{name: "endpoint rate 20/s min window", unit: "deliveries/s", value: float64(slices.Min(ws))},
+			figure{name: "endpoint rate 20/s max window", unit: "deliveries/s", value: float64(slices.Max(ws))})
 		return nil
 	}); err != nil {
 		return nil, err

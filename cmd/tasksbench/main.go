@@ -1,13 +1,18 @@
 // Command tasksbench measures package tasks on a MemoryStore, SQLite (a
 // temporary file) and PostgreSQL, next to raw-SQL floors run in the same
-// process: the bare statements any durable queue needs, on the library's
-// own tables. Package internal/bench describes each workload, W1 to W7
+// process: the bare statements any durable queue needs, on a plain table
+// with the one index a claim needs and no trigger, and again on the
+// library's own tables (the figures labelled "vs own table"). Package internal/bench describes each workload, W1 to W7
 // and M1, M2, and what it measures; W9 runs W3, W5 and W7 and the reads
 // of the dashboard on an empty store and on one filled with -history
 // finished tasks, and prints both and their ratios, then times a retention
 // pass deleting that history while W5 runs; W10 runs W4 for -duration with
 // completed tasks kept -retain and prints the database's size every
-// -sample.
+// -sample. W8 (scaleout.go) runs 1 to -scaleout-procs engine processes,
+// copies of tasksbench, on one PostgreSQL schema; W12 (tasksd.go) runs a
+// built tasksd on SQLite under HTTP creates from this process; W13
+// (overload.go) is W4 with producers that do not hold back, without and
+// with Config.MaxWaiting.
 //
 //	go run ./cmd/tasksbench -postgres "$URL"            # everything, three times
 //	go run ./cmd/tasksbench                              # PostgreSQL skipped
@@ -50,7 +55,12 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout)
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == scaleoutCommand { // an engine process of W8
+		err = runScaleoutEngine(ctx, os.Args[2:], os.Stdin, os.Stdout)
+	} else {
+		err = run(ctx, os.Args[1:], os.Stdout)
+	}
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tasksbench:", err)
@@ -119,6 +129,13 @@ type config struct {
 	history, reads           int
 	duration, sample, retain time.Duration
 	vacuum                   time.Duration
+	scaleout                 time.Duration // W8
+	scaleoutNoop             int           // W8
+	scaleoutProcs            int           // W8
+	scaleoutConns            int           // W8
+	maxWaiting               int           // W13
+	tasksdBin                string        // W12
+	tasksdDuration           time.Duration // W12
 	stores, workloads        listFlag
 	jsonPath                 string
 	cpuProfile, memProfile   string
@@ -168,6 +185,13 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 	fs.DurationVar(&c.flowRate, "flowrate", 10*time.Second, "W11: how long the rate limit runs")
 	fs.IntVar(&c.flowWaiting, "flowwaiting", 100_000, "W11: tasks waiting on a 1/s key during a drain")
 	fs.IntVar(&c.fairBacklog, "fairbacklog", 200_000, "W11: app A's backlog of due tasks")
+	fs.DurationVar(&c.scaleout, "scaleout", 5*time.Second, "W8: how long the 20 ms tasks run at N × 800/s (sets their count)")
+	fs.IntVar(&c.scaleoutNoop, "scaleout-noop", 20000, "W8: no-op tasks due at once")
+	fs.IntVar(&c.scaleoutProcs, "scaleout-procs", 4, "W8: engine processes, from 1 up to this many")
+	fs.IntVar(&c.scaleoutConns, "scaleout-conns", 0, "W8: each engine process's postgres.Config.MaxConns; 0, its default")
+	fs.StringVar(&c.tasksdBin, "tasksd", "", "W12: the tasksd binary; \"\", built with go build from this module")
+	fs.DurationVar(&c.tasksdDuration, "tasksd-duration", 30*time.Second, "W12: how long each of its three loads runs")
+	fs.IntVar(&c.maxWaiting, "maxwaiting", 1000, "W13: the Config.MaxWaiting of its bounded run")
 	fs.IntVar(&c.memTasks, "memtasks", 1_000_000, "M1, M2: tasks held")
 	fs.IntVar(&c.history, "history", 10_000_000, "W9: finished tasks in the store's history (at least 2)")
 	fs.IntVar(&c.reads, "reads", 50, "W9: timed calls of each read (counts, list pages, dashboard pages)")
@@ -178,8 +202,9 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 		"autovacuum is off; 0, never")
 	fs.Var(&c.stores, "stores", "stores to run on (memory,sqlite,postgres, and sqlite-full: SQLite with synchronous=FULL,\n"+
 		"run only when named); M1 runs on memory only, M2 on sqlite only")
-	fs.Var(&c.workloads, "workloads", "workloads to run (W1,W2,W3,W4,W5,W6,W7,M1,M2,W9,W10,W11); W9, the long\n"+
-		"history, W10, the size under retention, and W11, flow control, run only when named: -workloads W9,W10 -count 1")
+	fs.Var(&c.workloads, "workloads", "workloads to run (W1,W2,W3,W4,W5,W6,W7,M1,M2,W8,W9,W10,W11,W12,W13); W8, scale-out\n"+
+		"(PostgreSQL), W9, the long history, W10, the size under retention, W11, flow control,\n"+
+		"W12, tasksd end to end (sqlite), and W13, backpressure (memory), run only when named: -workloads W9,W10 -count 1")
 	fs.BoolVar(&c.otel, "otel", false, "W3, W5: run each also with the engine's OpenTelemetry traces and metrics on\n"+
 		"(the SDK, exporting nowhere), and show those figures (\"+otel\") against the others")
 	fs.Float64Var(&c.otelSample, "otel-sample", 1, "with -otel: the share of traces sampled, from 0 to 1:\n"+
@@ -202,12 +227,17 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 		flag string
 		v    int
 	}{{"count", c.count}, {"enqueue", c.enqueue}, {"batch", c.batch}, {"drain", c.drain},
-		{"lateness", c.lateness}, {"webhooks", c.webhooks}, {"memtasks", c.memTasks}, {"reads", c.reads}} {
+		{"lateness", c.lateness}, {"webhooks", c.webhooks}, {"memtasks", c.memTasks}, {"reads", c.reads},
+		{"scaleout-noop", c.scaleoutNoop}, {"scaleout-procs", c.scaleoutProcs}, {"maxwaiting", c.maxWaiting}} {
 		if n.v <= 0 {
 			return nil, fmt.Errorf("-%s = %d: want a positive number", n.flag, n.v)
 		}
 	}
 	switch {
+	case c.tasksdDuration <= 0:
+		return nil, fmt.Errorf("-tasksd-duration = %v: want a positive duration", c.tasksdDuration)
+	case c.scaleout <= 0:
+		return nil, fmt.Errorf("-scaleout = %v: want a positive duration", c.scaleout)
 	case c.steady <= 0:
 		return nil, fmt.Errorf("-steady = %v: want a positive duration", c.steady)
 	case c.duration <= 0 || c.sample <= 0 || c.retain <= 0 || c.vacuum < 0:
@@ -229,7 +259,7 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 	}
 	for _, w := range c.workloads {
 		if !slices.ContainsFunc(workloads, func(wl workload) bool { return wl.id == w }) {
-			return nil, fmt.Errorf("-workloads: unknown workload %q; want some of W1,W2,W3,W4,W5,W6,W7,M1,M2,W9,W10,W11", w)
+			return nil, fmt.Errorf("-workloads: unknown workload %q; want some of W1,W2,W3,W4,W5,W6,W7,M1,M2,W8,W9,W10,W11,W12,W13", w)
 		}
 	}
 	c.flags = make(map[string]string)

@@ -125,7 +125,10 @@ func TestRun(t *testing.T) {
 	common := []string{"W1 enqueue", "W2 batch enqueue", "W3 drain", "W4 steady completed", "W4 steady enqueued", "W4 steady wait p50",
 		"W4 steady wait p99", "W5 lateness p50", "W5 lateness p99", "W5 lateness max", "W5 lateness early",
 		"W6 webhooks", "W7 HTTP create"}
-	withFloor := map[string]bool{"W1 enqueue": true, "W2 batch enqueue": true, "W3 drain": true, "W7 HTTP create": true}
+	withFloor := map[string]bool{"W1 enqueue": true, "W2 batch enqueue": true, "W3 drain": true, "W4 steady completed": true,
+		"W7 HTTP create": true}
+	// Beside the bare floors, the own-table floors, on SQL stores.
+	ownTables := []string{"W1 enqueue", "W2 batch enqueue", "W3 drain", "W7 HTTP create"}
 	var want []key
 	for _, s := range stores {
 		figs := slices.Clone(common)
@@ -134,6 +137,12 @@ func TestRun(t *testing.T) {
 			figs = append(figs, "M1 memory store heap", "M1 memory store per task")
 		case "sqlite":
 			figs = append(figs, "M2 engine heap", "M2 engine per task")
+		}
+		if s != "memory" {
+			for _, f := range ownTables {
+				figs = append(figs, f+" "+ownTable)
+				withFloor[f+" "+ownTable] = true
+			}
 		}
 		for _, f := range figs {
 			k := key{f, s}

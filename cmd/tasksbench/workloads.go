@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"time"
 
 	"github.com/taskwheel/tasks"
@@ -28,25 +29,50 @@ type workload struct {
 // ms returns d in milliseconds.
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+// floorFunc is a floor run on the database of a fresh store.
+type floorFunc func(*sql.DB, tasks.Dialect) (bench.Rate, error)
+
+// ownTable labels the figure read against a floor on the library's own
+// tables (triggers and indexes included), beside the main one, whose
+// floor is the bare table's.
+const ownTable = "vs own table"
+
 // rateFigure runs the engine's workload on a fresh store, then, where t
-// has floors, floor on a fresh database.
+// has floors, the bare floor and the own-table floor, each on a fresh
+// database: the engine's figure against the bare floor, and again,
+// labelled ownTable, against the own-table floor. A nil floor is skipped.
 func rateFigure(ctx context.Context, t *target, unit string,
-	engine func(tasks.Store) (bench.Rate, error),
-	floor func(*sql.DB, tasks.Dialect) (bench.Rate, error),
+	engine func(tasks.Store) (bench.Rate, error), bare, own floorFunc,
 ) ([]figure, error) {
 	r, err := withStore(ctx, t, engine)
 	if err != nil {
 		return nil, err
 	}
 	f := figure{unit: unit, value: r.PerSecond()}
-	if floor != nil && t.openDB != nil {
-		fr, err := withDB(ctx, t, floor)
-		if err != nil {
-			return nil, err
-		}
-		f.floor = fr.PerSecond()
+	if t.openDB == nil || bare == nil && own == nil {
+		return []figure{f}, nil
 	}
-	return []figure{f}, nil
+	figs := []figure{f}
+	if bare != nil {
+		fr, err := withDB(ctx, t, bare)
+		if err != nil {
+			return nil, fmt.Errorf("bare: %w", err)
+		}
+		figs[0].floor = fr.PerSecond()
+	}
+	if own != nil {
+		fr, err := withDB(ctx, t, own)
+		if err != nil {
+			return nil, fmt.Errorf("own table: %w", err)
+		}
+		f.floor, f.name = fr.PerSecond(), ownTable
+		if bare == nil {
+			f.name = ""
+			return []figure{f}, nil
+		}
+		figs = append(figs, f)
+	}
+	return figs, nil
 }
 
 // workloads are the measurements in the order they run.
@@ -55,6 +81,9 @@ var workloads = []workload{
 		return rateFigure(ctx, t, "tasks/s",
 			func(s tasks.Store) (bench.Rate, error) { return bench.Enqueue(ctx, s, c.enqueue) },
 			func(db *sql.DB, d tasks.Dialect) (bench.Rate, error) {
+				return bench.BareInsertFloor(ctx, db, d, c.enqueue)
+			},
+			func(db *sql.DB, d tasks.Dialect) (bench.Rate, error) {
 				return bench.InsertFloor(ctx, db, d, c.enqueue)
 			})
 	}},
@@ -62,13 +91,19 @@ var workloads = []workload{
 		return rateFigure(ctx, t, "tasks/s",
 			func(s tasks.Store) (bench.Rate, error) { return bench.EnqueueBatches(ctx, s, c.batch) },
 			func(db *sql.DB, d tasks.Dialect) (bench.Rate, error) {
+				return bench.BareBatchFloor(ctx, db, d, c.batch)
+			},
+			func(db *sql.DB, d tasks.Dialect) (bench.Rate, error) {
 				return bench.BatchInsertFloor(ctx, db, d, c.batch)
 			})
 	}},
 	{id: "W3", name: "drain", run: func(ctx context.Context, c *config, t *target) ([]figure, error) {
-		floor := func(db *sql.DB, d tasks.Dialect) (bench.Rate, error) { return bench.DrainFloor(ctx, db, d, c.drain) }
+		var bare floorFunc = func(db *sql.DB, d tasks.Dialect) (bench.Rate, error) {
+			return bench.BareDrainFloor(ctx, db, d, c.drain)
+		}
+		var floor floorFunc = func(db *sql.DB, d tasks.Dialect) (bench.Rate, error) { return bench.DrainFloor(ctx, db, d, c.drain) }
 		if !c.otel {
-			return rateFigure(ctx, t, "tasks/s", func(s tasks.Store) (bench.Rate, error) { return bench.Drain(ctx, c.drain, s) }, floor)
+			return rateFigure(ctx, t, "tasks/s", func(s tasks.Store) (bench.Rate, error) { return bench.Drain(ctx, c.drain, s) }, bare, floor)
 		}
 		// With -otel, the CPU time this process used per task as well
 		// (enqueueing the tasks too, not the database server's): on a
@@ -77,6 +112,9 @@ var workloads = []workload{
 		// instrumentation on (Telemetry set) has the one off as its
 		// floor, not the raw SQL's.
 		var cpu time.Duration
+		// Only the own-table floor, so that both runs have the same
+		// figures, the instrumented one's read against the other's.
+		bare = nil
 		if bench.Telemetry.MeterProvider != nil {
 			floor = nil
 		}
@@ -85,7 +123,7 @@ var workloads = []workload{
 			r, err := bench.Drain(ctx, c.drain, s)
 			cpu = cpuTime() - before
 			return r, err
-		}, floor)
+		}, bare, floor)
 		if err != nil {
 			return nil, err
 		}
@@ -98,8 +136,18 @@ var workloads = []workload{
 		if err != nil {
 			return nil, err
 		}
+		var floor float64
+		if t.openDB != nil {
+			fr, err := withDB(ctx, t, func(db *sql.DB, d tasks.Dialect) (bench.Rate, error) {
+				return bench.BareSteadyFloor(ctx, db, d, c.steady)
+			})
+			if err != nil {
+				return nil, fmt.Errorf("bare: %w", err)
+			}
+			floor = fr.PerSecond()
+		}
 		return []figure{
-			{name: "completed", unit: "tasks/s", value: r.Completed.PerSecond()},
+			{name: "completed", unit: "tasks/s", value: r.Completed.PerSecond(), floor: floor},
 			{name: "enqueued", unit: "tasks/s", value: r.Enqueued.PerSecond()},
 			{name: "wait p50", unit: "ms", value: ms(r.Wait.P50)},
 			{name: "wait p99", unit: "ms", value: ms(r.Wait.P99)},
@@ -132,12 +180,18 @@ var workloads = []workload{
 		return rateFigure(ctx, t, "requests/s",
 			func(s tasks.Store) (bench.Rate, error) { return bench.HTTPCreate(ctx, s, c.http.d, c.http.n) },
 			func(db *sql.DB, d tasks.Dialect) (bench.Rate, error) {
+				return bench.BareInsertFloor(ctx, db, d, c.enqueue)
+			},
+			func(db *sql.DB, d tasks.Dialect) (bench.Rate, error) {
 				return bench.InsertFloor(ctx, db, d, c.enqueue)
 			})
 	}},
+	{id: "W8", name: "scale-out", stores: []string{"postgres"}, run: runScaleout},
 	{id: "W9", name: "history", stores: historyStores, run: runHistory},
 	{id: "W10", name: "retention steady", stores: historyStores, run: runRetentionSteady},
 	{id: "W11", name: "flow", run: runFlow},
+	{id: "W12", name: "tasksd", stores: []string{"sqlite"}, run: runTasksd},
+	{id: "W13", name: "backpressure", stores: []string{"memory"}, run: runOverload},
 	{id: "M1", name: "memory store", stores: []string{"memory"}, run: func(ctx context.Context, c *config, t *target) ([]figure, error) {
 		h, err := bench.MemoryHeap(ctx, c.memTasks)
 		if err != nil {

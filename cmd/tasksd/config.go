@@ -43,6 +43,7 @@ const (
 	envDB            = "TASKS_DB"
 	envPostgres      = "TASKS_POSTGRES_URL"
 	envWorkers       = "TASKS_WORKERS"
+	envMaxConns      = "TASKS_POSTGRES_MAX_CONNS"
 	envAllowPrivate  = "TASKS_ALLOW_PRIVATE_ENDPOINTS"
 	envAPIKey        = "TASKS_API_KEY"
 	envEncryptionKey = "TASKS_ENCRYPTION_KEY"
@@ -62,6 +63,7 @@ type config struct {
 	DB                    string // SQLite file; unused with Postgres
 	Postgres              string // PostgreSQL URL or keyword/value DSN; "" for SQLite
 	Workers               int    // 0: the engine's default
+	MaxConns              int    // postgres.Config.MaxConns; 0: postgres.DefaultMaxConns
 	AllowPrivateEndpoints bool
 	// DisableEndpointsAfter is WebhookConfig.DisableAfter: how long
 	// every delivery to an endpoint fails before it is disabled;
@@ -105,6 +107,11 @@ variable over the default.
                                                 (postgres://user:pass@host/db?...);
                                                 requires TASKS_API_KEY
   -workers n                    TASKS_WORKERS   tasks delivered at once (default 16)
+  -postgres-max-conns n         TASKS_POSTGRES_MAX_CONNS
+                                                with -postgres, the most connections
+                                                this process opens (default 16, at
+                                                least 2); a process needs about 6
+                                                plus one per API request under way
   -sqlite-synchronous mode      TASKS_SQLITE_SYNCHRONOUS
                                                 normal or full: how hard SQLite waits
                                                 for the disk at each commit. normal
@@ -208,6 +215,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	fs.StringVar(&c.DB, "db", c.DB, "")
 	fs.StringVar(&c.Postgres, "postgres", "", "")
 	fs.IntVar(&c.Workers, "workers", 0, "")
+	fs.IntVar(&c.MaxConns, "postgres-max-conns", 0, "")
 	fs.BoolVar(&c.AllowPrivateEndpoints, "allow-private-endpoints", false, "")
 	retain := []struct {
 		flag, env string
@@ -258,6 +266,13 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 			return nil, fmt.Errorf("%s=%q: not an integer", envWorkers, v)
 		}
 		c.Workers = n
+	}
+	if v, ok := env("postgres-max-conns", envMaxConns); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s=%q: not an integer", envMaxConns, v)
+		}
+		c.MaxConns = n
 	}
 	if v, ok := env("allow-private-endpoints", envAllowPrivate); ok {
 		b, err := strconv.ParseBool(v)
@@ -326,6 +341,8 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		return nil, errors.New("-addr (TASKS_ADDR) must not be empty")
 	case c.Workers < 0:
 		return nil, fmt.Errorf("-workers (TASKS_WORKERS) = %d: must not be negative", c.Workers)
+	case c.MaxConns < 0 || c.MaxConns == 1:
+		return nil, fmt.Errorf("-postgres-max-conns (TASKS_POSTGRES_MAX_CONNS) = %d: want at least 2 (the listener holds one)", c.MaxConns)
 	case c.Postgres == "" && c.DB == "":
 		return nil, errors.New("-db (TASKS_DB) must not be empty")
 	case c.Postgres == "" && c.DB == ":memory:":

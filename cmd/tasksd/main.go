@@ -314,9 +314,9 @@ type database struct {
 // openStore opens and migrates the store cfg names.
 func openStore(ctx context.Context, cfg *config) (*database, error) {
 	if cfg.Postgres != "" {
-		// Enough connections for the workers and the API.
+		// -postgres-max-conns; 0 is postgres.DefaultMaxConns.
 		store, err := postgres.Open(ctx, cfg.Postgres, &postgres.Config{
-			MaxConns: max(postgres.DefaultMaxConns, cmp.Or(cfg.Workers, tasks.DefaultWorkers)+4),
+			MaxConns: cfg.MaxConns,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("PostgreSQL %s: %w", redactDSN(cfg.Postgres), err)

@@ -33,17 +33,26 @@ what is measured is the engine and its store, not the tasks:
     loopback http.Server from [Workers] keep-alive clients: requests/s of
     the HTTP API's create, with its authentication, decoding and
     validation, on an engine that only enqueues.
+  - W13 [Overload]: W4's producers without their own bound, on an engine
+    with Config.MaxWaiting or without: the backlog and the wait that
+    backpressure keeps bounded.
   - M1 [MemoryHeap]: the Go heap a MemoryStore takes per scheduled task.
   - M2 [EngineHeap]: the Go heap of a started engine on a durable store
     with a large backlog scheduled ahead, which it must not hold in memory.
 
 The floors run the bare statements that any durable queue needs per task,
-on the library's own tables (after Migrate, triggers and indexes
-included), with no library around them, so that an engine's figure can be
-read as a ratio to its floor: [InsertFloor] (one INSERT per call, for W1
-and W7), [BatchInsertFloor] (one INSERT of [BatchSize] rows, for W2) and
-[DrainFloor] (claim ten with UPDATE … RETURNING, then mark those done in
-one statement, for W3). W6's floor is part of [Webhooks].
+with no library around them, so that an engine's figure can be read as a
+ratio to its floor. The bare floors run them on [BareTable], a plain table
+with a primary key, the one index a claim needs and no trigger:
+[BareInsertFloor] (one INSERT per call, for W1 and W7), [BareBatchFloor]
+(one INSERT of [BatchSize] rows, for W2), [BareDrainFloor] (claim ten with
+UPDATE … RETURNING, over FOR UPDATE SKIP LOCKED on PostgreSQL, then mark
+those done in one statement, for W3) and [BareSteadyFloor] (producers and
+that claim loop together, for W4). The own-table floors run the same
+statements on the library's own tables, after Migrate, triggers and
+indexes included: [InsertFloor], [BatchInsertFloor] and [DrainFloor]; an
+engine's figure against them shows what the library's code costs beside
+what its schema does. W6's floor is part of [Webhooks].
 
 Workloads take the stores they run on, fresh and empty, and return plain
 result structs; they start and stop every engine, server and goroutine

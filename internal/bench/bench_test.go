@@ -129,3 +129,65 @@ func TestFloors(t *testing.T) {
 		})
 	}
 }
+
+// TestBareFloors checks the bare floors on each database: they make their
+// table anew each time, the inserts store every row, the drain completes
+// each once, and the steady floor completes what it inserted.
+func TestBareFloors(t *testing.T) {
+	t.Parallel()
+	dbs := map[string]func(t *testing.T) *sql.DB{
+		"sqlite": func(t *testing.T) *sql.DB {
+			s, err := sqlite.Open(testdb.SQLitePath(t), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s.DB()
+		},
+		"postgres": func(t *testing.T) *sql.DB { return testdb.Postgres(t) },
+	}
+	count := func(t *testing.T, db *sql.DB, state string) int {
+		t.Helper()
+		var n int
+		if err := db.QueryRow("SELECT count(*) FROM " + BareTable + " WHERE state = '" + state + "'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const n = BatchSize + 25 // a full batch and a partial one
+	for name, open := range dbs {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			db, d := open(t), tasks.SQLite
+			if name == "postgres" {
+				d = tasks.Postgres
+			}
+			ctx := t.Context()
+			if _, err := BareInsertFloor(ctx, db, d, n); err != nil {
+				t.Fatal(err)
+			}
+			if got := count(t, db, "scheduled"); got != n {
+				t.Errorf("insert: got %d scheduled rows, want %d", got, n)
+			}
+			if _, err := BareBatchFloor(ctx, db, d, n); err != nil {
+				t.Fatal(err)
+			}
+			if got := count(t, db, "scheduled"); got != n {
+				t.Errorf("batch, on a new table: got %d scheduled rows, want %d", got, n)
+			}
+			if r, err := BareDrainFloor(ctx, db, d, n); err != nil || r.N != n {
+				t.Fatalf("drain: got %+v, %v; want N %d", r, err, n)
+			}
+			if got := count(t, db, "completed"); got != n {
+				t.Errorf("drain: got %d completed rows, want %d", got, n)
+			}
+			r, err := BareSteadyFloor(ctx, db, d, 300*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := count(t, db, "completed"); r.N == 0 || got != r.N {
+				t.Errorf("steady: got N %d and %d completed rows, want them equal and positive", r.N, got)
+			}
+		})
+	}
+}

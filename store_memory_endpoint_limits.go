@@ -1,0 +1,164 @@
+package tasks
+
+// The memory store's limits per endpoint (Store.TakeEndpointCapacity,
+// ReleaseEndpointCapacity and Finish's waiting outcomes); see
+// endpoint_limits.go for the design.
+
+import (
+	"context"
+	"time"
+)
+
+// memEndpointFlow is the state of an endpoint's limits: its token bucket,
+// its slots and the tasks that wait for one.
+type memEndpointFlow struct {
+	rate     float64   // the RateLimit the bucket is of: a change refills it
+	tokens   float64   // in the bucket at tokensAt
+	tokensAt time.Time // zero: full
+	queue    time.Time // see endpointCapacity
+	slots    map[Lease]bool
+	reserved map[Lease]bool    // attempts queued for a token; see endpointCapacity
+	waiters  map[*memTask]bool // may hold tasks that no longer wait; see wake
+}
+
+// endpointFlow returns the state of endpoint id's limits, new if need be.
+func (s *memoryStore) endpointFlow(id string) *memEndpointFlow {
+	f := s.epFlow[id]
+	if f == nil {
+		f = &memEndpointFlow{slots: make(map[Lease]bool), reserved: make(map[Lease]bool), waiters: make(map[*memTask]bool)}
+		if s.epFlow == nil {
+			s.epFlow = make(map[string]*memEndpointFlow)
+		}
+		s.epFlow[id] = f
+	}
+	return f
+}
+
+// inFlight returns how many slots of f are held by running attempts, and
+// forgets the others.
+func (s *memoryStore) inFlight(f *memEndpointFlow) int {
+	for l := range f.slots {
+		if s.fenced(l) == nil {
+			delete(f.slots, l)
+		}
+	}
+	return len(f.slots)
+}
+
+// TakeEndpointCapacity implements [Store].
+func (s *memoryStore) TakeEndpointCapacity(ctx context.Context, endpointID string, l Lease) (bool, time.Duration, error) {
+	if err := ctx.Err(); err != nil {
+		return false, 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fenced(l) == nil {
+		return false, 0, ErrInvalidState
+	}
+	ep, ok := s.endpoints.get(endpointID)
+	if !ok || !ep.limited() {
+		return true, 0, nil
+	}
+	f := s.endpointFlow(endpointID)
+	if f.slots[l] {
+		return true, 0, nil
+	}
+	now := s.clock()
+	var bucket *flowState
+	if ep.RateLimit > 0 {
+		if f.rate != ep.RateLimit {
+			f.rate, f.tokensAt, f.queue = ep.RateLimit, time.Time{}, time.Time{}
+			clear(f.reserved)
+		}
+		bucket = endpointBucket(ep.RateLimit, f.tokens, f.tokensAt, now)
+	}
+	took, wait, reserve := endpointCapacity(ep.MaxInFlight, s.inFlight(f), bucket, &f.queue, f.reserved[l], now)
+	if bucket != nil {
+		f.tokens, f.tokensAt = bucket.tokens, bucket.tokensAt
+	}
+	if reserve {
+		f.reserved[l] = true
+	} else {
+		delete(f.reserved, l)
+	}
+	if took && ep.MaxInFlight > 0 {
+		f.slots[l] = true
+	}
+	return took, wait, nil
+}
+
+// ReleaseEndpointCapacity implements [Store].
+func (s *memoryStore) ReleaseEndpointCapacity(ctx context.Context, endpointID string, l Lease) ([]Due, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.epFlow[endpointID]
+	if f == nil {
+		return nil, nil
+	}
+	delete(f.slots, l)
+	if m := s.wake(endpointID, f); m != nil {
+		return []Due{{ID: m.t.ID, RunAt: m.runAt}}, nil
+	}
+	return nil, nil
+}
+
+// wake makes the task waiting for a slot of endpoint id with the earliest
+// due time due now, and returns it, or nil if none waits.
+func (s *memoryStore) wake(id string, f *memEndpointFlow) *memTask {
+	var first *memTask
+	for m := range f.waiters {
+		if m.waitEndpoint != id || !m.t.State.pending() {
+			delete(f.waiters, m) // claimed, canceled or deleted since
+			continue
+		}
+		if first == nil || m.runAt.Before(first.runAt) || m.runAt.Equal(first.runAt) && m.t.ID < first.t.ID {
+			first = m
+		}
+	}
+	if first == nil {
+		return nil
+	}
+	delete(f.waiters, first)
+	first.waitEndpoint = ""
+	why := first.t.WaitReason
+	if first.waitOn == nil {
+		s.setDue(first, s.clock())
+	}
+	first.t.WaitReason = why
+	return first
+}
+
+// finishWaiting applies the outcome o, which waits for an endpoint's
+// capacity, to the task m, running at o's attempt.
+func (s *memoryStore) finishWaiting(m *memTask, o *Outcome, now time.Time) {
+	if m.t.CancelRequested {
+		s.end(m, now, StateCanceled, "", 0)
+		m.t.Attempts--
+		return
+	}
+	delete(s.running, m.t.ID)
+	m.t.Attempts--
+	st := StateRetrying
+	if m.t.Attempts <= m.t.ReplayedAfter {
+		st = StateScheduled
+	}
+	s.setState(m, st)
+	m.t.UpdatedAt = now
+	m.t.LeaseExpiresAt = nil
+	at := now.Add(o.Delay)
+	if o.WaitEndpoint != "" {
+		ep, ok := s.endpoints.get(o.WaitEndpoint)
+		f := s.endpointFlow(o.WaitEndpoint)
+		if !ok || ep.MaxInFlight <= 0 || s.inFlight(f) < ep.MaxInFlight {
+			at = now // a slot freed meanwhile
+		} else {
+			m.waitEndpoint = o.WaitEndpoint
+			f.waiters[m] = true
+		}
+	}
+	s.setDue(m, at)
+	m.t.WaitReason = o.WaitReason
+}
