@@ -236,8 +236,10 @@ This package is laid out one concept to a file:
     goroutine, and reading tasks through the caller's transaction.
   - flow.go: flow keys and limits, and the Engine's methods for them;
     store_memory_flow.go and store_sql_flow.go: the stores' limits, and
-    claims that enforce them; store_sql_fair.go: claims that serve the
-    apps with due tasks in turn; store_sql_pause.go: pause and resume.
+    claims that enforce them; store_sql_flow_claim.go: the SQL stores'
+    claims under limits, which lock only the limits of keys they meet;
+    store_sql_fair.go: claims that serve the apps with due tasks in turn;
+    store_sql_pause.go: pause and resume.
   - idempotency.go: the digest of the request that created a task with an
     idempotency key, which tells that request, sent again, from another.
   - handler.go: the HTTP API: its routes, keys, answers and error mapping;

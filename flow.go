@@ -134,6 +134,7 @@ type flowState struct {
 	Limit
 	tokens   float64   // in the bucket at tokensAt
 	tokensAt time.Time // when tokens was reckoned
+	waiting  bool      // SQL stores: tasks may wait for the key
 }
 
 // refill brings the bucket of a rate limit to now.

@@ -240,5 +240,10 @@ func (s *memoryStore) flowWake(now time.Time) time.Time {
 		l.Running = s.limitOut(l).Running
 		fc.wake(l.wakeAt(now))
 	}
-	return fc.wakeAt
+	if fc.wakeAt.IsZero() {
+		return fc.wakeAt
+	}
+	// To the microsecond, as every store keeps times, rounded up: a
+	// token's time, at a rate such as 0.001/s, has nanoseconds.
+	return fc.wakeAt.Add(time.Microsecond - 1).Truncate(time.Microsecond)
 }
