@@ -185,6 +185,9 @@ func (s *memoryStore) Insert(ctx context.Context, t *Task) (*Task, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.admit(ctx); err != nil {
+		return nil, err
+	}
 	if m := s.holder(t); m != nil {
 		return m.snapshot(), ErrDuplicate
 	}
@@ -201,6 +204,9 @@ func (s *memoryStore) InsertMany(ctx context.Context, ts []*Task) ([]*Task, erro
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.admit(ctx); err != nil {
+		return nil, err
+	}
 	// Check every task before storing any: all or none.
 	ids := make(map[string]bool, len(ts))
 	keys := make(map[idemKey]bool)
@@ -307,6 +313,15 @@ func (s *memoryStore) waitingTasks() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.ready
+}
+
+// admit applies, under s.mu, the Config.MaxWaiting that Engine.admit put
+// in ctx, if any.
+func (s *memoryStore) admit(ctx context.Context) error {
+	if max, ok := ctx.Value(maxWaitingKey{}).(int); ok {
+		return overloaded(s.ready, max)
+	}
+	return nil
 }
 
 // setDue puts m in the due heap at at and mirrors it in NextAttemptAt.
