@@ -87,3 +87,28 @@ func pendingDue(s *memoryStore) int {
 	}
 	return n
 }
+
+// A replayed task waits to run at once, as the count's doc says: it is
+// counted until it starts, like an enqueued one.
+func TestMemoryStore_WaitingCountsReplays(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := NewMemoryStore().(*memoryStore)
+	task := &Task{ID: uuid.NewString(), AppID: "app_1", EventType: "x", MaxAttempts: 1}
+	if _, err := s.Insert(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := s.Claim(ctx, 1, time.Minute)
+	if err != nil || len(claimed) != 1 {
+		t.Fatalf("Claim: %v, %v", claimed, err)
+	}
+	if _, err := s.Finish(ctx, []Outcome{{ID: task.ID, Attempt: 1, State: StateFailed}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Replay(ctx, task.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.waitingTasks(); got != 1 {
+		t.Errorf("counted %d tasks waiting after a replay, want 1", got)
+	}
+}

@@ -683,7 +683,7 @@ func (s *memoryStore) replay(m *memTask, now time.Time, extra int) error {
 	m.t.CancelRequested = false
 	m.t.CompletedAt = nil
 	m.t.UpdatedAt = now
-	s.setDue(m, now)
+	s.schedule(m, now, nil) // due at once: counted for Config.MaxWaiting
 	return nil
 }
 
