@@ -189,7 +189,8 @@ This package is laid out one concept to a file:
   - scheduler_loop.go: the scheduler goroutine: its loop's state and
     decisions as a type; wheel.go: the timer wheel it keeps.
   - scheduler.go: a run: the worker pool, outcomes, heartbeats and the
-    rescuer; retention.go: the retention goroutine, which deletes finished
+    rescuer; scheduler_ready.go: the queue of claimed tasks, which serves
+    apps in turn; retention.go: the retention goroutine, which deletes finished
     tasks past their retention while its engine holds the role.
   - store.go: the Store contract, one interface.
   - bulk.go: deleting tasks, and replaying or canceling many, batch by
@@ -197,7 +198,9 @@ This package is laid out one concept to a file:
   - store_memory.go, store_memory_counts.go and store_memory_tables.go:
     the store in memory: its tasks; its counts of tasks by app and state,
     kept as tasks change; its endpoints, periodic tasks and sessions;
-    store_memory_bulk.go: its deletes and bulk changes.
+    store_memory_bulk.go: its deletes and bulk changes;
+    store_memory_due.go: its pending tasks, a heap per app in a heap of
+    apps, and claims that serve apps in turn.
   - store_sql.go: the SQL store: its type, dialects, and tasks' rows, reads
     and changes; store_sql_migrate.go: its embedded, versioned migrations;
     store_sql_insert.go: inserting tasks, one or many; store_sql_list.go:
@@ -233,8 +236,10 @@ This package is laid out one concept to a file:
     goroutine, and reading tasks through the caller's transaction.
   - flow.go: flow keys and limits, and the Engine's methods for them;
     store_memory_flow.go and store_sql_flow.go: the stores' limits, and
-    claims that enforce them; store_sql_fair.go: claims that serve the
-    apps with due tasks in turn.
+    claims that enforce them; store_sql_flow_claim.go: the SQL stores'
+    claims under limits, which lock only the limits of keys they meet;
+    store_sql_fair.go: claims that serve the apps with due tasks in turn;
+    store_sql_pause.go: pause and resume.
   - idempotency.go: the digest of the request that created a task with an
     idempotency key, which tells that request, sent again, from another.
   - handler.go: the HTTP API: its routes, keys, answers and error mapping;

@@ -134,6 +134,7 @@ type flowState struct {
 	Limit
 	tokens   float64   // in the bucket at tokensAt
 	tokensAt time.Time // when tokens was reckoned
+	waiting  bool      // SQL stores: tasks may wait for the key
 }
 
 // refill brings the bucket of a rate limit to now.
@@ -213,10 +214,20 @@ const flowWakeID = "~flow"
 // about flow control, through the claim's context: when waiting tasks may
 // next start, and which of the tasks it claimed free capacity for others
 // when they end.
+//
+// It also tells the store, the other way, whether tasks were stored or made
+// due since the engine's last claim (news): while one app's backlog is
+// claimed, a claim looks for other apps' due tasks only now and then
+// (fairRecheck), or when there is news.
 type flowClaim struct {
 	wakeAt  time.Time       // zero: nothing to wake for
 	limited map[string]bool // IDs of tasks claimed under a concurrency limit
+	news    bool
 }
+
+// hasNews reports whether tasks were stored or made due since the engine's
+// last claim.
+func (fc *flowClaim) hasNews() bool { return fc != nil && fc.news }
 
 type flowClaimKey struct{}
 
@@ -271,6 +282,29 @@ func (e *Engine) SetLimit(ctx context.Context, l Limit) (*Limit, error) {
 	if r := e.current(); r != nil {
 		r.mayBeDue.Store(true) // a limit raised or resumed lets tasks start
 		r.refill.Store(true)   // a limit of nothing releases its waiting tasks
+		r.poke()
+	}
+	return got, nil
+}
+
+// PauseLimit pauses (paused true) or resumes the flow key of an app that
+// has a limit, and returns its limit: it changes only Paused, in one atomic
+// change in the store, so that a SetLimit made meanwhile, by another engine
+// or the HTTP API, is kept. It returns an error matching ErrNotFound if the
+// key has no limit.
+func (e *Engine) PauseLimit(ctx context.Context, appID, key string, paused bool) (*Limit, error) {
+	if err := validateText("app_id", appID, MaxIDLength); err != nil {
+		return nil, err
+	}
+	if err := validateFlowKey("key", key); err != nil {
+		return nil, err
+	}
+	got, err := e.store.PauseLimit(ctx, appID, key, paused)
+	if err != nil {
+		return nil, wrapf(err, "pause limit %s/%s", appID, key)
+	}
+	if r := e.current(); r != nil {
+		r.mayBeDue.Store(true) // a resumed key lets tasks start
 		r.poke()
 	}
 	return got, nil

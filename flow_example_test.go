@@ -28,8 +28,9 @@ func ExampleEngine_SetLimit() {
 	}
 	fmt.Println(t.FlowKey)
 
-	// Pause the key: running tasks finish, no new one starts.
-	_, err = eng.SetLimit(ctx, tasks.Limit{AppID: "app_1", Key: "partner.api", Paused: true})
+	// Pause the key, keeping its limits: running tasks finish, no new one
+	// starts. PauseLimit(ctx, app, key, false) resumes it.
+	_, err = eng.PauseLimit(ctx, "app_1", "partner.api", true)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -224,61 +224,81 @@ func TestFlow_PauseAndResume(t *testing.T) {
 
 // TestFlow_FairnessBetweenApps (L4): app A has thousands of due tasks; a
 // task of app B enqueued while A drains starts at once, long before A's
-// backlog is done. SQL stores only: the memory store claims in due order.
+// backlog is done; also while limits exist (A's key limited to more than
+// runs, and an idle limit of another app), which claims apply. SQL stores
+// only: the memory store claims in due order.
 func TestFlow_FairnessBetweenApps(t *testing.T) {
 	t.Parallel()
 	for _, kind := range testkit.SharedStores {
 		if kind.Name == "memory" {
 			continue
 		}
-		t.Run(kind.Name, func(t *testing.T) {
-			t.Parallel()
-			stores := kind.Open(t, 1)
-			var (
-				aStarted  atomic.Int64
-				bStarted  = make(chan int64, 1)
-				firstA    = make(chan struct{})
-				firstOnce sync.Once
-			)
-			e := startEngine(t, stores[0], &tasks.Config{Workers: 4}, map[string]tasks.Func{
-				"x": func(ctx context.Context, task *tasks.Task) error {
-					if task.AppID == "app_b" {
-						bStarted <- aStarted.Load()
-						return nil
-					}
-					aStarted.Add(1)
-					firstOnce.Do(func() { close(firstA) })
-					select { // the task's work
-					case <-time.After(time.Millisecond):
-					case <-ctx.Done():
-					}
-					return nil
-				},
-			})
-			const backlog = 4000
-			nts := make([]tasks.NewTask, backlog)
-			for i := range nts {
-				nts[i] = tasks.NewTask{AppID: "app_a", EventType: "x"}
+		for _, limited := range []bool{false, true} {
+			name := kind.Name
+			if limited {
+				name += "/limited"
 			}
-			if _, err := e.EnqueueMany(t.Context(), nts); err != nil {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				testFairness(t, kind.Open(t, 1)[0], limited)
+			})
+		}
+	}
+}
+
+// testFairness is TestFlow_FairnessBetweenApps on store, with limits if
+// limited.
+func testFairness(t *testing.T, store tasks.Store, limited bool) {
+	var (
+		aStarted  atomic.Int64
+		bStarted  = make(chan int64, 1)
+		firstA    = make(chan struct{})
+		firstOnce sync.Once
+	)
+	e := startEngine(t, store, &tasks.Config{Workers: 4}, map[string]tasks.Func{
+		"x": func(ctx context.Context, task *tasks.Task) error {
+			if task.AppID == "app_b" {
+				bStarted <- aStarted.Load()
+				return nil
+			}
+			aStarted.Add(1)
+			firstOnce.Do(func() { close(firstA) })
+			select { // the task's work
+			case <-time.After(time.Millisecond):
+			case <-ctx.Done():
+			}
+			return nil
+		},
+	})
+	if limited {
+		for _, l := range []tasks.Limit{{AppID: "app_a", Key: "x", Concurrency: 100}, {AppID: "app_c", Key: "idle", Rate: 1}} {
+			if _, err := e.SetLimit(t.Context(), l); err != nil {
 				t.Fatal(err)
 			}
-			select {
-			case <-firstA:
-			case <-time.After(10 * time.Second):
-				t.Fatal("app A's tasks did not start")
-			}
-			enqueued := time.Now()
-			enqueue(t, e, tasks.NewTask{AppID: "app_b", EventType: "x"})
-			select {
-			case a := <-bStarted:
-				t.Logf("B's task started %v after it was enqueued, after %d of A's %d", time.Since(enqueued), a, backlog)
-				if a > backlog/2 {
-					t.Errorf("B's task started after %d of A's %d tasks, want it served in turn, long before", a, backlog)
-				}
-			case <-time.After(20 * time.Second):
-				t.Fatal("B's task did not start")
-			}
-		})
+		}
+	}
+	const backlog = 4000
+	nts := make([]tasks.NewTask, backlog)
+	for i := range nts {
+		nts[i] = tasks.NewTask{AppID: "app_a", EventType: "x"}
+	}
+	if _, err := e.EnqueueMany(t.Context(), nts); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-firstA:
+	case <-time.After(10 * time.Second):
+		t.Fatal("app A's tasks did not start")
+	}
+	enqueued := time.Now()
+	enqueue(t, e, tasks.NewTask{AppID: "app_b", EventType: "x"})
+	select {
+	case a := <-bStarted:
+		t.Logf("B's task started %v after it was enqueued, after %d of A's %d", time.Since(enqueued), a, backlog)
+		if a > backlog/2 {
+			t.Errorf("B's task started after %d of A's %d tasks, want it served in turn, long before", a, backlog)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("B's task did not start")
 	}
 }

@@ -62,7 +62,7 @@ type run struct {
 	stopCtx    context.Context
 	cancelStop context.CancelFunc
 
-	jobs    chan job      // scheduler → workers; closed by the scheduler
+	jobs    *readyQueue   // scheduler → workers; closed by the scheduler
 	idle    chan struct{} // a claimed task has ended here (capacity maxAhead+1 × Workers)
 	runNs   atomic.Int64  // moving average of how long tasks run here, in ns
 	results chan Outcome  // workers → completer; closed after the workers end
@@ -74,6 +74,7 @@ type run struct {
 	wake     chan struct{} // capacity 1: the scheduler has news
 	mayBeDue atomic.Bool   // set with wake: claim even if the wheel says nothing is due
 	refill   atomic.Bool   // set with wake: read the store's upcoming tasks now
+	news     atomic.Bool   // set by hint: tasks were stored since the last claim
 	skew     atomic.Int64  // store clock minus local clock, in nanoseconds
 
 	unregister func() // the instrumentation's gauges
@@ -123,7 +124,7 @@ func (e *Engine) startRun() *run {
 		e:             e,
 		stopping:      make(chan struct{}),
 		abandon:       make(chan struct{}),
-		jobs:          make(chan job, (maxAhead+1)*n),
+		jobs:          newReadyQueue((maxAhead + 1) * n),
 		idle:          make(chan struct{}, (maxAhead+1)*n),
 		results:       make(chan Outcome, maxOutcomeBatch),
 		exited:        make(chan struct{}, n),
@@ -195,7 +196,7 @@ func (r *run) stop(ctx context.Context) error {
 	// their leases, even while every worker is stuck in a func. (The
 	// scheduler has closed jobs; a worker that takes one meanwhile drops
 	// it too.)
-	for j := range r.jobs {
+	for j, ok := r.jobs.take(); ok; j, ok = r.jobs.take() {
 		r.forget(Lease{j.t.ID, j.t.Attempts}, true)
 	}
 	// Funcs that honour their context return within moments; their tasks
@@ -242,9 +243,17 @@ func (r *run) release() {
 	}
 }
 
-// hint tells the scheduler that tasks are due at the given times (store
-// clock).
+// hint tells the scheduler that tasks, new or made due again, are due at
+// the given times (store clock): the next claim looks for other apps' due
+// tasks too (see flowClaim.news).
 func (r *run) hint(ds ...Due) {
+	r.news.Store(true)
+	r.hintRetries(ds...)
+}
+
+// hintRetries tells the scheduler that tasks that ran here are due again
+// at the given times (store clock).
+func (r *run) hintRetries(ds ...Due) {
 	r.hintsMu.Lock()
 	r.hints = append(r.hints, ds...)
 	r.hintsMu.Unlock()
@@ -299,7 +308,7 @@ func (r *run) revoke(l Lease, cause error) {
 // work is a worker goroutine: it runs the tasks the scheduler sends.
 func (r *run) work() {
 	defer func() { r.exited <- struct{}{} }()
-	for j := range r.jobs {
+	for j, ok := r.jobs.take(); ok; j, ok = r.jobs.take() {
 		t := j.t
 		select {
 		case <-r.abandon: // Stop gave up waiting: start nothing more
@@ -567,10 +576,10 @@ func (r *run) finish(outs []Outcome) {
 					e.log.Warn("tasks: outcome not stored: the attempt's lease was lost",
 						"task_id", o.ID, "attempt", o.Attempt, "state", o.State)
 				case o.State == StateRetrying:
-					r.hint(Due{ID: o.ID, RunAt: now.Add(o.Delay)})
+					r.hintRetries(Due{ID: o.ID, RunAt: now.Add(o.Delay)})
 					if o.WaitEndpoint != "" {
 						// The store makes it due now if a slot freed meanwhile.
-						r.hint(Due{ID: o.ID, RunAt: now})
+						r.hintRetries(Due{ID: o.ID, RunAt: now})
 					}
 				}
 			}

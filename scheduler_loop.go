@@ -45,7 +45,7 @@ func (r *run) schedule() {
 	e := r.e
 	rd := r.startReader()
 	defer rd.stop()
-	defer close(r.jobs) // first: the workers need not wait for the reader
+	defer r.jobs.close() // first: the workers need not wait for the reader
 	s := newScheduler(&e.cfg, e.epoch, e.sinceEpoch())
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -127,7 +127,7 @@ func (r *run) received(s *scheduler, res upcomingRead) {
 // whether the store answered; if not, s backs off.
 func (r *run) claim(s *scheduler, n int) bool {
 	ctx, cancel := context.WithTimeout(r.ctx, storeTimeout)
-	fc := new(flowClaim)
+	fc := &flowClaim{news: r.news.Swap(false)}
 	ctx = context.WithValue(ctx, flowClaimKey{}, fc)
 	began := time.Now()
 	claimed, err := r.e.store.Claim(ctx, n, r.e.cfg.Lease)
@@ -144,9 +144,11 @@ func (r *run) claim(s *scheduler, n int) bool {
 	}
 	r.limit(fc)
 	r.e.obs.claimed(len(claimed))
-	for _, t := range claimed {
-		r.jobs <- r.dispatch(t) // never blocks: at most (maxAhead+1)×Workers are out
+	js := make([]job, len(claimed))
+	for i, t := range claimed {
+		js[i] = r.dispatch(t)
 	}
+	r.jobs.put(js...) // never blocks: at most (maxAhead+1)×Workers are out
 	return true
 }
 

@@ -252,6 +252,11 @@ type Store interface {
 	// concurrency, else its rate), and are made due again, as DeleteLimit
 	// does, by a limit of nothing.
 	SetLimit(ctx context.Context, l *Limit) (*Limit, error)
+	// PauseLimit sets only the Paused of the limit of an app's key, in
+	// one atomic change that keeps whatever else a SetLimit stored
+	// meanwhile, updates its waiting tasks' reason as SetLimit does, and
+	// returns the limit as SetLimit does; ErrNotFound if it has none.
+	PauseLimit(ctx context.Context, appID, key string, paused bool) (*Limit, error)
 	// GetLimit returns the limit of an app's key with its Running and
 	// Waiting counts, or ErrNotFound.
 	GetLimit(ctx context.Context, appID, key string) (*Limit, error)

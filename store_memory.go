@@ -1,7 +1,6 @@
 package tasks
 
 import (
-	"container/heap"
 	"context"
 	"database/sql"
 	"maps"
@@ -15,7 +14,8 @@ type memoryStore struct {
 	mu      sync.Mutex
 	tasks   map[string]*memTask
 	idem    map[idemKey]*memTask
-	due     dueHeap                  // pending tasks by NextAttemptAt
+	due     appHeap                  // pending tasks by app, by NextAttemptAt; see store_memory_due.go
+	dueApps map[string]*appDue       // the apps in due
 	running map[string]*memTask      // for Rescue
 	order   []*memTask               // every task, oldest first (List order reversed)
 	counts  map[string]map[State]int // by app and state, for CountTasks; see countState
@@ -105,7 +105,8 @@ type memTask struct {
 	// scheduled is where ScheduledRunTime points, if set: a field of the
 	// task, not an allocation of its own.
 	scheduled time.Time
-	heapIdx   int       // index in memoryStore.due, or in waitOn.waiting, or -1
+	heapIdx   int       // index in dueIn.tasks, or in waitOn.waiting, or -1
+	dueIn     *appDue   // its app's pending tasks, while it is one
 	waitOn    *memLimit // the limit it waits for, or nil
 	// waitEndpoint is the endpoint for a slot of which it waits, or "".
 	waitEndpoint string
@@ -330,10 +331,10 @@ func (s *memoryStore) setDue(m *memTask, at time.Time) {
 	s.unready(m)
 	m.runAt = at
 	m.t.NextAttemptAt = &m.runAt
-	if m.heapIdx >= 0 {
-		heap.Fix(&s.due, m.heapIdx)
+	if m.dueIn != nil {
+		s.fixDue(m)
 	} else {
-		heap.Push(&s.due, m)
+		s.pushDue(m)
 	}
 }
 
@@ -342,8 +343,8 @@ func (s *memoryStore) unsetDue(m *memTask) {
 	s.unready(m)
 	if m.waitOn != nil {
 		s.unwait(m)
-	} else if m.heapIdx >= 0 {
-		heap.Remove(&s.due, m.heapIdx)
+	} else if m.dueIn != nil {
+		s.removeDue(m)
 	}
 	m.t.NextAttemptAt = nil
 }
@@ -435,13 +436,7 @@ func (s *memoryStore) Claim(ctx context.Context, limit int, lease time.Duration)
 	if len(s.limits) > 0 {
 		return s.claimFlow(flowClaimOf(ctx), limit, now, expires), nil
 	}
-	var out []*Task
-	for len(out) < limit && len(s.due) > 0 && !s.due[0].runAt.After(now) {
-		m := heap.Pop(&s.due).(*memTask)
-		s.unready(m)
-		out = append(out, s.start(m, now, expires))
-	}
-	return out, nil
+	return s.claimFair(limit, now, expires), nil
 }
 
 // start moves m, taken out of its heap, to running under a lease until
@@ -600,26 +595,7 @@ func (s *memoryStore) Upcoming(ctx context.Context, within time.Duration, limit 
 	defer s.mu.Unlock()
 	now := s.clock()
 	until := now.Add(within)
-	// Walk the heap in order without popping: a small heap of candidate
-	// indexes, seeded with the root, yields the k earliest in O(k log k).
-	var out []Due
-	cand := idxHeap{h: s.due}
-	if len(s.due) > 0 {
-		cand.idx = append(cand.idx, 0)
-	}
-	for len(out) < limit && len(cand.idx) > 0 {
-		i := heap.Pop(&cand).(int)
-		m := s.due[i]
-		if m.runAt.After(until) {
-			break
-		}
-		out = append(out, Due{ID: m.t.ID, RunAt: m.runAt})
-		for _, c := range []int{2*i + 1, 2*i + 2} {
-			if c < len(s.due) {
-				heap.Push(&cand, c)
-			}
-		}
-	}
+	out := s.upcoming(until, limit)
 	if at := s.flowWake(now); !at.IsZero() && len(out) < limit && !at.After(until) {
 		out = append(out, Due{ID: flowWakeID, RunAt: at})
 	}
@@ -745,22 +721,6 @@ func (h *dueHeap) Pop() any {
 	*h = old[:len(old)-1]
 	m.heapIdx = -1
 	return m
-}
-
-// idxHeap is a heap of indexes into a dueHeap, ordered as the dueHeap is.
-type idxHeap struct {
-	h   dueHeap
-	idx []int
-}
-
-func (c idxHeap) Len() int           { return len(c.idx) }
-func (c idxHeap) Less(i, j int) bool { return c.h.Less(c.idx[i], c.idx[j]) }
-func (c idxHeap) Swap(i, j int)      { c.idx[i], c.idx[j] = c.idx[j], c.idx[i] }
-func (c *idxHeap) Push(x any)        { c.idx = append(c.idx, x.(int)) }
-func (c *idxHeap) Pop() any {
-	i := c.idx[len(c.idx)-1]
-	c.idx = c.idx[:len(c.idx)-1]
-	return i
 }
 
 // TaskHistogram implements [Store].

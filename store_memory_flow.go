@@ -63,9 +63,8 @@ func (s *memoryStore) claimFlow(fc *flowClaim, limit int, now, expires time.Time
 			started(m, l)
 		}
 	}
-	for len(out) < limit && len(s.due) > 0 && !s.due[0].runAt.After(now) {
-		m := heap.Pop(&s.due).(*memTask)
-		s.unready(m)
+	for m := s.nextDue(now); m != nil && len(out) < limit; m = s.nextDue(now) {
+		s.removeDue(m)
 		l := s.limits[limitKey{m.t.AppID, m.t.FlowKey}]
 		if l == nil {
 			out = append(out, s.start(m, now, expires))
@@ -138,14 +137,40 @@ func (s *memoryStore) SetLimit(ctx context.Context, l *Limit) (*Limit, error) {
 	ml.Limit = *l
 	ml.UpdatedAt = now
 	ml.tokens = min(ml.tokens, float64(l.Burst))
-	if why := l.waitReason(); why == "" {
-		s.release(ml)
-	} else {
-		for _, m := range ml.waiting {
-			m.t.WaitReason = why
-		}
-	}
+	s.waitFor(ml)
 	return s.limitOut(ml), nil
+}
+
+// PauseLimit implements [Store].
+func (s *memoryStore) PauseLimit(ctx context.Context, appID, key string, paused bool) (*Limit, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ml, ok := s.limits[limitKey{appID, key}]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	now := s.clock()
+	ml.refill(now)
+	ml.Paused = paused
+	ml.UpdatedAt = now
+	s.waitFor(ml)
+	return s.limitOut(ml), nil
+}
+
+// waitFor gives the tasks waiting for ml the reason its limit holds them
+// back for, or makes them due again if it holds back none.
+func (s *memoryStore) waitFor(ml *memLimit) {
+	why := ml.waitReason()
+	if why == "" {
+		s.release(ml)
+		return
+	}
+	for _, m := range ml.waiting {
+		m.t.WaitReason = why
+	}
 }
 
 // GetLimit implements [Store].
@@ -215,5 +240,10 @@ func (s *memoryStore) flowWake(now time.Time) time.Time {
 		l.Running = s.limitOut(l).Running
 		fc.wake(l.wakeAt(now))
 	}
-	return fc.wakeAt
+	if fc.wakeAt.IsZero() {
+		return fc.wakeAt
+	}
+	// To the microsecond, as every store keeps times, rounded up: a
+	// token's time, at a rate such as 0.001/s, has nanoseconds.
+	return fc.wakeAt.Add(time.Microsecond - 1).Truncate(time.Microsecond)
 }

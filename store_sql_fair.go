@@ -18,7 +18,8 @@ import (
 // claimed at once, and order does not matter. With more apps than
 // fairMaxApps, claims go round them from where the last one stopped.
 //
-// Claims under limits (claimFlow) take due tasks in due order, not in turn.
+// Claims under limits (claimFlow) read the due tasks from the apps in turn
+// in the same way, then apply the limits.
 
 // fairMaxApps bounds the apps one claim serves.
 const fairMaxApps = 16
@@ -26,7 +27,9 @@ const fairMaxApps = 16
 // fairRecheck is how long claims under a backlog of one app's tasks go
 // without looking for other apps' again: the probes cost a drain of one
 // app's backlog a few percent when made at every claim, and another app's
-// task waits this long at most for them.
+// task waits this long at most for them. The engine's claim looks at once
+// when the engine knows of new tasks (its own, or on PostgreSQL another
+// engine's): see flowClaim.news.
 const fairRecheck = 10 * time.Millisecond
 
 // fairness is an SQLStore's memory of the last claims: whether they met a
@@ -70,7 +73,7 @@ RETURNING ` + taskColumns
 
 // dueApps returns up to fairMaxApps apps with due tasks, after the cursor,
 // and moves the cursor.
-func (s *SQLStore) dueApps(ctx context.Context, q claimDB) ([]string, error) {
+func (s *SQLStore) dueApps(ctx context.Context, q queryRower) ([]string, error) {
 	s.fair.mu.Lock()
 	after := s.fair.cursor
 	s.fair.mu.Unlock()
@@ -109,22 +112,31 @@ func (s *SQLStore) dueApps(ctx context.Context, q claimDB) ([]string, error) {
 	return apps, nil
 }
 
-// claimFair claims up to limit tasks from the apps that have due tasks, in
-// turn; ok is false, with nothing claimed, when fewer than two apps have.
-func (s *SQLStore) claimFair(ctx context.Context, q claimDB, limit int, lease time.Duration) (rs []taskRow, ok bool, err error) {
+// fairApps returns the apps a claim under a backlog serves in turn, or
+// none when fewer than two have due tasks; then, for fairRecheck, it
+// looks for none, unless the claim brings news of tasks stored meanwhile.
+func (s *SQLStore) fairApps(ctx context.Context, q queryRower) ([]string, error) {
 	s.fair.mu.Lock()
 	alone := time.Now().Before(s.fair.alone)
 	s.fair.mu.Unlock()
-	if alone {
-		return nil, false, nil
+	if alone && !flowClaimOf(ctx).hasNews() {
+		return nil, nil
 	}
 	apps, err := s.dueApps(ctx, q)
+	if err != nil || len(apps) >= 2 {
+		return apps, err
+	}
+	s.fair.mu.Lock()
+	s.fair.alone = time.Now().Add(fairRecheck)
+	s.fair.mu.Unlock()
+	return nil, nil
+}
+
+// claimFair claims up to limit tasks from the apps that have due tasks, in
+// turn; ok is false, with nothing claimed, when fewer than two apps have.
+func (s *SQLStore) claimFair(ctx context.Context, q claimDB, limit int, lease time.Duration) (rs []taskRow, ok bool, err error) {
+	apps, err := s.fairApps(ctx, q)
 	if err != nil || len(apps) < 2 {
-		if err == nil {
-			s.fair.mu.Lock()
-			s.fair.alone = time.Now().Add(fairRecheck)
-			s.fair.mu.Unlock()
-		}
 		return nil, false, err
 	}
 	// One transaction for every app's claim: should one fail, those

@@ -3,7 +3,6 @@ package tasks
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -19,9 +18,7 @@ import (
 // at a time, once per task and wait. See migration 0014 (SQLite), 0016
 // (PostgreSQL).
 //
-// Claims that find limits run in a transaction that first locks every
-// limit row (on PostgreSQL; SQLite has one writer), so that concurrent
-// claims count each other's running tasks and share the token buckets.
+// Claims that find limits run claimFlow (store_sql_flow_claim.go).
 
 // parkedRunAt is the run_at of a waiting task.
 var parkedRunAt = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -29,212 +26,6 @@ var parkedRunAt = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 // hasLimits tells whether any limit exists, after a fast claim, which
 // claims nothing when one does, returned no task.
 const hasLimits = `SELECT EXISTS (SELECT 1 FROM taskwheel_limits)`
-
-// Limit queries of claimFlow: the limits (locked on PostgreSQL), with the
-// store's clock; the running tasks by key; a key's waiting tasks, oldest
-// due first; the due tasks with their keys; parking (one key's batch,
-// reason and ids as a JSON array on SQLite, an array on PostgreSQL);
-// claiming by ID; and the token buckets' update.
-const (
-	flowLimitsSQLite = `SELECT app_id, flow_key, rate, burst, concurrency, paused, tokens, tokens_at, updated_at, ?1
-FROM taskwheel_limits ORDER BY app_id, flow_key`
-	flowLimitsPostgres = `SELECT app_id, flow_key, rate, burst, concurrency, paused, tokens, tokens_at, updated_at, now()
-FROM taskwheel_limits ORDER BY app_id, flow_key FOR UPDATE`
-	flowRunning = `SELECT app_id, COALESCE(flow_key, event_type), count(*) FROM taskwheel_tasks
-WHERE state = 'running' GROUP BY app_id, COALESCE(flow_key, event_type)`
-	flowWaitingSQLite = `SELECT id FROM taskwheel_tasks
-WHERE app_id = ?1 AND wait_key = ?2 ORDER BY parked_at, id LIMIT ?3`
-	flowWaitingPostgres = `SELECT id FROM taskwheel_tasks
-WHERE app_id = $1 AND wait_key = $2 ORDER BY parked_at, id LIMIT $3 FOR UPDATE SKIP LOCKED`
-	flowDueSQLite = `SELECT id, app_id, COALESCE(flow_key, event_type) FROM taskwheel_tasks
-WHERE state IN ('scheduled', 'retrying') AND run_at <= ?2
-ORDER BY run_at, id LIMIT ?1`
-	flowDuePostgres = `SELECT id, app_id, COALESCE(flow_key, event_type) FROM taskwheel_tasks
-WHERE state IN ('scheduled', 'retrying') AND run_at <= now()
-ORDER BY run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`
-	flowParkSQLite = `UPDATE taskwheel_tasks
-SET wait_key = ?1, wait_reason = ?2, parked_at = run_at, run_at = ?3
-WHERE id IN (SELECT value FROM json_each(?4))`
-	flowParkPostgres = `UPDATE taskwheel_tasks
-SET wait_key = $1, wait_reason = $2, parked_at = run_at, run_at = $3
-WHERE id = ANY($4::text[])`
-	flowClaimSQLite = `UPDATE taskwheel_tasks
-SET state = 'running', attempts = attempts + 1, lease_expires_at = ?3 + ?2, updated_at = ?3,
-	run_at = COALESCE(parked_at, run_at), wait_key = NULL, parked_at = NULL, wait_reason = NULL, wait_endpoint = NULL
-WHERE id IN (SELECT value FROM json_each(?1)) AND state IN ('scheduled', 'retrying')
-RETURNING ` + taskColumns
-	flowClaimPostgres = `UPDATE taskwheel_tasks
-SET state = 'running', attempts = attempts + 1,
-	lease_expires_at = now() + $2 * interval '1 microsecond', updated_at = now(),
-	run_at = COALESCE(parked_at, run_at), wait_key = NULL, parked_at = NULL, wait_reason = NULL, wait_endpoint = NULL
-WHERE id = ANY($1::text[]) AND state IN ('scheduled', 'retrying')
-RETURNING ` + taskColumns
-	flowTokens = `UPDATE taskwheel_limits SET tokens = ?, tokens_at = ? WHERE app_id = ? AND flow_key = ?`
-)
-
-// flowScan bounds the due tasks that one claim reads, in rounds of
-// flowBatch or the claim's limit: a claim that meets a backlog of tasks
-// falling due on a key with no capacity parks this many at most, and the
-// next claim goes on.
-const (
-	flowBatch  = 256
-	flowRounds = 8
-)
-
-// claimDB is what a claim runs on: the store's *sqlx.DB, or the *sql.Conn
-// of SQLite's writer.
-type claimDB interface {
-	queryer
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
-}
-
-// idList returns ids as claimFlow's queries take a list: a JSON array on
-// SQLite, an array on PostgreSQL.
-func (s *SQLStore) idList(ids []string) any {
-	if s.dialect == Postgres {
-		return ids
-	}
-	b, _ := json.Marshal(ids) // strings always encode
-	return string(b)
-}
-
-// claimFlow is Claim when limits exist. q is the store's database, or on
-// SQLite the connection the claim holds.
-func (s *SQLStore) claimFlow(ctx context.Context, q claimDB, limit int, lease time.Duration) ([]*Task, error) {
-	fc := flowClaimOf(ctx)
-	tx, err := q.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
-	limits, now, err := s.flowLimits(ctx, tx, s.pick(flowLimitsSQLite, flowLimitsPostgres), s.args()...)
-	s.limited.Store(len(limits) > 0)
-	if err != nil || len(limits) == 0 {
-		return nil, err // none: the caller claims again, fast
-	}
-	byKey := make(map[limitKey]*flowState, len(limits))
-	for _, l := range limits {
-		byKey[limitKey{l.AppID, l.Key}] = l
-		l.refill(now)
-	}
-	if err := s.countRunning(ctx, tx, byKey); err != nil {
-		return nil, err
-	}
-	var (
-		claim []string
-		held  []heldBy
-	)
-	took := func(id string, l *flowState) {
-		claim = append(claim, id)
-		l.take(1)
-		if l.Concurrency > 0 {
-			held = append(held, heldBy{id, l})
-		}
-	}
-	// The waiting tasks first: they were due before any due now.
-	for _, l := range limits {
-		n, _ := l.capacity(limit - len(claim))
-		if n <= 0 {
-			continue
-		}
-		ids, err := queryStrings(ctx, tx, s.pick(flowWaitingSQLite, flowWaitingPostgres), l.AppID, l.Key, n)
-		if err != nil {
-			return nil, err
-		}
-		for _, id := range ids {
-			took(id, l)
-		}
-	}
-	nowArg := s.timeArg(now)
-	for round := 0; round < flowRounds && len(claim) < limit; round++ {
-		// The first round reads what the claim may take; the next ones,
-		// after a round that parked tasks, read more to park them faster.
-		batch := limit
-		if round > 0 {
-			batch = max(limit, flowBatch)
-		}
-		rows, err := tx.QueryContext(ctx, s.pick(flowDueSQLite, flowDuePostgres), s.pick2(batch, nowArg)...)
-		if err != nil {
-			return nil, err
-		}
-		type parkKey struct {
-			l   *flowState
-			why string
-		}
-		park := map[parkKey][]string{}
-		n := 0
-		for rows.Next() {
-			var id, app, key string
-			if err := rows.Scan(&id, &app, &key); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			n++
-			l := byKey[limitKey{app, key}]
-			switch {
-			case len(claim) == limit:
-				// Claim no more; the limited ones may still be parked.
-				if l != nil {
-					if c, why := l.capacity(1); c == 0 {
-						park[parkKey{l, why}] = append(park[parkKey{l, why}], id)
-					}
-				}
-			case l == nil:
-				claim = append(claim, id)
-			default:
-				if c, why := l.capacity(1); c == 0 {
-					park[parkKey{l, why}] = append(park[parkKey{l, why}], id)
-				} else {
-					took(id, l)
-				}
-			}
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return nil, err
-		}
-		for k, ids := range park {
-			if _, err := tx.ExecContext(ctx, s.pick(flowParkSQLite, flowParkPostgres),
-				k.l.Key, k.why, s.timeArg(parkedRunAt), s.idList(ids)); err != nil {
-				return nil, err
-			}
-		}
-		if n < batch || len(park) == 0 {
-			break // nothing more is due, or what was due is claimed
-		}
-	}
-	for _, l := range limits {
-		if l.Rate > 0 {
-			if _, err := tx.ExecContext(ctx, s.db.Rebind(flowTokens), l.tokens, s.timeArg(l.tokensAt), l.AppID, l.Key); err != nil {
-				return nil, err
-			}
-		}
-		if !l.Paused && (l.Concurrency == 0 || l.Running < l.Concurrency) {
-			fc.wake(l.nextToken())
-		}
-	}
-	fc.hold(held)
-	var rs []taskRow
-	if len(claim) > 0 {
-		rs, err = queryRows(ctx, tx, s.pick(flowClaimSQLite, flowClaimPostgres), s.args(s.idList(claim), lease.Microseconds())...)
-		if err != nil {
-			return nil, err
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, err
-	}
-	return claimed(rs), nil
-}
-
-// pick2 returns flowDue's arguments: SQLite's take the clock, PostgreSQL's
-// read it.
-func (s *SQLStore) pick2(batch int, now any) []any {
-	if s.dialect == Postgres {
-		return []any{batch}
-	}
-	return []any{batch, now}
-}
 
 // flowLimits runs query, which returns the limits and the store's clock.
 func (s *SQLStore) flowLimits(ctx context.Context, q queryer, query string, args ...any) ([]*flowState, time.Time, error) {
@@ -253,7 +44,7 @@ func (s *SQLStore) flowLimits(ctx context.Context, q queryer, query string, args
 			tokensAt, updated sqlTime
 		)
 		if err := rows.Scan(&l.AppID, &l.Key, &l.Rate, &l.Burst, &l.Concurrency, &l.Paused,
-			&l.tokens, &tokensAt, &updated, &now); err != nil {
+			&l.tokens, &tokensAt, &updated, &l.waiting, &now); err != nil {
 			return nil, time.Time{}, err
 		}
 		l.tokensAt, l.UpdatedAt = tokensAt.t, updated.t
@@ -267,6 +58,10 @@ func (s *SQLStore) flowLimits(ctx context.Context, q queryer, query string, args
 	}
 	return out, now.t, nil
 }
+
+// flowRunning counts the running tasks by key.
+const flowRunning = `SELECT app_id, COALESCE(flow_key, event_type), count(*) FROM taskwheel_tasks
+WHERE state = 'running' GROUP BY app_id, COALESCE(flow_key, event_type)`
 
 // countRunning sets the Running count of each limit in byKey.
 func (s *SQLStore) countRunning(ctx context.Context, q queryer, byKey map[limitKey]*flowState) error {
@@ -348,12 +143,7 @@ func (s *SQLStore) SetLimit(ctx context.Context, l *Limit) (*Limit, error) {
 		if err != nil {
 			return err
 		}
-		if why := l.waitReason(); why != "" {
-			_, err = tx.ExecContext(ctx, s.db.Rebind(setWaitReason), why, l.AppID, l.Key, why)
-		} else {
-			_, err = tx.ExecContext(ctx, s.db.Rebind(releaseWaiting), l.AppID, l.Key)
-		}
-		return err
+		return s.waitFor(ctx, tx, l)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tasks: set limit %s/%s: %w", l.AppID, l.Key, err)
@@ -382,9 +172,9 @@ func (s *SQLStore) flowTx(ctx context.Context, change func(tx *sql.Tx) error) er
 
 // Limit reads: one limit, an app's, and their counts.
 const (
-	getLimit = `SELECT app_id, flow_key, rate, burst, concurrency, paused, tokens, tokens_at, updated_at, NULL
+	getLimit = `SELECT app_id, flow_key, rate, burst, concurrency, paused, tokens, tokens_at, updated_at, waiting, NULL
 FROM taskwheel_limits WHERE app_id = ? AND flow_key = ?`
-	listLimits = `SELECT app_id, flow_key, rate, burst, concurrency, paused, tokens, tokens_at, updated_at, NULL
+	listLimits = `SELECT app_id, flow_key, rate, burst, concurrency, paused, tokens, tokens_at, updated_at, waiting, NULL
 FROM taskwheel_limits WHERE app_id = ? ORDER BY flow_key`
 	limitRunning = `SELECT count(*) FROM taskwheel_tasks
 WHERE state = 'running' AND app_id = ? AND COALESCE(flow_key, event_type) = ?`

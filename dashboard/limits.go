@@ -52,15 +52,14 @@ func (u *ui) limitPaused(paused bool) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, v *view) error {
 		ctx, cancel := u.storeCtx(r)
 		defer cancel()
-		l, err := u.e.Limit(ctx, v.App, r.PostForm.Get("key"))
-		if err != nil {
-			if errors.Is(err, tasks.ErrNotFound) {
-				return errUILimit
-			}
-			return err
+		// Paused alone, atomically: a limit set meanwhile through the
+		// API keeps its rate and concurrency.
+		_, err := u.e.PauseLimit(ctx, v.App, r.PostForm.Get("key"), paused)
+		var invalid *tasks.ValidationError
+		if errors.Is(err, tasks.ErrNotFound) || errors.As(err, &invalid) {
+			return errUILimit // no such key, nor a key at all
 		}
-		l.Paused = paused
-		if _, err := u.e.SetLimit(ctx, *l); err != nil {
+		if err != nil {
 			return err
 		}
 		return u.redirect(w, r, v.Base+"/apps/"+v.App+"/limits?done="+done)

@@ -52,6 +52,8 @@ func TestStore(t *testing.T, newStore func(t *testing.T) tasks.Store) {
 		{"Delete", su.testDelete},
 		{"Bulk", su.testBulk},
 		{"Flow", su.testFlow},
+		{"PauseLimit", su.testPauseLimit},
+		{"FlowMany", su.testFlowMany},
 		{"List", su.testList},
 		{"Times", su.testTimes},
 		{"TraceContext", su.testTraceContext},

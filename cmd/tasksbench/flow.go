@@ -14,61 +14,86 @@ import (
 // W11, flow control (issue 16), on each store: three engines sharing one
 // database (three stores on it, as three processes would open it; on the
 // memory store, one) for the rate and the concurrency limits, and for an
-// endpoint's rate_limit; then one
-// engine for the isolation of waiting tasks, the overhead of a limit on a
-// drain and the fairness between apps. It runs only when named.
+// endpoint's rate_limit; then one engine for the isolation of waiting
+// tasks, the overhead of a limit on a drain and the fairness between apps.
+// It runs only when named, and only the parts that -flowparts names.
 func runFlow(ctx context.Context, c *config, t *target) ([]figure, error) {
 	var figs []figure
-	shared := func(f func([]tasks.Store) error) error {
-		ss, closeAll, err := t.share(ctx, 3)
-		if err != nil {
-			return fmt.Errorf("open stores: %w", err)
+	for _, p := range []struct {
+		name string
+		run  func(context.Context, *config, *target) ([]figure, error)
+	}{{"rate", flowRate}, {"endpoint", flowEndpoint}, {"concurrency", flowConcurrency}, {"overhead", flowOverhead},
+		{"isolation", flowIsolation}, {"fairness", flowFairness}} {
+		if !slices.Contains(c.flowParts, p.name) {
+			continue
 		}
-		return joinClose(f(ss), closeAll)
+		fs, err := p.run(ctx, c, t)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.name, err)
+		}
+		figs = append(figs, fs...)
 	}
-	// Rate 20/s on one key across three engines: the starts of each
-	// whole second after the first.
-	if err := shared(func(ss []tasks.Store) error {
+	return figs, nil
+}
+
+// flowParts are the parts of W11, in the order they run.
+var flowParts = []string{"rate", "endpoint", "concurrency", "overhead", "isolation", "fairness"}
+
+// shared runs f on n stores of t sharing one database, as n processes
+// would open it (on the memory store, one store n times), and closes them.
+func shared(ctx context.Context, t *target, n int, f func([]tasks.Store) ([]figure, error)) ([]figure, error) {
+	ss, closeAll, err := t.share(ctx, n)
+	if err != nil {
+		return nil, fmt.Errorf("open stores: %w", err)
+	}
+	figs, err := f(ss)
+	return figs, joinClose(err, closeAll)
+}
+
+// flowRate: rate 20/s on one key across three engines, the starts of each
+// whole second after the first.
+func flowRate(ctx context.Context, c *config, t *target) ([]figure, error) {
+	return shared(ctx, t, 3, func(ss []tasks.Store) ([]figure, error) {
 		ws, err := bench.FlowRate(ctx, ss, 20, c.flowRate)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		figs = append(figs,
-			figure{name: "rate 20/s min window", unit: "starts/s", value: float64(slices.Min(ws))},
-			figure{name: "rate 20/s max window", unit: "starts/s", value: float64(slices.Max(ws))})
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	// An endpoint's rate_limit of 20/s across three engines: the
-	// deliveries its receiver gets in each whole second after the first.
-	if err := shared(func(ss []tasks.Store) error {
+		return []figure{
+			{name: "rate 20/s min window", unit: "starts/s", value: float64(slices.Min(ws))},
+			{name: "rate 20/s max window", unit: "starts/s", value: float64(slices.Max(ws))}}, nil
+	})
+}
+
+// flowEndpoint: an endpoint's rate_limit of 20/s across three engines, the
+// deliveries its receiver gets in each whole second after the first.
+func flowEndpoint(ctx context.Context, c *config, t *target) ([]figure, error) {
+	return shared(ctx, t, 3, func(ss []tasks.Store) ([]figure, error) {
 		ws, err := bench.EndpointRate(ctx, ss, 20, c.flowRate)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		fmt.Fprintf(os.Stderr, "W11 endpoint rate 20/s on %s: deliveries in each 1-s window after the first: %v\n", t.name, ws)
-		figs = append(figs,
-			figure{name: "endpoint rate 20/s min window", unit: "deliveries/s", value: float64(slices.Min(ws))},
-			figure{name: "endpoint rate 20/s max window", unit: "deliveries/s", value: float64(slices.Max(ws))})
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	// Concurrency 3 across three engines, tasks of 200 ms.
-	if err := shared(func(ss []tasks.Store) error {
+		return []figure{
+			{name: "endpoint rate 20/s min window", unit: "deliveries/s", value: float64(slices.Min(ws))},
+			{name: "endpoint rate 20/s max window", unit: "deliveries/s", value: float64(slices.Max(ws))}}, nil
+	})
+}
+
+// flowConcurrency: concurrency 3 across three engines, tasks of 200 ms.
+func flowConcurrency(ctx context.Context, c *config, t *target) ([]figure, error) {
+	return shared(ctx, t, 3, func(ss []tasks.Store) ([]figure, error) {
 		r, err := bench.FlowConcurrency(ctx, ss, 3, 75, 200*time.Millisecond)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		figs = append(figs,
-			figure{name: "concurrency 3 most running", unit: "tasks", value: float64(r.Most)},
-			figure{name: "concurrency 3 throughput", unit: "tasks/s", value: r.Rate.PerSecond()})
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	// Overhead: W3 with a concurrency limit above the workers, and without.
+		return []figure{
+			{name: "concurrency 3 most running", unit: "tasks", value: float64(r.Most)},
+			{name: "concurrency 3 throughput", unit: "tasks/s", value: r.Rate.PerSecond()}}, nil
+	})
+}
+
+// flowOverhead: W3 with a concurrency limit above the workers, and without.
+func flowOverhead(ctx context.Context, c *config, t *target) ([]figure, error) {
 	plain, err := withStore(ctx, t, func(s tasks.Store) (bench.Rate, error) { return bench.Drain(ctx, c.drain, s) })
 	if err != nil {
 		return nil, err
@@ -79,9 +104,12 @@ func runFlow(ctx context.Context, c *config, t *target) ([]figure, error) {
 	if err != nil {
 		return nil, err
 	}
-	figs = append(figs, ratioFigures("drain, limit above workers", "tasks/s", plain, limited)...)
-	// Isolation: a drain while many tasks wait on a 1/s key, and the idle
-	// engine's CPU with them waiting.
+	return ratioFigures("drain, limit above workers", "tasks/s", plain, limited), nil
+}
+
+// flowIsolation: a drain while many tasks wait on a 1/s key, and the idle
+// engine's CPU with them waiting.
+func flowIsolation(ctx context.Context, c *config, t *target) ([]figure, error) {
 	alone, err := withStore(ctx, t, func(s tasks.Store) (bench.FlowIsolationResult, error) {
 		return bench.FlowIsolation(ctx, s, c.drain, 0, time.Second)
 	})
@@ -94,12 +122,14 @@ func runFlow(ctx context.Context, c *config, t *target) ([]figure, error) {
 	if err != nil {
 		return nil, err
 	}
-	figs = append(figs, ratioFigures(fmt.Sprintf("drain, %d waiting", c.flowWaiting), "tasks/s", alone.Drain, waiting.Drain)...)
-	figs = append(figs,
+	return append(ratioFigures(fmt.Sprintf("drain, %d waiting", c.flowWaiting), "tasks/s", alone.Drain, waiting.Drain),
 		figure{name: "idle CPU, tasks waiting", unit: "% of a core", value: 100 * waiting.IdleCPU},
-		figure{name: "setting tasks waiting", unit: "tasks/s", value: waiting.Park.PerSecond()})
-	// Fairness: app A's backlog, with app B creating 20 tasks a second
-	// meanwhile, and without.
+		figure{name: "setting tasks waiting", unit: "tasks/s", value: waiting.Park.PerSecond()}), nil
+}
+
+// flowFairness: app A's backlog, with app B creating 20 tasks a second
+// meanwhile, and without.
+func flowFairness(ctx context.Context, c *config, t *target) ([]figure, error) {
 	soloA, err := withStore(ctx, t, func(s tasks.Store) (bench.FairnessResult, error) {
 		return bench.Fairness(ctx, s, c.fairBacklog, 0)
 	})
@@ -112,11 +142,13 @@ func runFlow(ctx context.Context, c *config, t *target) ([]figure, error) {
 	if err != nil {
 		return nil, err
 	}
-	figs = append(figs, ratioFigures("fairness A drain", "tasks/s", soloA.Drain, withB.Drain)...)
-	figs = append(figs,
+	return append(ratioFigures("fairness A drain", "tasks/s", soloA.Drain, withB.Drain),
 		figure{name: "fairness B wait p50", unit: "ms", value: ms(withB.Wait.P50)},
-		figure{name: "fairness B wait p99", unit: "ms", value: ms(withB.Wait.P99)})
-	return figs, nil
+		figure{name: "fairness B wait p99", unit: "ms", value: ms(withB.Wait.P99)},
+		figure{name: "fairness B enqueue to claim p50", unit: "ms", value: ms(withB.Claim.P50)},
+		figure{name: "fairness B enqueue to claim p99", unit: "ms", value: ms(withB.Claim.P99)},
+		figure{name: "fairness B claim to start p50", unit: "ms", value: ms(withB.Queue.P50)},
+		figure{name: "fairness B claim to start p99", unit: "ms", value: ms(withB.Queue.P99)}), nil
 }
 
 // joinClose returns err joined with the error of closing.

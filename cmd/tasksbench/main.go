@@ -137,6 +137,7 @@ type config struct {
 	tasksdBin                string        // W12
 	tasksdDuration           time.Duration // W12
 	stores, workloads        listFlag
+	flowParts                listFlag // W11
 	jsonPath                 string
 	cpuProfile, memProfile   string
 	otel                     bool
@@ -168,6 +169,7 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 		http:      durationOrCount{d: 5 * time.Second},
 		stores:    storeNames,
 		workloads: listFlag{"W1", "W2", "W3", "W4", "W5", "W6", "W7", "M1", "M2"},
+		flowParts: flowParts,
 	}
 	fs.StringVar(&c.postgres, "postgres", "", "PostgreSQL URL or keyword/value DSN; without it PostgreSQL is skipped.\n"+
 		"With a search_path in it, tasksbench works in that schema, which must hold no tasks;\n"+
@@ -185,6 +187,7 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 	fs.DurationVar(&c.flowRate, "flowrate", 10*time.Second, "W11: how long the rate limit runs")
 	fs.IntVar(&c.flowWaiting, "flowwaiting", 100_000, "W11: tasks waiting on a 1/s key during a drain")
 	fs.IntVar(&c.fairBacklog, "fairbacklog", 200_000, "W11: app A's backlog of due tasks")
+	fs.Var(&c.flowParts, "flowparts", "W11: the parts to run (rate,endpoint,concurrency,overhead,isolation,fairness)")
 	fs.DurationVar(&c.scaleout, "scaleout", 5*time.Second, "W8: how long the 20 ms tasks run at N × 800/s (sets their count)")
 	fs.IntVar(&c.scaleoutNoop, "scaleout-noop", 20000, "W8: no-op tasks due at once")
 	fs.IntVar(&c.scaleoutProcs, "scaleout-procs", 4, "W8: engine processes, from 1 up to this many")
@@ -255,6 +258,11 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 	for _, s := range c.stores {
 		if !slices.Contains(storeNames, s) && !slices.Contains(optionalStores, s) {
 			return nil, fmt.Errorf("-stores: unknown store %q; want some of %s", s, strings.Join(append(storeNames, optionalStores...), ","))
+		}
+	}
+	for _, p := range c.flowParts {
+		if !slices.Contains(flowParts, p) {
+			return nil, fmt.Errorf("-flowparts: unknown part %q; want some of %s", p, strings.Join(flowParts, ","))
 		}
 	}
 	for _, w := range c.workloads {

@@ -226,25 +226,31 @@ func cpuTime() time.Duration {
 type FairnessResult struct {
 	Drain Rate    // app A's backlog
 	Wait  Latency // app B's tasks, from Enqueue to the start of their func
+	// Claim and Queue split Wait: from Enqueue to the claim (the task's
+	// UpdatedAt, on the store's clock, which is this machine's), and from
+	// the claim to the start of the func, queued in the engine.
+	Claim, Queue Latency
 }
 
 // Fairness drains a backlog of app A's tasks while, if bRate > 0, app B
 // enqueues bRate tasks a second, each carrying when it was enqueued.
 func Fairness(ctx context.Context, store tasks.Store, backlog int, bRate float64) (_ FairnessResult, err error) {
 	var (
-		res   FairnessResult
-		ran   atomic.Int64
-		mu    sync.Mutex
-		waits []time.Duration
-		epoch = time.Now()
+		res                  FairnessResult
+		ran                  atomic.Int64
+		mu                   sync.Mutex
+		waits, claims, queue []time.Duration
+		epoch                = time.Now()
 	)
 	all := make(chan struct{})
 	fn := func(_ context.Context, t *tasks.Task) error {
 		if t.AppID == "bench_b" {
 			ns, _ := strconv.ParseInt(string(t.Data), 10, 64)
-			at := time.Duration(ns)
+			now, at := time.Now(), epoch.Add(time.Duration(ns))
 			mu.Lock()
-			waits = append(waits, time.Since(epoch)-at)
+			waits = append(waits, now.Sub(at))
+			claims = append(claims, t.UpdatedAt.Sub(at))
+			queue = append(queue, now.Sub(t.UpdatedAt))
 			mu.Unlock()
 			return nil
 		}
@@ -296,7 +302,7 @@ func Fairness(ctx context.Context, store tasks.Store, backlog int, bRate float64
 		err = berr
 	}
 	mu.Lock()
-	res.Wait = latency(waits)
+	res.Wait, res.Claim, res.Queue = latency(waits), latency(claims), latency(queue)
 	mu.Unlock()
 	return res, err
 }
