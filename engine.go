@@ -106,11 +106,12 @@ type Config struct {
 	// MaxWaiting bounds the tasks waiting to run on a MemoryStore, so that
 	// a process whose producers outrun its workers keeps its latency
 	// instead of a backlog that grows for as long as they do. While the
-	// store holds MaxWaiting or more tasks that were enqueued to run at
-	// once and have not started, Enqueue and EnqueueMany store nothing and
-	// return an error matching ErrOverloaded at once: they do not wait, so
-	// the caller chooses to retry later, shed or slow down, and the HTTP
-	// API answers 503 with Retry-After: 1. Tasks scheduled for later and
+	// store holds MaxWaiting or more tasks that were enqueued (or
+	// replayed, or rescheduled) to run at once and have not started,
+	// Enqueue and EnqueueMany store nothing and return an error matching
+	// ErrOverloaded at once: they do not wait, so the caller chooses to
+	// retry later, shed or slow down, and the HTTP API answers 503 with
+	// Retry-After: 1. Tasks scheduled for later and
 	// retries are not counted; a batch is let in whole while the count is
 	// below the bound. The count is the store's, shared by the engines on
 	// it. The SQL stores, whose backlog is on disk, ignore it. Defaults to

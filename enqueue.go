@@ -31,7 +31,8 @@ func (e *Engine) Enqueue(ctx context.Context, nt NewTask) (*Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := e.admit(); err != nil {
+	ctx, err = e.admit(ctx)
+	if err != nil {
 		return nil, err
 	}
 	keepTraceContext(ctx, t)
@@ -72,12 +73,12 @@ func (e *Engine) EnqueueMany(ctx context.Context, nts []NewTask) ([]*Task, error
 		}
 		ts[i] = t
 	}
-	if err := e.admit(); err != nil {
+	ctx, err := e.admit(ctx)
+	if err != nil {
 		return nil, err
 	}
 	keepTraceContext(ctx, ts...)
 	var stored []*Task
-	var err error
 	if e.enqMW {
 		stored, err = e.enqueueThrough(ctx, ts, true, e.store.InsertMany)
 		if err == nil && len(stored) != len(ts) {
@@ -310,18 +311,34 @@ func (g *groupCommit) insertMany(ctx context.Context, batch []*enqueueCall) {
 // Config.MaxWaiting: the MemoryStore.
 type waitingCounter interface{ waitingTasks() int }
 
+// maxWaitingKey is the context key under which admit passes
+// Config.MaxWaiting to the store's insert, which applies it again under
+// its lock: callers that overlap at the bound would otherwise all find
+// the count below it before any of them stored its tasks.
+type maxWaitingKey struct{}
+
 // admit returns an error matching ErrOverloaded when Config.MaxWaiting is
-// set and the store holds that many tasks waiting to run.
-func (e *Engine) admit() error {
+// set and the store holds that many tasks waiting to run; otherwise ctx,
+// carrying the bound for the store's insert to check as it stores.
+func (e *Engine) admit(ctx context.Context) (context.Context, error) {
 	if e.cfg.MaxWaiting <= 0 {
-		return nil
+		return ctx, nil
 	}
 	wc, ok := e.store.(waitingCounter)
 	if !ok {
-		return nil
+		return ctx, nil
 	}
-	if n := wc.waitingTasks(); n >= e.cfg.MaxWaiting {
-		return fmt.Errorf("%w: %d tasks waiting to run, Config.MaxWaiting is %d", ErrOverloaded, n, e.cfg.MaxWaiting)
+	if err := overloaded(wc.waitingTasks(), e.cfg.MaxWaiting); err != nil {
+		return ctx, err
+	}
+	return context.WithValue(ctx, maxWaitingKey{}, e.cfg.MaxWaiting), nil
+}
+
+// overloaded returns an error matching ErrOverloaded if n tasks waiting
+// to run reach the bound max.
+func overloaded(n, max int) error {
+	if n >= max {
+		return fmt.Errorf("%w: %d tasks waiting to run, Config.MaxWaiting is %d", ErrOverloaded, n, max)
 	}
 	return nil
 }

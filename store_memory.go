@@ -186,6 +186,9 @@ func (s *memoryStore) Insert(ctx context.Context, t *Task) (*Task, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.admit(ctx); err != nil {
+		return nil, err
+	}
 	if m := s.holder(t); m != nil {
 		return m.snapshot(), ErrDuplicate
 	}
@@ -202,6 +205,9 @@ func (s *memoryStore) InsertMany(ctx context.Context, ts []*Task) ([]*Task, erro
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.admit(ctx); err != nil {
+		return nil, err
+	}
 	// Check every task before storing any: all or none.
 	ids := make(map[string]bool, len(ts))
 	keys := make(map[idemKey]bool)
@@ -308,6 +314,15 @@ func (s *memoryStore) waitingTasks() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.ready
+}
+
+// admit applies, under s.mu, the Config.MaxWaiting that Engine.admit put
+// in ctx, if any.
+func (s *memoryStore) admit(ctx context.Context) error {
+	if max, ok := ctx.Value(maxWaitingKey{}).(int); ok {
+		return overloaded(s.ready, max)
+	}
+	return nil
 }
 
 // setDue puts m in the due heap at at and mirrors it in NextAttemptAt.
@@ -644,7 +659,7 @@ func (s *memoryStore) replay(m *memTask, now time.Time, extra int) error {
 	m.t.CancelRequested = false
 	m.t.CompletedAt = nil
 	m.t.UpdatedAt = now
-	s.setDue(m, now)
+	s.schedule(m, now, nil) // due at once: counted for Config.MaxWaiting
 	return nil
 }
 

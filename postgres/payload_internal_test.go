@@ -24,8 +24,12 @@ func TestParsePayload(t *testing.T) {
 		{"", tasks.Due{}, time.Time{}, false},
 		{"1700000000000000", tasks.Due{}, time.Time{}, false},
 		{"x id", tasks.Due{}, time.Time{}, false},
-		{"1 id x", tasks.Due{}, time.Time{}, false},
-		{"1 id 2 3", tasks.Due{}, time.Time{}, false},
+		{"1700000000000000 ", tasks.Due{}, time.Time{}, false},
+		// IDs with spaces, as tasks the app stored by SQL may have.
+		{"1 id x", tasks.Due{ID: "id x", RunAt: at(1)}, time.Time{}, true},
+		{"1 id 2 3", tasks.Due{ID: "id 2", RunAt: at(1)}, at(3), true},
+		{"1700000000000000 order 17", tasks.Due{ID: "order 17", RunAt: at(1700000000000000)}, time.Time{}, true},
+		{"5 a  b 9", tasks.Due{ID: "a  b", RunAt: at(5)}, at(9), true},
 	}
 	for _, tt := range tests {
 		first, last, ok := parsePayload(tt.in)

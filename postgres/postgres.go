@@ -192,16 +192,18 @@ func (s *Store) Listen(ctx context.Context, listening func(), notify func(tasks.
 	return fmt.Errorf("tasks: listen: %w", listenErr)
 }
 
-// notifyChannel names the channel that the triggers of migrations 0006
-// and 0021 (in package tasks) notify for the tables of the current schema: a hash of
-// the schema's name keeps it within PostgreSQL's 63 bytes for any name.
+// notifyChannel names the channel that the triggers of migrations 0006,
+// 0021 and 0022 (in package tasks) notify for the tables of the current
+// schema: a hash of the schema's name keeps it within PostgreSQL's 63
+// bytes for any name.
 const notifyChannel = `SELECT 'taskwheel_' || left(md5(current_schema()), 16)`
 
 // listen LISTENs on dc, a connection of stdlib, and calls notify for each
-// notification, whose payload (migration 0021, in package tasks) is the
-// earliest run time in Unix microseconds of the tasks that one statement
-// made pending and that task's ID, separated by a space, then, when the
-// statement's tasks fall due at different times, a space and the latest:
+// notification, whose payload (migrations 0021 and 0022, in package tasks)
+// is the earliest run time in Unix microseconds of the tasks that one
+// statement made pending and that task's ID (which may hold spaces),
+// separated by a space, then, when the statement's tasks fall due at
+// different times, a space and the latest:
 // for that, notify is called again with a Due without an ID at the latest,
 // which asks the engine to read the store's upcoming tasks again.
 func listen(ctx context.Context, dc any, listening func(), notify func(tasks.Due)) error {
@@ -236,22 +238,22 @@ func listen(ctx context.Context, dc any, listening func(), notify func(tasks.Due
 
 // parsePayload returns what a notification's payload says: the earliest
 // task due, and the latest due time if others are due later, else zero.
+// The ID is the text between the first space and the latest due time,
+// spaces and all (tasks stored by the app's SQL may have any ID); a last
+// word that is no time later than the earliest is part of the ID.
 func parsePayload(p string) (first tasks.Due, last time.Time, ok bool) {
-	f := strings.Fields(p)
-	if len(f) != 2 && len(f) != 3 {
+	micros, id, ok := strings.Cut(p, " ")
+	if !ok || id == "" {
 		return first, last, false
 	}
-	lo, err := strconv.ParseInt(f[0], 10, 64)
+	lo, err := strconv.ParseInt(micros, 10, 64)
 	if err != nil {
 		return first, last, false
 	}
-	first = tasks.Due{ID: f[1], RunAt: time.UnixMicro(lo).UTC()}
-	if len(f) == 3 {
-		hi, err := strconv.ParseInt(f[2], 10, 64)
-		if err != nil {
-			return first, last, false
+	if i := strings.LastIndexByte(id, ' '); i > 0 {
+		if hi, err := strconv.ParseInt(id[i+1:], 10, 64); err == nil && hi > lo {
+			id, last = id[:i], time.UnixMicro(hi).UTC()
 		}
-		last = time.UnixMicro(hi).UTC()
 	}
-	return first, last, true
+	return tasks.Due{ID: id, RunAt: time.UnixMicro(lo).UTC()}, last, true
 }
