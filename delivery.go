@@ -96,9 +96,12 @@ func (e *Engine) deliver(ctx context.Context, t *Task) (attempts []Attempt, endp
 	// no history to read.
 	// An attempt that waited for an endpoint's capacity (see
 	// endpoint_limits.go) left records under the number the next attempt
-	// takes again: with limits, the history is read for every attempt.
+	// takes again: with limits, the history is read for every attempt, and
+	// so it is for a task with an EndpointID, which such an attempt that
+	// an endpoint acknowledged set, as the limits may have been removed
+	// since (a task replayed keeps it too: it costs that one a read).
 	var history []Attempt
-	if t.Attempts > t.ReplayedAfter+1 || slices.ContainsFunc(eps, (*Endpoint).limited) {
+	if t.Attempts > t.ReplayedAfter+1 || t.EndpointID != nil || slices.ContainsFunc(eps, (*Endpoint).limited) {
 		if history, err = e.store.Attempts(ctx, t.ID); err != nil {
 			return nil, "", fmt.Errorf("read attempts: %w", err)
 		}

@@ -40,7 +40,11 @@ import (
 //
 // Without a limit on any endpoint of the task's app this costs no store
 // statement: the endpoints come from the engine's cache, and the history
-// is read only when the attempt is not the run's first, as before. The
+// is read only when the attempt is not the run's first, or the task has
+// an EndpointID (an attempt that waited after an endpoint acknowledged it
+// left records under the number the next one takes again, and the limits
+// may have been removed since). An update of an endpoint makes the tasks
+// waiting for its limits due at once (so raising one wakes them). The
 // limits themselves are read from the store at each take, so that a change
 // holds at once for an endpoint that had a limit; one set on an endpoint
 // that had none is seen within the cache's second (see Endpoint).

@@ -403,8 +403,12 @@ func (r *run) execute(j job) (_ Outcome, ran bool) {
 	r.activeMu.Unlock()
 	o := e.outcome(t, err, cause)
 	o.Attempts, o.EndpointID = attempts, endpointID
-	e.obs.ended(t, o.State)
-	e.window.Record(time.Now(), t.AppID, t.EventType, late, o.State == StateRetrying && o.WaitReason == "" || o.State == StateFailed)
+	if o.WaitReason == "" {
+		// One that waited for an endpoint's capacity did not happen: no
+		// outcome, and no attempt in the window.
+		e.obs.ended(t, o.State)
+		e.window.Record(time.Now(), t.AppID, t.EventType, late, o.State == StateRetrying || o.State == StateFailed)
+	}
 	return o, true
 }
 

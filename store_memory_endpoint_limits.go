@@ -70,6 +70,12 @@ func (s *memoryStore) TakeEndpointCapacity(ctx context.Context, endpointID strin
 			f.rate, f.tokensAt, f.queue = ep.RateLimit, time.Time{}, time.Time{}
 			clear(f.reserved)
 		}
+		if !f.queue.IsZero() && !f.queue.After(now) {
+			// The queue drained: the marks left are of deliveries that
+			// never came back (canceled, deleted), as on SQL stores.
+			f.queue = time.Time{}
+			clear(f.reserved)
+		}
 		bucket = endpointBucket(ep.RateLimit, f.tokens, f.tokensAt, now)
 	}
 	took, wait, reserve := endpointCapacity(ep.MaxInFlight, s.inFlight(f), bucket, &f.queue, f.reserved[l], now)

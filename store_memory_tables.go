@@ -82,7 +82,25 @@ func (s *memoryStore) UpdateEndpoint(ctx context.Context, ep *Endpoint) (*Endpoi
 	old.RateLimit, old.MaxInFlight = c.RateLimit, c.MaxInFlight
 	old.Secret, old.PreviousSecret, old.PreviousSecretExpiresAt = c.Secret, c.PreviousSecret, c.PreviousSecretExpiresAt
 	old.UpdatedAt = nextVersion(old.UpdatedAt, s.clock())
+	s.wakeEndpointWaiters(old)
 	return old.clone(), nil
+}
+
+// wakeEndpointWaiters makes the tasks that wait for ep's limits, which may
+// have been raised or removed, due now, as SQL stores do.
+func (s *memoryStore) wakeEndpointWaiters(ep *Endpoint) {
+	slots, rate := waitEndpointSlots(ep.ID), waitEndpointRate(ep.ID)
+	now := s.clock()
+	for _, m := range s.tasks {
+		if m.t.AppID != ep.AppID || !m.t.State.pending() || m.waitOn != nil ||
+			m.waitEndpoint != ep.ID && m.t.WaitReason != slots && m.t.WaitReason != rate || !m.runAt.After(now) {
+			continue
+		}
+		why := m.t.WaitReason
+		m.waitEndpoint = ""
+		s.setDue(m, now)
+		m.t.WaitReason = why
+	}
 }
 
 // DeleteEndpoint implements [Store].

@@ -161,15 +161,26 @@ func (s *SQLStore) TakeEndpointCapacity(ctx context.Context, endpointID string, 
 		)
 		if lim.rate > 0 {
 			var at time.Time
-			if lim.tokens.Valid && lim.tokensAt.valid {
+			switch {
+			case lim.tokens.Valid && lim.tokensAt.valid && lim.queueAt.valid && !lim.queueAt.t.After(lim.now):
+				// The queue drained: every delivery marked came back, or
+				// never will (its task was canceled or deleted); the marks
+				// would order nothing, and are deleted rather than left.
+				at = lim.tokensAt.t
+				if _, err := tx.ExecContext(ctx, s.db.Rebind(epUnreserveAll), endpointID); err != nil {
+					return err
+				}
+			case lim.tokens.Valid && lim.tokensAt.valid:
 				at, queue = lim.tokensAt.t, lim.queueAt.t
 				var n int
 				if err := tx.QueryRowContext(ctx, s.db.Rebind(epReserved), endpointID, l.ID, -l.Attempt).Scan(&n); err != nil {
 					return err
 				}
 				reserved = n > 0
-			} else if _, err := tx.ExecContext(ctx, s.db.Rebind(epUnreserveAll), endpointID); err != nil {
-				return err // a new bucket: the old one's reservations are void
+			default:
+				if _, err := tx.ExecContext(ctx, s.db.Rebind(epUnreserveAll), endpointID); err != nil {
+					return err // a new bucket: the old one's reservations are void
+				}
 			}
 			bucket = endpointBucket(lim.rate, lim.tokens.Float64, at, lim.now)
 		}

@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -254,8 +255,15 @@ RETURNING ` + endpointColumnsSQLite
 	disabled_reason = CASE WHEN status = 'inactive' AND $6 = 'active' THEN '' ELSE disabled_reason END
 WHERE id = $1 AND updated_at = $2
 RETURNING ` + endpointColumnsPostgres
-	endpointExists = `SELECT count(*) FROM taskwheel_endpoints WHERE id = ?`
-	deleteEndpoint = `DELETE FROM taskwheel_endpoints WHERE id = ?`
+	endpointExists            = `SELECT count(*) FROM taskwheel_endpoints WHERE id = ?`
+	wakeEndpointWaitersSQLite = `UPDATE taskwheel_tasks SET run_at = min(run_at, ?5), wait_endpoint = NULL
+WHERE app_id = ?1 AND state IN ('scheduled', 'retrying') AND wait_key IS NULL
+	AND (wait_endpoint = ?2 OR wait_reason IN (?3, ?4))`
+	wakeEndpointWaitersPostgres = `UPDATE taskwheel_tasks SET run_at = LEAST(run_at, now()), wait_endpoint = NULL
+WHERE app_id = $1 AND state IN ('scheduled', 'retrying') AND wait_key IS NULL
+	AND (wait_endpoint = $2 OR wait_reason IN ($3, $4))`
+	deleteEndpoint      = `DELETE FROM taskwheel_endpoints WHERE id = ?`
+	deleteEndpointSlots = `DELETE FROM taskwheel_endpoint_slots WHERE endpoint_id = ?`
 )
 
 // InsertEndpoint implements [Store].
@@ -332,6 +340,15 @@ func (s *SQLStore) UpdateEndpoint(ctx context.Context, ep *Endpoint) (*Endpoint,
 	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrConflict) {
 		return nil, fmt.Errorf("tasks: update endpoint %s: %w", ep.ID, err)
 	}
+	if err == nil {
+		// The tasks that wait for the endpoint's limits, which may have
+		// been raised or removed, are due now: they take its capacity
+		// again under the limits as they are (see endpoint_limits.go).
+		if _, werr := s.db.ExecContext(ctx, s.pick(wakeEndpointWaitersSQLite, wakeEndpointWaitersPostgres),
+			s.args(got.AppID, ep.ID, waitEndpointSlots(ep.ID), waitEndpointRate(ep.ID))...); werr != nil {
+			return nil, fmt.Errorf("tasks: update endpoint %s: wake its waiting tasks: %w", ep.ID, werr)
+		}
+	}
 	return got, err
 }
 
@@ -355,7 +372,16 @@ func (s *SQLStore) DeleteEndpoint(ctx context.Context, id string) error {
 	if !s.storable(id) {
 		return ErrNotFound
 	}
-	n, err := exec(ctx, s.db, s.db.Rebind(deleteEndpoint), id)
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if n, err = exec(ctx, tx, s.db.Rebind(deleteEndpoint), id); err != nil || n == 0 {
+			return err
+		}
+		// Its slots and queue marks (see endpoint_limits.go) go with it.
+		_, err = tx.ExecContext(ctx, s.db.Rebind(deleteEndpointSlots), id)
+		return err
+	})
 	switch {
 	case err != nil:
 		return fmt.Errorf("tasks: delete endpoint %s: %w", id, err)
