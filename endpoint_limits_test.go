@@ -57,9 +57,12 @@ func waitDone(t *testing.T, e *tasks.Engine, ids []string) {
 }
 
 // TestEndpointLimits_RateAcrossEngines (L1): a rate_limit of 20 a second
-// on an endpoint, three engines: the receiver gets at most 22 deliveries
-// (the rate, and a burst of 2) in each second from the first, every task
-// is delivered once, at its first attempt.
+// on an endpoint, three engines: every task is delivered once, at its first
+// attempt; the 50 deliveries take at least the 2.4 s that the rate allows
+// after the burst of 2; and the receiver gets at most 24 in each second from
+// the first: the rate, the burst, and 2 for the requests' own time, since
+// the receiver sees a delivery a request's time after its token was taken
+// (23 was seen under -race, the first request the slowest).
 func TestEndpointLimits_RateAcrossEngines(t *testing.T) {
 	t.Parallel()
 	for _, kind := range testkit.SharedStores {
@@ -87,8 +90,8 @@ func TestEndpointLimits_RateAcrossEngines(t *testing.T) {
 			last := rc.requests[n-1].at.Sub(first)
 			t.Logf("deliveries per 1-s window from the first: %v; all %d in %v", windows, n, last)
 			for w, c := range windows {
-				if c > 22 {
-					t.Errorf("window %d: got %d deliveries, want at most 22 (20 a second, a burst of 2)", w, c)
+				if c > 24 {
+					t.Errorf("window %d: got %d deliveries, want at most 24 (20 a second, a burst of 2, 2 for the requests' time)", w, c)
 				}
 			}
 			if min := time.Duration(n-2) * time.Second / 20; last < min-100*time.Millisecond {
