@@ -214,14 +214,23 @@ func startCrashChild(t *testing.T, db *crashDB, name string, c crashChild) *cras
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &crashProc{name: name, out: c.Out, log: filepath.Join(dir, name+".log"), done: make(chan struct{})}
+	return startChild(t, name, c.Out, filepath.Join(dir, name+".log"), "TestCrashChild", crashChildEnv, spec)
+}
+
+// startChild starts the test binary again as a child process named name,
+// running only the test run with env set to spec, its output into the file
+// logPath; out is where it records its runs. The child is killed, if it
+// still runs, when t ends; its log is shown if t failed.
+func startChild(t *testing.T, name, out, logPath, run, env string, spec []byte) *crashProc {
+	t.Helper()
+	p := &crashProc{name: name, out: out, log: logPath, done: make(chan struct{})}
 	logFile, err := os.Create(p.log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logFile.Close() // the child has its own copy
-	p.cmd = exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v", "-test.timeout=2m")
-	p.cmd.Env = append(os.Environ(), crashChildEnv+"="+string(spec))
+	p.cmd = exec.Command(os.Args[0], "-test.run=^"+run+"$", "-test.v", "-test.timeout=2m")
+	p.cmd.Env = append(os.Environ(), env+"="+string(spec))
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)

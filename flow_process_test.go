@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -130,33 +129,7 @@ func startFlowChild(t *testing.T, db *crashDB, name, out string) *crashProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &crashProc{name: name, out: out, log: filepath.Join(t.TempDir(), name+".log"), done: make(chan struct{})}
-	logFile, err := os.Create(p.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close() // the child has its own copy
-	p.cmd = exec.Command(os.Args[0], "-test.run=^TestFlowChild$", "-test.v", "-test.timeout=2m")
-	p.cmd.Env = append(os.Environ(), flowChildEnv+"="+string(spec))
-	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			b, _ := os.ReadFile(p.log)
-			t.Logf("child %s (pid %d), %v; its output:\n%s", p.name, p.pid(), p.err, b)
-		}
-	})
-	return p
+	return startChild(t, name, out, filepath.Join(t.TempDir(), name+".log"), "TestFlowChild", flowChildEnv, spec)
 }
 
 // flowRecord is a line a child recorded: a func's start or end.
