@@ -93,30 +93,7 @@ func TestCrashChild(t *testing.T) {
 		}
 	}
 
-	var store tasks.Store
-	switch c.Store {
-	case "sqlite":
-		s, err := sqlite.Open(c.DSN, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		store = s
-	case "postgres":
-		db, err := sql.Open("pgx", c.DSN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		db.SetMaxOpenConns(8)
-		s, err := postgres.New(db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		store = s
-	default:
-		t.Fatalf("unknown store %q", c.Store)
-	}
+	store := openChildStore(t, c.Store, c.DSN, 8)
 	if c.DieOnFinish {
 		store = &dieOnFinish{Store: store, record: record}
 	}
@@ -250,6 +227,36 @@ func startChild(t *testing.T, name, out, logPath, run, env string, spec []byte) 
 		}
 	})
 	return p
+}
+
+// openChildStore opens, in a child process, the store of kind ("sqlite" or
+// "postgres") at dsn, with at most maxConns connections to PostgreSQL, and
+// closes it when t ends.
+func openChildStore(t *testing.T, kind, dsn string, maxConns int) tasks.Store {
+	t.Helper()
+	switch kind {
+	case "sqlite":
+		s, err := sqlite.Open(dsn, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	case "postgres":
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		db.SetMaxOpenConns(maxConns)
+		s, err := postgres.New(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	t.Fatalf("unknown store %q", kind)
+	return nil
 }
 
 func (p *crashProc) pid() int { return p.cmd.Process.Pid }

@@ -3,7 +3,6 @@ package tasks_test
 import (
 	"bufio"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,8 +15,6 @@ import (
 	"time"
 
 	"github.com/taskwheel/tasks"
-	"github.com/taskwheel/tasks/postgres"
-	"github.com/taskwheel/tasks/sqlite"
 )
 
 // Flow limits across real processes (issue 16): child processes, the test
@@ -69,28 +66,7 @@ func TestFlowChild(t *testing.T) {
 			panic(err)
 		}
 	}
-	var store tasks.Store
-	switch c.Store {
-	case "sqlite":
-		s, err := sqlite.Open(c.DSN, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		store = s
-	case "postgres":
-		db, err := sql.Open("pgx", c.DSN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		db.SetMaxOpenConns(4)
-		if store, err = postgres.New(db); err != nil {
-			t.Fatal(err)
-		}
-	default:
-		t.Fatalf("unknown store %q", c.Store)
-	}
+	store := openChildStore(t, c.Store, c.DSN, 4)
 	e, err := tasks.NewEngine(store, &tasks.Config{Workers: 4, Lease: liveLease, PollInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
