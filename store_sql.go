@@ -59,6 +59,7 @@ type SQLStore struct {
 	purge   purgeCursors     // where PurgeTasks resumes on PostgreSQL
 	fair    fairness         // see claimFair
 	limited atomic.Bool      // the last claim found limits: claim with claimFlow
+	wakes   *wakeSender      // sends InsertMany's wake-ups; nil: the trigger does
 }
 
 // init lets package sqlite give an SQLStore its pool of read-only
