@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -45,6 +46,37 @@ func TestCatchUp(t *testing.T) {
 			}
 			if calls != tc.calls {
 				t.Errorf("got %d checkpoints, want %d", calls, tc.calls)
+			}
+		})
+	}
+}
+
+// TestIdleWAL checks when the checkpointer truncates the WAL: after it
+// stayed the same for idleTicks checkpoints, again every idleTicks while it
+// stays so (a reader may have prevented the last try), never when empty,
+// and the count starts over when it changes.
+func TestIdleWAL(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		frames []int
+		want   []int // indexes of frames at which still reports true
+	}{
+		{name: "still", frames: []int{9, 9, 9, 9, 9}, want: []int{4}},
+		{name: "tried again", frames: []int{9, 9, 9, 9, 9, 9, 9, 9, 9, 9}, want: []int{4, 9}},
+		{name: "empty", frames: []int{0, 0, 0, 0, 0, 0}},
+		{name: "changes", frames: []int{9, 9, 9, 9, 12, 12, 12, 12, 12}, want: []int{8}},
+		{name: "truncated", frames: []int{9, 9, 9, 9, 9, 0, 0, 0, 0, 0}, want: []int{4}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var w idleWAL
+			var got []int
+			for i, f := range tc.frames {
+				if w.still(f) {
+					got = append(got, i)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("truncations at %v, want %v", got, tc.want)
 			}
 		})
 	}

@@ -1,8 +1,9 @@
 // Package sqlite opens a [tasks.SQLStore] on an SQLite file with the
 // library's settings, through the driver github.com/mattn/go-sqlite3 (which
 // needs cgo): WAL, a busy timeout, one writer beside a pool of readers, and
-// a checkpointer off the writer's path, which still makes the WAL restart,
-// and shrink to 64 MB, under a steady stream of writes.
+// a checkpointer off the writer's path, which still makes the WAL restart
+// once it is past 64 MB under a steady stream of writes (the file is kept
+// for reuse, up to 256 MB) and truncates it once the store is idle.
 //
 //	store, err := sqlite.Open("tasks.db", nil)
 //	if err != nil { … }
@@ -94,8 +95,26 @@ const (
 )
 
 // walSizeLimit is the size, in bytes, to which SQLite truncates a WAL
-// file that grew past it when the WAL restarts (journal_size_limit).
-const walSizeLimit = restartFrames * 4096
+// file that grew past it when the WAL restarts (journal_size_limit): four
+// times what makes it restart, so that a restart under a heavy stream of
+// writes, which finds the file at 64 MB and a second's writes more,
+// reuses the file in place instead of truncating it and growing it again.
+// A truncation made the first commit after each restart wait for the file
+// system to record the new size, on top of the restart itself: in W9's
+// retention pass (some 120 MB of WAL a second, a restart a second), the
+// commit after the restart took 20 to 40 ms, and W5's lateness during the
+// pass had p99 24–27 ms with a limit of 64 MB against 8–11 ms with
+// 256 MB (and 10 ms with 128 MB), batches of the pass p99 22–26 ms against
+// 8–10 ms (1,000,000 tasks, three runs each, BENCHMARKS.md). An idle store
+// gives the space back (see idleTicks).
+const walSizeLimit = 4 * restartFrames * 4096
+
+// idleTicks is how many checkpoint ticks in a row the WAL must stay
+// unchanged (no commit) before the checkpointer truncates it to nothing,
+// so that a store that wrote a burst and then idles does not keep its WAL
+// file at walSizeLimit. A TRUNCATE checkpoint makes writers wait while it
+// runs, which on an idle store is none.
+const idleTicks = 5
 
 // Store is a [tasks.SQLStore] on an SQLite file that it opened and owns:
 // its methods are the SQLStore's, and [Store.Close] closes the file. It
@@ -137,7 +156,11 @@ func Open(path string, cfg *Config) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	checkpointer, err := sql.Open(driverName(), dsn(path, busyParam(c)))
+	// The checkpointer never waits for a lock: its PASSIVE checkpoints
+	// take none that would, and its TRUNCATE checkpoint, which would make
+	// writers wait for as long as it did, gives up at once when a reader
+	// or a writer is busy.
+	checkpointer, err := sql.Open(driverName(), dsn(path, "_busy_timeout=0"))
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("tasks: open SQLite %s: %w", path, err)
@@ -325,11 +348,15 @@ func dsn(path, params string) string {
 // first (syncFiles): the writer then waits for the sync of what its own
 // checkpoint copied (17 ms at the median, 51 ms at worst, in the same
 // conditions).
+//
+// Once the WAL has stayed the same for idleTicks ticks, the checkpointer
+// truncates it (see idleTicks).
 func (s *Store) checkpoint(db *sql.DB) {
 	defer close(s.checkpointsDone)
 	defer db.Close()
 	tick := time.NewTicker(checkpointInterval)
 	defer tick.Stop()
+	var idle idleWAL
 	for {
 		select {
 		case <-tick.C:
@@ -338,7 +365,13 @@ func (s *Store) checkpoint(db *sql.DB) {
 		}
 		// A failure (a busy database) is retried at the next tick.
 		frames, err := passiveCheckpoint(db)
-		if err != nil || frames <= restartFrames {
+		if err != nil {
+			continue
+		}
+		if idle.still(frames) {
+			truncateCheckpoint(db)
+		}
+		if frames <= restartFrames {
 			continue
 		}
 		if catchUp(func() (int, error) { return passiveCheckpoint(db) }, frames) == nil {
@@ -388,6 +421,33 @@ func syncFiles(paths ...string) {
 		f.Sync()
 		f.Close()
 	}
+}
+
+// idleWAL tells when the WAL has stayed the same long enough to truncate.
+type idleWAL struct {
+	frames int // what the last checkpoint saw
+	ticks  int // checkpoints in a row that saw frames
+}
+
+// still records that a checkpoint saw the WAL frames long, and reports
+// whether it has been so for a multiple of idleTicks checkpoints in a row:
+// a truncation that a reader prevented is tried again idleTicks later.
+// An empty WAL (truncated, or restarted and not written since) is left
+// alone.
+func (w *idleWAL) still(frames int) bool {
+	if frames != w.frames {
+		w.frames, w.ticks = frames, 0
+	}
+	w.ticks++
+	return frames > 0 && w.ticks%idleTicks == 0
+}
+
+// truncateCheckpoint checkpoints the whole WAL on db and truncates it to
+// nothing, unless a reader or a writer is busy: db's busy timeout is 0, so
+// it then gives up at once, and is tried again later (see idleWAL).
+func truncateCheckpoint(db *sql.DB) {
+	var busy, frames, copied int
+	db.QueryRow("PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &frames, &copied)
 }
 
 // passiveCheckpoint runs a PASSIVE checkpoint on db and returns the frames
