@@ -51,27 +51,28 @@ func TestCatchUp(t *testing.T) {
 	}
 }
 
-// TestIdleWAL checks when the checkpointer truncates the WAL: after it
-// stayed the same for idleTicks checkpoints, again every idleTicks while it
-// stays so (a reader may have prevented the last try), never when empty,
-// and the count starts over when it changes.
+// TestIdleWAL checks when the checkpointer may truncate the WAL: after
+// idleTicks ticks that saw the same data_version (no commit), again every
+// idleTicks while it stays so (a reader may have prevented the last try),
+// never when the version could not be read, and the count starts over at
+// each commit.
 func TestIdleWAL(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		frames []int
-		want   []int // indexes of frames at which still reports true
+		name     string
+		versions []int64
+		want     []int // indexes of versions at which still reports true
 	}{
-		{name: "still", frames: []int{9, 9, 9, 9, 9}, want: []int{4}},
-		{name: "tried again", frames: []int{9, 9, 9, 9, 9, 9, 9, 9, 9, 9}, want: []int{4, 9}},
-		{name: "empty", frames: []int{0, 0, 0, 0, 0, 0}},
-		{name: "changes", frames: []int{9, 9, 9, 9, 12, 12, 12, 12, 12}, want: []int{8}},
-		{name: "truncated", frames: []int{9, 9, 9, 9, 9, 0, 0, 0, 0, 0}, want: []int{4}},
+		{name: "still", versions: []int64{9, 9, 9, 9, 9}, want: []int{4}},
+		{name: "tried again", versions: []int64{9, 9, 9, 9, 9, 9, 9, 9, 9, 9}, want: []int{4, 9}},
+		{name: "unreadable", versions: []int64{-1, -1, -1, -1, -1, -1}},
+		{name: "commits", versions: []int64{9, 9, 9, 9, 12, 12, 12, 12, 12}, want: []int{8}},
+		{name: "a commit every tick", versions: []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var w idleWAL
 			var got []int
-			for i, f := range tc.frames {
-				if w.still(f) {
+			for i, v := range tc.versions {
+				if w.still(v) {
 					got = append(got, i)
 				}
 			}

@@ -3,7 +3,8 @@
 // needs cgo): WAL, a busy timeout, one writer beside a pool of readers, and
 // a checkpointer off the writer's path, which still makes the WAL restart
 // once it is past 64 MB under a steady stream of writes (the file is kept
-// for reuse, up to 256 MB) and truncates it once the store is idle.
+// for reuse, up to 256 MB) and truncates a WAL left past 64 MB by a burst
+// once the store is idle.
 //
 //	store, err := sqlite.Open("tasks.db", nil)
 //	if err != nil { … }
@@ -47,9 +48,11 @@ type Config struct {
 	// Defaults to "NORMAL".
 	Synchronous string
 
-	// BusyTimeout is how long a connection waits for a lock that another
-	// holds (a writer in another process, a checkpoint) before it fails
-	// with "database is locked". Defaults to [DefaultBusyTimeout].
+	// BusyTimeout is how long a connection of the store's readers and
+	// writer waits for a lock that another holds (a writer in another
+	// process, a checkpoint) before it fails with "database is locked"
+	// (the store's checkpointer never waits). Defaults to
+	// [DefaultBusyTimeout].
 	BusyTimeout time.Duration
 }
 
@@ -105,15 +108,18 @@ const (
 // commit after the restart took 20 to 40 ms, and W5's lateness during the
 // pass had p99 24–27 ms with a limit of 64 MB against 8–11 ms with
 // 256 MB (and 10 ms with 128 MB), batches of the pass p99 22–26 ms against
-// 8–10 ms (1,000,000 tasks, three runs each, BENCHMARKS.md). An idle store
-// gives the space back (see idleTicks).
+// 8–10 ms (1,000,000 tasks, three runs each, BENCHMARKS.md). A store that
+// is idle after a burst gives the space back (see idleTicks).
 const walSizeLimit = 4 * restartFrames * 4096
 
-// idleTicks is how many checkpoint ticks in a row the WAL must stay
-// unchanged (no commit) before the checkpointer truncates it to nothing,
-// so that a store that wrote a burst and then idles does not keep its WAL
-// file at walSizeLimit. A TRUNCATE checkpoint makes writers wait while it
-// runs, which on an idle store is none.
+// idleTicks is how many checkpoint ticks in a row must pass without a
+// commit (by any connection, of any process: PRAGMA data_version) before
+// the checkpointer truncates to nothing a WAL file larger than what makes
+// it restart, so that a store that wrote a burst and then idles does not
+// keep up to walSizeLimit of WAL. The first commit after a truncation pays
+// for growing the file again (about 20 ms measured after a 32 MB WAL, as
+// much as a restart that truncates: see walSizeLimit), so a WAL no larger
+// than the restart size, all that a steady or a light load leaves, is kept.
 const idleTicks = 5
 
 // Store is a [tasks.SQLStore] on an SQLite file that it opened and owns:
@@ -160,6 +166,9 @@ func Open(path string, cfg *Config) (*Store, error) {
 	// take none that would, and its TRUNCATE checkpoint, which would make
 	// writers wait for as long as it did, gives up at once when a reader
 	// or a writer is busy.
+	//
+	// It has one connection, so that PRAGMA data_version compares the
+	// database with what that one connection saw last (see idleWAL).
 	checkpointer, err := sql.Open(driverName(), dsn(path, "_busy_timeout=0"))
 	if err != nil {
 		s.Close()
@@ -167,6 +176,7 @@ func Open(path string, cfg *Config) (*Store, error) {
 	}
 	s.path = path
 	s.stopCheckpoints, s.checkpointsDone = make(chan struct{}), make(chan struct{})
+	checkpointer.SetMaxOpenConns(1)
 	go s.checkpoint(checkpointer)
 	return s, nil
 }
@@ -349,8 +359,8 @@ func dsn(path, params string) string {
 // checkpoint copied (17 ms at the median, 51 ms at worst, in the same
 // conditions).
 //
-// Once the WAL has stayed the same for idleTicks ticks, the checkpointer
-// truncates it (see idleTicks).
+// Once the store has had no commit for idleTicks ticks, the checkpointer
+// truncates a WAL left past the restart size (see idleTicks).
 func (s *Store) checkpoint(db *sql.DB) {
 	defer close(s.checkpointsDone)
 	defer db.Close()
@@ -368,7 +378,7 @@ func (s *Store) checkpoint(db *sql.DB) {
 		if err != nil {
 			continue
 		}
-		if idle.still(frames) {
+		if idle.still(dataVersion(db)) && walSize(s.path) > restartFrames*4096 {
 			truncateCheckpoint(db)
 		}
 		if frames <= restartFrames {
@@ -423,23 +433,44 @@ func syncFiles(paths ...string) {
 	}
 }
 
-// idleWAL tells when the WAL has stayed the same long enough to truncate.
+// idleWAL tells when the store has had no commit long enough to truncate
+// its WAL.
 type idleWAL struct {
-	frames int // what the last checkpoint saw
-	ticks  int // checkpoints in a row that saw frames
+	version int64 // the data_version the last tick saw
+	ticks   int   // ticks in a row that saw version
 }
 
-// still records that a checkpoint saw the WAL frames long, and reports
-// whether it has been so for a multiple of idleTicks checkpoints in a row:
-// a truncation that a reader prevented is tried again idleTicks later.
-// An empty WAL (truncated, or restarted and not written since) is left
-// alone.
-func (w *idleWAL) still(frames int) bool {
-	if frames != w.frames {
-		w.frames, w.ticks = frames, 0
+// still records that a tick saw the database at version (PRAGMA
+// data_version on the checkpointer's one connection: it changes when
+// another connection commits; -1 when it could not be read), and reports
+// whether it has seen the same for a multiple of idleTicks ticks in a row:
+// a truncation that a reader or a writer prevented is tried again
+// idleTicks later.
+func (w *idleWAL) still(version int64) bool {
+	if version != w.version || version < 0 {
+		w.version, w.ticks = version, 0
 	}
 	w.ticks++
-	return frames > 0 && w.ticks%idleTicks == 0
+	return version >= 0 && w.ticks%idleTicks == 0
+}
+
+// dataVersion returns db's PRAGMA data_version, or -1 if it fails.
+func dataVersion(db *sql.DB) int64 {
+	var v int64
+	if err := db.QueryRow("PRAGMA data_version").Scan(&v); err != nil {
+		return -1
+	}
+	return v
+}
+
+// walSize returns the size of the WAL file of the database at path, 0 if
+// it has none.
+func walSize(path string) int64 {
+	fi, err := os.Stat(path + "-wal")
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }
 
 // truncateCheckpoint checkpoints the whole WAL on db and truncates it to
