@@ -213,6 +213,9 @@ func FlowIsolation(ctx context.Context, store tasks.Store, n, waiting int, idle 
 	return res, nil
 }
 
+// CPUTime returns the CPU time of the process, user and system.
+func CPUTime() time.Duration { return cpuTime() }
+
 // cpuTime returns the CPU time of the process, user and system.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
