@@ -114,28 +114,30 @@ func uuidKey(id string) (k [16]byte, ok bool) {
 	if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' {
 		return k, false
 	}
-	j := 0
-	for i := 0; i < 36; i += 2 {
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			i++ // the hyphen
-		}
-		hi, lo := hexLower(id[i]), hexLower(id[i+1])
-		if hi > 15 || lo > 15 {
-			return k, false
-		}
+	var bad byte // any digit's value with the high bit set: not a digit
+	for j, i := range uuidDigits {
+		hi, lo := hexLower[id[i]], hexLower[id[i+1]]
+		bad |= hi | lo
 		k[j] = hi<<4 | lo
-		j++
 	}
-	return k, true
+	return k, bad < 0x80
 }
 
-// hexLower returns the value of the lowercase hexadecimal digit c, or 255.
-func hexLower(c byte) byte {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0'
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10
+// uuidDigits are the offsets of the 16 pairs of digits in a canonical UUID.
+var uuidDigits = [16]int{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34}
+
+// hexLower maps each lowercase hexadecimal digit to its value, and every
+// other byte to 0x80.
+var hexLower = func() (t [256]byte) {
+	for c := range t {
+		switch {
+		case '0' <= c && c <= '9':
+			t[c] = byte(c - '0')
+		case 'a' <= c && c <= 'f':
+			t[c] = byte(c - 'a' + 10)
+		default:
+			t[c] = 0x80
+		}
 	}
-	return 255
-}
+	return t
+}()
