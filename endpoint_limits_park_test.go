@@ -32,10 +32,10 @@ func (s *refusalsStore) TakeEndpointCapacity(ctx context.Context, id string, l t
 
 // TestEndpointLimits_BacklogQueuesInOneStep: a backlog due at once for an
 // endpoint of rate_limit 20, on three engines: the first refused take
-// queues the backlog's other tasks with it, so that most tasks are
-// delivered at their first take rather than after a claim, a refused take
-// and a waiting outcome each; every task is delivered once, at its first
-// attempt, and no second sees more than the rate allows.
+// queues most of the backlog with it, rather than each task costing a
+// claim, a refused take and a waiting outcome; every task is delivered
+// once, at its first attempt, and no second sees more than the rate
+// allows.
 func TestEndpointLimits_BacklogQueuesInOneStep(t *testing.T) {
 	t.Parallel()
 	for _, kind := range testkit.SharedStores {
@@ -64,9 +64,12 @@ func TestEndpointLimits_BacklogQueuesInOneStep(t *testing.T) {
 				s.mu.Unlock()
 			}
 			t.Logf("%d tasks: %d takes, %d refused, %d parked by them", n, takes, refused, parked)
-			if parked == 0 || refused > n/2 {
-				t.Errorf("got %d takes refused and %d tasks parked by them, want some parked and at most %d refused (one each without parking)",
-					refused, parked, n/2)
+			// Without parking each task but the burst would be refused
+			// once, and none parked; with it, only those claimed before
+			// the first refusal are (12 at most: 3 engines of 4 workers),
+			// and those that come back late for their token.
+			if parked < n/2 {
+				t.Errorf("got %d tasks parked by %d refused takes, want at least %d parked", parked, refused, n/2)
 			}
 			rc.mu.Lock()
 			defer rc.mu.Unlock()
