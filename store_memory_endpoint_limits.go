@@ -126,7 +126,12 @@ func (s *memoryStore) parkForEndpoint(f *memEndpointFlow, t *Task, n int, reason
 	}
 	parked := make([]Due, len(pick))
 	for i, m := range pick {
-		s.setDue(m, f.queue)
+		// Due times are kept to the microsecond; not before the turn.
+		at := f.queue.Truncate(time.Microsecond)
+		if at.Before(f.queue) {
+			at = at.Add(time.Microsecond)
+		}
+		s.setDue(m, at)
 		m.t.WaitReason = reason
 		f.reserved[Lease{m.t.ID, m.t.Attempts + 1}] = true
 		parked[i] = Due{ID: m.t.ID, RunAt: m.runAt}
