@@ -564,6 +564,7 @@ func (s *memoryStore) Rescue(ctx context.Context, limit int) (int, error) {
 		m.attempts = append(m.attempts, rescuedAttempt(&m.t, now))
 		n++
 	}
+	s.sweepEndpointFlows()
 	return n, nil
 }
 
