@@ -27,7 +27,7 @@ func TestMemoryStore_EndpointSlotsGoWithTheirAttempts(t *testing.T) {
 	claim := func(n int, lease time.Duration) []*Task {
 		t.Helper()
 		for range n {
-			if _, err := s.Insert(ctx, &Task{ID: fmt.Sprintf("task-%d", len(s.tasks)), AppID: "a", EventType: "x", MaxAttempts: 3}); err != nil {
+			if _, err := s.Insert(ctx, &Task{ID: fmt.Sprintf("task-%d", s.tasks.len()), AppID: "a", EventType: "x", MaxAttempts: 3}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -192,7 +192,7 @@ func (s *memoryStore) sweepEndpointFlows() {
 	for id, f := range s.epFlow {
 		s.inFlight(f)
 		for l := range f.reserved {
-			m := s.tasks[l.ID]
+			m := s.tasks.at(l.ID)
 			if m == nil || !(m.t.State == StateRunning && m.t.Attempts == l.Attempt ||
 				m.t.State.pending() && m.t.Attempts+1 == l.Attempt) {
 				delete(f.reserved, l)
