@@ -5,49 +5,32 @@ import (
 	"time"
 )
 
-// The fast claim under limits. claimFlow's transaction (begin; the due
-// tasks with their limits, locked; the running tasks of those keys; the
-// claim; commit) is five round trips to PostgreSQL and six statements on
-// SQLite, where a claim without limits is one statement: a concurrency
-// limit that never binds (above the workers) made a drain 20-60% slower.
-// So a claim under limits first tries one statement that claims the due
-// tasks, as a claim without limits does, when no limit holds any of them
-// back: it locks the limits of their keys (PostgreSQL; SQLite's statement
-// holds the database's write lock throughout), and claims nothing when one
-// of them is paused, has a rate (whose bucket only claimFlow keeps), or
-// would reach its concurrency with them, or when any key may have waiting
-// tasks (claimFlow starts those first). Then claimFlow claims: its
-// transaction parks what waits, starts waiting tasks, and takes tokens.
+// The fast claim under limits, on PostgreSQL. claimFlow's transaction is
+// five round trips (begin; the due tasks with their limits, locked; the
+// running tasks of those keys; the claim; commit) where a claim without
+// limits is one statement: a concurrency limit that never binds (above
+// the workers) made a drain two to three times slower. So a claim under
+// limits first tries one statement that claims the due tasks, as a claim
+// without limits does, when no limit holds any of them back: it locks the
+// limits of their keys, and claims nothing when one of them is paused, has
+// a rate (whose bucket only claimFlow keeps), or would reach its
+// concurrency with them, or when any key may have waiting tasks (claimFlow
+// starts those first). Then claimFlow claims: its transaction parks what
+// waits, starts waiting tasks, and takes tokens.
 //
-// On PostgreSQL the running tasks are counted by taskwheel_running
-// (migration 0023), which reads them afresh after the statement has locked
-// the key's limit, and so sees those that the claim that held it before
-// started (the statement's own reads date from before the wait).
+// The running tasks are counted by taskwheel_running (migration 0023),
+// which reads them afresh after the statement has locked the key's limit,
+// and so sees those that the claim that held it before started (the
+// statement's own reads date from before the wait).
 //
 // A claim that fell back to claimFlow, or that claimFlow found held back,
 // skips the fast statement until claimFlow finds a claim it could have made
 // (flowSlow), so that keys at their limits do not pay for both.
-const (
-	flowFastSQLite = `WITH due AS MATERIALIZED (
-	SELECT id, app_id, COALESCE(flow_key, event_type) AS key FROM taskwheel_tasks
-	WHERE state IN ('scheduled', 'retrying') AND run_at <= ?3
-	ORDER BY run_at, id LIMIT ?1
-), need AS (
-	SELECT app_id, key, count(*) AS n FROM due GROUP BY app_id, key
-)
-UPDATE taskwheel_tasks
-SET state = 'running', attempts = attempts + 1, lease_expires_at = ?3 + ?2, updated_at = ?3,
-	wait_reason = NULL, wait_endpoint = NULL
-WHERE id IN (SELECT id FROM due) AND NOT EXISTS (
-	SELECT 1 FROM taskwheel_limits AS l JOIN need ON need.app_id = l.app_id AND need.key = l.flow_key
-	WHERE l.paused OR l.rate > 0 OR l.concurrency > 0 AND need.n + (
-		SELECT count(*) FROM taskwheel_tasks AS t INDEXED BY taskwheel_tasks_lease
-		WHERE t.state = 'running' AND t.app_id = l.app_id
-			AND COALESCE(t.flow_key, t.event_type) = l.flow_key) >= l.concurrency
-	UNION ALL
-	SELECT 1 FROM taskwheel_limits WHERE waiting)
-RETURNING ` + taskColumns
-	flowFastPostgres = `WITH due AS MATERIALIZED (
+//
+// SQLite keeps claimFlow: its statements are calls into the process, not
+// round trips, and one statement of this shape measured no faster there
+// (BENCHMARKS.md, "A limit that holds nothing back").
+const flowFastPostgres = `WITH due AS MATERIALIZED (
 	SELECT id, app_id, COALESCE(flow_key, event_type) AS key FROM taskwheel_tasks
 	WHERE state IN ('scheduled', 'retrying') AND run_at <= now()
 	ORDER BY run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED
@@ -69,13 +52,13 @@ WHERE id IN (SELECT id FROM due) AND NOT EXISTS (
 	UNION ALL
 	SELECT 1 FROM taskwheel_limits WHERE waiting)
 RETURNING ` + taskColumns
-)
 
-// claimFlowFast claims up to limit due tasks in one statement if no limit
-// holds any of them back; it claims nothing if one does, or if none is due.
-// The limits of the keys of the tasks it claims were checked with them: on
-// PostgreSQL its NOT EXISTS is false only once every row of its join, one
-// per limit of those keys, was read, each locked before its check.
+// claimFlowFast claims, on PostgreSQL, up to limit due tasks in one
+// statement if no limit holds any of them back; it claims nothing if one
+// does, or if none is due. The limits of the keys of the tasks it claims
+// were checked with them: its NOT EXISTS is false only once every row of
+// its join, one per limit of those keys, was read, each locked before its
+// check.
 func (s *SQLStore) claimFlowFast(ctx context.Context, q queryer, limit int, lease time.Duration) ([]taskRow, error) {
-	return queryRows(ctx, q, s.pick(flowFastSQLite, flowFastPostgres), s.args(limit, lease.Microseconds())...)
+	return queryRows(ctx, q, flowFastPostgres, limit, lease.Microseconds())
 }
