@@ -62,8 +62,8 @@ func TestMemoryStore_WaitingCountDrift(t *testing.T) {
 	}
 	s.mu.Lock()
 	var all []string
-	for id := range s.tasks {
-		all = append(all, id)
+	for m := range s.tasks.all() {
+		all = append(all, m.t.ID)
 	}
 	s.mu.Unlock()
 	for _, id := range all {
@@ -80,7 +80,7 @@ func pendingDue(s *memoryStore) int {
 	defer s.mu.Unlock()
 	now := s.clock()
 	n := 0
-	for _, m := range s.tasks {
+	for m := range s.tasks.all() {
 		if m.t.State.pending() && !m.runAt.After(now) {
 			n++
 		}

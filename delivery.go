@@ -115,9 +115,13 @@ func (e *Engine) deliver(ctx context.Context, t *Task) (attempts []Attempt, endp
 		}
 	}
 	var targets []*Endpoint
+	subscribed := 0 // endpoints the event type goes to, settled or not
 	for _, ep := range eps {
-		if ep.Status == EndpointActive && ep.Subscribed(t.EventType) && !settled[ep.ID] {
-			targets = append(targets, ep)
+		if ep.Status == EndpointActive && ep.Subscribed(t.EventType) {
+			subscribed++
+			if !settled[ep.ID] {
+				targets = append(targets, ep)
+			}
 		}
 	}
 	if len(targets) == 0 {
@@ -148,7 +152,7 @@ func (e *Engine) deliver(ctx context.Context, t *Task) (attempts []Attempt, endp
 				sends = append(sends, ep)
 				continue
 			}
-			ok, err := e.takeEndpoint(ctx, ep, t, &waits)
+			ok, err := e.takeEndpoint(ctx, ep, t, &waits, subscribed == 1)
 			switch {
 			case err != nil:
 				unsent = append(unsent, ep)

@@ -33,7 +33,14 @@ import (
 // back to waiting (Outcome.WaitReason), scheduled or retrying as it was,
 // its Attempts one less, with a WaitReason naming the endpoint, due when
 // the next token is (a rate limit) or when a slot frees (a max in flight;
-// with a fallback of a lease, for slots freed by a rescue). The next
+// with a fallback of a lease, for slots freed by a rescue). A delivery
+// refused a token queues for one (see endpointCapacity); when the endpoint
+// is the only one that the task's event type goes to, the same take also
+// queues the app's other due tasks of that event type behind it
+// (parkBatch at most), each due at its own token: a backlog due at once
+// then costs a few takes rather than a claim, a take and a waiting
+// outcome per task, and the tasks queued for the first tokens are not
+// claimed after the whole backlog (which is older) was refused. The next
 // attempt re-sends only to the endpoints that did not acknowledge, as any
 // retry does. If another delivery failed, the attempt is a failed attempt
 // as ever, and the waiting endpoints are tried at its retry.
@@ -132,8 +139,15 @@ func endpointCapacity(maxInFlight, inFlight int, bucket *flowState, queue *time.
 	if queue.After(at) {
 		at = *queue
 	}
-	*queue = at.Add(time.Duration(min(1/bucket.Rate, maxTokenWait.Seconds()) * float64(time.Second)))
+	*queue = at.Add(endpointStep(bucket.Rate))
 	return false, max(at.Sub(now), time.Microsecond), true
+}
+
+// endpointStep is the time between the turns of deliveries queued for
+// tokens of a rate limit rate (see endpointCapacity), to the microsecond,
+// as the stores keep times.
+func endpointStep(rate float64) time.Duration {
+	return time.Duration(min(1/rate, maxTokenWait.Seconds()) * float64(time.Second)).Truncate(time.Microsecond)
 }
 
 // waitError ends a delivery attempt that some endpoints' limits held back
@@ -157,11 +171,26 @@ type endpointWaits struct {
 	slots    bool          // some wait for a slot
 }
 
-// take takes capacity of the limited endpoint ep for attempt t, and
-// reports whether t may be delivered to it now; if not, w records why.
-// A store error is returned; the delivery is then not made.
-func (e *Engine) takeEndpoint(ctx context.Context, ep *Endpoint, t *Task, w *endpointWaits) (bool, error) {
-	ok, wait, err := e.store.TakeEndpointCapacity(ctx, ep.ID, Lease{t.ID, t.Attempts})
+// parkBatch is how many other tasks a take refused a token asks the store
+// to queue with it (see Store.TakeEndpointCapacity).
+const parkBatch = 256
+
+// takeEndpoint takes capacity of the limited endpoint ep for attempt t,
+// and reports whether t may be delivered to it now; if not, w records
+// why. A store error is returned; the delivery is then not made. only
+// says that ep is the only endpoint t's app delivers t's event type to:
+// a refused token then queues the other due tasks that wait for one too,
+// in the same step, rather than each at the cost of its own claim, take
+// and outcome.
+func (e *Engine) takeEndpoint(ctx context.Context, ep *Endpoint, t *Task, w *endpointWaits, only bool) (bool, error) {
+	park := 0
+	if only && ep.RateLimit > 0 {
+		park = parkBatch
+	}
+	ok, wait, parked, err := e.store.TakeEndpointCapacity(ctx, ep.ID, Lease{t.ID, t.Attempts}, park, waitEndpointRate(ep.ID))
+	if r := e.current(); r != nil && len(parked) > 0 {
+		r.hint(parked...)
+	}
 	if err != nil || ok {
 		return ok, err
 	}

@@ -216,7 +216,7 @@ func TestEndpointLimits_SlotOfADeadEngineComesBack(t *testing.T) {
 			if err != nil || len(claimed) != 1 || claimed[0].ID != dead.ID {
 				t.Fatalf("Claim: got %v, %v; want the dead process's task", claimed, err)
 			}
-			if ok, _, err := stores[0].TakeEndpointCapacity(t.Context(), ep.ID, tasks.Lease{ID: dead.ID, Attempt: 1}); !ok || err != nil {
+			if ok, _, _, err := stores[0].TakeEndpointCapacity(t.Context(), ep.ID, tasks.Lease{ID: dead.ID, Attempt: 1}, 0, ""); !ok || err != nil {
 				t.Fatalf("TakeEndpointCapacity: got %v, %v; want the slot", ok, err)
 			}
 			next := enqueue(t, api, tasks.NewTask{AppID: "app_1", EventType: "order.created"})
@@ -277,11 +277,11 @@ type limitCallsStore struct {
 	takes, releases, history int
 }
 
-func (s *limitCallsStore) TakeEndpointCapacity(ctx context.Context, id string, l tasks.Lease) (bool, time.Duration, error) {
+func (s *limitCallsStore) TakeEndpointCapacity(ctx context.Context, id string, l tasks.Lease, park int, reason string) (bool, time.Duration, []tasks.Due, error) {
 	s.mu.Lock()
 	s.takes++
 	s.mu.Unlock()
-	return s.Store.TakeEndpointCapacity(ctx, id, l)
+	return s.Store.TakeEndpointCapacity(ctx, id, l, park, reason)
 }
 
 func (s *limitCallsStore) ReleaseEndpointCapacity(ctx context.Context, id string, l tasks.Lease) ([]tasks.Due, error) {

@@ -153,19 +153,21 @@ func (f *flowState) refill(now time.Time) {
 }
 
 // capacity returns how many of the key's tasks may start now (refilled),
-// at most max, and why not one more.
-func (f *flowState) capacity(max int) (int, string) {
+// at most most, and why not one more. It is never negative: more tasks run
+// than a concurrency limit lowered meanwhile allows, or a limit set while
+// they ran, leave none.
+func (f *flowState) capacity(most int) (int, string) {
 	if f.Paused {
 		return 0, waitPaused
 	}
-	n, why := max, ""
+	n, why := most, ""
 	if f.Concurrency > 0 && f.Concurrency-f.Running < n {
 		n, why = f.Concurrency-f.Running, waitConcurrency
 	}
 	if f.Rate > 0 && int(f.tokens) < n {
 		n, why = int(f.tokens), waitRate
 	}
-	return n, why
+	return max(n, 0), why
 }
 
 // take records that n tasks of the key started.

@@ -25,11 +25,21 @@ type retention struct {
 	// batch is how many tasks one PurgeTasks deletes.
 	batch int
 	// minPause is the least pause between batches; the pause is at least
-	// as long as the batch took, so that retention holds SQLite's write
-	// lock at most about half of the time and claims and inserts get it
-	// between batches.
+	// pauseFactor times as long as the batch took, so that retention
+	// holds SQLite's write lock at most a fifth of the time, claims and
+	// inserts get it between batches, and the disk writes a fifth of what
+	// it could for it.
 	minPause time.Duration
 }
+
+// pauseFactor is how many times as long as a batch took the pause after it
+// lasts. With a pause as long as the batch (half of the time deleting),
+// a pass over ten million tasks on SQLite deleted 61,000 tasks a second,
+// and W5's tasks during it were late by 29.6 ms at p99; with four times as
+// long, 34,000 a second and 11.5 ms (one run each, BENCHMARKS.md): the
+// slow batches, and the tasks that wait behind them, are those that meet
+// the disk busy with what the pass wrote in the second before.
+const pauseFactor = 4
 
 // defaultRetention is how engines pace retention. A batch of 1,000 tasks,
 // each with two attempts, out of 200,000 holds SQLite's write lock for
@@ -37,7 +47,7 @@ type retention struct {
 // machine: 4 µs a task); 5,000 hold it 22 ms for no gain per task, and
 // 100 hold it 1 ms at 10 µs a task. On PostgreSQL a batch of 1,000 takes
 // about 5 ms, and 5,000 about 36 ms. With the pause after each batch, a
-// pass deletes up to some 70,000 tasks a second, and one pass a minute
+// pass deletes up to some 35,000 tasks a second, and one pass a minute
 // keeps up with any rate the engine runs tasks at.
 var defaultRetention = retention{
 	first:    5 * time.Second,
@@ -217,7 +227,7 @@ func (r *run) purge(ctx context.Context) (won bool) {
 			if n < p.batch {
 				break
 			}
-			pause := time.NewTimer(max(took, p.minPause))
+			pause := time.NewTimer(max(pauseFactor*took, p.minPause))
 			select {
 			case <-pause.C:
 			case <-ctx.Done():

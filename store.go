@@ -281,7 +281,22 @@ type Store interface {
 	// ReleaseEndpointCapacity, or until l's task is no longer running at
 	// l's attempt (it ended, or its lease was rescued), whichever comes
 	// first. An attempt that is not running gives ErrInvalidState.
-	TakeEndpointCapacity(ctx context.Context, endpointID string, l Lease) (ok bool, wait time.Duration, err error)
+	//
+	// A refused token queues l for one (l comes back at its turn, when it
+	// takes a token before any delivery that is not queued). When it
+	// refuses l a token, and park is more than 0, it also queues, in the
+	// same step, up to park other tasks that would each have been refused
+	// in turn after l: due tasks (scheduled or retrying, waiting for
+	// neither a flow key's limit nor a slot) of l's app and event type, on
+	// their run's first attempt (Attempts equal to ReplayedAfter) with no
+	// EndpointID, not queued already, oldest due first, looked for among
+	// the app's oldest due tasks only (a store may park fewer). Each stays
+	// scheduled or retrying, its attempts unchanged, with the WaitReason
+	// reason, due at its turn, and its next attempt is queued as l is. It
+	// returns them as Upcoming would. A caller asks for this only when
+	// endpointID is the only endpoint that l's task is delivered to, so
+	// that every such task would need its token.
+	TakeEndpointCapacity(ctx context.Context, endpointID string, l Lease, park int, reason string) (ok bool, wait time.Duration, parked []Due, err error)
 	// ReleaseEndpointCapacity gives back the slot of endpointID that l
 	// holds, if any, and makes the task waiting for a slot of it (see
 	// Outcome.WaitEndpoint) with the earliest due time due now. It returns

@@ -12,7 +12,7 @@ import (
 // memoryStore is the Store of NewMemoryStore.
 type memoryStore struct {
 	mu      sync.Mutex
-	tasks   map[string]*memTask
+	tasks   taskIndex // every task, by ID; see store_memory_index.go
 	idem    map[idemKey]*memTask
 	due     appHeap                  // pending tasks by app, by NextAttemptAt; see store_memory_due.go
 	dueApps map[string]*appDue       // the apps in due
@@ -131,7 +131,6 @@ func NewMemoryStore() Store {
 // its clock.
 func newMemoryStore() *memoryStore {
 	return &memoryStore{
-		tasks:   make(map[string]*memTask),
 		idem:    make(map[idemKey]*memTask),
 		running: make(map[string]*memTask),
 		counts:  make(map[string]map[State]int),
@@ -192,7 +191,7 @@ func (s *memoryStore) Insert(ctx context.Context, t *Task) (*Task, error) {
 	if m := s.holder(t); m != nil {
 		return m.snapshot(), ErrDuplicate
 	}
-	if _, ok := s.tasks[t.ID]; ok {
+	if _, ok := s.tasks.get(t.ID); ok {
 		return nil, invalid("id", "task %s exists", t.ID)
 	}
 	return s.add(t, s.clock()).snapshot(), nil
@@ -216,7 +215,7 @@ func (s *memoryStore) InsertMany(ctx context.Context, ts []*Task) ([]*Task, erro
 		if t.IdempotencyKey != "" && (keys[k] || s.holder(t) != nil) {
 			continue // not stored
 		}
-		if _, ok := s.tasks[t.ID]; ok || ids[t.ID] {
+		if _, ok := s.tasks.get(t.ID); ok || ids[t.ID] {
 			return nil, invalid("id", "task %s exists", t.ID)
 		}
 		ids[t.ID] = true
@@ -248,7 +247,7 @@ func (s *memoryStore) holder(t *Task) *memTask {
 // for s.order, which the caller updates: a task that is removed must be
 // neither due nor running.
 func (s *memoryStore) remove(m *memTask) {
-	delete(s.tasks, m.t.ID)
+	s.tasks.remove(m.t.ID)
 	if m.t.IdempotencyKey != "" {
 		delete(s.idem, idemKey{m.t.AppID, m.t.IdempotencyKey})
 	}
@@ -271,7 +270,7 @@ func (s *memoryStore) add(t *Task, now time.Time) *memTask {
 		m.t.ScheduledRunTime = &m.scheduled
 	}
 	s.schedule(m, now, m.t.ScheduledRunTime)
-	s.tasks[m.t.ID] = m
+	s.tasks.put(m)
 	if m.t.IdempotencyKey != "" {
 		s.idem[idemKey{m.t.AppID, m.t.IdempotencyKey}] = m
 	}
@@ -356,7 +355,7 @@ func (s *memoryStore) Get(ctx context.Context, id string) (*Task, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, ok := s.tasks[id]
+	m, ok := s.tasks.get(id)
 	if !ok {
 		return nil, ErrNotFound
 	}
@@ -565,6 +564,7 @@ func (s *memoryStore) Rescue(ctx context.Context, limit int) (int, error) {
 		m.attempts = append(m.attempts, rescuedAttempt(&m.t, now))
 		n++
 	}
+	s.sweepEndpointFlows()
 	return n, nil
 }
 
@@ -673,7 +673,7 @@ func (s *memoryStore) changeTask(ctx context.Context, id string, change func(m *
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, ok := s.tasks[id]
+	m, ok := s.tasks.get(id)
 	if !ok {
 		return nil, ErrNotFound
 	}
@@ -688,7 +688,7 @@ func (s *memoryStore) Attempts(ctx context.Context, taskID string) ([]Attempt, e
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, ok := s.tasks[taskID]
+	m, ok := s.tasks.get(taskID)
 	if !ok {
 		return nil, nil
 	}

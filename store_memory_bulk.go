@@ -13,7 +13,7 @@ func (s *memoryStore) Delete(ctx context.Context, id string) (*Task, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, ok := s.tasks[id]
+	m, ok := s.tasks.get(id)
 	if !ok {
 		return nil, ErrNotFound
 	}

@@ -128,7 +128,7 @@ func checkCountsUnderRandomOps(t *testing.T, seed uint64, steps int) {
 		op := ops[r.IntN(len(ops))]
 		op.do()
 		want := make(map[string]map[State]int)
-		for _, m := range s.tasks {
+		for m := range s.tasks.all() {
 			if want[m.t.AppID] == nil {
 				want[m.t.AppID] = make(map[State]int)
 			}
@@ -171,8 +171,8 @@ func checkEndedQueues(t *testing.T, s *memoryStore, at string) {
 			switch {
 			case x.m.ended != x.gen:
 				stale++
-			case x.m.t.State != st || s.tasks[x.m.t.ID] != x.m || x.m.t.CompletedAt == nil:
-				t.Fatalf("%s: a live entry of the %s queue is task %s, %s, stored %v", at, st, x.m.t.ID, x.m.t.State, s.tasks[x.m.t.ID] == x.m)
+			case x.m.t.State != st || s.tasks.at(x.m.t.ID) != x.m || x.m.t.CompletedAt == nil:
+				t.Fatalf("%s: a live entry of the %s queue is task %s, %s, stored %v", at, st, x.m.t.ID, x.m.t.State, s.tasks.at(x.m.t.ID) == x.m)
 			default:
 				live[x.m]++
 			}
@@ -184,15 +184,15 @@ func checkEndedQueues(t *testing.T, s *memoryStore, at string) {
 			t.Fatalf("%s: the %s queue holds %d entries, %d of them stale", at, st, n, stale)
 		}
 	}
-	if len(s.order) != len(s.tasks) {
-		t.Fatalf("%s: %d tasks listed, %d stored", at, len(s.order), len(s.tasks))
+	if len(s.order) != s.tasks.len() {
+		t.Fatalf("%s: %d tasks listed, %d stored", at, len(s.order), s.tasks.len())
 	}
 	for i, m := range s.order {
-		if s.tasks[m.t.ID] != m || i > 0 && !listBefore(&m.t, &s.order[i-1].t) {
+		if s.tasks.at(m.t.ID) != m || i > 0 && !listBefore(&m.t, &s.order[i-1].t) {
 			t.Fatalf("%s: task %s, listed at %d, is not stored or out of order", at, m.t.ID, i)
 		}
 	}
-	for _, m := range s.tasks {
+	for m := range s.tasks.all() {
 		if want := map[bool]int{true: 1}[m.t.State.Terminal()]; live[m] != want {
 			t.Fatalf("%s: task %s, %s, has %d live entries in the queues of ended tasks, want %d", at, m.t.ID, m.t.State, live[m], want)
 		}

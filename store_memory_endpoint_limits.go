@@ -5,6 +5,7 @@ package tasks
 // endpoint_limits.go for the design.
 
 import (
+	"container/heap"
 	"context"
 	"time"
 )
@@ -46,22 +47,23 @@ func (s *memoryStore) inFlight(f *memEndpointFlow) int {
 }
 
 // TakeEndpointCapacity implements [Store].
-func (s *memoryStore) TakeEndpointCapacity(ctx context.Context, endpointID string, l Lease) (bool, time.Duration, error) {
+func (s *memoryStore) TakeEndpointCapacity(ctx context.Context, endpointID string, l Lease, park int, reason string) (bool, time.Duration, []Due, error) {
 	if err := ctx.Err(); err != nil {
-		return false, 0, err
+		return false, 0, nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.fenced(l) == nil {
-		return false, 0, ErrInvalidState
+	running := s.fenced(l)
+	if running == nil {
+		return false, 0, nil, ErrInvalidState
 	}
 	ep, ok := s.endpoints.get(endpointID)
 	if !ok || !ep.limited() {
-		return true, 0, nil
+		return true, 0, nil, nil
 	}
 	f := s.endpointFlow(endpointID)
 	if f.slots[l] {
-		return true, 0, nil
+		return true, 0, nil, nil
 	}
 	now := s.clock()
 	var bucket *flowState
@@ -87,10 +89,55 @@ func (s *memoryStore) TakeEndpointCapacity(ctx context.Context, endpointID strin
 	} else {
 		delete(f.reserved, l)
 	}
+	var parked []Due
+	if !took && wait > 0 && park > 0 {
+		parked = s.parkForEndpoint(f, &running.t, park, reason, endpointStep(ep.RateLimit), now)
+	}
 	if took && ep.MaxInFlight > 0 {
 		f.slots[l] = true
 	}
-	return took, wait, nil
+	return took, wait, parked, nil
+}
+
+// parkForEndpoint parks up to n due tasks of t's app and event type for
+// the rate limit of the endpoint of f, among the app's parkScan oldest
+// due (see Store.TakeEndpointCapacity), queued one step after the other
+// from f.queue, which it moves past the last.
+func (s *memoryStore) parkForEndpoint(f *memEndpointFlow, t *Task, n int, reason string, step time.Duration, now time.Time) []Due {
+	a := s.dueApps[t.AppID]
+	if a == nil {
+		return nil
+	}
+	// The app's oldest due tasks, visited in order through its heap: a
+	// node comes after its parent, so the next is the least of the
+	// children of those visited.
+	var pick []*memTask
+	next := &heapOrder{h: a.tasks}
+	next.push(0, now)
+	for seen := 0; next.Len() > 0 && seen < parkScan && len(pick) < n; seen++ {
+		i := heap.Pop(next).(int)
+		next.push(2*i+1, now)
+		next.push(2*i+2, now)
+		m := next.h[i]
+		if m.t.EventType == t.EventType && m.t.Attempts == m.t.ReplayedAfter && m.t.EndpointID == nil &&
+			m.waitEndpoint == "" && !f.reserved[Lease{m.t.ID, m.t.Attempts + 1}] {
+			pick = append(pick, m)
+		}
+	}
+	parked := make([]Due, len(pick))
+	for i, m := range pick {
+		// Due times are kept to the microsecond; not before the turn.
+		at := f.queue.Truncate(time.Microsecond)
+		if at.Before(f.queue) {
+			at = at.Add(time.Microsecond)
+		}
+		s.setDue(m, at)
+		m.t.WaitReason = reason
+		f.reserved[Lease{m.t.ID, m.t.Attempts + 1}] = true
+		parked[i] = Due{ID: m.t.ID, RunAt: m.runAt}
+		f.queue = f.queue.Add(step)
+	}
+	return parked
 }
 
 // ReleaseEndpointCapacity implements [Store].
@@ -137,6 +184,28 @@ func (s *memoryStore) wake(id string, f *memEndpointFlow) *memTask {
 	return first
 }
 
+// sweepEndpointFlows forgets, as the SQL stores' rescues do, what no
+// attempt holds any more: slots of attempts that no longer run, marks of
+// queued attempts whose tasks neither wait to run them nor run them, and
+// tasks that no longer wait for a slot.
+func (s *memoryStore) sweepEndpointFlows() {
+	for id, f := range s.epFlow {
+		s.inFlight(f)
+		for l := range f.reserved {
+			m := s.tasks.at(l.ID)
+			if m == nil || !(m.t.State == StateRunning && m.t.Attempts == l.Attempt ||
+				m.t.State.pending() && m.t.Attempts+1 == l.Attempt) {
+				delete(f.reserved, l)
+			}
+		}
+		for m := range f.waiters {
+			if m.waitEndpoint != id || !m.t.State.pending() {
+				delete(f.waiters, m)
+			}
+		}
+	}
+}
+
 // finishWaiting applies the outcome o, which waits for an endpoint's
 // capacity, to the task m, running at o's attempt.
 func (s *memoryStore) finishWaiting(m *memTask, o *Outcome, now time.Time) {
@@ -167,4 +236,28 @@ func (s *memoryStore) finishWaiting(m *memTask, o *Outcome, now time.Time) {
 	}
 	s.setDue(m, at)
 	m.t.WaitReason = o.WaitReason
+}
+
+// heapOrder visits a due heap's nodes in order: it holds the indexes of
+// those that may come next.
+type heapOrder struct {
+	h   dueHeap
+	idx []int
+}
+
+func (o *heapOrder) Len() int           { return len(o.idx) }
+func (o *heapOrder) Less(i, j int) bool { return o.h.Less(o.idx[i], o.idx[j]) }
+func (o *heapOrder) Swap(i, j int)      { o.idx[i], o.idx[j] = o.idx[j], o.idx[i] }
+func (o *heapOrder) Push(x any)         { o.idx = append(o.idx, x.(int)) }
+func (o *heapOrder) Pop() any {
+	i := o.idx[len(o.idx)-1]
+	o.idx = o.idx[:len(o.idx)-1]
+	return i
+}
+
+// push adds node i, if the heap has it and it is due at now.
+func (o *heapOrder) push(i int, now time.Time) {
+	if i < len(o.h) && !o.h[i].runAt.After(now) {
+		heap.Push(o, i)
+	}
 }

@@ -110,7 +110,7 @@ func TestMemoryStore_EndedQueueIsCollected(t *testing.T) {
 		if _, err := s.Insert(ctx, &Task{ID: id, AppID: "a", EventType: "e", MaxAttempts: 1, Data: make([]byte, 1000)}); err != nil {
 			t.Fatal(err)
 		}
-		gone = append(gone, weak.Make(s.tasks[id]))
+		gone = append(gone, weak.Make(s.tasks.at(id)))
 		run(id, StateCompleted)
 		if _, err := s.Delete(ctx, id); err != nil {
 			t.Fatal(err)

@@ -91,7 +91,7 @@ func (s *memoryStore) UpdateEndpoint(ctx context.Context, ep *Endpoint) (*Endpoi
 func (s *memoryStore) wakeEndpointWaiters(ep *Endpoint) {
 	slots, rate := waitEndpointSlots(ep.ID), waitEndpointRate(ep.ID)
 	now := s.clock()
-	for _, m := range s.tasks {
+	for m := range s.tasks.all() {
 		if m.t.AppID != ep.AppID || !m.t.State.pending() || m.waitOn != nil ||
 			m.waitEndpoint != ep.ID && m.t.WaitReason != slots && m.t.WaitReason != rate || !m.runAt.After(now) {
 			continue

@@ -52,14 +52,15 @@ const (
 // processes sharing its database. Its zero value is not usable; call
 // [NewSQLStore].
 type SQLStore struct {
-	db      *sqlx.DB // for writes
-	read    *sqlx.DB // for reads: db, or a read-only pool (see sqlstore.SetReadDB)
-	dialect Dialect
-	now     func() time.Time // SQLite's clock; PostgreSQL's is the server's
-	purge   purgeCursors     // where PurgeTasks resumes on PostgreSQL
-	fair    fairness         // see claimFair
-	limited atomic.Bool      // the last claim found limits: claim with claimFlow
-	wakes   *wakeSender      // sends InsertMany's wake-ups; nil: the trigger does
+	db       *sqlx.DB // for writes
+	read     *sqlx.DB // for reads: db, or a read-only pool (see sqlstore.SetReadDB)
+	dialect  Dialect
+	now      func() time.Time // SQLite's clock; PostgreSQL's is the server's
+	purge    purgeCursors     // where PurgeTasks resumes on PostgreSQL
+	fair     fairness         // see claimFair
+	limited  atomic.Bool      // the last claim found limits: claim with claimFlow
+	flowSlow atomic.Bool      // the last claimFlow was held back: skip claimFlowFast
+	wakes    *wakeSender      // sends InsertMany's wake-ups; nil: the trigger does
 }
 
 // init lets package sqlite give an SQLStore its pool of read-only

@@ -473,13 +473,16 @@ RETURNING id, attempts`
 		ORDER BY lease_expires_at
 		LIMIT $1
 		FOR UPDATE SKIP LOCKED)
-	RETURNING id, attempts)
+	RETURNING id, attempts),
+swept AS (` + sweepSlotsPostgres + `)
 INSERT INTO taskwheel_attempts (task_id, number, started_at, error)
 SELECT id, attempts, now(), $2 FROM rescued`
 )
 
 // Rescue implements [Store]. It rescues tasks and records their attempts in
-// one transaction (on PostgreSQL, in one statement).
+// one transaction (on PostgreSQL, in one statement), and sweeps the rows
+// of endpoints' slots and queues that no attempt holds any more (see
+// sweepSlotsSQLite).
 func (s *SQLStore) Rescue(ctx context.Context, limit int) (int, error) {
 	if limit <= 0 {
 		return 0, nil
@@ -523,6 +526,9 @@ func (s *SQLStore) rescueSQLite(ctx context.Context, limit int) (int, error) {
 		return 0, err
 	}
 	if err := s.insertAttempts(ctx, tx, as); err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, sweepSlotsSQLite); err != nil {
 		return 0, err
 	}
 	return len(as), tx.Commit()

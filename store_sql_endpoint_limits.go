@@ -15,8 +15,11 @@ package tasks
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -27,8 +30,8 @@ const (
 FROM taskwheel_endpoints WHERE id = ?1`
 	epLimitsPostgres = `SELECT rate_limit, max_in_flight, tokens, tokens_at, queue_at, now()
 FROM taskwheel_endpoints WHERE id = $1 FOR NO KEY UPDATE`
-	// Whether the attempt is running (the fence).
-	epFence = `SELECT count(*) FROM taskwheel_tasks WHERE id = ? AND attempts = ? AND state = 'running'`
+	// The app and event type of the attempt, if it is running (the fence).
+	epFence = `SELECT app_id, event_type FROM taskwheel_tasks WHERE id = ? AND attempts = ? AND state = 'running'`
 	// The endpoint's slots held by running attempts, and whether the
 	// attempt holds one.
 	epInFlight = `SELECT count(*), COALESCE(max(CASE WHEN s.task_id = ? AND s.attempt = ? THEN 1 ELSE 0 END), 0)
@@ -61,6 +64,80 @@ WHERE id = (SELECT id FROM taskwheel_tasks
 	WHERE wait_endpoint = $1 AND state IN ('scheduled', 'retrying') AND wait_key IS NULL
 	ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
 RETURNING id, run_at`
+	// Parking (see parkForEndpoint): the due tasks of an app and event
+	// type that would each be refused a token in turn, among the app's
+	// oldest due, queued for tokens, one a step after the other from a
+	// time, and marked as queued. PostgreSQL: $1 app, $2 how many of its
+	// due tasks to look at, $3 event type, $4 endpoint, $5 how many to
+	// park, $6 the first one's turn, $7 the step (microseconds), $8 the
+	// wait reason. SQLite: the same, and ?9 the clock; then the marks, of
+	// the parked tasks as a JSON array of [id, attempts].
+	epParkPostgres = `WITH due AS (
+	SELECT id FROM taskwheel_tasks
+	WHERE app_id = $1 AND state IN ('scheduled', 'retrying') AND run_at <= now()
+	ORDER BY run_at, id LIMIT $2
+), pick AS (
+	SELECT t.id, t.run_at, t.attempts FROM taskwheel_tasks AS t
+	WHERE t.id IN (SELECT id FROM due) AND t.event_type = $3
+		AND t.state IN ('scheduled', 'retrying') AND t.run_at <= now()
+		AND t.attempts = t.replayed_after AND t.endpoint_id IS NULL
+		AND t.wait_key IS NULL AND t.wait_endpoint IS NULL
+		AND NOT EXISTS (SELECT 1 FROM taskwheel_endpoint_slots AS s
+			WHERE s.endpoint_id = $4 AND s.task_id = t.id AND s.attempt = -1 - t.attempts)
+	ORDER BY t.run_at, t.id LIMIT $5 FOR UPDATE SKIP LOCKED
+), turn AS (
+	SELECT id, row_number() OVER (ORDER BY run_at, id) - 1 AS k FROM pick
+), parked AS (
+	UPDATE taskwheel_tasks AS t SET run_at = $6::timestamptz + u.k * $7 * interval '1 microsecond', wait_reason = $8
+	FROM turn AS u WHERE t.id = u.id
+	RETURNING t.id, t.run_at, t.attempts
+), queued AS (
+	INSERT INTO taskwheel_endpoint_slots (endpoint_id, task_id, attempt)
+	SELECT $4, id, -1 - attempts FROM parked
+	ON CONFLICT DO NOTHING
+)
+SELECT id, run_at FROM parked ORDER BY run_at, id`
+	epParkSQLite = `UPDATE taskwheel_tasks SET run_at = ?6 + u.k * ?7, wait_reason = ?8
+FROM (SELECT t.id, row_number() OVER (ORDER BY t.run_at, t.id) - 1 AS k
+	FROM (SELECT id FROM taskwheel_tasks
+		WHERE app_id = ?1 AND state IN ('scheduled', 'retrying') AND run_at <= ?9
+		ORDER BY run_at, id LIMIT ?2) AS d
+	JOIN taskwheel_tasks AS t ON t.id = d.id
+	WHERE t.event_type = ?3 AND t.attempts = t.replayed_after AND t.endpoint_id IS NULL
+		AND t.wait_key IS NULL AND t.wait_endpoint IS NULL
+		AND NOT EXISTS (SELECT 1 FROM taskwheel_endpoint_slots AS s
+			WHERE s.endpoint_id = ?4 AND s.task_id = t.id AND s.attempt = -1 - t.attempts)
+	ORDER BY t.run_at, t.id LIMIT ?5) AS u
+WHERE taskwheel_tasks.id = u.id
+RETURNING id, run_at, attempts`
+	epQueueSQLite = `INSERT INTO taskwheel_endpoint_slots (endpoint_id, task_id, attempt)
+SELECT ?1, json_extract(value, '$[0]'), -1 - json_extract(value, '$[1]') FROM json_each(?2) WHERE true
+ON CONFLICT DO NOTHING`
+	// The sweep of every rescue (see Rescue): the rows of
+	// taskwheel_endpoint_slots that no attempt holds any more, whatever
+	// the traffic of their endpoints: a slot of an attempt that no longer
+	// runs (it ended, was rescued, or its task was deleted, and its
+	// release did not happen), and a mark of a queued attempt whose task
+	// neither waits to run it nor runs it (canceled, deleted, ended).
+	// Such rows count for nothing (see epInFlight); the sweep bounds them
+	// in time. On PostgreSQL, in the rescue's statement, whose snapshot
+	// does not see the rescue, the rescued attempts' slots are named, and
+	// rows that another transaction holds are left for the next sweep, so
+	// that it never waits for a take or a release.
+	sweepSlotsSQLite = `DELETE FROM taskwheel_endpoint_slots AS s WHERE NOT EXISTS (
+	SELECT 1 FROM taskwheel_tasks AS t WHERE t.id = s.task_id AND (
+		s.attempt > 0 AND t.state = 'running' AND t.attempts = s.attempt OR
+		s.attempt < 0 AND (t.state = 'running' AND t.attempts = -s.attempt OR
+			t.state IN ('scheduled', 'retrying') AND t.attempts = -1 - s.attempt)))`
+	sweepSlotsPostgres = `DELETE FROM taskwheel_endpoint_slots
+WHERE (endpoint_id, task_id, attempt) IN (
+	SELECT s.endpoint_id, s.task_id, s.attempt FROM taskwheel_endpoint_slots AS s
+	WHERE s.attempt > 0 AND s.task_id IN (SELECT id FROM rescued) OR NOT EXISTS (
+		SELECT 1 FROM taskwheel_tasks AS t WHERE t.id = s.task_id AND (
+			s.attempt > 0 AND t.state = 'running' AND t.attempts = s.attempt OR
+			s.attempt < 0 AND (t.state = 'running' AND t.attempts = -s.attempt OR
+				t.state IN ('scheduled', 'retrying') AND t.attempts = -1 - s.attempt)))
+	FOR UPDATE OF s SKIP LOCKED)`
 	// A waiting outcome: ?1 the clock (SQLite), then delay, wait reason,
 	// wait endpoint (NULL when it need not wait for a slot), endpoint ID,
 	// task ID and attempt. A task whose cancellation was requested is
@@ -124,22 +201,89 @@ func (s *SQLStore) inFlight(ctx context.Context, tx *sql.Tx, id string, l Lease)
 	return n, mine, err
 }
 
+// parkScan bounds the due tasks of an app that a take looks at to park
+// some: the parking costs the same however many tasks are due.
+const parkScan = 1024
+
+// parkForEndpoint parks, in tx, up to n due tasks of app and eventType for
+// the rate limit of endpoint id (see Store.TakeEndpointCapacity), queued
+// one step after the other from *queue, which it moves past the last; now
+// is the store's clock.
+func (s *SQLStore) parkForEndpoint(ctx context.Context, tx *sql.Tx, id, app, eventType string, n int, reason string, queue *time.Time, step time.Duration, now time.Time) ([]Due, error) {
+	var args []any
+	if s.dialect == Postgres {
+		args = []any{app, parkScan, eventType, id, n, s.timeArg(*queue), step.Microseconds(), s.text(reason)}
+	} else {
+		args = []any{app, parkScan, eventType, id, n, s.timeArg(*queue), step.Microseconds(), reason, s.timeArg(now)}
+	}
+	rows, err := tx.QueryContext(ctx, s.pick(epParkSQLite, epParkPostgres), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var (
+		parked []Due
+		marks  [][2]any
+	)
+	for rows.Next() {
+		var (
+			d  Due
+			at sqlTime
+			n  int
+		)
+		dest := []any{&d.ID, &at}
+		if s.dialect == SQLite {
+			dest = append(dest, &n)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		d.RunAt = at.t
+		parked = append(parked, d)
+		marks = append(marks, [2]any{d.ID, n})
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, err
+	}
+	if len(parked) == 0 {
+		return nil, nil
+	}
+	slices.SortFunc(parked, func(a, b Due) int {
+		if c := a.RunAt.Compare(b.RunAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	*queue = parked[len(parked)-1].RunAt.Add(step)
+	if s.dialect == SQLite {
+		b, err := json.Marshal(marks)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := tx.ExecContext(ctx, epQueueSQLite, id, string(b)); err != nil {
+			return nil, err
+		}
+	}
+	return parked, nil
+}
+
 // TakeEndpointCapacity implements [Store].
-func (s *SQLStore) TakeEndpointCapacity(ctx context.Context, endpointID string, l Lease) (ok bool, wait time.Duration, err error) {
+func (s *SQLStore) TakeEndpointCapacity(ctx context.Context, endpointID string, l Lease, park int, reason string) (ok bool, wait time.Duration, parked []Due, err error) {
 	if !s.storable(endpointID) || !s.storable(l.ID) {
-		return false, 0, ErrInvalidState
+		return false, 0, nil, ErrInvalidState
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		parked = nil
 		lim, err := s.endpointLimits(ctx, tx, endpointID)
 		if err != nil {
 			return err
 		}
-		var running int
-		if err := tx.QueryRowContext(ctx, s.db.Rebind(epFence), l.ID, l.Attempt).Scan(&running); err != nil {
-			return err
-		}
-		if running == 0 {
+		var app, eventType string
+		switch err := tx.QueryRowContext(ctx, s.db.Rebind(epFence), l.ID, l.Attempt).Scan(&app, &eventType); {
+		case errors.Is(err, sql.ErrNoRows):
 			return ErrInvalidState
+		case err != nil:
+			return err
 		}
 		if !lim.found || lim.rate <= 0 && lim.maxInFlight <= 0 {
 			ok = true
@@ -194,6 +338,11 @@ func (s *SQLStore) TakeEndpointCapacity(ctx context.Context, endpointID string, 
 		if err != nil {
 			return err
 		}
+		if !ok && wait > 0 && park > 0 {
+			if parked, err = s.parkForEndpoint(ctx, tx, endpointID, app, eventType, park, reason, &queue, endpointStep(lim.rate), lim.now); err != nil {
+				return err
+			}
+		}
 		if ok && lim.maxInFlight > 0 {
 			if _, err := tx.ExecContext(ctx, s.db.Rebind(epTakeSlot), endpointID, l.ID, l.Attempt); err != nil {
 				return err
@@ -208,10 +357,13 @@ func (s *SQLStore) TakeEndpointCapacity(ctx context.Context, endpointID string, 
 		}
 		return err
 	})
-	if err != nil && !errors.Is(err, ErrInvalidState) {
-		return false, 0, fmt.Errorf("tasks: take capacity of endpoint %s: %w", endpointID, err)
+	if err != nil {
+		if !errors.Is(err, ErrInvalidState) {
+			err = fmt.Errorf("tasks: take capacity of endpoint %s: %w", endpointID, err)
+		}
+		return false, 0, nil, err
 	}
-	return ok, wait, err
+	return ok, wait, parked, nil
 }
 
 // ReleaseEndpointCapacity implements [Store].

@@ -47,12 +47,12 @@ func TestSQLStore_EndpointQueueMarksDoNotLeak(t *testing.T) {
 			}
 			claimed := claimN(t, s, 3)
 			lease := func(i int) tasks.Lease { return tasks.Lease{ID: claimed[i].ID, Attempt: claimed[i].Attempts} }
-			if ok, _, err := s.TakeEndpointCapacity(ctx, ep.ID, lease(0)); !ok || err != nil {
+			if ok, _, _, err := s.TakeEndpointCapacity(ctx, ep.ID, lease(0), 0, ""); !ok || err != nil {
 				t.Fatalf("first take: got %v, %v; want the token", ok, err)
 			}
 			start := time.Now()
 			for i := 1; i <= 2; i++ {
-				if ok, wait, err := s.TakeEndpointCapacity(ctx, ep.ID, lease(i)); ok || wait <= 0 || err != nil {
+				if ok, wait, _, err := s.TakeEndpointCapacity(ctx, ep.ID, lease(i), 0, ""); ok || wait <= 0 || err != nil {
 					t.Fatalf("take %d: got %v, %v, %v; want a wait for a token", i, ok, wait, err)
 				}
 			}
@@ -77,7 +77,7 @@ func TestSQLStore_EndpointQueueMarksDoNotLeak(t *testing.T) {
 			// the clock; this waits on the clock, as the bucket does.
 			time.Sleep(time.Until(start.Add(time.Second)))
 			more := claimN2(t, s, "later", 1)
-			if ok, _, err := s.TakeEndpointCapacity(ctx, ep.ID, tasks.Lease{ID: more[0].ID, Attempt: more[0].Attempts}); !ok || err != nil {
+			if ok, _, _, err := s.TakeEndpointCapacity(ctx, ep.ID, tasks.Lease{ID: more[0].ID, Attempt: more[0].Attempts}, 0, ""); !ok || err != nil {
 				t.Fatalf("take after the queue drained: got %v, %v; want the token", ok, err)
 			}
 			if got := slotRows(t, db); got != 0 {

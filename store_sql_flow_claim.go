@@ -190,6 +190,16 @@ func (s *SQLStore) claimFlow(ctx context.Context, q claimDB, limit int, lease ti
 			return nil, err
 		}
 	}
+	if s.dialect == Postgres && len(apps) < 2 && !s.flowSlow.Load() {
+		rs, err := s.claimFlowFast(ctx, q, limit, lease)
+		if err != nil {
+			return nil, err
+		}
+		if len(rs) > 0 {
+			s.fair.backlog.Store(len(rs) == limit)
+			return claimed(rs), nil
+		}
+	}
 	tx, err := q.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -225,11 +235,13 @@ func (s *SQLStore) claimFlow(ctx context.Context, q claimDB, limit int, lease ti
 	if err := r.startWaiting(ctx, limit); err != nil {
 		return nil, err
 	}
+	parkedAll := 0
 	for round, batch := 0, limit; ; round++ {
 		parked, err := r.take(ctx, due, limit)
 		if err != nil {
 			return nil, err
 		}
+		parkedAll += parked
 		if r.read < batch || parked == 0 || round+1 == flowRounds {
 			break // nothing more is due, or what was due is claimed
 		}
@@ -265,7 +277,20 @@ func (s *SQLStore) claimFlow(ctx context.Context, q claimDB, limit int, lease ti
 		return nil, err
 	}
 	s.fair.backlog.Store(len(rs) == limit)
+	s.flowSlow.Store(parkedAll > 0 || r.holdsBack())
 	return claimed(rs), nil
+}
+
+// holdsBack reports whether a limit the claim holds held back, or after the
+// claim would hold back, a task of its key, or may have waiting tasks: then
+// the next claim is claimFlow's, without claimFlowFast's try first.
+func (r *flowRun) holdsBack() bool {
+	for _, l := range r.order {
+		if l.Paused || l.Rate > 0 || l.waiting || l.write == 1 || l.Concurrency > 0 && l.Running >= l.Concurrency {
+			return true
+		}
+	}
+	return false
 }
 
 // due reads up to n due tasks, oldest first; from apps, if two or more,

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -45,6 +46,38 @@ func TestCatchUp(t *testing.T) {
 			}
 			if calls != tc.calls {
 				t.Errorf("got %d checkpoints, want %d", calls, tc.calls)
+			}
+		})
+	}
+}
+
+// TestIdleWAL checks when the checkpointer may truncate the WAL: after
+// idleTicks ticks that saw the same data_version (no commit), again every
+// idleTicks while it stays so (a reader may have prevented the last try),
+// never when the version could not be read, and the count starts over at
+// each commit.
+func TestIdleWAL(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		versions []int64
+		want     []int // indexes of versions at which still reports true
+	}{
+		{name: "still", versions: []int64{9, 9, 9, 9, 9}, want: []int{4}},
+		{name: "tried again", versions: []int64{9, 9, 9, 9, 9, 9, 9, 9, 9, 9}, want: []int{4, 9}},
+		{name: "unreadable", versions: []int64{-1, -1, -1, -1, -1, -1}},
+		{name: "commits", versions: []int64{9, 9, 9, 9, 12, 12, 12, 12, 12}, want: []int{8}},
+		{name: "a commit every tick", versions: []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var w idleWAL
+			var got []int
+			for i, v := range tc.versions {
+				if w.still(v) {
+					got = append(got, i)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("truncations at %v, want %v", got, tc.want)
 			}
 		})
 	}

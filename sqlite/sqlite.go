@@ -1,8 +1,10 @@
 // Package sqlite opens a [tasks.SQLStore] on an SQLite file with the
 // library's settings, through the driver github.com/mattn/go-sqlite3 (which
 // needs cgo): WAL, a busy timeout, one writer beside a pool of readers, and
-// a checkpointer off the writer's path, which still makes the WAL restart,
-// and shrink to 64 MB, under a steady stream of writes.
+// a checkpointer off the writer's path, which still makes the WAL restart
+// once it is past 64 MB under a steady stream of writes (the file is kept
+// for reuse, up to 256 MB) and truncates a WAL left past 64 MB by a burst
+// once the store is idle.
 //
 //	store, err := sqlite.Open("tasks.db", nil)
 //	if err != nil { … }
@@ -46,9 +48,11 @@ type Config struct {
 	// Defaults to "NORMAL".
 	Synchronous string
 
-	// BusyTimeout is how long a connection waits for a lock that another
-	// holds (a writer in another process, a checkpoint) before it fails
-	// with "database is locked". Defaults to [DefaultBusyTimeout].
+	// BusyTimeout is how long a connection of the store's readers and
+	// writer waits for a lock that another holds (a writer in another
+	// process, a checkpoint) before it fails with "database is locked"
+	// (the store's checkpointer never waits). Defaults to
+	// [DefaultBusyTimeout].
 	BusyTimeout time.Duration
 }
 
@@ -94,8 +98,29 @@ const (
 )
 
 // walSizeLimit is the size, in bytes, to which SQLite truncates a WAL
-// file that grew past it when the WAL restarts (journal_size_limit).
-const walSizeLimit = restartFrames * 4096
+// file that grew past it when the WAL restarts (journal_size_limit): four
+// times what makes it restart, so that a restart under a heavy stream of
+// writes, which finds the file at 64 MB and a second's writes more,
+// reuses the file in place instead of truncating it and growing it again.
+// A truncation made the first commit after each restart wait for the file
+// system to record the new size, on top of the restart itself: in W9's
+// retention pass (some 120 MB of WAL a second, a restart a second), the
+// commit after the restart took 20 to 40 ms, and W5's lateness during the
+// pass had p99 24–27 ms with a limit of 64 MB against 8–11 ms with
+// 256 MB (and 10 ms with 128 MB), batches of the pass p99 22–26 ms against
+// 8–10 ms (1,000,000 tasks, three runs each, BENCHMARKS.md). A store that
+// is idle after a burst gives the space back (see idleTicks).
+const walSizeLimit = 4 * restartFrames * 4096
+
+// idleTicks is how many checkpoint ticks in a row must pass without a
+// commit (by any connection, of any process: PRAGMA data_version) before
+// the checkpointer truncates to nothing a WAL file larger than what makes
+// it restart, so that a store that wrote a burst and then idles does not
+// keep up to walSizeLimit of WAL. The first commit after a truncation pays
+// for growing the file again (about 20 ms measured after a 32 MB WAL, as
+// much as a restart that truncates: see walSizeLimit), so a WAL no larger
+// than the restart size, all that a steady or a light load leaves, is kept.
+const idleTicks = 5
 
 // Store is a [tasks.SQLStore] on an SQLite file that it opened and owns:
 // its methods are the SQLStore's, and [Store.Close] closes the file. It
@@ -137,13 +162,21 @@ func Open(path string, cfg *Config) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	checkpointer, err := sql.Open(driverName(), dsn(path, busyParam(c)))
+	// The checkpointer never waits for a lock: its PASSIVE checkpoints
+	// take none that would, and its TRUNCATE checkpoint, which would make
+	// writers wait for as long as it did, gives up at once when a reader
+	// or a writer is busy.
+	//
+	// It has one connection, so that PRAGMA data_version compares the
+	// database with what that one connection saw last (see idleWAL).
+	checkpointer, err := sql.Open(driverName(), dsn(path, "_busy_timeout=0"))
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("tasks: open SQLite %s: %w", path, err)
 	}
 	s.path = path
 	s.stopCheckpoints, s.checkpointsDone = make(chan struct{}), make(chan struct{})
+	checkpointer.SetMaxOpenConns(1)
 	go s.checkpoint(checkpointer)
 	return s, nil
 }
@@ -325,11 +358,15 @@ func dsn(path, params string) string {
 // first (syncFiles): the writer then waits for the sync of what its own
 // checkpoint copied (17 ms at the median, 51 ms at worst, in the same
 // conditions).
+//
+// Once the store has had no commit for idleTicks ticks, the checkpointer
+// truncates a WAL left past the restart size (see idleTicks).
 func (s *Store) checkpoint(db *sql.DB) {
 	defer close(s.checkpointsDone)
 	defer db.Close()
 	tick := time.NewTicker(checkpointInterval)
 	defer tick.Stop()
+	var idle idleWAL
 	for {
 		select {
 		case <-tick.C:
@@ -338,7 +375,13 @@ func (s *Store) checkpoint(db *sql.DB) {
 		}
 		// A failure (a busy database) is retried at the next tick.
 		frames, err := passiveCheckpoint(db)
-		if err != nil || frames <= restartFrames {
+		if err != nil {
+			continue
+		}
+		if idle.still(dataVersion(db)) && walSize(s.path) > restartFrames*4096 {
+			truncateCheckpoint(db)
+		}
+		if frames <= restartFrames {
 			continue
 		}
 		if catchUp(func() (int, error) { return passiveCheckpoint(db) }, frames) == nil {
@@ -388,6 +431,54 @@ func syncFiles(paths ...string) {
 		f.Sync()
 		f.Close()
 	}
+}
+
+// idleWAL tells when the store has had no commit long enough to truncate
+// its WAL.
+type idleWAL struct {
+	version int64 // the data_version the last tick saw
+	ticks   int   // ticks in a row that saw version
+}
+
+// still records that a tick saw the database at version (PRAGMA
+// data_version on the checkpointer's one connection: it changes when
+// another connection commits; -1 when it could not be read), and reports
+// whether it has seen the same for a multiple of idleTicks ticks in a row:
+// a truncation that a reader or a writer prevented is tried again
+// idleTicks later.
+func (w *idleWAL) still(version int64) bool {
+	if version != w.version || version < 0 {
+		w.version, w.ticks = version, 0
+	}
+	w.ticks++
+	return version >= 0 && w.ticks%idleTicks == 0
+}
+
+// dataVersion returns db's PRAGMA data_version, or -1 if it fails.
+func dataVersion(db *sql.DB) int64 {
+	var v int64
+	if err := db.QueryRow("PRAGMA data_version").Scan(&v); err != nil {
+		return -1
+	}
+	return v
+}
+
+// walSize returns the size of the WAL file of the database at path, 0 if
+// it has none.
+func walSize(path string) int64 {
+	fi, err := os.Stat(path + "-wal")
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// truncateCheckpoint checkpoints the whole WAL on db and truncates it to
+// nothing, unless a reader or a writer is busy: db's busy timeout is 0, so
+// it then gives up at once, and is tried again later (see idleWAL).
+func truncateCheckpoint(db *sql.DB) {
+	var busy, frames, copied int
+	db.QueryRow("PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &frames, &copied)
 }
 
 // passiveCheckpoint runs a PASSIVE checkpoint on db and returns the frames

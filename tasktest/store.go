@@ -60,6 +60,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) tasks.Store) {
 		{"Endpoints", su.testEndpoints},
 		{"EndpointHealth", su.testEndpointHealth},
 		{"EndpointLimits", su.testEndpointLimits},
+		{"EndpointPark", su.testEndpointPark},
 		{"Attempts", su.testAttempts},
 		{"Messages", su.testMessages},
 		{"Periodics", su.testPeriodics},

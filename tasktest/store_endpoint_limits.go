@@ -19,7 +19,7 @@ func epLimits(rate float64, maxInFlight int) func(*tasks.Endpoint) {
 // error.
 func (h *harness) take(id string, t *tasks.Task) (bool, time.Duration) {
 	h.t.Helper()
-	ok, wait, err := h.s.TakeEndpointCapacity(h.ctx, id, tasks.Lease{ID: t.ID, Attempt: t.Attempts})
+	ok, wait, _, err := h.s.TakeEndpointCapacity(h.ctx, id, tasks.Lease{ID: t.ID, Attempt: t.Attempts}, 0, "")
 	if err != nil {
 		h.t.Fatalf("TakeEndpointCapacity(%s, %s/%d): got error %v, want nil", id, t.ID, t.Attempts, err)
 	}
@@ -89,11 +89,11 @@ func (su suite) testEndpointLimits(t *testing.T) {
 	su.run(t, "Take/NotRunningIsInvalidState", func(h *harness) {
 		ep := h.insertEndpoint(epLimits(0, 1))
 		for _, tk := range []*tasks.Task{h.insert(at(h.now().Add(time.Hour))), h.completed()} {
-			_, _, err := h.s.TakeEndpointCapacity(h.ctx, ep.ID, tasks.Lease{ID: tk.ID, Attempt: max(tk.Attempts, 1)})
+			_, _, _, err := h.s.TakeEndpointCapacity(h.ctx, ep.ID, tasks.Lease{ID: tk.ID, Attempt: max(tk.Attempts, 1)}, 0, "")
 			h.wantIs("TakeEndpointCapacity of an attempt that does not run", err, tasks.ErrInvalidState)
 		}
 		r := h.running(time.Hour)
-		_, _, err := h.s.TakeEndpointCapacity(h.ctx, ep.ID, tasks.Lease{ID: r.ID, Attempt: r.Attempts + 1})
+		_, _, _, err := h.s.TakeEndpointCapacity(h.ctx, ep.ID, tasks.Lease{ID: r.ID, Attempt: r.Attempts + 1}, 0, "")
 		h.wantIs("TakeEndpointCapacity of another attempt", err, tasks.ErrInvalidState)
 	})
 

@@ -122,7 +122,12 @@ func flowIsolation(ctx context.Context, c *config, t *target) ([]figure, error) 
 	if err != nil {
 		return nil, err
 	}
+	cpuRatio := 0.0 // the CPU time of the drain alone ÷ with the tasks waiting
+	if waiting.DrainCPU > 0 {
+		cpuRatio = alone.DrainCPU.Seconds() / waiting.DrainCPU.Seconds()
+	}
 	return append(ratioFigures(fmt.Sprintf("drain, %d waiting", c.flowWaiting), "tasks/s", alone.Drain, waiting.Drain),
+		figure{name: fmt.Sprintf("drain, %d waiting, CPU ratio", c.flowWaiting), unit: "CPU alone ÷ CPU", value: cpuRatio},
 		figure{name: "idle CPU, tasks waiting", unit: "% of a core", value: 100 * waiting.IdleCPU},
 		figure{name: "setting tasks waiting", unit: "tasks/s", value: waiting.Park.PerSecond()}), nil
 }

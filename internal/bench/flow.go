@@ -149,6 +149,9 @@ type FlowIsolationResult struct {
 	Drain   Rate    // of the unlimited tasks, while the others wait
 	IdleCPU float64 // of the process while the engine idled with them waiting, in cores
 	Park    Rate    // the claims that set the waiting tasks waiting
+	// DrainCPU is the process's CPU time during the drain, which other
+	// processes on the machine move less than they move Drain.
+	DrainCPU time.Duration
 }
 
 // FlowIsolation enqueues waiting tasks on a key limited to one a second,
@@ -202,7 +205,7 @@ func FlowIsolation(ctx context.Context, store tasks.Store, n, waiting int, idle 
 		return res, ctx.Err()
 	}
 	res.IdleCPU = (cpuTime() - cpu0).Seconds() / idle.Seconds()
-	start = time.Now()
+	start, cpu0 = time.Now(), cpuTime()
 	if err := enqueueBatches(ctx, e, n, noopTask); err != nil {
 		return res, err
 	}
@@ -210,8 +213,12 @@ func FlowIsolation(ctx context.Context, store tasks.Store, n, waiting int, idle 
 		return res, err
 	}
 	res.Drain = Rate{N: n, Elapsed: time.Since(start)}
+	res.DrainCPU = cpuTime() - cpu0
 	return res, nil
 }
+
+// CPUTime returns the CPU time of the process, user and system.
+func CPUTime() time.Duration { return cpuTime() }
 
 // cpuTime returns the CPU time of the process, user and system.
 func cpuTime() time.Duration {
