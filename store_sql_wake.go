@@ -23,7 +23,7 @@ import (
 //
 // So a store of package postgres (which owns its lifecycle, and calls
 // sqlstore.DeferWakeups) tells the trigger, in the statement of its own
-// InsertMany, that it notifies itself (migration 0025), and after the
+// InsertMany, that it notifies itself (migration 0024), and after the
 // commit hands the tasks' wake-up to a wakeSender, which sends it from a
 // transaction of its own, coalesced with every other that arrives while one
 // is being sent: one NOTIFY in flight per store, whatever the rate of
@@ -34,7 +34,7 @@ import (
 // other engines find the tasks at their next poll (Config.PollInterval).
 
 // wakeDeferredCTE, put before an INSERT … SELECT of the tasks table and
-// joined into its FROM, tells migration 0025's trigger that the store
+// joined into its FROM, tells migration 0024's trigger that the store
 // notifies for the statement itself: the setting is local to the
 // transaction, so it never outlives the statement's.
 const wakeDeferredCTE = `WITH wake AS MATERIALIZED (SELECT set_config('taskwheel.notify', 'deferred', true))
@@ -134,10 +134,21 @@ func (s *wakeSender) add(w wake) {
 	go s.send() // exits when nothing is pending; joined by close
 }
 
-// send sends the pending wake-ups until none is left. A failure is logged:
-// the engines that missed the wake-up find the tasks at their next poll.
+// wakeTries bounds the sends of one wake-up: a NOTIFY that failed (its
+// connection ended, say) is sent again, with what came meanwhile, after
+// wakeRetry, then twice as long, until it was tried wakeTries times.
+const (
+	wakeTries = 4
+	wakeRetry = 50 * time.Millisecond
+)
+
+// send sends the pending wake-ups until none is left. A failed send is
+// tried again (see wakeTries), unless the store is closing; then it is
+// logged, and the engines that missed it find the tasks at their next
+// poll, as after a lost notification.
 func (s *wakeSender) send() {
 	defer s.done.Done()
+	tries, wait := 0, wakeRetry
 	for {
 		s.mu.Lock()
 		if !s.has {
@@ -151,10 +162,19 @@ func (s *wakeSender) send() {
 		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 		_, err := s.db.ExecContext(ctx, notifyWakePostgres, w.lo, w.id, w.hi)
 		cancel()
-		if err != nil {
-			slog.Error("tasks: notify other engines of new tasks; they find them at their next poll",
-				"task", w.id, "err", err)
+		if err == nil {
+			tries, wait = 0, wakeRetry
+			continue
 		}
+		if tries++; tries < wakeTries && !s.closed.Load() {
+			s.add(w) // merged with what came meanwhile; s.sending stays true
+			time.Sleep(wait)
+			wait *= 2
+			continue
+		}
+		slog.Error("tasks: notify other engines of new tasks; they find them at their next poll",
+			"task", w.id, "tries", tries, "err", err)
+		tries, wait = 0, wakeRetry
 	}
 }
 

@@ -137,7 +137,7 @@ func TestStore_WakeUpsAfterCommit(t *testing.T) {
 }
 
 // TestWakeDeferredByTheTransaction checks the trigger's side of migration
-// 0025: an insert whose transaction set taskwheel.notify to 'deferred' is
+// 0024: an insert whose transaction set taskwheel.notify to 'deferred' is
 // not notified, and the setting ends with its transaction. One session's
 // notifications arrive in the order of its commits, so hearing the second
 // insert first shows that the first sent nothing.

@@ -12,14 +12,14 @@ import (
 	"github.com/taskwheel/tasks/postgres"
 )
 
-// TestReview_PostgresNotifyManyProducers attacks the coalesced wake-ups
+// TestPostgres_NotifyManyProducers attacks the coalesced wake-ups
 // after the commit: three producer stores (three processes) each enqueue
 // concurrently, through Enqueue (group commit), EnqueueMany, and
 // duplicates of idempotency keys, tasks due now and within two seconds;
 // one worker, polling all but off, must start every stored task. Only the
 // wake-ups can wake it, and those of one producer are merged while one is
 // sent.
-func TestReview_PostgresNotifyManyProducers(t *testing.T) {
+func TestPostgres_NotifyManyProducers(t *testing.T) {
 	t.Parallel()
 	stores := postgresStores(t, 4)
 	workerStore := stores[0]
