@@ -61,6 +61,7 @@ var testStores = []struct {
 		if err := s.Migrate(context.Background()); err != nil {
 			tb.Fatal(err)
 		}
+		tb.Cleanup(func() { s.Close() }) // before the database's: sends the last wake-ups
 		return s
 	}},
 }

@@ -60,6 +60,7 @@ type SQLStore struct {
 	fair     fairness         // see claimFair
 	limited  atomic.Bool      // the last claim found limits: claim with claimFlow
 	flowSlow atomic.Bool      // the last claimFlow was held back: skip claimFlowFast
+	wakes    *wakeSender      // sends InsertMany's wake-ups; nil: the trigger does
 }
 
 // init lets package sqlite give an SQLStore its pool of read-only

@@ -148,8 +148,10 @@ func isValidation(err error) bool {
 }
 
 // insertManyPostgres inserts a row for each element of its arrays, in
-// order, so that of two with one idempotency key the first is stored; %s
-// is insertManyPostgresKeyed where a row may be turned away for its key.
+// order, so that of two with one idempotency key the first is stored; the
+// first %s joins the wake CTE where the store sends the wake-up itself, the
+// second is insertManyPostgresKeyed where a row may be turned away for its
+// key.
 const (
 	insertManyPostgres = `INSERT INTO taskwheel_tasks (id, app_id, event_type, state, data,
 	scheduled_run_time, run_at, max_attempts, timeout, idempotency_key, idempotency_digest, trace_parent, trace_state,
@@ -158,12 +160,31 @@ SELECT id, app_id, event_type, 'scheduled', data, at, GREATEST(at, now()), max_a
 	NULLIF(key, ''), NULLIF(digest, ''), NULLIF(parent, ''), NULLIF(state, ''), now(), now(), NULLIF(NULLIF(flow, ''), event_type)
 FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::int[], $7::bigint[], $8::text[], $9::text[],
 	$10::text[], $11::text[], $12::text[])
-	WITH ORDINALITY AS n(id, app_id, event_type, data, at, max_attempts, timeout, key, digest, parent, state, flow, idx)
+	WITH ORDINALITY AS n(id, app_id, event_type, data, at, max_attempts, timeout, key, digest, parent, state, flow, idx)%s
 ORDER BY idx%s
 RETURNING id, created_at`
 	insertManyPostgresKeyed = `
 ON CONFLICT DO NOTHING`
 )
+
+// insertManyPostgresShape is a variant of insertManyPostgres: keyed, and
+// with its wake-up deferred (see wakeDeferredCTE).
+type insertManyPostgresShape struct{ keyed, deferred bool }
+
+// insertManyPostgresQueries holds insertManyPostgres's variants.
+var insertManyPostgresQueries = func() map[insertManyPostgresShape]string {
+	m := make(map[insertManyPostgresShape]string)
+	for _, keyed := range []bool{false, true} {
+		end := ""
+		if keyed {
+			end = insertManyPostgresKeyed
+		}
+		q := fmt.Sprintf(insertManyPostgres, "", end)
+		m[insertManyPostgresShape{keyed, false}] = q
+		m[insertManyPostgresShape{keyed, true}] = wakeDeferredCTE + fmt.Sprintf(insertManyPostgres, " CROSS JOIN wake", end)
+	}
+	return m
+}()
 
 // pgUniqueViolation is PostgreSQL's SQLSTATE for a unique constraint
 // violated.
@@ -240,6 +261,11 @@ func (s *SQLStore) InsertMany(ctx context.Context, ts []*Task) (got []*Task, err
 		got, err = s.insertMany(ctx, q, ts)
 		return err
 	})
+	if err == nil && s.wakes != nil {
+		if w, ok := wakeFor(got); ok {
+			s.wakes.add(w)
+		}
+	}
 	return got, err
 }
 
@@ -329,10 +355,7 @@ func (s *SQLStore) insertManyPostgres(ctx context.Context, q queryer, ts []*Task
 		traceStates = append(traceStates, t.TraceState)
 		flows = append(flows, t.FlowKey)
 	}
-	query := fmt.Sprintf(insertManyPostgres, "")
-	if keyed {
-		query = fmt.Sprintf(insertManyPostgres, insertManyPostgresKeyed)
-	}
+	query := insertManyPostgresQueries[insertManyPostgresShape{keyed, s.wakes.deferring()}]
 	rs, err := q.QueryContext(ctx, query, ids, apps, events, data, ats, maxAttempts, timeouts, keys, digests, parents, traceStates, flows)
 	if err != nil {
 		return nil, err

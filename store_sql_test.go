@@ -57,6 +57,7 @@ func openPostgres(t testing.TB) *postgres.Store {
 	if err := s.Migrate(t.Context()); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
+	t.Cleanup(func() { s.Close() }) // before the database's: sends the last wake-ups
 	return s
 }
 

@@ -91,7 +91,8 @@ const (
 // sharing its database. Its zero value is not usable; call [Open] or [New].
 type Store struct {
 	*tasks.SQLStore
-	owned bool // Close closes the database
+	owned     bool   // Close closes the database
+	stopWakes func() // see sqlstore.DeferWakeups
 }
 
 // Open opens the PostgreSQL database that url names (a postgres:// URL or
@@ -159,12 +160,18 @@ func New(db *sql.DB) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{SQLStore: s}, nil
+	// The store sends its inserts' wake-ups itself, after their commit
+	// (see store_sql_wake.go in package tasks); Close stops that.
+	return &Store{SQLStore: s, stopWakes: sqlstore.DeferWakeups(s)}, nil
 }
 
-// Close closes the database if the store owns it (see [Open]); a store
-// from [New] leaves it open. Stop the engines using the store first.
+// Close waits for the wake-ups of the store's inserts to be sent to other
+// engines, then closes the database if the store owns it (see [Open]); a
+// store from [New] leaves it open, and its inserts then leave their
+// wake-ups to the database's trigger. Stop the engines using the store
+// first.
 func (s *Store) Close() error {
+	s.stopWakes()
 	if !s.owned {
 		return nil
 	}

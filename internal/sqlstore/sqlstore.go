@@ -18,6 +18,14 @@ import (
 // as tasks imports it.
 var SetReadDB func(store any, read *sql.DB)
 
+// DeferWakeups makes store, a *tasks.SQLStore, send the wake-ups of its
+// InsertMany to other engines itself, after the commit and coalesced,
+// instead of leaving them to the trigger inside the inserting transaction
+// (PostgreSQL; on SQLite it does nothing). It returns the function that
+// makes it stop and waits for the wake-ups pending: call it when closing
+// the store. Package tasks sets it as it initializes, as it does SetReadDB.
+var DeferWakeups func(store any) (stop func())
+
 // Migrations returns the migrations of the dialect "sqlite" or "postgres"
 // in goose's format, for packages sqlite and postgres to export. Package
 // tasks sets it as it initializes, as it does SetReadDB.

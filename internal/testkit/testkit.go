@@ -117,6 +117,7 @@ func PostgresStores(t testing.TB, n int) []tasks.Store {
 		if err := s.Migrate(context.Background()); err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { s.Close() }) // before db's: sends the last wake-ups
 		stores = append(stores, s)
 	}
 	return stores
