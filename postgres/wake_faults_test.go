@@ -29,12 +29,7 @@ import (
 func TestStore_WakeResentWhenTheSendersConnectionEnds(t *testing.T) {
 	t.Parallel()
 	db, dsn := testdb.PostgresDSN(t)
-	listener, err := postgres.Open(t.Context(), dsn, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer listener.Close()
-	heard := listenTo(t, listener)
+	heard := listenOn(t, dsn)
 	app := "pgreview_" + time.Now().Format("150405.000000")
 	producer, err := postgres.Open(t.Context(), dsn+"&application_name="+app, nil)
 	if err != nil {
@@ -90,12 +85,7 @@ WHERE application_name = $1 AND state = 'active' AND query LIKE '%pg_notify%'`, 
 func TestStore_DeferredSettingDoesNotLeak(t *testing.T) {
 	t.Parallel()
 	_, dsn := testdb.PostgresDSN(t)
-	listener, err := postgres.Open(t.Context(), dsn, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer listener.Close()
-	heard := listenTo(t, listener)
+	heard := listenOn(t, dsn)
 	pool, err := sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,18 @@ func wakeTask(at *time.Time) *tasks.Task {
 	}
 }
 
+// listenOn opens a store on dsn, closed when the test ends, and returns
+// listenTo of it.
+func listenOn(t *testing.T, dsn string) <-chan tasks.Due {
+	t.Helper()
+	s, err := postgres.Open(t.Context(), dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() }) // after listenTo's cleanup
+	return listenTo(t, s)
+}
+
 // listenTo starts a Listen of s that runs until the test ends, and returns
 // the wake-ups it hears, once it listens.
 func listenTo(t *testing.T, s *postgres.Store) <-chan tasks.Due {
@@ -68,12 +80,7 @@ func next(t *testing.T, heard <-chan tasks.Due, what string) tasks.Due {
 func TestStore_WakeUpsAfterCommit(t *testing.T) {
 	t.Parallel()
 	db, dsn := testdb.PostgresDSN(t)
-	listener, err := postgres.Open(t.Context(), dsn, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer listener.Close()
-	heard := listenTo(t, listener)
+	heard := listenOn(t, dsn)
 	producer, err := postgres.Open(t.Context(), dsn, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -144,12 +151,7 @@ func TestStore_WakeUpsAfterCommit(t *testing.T) {
 func TestWakeDeferredByTheTransaction(t *testing.T) {
 	t.Parallel()
 	db, dsn := testdb.PostgresDSN(t)
-	listener, err := postgres.Open(t.Context(), dsn, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer listener.Close()
-	heard := listenTo(t, listener)
+	heard := listenOn(t, dsn)
 	if _, ok := db.Driver().(*stdlib.Driver); !ok {
 		t.Fatalf("test database opened with %T", db.Driver())
 	}
