@@ -142,27 +142,8 @@ func Steady(ctx context.Context, store tasks.Store, d time.Duration) (SteadyResu
 // and the tasks run so far; an error from sample ends the run.
 func steady(ctx context.Context, store tasks.Store, cfg tasks.Config, d, every time.Duration,
 	sample func(at time.Duration, ran int64) error) (_ SteadyResult, err error) {
-	base := time.Now()
-	var mu sync.Mutex
-	var waits []time.Duration
-	ended := false
-	var bad atomic.Int64      // tasks whose data did not parse
-	var startedN atomic.Int64 // tasks whose func started
-	eng, err := newEngine(store, cfg, noopEvent, func(ctx context.Context, t *tasks.Task) error {
-		started := time.Since(base)
-		startedN.Add(1)
-		var in struct{ At time.Duration }
-		if err := json.Unmarshal(t.Data, &in); err != nil {
-			bad.Add(1)
-			return nil
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if !ended {
-			waits = append(waits, started-in.At)
-		}
-		return nil
-	})
+	w := newWaitLog()
+	eng, err := newEngine(store, cfg, noopEvent, w.run)
 	if err != nil {
 		return SteadyResult{}, err
 	}
@@ -178,12 +159,11 @@ func steady(ctx context.Context, store tasks.Store, cfg tasks.Config, d, every t
 	go func() { // joined below, in every case
 		produced <- parallel(ctx, Producers, func(ctx context.Context) error {
 			for !stop.Load() {
-				if enqueued.Load()-startedN.Load() >= SteadyBacklog {
+				if enqueued.Load()-w.started.Load() >= SteadyBacklog {
 					time.Sleep(50 * time.Microsecond) // let the workers catch up
 					continue
 				}
-				data := fmt.Appendf(nil, `{"At":%d}`, time.Since(base))
-				if _, err := eng.Enqueue(ctx, tasks.NewTask{AppID: appID, EventType: noopEvent, Data: data}); err != nil {
+				if _, err := eng.Enqueue(ctx, tasks.NewTask{AppID: appID, EventType: noopEvent, Data: w.data()}); err != nil {
 					return err
 				}
 				enqueued.Add(1)
@@ -205,7 +185,7 @@ wait:
 		case <-timer.C:
 			break wait
 		case <-tick:
-			if err := sample(time.Since(start), startedN.Load()); err != nil {
+			if err := sample(time.Since(start), w.started.Load()); err != nil {
 				stop.Store(true)
 				return SteadyResult{}, errors.Join(fmt.Errorf("sample: %w", err), <-produced)
 			}
@@ -214,11 +194,8 @@ wait:
 			return SteadyResult{}, fmt.Errorf("enqueue: %w", err)
 		}
 	}
-	mu.Lock()
-	ended = true
+	ws := w.end()
 	elapsed := time.Since(start)
-	ws := waits
-	mu.Unlock()
 	stop.Store(true)
 	r := SteadyResult{
 		Completed: Rate{N: len(ws), Elapsed: elapsed},
@@ -228,10 +205,60 @@ wait:
 	if err := <-produced; err != nil {
 		return r, fmt.Errorf("enqueue: %w", err)
 	}
-	if n := bad.Load(); n > 0 {
-		return r, fmt.Errorf("%d tasks had data that did not parse", n)
+	return r, w.err()
+}
+
+// waitLog records, for the task funcs of the workloads whose producers
+// enqueue as fast as they can (W4, W13), the time from each task's Enqueue
+// call to the start of its func, until end: each task carries in its data
+// the time of its call since the log began, on the monotonic clock. Its
+// methods are safe for concurrent use.
+type waitLog struct {
+	base    time.Time
+	started atomic.Int64 // tasks whose func started
+	bad     atomic.Int64 // tasks whose data did not parse
+
+	mu    sync.Mutex
+	waits []time.Duration
+	ended bool
+}
+
+func newWaitLog() *waitLog { return &waitLog{base: time.Now()} }
+
+// data returns the data of a task enqueued now.
+func (w *waitLog) data() []byte { return fmt.Appendf(nil, `{"At":%d}`, time.Since(w.base)) }
+
+// run is the tasks' func: it records the task's wait.
+func (w *waitLog) run(_ context.Context, t *tasks.Task) error {
+	started := time.Since(w.base)
+	w.started.Add(1)
+	var in struct{ At time.Duration }
+	if err := json.Unmarshal(t.Data, &in); err != nil {
+		w.bad.Add(1)
+		return nil
 	}
-	return r, nil
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.ended {
+		w.waits = append(w.waits, started-in.At)
+	}
+	return nil
+}
+
+// end stops the recording and returns the waits recorded.
+func (w *waitLog) end() []time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ended = true
+	return w.waits
+}
+
+// err reports tasks whose data did not parse.
+func (w *waitLog) err() error {
+	if n := w.bad.Load(); n > 0 {
+		return fmt.Errorf("%d tasks had data that did not parse", n)
+	}
+	return nil
 }
 
 // LatenessResult is the outcome of [Lateness].

@@ -2,10 +2,8 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,23 +29,8 @@ type OverloadResult struct {
 // overloadPause and tries again. Without a bound the backlog, and the wait,
 // grow for as long as the run lasts; with one, they stay bounded.
 func Overload(ctx context.Context, store tasks.Store, d time.Duration, maxWaiting int) (_ OverloadResult, err error) {
-	base := time.Now()
-	var mu sync.Mutex
-	var waits []time.Duration
-	ended := false
-	eng, err := newEngine(store, tasks.Config{MaxWaiting: maxWaiting}, noopEvent, func(ctx context.Context, t *tasks.Task) error {
-		started := time.Since(base)
-		var in struct{ At time.Duration }
-		if err := json.Unmarshal(t.Data, &in); err != nil {
-			return err
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if !ended {
-			waits = append(waits, started-in.At)
-		}
-		return nil
-	})
+	w := newWaitLog()
+	eng, err := newEngine(store, tasks.Config{MaxWaiting: maxWaiting}, noopEvent, w.run)
 	if err != nil {
 		return OverloadResult{}, err
 	}
@@ -63,8 +46,7 @@ func Overload(ctx context.Context, store tasks.Store, d time.Duration, maxWaitin
 	go func() { // joined below, in every case
 		produced <- parallel(ctx, Producers, func(ctx context.Context) error {
 			for !stop.Load() {
-				data := fmt.Appendf(nil, `{"At":%d}`, time.Since(base))
-				_, err := eng.Enqueue(ctx, tasks.NewTask{AppID: appID, EventType: noopEvent, Data: data})
+				_, err := eng.Enqueue(ctx, tasks.NewTask{AppID: appID, EventType: noopEvent, Data: w.data()})
 				switch {
 				case errors.Is(err, tasks.ErrOverloaded):
 					refused.Add(1)
@@ -86,11 +68,8 @@ func Overload(ctx context.Context, store tasks.Store, d time.Duration, maxWaitin
 		stop.Store(true)
 		return OverloadResult{}, fmt.Errorf("enqueue: %w", err)
 	}
-	mu.Lock()
-	ended = true
+	ws := w.end()
 	elapsed := time.Since(start)
-	ws := waits
-	mu.Unlock()
 	stop.Store(true)
 	r := OverloadResult{
 		Completed: Rate{N: len(ws), Elapsed: elapsed},
@@ -101,7 +80,7 @@ func Overload(ctx context.Context, store tasks.Store, d time.Duration, maxWaitin
 	if err := <-produced; err != nil {
 		return r, fmt.Errorf("enqueue: %w", err)
 	}
-	return r, nil
+	return r, w.err()
 }
 
 // overloadPause is how long a producer of [Overload] waits after
