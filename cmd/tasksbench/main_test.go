@@ -206,16 +206,20 @@ func TestRun(t *testing.T) {
 // TestRunHistory runs W9 once with a history of 2,000 tasks, on SQLite and
 // on PostgreSQL when TASKS_TEST_POSTGRES_URL is set: every figure is in the
 // table and positive, and no task started early. Its retention pass
-// begins about 5 s after its engine starts, as the engine's does.
+// begins about 5 s after its engine starts, as the engine's does; on
+// PostgreSQL it runs VACUUM every 500 ms meanwhile.
 func TestRunHistory(t *testing.T) {
 	t.Parallel()
 	stores := []string{"sqlite"} // and PostgreSQL, when the tests have it
 	args := []string{
 		"-count", "1", "-workloads", "W9", "-history", "2000", "-reads", "3", "-drain", "200",
 		"-lateness", "50", "-lateness-from", "100ms", "-lateness-to", "300ms", "-http", "200",
-		"-json", filepath.Join(t.TempDir(), "report.json"),
+		"-vacuum", "500ms", "-json", filepath.Join(t.TempDir(), "report.json"),
 	}
 	out, stores := runOn(t, args, stores, "memory")
+	if os.Getenv(testdb.PostgresURLEnv) != "" && !regexp.MustCompile(`W9 retention pass: \d+ VACUUMs`).MatchString(out) {
+		t.Error("W9 on postgres with -vacuum 500ms: no VACUUM reported")
+	}
 	var figures []string
 	for _, f := range []string{"fill", "fill settle"} {
 		figures = append(figures, "W9 history "+f)

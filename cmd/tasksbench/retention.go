@@ -24,9 +24,13 @@ func retentionPhase(ctx context.Context, c *config, s tasks.Store, db *sql.DB, d
 	if err != nil {
 		return nil, fmt.Errorf("size before retention: %w", err)
 	}
-	r, err := bench.RetentionPass(ctx, s, latenessRate(c), c.latenessFrom)
+	r, err := bench.RetentionPass(ctx, s, db, d, latenessRate(c), c.latenessFrom, c.vacuum)
 	if err != nil {
 		return nil, err
+	}
+	if r.Vacuums.N > 0 {
+		fmt.Fprintf(c.out, "W9 retention pass: %d VACUUMs, p50 %v, max %v\n", r.Vacuums.N,
+			r.Vacuums.P50.Round(time.Millisecond), r.Vacuums.Max.Round(time.Millisecond))
 	}
 	after, err := bench.MeasureSize(ctx, db, d)
 	if err != nil {

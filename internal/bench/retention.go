@@ -144,6 +144,8 @@ type RetentionResult struct {
 	Late Latency
 	// Early counts those of them that started before their run time.
 	Early int
+	// Vacuums is how long each VACUUM that RetentionPass ran took.
+	Vacuums Latency
 }
 
 // RetentionPass measures W9's retention pass: an engine on store, whose
@@ -153,8 +155,13 @@ type RetentionResult struct {
 // tasks is enqueued, spread over the tick, ahead tasks ahead, rate tasks
 // a second. It reports the pass's deletions and the lateness of the tasks
 // due while it ran. The engine also runs, with a no-op, tasks that W7
-// left pending.
-func RetentionPass(ctx context.Context, store tasks.Store, rate int, ahead time.Duration) (_ RetentionResult, err error) {
+// left pending. On PostgreSQL, if vacuum is positive, it also runs VACUUM
+// on db's tasks and attempts tables every vacuum, as autovacuum would on a
+// server where it is on: without it, the due index keeps an entry for
+// every task claimed during the pass, and the claims slow down as they
+// step over them.
+func RetentionPass(ctx context.Context, store tasks.Store, db *sql.DB, dialect tasks.Dialect,
+	rate int, ahead, vacuum time.Duration) (r RetentionResult, err error) {
 	const tick = 100 * time.Millisecond
 	perTick := max(rate*int(tick)/int(time.Second), 1)
 	w := &purgeWatch{Store: store, short: make(map[tasks.State]bool), done: make(chan struct{})}
@@ -187,6 +194,14 @@ func RetentionPass(ctx context.Context, store tasks.Store, rate int, ahead time.
 		return RetentionResult{}, err
 	}
 	defer func() { err = errors.Join(err, stopAll(ctx, eng)) }()
+	if vacuum > 0 && dialect == tasks.Postgres {
+		stop := vacuumEvery(ctx, db, vacuum)
+		defer func() {
+			var verr error
+			r.Vacuums, verr = stop()
+			err = errors.Join(err, verr)
+		}()
+	}
 
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
@@ -235,7 +250,7 @@ func RetentionPass(ctx context.Context, store tasks.Store, rate int, ahead time.
 			return RetentionResult{}, fmt.Errorf("gave up after %v: %d of %d tasks started", ahead+waitTimeout, n, enqueued.Load())
 		}
 	}
-	r := RetentionResult{Deleted: Rate{N: int(w.deleted.Load()), Elapsed: end.Sub(start)}}
+	r.Deleted = Rate{N: int(w.deleted.Load()), Elapsed: end.Sub(start)}
 	mu.Lock()
 	defer mu.Unlock()
 	var late []time.Duration
@@ -267,9 +282,48 @@ type RetentionSteadyResult struct {
 	Vacuums Latency
 }
 
-// vacuumTables is what RetentionSteady runs on PostgreSQL when asked to,
-// as autovacuum would.
+// vacuumTables is what RetentionSteady and RetentionPass run on
+// PostgreSQL when asked to, as autovacuum would.
 const vacuumTables = `VACUUM taskwheel_tasks, taskwheel_attempts`
+
+// vacuumEvery runs vacuumTables on db every interval, one VACUUM after the
+// other, until the returned stop is called; stop returns how long each
+// took, and the error that ended the loop early, if any. stop lets a
+// VACUUM under way finish, so that every VACUUM started is counted: on a
+// busy machine one can take longer than a short run has left.
+func vacuumEvery(ctx context.Context, db *sql.DB, interval time.Duration) (stop func() (Latency, error)) {
+	done := make(chan struct{})
+	var vacuums []time.Duration
+	vacuumed := make(chan error, 1)
+	go func() { // joined by stop
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				vacuumed <- nil
+				return
+			case <-t.C:
+			}
+			start := time.Now()
+			if _, err := db.ExecContext(ctx, vacuumTables); err != nil {
+				if ctx.Err() != nil {
+					err = nil
+				}
+				vacuumed <- err
+				return
+			}
+			vacuums = append(vacuums, time.Since(start))
+		}
+	}()
+	return func() (Latency, error) {
+		close(done)
+		if err := <-vacuumed; err != nil {
+			return latency(vacuums), fmt.Errorf("vacuum: %w", err)
+		}
+		return latency(vacuums), nil
+	}
+}
 
 // RetentionSteady measures W10: W4 (see [Steady]) for duration d on an
 // engine that keeps completed tasks for retain, with the size of db,
@@ -281,39 +335,11 @@ const vacuumTables = `VACUUM taskwheel_tasks, taskwheel_attempts`
 func RetentionSteady(ctx context.Context, store tasks.Store, db *sql.DB, dialect tasks.Dialect,
 	d, every, retain, vacuum time.Duration, sample func(SteadySample)) (r RetentionSteadyResult, err error) {
 	if vacuum > 0 && dialect == tasks.Postgres {
-		// The end of the run stops the loop, and lets a VACUUM under way
-		// finish, so that every VACUUM started is counted: on a busy
-		// machine one can take longer than a short run has left.
-		stop := make(chan struct{})
-		var vacuums []time.Duration
-		vacuumed := make(chan error, 1)
-		go func() { // joined below
-			t := time.NewTicker(vacuum)
-			defer t.Stop()
-			for {
-				select {
-				case <-stop:
-					vacuumed <- nil
-					return
-				case <-t.C:
-				}
-				start := time.Now()
-				if _, err := db.ExecContext(ctx, vacuumTables); err != nil {
-					if ctx.Err() != nil {
-						err = nil
-					}
-					vacuumed <- err
-					return
-				}
-				vacuums = append(vacuums, time.Since(start))
-			}
-		}()
+		stop := vacuumEvery(ctx, db, vacuum)
 		defer func() {
-			close(stop)
-			if verr := <-vacuumed; verr != nil {
-				err = errors.Join(err, fmt.Errorf("vacuum: %w", verr))
-			}
-			r.Vacuums = latency(vacuums)
+			var verr error
+			r.Vacuums, verr = stop()
+			err = errors.Join(err, verr)
 		}()
 	}
 	take := func(at time.Duration, ran int64) error {
