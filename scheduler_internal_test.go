@@ -392,9 +392,10 @@ func TestScheduler_FullReadRefillsWhenWheelRunsOut(t *testing.T) {
 }
 
 // TestScheduler_ClaimsAhead checks how many tasks are claimed at once:
-// Workers less those in flight, and under a backlog of tasks shorter than
-// a claim, as many more as the pool runs in the time a claim takes, at
-// most maxAhead×Workers.
+// Workers less those in flight, and under a backlog as many more as the
+// pool runs in a claim's cycle (the gathering and the claim), rounded up,
+// at most maxAhead×Workers, and none for tasks longer than aheadUpTo
+// cycles.
 func TestScheduler_ClaimsAhead(t *testing.T) {
 	t.Parallel()
 	const (
@@ -409,8 +410,12 @@ func TestScheduler_ClaimsAhead(t *testing.T) {
 	}{
 		{"no backlog", false, time.Microsecond, 1},
 		{"backlog, no task ran yet", true, 0, 0},
-		{"backlog, tasks as long as a claim", true, took, workers},
-		{"backlog, tasks far longer than a claim", true, 10 * workers * took, 0},
+		{"backlog, tasks as long as a claim's cycle", true, 2 * took, workers},
+		{"backlog, tasks as long as a claim", true, took, 2 * workers},
+		{"backlog, tasks 2.5 cycles long", true, 5 * took, 2},         // 1.6, rounded up
+		{"backlog, tasks 20 cycles long", true, 40 * took, 1},         // 0.2, rounded up
+		{"backlog, tasks aheadUpTo cycles long", true, 200 * took, 1}, // the last claimed ahead
+		{"backlog, tasks longer than aheadUpTo cycles", true, 201 * took, 0},
 		{"backlog, tasks far shorter than a claim", true, took / 1000, maxAhead * workers},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -444,7 +449,7 @@ func TestScheduler_Gathering(t *testing.T) {
 	s.startRead(0)
 	s.received(storeRead(0))
 	s.claimed(s.claimable(0, 0), tasksNamed("a", "b", "c", "d"), took, 0) // a backlog
-	const runNs = int64(100 * time.Millisecond)                           // nothing claimed ahead
+	const runNs = int64(time.Second)                                      // nothing claimed ahead
 	now := at(10 * time.Millisecond)
 	s.freed(1, ns(now))
 	until := ticks(ns(now), took)
