@@ -201,8 +201,8 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 	fs.DurationVar(&c.duration, "duration", 10*time.Minute, "W10: how long W4 runs under a short retention")
 	fs.DurationVar(&c.sample, "sample", 30*time.Second, "W10: how often the database's size is sampled")
 	fs.DurationVar(&c.retain, "retain", time.Minute, "W10: how long completed tasks are kept (Config.RetainCompleted)")
-	fs.DurationVar(&c.vacuum, "vacuum", 0, "W9's retention pass and W10 on PostgreSQL: run VACUUM on the tables this often,\nfor a server whose "+
-		"autovacuum is off; 0, never")
+	fs.DurationVar(&c.vacuum, "vacuum", 0, "W9's retention pass and W10 on PostgreSQL: run VACUUM on the tables this often,\nwith autovacuum's cost delay, "+
+		"for a server whose autovacuum is off; 0, never")
 	fs.Var(&c.stores, "stores", "stores to run on (memory,sqlite,postgres, and sqlite-full: SQLite with synchronous=FULL,\n"+
 		"run only when named); M1 runs on memory only, M2 on sqlite only")
 	fs.Var(&c.workloads, "workloads", "workloads to run (W1,W2,W3,W4,W5,W6,W7,M1,M2,W8,W9,W10,W11,W12,W13); W8, scale-out\n"+
