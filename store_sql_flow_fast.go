@@ -26,6 +26,11 @@ import (
 // a count that read every task of the app made each claim cost more the
 // more tasks the app had run.
 //
+// A claim that this statement made leaves the store claiming with
+// claimFlow directly (limited), so that a claim under limits is one round
+// trip, not three (the claim without limits and the check for limits,
+// which claim nothing, then this).
+//
 // A claim that fell back to claimFlow, or that claimFlow found held back,
 // skips the fast statement until claimFlow finds a claim it could have made
 // (flowSlow), so that keys at their limits do not pay for both.
