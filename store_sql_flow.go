@@ -59,13 +59,29 @@ func (s *SQLStore) flowLimits(ctx context.Context, q queryer, query string, args
 	return out, now.t, nil
 }
 
-// flowRunning counts the running tasks by key.
-const flowRunning = `SELECT app_id, COALESCE(flow_key, event_type), count(*) FROM taskwheel_tasks
+// flowRunning counts the running tasks by key: on SQLite, of every key;
+// on PostgreSQL, of the keys given as two arrays (app, key), each through
+// taskwheel_tasks_running (migration 0025), whose plain index scan reads
+// the key's running tasks only, where a count of every key's was a bitmap
+// scan that read the entries of every task run since the last vacuum.
+const (
+	flowRunningSQLite = `SELECT app_id, COALESCE(flow_key, event_type), count(*) FROM taskwheel_tasks
 WHERE state = 'running' GROUP BY app_id, COALESCE(flow_key, event_type)`
+	flowRunningPostgres = `SELECT k.app_id, k.key, taskwheel_running(k.app_id, k.key)
+FROM unnest($1::text[], $2::text[]) AS k(app_id, key)`
+)
 
 // countRunning sets the Running count of each limit in byKey.
 func (s *SQLStore) countRunning(ctx context.Context, q queryer, byKey map[limitKey]*flowState) error {
-	rows, err := q.QueryContext(ctx, flowRunning)
+	query, args := flowRunningSQLite, []any(nil)
+	if s.dialect == Postgres {
+		apps, keys := make([]string, 0, len(byKey)), make([]string, 0, len(byKey))
+		for k := range byKey {
+			apps, keys = append(apps, k.app), append(keys, k.key)
+		}
+		query, args = flowRunningPostgres, []any{apps, keys}
+	}
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}

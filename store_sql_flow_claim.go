@@ -196,6 +196,12 @@ func (s *SQLStore) claimFlow(ctx context.Context, q claimDB, limit int, lease ti
 			return nil, err
 		}
 		if len(rs) > 0 {
+			// Limits existed when the claim began (Claim called
+			// claimFlow): the next claim comes here at once, without
+			// the claim without limits and the check for limits
+			// first, two round trips that claim nothing. One that
+			// claims nothing finds out below whether limits are left.
+			s.limited.Store(true)
 			s.fair.backlog.Store(len(rs) == limit)
 			return claimed(rs), nil
 		}

@@ -21,7 +21,15 @@ import (
 // The running tasks are counted by taskwheel_running (migration 0023),
 // which reads them afresh after the statement has locked the key's limit,
 // and so sees those that the claim that held it before started (the
-// statement's own reads date from before the wait).
+// statement's own reads date from before the wait). It reads them through
+// taskwheel_tasks_running (migration 0025), the key's running tasks only:
+// a count that read every task of the app made each claim cost more the
+// more tasks the app had run.
+//
+// A claim that this statement made leaves the store claiming with
+// claimFlow directly (limited), so that a claim under limits is one round
+// trip, not three (the claim without limits and the check for limits,
+// which claim nothing, then this).
 //
 // A claim that fell back to claimFlow, or that claimFlow found held back,
 // skips the fast statement until claimFlow finds a claim it could have made

@@ -1,0 +1,104 @@
+package tasks
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/taskwheel/tasks/internal/testdb"
+)
+
+// The paths of claims under limits on PostgreSQL (issue 16), which the
+// store keeps in two flags: limited (the last claim found limits: Claim
+// goes to claimFlow at once, without the claim without limits and the
+// check for limits, two round trips that claim nothing under a limit) and
+// flowSlow (the last claimFlow was held back: it skips the one-statement
+// claim). A limit that holds nothing back must leave claims on the one
+// statement, and one that held back once must not keep them off it after
+// it stops holding back. (The claims' results are tested on every store by
+// tasktest and flow_*_test.go; here, which way they go.)
+func TestSQLStore_FlowClaimPaths(t *testing.T) {
+	t.Parallel()
+	s, err := NewSQLStore(testdb.Postgres(t), Postgres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	insert := func(k int) {
+		t.Helper()
+		for range k {
+			n++
+			id := fmt.Sprintf("00000000-0000-4000-8000-%012d", n)
+			if _, err := s.Insert(ctx, &Task{ID: id, AppID: "a", EventType: "e", FlowKey: "k", MaxAttempts: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	setLimit := func(c int) {
+		t.Helper()
+		if _, err := s.SetLimit(ctx, &Limit{AppID: "a", Key: "k", Concurrency: c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claim := func(want int) []*Task {
+		t.Helper()
+		ts, err := s.Claim(ctx, 10, time.Minute)
+		if err != nil || len(ts) != want {
+			t.Fatalf("Claim: got %d tasks, error %v; want %d", len(ts), err, want)
+		}
+		return ts
+	}
+	finish := func(ts []*Task) {
+		t.Helper()
+		outs := make([]Outcome, len(ts))
+		for i, tk := range ts {
+			outs[i] = Outcome{ID: tk.ID, Attempt: tk.Attempts, State: StateCompleted}
+		}
+		if _, err := s.Finish(ctx, outs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paths := func(when string, limited, slow bool) {
+		t.Helper()
+		if s.limited.Load() != limited || s.flowSlow.Load() != slow {
+			t.Fatalf("%s: got limited %v, flowSlow %v; want %v, %v", when, s.limited.Load(), s.flowSlow.Load(), limited, slow)
+		}
+	}
+
+	// A limit above what is due: the one statement claims, and the next
+	// claim goes to claimFlow at once.
+	setLimit(100)
+	insert(3)
+	finish(claim(3))
+	paths("after a claim that no limit held back", true, false)
+
+	// The limit holds two of three back: claimFlow parks them, and the
+	// claims after it skip the one statement.
+	setLimit(1)
+	insert(3)
+	held := claim(1)
+	paths("after a claim that the limit held back", true, true)
+
+	// Raised, the limit holds nothing back any more: the waiting tasks
+	// start, and once the key's limit says that none waits, the claims
+	// take the one statement again.
+	finish(held)
+	setLimit(100)
+	finish(claim(2))
+	claim(0) // finds the limit with nothing waiting
+	paths("after the limit stopped holding back", true, false)
+	insert(3)
+	finish(claim(3))
+	paths("after a claim that no limit held back", true, false)
+
+	// Without limits, claims leave claimFlow.
+	if err := s.DeleteLimit(ctx, "a", "k"); err != nil {
+		t.Fatal(err)
+	}
+	claim(0)
+	paths("after the last limit was deleted", false, false)
+}
