@@ -213,7 +213,7 @@ func (c *WebhookConfig) checkAddr(ap netip.AddrPort) error {
 // it was dialled for, so reusing it reaches no address but the one checked.
 // The client is safe for concurrent use; call its CloseIdleConnections when
 // done with it.
-func (c *WebhookConfig) newClient(workers int) (*http.Client, error) {
+func (c *WebhookConfig) newClient(workers int) (*webhookClient, error) {
 	cfg, err := c.withDefaults()
 	if err != nil {
 		return nil, err
@@ -243,27 +243,42 @@ func (c *WebhookConfig) newClient(workers int) (*http.Client, error) {
 	if cfg.Proxy != nil {
 		t.Proxy = http.ProxyURL(cfg.Proxy)
 	}
-	return &http.Client{
-		Transport: identityTransport{t},
+	return &webhookClient{http: &http.Client{
+		Transport: t,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
 		Timeout: cfg.Timeout,
-	}, nil
+	}}, nil
 }
 
-// identityTransport sends every request with "Accept-Encoding: identity", so
-// receivers are asked not to compress; the Transport's DisableCompression
-// makes sure nothing is decompressed when they do anyway.
-type identityTransport struct{ *http.Transport }
+// webhookClient is the client that newClient returns. Its Do sends every
+// request with "Accept-Encoding: identity", so receivers are asked not to
+// compress; the Transport's DisableCompression makes sure nothing is
+// decompressed when they do anyway.
+//
+// It sets the header itself rather than through a RoundTripper wrapping
+// the Transport, which the http.Client would hold: net/http bounds a
+// request by Client.Timeout with a context deadline only when its
+// RoundTripper is its own Transport; any other, which it cannot trust to
+// honour the request's context, gets a timer, two channels and a
+// goroutine per request that cancel it the old way (Request.Cancel).
+type webhookClient struct {
+	http *http.Client
+}
 
-func (t identityTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Header.Get("Accept-Encoding") != "identity" {
-		req = req.Clone(req.Context()) // a RoundTripper must not change its request
+// Do sends req as http.Client.Do does, with "Accept-Encoding: identity".
+// It does not change req: one that asks otherwise is cloned.
+func (c *webhookClient) Do(req *http.Request) (*http.Response, error) {
+	if v := req.Header["Accept-Encoding"]; len(v) != 1 || v[0] != "identity" {
+		req = req.Clone(req.Context())
 		req.Header.Set("Accept-Encoding", "identity")
 	}
-	return t.Transport.RoundTrip(req)
+	return c.http.Do(req)
 }
+
+// CloseIdleConnections closes the client's idle keep-alive connections.
+func (c *webhookClient) CloseIdleConnections() { c.http.CloseIdleConnections() }
 
 // readExcerpt reads at most max bytes of resp's body, as sent (never
 // decompressed), and closes the body. A body longer than max is not an

@@ -26,7 +26,7 @@ var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustPa
 
 // newTestWebhookClient builds cfg's client and closes its idle connections
 // when the test ends.
-func newTestWebhookClient(t *testing.T, cfg *WebhookConfig) *http.Client {
+func newTestWebhookClient(t *testing.T, cfg *WebhookConfig) *webhookClient {
 	t.Helper()
 	c, err := cfg.newClient(DefaultWorkers)
 	if err != nil {
@@ -50,7 +50,7 @@ func countingServer(t *testing.T) (*httptest.Server, *atomic.Int32) {
 }
 
 // get sends a GET for rawURL with c and reads the bounded body.
-func get(t *testing.T, c *http.Client, rawURL string) (*http.Response, []byte, error) {
+func get(t *testing.T, c *webhookClient, rawURL string) (*http.Response, []byte, error) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, rawURL, nil)
 	if err != nil {
@@ -139,10 +139,12 @@ func TestWebhookConfig_newClient(t *testing.T) {
 		}
 	}
 	c := newTestWebhookClient(t, nil)
-	if c.Timeout != defaultWebhookTimeout {
-		t.Errorf("Timeout = %v, want %v", c.Timeout, defaultWebhookTimeout)
+	if c.http.Timeout != defaultWebhookTimeout {
+		t.Errorf("Timeout = %v, want %v", c.http.Timeout, defaultWebhookTimeout)
 	}
-	tr := c.Transport.(identityTransport).Transport
+	// The Transport itself, so that net/http bounds each request with a
+	// context deadline, not a goroutine of its own.
+	tr := c.http.Transport.(*http.Transport)
 	if tr.Proxy != nil || !tr.DisableCompression || tr.MaxResponseHeaderBytes != webhookMaxResponseHeader ||
 		tr.TLSClientConfig.InsecureSkipVerify {
 		t.Errorf("transport: Proxy set %v, DisableCompression %v, MaxResponseHeaderBytes %d, InsecureSkipVerify %v",
