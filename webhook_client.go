@@ -202,7 +202,7 @@ func (c *WebhookConfig) checkAddr(ap netip.AddrPort) error {
 // variables, never asks for or decodes compressed bodies, and refuses to
 // connect to blocked addresses with an error wrapping ErrBlockedDestination.
 // Its Timeout bounds each request including reading the body; read bodies
-// with readExcerpt.
+// with readResponse.
 //
 // The client keeps up to workers idle connections alive to each host, so
 // that as many deliveries running at once to one receiver reuse theirs
@@ -280,13 +280,29 @@ func (c *webhookClient) Do(req *http.Request) (*http.Response, error) {
 // CloseIdleConnections closes the client's idle keep-alive connections.
 func (c *webhookClient) CloseIdleConnections() { c.http.CloseIdleConnections() }
 
-// readExcerpt reads at most max bytes of resp's body, as sent (never
-// decompressed), and closes the body. A body longer than max is not an
-// error; the rest is never read. The error is that of reading, such as the
-// client's timeout cutting off a receiver that trickles its body.
-func readExcerpt(resp *http.Response, max int64) ([]byte, error) {
-	defer resp.Body.Close()
-	return io.ReadAll(io.LimitReader(resp.Body, max))
+// readResponse reads at most max bytes of a response's body, as sent (never
+// decompressed): it fills excerpt with the first of them and discards the
+// rest, and returns how many it kept and how many it read. A body longer
+// than max is not an error; the rest is never read. The error is that of
+// reading, such as the client's timeout cutting off a receiver that
+// trickles its body. The caller closes body.
+func readResponse(body io.Reader, max int64, excerpt []byte) (kept int, read int64, err error) {
+	excerpt = excerpt[:min(int64(len(excerpt)), max)]
+	for kept < len(excerpt) {
+		n, err := body.Read(excerpt[kept:])
+		kept += n
+		if err == io.EOF {
+			return kept, int64(kept), nil
+		}
+		if err != nil {
+			return kept, int64(kept), err
+		}
+	}
+	rest, err := io.CopyN(io.Discard, body, max-int64(kept))
+	if err == io.EOF {
+		err = nil
+	}
+	return kept, int64(kept) + rest, err
 }
 
 // dialGuard connects the delivery client, refusing blocked addresses.
