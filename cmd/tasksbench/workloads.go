@@ -244,7 +244,16 @@ func runWebhooks(ctx context.Context, c *config, t *target) ([]figure, error) {
 		{unit: "deliveries/s", value: v, floor: combined(d, p)},
 		{name: vsPost, unit: "deliveries/s", value: v, floor: p},
 		{name: vs, unit: "deliveries/s", value: v, floor: d},
+		// The CPU time of a delivery and of a bare POST, the receiver's
+		// included: what the rates come from on a machine others share.
+		{name: "cpu", unit: "µs/delivery", value: perItem(r.CPU, c.webhooks)},
+		{name: "POST cpu", unit: "µs/POST", value: perItem(r.FloorCPU, c.webhooks)},
 	}, nil
+}
+
+// perItem returns d per item in microseconds.
+func perItem(d time.Duration, n int) float64 {
+	return float64(d) / float64(time.Microsecond) / float64(n)
 }
 
 // combined is the rate of doing one operation at rate a and then one at
