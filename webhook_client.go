@@ -227,11 +227,13 @@ func (c *WebhookConfig) newClient(workers int) (*webhookClient, error) {
 		tlsConfig = cfg.TLSConfig.Clone()
 	}
 	t := &http.Transport{
-		Proxy:                  nil, // never http.ProxyFromEnvironment
-		DialContext:            g.dialContext,
-		TLSClientConfig:        tlsConfig,
-		TLSHandshakeTimeout:    webhookTLSHandshakeTimeout,
-		ResponseHeaderTimeout:  cfg.Timeout,
+		Proxy:               nil, // never http.ProxyFromEnvironment
+		DialContext:         g.dialContext,
+		TLSClientConfig:     tlsConfig,
+		TLSHandshakeTimeout: webhookTLSHandshakeTimeout,
+		// No ResponseHeaderTimeout: the client's Timeout, as long, bounds
+		// the whole request, and the Transport's would cost every
+		// request a timer of its own.
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: webhookMaxResponseHeader,
 		DisableCompression:     true,
