@@ -106,10 +106,13 @@ func (e *Engine) deliver(ctx context.Context, t *Task) (attempts []Attempt, endp
 			return nil, "", fmt.Errorf("read attempts: %w", err)
 		}
 	}
-	settled := make(map[string]bool)
-	acknowledged := false // by any endpoint, in this run
+	var settled map[string]bool // made when the history settles one
+	acknowledged := false       // by any endpoint, in this run
 	for _, a := range history {
 		if a.Number > t.ReplayedAfter && a.EndpointID != "" && settles(&a) {
+			if settled == nil {
+				settled = make(map[string]bool)
+			}
 			settled[a.EndpointID] = true
 			acknowledged = acknowledged || acknowledges(&a)
 		}
@@ -164,19 +167,28 @@ func (e *Engine) deliver(ctx context.Context, t *Task) (attempts []Attempt, endp
 		}
 	}
 	first := len(results)
-	results = append(results, make([]delivered, len(sends))...)
-	targets = append(unsent, sends...) // in the order of results
-	var wg sync.WaitGroup
-	for i, ep := range sends {
-		wg.Go(func() {
-			results[first+i] = e.deliverTo(ctx, ep, t, body)
-			if ep.limited() {
-				e.releaseEndpoint(ctx, ep, t)
-			}
-			e.recordHealth(ctx, ep, &results[first+i].attempt)
-		})
+	results = slices.Grow(results, len(sends))[:first+len(sends)]
+	if len(unsent) > 0 {
+		targets = append(unsent, sends...) // in the order of results
+	} else {
+		targets = sends
 	}
-	wg.Wait()
+	send := func(i int, ep *Endpoint) {
+		results[first+i] = e.deliverTo(ctx, ep, t, body)
+		if ep.limited() {
+			e.releaseEndpoint(ctx, ep, t)
+		}
+		e.recordHealth(ctx, ep, &results[first+i].attempt)
+	}
+	if len(sends) == 1 {
+		send(0, sends[0]) // the usual case: no goroutine to start and wait for
+	} else {
+		var wg sync.WaitGroup
+		for i, ep := range sends {
+			wg.Go(func() { send(i, ep) })
+		}
+		wg.Wait()
+	}
 
 	var failed []string
 	var wait time.Duration
@@ -273,8 +285,11 @@ func (e *Engine) deliverTo(ctx context.Context, ep *Endpoint, t *Task, body []by
 		return fail(err)
 	}
 	d.attempt.StatusCode = resp.StatusCode
-	body, readErr := readExcerpt(resp, e.cfg.Webhooks.MaxResponseBytes)
-	d.attempt.Response = strings.ToValidUTF8(string(body[:min(len(body), ResponseExcerptBytes)]), "\uFFFD")
+	buf := excerpts.Get().(*[ResponseExcerptBytes]byte)
+	n, _, readErr := readResponse(resp.Body, e.cfg.Webhooks.MaxResponseBytes, buf[:])
+	resp.Body.Close()
+	d.attempt.Response = strings.ToValidUTF8(string(buf[:n]), "\uFFFD")
+	excerpts.Put(buf)
 	switch {
 	case readErr != nil: // an answer cut short counts for nothing
 		return fail(fmt.Errorf("read response: %w", readErr))
@@ -290,6 +305,10 @@ func (e *Engine) deliverTo(ctx context.Context, ep *Endpoint, t *Task, body []by
 	}
 	return fail(fmt.Errorf("endpoint answered %s", resp.Status))
 }
+
+// excerpts holds the buffers that deliveries read the excerpts of their
+// responses into.
+var excerpts = sync.Pool{New: func() any { return new([ResponseExcerptBytes]byte) }}
 
 // parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
 func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {

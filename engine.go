@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"sync"
 	"time"
 
@@ -198,12 +197,12 @@ type Engine struct {
 	store    Store
 	cfg      Config
 	log      *slog.Logger
-	webhooks *http.Client // delivers to endpoints
-	keys     keyring      // encrypt endpoints' secrets in the store
-	id       string       // names the engine where it holds a role (see Store.Elect)
-	retain   retention    // how the retention goroutine paces itself
-	group    *groupCommit // for Enqueue on a durable store; nil on others
-	epoch    time.Time    // the wheel's time 0, on the monotonic clock
+	webhooks *webhookClient // delivers to endpoints
+	keys     keyring        // encrypt endpoints' secrets in the store
+	id       string         // names the engine where it holds a role (see Store.Elect)
+	retain   retention      // how the retention goroutine paces itself
+	group    *groupCommit   // for Enqueue on a durable store; nil on others
+	epoch    time.Time      // the wheel's time 0, on the monotonic clock
 
 	obs    *instrumentation // OpenTelemetry spans and metrics
 	mws    []Middleware     // the instrumentation's, if on, then Config.Middleware

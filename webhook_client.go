@@ -202,7 +202,7 @@ func (c *WebhookConfig) checkAddr(ap netip.AddrPort) error {
 // variables, never asks for or decodes compressed bodies, and refuses to
 // connect to blocked addresses with an error wrapping ErrBlockedDestination.
 // Its Timeout bounds each request including reading the body; read bodies
-// with readExcerpt.
+// with readResponse.
 //
 // The client keeps up to workers idle connections alive to each host, so
 // that as many deliveries running at once to one receiver reuse theirs
@@ -213,7 +213,7 @@ func (c *WebhookConfig) checkAddr(ap netip.AddrPort) error {
 // it was dialled for, so reusing it reaches no address but the one checked.
 // The client is safe for concurrent use; call its CloseIdleConnections when
 // done with it.
-func (c *WebhookConfig) newClient(workers int) (*http.Client, error) {
+func (c *WebhookConfig) newClient(workers int) (*webhookClient, error) {
 	cfg, err := c.withDefaults()
 	if err != nil {
 		return nil, err
@@ -227,11 +227,13 @@ func (c *WebhookConfig) newClient(workers int) (*http.Client, error) {
 		tlsConfig = cfg.TLSConfig.Clone()
 	}
 	t := &http.Transport{
-		Proxy:                  nil, // never http.ProxyFromEnvironment
-		DialContext:            g.dialContext,
-		TLSClientConfig:        tlsConfig,
-		TLSHandshakeTimeout:    webhookTLSHandshakeTimeout,
-		ResponseHeaderTimeout:  cfg.Timeout,
+		Proxy:               nil, // never http.ProxyFromEnvironment
+		DialContext:         g.dialContext,
+		TLSClientConfig:     tlsConfig,
+		TLSHandshakeTimeout: webhookTLSHandshakeTimeout,
+		// No ResponseHeaderTimeout: the client's Timeout, as long, bounds
+		// the whole request, and the Transport's would cost every
+		// request a timer of its own.
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: webhookMaxResponseHeader,
 		DisableCompression:     true,
@@ -243,35 +245,66 @@ func (c *WebhookConfig) newClient(workers int) (*http.Client, error) {
 	if cfg.Proxy != nil {
 		t.Proxy = http.ProxyURL(cfg.Proxy)
 	}
-	return &http.Client{
-		Transport: identityTransport{t},
+	return &webhookClient{http: &http.Client{
+		Transport: t,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
 		Timeout: cfg.Timeout,
-	}, nil
+	}}, nil
 }
 
-// identityTransport sends every request with "Accept-Encoding: identity", so
-// receivers are asked not to compress; the Transport's DisableCompression
-// makes sure nothing is decompressed when they do anyway.
-type identityTransport struct{ *http.Transport }
+// webhookClient is the client that newClient returns. Its Do sends every
+// request with "Accept-Encoding: identity", so receivers are asked not to
+// compress; the Transport's DisableCompression makes sure nothing is
+// decompressed when they do anyway.
+//
+// It sets the header itself rather than through a RoundTripper wrapping
+// the Transport, which the http.Client would hold: net/http bounds a
+// request by Client.Timeout with a context deadline only when its
+// RoundTripper is its own Transport; any other, which it cannot trust to
+// honour the request's context, gets a timer, two channels and a
+// goroutine per request that cancel it the old way (Request.Cancel).
+type webhookClient struct {
+	http *http.Client
+}
 
-func (t identityTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Header.Get("Accept-Encoding") != "identity" {
-		req = req.Clone(req.Context()) // a RoundTripper must not change its request
+// Do sends req as http.Client.Do does, with "Accept-Encoding: identity".
+// It does not change req: one that asks otherwise is cloned.
+func (c *webhookClient) Do(req *http.Request) (*http.Response, error) {
+	if v := req.Header["Accept-Encoding"]; len(v) != 1 || v[0] != "identity" {
+		req = req.Clone(req.Context())
 		req.Header.Set("Accept-Encoding", "identity")
 	}
-	return t.Transport.RoundTrip(req)
+	return c.http.Do(req)
 }
 
-// readExcerpt reads at most max bytes of resp's body, as sent (never
-// decompressed), and closes the body. A body longer than max is not an
-// error; the rest is never read. The error is that of reading, such as the
-// client's timeout cutting off a receiver that trickles its body.
-func readExcerpt(resp *http.Response, max int64) ([]byte, error) {
-	defer resp.Body.Close()
-	return io.ReadAll(io.LimitReader(resp.Body, max))
+// CloseIdleConnections closes the client's idle keep-alive connections.
+func (c *webhookClient) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
+// readResponse reads at most max bytes of a response's body, as sent (never
+// decompressed): it fills excerpt with the first of them and discards the
+// rest, and returns how many it kept and how many it read. A body longer
+// than max is not an error; the rest is never read. The error is that of
+// reading, such as the client's timeout cutting off a receiver that
+// trickles its body. The caller closes body.
+func readResponse(body io.Reader, max int64, excerpt []byte) (kept int, read int64, err error) {
+	excerpt = excerpt[:min(int64(len(excerpt)), max)]
+	for kept < len(excerpt) {
+		n, err := body.Read(excerpt[kept:])
+		kept += n
+		if err == io.EOF {
+			return kept, int64(kept), nil
+		}
+		if err != nil {
+			return kept, int64(kept), err
+		}
+	}
+	rest, err := io.CopyN(io.Discard, body, max-int64(kept))
+	if err == io.EOF {
+		err = nil
+	}
+	return kept, int64(kept) + rest, err
 }
 
 // dialGuard connects the delivery client, refusing blocked addresses.

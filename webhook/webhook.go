@@ -14,7 +14,6 @@ package webhook
 import (
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -81,6 +80,19 @@ func invalidSecret(format string, args ...any) error {
 // secretKey returns the HMAC key of a Standard Webhooks signature: the
 // decoded bytes after "whsec_".
 func secretKey(secret string) ([]byte, error) {
+	var buf [maxKeyLength]byte
+	key, err := appendSecretKey(buf[:0], secret)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(nil), key...), nil
+}
+
+// appendSecretKey appends the HMAC key of a Standard Webhooks signature,
+// the decoded bytes after "whsec_", to dst, and returns the extended
+// slice: into a dst with room for maxKeyLength bytes, it allocates
+// nothing.
+func appendSecretKey(dst []byte, secret string) ([]byte, error) {
 	enc, ok := strings.CutPrefix(secret, secretPrefix)
 	if !ok {
 		return nil, invalidSecret("must start with %q", secretPrefix)
@@ -89,12 +101,12 @@ func secretKey(secret string) ([]byte, error) {
 	if strings.ContainsAny(enc, "\r\n") {
 		return nil, invalidSecret("must not contain line breaks")
 	}
-	key, err := base64.StdEncoding.Strict().DecodeString(enc)
+	key, err := base64.StdEncoding.Strict().AppendDecode(dst, []byte(enc))
 	if err != nil {
 		return nil, invalidSecret("not valid base64 after %q", secretPrefix)
 	}
-	if len(key) < minKeyLength || len(key) > maxKeyLength {
-		return nil, invalidSecret("decodes to %d bytes, want %d to %d", len(key), minKeyLength, maxKeyLength)
+	if n := len(key) - len(dst); n < minKeyLength || n > maxKeyLength {
+		return nil, invalidSecret("decodes to %d bytes, want %d to %d", n, minKeyLength, maxKeyLength)
 	}
 	return key, nil
 }
@@ -147,7 +159,9 @@ func verifyAt(secret string, header http.Header, body []byte, now time.Time) err
 		return fmt.Errorf("%w: %s is more than %v in the future", ErrSignature, timestampHeader, tolerance)
 	}
 
-	want := []byte(base64.StdEncoding.EncodeToString(standardMAC(key, id, ts, body)))
+	m := getMAC()
+	defer putMAC(m)
+	want := base64.StdEncoding.AppendEncode(nil, m.standard(key, id, ts, body))
 	sawV1 := false
 	for _, v := range sigs {
 		for _, entry := range strings.Fields(v) {
@@ -169,17 +183,6 @@ func verifyAt(secret string, header http.Header, body []byte, now time.Time) err
 	return fmt.Errorf("%w: no signature matched the body", ErrSignature)
 }
 
-// standardMAC returns HMAC-SHA256(key, "{id}.{ts}.{body}").
-func standardMAC(key []byte, id, ts string, body []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(id))
-	m.Write([]byte{'.'})
-	m.Write([]byte(ts))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	return m.Sum(nil)
-}
-
 // Sign returns the headers of a delivery of body with webhook-id id, sent at
 // ts: webhook-id, webhook-timestamp (ts in Unix seconds), webhook-signature
 // and HostedHooks-Signature. It signs body byte for byte, so the sender
@@ -193,13 +196,26 @@ func Sign(secrets []string, id string, ts time.Time, body []byte) (http.Header, 
 	if err != nil {
 		return nil, err
 	}
-	h := make(http.Header, 4)
-	h.Set(idHeader, id)
-	h.Set(timestampHeader, timestamp(ts))
-	h.Set(signatureHeader, standard)
-	h.Set(hostedHooksHeader, hostedHooks)
+	// The canonical forms of the names, as Header.Set would write them,
+	// and one array for the four values: a sender adds a few headers of
+	// its own, which the size hint leaves room for.
+	v := [...]string{id, timestamp(ts), standard, hostedHooks}
+	vs := v[:]
+	h := make(http.Header, 8)
+	h[canonicalID] = vs[0:1:1]
+	h[canonicalTimestamp] = vs[1:2:2]
+	h[canonicalSignature] = vs[2:3:3]
+	h[canonicalHostedHooks] = vs[3:4:4]
 	return h, nil
 }
+
+// The names of the headers of a delivery, in their canonical form.
+var (
+	canonicalID          = http.CanonicalHeaderKey(idHeader)
+	canonicalTimestamp   = http.CanonicalHeaderKey(timestampHeader)
+	canonicalSignature   = http.CanonicalHeaderKey(signatureHeader)
+	canonicalHostedHooks = http.CanonicalHeaderKey(hostedHooksHeader)
+)
 
 // sign returns the values of the webhook-signature and
 // HostedHooks-Signature headers of a delivery with webhook-id msgID and
@@ -221,43 +237,35 @@ func Sign(secrets []string, id string, ts time.Time, body []byte) (http.Header, 
 // secret's, which is the one it most likely still holds during the overlap.
 //
 // A malformed secret returns its ErrInvalidSecret error, without the
-// secret's text.
+// secret's text. Besides the two strings it returns, it allocates nothing
+// (see mac).
 func sign(secrets []string, msgID string, ts time.Time, body []byte) (standard, hostedHooks string, err error) {
 	if len(secrets) == 0 {
 		return "", "", fmt.Errorf("%w: no secret", ErrInvalidSecret)
 	}
-	t := timestamp(ts)
-	var std, hh strings.Builder
-	hh.WriteString("t=")
-	hh.WriteString(t)
+	m := getMAC()
+	defer putMAC(m)
+	var tbuf [20]byte // a decimal int64
+	t := strconv.AppendInt(tbuf[:0], ts.Unix(), 10)
+	std, hh := m.out[:0], m.out2[:0]
+	hh = append(append(hh, "t="...), t...)
 	for i, secret := range secrets {
-		key, err := secretKey(secret)
+		key, err := appendSecretKey(m.key[:0], secret)
 		if err != nil {
 			return "", "", err
 		}
 		if i > 0 {
-			std.WriteByte(' ')
+			std = append(std, ' ')
 		}
-		std.WriteString("v1,")
-		std.WriteString(base64.StdEncoding.EncodeToString(standardMAC(key, msgID, t, body)))
-		hh.WriteString(",s=")
-		hh.WriteString(hex.EncodeToString(hostedHooksMAC(secret, t, body)))
+		std = base64.StdEncoding.AppendEncode(append(std, "v1,"...), m.standard(key, msgID, string(t), body))
+		hh = hex.AppendEncode(append(hh, ",s="...), m.hostedHooks(secret, string(t), body))
 	}
-	return std.String(), hh.String(), nil
+	m.out, m.out2 = std, hh
+	return string(std), string(hh), nil
 }
 
 // timestamp formats ts as the value of the webhook-timestamp header
 // and the t= of HostedHooks-Signature: Unix seconds in decimal.
 func timestamp(ts time.Time) string {
 	return strconv.FormatInt(ts.Unix(), 10)
-}
-
-// hostedHooksMAC returns HMAC-SHA256 keyed with the whole secret text
-// ("whsec_..." as the endpoint shows it) over "{t}.{body}".
-func hostedHooksMAC(secret, t string, body []byte) []byte {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(t))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	return m.Sum(nil)
 }

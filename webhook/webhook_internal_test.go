@@ -300,3 +300,33 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestMAC checks the signing's own HMAC-SHA256 against crypto/hmac, with
+// keys shorter than, as long as and longer than a SHA-256 block (which
+// HMAC hashes first), bodies empty and of several blocks, and one mac
+// reused for every case, as the pool reuses them.
+func TestMAC(t *testing.T) {
+	t.Parallel()
+	want := func(key []byte, parts ...string) []byte {
+		h := hmac.New(sha256.New, key)
+		for _, p := range parts {
+			h.Write([]byte(p))
+		}
+		return h.Sum(nil)
+	}
+	m := getMAC()
+	defer putMAC(m)
+	for _, keyLen := range []int{0, 1, 24, 32, 63, 64, 65, 100, 200} {
+		key := bytes.Repeat([]byte{byte(keyLen) + 1}, keyLen)
+		for _, bodyLen := range []int{0, 1, 55, 64, 1000} {
+			body := bytes.Repeat([]byte("b"), bodyLen)
+			if got, w := m.standard(key, "msg_1", "1614265330", body), want(key, "msg_1.1614265330.", string(body)); !bytes.Equal(got, w) {
+				t.Errorf("standard, key of %d bytes, body of %d: got %x, want %x", keyLen, bodyLen, got, w)
+			}
+			secret := "whsec_" + strings.Repeat("s", keyLen)
+			if got, w := m.hostedHooks(secret, "1614265330", body), want([]byte(secret), "1614265330.", string(body)); !bytes.Equal(got, w) {
+				t.Errorf("HostedHooks, secret of %d bytes, body of %d: got %x, want %x", len(secret), bodyLen, got, w)
+			}
+		}
+	}
+}

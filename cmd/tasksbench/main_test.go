@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -124,7 +125,7 @@ func TestRun(t *testing.T) {
 
 	common := []string{"W1 enqueue", "W2 batch enqueue", "W3 drain", "W4 steady completed", "W4 steady enqueued", "W4 steady wait p50",
 		"W4 steady wait p99", "W5 lateness p50", "W5 lateness p99", "W5 lateness max", "W5 lateness early",
-		"W6 webhooks", "W7 HTTP create"}
+		"W6 webhooks", "W6 webhooks " + vsPost, "W6 webhooks cpu", "W6 webhooks POST cpu", "W7 HTTP create"}
 	withFloor := map[string]bool{"W1 enqueue": true, "W2 batch enqueue": true, "W3 drain": true, "W4 steady completed": true,
 		"W7 HTTP create": true}
 	// Beside the bare floors, the own-table floors, on SQL stores.
@@ -137,6 +138,13 @@ func TestRun(t *testing.T) {
 			figs = append(figs, "M1 memory store heap", "M1 memory store per task")
 		case "sqlite":
 			figs = append(figs, "M2 engine heap", "M2 engine per task")
+		}
+		// W6 against its combined floor, and against each of the two it
+		// combines: the drain's, on memory the engine's own W3.
+		if s == "memory" {
+			figs = append(figs, "W6 webhooks "+vsMemoryW3)
+		} else {
+			figs = append(figs, "W6 webhooks "+vsDrain)
 		}
 		if s != "memory" {
 			for _, f := range ownTables {
@@ -158,7 +166,7 @@ func TestRun(t *testing.T) {
 			case f != "W5 lateness early" && r.median <= 0:
 				t.Errorf("%s on %s: got %v, want a positive figure", f, s, r.median)
 			}
-			hasFloor := f == "W6 webhooks" || withFloor[f] && s != "memory"
+			hasFloor := strings.HasPrefix(f, "W6 webhooks") && !strings.HasSuffix(f, "cpu") || withFloor[f] && s != "memory"
 			if got := r.floor != "—" && r.ratio != "—"; got != hasFloor {
 				t.Errorf("%s on %s: floor %q, ratio %q; want a floor: %v", f, s, r.floor, r.ratio, hasFloor)
 			}
@@ -191,6 +199,29 @@ func TestRun(t *testing.T) {
 		}
 		if (r.FloorMedian > 0) != (table[k].floor != "—") {
 			t.Errorf("report: %s on %s: floor %v, the table's %q", r.Figure, r.Store, r.FloorMedian, table[k].floor)
+		}
+	}
+	// W6's floor is its two floors combined, run by run.
+	byKey := make(map[key]*row)
+	for _, r := range rep.Rows {
+		byKey[key{r.Figure, r.Store}] = r
+	}
+	for _, s := range stores {
+		vs := vsDrain
+		if s == "memory" {
+			vs = vsMemoryW3
+		}
+		w6, post, drain := byKey[key{"W6 webhooks", s}], byKey[key{"W6 webhooks " + vsPost, s}], byKey[key{"W6 webhooks " + vs, s}]
+		if w6 == nil || post == nil || drain == nil || len(w6.FloorRuns) != 1 || len(post.FloorRuns) != 1 || len(drain.FloorRuns) != 1 {
+			t.Errorf("report: W6 on %s: missing rows or floors", s)
+			continue
+		}
+		p, d := post.FloorRuns[0], drain.FloorRuns[0]
+		if got, want := w6.FloorRuns[0], p*d/(p+d); math.Abs(got-want) > 1e-9*want {
+			t.Errorf("report: W6 on %s: floor %v, want %v, POST floor %v and drain floor %v combined", s, got, want, p, d)
+		}
+		if w6.Median != post.Median || w6.Median != drain.Median {
+			t.Errorf("report: W6 on %s: figures %v, %v, %v; want one figure against three floors", s, w6.Median, post.Median, drain.Median)
 		}
 	}
 	sortKeys := func(ks []key) {

@@ -52,7 +52,9 @@ that claim loop together, for W4). The own-table floors run the same
 statements on the library's own tables, after Migrate, triggers and
 indexes included: [InsertFloor], [BatchInsertFloor] and [DrainFloor]; an
 engine's figure against them shows what the library's code costs beside
-what its schema does. W6's floor is part of [Webhooks].
+what its schema does. W6's POST floor is part of [Webhooks]; tasksbench
+combines it with [BareDrainFloor] (on memory, with [Drain]), since a
+delivery is a claim and an outcome as well as a request.
 
 Workloads take the stores they run on, fresh and empty, and return plain
 result structs; they start and stop every engine, server and goroutine

@@ -111,6 +111,10 @@ type WebhookResult struct {
 	// Floor is the same number of bare POSTs of the same body to the same
 	// receiver from Workers goroutines.
 	Floor Rate
+	// CPU and FloorCPU are the CPU time the process used over each, the
+	// receiver's included (0 where it is not measured): on a machine that
+	// others share, the rates vary with their load, the CPU time much less.
+	CPU, FloorCPU time.Duration
 	// BodyBytes is the size of a delivery's body.
 	BodyBytes int
 }
@@ -159,7 +163,7 @@ func Webhooks(ctx context.Context, store tasks.Store, n int) (_ WebhookResult, e
 	}); err != nil {
 		return WebhookResult{}, err
 	}
-	start := time.Now()
+	start, cpu := time.Now(), cpuTime()
 	if err := eng.Start(ctx); err != nil {
 		return WebhookResult{}, err
 	}
@@ -174,7 +178,7 @@ func Webhooks(ctx context.Context, store tasks.Store, n int) (_ WebhookResult, e
 	if err := eng.Stop(ctx); err != nil {
 		return WebhookResult{}, fmt.Errorf("stop engine: %w", err)
 	}
-	r := WebhookResult{Deliveries: Rate{N: n, Elapsed: time.Since(start)}}
+	r := WebhookResult{Deliveries: Rate{N: n, Elapsed: time.Since(start)}, CPU: cpuTime() - cpu}
 	if n == 0 {
 		return r, nil
 	}
@@ -184,11 +188,11 @@ func Webhooks(ctx context.Context, store tasks.Store, n int) (_ WebhookResult, e
 	c := newClient()
 	defer c.CloseIdleConnections()
 	header := http.Header{"Content-Type": {"application/json"}}
-	start = time.Now()
+	start, cpu = time.Now(), cpuTime()
 	err = runN(ctx, Workers, n, func(ctx context.Context, i int) error {
 		return post(ctx, c, recv.url+"/hook", body, http.StatusNoContent, header)
 	})
-	r.Floor = Rate{N: n, Elapsed: time.Since(start)}
+	r.Floor, r.FloorCPU = Rate{N: n, Elapsed: time.Since(start)}, cpuTime()-cpu
 	if err != nil {
 		return r, fmt.Errorf("floor: %w", err)
 	}
