@@ -177,3 +177,45 @@ func TestMigrate_RefusesANewerSchema(t *testing.T) {
 		opened.Close()
 	}
 }
+
+// Migration 0026 rebuilds the list indexes in ascending order on a schema
+// that holds tasks: every listing they serve, paged through its cursors,
+// is the same after it, and a task inserted after it comes first.
+func TestMigration0026FromAt0024(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db := testdb.Postgres(t)
+	p, err := goose.NewProvider(goose.DialectPostgres, db, postgres.Migrations,
+		goose.WithTableName("taskwheel_goose_db_version"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 24); err != nil {
+		t.Fatalf("goose up to 24: %v", err)
+	}
+	st, err := postgres.New(db) // not Open, which migrates
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	since := testkit.InsertListed(t, st, 4, 5)
+	before := testkit.Listings(t, st, since)
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("goose up: %v", err)
+	}
+	if v, latest, err := st.SchemaVersion(ctx); err != nil || v != latest || v < 26 {
+		t.Fatalf("SchemaVersion after goose up: got %d, %d, %v; want the latest, at least 26", v, latest, err)
+	}
+	for _, index := range []string{"taskwheel_tasks_list", "taskwheel_tasks_app_list"} {
+		var def string
+		if err := db.QueryRowContext(ctx, `SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1`,
+			index).Scan(&def); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(def, "DESC") {
+			t.Errorf("index %s after 0026: %s, want it ascending", index, def)
+		}
+	}
+	testkit.SameListings(t, testkit.Listings(t, st, since), before)
+	testkit.NewestFirst(t, st)
+}
