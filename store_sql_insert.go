@@ -148,45 +148,6 @@ func isValidation(err error) bool {
 	return errors.As(err, &ve)
 }
 
-// insertManyPostgres inserts a row for each element of its arrays, in
-// order, so that of two with one idempotency key the first is stored; the
-// first %s joins the wake CTE where the store sends the wake-up itself, the
-// second is insertManyPostgresKeyed where a row may be turned away for its
-// key.
-const (
-	insertManyPostgres = `INSERT INTO taskwheel_tasks (id, app_id, event_type, state, data,
-	scheduled_run_time, run_at, max_attempts, timeout, idempotency_key, idempotency_digest, trace_parent, trace_state,
-	created_at, updated_at, flow_key)
-SELECT id, app_id, event_type, 'scheduled', data, at, GREATEST(at, now()), max_attempts, timeout,
-	NULLIF(key, ''), NULLIF(digest, ''), NULLIF(parent, ''), NULLIF(state, ''), now(), now(), NULLIF(NULLIF(flow, ''), event_type)
-FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::int[], $7::bigint[], $8::text[], $9::text[],
-	$10::text[], $11::text[], $12::text[])
-	WITH ORDINALITY AS n(id, app_id, event_type, data, at, max_attempts, timeout, key, digest, parent, state, flow, idx)%s
-ORDER BY idx%s
-RETURNING id, created_at`
-	insertManyPostgresKeyed = `
-ON CONFLICT DO NOTHING`
-)
-
-// insertManyPostgresShape is a variant of insertManyPostgres: keyed, and
-// with its wake-up deferred (see wakeDeferredCTE).
-type insertManyPostgresShape struct{ keyed, deferred bool }
-
-// insertManyPostgresQueries holds insertManyPostgres's variants.
-var insertManyPostgresQueries = func() map[insertManyPostgresShape]string {
-	m := make(map[insertManyPostgresShape]string)
-	for _, keyed := range []bool{false, true} {
-		end := ""
-		if keyed {
-			end = insertManyPostgresKeyed
-		}
-		q := fmt.Sprintf(insertManyPostgres, "", end)
-		m[insertManyPostgresShape{keyed, false}] = q
-		m[insertManyPostgresShape{keyed, true}] = wakeDeferredCTE + fmt.Sprintf(insertManyPostgres, " CROSS JOIN wake", end)
-	}
-	return m
-}()
-
 // pgUniqueViolation is PostgreSQL's SQLSTATE for a unique constraint
 // violated.
 const pgUniqueViolation = "23505"
@@ -412,61 +373,6 @@ func (s *SQLStore) insertManyTx(ctx context.Context, q dbOrConn, ts []*Task) ([]
 		err = tx.Commit()
 	}
 	return got, err
-}
-
-// insertManyPostgres inserts ts with q and returns the tasks it stored;
-// keyed, it skips the rows whose key is taken.
-func (s *SQLStore) insertManyPostgres(ctx context.Context, q queryer, ts []*Task, keyed bool) ([]*Task, error) {
-	var (
-		ids, apps, events     []string
-		keys, digests, flows  []string
-		parents, traceStates  []string
-		data                  [][]byte
-		ats                   []*time.Time
-		maxAttempts, timeouts []int64 // pgx refuses a value past the column's range
-	)
-	for _, t := range ts {
-		ids = append(ids, t.ID)
-		apps = append(apps, t.AppID)
-		events = append(events, t.EventType)
-		data = append(data, t.Data)
-		ats = append(ats, t.ScheduledRunTime)
-		maxAttempts = append(maxAttempts, int64(t.MaxAttempts))
-		timeouts = append(timeouts, t.Timeout.Microseconds())
-		keys = append(keys, t.IdempotencyKey)
-		digests = append(digests, t.IdempotencyDigest)
-		parents = append(parents, t.TraceParent)
-		traceStates = append(traceStates, t.TraceState)
-		flows = append(flows, t.FlowKey)
-	}
-	query := insertManyPostgresQueries[insertManyPostgresShape{keyed, s.wakes.deferring()}]
-	rs, err := q.QueryContext(ctx, query, ids, apps, events, data, ats, maxAttempts, timeouts, keys, digests, parents, traceStates, flows)
-	if err != nil {
-		return nil, err
-	}
-	// Only the IDs stored and the clock come back, not whole rows: the
-	// rest is what was written, as on SQLite (reading whole rows back was
-	// two fifths of the process's CPU in a batch).
-	inserted := make(map[string]time.Time, len(ts))
-	for rs.Next() {
-		var id string
-		var at time.Time
-		if err := rs.Scan(&id, &at); err != nil {
-			rs.Close()
-			return nil, err
-		}
-		inserted[id] = at
-	}
-	if err := errors.Join(rs.Err(), rs.Close()); err != nil {
-		return nil, err
-	}
-	stored := make([]*Task, 0, len(inserted))
-	for _, t := range ts {
-		if at, ok := inserted[t.ID]; ok {
-			stored = append(stored, newStoredTask(t, at.UTC()))
-		}
-	}
-	return stored, nil
 }
 
 // insertManySQLite inserts ts in tx and returns the tasks it stored, in
