@@ -69,6 +69,31 @@ func benchDrain(b *testing.B, stores ...tasks.Store) {
 	reportRate(b, r)
 }
 
+// BenchmarkEnqueueMany is W2 with b.N batches: Engine.EnqueueMany of
+// bench.BatchSize no-op tasks per op, from one goroutine, on an engine
+// that is not started. With -benchmem, allocs/op and B/op are per batch:
+// divide by 1,000 for a task's.
+func BenchmarkEnqueueMany(b *testing.B) {
+	for _, s := range testStores {
+		b.Run(s.name, func(b *testing.B) {
+			eng, err := tasks.NewEngine(s.open(b), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			batch := make([]tasks.NewTask, bench.BatchSize)
+			for i := range batch {
+				batch[i] = tasks.NewTask{AppID: "bench", EventType: "bench.noop"}
+			}
+			for b.Loop() {
+				if _, err := eng.EnqueueMany(b.Context(), batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "tasks/s")
+		})
+	}
+}
+
 // BenchmarkFloor is W3's raw-SQL floor with b.N tasks, which
 // BenchmarkDrain is compared with: the bare statements any durable queue
 // needs per task, on the same tables, with no library around them. The

@@ -203,7 +203,9 @@ This package is laid out one concept to a file:
     apps, and claims that serve apps in turn.
   - store_sql.go: the SQL store: its type, dialects, and tasks' rows, reads
     and changes; store_sql_migrate.go: its embedded, versioned migrations;
-    store_sql_insert.go: inserting tasks, one or many; store_sql_list.go:
+    store_sql_insert.go: inserting tasks, one or many (a batch on SQLite
+    as statements of a thousand rows); store_sql_insert_postgres.go: a
+    batch on PostgreSQL, as one statement over arrays; store_sql_list.go:
     listing them in pages bounded in bytes; store_sql_claims.go:
     claims, outcomes, leases, the rescuer and upcoming tasks;
     store_sql_bulk.go: deleting a task, and the batches of bulk changes;

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -147,100 +148,144 @@ func isValidation(err error) bool {
 	return errors.As(err, &ve)
 }
 
-// insertManyPostgres inserts a row for each element of its arrays, in
-// order, so that of two with one idempotency key the first is stored; the
-// first %s joins the wake CTE where the store sends the wake-up itself, the
-// second is insertManyPostgresKeyed where a row may be turned away for its
-// key.
-const (
-	insertManyPostgres = `INSERT INTO taskwheel_tasks (id, app_id, event_type, state, data,
-	scheduled_run_time, run_at, max_attempts, timeout, idempotency_key, idempotency_digest, trace_parent, trace_state,
-	created_at, updated_at, flow_key)
-SELECT id, app_id, event_type, 'scheduled', data, at, GREATEST(at, now()), max_attempts, timeout,
-	NULLIF(key, ''), NULLIF(digest, ''), NULLIF(parent, ''), NULLIF(state, ''), now(), now(), NULLIF(NULLIF(flow, ''), event_type)
-FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::int[], $7::bigint[], $8::text[], $9::text[],
-	$10::text[], $11::text[], $12::text[])
-	WITH ORDINALITY AS n(id, app_id, event_type, data, at, max_attempts, timeout, key, digest, parent, state, flow, idx)%s
-ORDER BY idx%s
-RETURNING id, created_at`
-	insertManyPostgresKeyed = `
-ON CONFLICT DO NOTHING`
-)
-
-// insertManyPostgresShape is a variant of insertManyPostgres: keyed, and
-// with its wake-up deferred (see wakeDeferredCTE).
-type insertManyPostgresShape struct{ keyed, deferred bool }
-
-// insertManyPostgresQueries holds insertManyPostgres's variants.
-var insertManyPostgresQueries = func() map[insertManyPostgresShape]string {
-	m := make(map[insertManyPostgresShape]string)
-	for _, keyed := range []bool{false, true} {
-		end := ""
-		if keyed {
-			end = insertManyPostgresKeyed
-		}
-		q := fmt.Sprintf(insertManyPostgres, "", end)
-		m[insertManyPostgresShape{keyed, false}] = q
-		m[insertManyPostgresShape{keyed, true}] = wakeDeferredCTE + fmt.Sprintf(insertManyPostgres, " CROSS JOIN wake", end)
-	}
-	return m
-}()
-
 // pgUniqueViolation is PostgreSQL's SQLSTATE for a unique constraint
 // violated.
 const pgUniqueViolation = "23505"
 
-// insertManySQLite inserts rows, %s, of insertManySQLiteRow, which number
-// their parameters from the one given (?1 is the store's clock), then %s:
-// insertManySQLiteKeyed where a row may be turned away for its key.
+// insertManySQLite inserts rows, %s, that number their parameters from ?2
+// on (?1 is the store's clock), then %s: insertManySQLiteReturning where a
+// row may be turned away for its key or ID.
 const (
 	insertManySQLite = `INSERT INTO taskwheel_tasks (id, app_id, event_type, state, data,
 	scheduled_run_time, run_at, max_attempts, timeout, idempotency_key, idempotency_digest, trace_parent, trace_state,
 	created_at, updated_at, flow_key)
 VALUES %s%s`
-	insertManySQLiteKeyed = `
+	insertManySQLiteReturning = `
 ON CONFLICT DO NOTHING
 RETURNING id`
-	insertManySQLiteRow = `(?%[1]d, ?%[2]d, ?%[3]d, 'scheduled', ?%[4]d, ?%[5]d, max(coalesce(?%[5]d, ?1), ?1),
-	?%[6]d, ?%[7]d, NULLIF(?%[8]d, ''), NULLIF(?%[9]d, ''), NULLIF(?%[10]d, ''), NULLIF(?%[11]d, ''), ?1, ?1,
-	NULLIF(NULLIF(?%[12]d, ''), ?%[3]d))`
-	// insertManySQLiteParams is the number of parameters of a row.
-	insertManySQLiteParams = 12
 	// insertManySQLiteRows bounds the rows of one statement, to stay
-	// under SQLite's limit of 32,766 parameters.
+	// under SQLite's limit of 32,766 parameters (12 a row at most).
 	insertManySQLiteRows = 1000
 )
 
-// insertManySQLiteQueries holds the insertManySQLite statements of
-// insertManySQLiteRows rows, keyed and not.
-var insertManySQLiteQueries sync.Map // insertManySQLiteShape → string
-
+// insertManySQLiteShape is the shape of an insertManySQLite statement: its
+// rows, whether it returns the IDs it stored, and which of the optional
+// columns its rows bind. A column that no task of the batch sets is written
+// as its constant instead: a batch of plain tasks (run now, no key, trace,
+// flow key or timeout) binds 5 parameters a task, not 12, which go-sqlite3
+// converts and copies one by one and SQLite evaluates row by row.
 type insertManySQLiteShape struct {
-	rows  int
-	keyed bool
+	rows                              int
+	returning                         bool
+	runAt, timeout, keys, trace, flow bool
 }
 
-// insertManySQLiteQuery returns the insertManySQLite statement for n rows,
-// keyed or not.
-func insertManySQLiteQuery(n int, keyed bool) string {
-	shape := insertManySQLiteShape{n, keyed}
-	if q, ok := insertManySQLiteQueries.Load(shape); ok {
+// sqliteShape returns the shape of the statement that inserts ts.
+func sqliteShape(ts []*Task, returning bool) insertManySQLiteShape {
+	sh := insertManySQLiteShape{rows: len(ts), returning: returning}
+	for _, t := range ts {
+		sh.runAt = sh.runAt || t.ScheduledRunTime != nil
+		sh.timeout = sh.timeout || t.Timeout != 0
+		sh.keys = sh.keys || t.IdempotencyKey != "" || t.IdempotencyDigest != ""
+		sh.trace = sh.trace || t.TraceParent != "" || t.TraceState != ""
+		sh.flow = sh.flow || t.FlowKey != "" && t.FlowKey != t.EventType
+	}
+	return sh
+}
+
+// params returns the parameters of a row of shape sh.
+func (sh insertManySQLiteShape) params() int {
+	n := 5 // id, app_id, event_type, data, max_attempts
+	for _, on := range []bool{sh.runAt, sh.timeout, sh.keys, sh.keys, sh.trace, sh.trace, sh.flow} {
+		if on {
+			n++
+		}
+	}
+	return n
+}
+
+// appendArgs appends t's parameters, for a row of shape sh, to args.
+func (sh insertManySQLiteShape) appendArgs(args []any, t *Task, s *SQLStore) []any {
+	args = append(args, t.ID, t.AppID, t.EventType, []byte(t.Data))
+	if sh.runAt {
+		var runAt any
+		if t.ScheduledRunTime != nil {
+			runAt = s.timeArg(*t.ScheduledRunTime)
+		}
+		args = append(args, runAt)
+	}
+	args = append(args, int64(t.MaxAttempts))
+	if sh.timeout {
+		args = append(args, t.Timeout.Microseconds())
+	}
+	if sh.keys {
+		args = append(args, t.IdempotencyKey, t.IdempotencyDigest)
+	}
+	if sh.trace {
+		args = append(args, t.TraceParent, t.TraceState)
+	}
+	if sh.flow {
+		args = append(args, t.FlowKey)
+	}
+	return args
+}
+
+// row writes a row of shape sh whose parameters start at ?first.
+func (sh insertManySQLiteShape) row(b *strings.Builder, first int) {
+	n := first
+	p := func() string {
+		n++
+		return "?" + strconv.Itoa(n-1)
+	}
+	id, app, event, data := p(), p(), p(), p()
+	scheduled, runAt := "NULL", "?1"
+	if sh.runAt {
+		scheduled = p()
+		runAt = "max(coalesce(" + scheduled + ", ?1), ?1)"
+	}
+	maxAttempts, timeout := p(), "0"
+	if sh.timeout {
+		timeout = p()
+	}
+	key, digest, parent, state, flow := "NULL", "NULL", "NULL", "NULL", "NULL"
+	if sh.keys {
+		key, digest = "NULLIF("+p()+", '')", "NULLIF("+p()+", '')"
+	}
+	if sh.trace {
+		parent, state = "NULLIF("+p()+", '')", "NULLIF("+p()+", '')"
+	}
+	if sh.flow {
+		flow = "NULLIF(NULLIF(" + p() + ", ''), " + event + ")"
+	}
+	fmt.Fprintf(b, "(%s, %s, %s, 'scheduled', %s, %s, %s, %s, %s, %s, %s, %s, %s, ?1, ?1, %s)",
+		id, app, event, data, scheduled, runAt, maxAttempts, timeout, key, digest, parent, state, flow)
+}
+
+// insertManySQLiteQueries holds the insertManySQLite statements of
+// insertManySQLiteRows rows, by shape.
+var insertManySQLiteQueries sync.Map // insertManySQLiteShape → string
+
+// query returns the insertManySQLite statement of shape sh.
+func (sh insertManySQLiteShape) query() string {
+	if q, ok := insertManySQLiteQueries.Load(sh); ok {
 		return q.(string)
 	}
-	rows := make([]string, n)
-	for i := range rows {
-		b := 2 + insertManySQLiteParams*i
-		rows[i] = fmt.Sprintf(insertManySQLiteRow, b, b+1, b+2, b+3, b+4, b+5, b+6, b+7, b+8, b+9, b+10, b+11)
+	var rows strings.Builder
+	for i := range sh.rows {
+		if i > 0 {
+			rows.WriteString(",\n")
+		}
+		sh.row(&rows, 2+sh.params()*i)
 	}
 	end := ""
-	if keyed {
-		end = insertManySQLiteKeyed
+	if sh.returning {
+		end = insertManySQLiteReturning
 	}
-	q := fmt.Sprintf(insertManySQLite, strings.Join(rows, ",\n"), end)
-	if n == insertManySQLiteRows {
+	q := fmt.Sprintf(insertManySQLite, rows.String(), end)
+	if sh.rows == insertManySQLiteRows {
 		// Only full statements are kept: the others come in every size,
 		// and a thousand of them would hold a hundred megabytes.
-		insertManySQLiteQueries.Store(shape, q)
+		insertManySQLiteQueries.Store(sh, q)
 	}
 	return q
 }
@@ -330,87 +375,29 @@ func (s *SQLStore) insertManyTx(ctx context.Context, q dbOrConn, ts []*Task) ([]
 	return got, err
 }
 
-// insertManyPostgres inserts ts with q and returns the tasks it stored;
-// keyed, it skips the rows whose key is taken.
-func (s *SQLStore) insertManyPostgres(ctx context.Context, q queryer, ts []*Task, keyed bool) ([]*Task, error) {
-	var (
-		ids, apps, events     []string
-		keys, digests, flows  []string
-		parents, traceStates  []string
-		data                  [][]byte
-		ats                   []*time.Time
-		maxAttempts, timeouts []int64 // pgx refuses a value past the column's range
-	)
-	for _, t := range ts {
-		ids = append(ids, t.ID)
-		apps = append(apps, t.AppID)
-		events = append(events, t.EventType)
-		data = append(data, t.Data)
-		ats = append(ats, t.ScheduledRunTime)
-		maxAttempts = append(maxAttempts, int64(t.MaxAttempts))
-		timeouts = append(timeouts, t.Timeout.Microseconds())
-		keys = append(keys, t.IdempotencyKey)
-		digests = append(digests, t.IdempotencyDigest)
-		parents = append(parents, t.TraceParent)
-		traceStates = append(traceStates, t.TraceState)
-		flows = append(flows, t.FlowKey)
-	}
-	query := insertManyPostgresQueries[insertManyPostgresShape{keyed, s.wakes.deferring()}]
-	rs, err := q.QueryContext(ctx, query, ids, apps, events, data, ats, maxAttempts, timeouts, keys, digests, parents, traceStates, flows)
-	if err != nil {
-		return nil, err
-	}
-	// Only the IDs stored and the clock come back, not whole rows: the
-	// rest is what was written, as on SQLite (reading whole rows back was
-	// two fifths of the process's CPU in a batch).
-	inserted := make(map[string]time.Time, len(ts))
-	for rs.Next() {
-		var id string
-		var at time.Time
-		if err := rs.Scan(&id, &at); err != nil {
-			rs.Close()
-			return nil, err
-		}
-		inserted[id] = at
-	}
-	if err := errors.Join(rs.Err(), rs.Close()); err != nil {
-		return nil, err
-	}
-	stored := make([]*Task, 0, len(inserted))
-	for _, t := range ts {
-		if at, ok := inserted[t.ID]; ok {
-			stored = append(stored, newStoredTask(t, at.UTC()))
-		}
-	}
-	return stored, nil
-}
-
-// insertManySQLite inserts ts in tx and returns the tasks it stored. It
-// reads back at most their IDs, and none when no task has an idempotency
-// key: the rest is what it wrote (reading whole rows back was a fifth of
-// the cost).
+// insertManySQLite inserts ts in tx and returns the tasks it stored, in
+// the order of ts. It reads back at most their IDs, and none when no task
+// has an idempotency key: the rest is what it wrote (reading whole rows
+// back was a fifth of the cost).
 func (s *SQLStore) insertManySQLite(ctx context.Context, tx *sql.Tx, ts []*Task) ([]*Task, error) {
 	now := s.now().UnixMicro()
-	inserted := make(map[string]bool, len(ts))
+	at := time.UnixMicro(now).UTC()
+	stored := make([]*Task, 0, len(ts))
 	for chunk := range slices.Chunk(ts, insertManySQLiteRows) {
-		args := make([]any, 1, 1+insertManySQLiteParams*len(chunk))
+		sh := sqliteShape(chunk, false)
+		args := make([]any, 1, 1+sh.params()*len(chunk))
 		args[0] = now
 		for _, t := range chunk {
-			var runAt any
-			if t.ScheduledRunTime != nil {
-				runAt = s.timeArg(*t.ScheduledRunTime)
-			}
-			args = append(args, t.ID, t.AppID, t.EventType, []byte(t.Data), runAt, t.MaxAttempts,
-				t.Timeout.Microseconds(), t.IdempotencyKey, t.IdempotencyDigest, t.TraceParent, t.TraceState, t.FlowKey)
+			args = sh.appendArgs(args, t, s)
 		}
 		if !slices.ContainsFunc(chunk, hasKey) {
 			// Only a taken ID can turn a row away: all are stored, or
-			// SQLite undoes the statement and the keyed one below finds
-			// which ID it was.
-			_, err := tx.ExecContext(ctx, insertManySQLiteQuery(len(chunk), false), args...)
+			// SQLite undoes the statement and the returning one below
+			// finds which ID it was.
+			err := execFused(ctx, tx, sh.query(), args...)
 			if err == nil {
 				for _, t := range chunk {
-					inserted[t.ID] = true
+					stored = append(stored, newStoredTask(t, at))
 				}
 				continue
 			}
@@ -418,10 +405,12 @@ func (s *SQLStore) insertManySQLite(ctx context.Context, tx *sql.Tx, ts []*Task)
 				return nil, err
 			}
 		}
-		rs, err := tx.QueryContext(ctx, insertManySQLiteQuery(len(chunk), true), args...)
+		sh.returning = true
+		rs, err := tx.QueryContext(ctx, sh.query(), args...)
 		if err != nil {
 			return nil, err
 		}
+		inserted := make(map[string]bool, len(chunk))
 		for rs.Next() {
 			var id string
 			if err := rs.Scan(&id); err != nil {
@@ -433,15 +422,28 @@ func (s *SQLStore) insertManySQLite(ctx context.Context, tx *sql.Tx, ts []*Task)
 		if err := errors.Join(rs.Err(), rs.Close()); err != nil {
 			return nil, err
 		}
-	}
-	stored := make([]*Task, 0, len(inserted))
-	at := time.UnixMicro(now).UTC()
-	for _, t := range ts {
-		if inserted[t.ID] {
-			stored = append(stored, newStoredTask(t, at))
+		for _, t := range chunk {
+			if inserted[t.ID] {
+				stored = append(stored, newStoredTask(t, at))
+			}
 		}
 	}
 	return stored, nil
+}
+
+// execFused runs query, a SQLite statement that returns no rows, as a
+// query: go-sqlite3 binds a query's parameters in one call into C, from a
+// buffer it copies them to, and an Exec's with one call each, SQLite
+// copying each text and blob again. A batch of 1,000 tasks has 12,001
+// parameters.
+func execFused(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
+	rs, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	for rs.Next() {
+	}
+	return errors.Join(rs.Err(), rs.Close())
 }
 
 // hasKey reports whether t has an idempotency key.
@@ -482,6 +484,9 @@ func newStoredTask(t *Task, now time.Time) *Task {
 // with neither was turned away by its ID: an error; or its key's holder
 // was deleted since the insert looked: errRaced (see keyHolder).
 func (s *SQLStore) holders(ctx context.Context, q queryer, ts, stored []*Task) ([]*Task, error) {
+	if len(stored) == len(ts) {
+		return stored, nil // every task stored: stored holds them in the order of ts
+	}
 	byID := make(map[string]*Task, len(stored))
 	for _, t := range stored {
 		byID[t.ID] = t

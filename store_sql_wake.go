@@ -33,12 +33,11 @@ import (
 // commit and its wake-up loses that wake-up, as a lost notification:
 // other engines find the tasks at their next poll (Config.PollInterval).
 
-// wakeDeferredCTE, put before an INSERT … SELECT of the tasks table and
-// joined into its FROM, tells migration 0024's trigger that the store
-// notifies for the statement itself: the setting is local to the
-// transaction, so it never outlives the statement's.
-const wakeDeferredCTE = `WITH wake AS MATERIALIZED (SELECT set_config('taskwheel.notify', 'deferred', true))
-`
+// wakeDeferredCTE, a CTE put in the WITH of an INSERT … SELECT of the
+// tasks table and joined into its FROM, tells migration 0024's trigger
+// that the store notifies for the statement itself: the setting is local
+// to the transaction, so it never outlives the statement's.
+const wakeDeferredCTE = `wake AS MATERIALIZED (SELECT set_config('taskwheel.notify', 'deferred', true))`
 
 // notifyWakePostgres sends a wake-up in the payload format of migration
 // 0021's triggers (taskwheel_wake): the earliest task due, its ID, and the

@@ -204,3 +204,47 @@ func TestMigrate_RefusesANewerSchema(t *testing.T) {
 		t.Error("Start on a database never migrated: got nil, want an error")
 	}
 }
+
+// Migration 0020 rebuilds the list indexes in ascending order on a
+// database that holds tasks: every listing they serve, paged through its
+// cursors, is the same after it, and a task inserted after it comes first.
+func TestMigration0020FromAt0018(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db, err := sql.Open("sqlite3", "file:"+testdb.SQLitePath(t)+"?_txlock=immediate&_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, sqlite.Migrations,
+		goose.WithTableName("taskwheel_goose_db_version"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 18); err != nil {
+		t.Fatalf("goose up to 18: %v", err)
+	}
+	st, err := tasks.NewSQLStore(db, tasks.SQLite) // not Open, which migrates
+	if err != nil {
+		t.Fatal(err)
+	}
+	since := testkit.InsertListed(t, st, 4, 5)
+	before := testkit.Listings(t, st, since)
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("goose up: %v", err)
+	}
+	if v, latest, err := st.SchemaVersion(ctx); err != nil || v != latest || v < 20 {
+		t.Fatalf("SchemaVersion after goose up: got %d, %d, %v; want the latest, at least 20", v, latest, err)
+	}
+	for _, index := range []string{"taskwheel_tasks_list", "taskwheel_tasks_app_list"} {
+		var def string
+		if err := db.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE name = ?`, index).Scan(&def); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(def, "DESC") {
+			t.Errorf("index %s after 0020: %s, want it ascending", index, def)
+		}
+	}
+	testkit.SameListings(t, testkit.Listings(t, st, since), before)
+	testkit.NewestFirst(t, st)
+}

@@ -36,6 +36,37 @@ func (su suite) testInsertMany(t *testing.T) {
 		h.wantTime("NextAttemptAt of a task scheduled later", got[1].NextAttemptAt, &later)
 	})
 
+	su.run(t, "OptionalFieldsOfSomeTasks", func(h *harness) {
+		// Batches in which one task sets an optional field and the others
+		// leave it unset: each is stored as given. (A SQL store writes a
+		// field that no task of a batch sets as a constant.)
+		later := h.now().Add(time.Hour).Truncate(time.Microsecond)
+		for name, opt := range map[string]func(*tasks.Task){
+			"none":               func(*tasks.Task) {},
+			"scheduled run time": at(later),
+			"timeout":            func(t *tasks.Task) { t.Timeout = 3 * time.Second },
+			"idempotency key":    func(t *tasks.Task) { t.IdempotencyKey, t.IdempotencyDigest = "k-"+t.ID, digest1 },
+			"trace context":      traced,
+			"flow key":           flow("f"),
+		} {
+			in := []*tasks.Task{h.newTask(), h.newTask(opt), h.newTask()}
+			for i, g := range h.insertMany(in...) {
+				wantFlow := in[i].FlowKey
+				if wantFlow == "" {
+					wantFlow = in[i].EventType
+				}
+				if g.ID != in[i].ID || g.Timeout != in[i].Timeout || g.IdempotencyKey != in[i].IdempotencyKey ||
+					g.IdempotencyDigest != in[i].IdempotencyDigest || g.TraceParent != in[i].TraceParent ||
+					g.TraceState != in[i].TraceState || g.FlowKey != wantFlow ||
+					(g.ScheduledRunTime == nil) != (in[i].ScheduledRunTime == nil) ||
+					g.ScheduledRunTime != nil && !g.ScheduledRunTime.Equal(*in[i].ScheduledRunTime) {
+					h.t.Errorf("%s: InsertMany stored task %d as %+v, want the fields of %+v", name, i, g, in[i])
+				}
+				h.wantSame(name+": Get after InsertMany", h.get(g.ID), g)
+			}
+		}
+	})
+
 	su.run(t, "UsedKeyTakesItsHoldersPlace", func(h *harness) {
 		first := h.insert(key("k"), digest(digest1))
 		in := []*tasks.Task{
