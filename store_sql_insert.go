@@ -175,22 +175,33 @@ RETURNING id`
 // flow key or timeout) binds 5 parameters a task, not 12, which go-sqlite3
 // converts and copies one by one and SQLite evaluates row by row.
 type insertManySQLiteShape struct {
-	rows                              int
-	returning                         bool
+	rows      int
+	returning bool
+	optionalColumns
+}
+
+// optionalColumns says which of the optional columns some task of a batch
+// sets; a batch insert writes the others as their constants.
+type optionalColumns struct {
 	runAt, timeout, keys, trace, flow bool
+}
+
+// optionalColumnsOf returns which optional columns some task of ts sets.
+func optionalColumnsOf(ts []*Task) optionalColumns {
+	var c optionalColumns
+	for _, t := range ts {
+		c.runAt = c.runAt || t.ScheduledRunTime != nil
+		c.timeout = c.timeout || t.Timeout != 0
+		c.keys = c.keys || t.IdempotencyKey != "" || t.IdempotencyDigest != ""
+		c.trace = c.trace || t.TraceParent != "" || t.TraceState != ""
+		c.flow = c.flow || t.FlowKey != "" && t.FlowKey != t.EventType
+	}
+	return c
 }
 
 // sqliteShape returns the shape of the statement that inserts ts.
 func sqliteShape(ts []*Task, returning bool) insertManySQLiteShape {
-	sh := insertManySQLiteShape{rows: len(ts), returning: returning}
-	for _, t := range ts {
-		sh.runAt = sh.runAt || t.ScheduledRunTime != nil
-		sh.timeout = sh.timeout || t.Timeout != 0
-		sh.keys = sh.keys || t.IdempotencyKey != "" || t.IdempotencyDigest != ""
-		sh.trace = sh.trace || t.TraceParent != "" || t.TraceState != ""
-		sh.flow = sh.flow || t.FlowKey != "" && t.FlowKey != t.EventType
-	}
-	return sh
+	return insertManySQLiteShape{rows: len(ts), returning: returning, optionalColumns: optionalColumnsOf(ts)}
 }
 
 // params returns the parameters of a row of shape sh.

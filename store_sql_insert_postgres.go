@@ -27,21 +27,13 @@ import (
 // keyed, whether the store sends its wake-up itself (see wakeDeferredCTE),
 // and which optional columns it sends.
 type insertManyPostgresShape struct {
-	keyed, deferred                   bool
-	runAt, timeout, keys, trace, flow bool
+	keyed, deferred bool
+	optionalColumns
 }
 
 // postgresShape returns the shape of the insert of ts.
 func postgresShape(ts []*Task, keyed, deferred bool) insertManyPostgresShape {
-	sh := insertManyPostgresShape{keyed: keyed, deferred: deferred}
-	for _, t := range ts {
-		sh.runAt = sh.runAt || t.ScheduledRunTime != nil
-		sh.timeout = sh.timeout || t.Timeout != 0
-		sh.keys = sh.keys || t.IdempotencyKey != "" || t.IdempotencyDigest != ""
-		sh.trace = sh.trace || t.TraceParent != "" || t.TraceState != ""
-		sh.flow = sh.flow || t.FlowKey != "" && t.FlowKey != t.EventType
-	}
-	return sh
+	return insertManyPostgresShape{keyed: keyed, deferred: deferred, optionalColumns: optionalColumnsOf(ts)}
 }
 
 // insertManyPostgresQueries holds the statements by shape.

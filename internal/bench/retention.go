@@ -199,14 +199,7 @@ func RetentionPass(ctx context.Context, store tasks.Store, db *sql.DB, dialect t
 		return RetentionResult{}, err
 	}
 	defer func() { err = errors.Join(err, stopAll(ctx, eng)) }()
-	if vacuum > 0 && dialect == tasks.Postgres {
-		stop := vacuumEvery(ctx, db, vacuum)
-		defer func() {
-			var verr error
-			r.Vacuums, verr = stop()
-			err = errors.Join(err, verr)
-		}()
-	}
+	defer vacuumDuring(ctx, db, dialect, vacuum, &r.Vacuums, &err)()
 
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
@@ -297,6 +290,21 @@ const vacuumTables = `VACUUM taskwheel_tasks, taskwheel_attempts`
 // none, and reads and writes the table as fast as the disk lets it.
 const vacuumCost = `SET vacuum_cost_delay = '2ms'; SET vacuum_cost_limit = 200`
 
+// vacuumDuring starts vacuumEvery on db if dialect is PostgreSQL and
+// vacuum positive, and returns the func that stops it: it stores how long
+// each VACUUM took in took, and joins the loop's error to err.
+func vacuumDuring(ctx context.Context, db *sql.DB, dialect tasks.Dialect, vacuum time.Duration, took *Latency, err *error) (stop func()) {
+	if vacuum <= 0 || dialect != tasks.Postgres {
+		return func() {}
+	}
+	stopVacuum := vacuumEvery(ctx, db, vacuum)
+	return func() {
+		var verr error
+		*took, verr = stopVacuum()
+		*err = errors.Join(*err, verr)
+	}
+}
+
 // vacuumEvery runs vacuumTables on db every interval, one VACUUM after the
 // other, on a connection of its own with autovacuum's cost-based delay,
 // until the returned stop is called; stop returns how long each took, and
@@ -351,14 +359,7 @@ func vacuumEvery(ctx context.Context, db *sql.DB, interval time.Duration) (stop 
 // after the other, as autovacuum would on a server where it is on.
 func RetentionSteady(ctx context.Context, store tasks.Store, db *sql.DB, dialect tasks.Dialect,
 	d, every, retain, vacuum time.Duration, sample func(SteadySample)) (r RetentionSteadyResult, err error) {
-	if vacuum > 0 && dialect == tasks.Postgres {
-		stop := vacuumEvery(ctx, db, vacuum)
-		defer func() {
-			var verr error
-			r.Vacuums, verr = stop()
-			err = errors.Join(err, verr)
-		}()
-	}
+	defer vacuumDuring(ctx, db, dialect, vacuum, &r.Vacuums, &err)()
 	take := func(at time.Duration, ran int64) error {
 		s, err := MeasureSize(ctx, db, dialect)
 		if err != nil {
