@@ -27,6 +27,11 @@ const (
 	// cycle are not claimed ahead; their workers wait for claims less
 	// than 1% of their time.
 	aheadUpTo = 100
+	// maxCycle bounds the claim's cycle that the claiming ahead reckons
+	// with: one slow claim (a busy database) would otherwise have tasks
+	// of minutes claimed ahead, to wait in the queue held from other
+	// engines. No task longer than aheadUpTo×maxCycle is claimed ahead.
+	maxCycle = 10 * time.Millisecond
 )
 
 // schedule is the scheduler goroutine: it keeps the wheel of upcoming tasks
@@ -352,11 +357,11 @@ func (s *scheduler) claimable(now, runNs int64) int {
 
 // ahead returns how many tasks to claim beyond the workers under a backlog
 // of tasks that run runNs each on average: as many as the pool runs in a
-// claim's cycle (a gathering and a claim), rounded up, at most maxAhead
-// times Workers; none before a task ran here, or for tasks longer than
-// aheadUpTo cycles.
+// claim's cycle (a gathering and a claim, at most maxCycle), rounded up,
+// at most maxAhead times Workers; none before a task ran here, or for
+// tasks longer than aheadUpTo cycles.
 func (s *scheduler) ahead(runNs int64) int {
-	cycle := int64(s.gather + s.took)
+	cycle := int64(min(s.gather+s.took, maxCycle))
 	if runNs <= 0 || cycle <= 0 || runNs > aheadUpTo*cycle {
 		return 0
 	}
@@ -386,9 +391,11 @@ func (s *scheduler) claimed(asked int, tasks []*Task, took time.Duration, nowNs 
 }
 
 // claimFailed takes in that a claim failed after took, at nowNs, and backs
-// off; it returns for how long (see backOff).
+// off; it returns for how long (see backOff). A failed claim (it may have
+// waited storeTimeout) tells nothing of how long claims take: the last
+// claim's cycle stays.
 func (s *scheduler) claimFailed(took time.Duration, nowNs int64) time.Duration {
-	s.took, s.gather, s.gatherUntil = took, min(took, maxGather), 0
+	s.gatherUntil = 0
 	return s.backOff(nowNs)
 }
 
