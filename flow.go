@@ -224,7 +224,10 @@ const flowWakeID = "~flow"
 type flowClaim struct {
 	wakeAt  time.Time       // zero: nothing to wake for
 	limited map[string]bool // IDs of tasks claimed under a concurrency limit
-	news    bool
+	// capped: the claim took tasks of keys with a concurrency limit,
+	// which the engine does not claim ahead (see scheduler.capped).
+	capped bool
+	news   bool
 }
 
 // hasNews reports whether tasks were stored or made due since the engine's
@@ -260,6 +263,7 @@ func (fc *flowClaim) hold(held []heldBy) {
 	if fc == nil {
 		return
 	}
+	fc.capped = fc.capped || len(held) > 0
 	for _, h := range held {
 		if h.l.Running >= h.l.Concurrency {
 			if fc.limited == nil {

@@ -149,6 +149,7 @@ func (r *run) claim(s *scheduler, n int) bool {
 		return false
 	}
 	s.claimed(n, claimed, took, r.e.sinceEpoch())
+	s.capped = fc.capped
 	if !fc.wakeAt.IsZero() {
 		// Tasks wait for their key's capacity until then.
 		s.addHints(r.e.sinceEpoch(), []Due{{ID: flowWakeID, RunAt: fc.wakeAt}})
@@ -208,6 +209,13 @@ type scheduler struct {
 	took        time.Duration // how long the last claim took
 	gather      time.Duration // how long a freed worker gathers others: took, at most maxGather
 	gatherUntil int64         // claim no later than this (ticks); 0: not gathering
+
+	// capped: the last claim took tasks of keys with a concurrency
+	// limit, and none is claimed ahead. A task claimed ahead is running
+	// in the store, and holds a slot of its key's limit while it waits
+	// here for a worker: a free worker of another engine could have run
+	// a task of the key meanwhile.
+	capped bool
 }
 
 // newScheduler returns the scheduler of an engine configured by cfg, whose
@@ -358,11 +366,12 @@ func (s *scheduler) claimable(now, runNs int64) int {
 // ahead returns how many tasks to claim beyond the workers under a backlog
 // of tasks that run runNs each on average: as many as the pool runs in a
 // claim's cycle (a gathering and a claim, at most maxCycle), rounded up,
-// at most maxAhead times Workers; none before a task ran here, or for
-// tasks longer than aheadUpTo cycles.
+// at most maxAhead times Workers; none before a task ran here, for tasks
+// longer than aheadUpTo cycles, or while the last claim took tasks of keys
+// with a concurrency limit (capped).
 func (s *scheduler) ahead(runNs int64) int {
 	cycle := int64(min(s.gather+s.took, maxCycle))
-	if runNs <= 0 || cycle <= 0 || runNs > aheadUpTo*cycle {
+	if s.capped || runNs <= 0 || cycle <= 0 || runNs > aheadUpTo*cycle {
 		return 0
 	}
 	return int(min(maxAhead*int64(s.workers), (int64(s.workers)*cycle+runNs-1)/runNs))
