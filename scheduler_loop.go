@@ -149,7 +149,7 @@ func (r *run) claim(s *scheduler, n int) bool {
 		return false
 	}
 	s.claimed(n, claimed, took, r.e.sinceEpoch())
-	s.capped = fc.capped
+	s.capped = fc.held && fc.room < (maxAhead+1)*s.workers
 	if !fc.wakeAt.IsZero() {
 		// Tasks wait for their key's capacity until then.
 		s.addHints(r.e.sinceEpoch(), []Due{{ID: flowWakeID, RunAt: fc.wakeAt}})
@@ -210,11 +210,14 @@ type scheduler struct {
 	gather      time.Duration // how long a freed worker gathers others: took, at most maxGather
 	gatherUntil int64         // claim no later than this (ticks); 0: not gathering
 
-	// capped: the last claim took tasks of keys with a concurrency
-	// limit, and none is claimed ahead. A task claimed ahead is running
-	// in the store, and holds a slot of its key's limit while it waits
-	// here for a worker: a free worker of another engine could have run
-	// a task of the key meanwhile.
+	// capped: the last claim took tasks of a key with a concurrency
+	// limit that it left with fewer free slots than this engine may
+	// hold ((maxAhead+1)×Workers), and none is claimed ahead. A task
+	// claimed ahead is running in the store, and holds a slot of its
+	// key's limit while it waits here for a worker: a free worker of
+	// another engine could have run a task of the key meanwhile. (A
+	// claim of other keys' tasks lifts it: the next may take the key's
+	// tasks ahead.)
 	capped bool
 }
 
@@ -367,8 +370,8 @@ func (s *scheduler) claimable(now, runNs int64) int {
 // of tasks that run runNs each on average: as many as the pool runs in a
 // claim's cycle (a gathering and a claim, at most maxCycle), rounded up,
 // at most maxAhead times Workers; none before a task ran here, for tasks
-// longer than aheadUpTo cycles, or while the last claim took tasks of keys
-// with a concurrency limit (capped).
+// longer than aheadUpTo cycles, or while the last claim left a key with a
+// concurrency limit short of free slots (capped).
 func (s *scheduler) ahead(runNs int64) int {
 	cycle := int64(min(s.gather+s.took, maxCycle))
 	if s.capped || runNs <= 0 || cycle <= 0 || runNs > aheadUpTo*cycle {
