@@ -349,7 +349,8 @@ func (e *Engine) Start(ctx context.Context) error {
 // running ones to finish and their outcomes to be stored, then returns nil.
 // Tasks the engine claimed ahead of its workers (under a backlog: as many
 // as its workers run in the time a claim takes, at least one, and none for
-// tasks that run longer than a hundred claims) run before it returns.
+// tasks that run longer than a hundred claims or a second) run before it
+// returns.
 // If ctx ends first, it stops storing outcomes, starts no more tasks,
 // cancels the running tasks' contexts, hands back to the store, to be
 // retried at once, the tasks whose funcs return within moments and those

@@ -224,7 +224,12 @@ const flowWakeID = "~flow"
 type flowClaim struct {
 	wakeAt  time.Time       // zero: nothing to wake for
 	limited map[string]bool // IDs of tasks claimed under a concurrency limit
-	news    bool
+	// held: the claim took tasks of keys with a concurrency limit; room:
+	// the fewest free slots it left one of those keys with. The engine
+	// claims none ahead while that is few (see scheduler.capped).
+	held bool
+	room int
+	news bool
 }
 
 // hasNews reports whether tasks were stored or made due since the engine's
@@ -261,6 +266,9 @@ func (fc *flowClaim) hold(held []heldBy) {
 		return
 	}
 	for _, h := range held {
+		if free := h.l.Concurrency - h.l.Running; !fc.held || free < fc.room {
+			fc.held, fc.room = true, free
+		}
 		if h.l.Running >= h.l.Concurrency {
 			if fc.limited == nil {
 				fc.limited = make(map[string]bool)

@@ -27,6 +27,11 @@ const (
 	// cycle are not claimed ahead; their workers wait for claims less
 	// than 1% of their time.
 	aheadUpTo = 100
+	// maxCycle bounds the claim's cycle that the claiming ahead reckons
+	// with: one slow claim (a busy database) would otherwise have tasks
+	// of minutes claimed ahead, to wait in the queue held from other
+	// engines. No task longer than aheadUpTo×maxCycle is claimed ahead.
+	maxCycle = 10 * time.Millisecond
 )
 
 // schedule is the scheduler goroutine: it keeps the wheel of upcoming tasks
@@ -144,6 +149,7 @@ func (r *run) claim(s *scheduler, n int) bool {
 		return false
 	}
 	s.claimed(n, claimed, took, r.e.sinceEpoch())
+	s.capped = fc.held && fc.room < (maxAhead+1)*s.workers
 	if !fc.wakeAt.IsZero() {
 		// Tasks wait for their key's capacity until then.
 		s.addHints(r.e.sinceEpoch(), []Due{{ID: flowWakeID, RunAt: fc.wakeAt}})
@@ -203,6 +209,16 @@ type scheduler struct {
 	took        time.Duration // how long the last claim took
 	gather      time.Duration // how long a freed worker gathers others: took, at most maxGather
 	gatherUntil int64         // claim no later than this (ticks); 0: not gathering
+
+	// capped: the last claim took tasks of a key with a concurrency
+	// limit that it left with fewer free slots than this engine may
+	// hold ((maxAhead+1)×Workers), and none is claimed ahead. A task
+	// claimed ahead is running in the store, and holds a slot of its
+	// key's limit while it waits here for a worker: a free worker of
+	// another engine could have run a task of the key meanwhile. (A
+	// claim of other keys' tasks lifts it: the next may take the key's
+	// tasks ahead.)
+	capped bool
 }
 
 // newScheduler returns the scheduler of an engine configured by cfg, whose
@@ -352,12 +368,13 @@ func (s *scheduler) claimable(now, runNs int64) int {
 
 // ahead returns how many tasks to claim beyond the workers under a backlog
 // of tasks that run runNs each on average: as many as the pool runs in a
-// claim's cycle (a gathering and a claim), rounded up, at most maxAhead
-// times Workers; none before a task ran here, or for tasks longer than
-// aheadUpTo cycles.
+// claim's cycle (a gathering and a claim, at most maxCycle), rounded up,
+// at most maxAhead times Workers; none before a task ran here, for tasks
+// longer than aheadUpTo cycles, or while the last claim left a key with a
+// concurrency limit short of free slots (capped).
 func (s *scheduler) ahead(runNs int64) int {
-	cycle := int64(s.gather + s.took)
-	if runNs <= 0 || cycle <= 0 || runNs > aheadUpTo*cycle {
+	cycle := int64(min(s.gather+s.took, maxCycle))
+	if s.capped || runNs <= 0 || cycle <= 0 || runNs > aheadUpTo*cycle {
 		return 0
 	}
 	return int(min(maxAhead*int64(s.workers), (int64(s.workers)*cycle+runNs-1)/runNs))
@@ -386,9 +403,11 @@ func (s *scheduler) claimed(asked int, tasks []*Task, took time.Duration, nowNs 
 }
 
 // claimFailed takes in that a claim failed after took, at nowNs, and backs
-// off; it returns for how long (see backOff).
+// off; it returns for how long (see backOff). A failed claim (it may have
+// waited storeTimeout) tells nothing of how long claims take: the last
+// claim's cycle stays.
 func (s *scheduler) claimFailed(took time.Duration, nowNs int64) time.Duration {
-	s.took, s.gather, s.gatherUntil = took, min(took, maxGather), 0
+	s.gatherUntil = 0
 	return s.backOff(nowNs)
 }
 
