@@ -27,20 +27,28 @@ func TestMigrations_IsAnFS(t *testing.T) {
 // goose applies Migrations to a new database, which then has the schema
 // that Migrate gives one, is at the latest version for Migrate, Open and
 // Engine.Start, and runs tasks.
-func TestMigrations_Goose(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	path := testdb.SQLitePath(t)
+// openGoose opens a new SQLite database file of t's, at path, closed when
+// t ends, and a goose provider of the library's migrations on it.
+func openGoose(t *testing.T) (path string, db *sql.DB, p *goose.Provider) {
+	t.Helper()
+	path = testdb.SQLitePath(t)
 	db, err := sql.Open("sqlite3", "file:"+path+"?_txlock=immediate&_busy_timeout=10000")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, sqlite.Migrations,
+	t.Cleanup(func() { db.Close() })
+	p, err = goose.NewProvider(goose.DialectSQLite3, db, sqlite.Migrations,
 		goose.WithTableName("taskwheel_goose_db_version"))
 	if err != nil {
 		t.Fatalf("goose.NewProvider: %v", err)
 	}
+	return path, db, p
+}
+
+func TestMigrations_Goose(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path, db, p := openGoose(t)
 	res, err := p.Up(ctx)
 	if err != nil {
 		t.Fatalf("goose Up: %v", err)
@@ -211,16 +219,7 @@ func TestMigrate_RefusesANewerSchema(t *testing.T) {
 func TestMigration0020FromAt0018(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	db, err := sql.Open("sqlite3", "file:"+testdb.SQLitePath(t)+"?_txlock=immediate&_busy_timeout=10000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, sqlite.Migrations,
-		goose.WithTableName("taskwheel_goose_db_version"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, db, p := openGoose(t)
 	if _, err := p.UpTo(ctx, 18); err != nil {
 		t.Fatalf("goose up to 18: %v", err)
 	}
