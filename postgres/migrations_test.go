@@ -24,6 +24,19 @@ func TestMigrations_IsAnFS(t *testing.T) {
 	}
 }
 
+// openGoose returns a new schema of t's (its database handle and DSN) and
+// a goose provider of the library's migrations on it.
+func openGoose(t *testing.T) (*sql.DB, string, *goose.Provider) {
+	t.Helper()
+	db, dsn := testdb.PostgresDSN(t)
+	p, err := goose.NewProvider(goose.DialectPostgres, db, postgres.Migrations,
+		goose.WithTableName("taskwheel_goose_db_version"))
+	if err != nil {
+		t.Fatalf("goose.NewProvider: %v", err)
+	}
+	return db, dsn, p
+}
+
 // goose applies Migrations to a new schema, which then has the tables,
 // indexes, constraints, functions and triggers that Migrate gives one, is
 // at the latest version for Migrate, Open and Engine.Start, and runs tasks
@@ -31,12 +44,7 @@ func TestMigrations_IsAnFS(t *testing.T) {
 func TestMigrations_Goose(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	db, dsn := testdb.PostgresDSN(t)
-	p, err := goose.NewProvider(goose.DialectPostgres, db, postgres.Migrations,
-		goose.WithTableName("taskwheel_goose_db_version"))
-	if err != nil {
-		t.Fatalf("goose.NewProvider: %v", err)
-	}
+	db, dsn, p := openGoose(t)
 	res, err := p.Up(ctx)
 	if err != nil {
 		t.Fatalf("goose Up: %v", err)

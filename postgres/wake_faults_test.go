@@ -143,12 +143,7 @@ VALUES ($1, 'a', 'e', 'scheduled', '{}', now(), 1, now(), now())`
 func TestMigration0024FromAt0022(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	db, dsn := testdb.PostgresDSN(t)
-	p, err := goose.NewProvider(goose.DialectPostgres, db, postgres.Migrations,
-		goose.WithTableName("taskwheel_goose_db_version"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, dsn, p := openGoose(t)
 	if _, err := p.UpTo(ctx, 22); err != nil {
 		t.Fatalf("goose up to 22: %v", err)
 	}

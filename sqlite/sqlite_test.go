@@ -55,16 +55,24 @@ func TestOpen_ConcurrentOpensOfANewFile(t *testing.T) {
 	wg.Wait()
 }
 
-// The database and its -wal and -shm files hold endpoints' signing
-// secrets: only their owner may read them.
-func TestOpen_FilesAreOwnerOnly(t *testing.T) {
-	t.Parallel()
-	path := testdb.SQLitePath(t)
+// openAt opens a store on a new database file of t's, at path, closed
+// when t ends.
+func openAt(t *testing.T) (path string, s *sqlite.Store) {
+	t.Helper()
+	path = testdb.SQLitePath(t)
 	s, err := sqlite.Open(path, nil)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	return path, s
+}
+
+// The database and its -wal and -shm files hold endpoints' signing
+// secrets: only their owner may read them.
+func TestOpen_FilesAreOwnerOnly(t *testing.T) {
+	t.Parallel()
+	path, s := openAt(t)
 	if _, err := s.Insert(t.Context(), newTask()); err != nil { // the WAL holds it
 		t.Fatalf("Insert: %v", err)
 	}
@@ -285,12 +293,7 @@ func TestStore_Close(t *testing.T) {
 // SQLITE_BUSY error of mattn/go-sqlite3 by its text.
 func TestBusy(t *testing.T) {
 	t.Parallel()
-	path := testdb.SQLitePath(t)
-	s, err := sqlite.Open(path, nil)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	defer s.Close()
+	path, s := openAt(t)
 	tx, err := s.DB().Begin() // BEGIN IMMEDIATE: holds the write lock
 	if err != nil {
 		t.Fatal(err)

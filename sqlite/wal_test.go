@@ -8,9 +8,6 @@ import (
 	"os"
 	"testing"
 	"time"
-
-	"github.com/taskwheel/tasks/internal/testdb"
-	"github.com/taskwheel/tasks/sqlite"
 )
 
 // walRestarts reads the checkpoint sequence number from the header of the
@@ -77,12 +74,7 @@ func fillerWrites(t *testing.T, db *sql.DB) (stop func()) {
 // commit, and the WAL only grows (measured: 20 GB in 90 s of W4).
 func TestStore_WALRestartsUnderSteadyWrites(t *testing.T) {
 	t.Parallel()
-	path := testdb.SQLitePath(t)
-	s, err := sqlite.Open(path, nil)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	defer s.Close()
+	path, s := openAt(t)
 	stop := fillerWrites(t, s.DB())
 	defer stop()
 	first := walRestarts(t, path+"-wal")
@@ -112,12 +104,7 @@ func TestStore_WALRestartsUnderSteadyWrites(t *testing.T) {
 // pages; and once none of these is left, within seconds.
 func TestStore_WALTruncatedWhenIdle(t *testing.T) {
 	t.Parallel()
-	path := testdb.SQLitePath(t)
-	s, err := sqlite.Open(path, nil)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	defer s.Close()
+	path, s := openAt(t)
 	db := s.DB()
 	if _, err := db.Exec(`CREATE TABLE kv (k INTEGER PRIMARY KEY, v BLOB)`); err != nil {
 		t.Fatal(err)
