@@ -207,7 +207,6 @@ type scheduler struct {
 	// rather than one claim each; and tasks are claimed ahead.
 	backlog     bool
 	took        time.Duration // how long the last claim took
-	gather      time.Duration // how long a freed worker gathers others: took, at most maxGather
 	gatherUntil int64         // claim no later than this (ticks); 0: not gathering
 
 	// capped: the last claim took tasks of a key with a concurrency
@@ -366,6 +365,10 @@ func (s *scheduler) claimable(now, runNs int64) int {
 	return free
 }
 
+// gather returns how long a freed worker waits for others to free up under
+// a backlog: as long as the last claim took, at most maxGather.
+func (s *scheduler) gather() time.Duration { return min(s.took, maxGather) }
+
 // ahead returns how many tasks to claim beyond the workers under a backlog
 // of tasks that run runNs each on average: as many as the pool runs in a
 // claim's cycle (a gathering and a claim, at most maxCycle), rounded up,
@@ -373,7 +376,7 @@ func (s *scheduler) claimable(now, runNs int64) int {
 // longer than aheadUpTo cycles, or while the last claim left a key with a
 // concurrency limit short of free slots (capped).
 func (s *scheduler) ahead(runNs int64) int {
-	cycle := int64(min(s.gather+s.took, maxCycle))
+	cycle := int64(min(s.gather()+s.took, maxCycle))
 	if s.capped || runNs <= 0 || cycle <= 0 || runNs > aheadUpTo*cycle {
 		return 0
 	}
@@ -384,7 +387,7 @@ func (s *scheduler) ahead(runNs int64) int {
 // took, at nowNs: they are in flight, and more are due if it took all it
 // asked for.
 func (s *scheduler) claimed(asked int, tasks []*Task, took time.Duration, nowNs int64) {
-	s.took, s.gather, s.gatherUntil = took, min(took, maxGather), 0
+	s.took, s.gatherUntil = took, 0
 	s.backoff = 0
 	s.due = len(tasks) == asked
 	s.backlog = s.due
@@ -415,8 +418,8 @@ func (s *scheduler) claimFailed(took time.Duration, nowNs int64) time.Duration {
 // freed workers start gathering others, for as long as a claim takes.
 func (s *scheduler) freed(n int, nowNs int64) {
 	s.inFlight -= n
-	if s.backlog && s.gatherUntil == 0 && s.gather >= wheelTick {
-		s.gatherUntil = ticks(nowNs, s.gather)
+	if g := s.gather(); s.backlog && s.gatherUntil == 0 && g >= wheelTick {
+		s.gatherUntil = ticks(nowNs, g)
 	}
 }
 
