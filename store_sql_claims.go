@@ -29,7 +29,7 @@ SET state = 'running', attempts = attempts + 1,
 	wait_reason = NULL, wait_endpoint = NULL
 WHERE id IN (
 	SELECT id FROM taskwheel_tasks
-	WHERE state IN ('scheduled', 'retrying') AND run_at <= now()
+	WHERE state IN ('scheduled', 'retrying') AND run_at <= now() AND (run_at, id) >= ($3, $4)
 		AND NOT EXISTS (SELECT 1 FROM taskwheel_limits)
 	ORDER BY run_at, id
 	LIMIT $1
@@ -81,7 +81,7 @@ func (s *SQLStore) Claim(ctx context.Context, limit int, lease time.Duration) ([
 		rs, fair, err = s.claimFair(ctx, q, limit, lease)
 	}
 	if !fair && err == nil {
-		rs, err = queryRows(ctx, q, s.pick(claimSQLite, claimPostgres), s.args(limit, lease.Microseconds())...)
+		rs, err = s.claimPlain(ctx, q, limit, lease)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tasks: claim tasks: %w", err)
@@ -101,6 +101,29 @@ func (s *SQLStore) Claim(ctx context.Context, limit int, lease time.Duration) ([
 		}
 	}
 	return claimed(rs), nil
+}
+
+// claimPlain claims up to limit due tasks, when no limit exists. On
+// PostgreSQL it scans the due index from the store's floor (see dueFloor),
+// and raises the floor to the last task it claimed.
+func (s *SQLStore) claimPlain(ctx context.Context, q queryer, limit int, lease time.Duration) ([]taskRow, error) {
+	if s.dialect == SQLite {
+		return queryRows(ctx, q, claimSQLite, s.args(limit, lease.Microseconds())...)
+	}
+	at, id, since := s.floor.start()
+	rs, err := queryRows(ctx, q, claimPostgres, limit, lease.Microseconds(), at, id)
+	if err != nil || len(rs) == 0 {
+		return rs, err
+	}
+	last := &rs[0]
+	for i := range rs[1:] {
+		r := &rs[i+1]
+		if c := r.RunAt.t.Compare(last.RunAt.t); c > 0 || c == 0 && r.ID > last.ID {
+			last = r
+		}
+	}
+	s.floor.raise(last.RunAt.t, last.ID, since)
+	return rs, nil
 }
 
 // claimed returns the tasks of rows that a claim's RETURNING gave, in
@@ -575,6 +598,11 @@ func (s *SQLStore) Upcoming(ctx context.Context, within time.Duration, limit int
 		if r.ID.Valid {
 			due = append(due, Due{ID: r.ID.String, RunAt: r.RunAt.t})
 		}
+	}
+	if len(due) > 0 && s.dialect == Postgres {
+		// The first task pending, read from the head of the index: the
+		// plain claim's scan must reach it (see dueFloor).
+		s.floor.lower(due[0].RunAt, due[0].ID)
 	}
 	// Tasks waiting for their key's capacity: a claim now starts those
 	// that have it, should no wake-up have reached an engine (a limit

@@ -1,0 +1,127 @@
+package tasks_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/postgres"
+)
+
+// TestPostgresEngine_RunsTaskHeldWhileLaterOnesRan holds a due task's row
+// in a transaction, as a claim in flight in another process would, while
+// the engine claims and runs a later task; then the transaction rolls back,
+// as that claim's would if its connection ended. The held task was due
+// before the one the engine ran, and nothing announces it again: the engine
+// must still find it (its claims scan from the earliest task they took, so
+// only its reads of the upcoming tasks, at each poll, show it the task).
+func TestPostgresEngine_RunsTaskHeldWhileLaterOnesRan(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := openPostgres(t)
+	held, err := store.Insert(ctx, &tasks.Task{ID: "held", AppID: "a", EventType: "x",
+		Data: json.RawMessage(`null`), MaxAttempts: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := store.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM taskwheel_tasks WHERE id = $1 FOR UPDATE`, held.ID); err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan string, 2)
+	e := startEngine(t, store, &tasks.Config{Workers: 2}, map[string]tasks.Func{
+		"x": func(_ context.Context, task *tasks.Task) error {
+			ran <- task.ID
+			return nil
+		},
+	})
+	later, err := e.Enqueue(ctx, tasks.NewTask{AppID: "a", EventType: "x", Data: json.RawMessage(`null`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRun := func(id string) {
+		t.Helper()
+		select {
+		case got := <-ran:
+			if got != id {
+				t.Fatalf("task %s ran, want %s", got, id)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("task %s did not run in 10 s", id)
+		}
+	}
+	wantRun(later.ID)
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	wantRun(held.ID)
+}
+
+// TestPostgresStore_ClaimsTaskAnnouncedDueEarlier claims a task, which sets
+// where the store's claims begin their scan, then has another engine's
+// store (a second store on the database) make a task pending due an hour
+// earlier. Once the store's Listen has heard of it, the next claim must
+// take it without reading the upcoming tasks first.
+func TestPostgresStore_ClaimsTaskAnnouncedDueEarlier(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := openPostgres(t)
+	other, err := postgres.New(store.DB())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	heard := make(chan tasks.Due, 16)
+	listening := make(chan struct{})
+	lctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		store.Listen(lctx, func() { close(listening) }, func(d tasks.Due) { heard <- d })
+	}()
+	t.Cleanup(func() { stop(); <-done })
+	select {
+	case <-listening:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Listen did not start listening in 10 s")
+	}
+
+	insert := func(s tasks.Store, id string) *tasks.Task {
+		t.Helper()
+		task, err := s.Insert(ctx, &tasks.Task{ID: id, AppID: "a", EventType: "x",
+			Data: json.RawMessage(`null`), MaxAttempts: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return task
+	}
+	first := insert(store, "first")
+	if ts, err := store.Claim(ctx, 10, time.Hour); err != nil || len(ts) != 1 || ts[0].ID != first.ID {
+		t.Fatalf("Claim = %v, %v; want %s", ts, err, first.ID)
+	}
+	early := insert(other, "early")
+	if _, err := store.DB().ExecContext(ctx,
+		`UPDATE taskwheel_tasks SET run_at = run_at - interval '1 hour' WHERE id = $1`, early.ID); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case d := <-heard:
+			if d.ID != early.ID || !d.RunAt.Before(*first.NextAttemptAt) {
+				continue // the insert's wake-up
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no wake-up for the task made due an hour earlier in 10 s")
+		}
+		break
+	}
+	if ts, err := store.Claim(ctx, 10, time.Hour); err != nil || len(ts) != 1 || ts[0].ID != early.ID {
+		t.Fatalf("Claim after the wake-up = %v, %v; want %s", ts, err, early.ID)
+	}
+}
