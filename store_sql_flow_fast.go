@@ -29,7 +29,11 @@ import (
 // A claim that this statement made leaves the store claiming with
 // claimFlow directly (limited), so that a claim under limits is one round
 // trip, not three (the claim without limits and the check for limits,
-// which claim nothing, then this).
+// which claim nothing, then this). So it claims nothing when no limit is
+// left at all: claimFlow then finds that none is, and the store claims
+// without limits again. (It claimed the due tasks, finding no limit of
+// their keys, and a store that once had a limit stayed on claimFlow for as
+// long as every claim found a task.)
 //
 // A claim that fell back to claimFlow, or that claimFlow found held back,
 // skips the fast statement until claimFlow finds a claim it could have made
@@ -53,7 +57,7 @@ UPDATE taskwheel_tasks
 SET state = 'running', attempts = attempts + 1,
 	lease_expires_at = now() + $2 * interval '1 microsecond', updated_at = now(),
 	wait_reason = NULL, wait_endpoint = NULL
-WHERE id IN (SELECT id FROM due) AND NOT EXISTS (
+WHERE id IN (SELECT id FROM due) AND EXISTS (SELECT 1 FROM taskwheel_limits) AND NOT EXISTS (
 	SELECT 1 FROM lim JOIN need ON need.app_id = lim.app_id AND need.key = lim.flow_key
 	WHERE lim.paused OR lim.rate > 0
 		OR lim.concurrency > 0 AND need.n + taskwheel_running(lim.app_id, lim.flow_key) >= lim.concurrency
