@@ -1,6 +1,7 @@
 package tasks_test
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -144,6 +145,139 @@ func TestFlow_LimitKeptWhileItChanges(t *testing.T) {
 					t.Errorf("task %s claimed %d times, want once", id, n)
 				}
 			}
+		})
+	}
+}
+
+// TestFlow_LimitRunningCountsItsKeyOnly (L1): a limit's running count, and
+// its claims, count the tasks whose key is the limit's, in every form
+// (their event type with no flow key or an empty one, the event type as
+// flow key, another event type with the key as flow key), and no task of
+// another key: not one whose event type is the limit's key but whose flow
+// key is another, nor one whose key differs only in case, on every store.
+func TestFlow_LimitRunningCountsItsKeyOnly(t *testing.T) {
+	t.Parallel()
+	for _, s := range testStores {
+		t.Run(s.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			store := s.open(t)
+			e := testkit.NewEngine(t, store, nil)
+			nts := []tasks.NewTask{
+				{AppID: "app_1", EventType: "k"},
+				{AppID: "app_1", EventType: "k", FlowKey: ""},
+				{AppID: "app_1", EventType: "k", FlowKey: "k"},
+				{AppID: "app_1", EventType: "x", FlowKey: "k"},
+				{AppID: "app_1", EventType: "k", FlowKey: "other"},
+				{AppID: "app_1", EventType: "K"},
+				{AppID: "app_1", EventType: "x", FlowKey: "K"},
+				{AppID: "app_2", EventType: "k"},
+			}
+			if _, err := e.EnqueueMany(ctx, nts); err != nil {
+				t.Fatal(err)
+			}
+			ts, err := store.Claim(ctx, len(nts), time.Minute)
+			if err != nil || len(ts) != len(nts) {
+				t.Fatalf("Claim = %d tasks, %v; want %d", len(ts), err, len(nts))
+			}
+			if _, err := e.SetLimit(ctx, tasks.Limit{AppID: "app_1", Key: "k", Concurrency: 5}); err != nil {
+				t.Fatal(err)
+			}
+			l, err := e.Limit(ctx, "app_1", "k")
+			if err != nil || l.Running != 4 {
+				t.Fatalf("Limit = %+v, %v; want 4 running", l, err)
+			}
+			more := []tasks.NewTask{{AppID: "app_1", EventType: "k"}, {AppID: "app_1", EventType: "x", FlowKey: "k"}}
+			if _, err := e.EnqueueMany(ctx, more); err != nil {
+				t.Fatal(err)
+			}
+			got, err := store.Claim(ctx, 10, time.Minute)
+			if err != nil || len(got) != 1 {
+				t.Fatalf("Claim with 4 of k running under a limit of 5 = %d tasks, %v; want 1", len(got), err)
+			}
+			finish := func(task *tasks.Task) {
+				t.Helper()
+				if _, err := store.Finish(ctx, []tasks.Outcome{{ID: task.ID, Attempt: task.Attempts, State: tasks.StateCompleted}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, task := range ts {
+				if task.AppID == "app_1" && task.FlowKey == "k" {
+					continue
+				}
+				finish(task)
+				// Another key's task ended: k's count is unchanged.
+				if l, err := e.Limit(ctx, "app_1", "k"); err != nil || l.Running != 5 {
+					t.Fatalf("after a task of %s/%s ended: Limit = %+v, %v; want 5 running", task.AppID, task.FlowKey, l, err)
+				}
+			}
+			for _, task := range ts {
+				if task.AppID == "app_1" && task.FlowKey == "k" {
+					finish(task)
+				}
+			}
+			if got, err := store.Claim(ctx, 10, time.Minute); err != nil || len(got) != 1 {
+				t.Fatalf("Claim with 1 of k running under a limit of 5 = %d tasks, %v; want the last 1", len(got), err)
+			}
+		})
+	}
+}
+
+// TestFlow_LimitDeletedAndSetAgain (L2): a key's limit deleted releases
+// its waiting tasks, which claims then start without limit; set again
+// below what runs, it holds back every task of the key until enough of
+// them end, on every store, whichever way the claims went before.
+func TestFlow_LimitDeletedAndSetAgain(t *testing.T) {
+	t.Parallel()
+	for _, s := range testStores {
+		t.Run(s.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			store := s.open(t)
+			e := testkit.NewEngine(t, store, nil)
+			setLimit := func() {
+				t.Helper()
+				if _, err := e.SetLimit(ctx, tasks.Limit{AppID: "app_1", Key: "k", Concurrency: 2}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			claim := func(n, want int, when string) []*tasks.Task {
+				t.Helper()
+				ts, err := store.Claim(ctx, n, time.Minute)
+				if err != nil || len(ts) != want {
+					t.Fatalf("%s: Claim = %d tasks, %v; want %d", when, len(ts), err, want)
+				}
+				return ts
+			}
+			finish := func(ts []*tasks.Task) {
+				t.Helper()
+				for _, task := range ts {
+					if _, err := store.Finish(ctx, []tasks.Outcome{{ID: task.ID, Attempt: task.Attempts, State: tasks.StateCompleted}}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			setLimit()
+			nts := make([]tasks.NewTask, 10)
+			for i := range nts {
+				nts[i] = tasks.NewTask{AppID: "app_1", EventType: "x", FlowKey: "k"}
+			}
+			if _, err := e.EnqueueMany(ctx, nts); err != nil {
+				t.Fatal(err)
+			}
+			running := claim(10, 2, "under a limit of 2")
+			if err := e.DeleteLimit(ctx, "app_1", "k"); err != nil {
+				t.Fatal(err)
+			}
+			running = append(running, claim(3, 3, "after the limit was deleted")...)
+			setLimit()
+			for i := range 3 {
+				claim(10, 0, fmt.Sprintf("set again with 5 running, claim %d", i))
+			}
+			finish(running[:3])
+			claim(10, 0, "set again with 2 running")
+			finish(running[3:4])
+			claim(10, 1, "set again with 1 running")
 		})
 	}
 }
