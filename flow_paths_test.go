@@ -3,6 +3,7 @@ package tasks_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -357,5 +358,82 @@ func TestFlow_LimitChangesWhileClaimsPark(t *testing.T) {
 			stop.Store(true)
 			wg.Wait()
 		})
+	}
+}
+
+// TestFlow_WaitingTasksStartFirstAfterALimitWait (L1), on PostgreSQL: a
+// claim that waited for a key's limit while another claim parked a task of
+// the key starts that task, which was due first, before the due task it
+// read. The one-statement claim checked whether any key had waiting tasks
+// as of its own start, when none had, and claimed the newer task past the
+// waiting one; the limit it locked said that one waited.
+func TestFlow_WaitingTasksStartFirstAfterALimitWait(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := openPostgres(t)
+	e := testkit.NewEngine(t, store, nil)
+	if _, err := e.SetLimit(ctx, tasks.Limit{AppID: "app_1", Key: "k", Concurrency: 5}); err != nil {
+		t.Fatal(err)
+	}
+	older := testkit.Enqueue(t, e, tasks.NewTask{AppID: "app_1", EventType: "x", FlowKey: "k"})
+	newer := testkit.Enqueue(t, e, tasks.NewTask{AppID: "app_1", EventType: "x", FlowKey: "k"}) // due after it
+
+	// Another claim holds the key's limit and parks the older task, as a
+	// claim that found the key at its limit would.
+	db := store.DB()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	var holder int
+	for _, q := range []string{
+		`SELECT pg_backend_pid() FROM taskwheel_limits WHERE app_id = 'app_1' AND flow_key = 'k' FOR UPDATE`,
+		`UPDATE taskwheel_tasks SET wait_key = 'k', wait_reason = 'concurrency', parked_at = run_at,
+			run_at = '9999-01-01 00:00:00+00' WHERE id = '` + older.ID + `'`,
+		`UPDATE taskwheel_limits SET waiting = true WHERE app_id = 'app_1' AND flow_key = 'k'`,
+	} {
+		if holder == 0 {
+			err = tx.QueryRowContext(ctx, q).Scan(&holder)
+		} else {
+			_, err = tx.ExecContext(ctx, q)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	type claimed struct {
+		ts  []*tasks.Task
+		err error
+	}
+	done := make(chan claimed, 1)
+	go func() {
+		ts, err := store.Claim(ctx, 10, time.Minute)
+		done <- claimed{ts, err}
+	}()
+	for waiting := false; !waiting; {
+		if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE $1 = ANY (pg_blocking_pids(pid)))`, holder).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case c := <-done:
+			t.Fatalf("Claim returned %d tasks, %v, while the key's limit was held; want it to wait", len(c.ts), c.err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	c := <-done
+	if c.err != nil {
+		t.Fatal(c.err)
+	}
+	var got []string
+	for _, task := range c.ts {
+		got = append(got, task.ID)
+	}
+	if want := []string{older.ID, newer.ID}; !slices.Equal(got, want) {
+		t.Errorf("Claim = %v, want the waiting task, then the due one: %v", got, want)
 	}
 }

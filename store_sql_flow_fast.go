@@ -16,7 +16,11 @@ import (
 // a rate (whose bucket only claimFlow keeps), or would reach its
 // concurrency with them, or when any key may have waiting tasks (claimFlow
 // starts those first). Then claimFlow claims: its transaction parks what
-// waits, starts waiting tasks, and takes tokens.
+// waits, starts waiting tasks, and takes tokens. Whether keys have waiting
+// tasks is read twice: the limits of the due tasks' keys as locked (a
+// claim that held one may have parked tasks of its key while this one
+// waited for it, after the statement began), and every other limit as of
+// the statement's start.
 //
 // The running tasks are counted by taskwheel_running (migration 0023),
 // which reads them afresh after the statement has locked the key's limit,
@@ -49,7 +53,7 @@ const flowFastPostgres = `WITH due AS MATERIALIZED (
 ), need AS (
 	SELECT app_id, key, count(*) AS n FROM due GROUP BY app_id, key
 ), lim AS MATERIALIZED (
-	SELECT app_id, flow_key, rate, concurrency, paused FROM taskwheel_limits
+	SELECT app_id, flow_key, rate, concurrency, paused, waiting FROM taskwheel_limits
 	WHERE (app_id, flow_key) IN (SELECT app_id, key FROM need)
 	ORDER BY app_id, flow_key FOR UPDATE
 )
@@ -59,7 +63,7 @@ SET state = 'running', attempts = attempts + 1,
 	wait_reason = NULL, wait_endpoint = NULL
 WHERE id IN (SELECT id FROM due) AND EXISTS (SELECT 1 FROM taskwheel_limits) AND NOT EXISTS (
 	SELECT 1 FROM lim JOIN need ON need.app_id = lim.app_id AND need.key = lim.flow_key
-	WHERE lim.paused OR lim.rate > 0
+	WHERE lim.paused OR lim.rate > 0 OR lim.waiting
 		OR lim.concurrency > 0 AND need.n + taskwheel_running(lim.app_id, lim.flow_key) >= lim.concurrency
 	UNION ALL
 	SELECT 1 FROM taskwheel_limits WHERE waiting)
