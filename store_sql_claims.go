@@ -45,7 +45,19 @@ RETURNING ` + taskColumns
 // task asks whether one does, and if so claims again with claimFlow. So
 // without limits a claim costs what it did before flow control, but for
 // the idle claim's second small query.
+//
+// A claim that PostgreSQL ended to break a deadlock with a change of a
+// limit (see flowTx) claimed nothing, and runs again.
 func (s *SQLStore) Claim(ctx context.Context, limit int, lease time.Duration) ([]*Task, error) {
+	for try := 1; ; try++ {
+		ts, err := s.claim(ctx, limit, lease)
+		if try == maxDeadlockTries || !deadlocked(err) || ctx.Err() != nil {
+			return ts, err
+		}
+	}
+}
+
+func (s *SQLStore) claim(ctx context.Context, limit int, lease time.Duration) ([]*Task, error) {
 	if limit <= 0 {
 		return nil, nil
 	}

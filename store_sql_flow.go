@@ -169,7 +169,36 @@ func (s *SQLStore) SetLimit(ctx context.Context, l *Limit) (*Limit, error) {
 
 // flowTx runs change in a transaction that, on PostgreSQL, wakes every
 // engine when it commits.
+//
+// On PostgreSQL a change of a limit can deadlock with a claim, and
+// PostgreSQL then ends one of them (deadlock detected, after its
+// deadlock_timeout): the change holds the key's limit and waits for the
+// key's waiting tasks, to give them their new reason or make them due,
+// while a claim waits for the limit and holds one of those tasks. A claim
+// locks the due tasks it reads (FOR UPDATE SKIP LOCKED), then their keys'
+// limits; a task that another claim parked after the claim's statement
+// began is locked all the same, the newest version of its row, before
+// PostgreSQL finds it no longer due and leaves it out, and stays locked
+// until the claim ends. The one ended runs again: flowTx runs change again
+// (up to maxDeadlockTries in all), and so does Claim.
 func (s *SQLStore) flowTx(ctx context.Context, change func(tx *sql.Tx) error) error {
+	for try := 1; ; try++ {
+		err := s.flowTxOnce(ctx, change)
+		if try == maxDeadlockTries || !deadlocked(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+// maxDeadlockTries bounds the runs of a claim, or of a change of a limit,
+// that PostgreSQL ended to break a deadlock between them (see flowTx).
+const maxDeadlockTries = 3
+
+// deadlocked reports whether err says that PostgreSQL ended its
+// transaction to break a deadlock.
+func deadlocked(err error) bool { return sqlState(err) == "40P01" } // deadlock_detected
+
+func (s *SQLStore) flowTxOnce(ctx context.Context, change func(tx *sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -16,7 +16,11 @@ import (
 // a rate (whose bucket only claimFlow keeps), or would reach its
 // concurrency with them, or when any key may have waiting tasks (claimFlow
 // starts those first). Then claimFlow claims: its transaction parks what
-// waits, starts waiting tasks, and takes tokens.
+// waits, starts waiting tasks, and takes tokens. Whether keys have waiting
+// tasks is read twice: the limits of the due tasks' keys as locked (a
+// claim that held one may have parked tasks of its key while this one
+// waited for it, after the statement began), and every other limit as of
+// the statement's start.
 //
 // The running tasks are counted by taskwheel_running (migration 0023),
 // which reads them afresh after the statement has locked the key's limit,
@@ -29,7 +33,11 @@ import (
 // A claim that this statement made leaves the store claiming with
 // claimFlow directly (limited), so that a claim under limits is one round
 // trip, not three (the claim without limits and the check for limits,
-// which claim nothing, then this).
+// which claim nothing, then this). So it claims nothing when no limit is
+// left at all: claimFlow then finds that none is, and the store claims
+// without limits again. (It claimed the due tasks, finding no limit of
+// their keys, and a store that once had a limit stayed on claimFlow for as
+// long as every claim found a task.)
 //
 // A claim that fell back to claimFlow, or that claimFlow found held back,
 // skips the fast statement until claimFlow finds a claim it could have made
@@ -45,7 +53,7 @@ const flowFastPostgres = `WITH due AS MATERIALIZED (
 ), need AS (
 	SELECT app_id, key, count(*) AS n FROM due GROUP BY app_id, key
 ), lim AS MATERIALIZED (
-	SELECT app_id, flow_key, rate, concurrency, paused FROM taskwheel_limits
+	SELECT app_id, flow_key, rate, concurrency, paused, waiting FROM taskwheel_limits
 	WHERE (app_id, flow_key) IN (SELECT app_id, key FROM need)
 	ORDER BY app_id, flow_key FOR UPDATE
 )
@@ -53,9 +61,9 @@ UPDATE taskwheel_tasks
 SET state = 'running', attempts = attempts + 1,
 	lease_expires_at = now() + $2 * interval '1 microsecond', updated_at = now(),
 	wait_reason = NULL, wait_endpoint = NULL
-WHERE id IN (SELECT id FROM due) AND NOT EXISTS (
+WHERE id IN (SELECT id FROM due) AND EXISTS (SELECT 1 FROM taskwheel_limits) AND NOT EXISTS (
 	SELECT 1 FROM lim JOIN need ON need.app_id = lim.app_id AND need.key = lim.flow_key
-	WHERE lim.paused OR lim.rate > 0
+	WHERE lim.paused OR lim.rate > 0 OR lim.waiting
 		OR lim.concurrency > 0 AND need.n + taskwheel_running(lim.app_id, lim.flow_key) >= lim.concurrency
 	UNION ALL
 	SELECT 1 FROM taskwheel_limits WHERE waiting)

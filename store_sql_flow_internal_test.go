@@ -102,3 +102,47 @@ func TestSQLStore_FlowClaimPaths(t *testing.T) {
 	claim(0)
 	paths("after the last limit was deleted", false, false)
 }
+
+// TestSQLStore_FlowClaimPathsAfterLastLimitWithTasksDue: the last limit
+// deleted while tasks are due, claims leave claimFlow at once, as they do
+// when none is due (TestSQLStore_FlowClaimPaths). The one statement of
+// claimFlowFast claimed the due tasks, finding no limit to check, and left
+// the store on claimFlow (limited) for as long as each claim found a task:
+// a store that once had a limit kept paying for it while it drained.
+func TestSQLStore_FlowClaimPathsAfterLastLimitWithTasksDue(t *testing.T) {
+	t.Parallel()
+	s, err := NewSQLStore(testdb.Postgres(t), Postgres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i+1)
+		if _, err := s.Insert(ctx, &Task{ID: id, AppID: "a", EventType: "e", FlowKey: "k", MaxAttempts: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.SetLimit(ctx, &Limit{AppID: "a", Key: "k", Concurrency: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if ts, err := s.Claim(ctx, 2, time.Minute); err != nil || len(ts) != 2 {
+		t.Fatalf("Claim under a limit: got %d tasks, error %v; want 2", len(ts), err)
+	}
+	if !s.limited.Load() {
+		t.Fatal("after a claim under a limit: limited is false, want true")
+	}
+	if err := s.DeleteLimit(ctx, "a", "k"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if ts, err := s.Claim(ctx, 2, time.Minute); err != nil || len(ts) != 2 {
+			t.Fatalf("Claim without limits: got %d tasks, error %v; want 2", len(ts), err)
+		}
+		if s.limited.Load() {
+			t.Fatal("after a claim with no limit left: limited is true, want false")
+		}
+	}
+}
