@@ -155,6 +155,7 @@ type dueTask struct {
 type flowLocked struct {
 	*flowState
 	counted bool // Running is counted
+	due     bool // the claim met due tasks of its key
 	took    bool // tokens were taken
 	write   int  // waiting: 0 as it is, 1 set, 2 rechecked
 }
@@ -288,12 +289,23 @@ func (s *SQLStore) claimFlow(ctx context.Context, q claimDB, limit int, lease ti
 }
 
 // holdsBack reports whether a limit the claim holds held back, or after the
-// claim would hold back, a task of its key, or may have waiting tasks: then
-// the next claim is claimFlow's, without claimFlowFast's try first.
+// claim would hold back, a task of its key that the claim met due, or
+// parked tasks, or may have waiting tasks and has capacity for one: then
+// claimFlowFast would claim nothing, and the next claim is claimFlow's
+// without it. A limit that the claim holds only because tasks may wait for
+// it, and that has no capacity left, holds back none of the tasks that
+// claimFlowFast claims (the due tasks of other keys).
 func (r *flowRun) holdsBack() bool {
 	for _, l := range r.order {
-		if l.Paused || l.Rate > 0 || l.waiting || l.write == 1 || l.Concurrency > 0 && l.Running >= l.Concurrency {
+		switch {
+		case l.write == 1:
 			return true
+		case l.due && (l.Paused || l.Rate > 0 || l.Concurrency > 0 && l.Running >= l.Concurrency):
+			return true
+		case l.waiting:
+			if n, _ := l.capacity(1); n > 0 {
+				return true
+			}
 		}
 	}
 	return false
@@ -613,6 +625,7 @@ func (r *flowRun) take(ctx context.Context, due []dueTask, limit int) (int, erro
 			}
 			continue
 		}
+		l.due = true
 		c, why := l.capacity(1)
 		switch {
 		case c == 0:

@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -19,7 +20,8 @@ import (
 // tasktest and flow_*_test.go; here, which way they go.)
 func TestSQLStore_FlowClaimPaths(t *testing.T) {
 	t.Parallel()
-	s, err := NewSQLStore(testdb.Postgres(t), Postgres)
+	db := testdb.Postgres(t)
+	s, err := NewSQLStore(db, Postgres)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,16 +30,17 @@ func TestSQLStore_FlowClaimPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	insert := func(k int) {
+	insertKey := func(key string, k int) {
 		t.Helper()
 		for range k {
 			n++
 			id := fmt.Sprintf("00000000-0000-4000-8000-%012d", n)
-			if _, err := s.Insert(ctx, &Task{ID: id, AppID: "a", EventType: "e", FlowKey: "k", MaxAttempts: 1}); err != nil {
+			if _, err := s.Insert(ctx, &Task{ID: id, AppID: "a", EventType: "e", FlowKey: key, MaxAttempts: 1}); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
+	insert := func(k int) { t.Helper(); insertKey("k", k) }
 	setLimit := func(c int) {
 		t.Helper()
 		if _, err := s.SetLimit(ctx, &Limit{AppID: "a", Key: "k", Concurrency: c}); err != nil {
@@ -101,6 +104,34 @@ func TestSQLStore_FlowClaimPaths(t *testing.T) {
 	}
 	claim(0)
 	paths("after the last limit was deleted", false, false)
+
+	// Tasks that wait for a key with no capacity (a rate of one an hour,
+	// its token taken) turn no claim of other keys' tasks away from the
+	// one statement, which does not lock their key's limit: such a claim
+	// does not wait for another transaction that holds it.
+	if _, err := s.SetLimit(ctx, &Limit{AppID: "a", Key: "slow", Rate: 1.0 / 3600, Burst: 1}); err != nil {
+		t.Fatal(err)
+	}
+	insertKey("slow", 3)
+	finish(claim(1)) // and parks two
+	paths("after a claim that parked tasks", true, true)
+	claim(0)
+	paths("after a claim that met only waiting tasks without capacity", true, false)
+	insert(3)
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM taskwheel_limits WHERE flow_key = 'slow' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if ts, err := s.Claim(cctx, 10, time.Minute); err != nil || len(ts) != 3 {
+		t.Fatalf("Claim while the waiting key's limit is locked: got %d tasks, error %v; want 3", len(ts), err)
+	}
+	paths("after a claim of other keys' tasks", true, false)
 }
 
 // TestSQLStore_FlowClaimPathsAfterLastLimitWithTasksDue: the last limit
