@@ -115,15 +115,22 @@ func (s *SQLStore) claim(ctx context.Context, limit int, lease time.Duration) ([
 	return claimed(rs), nil
 }
 
-// claimPlain claims up to limit due tasks, when no limit exists. On
-// PostgreSQL it scans the due index from the store's floor (see dueFloor),
-// and raises the floor to the last task it claimed.
+// claimPlain claims up to limit due tasks, when no limit exists; on
+// PostgreSQL, from the store's floor (see claimFromFloor).
 func (s *SQLStore) claimPlain(ctx context.Context, q queryer, limit int, lease time.Duration) ([]taskRow, error) {
 	if s.dialect == SQLite {
 		return queryRows(ctx, q, claimSQLite, s.args(limit, lease.Microseconds())...)
 	}
+	return s.claimFromFloor(ctx, q, claimPostgres, limit, lease)
+}
+
+// claimFromFloor runs query, a claim on PostgreSQL that takes the limit,
+// the lease and the floor (its time and ID) and claims every task that it
+// reads from the due index from the floor on, or none, and raises the
+// floor to the last task claimed (see dueFloor).
+func (s *SQLStore) claimFromFloor(ctx context.Context, q queryer, query string, limit int, lease time.Duration) ([]taskRow, error) {
 	at, id, since := s.floor.start()
-	rs, err := queryRows(ctx, q, claimPostgres, limit, lease.Microseconds(), at, id)
+	rs, err := queryRows(ctx, q, query, limit, lease.Microseconds(), at, id)
 	if err != nil || len(rs) == 0 {
 		return rs, err
 	}
@@ -612,8 +619,8 @@ func (s *SQLStore) Upcoming(ctx context.Context, within time.Duration, limit int
 		}
 	}
 	if len(due) > 0 && s.dialect == Postgres {
-		// The first task pending, read from the head of the index: the
-		// plain claim's scan must reach it (see dueFloor).
+		// The first task pending, read from the head of the index:
+		// claims must reach it (see dueFloor).
 		s.floor.lower(due[0].RunAt, due[0].ID)
 	}
 	// Tasks waiting for their key's capacity: a claim now starts those

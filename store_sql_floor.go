@@ -18,11 +18,12 @@ import (
 // a drain of tasks stored at once, all due at the same time, gathers them
 // within one due time.
 //
-// So the plain claim scans the index from a floor, the due time and ID
-// (the index's key; IDs are ordered bytewise, COLLATE "C") of the last
-// task that the store's last plain claim took. No pending task before it
-// was one that claim could see and lock: it took them all, in the index's
-// order. Those it could not are
+// So the claim without limits, and the one-statement claim under limits
+// (claimFlowFast), scan the index from a floor: the due time and ID (the
+// index's key; IDs are ordered bytewise, COLLATE "C") of the last task
+// that the last of them took. Each claims every task it reads, or none, so
+// no pending task before the floor was one that claim could see and lock:
+// it took them all, in the index's order. Those it could not are
 //   - stored or made pending (a retry, a rescue, a replay, a task handed
 //     back) by a transaction that committed after the claim began: each
 //     is announced by a wake-up, from the triggers of migration 0021 or the
@@ -37,7 +38,8 @@ import (
 //     pending.
 // So the floor delays no task that a wake-up announces, and a task whose
 // wake-up was lost no longer than it was delayed before: until the next
-// poll. Claims under limits or fairness read from the head, as before.
+// poll. claimFlow's transaction, which parks some of the tasks it reads,
+// and the claims under fairness, one app at a time, read from the head.
 //
 // A claim raises the floor only as far as every lowering made while it ran
 // allows: a lowering may be for a task the claim could not see yet.
@@ -50,7 +52,7 @@ func init() {
 // claim during which more were made leaves the floor as it is.
 const floorLows = 64
 
-// dueFloor is where the plain claim's scan of the due index begins. Its
+// dueFloor is where a claim's scan of the due index begins. Its
 // zero value begins at the head. It is safe for concurrent use.
 type dueFloor struct {
 	mu   sync.Mutex

@@ -66,13 +66,31 @@ func TestDueFloor(t *testing.T) {
 // TestSQLStore_ClaimSkipsDeadEntries claims and finishes thousands of
 // tasks on PostgreSQL, which leaves their entries dead at the head of
 // taskwheel_tasks_due until a vacuum, then checks how many pages the next
-// claim reads: a few, not every page of dead entries.
+// claim reads: a few, not every page of dead entries. It does so without
+// limits, and with a limit on another key (the one-statement claim under
+// limits).
 func TestSQLStore_ClaimSkipsDeadEntries(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		limit bool
+		query string
+	}{
+		{"no limits", false, claimPostgres},
+		{"a limit on another key", true, flowFastPostgres},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testClaimSkipsDeadEntries(t, tc.limit, tc.query)
+		})
+	}
+}
+
+func testClaimSkipsDeadEntries(t *testing.T, limit bool, query string) {
 	const (
 		ran      = 5000
 		batch    = 500
-		maxPages = 30 // the index's root and a leaf or two, the task's heap page, the indexes the update writes
+		maxPages = 40 // the index's root and a leaf or two, the task's heap page, the indexes the update writes
 	)
 	ctx := t.Context()
 	s, err := NewSQLStore(testdb.Postgres(t), Postgres)
@@ -81,6 +99,11 @@ func TestSQLStore_ClaimSkipsDeadEntries(t *testing.T) {
 	}
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if limit {
+		if _, err := s.SetLimit(ctx, &Limit{AppID: "a", Key: "other", Concurrency: 10}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	insert := func(n, from int) {
 		t.Helper()
@@ -108,6 +131,9 @@ func TestSQLStore_ClaimSkipsDeadEntries(t *testing.T) {
 		}
 		done += len(ts)
 	}
+	if s.limited.Load() != limit {
+		t.Fatalf("the store claims under limits: %v, want %v", s.limited.Load(), limit)
+	}
 	insert(1, ran)
 
 	// The claim's pages, read in a transaction rolled back: EXPLAIN
@@ -120,7 +146,7 @@ func TestSQLStore_ClaimSkipsDeadEntries(t *testing.T) {
 		}
 		defer tx.Rollback()
 		var plan []byte
-		if err := tx.QueryRowContext(ctx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+claimPostgres,
+		if err := tx.QueryRowContext(ctx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+query,
 			10, time.Minute.Microseconds(), at, id).Scan(&plan); err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package tasks_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -15,12 +16,28 @@ import (
 // the engine claims and runs a later task; then the transaction rolls back,
 // as that claim's would if its connection ended. The held task was due
 // before the one the engine ran, and nothing announces it again: the engine
-// must still find it (its claims scan from the earliest task they took, so
+// must still find it (its claims scan from the last task they took, so
 // only its reads of the upcoming tasks, at each poll, show it the task).
+// It does so without limits, and with a limit on another key (then claims
+// are the one-statement claim under limits).
 func TestPostgresEngine_RunsTaskHeldWhileLaterOnesRan(t *testing.T) {
 	t.Parallel()
+	for _, limit := range []bool{false, true} {
+		t.Run(fmt.Sprintf("limit=%v", limit), func(t *testing.T) {
+			t.Parallel()
+			testRunsTaskHeldWhileLaterOnesRan(t, limit)
+		})
+	}
+}
+
+func testRunsTaskHeldWhileLaterOnesRan(t *testing.T, limit bool) {
 	ctx := t.Context()
 	store := openPostgres(t)
+	if limit {
+		if _, err := store.SetLimit(ctx, &tasks.Limit{AppID: "a", Key: "other", Concurrency: 10}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	held, err := store.Insert(ctx, &tasks.Task{ID: "held", AppID: "a", EventType: "x",
 		Data: json.RawMessage(`null`), MaxAttempts: 3})
 	if err != nil {

@@ -60,7 +60,7 @@ import (
 // (BENCHMARKS.md, "A limit that holds nothing back").
 const flowFastPostgres = `WITH due AS MATERIALIZED (
 	SELECT id, app_id, COALESCE(flow_key, event_type) AS key FROM taskwheel_tasks
-	WHERE state IN ('scheduled', 'retrying') AND run_at <= now()
+	WHERE state IN ('scheduled', 'retrying') AND run_at <= now() AND (run_at, id) >= ($3, $4)
 	ORDER BY run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED
 ), need AS (
 	SELECT app_id, key, count(*) AS n FROM due GROUP BY app_id, key
@@ -88,7 +88,8 @@ RETURNING ` + taskColumns
 // does, or if none is due. The limits of the keys of the tasks it claims
 // were checked with them: its NOT EXISTS is false only once every row of
 // its join, one per limit of those keys, was read, each locked before its
-// check.
+// check. Like the claim without limits, it reads the due tasks from the
+// store's floor (see dueFloor): it claims all that it read, or none.
 func (s *SQLStore) claimFlowFast(ctx context.Context, q queryer, limit int, lease time.Duration) ([]taskRow, error) {
-	return queryRows(ctx, q, flowFastPostgres, limit, lease.Microseconds())
+	return s.claimFromFloor(ctx, q, flowFastPostgres, limit, lease)
 }
