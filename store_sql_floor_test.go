@@ -142,3 +142,45 @@ func TestPostgresStore_ClaimsTaskAnnouncedDueEarlier(t *testing.T) {
 		t.Fatalf("Claim after the wake-up = %v, %v; want %s", ts, err, early.ID)
 	}
 }
+
+// TestPostgresStore_ClaimsTasksReleasedByDeleteLimit parks a task on a
+// paused key, has later tasks claimed, then deletes the limit, which makes
+// the parked task due again at its old due time, before every task claimed
+// since: the store's next claim must take it, with no wake-up heard (the
+// store is not listening) and no read of the upcoming tasks.
+func TestPostgresStore_ClaimsTasksReleasedByDeleteLimit(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := openPostgres(t)
+	if _, err := store.SetLimit(ctx, &tasks.Limit{AppID: "a", Key: "k", Paused: true}); err != nil {
+		t.Fatal(err)
+	}
+	insert := func(id, key string) {
+		t.Helper()
+		if _, err := store.Insert(ctx, &tasks.Task{ID: id, AppID: "a", EventType: "x", FlowKey: key,
+			Data: json.RawMessage(`null`), MaxAttempts: 3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claim := func(want ...string) {
+		t.Helper()
+		ts, err := store.Claim(ctx, 10, time.Hour)
+		var got []string
+		for _, task := range ts {
+			got = append(got, task.ID)
+		}
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("Claim = %v, %v; want %v", got, err, want)
+		}
+	}
+	insert("parked", "k")
+	claim() // parks it
+	for _, id := range []string{"later-1", "later-2", "later-3"} {
+		insert(id, "")
+		claim(id)
+	}
+	if err := store.DeleteLimit(ctx, "a", "k"); err != nil {
+		t.Fatal(err)
+	}
+	claim("parked")
+}
