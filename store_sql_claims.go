@@ -110,9 +110,10 @@ func (s *SQLStore) claimPlain(ctx context.Context, q queryer, limit int, lease t
 	if s.dialect == SQLite {
 		return queryRows(ctx, q, claimSQLite, s.args(limit, lease.Microseconds())...)
 	}
-	at, id, since := s.floor.start()
+	at, id, c := s.floor.start()
 	rs, err := queryRows(ctx, q, claimPostgres, limit, lease.Microseconds(), at, id)
 	if err != nil || len(rs) == 0 {
+		s.floor.end(c)
 		return rs, err
 	}
 	last := &rs[0]
@@ -122,7 +123,7 @@ func (s *SQLStore) claimPlain(ctx context.Context, q queryer, limit int, lease t
 			last = r
 		}
 	}
-	s.floor.raise(last.RunAt.t, last.ID, since)
+	s.floor.raise(c, last.RunAt.t, last.ID)
 	return rs, nil
 }
 

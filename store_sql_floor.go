@@ -40,48 +40,73 @@ import (
 // poll. Claims under limits or fairness read from the head, as before.
 //
 // A claim raises the floor only as far as every lowering made while it ran
-// allows: a lowering may be for a task the claim could not see yet.
+// allows: a lowering may be for a task the claim could not see yet. The
+// floor keeps, for each plain claim in flight, the earliest lowering made
+// since it began, however many were made: a store that stores a steady
+// stream of tasks lowers it many times during each claim (twice for each
+// task stored: its insert, and the wake-up that its Listen hears), and a
+// claim that could not tell which lowerings were made while it ran would
+// have to leave the floor where it was, at the head of the dead entries
+// after a restart, however long the stream lasted.
 
 func init() {
 	sqlstore.Woken = func(store any, runAt time.Time) { store.(*SQLStore).floor.lower(runAt, "") }
 }
 
-// floorLows is how many of the last lowerings a dueFloor remembers: a
-// claim during which more were made leaves the floor as it is.
-const floorLows = 64
-
 // dueFloor is where the plain claim's scan of the due index begins. Its
 // zero value begins at the head. It is safe for concurrent use.
 type dueFloor struct {
-	mu   sync.Mutex
-	at   time.Time            // the floor: (at, id) in the index's order
-	id   string               // "" after a lowering: before every task due at at
-	seq  uint64               // lowerings made so far
-	lows [floorLows]time.Time // the time of lowering i, at i % floorLows
+	mu       sync.Mutex
+	at       time.Time     // the floor: (at, id) in the index's order
+	id       string        // "" after a lowering: before every task due at at
+	inFlight []*floorClaim // the plain claims that began and have not ended
 }
 
-// start returns the floor for a claim to scan from, and the lowerings made
-// so far, for raise.
-func (f *dueFloor) start() (at time.Time, id string, since uint64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.at, f.id, f.seq
+// floorClaim is a plain claim in flight, from start to raise or end.
+type floorClaim struct {
+	lowered bool      // a lowering was made since the claim began
+	low     time.Time // the earliest of those lowerings, if lowered
 }
 
-// raise moves the floor up to (at, id), a task taken by a claim that began
-// after since lowerings, but not past a lowering made since then.
-func (f *dueFloor) raise(at time.Time, id string, since uint64) {
+// start returns the floor for a claim to scan from, and the claim, for
+// raise or end, which the claim must call once it ends.
+func (f *dueFloor) start() (at time.Time, id string, c *floorClaim) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.seq-since > floorLows {
-		return // lowerings the floor no longer remembers
-	}
-	for i := since; i < f.seq; i++ {
-		if low := f.lows[i%floorLows]; !low.After(at) {
-			at, id = low, ""
+	c = &floorClaim{}
+	f.inFlight = append(f.inFlight, c)
+	return f.at, f.id, c
+}
+
+// end ends claim c, begun by start, which took no task.
+func (f *dueFloor) end(c *floorClaim) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.remove(c)
+}
+
+// remove removes c from the claims in flight; f.mu is held.
+func (f *dueFloor) remove(c *floorClaim) {
+	for i, in := range f.inFlight {
+		if in == c {
+			last := len(f.inFlight) - 1
+			f.inFlight[i], f.inFlight[last] = f.inFlight[last], nil
+			f.inFlight = f.inFlight[:last]
+			return
 		}
 	}
-	if c := at.Compare(f.at); c > 0 || c == 0 && id > f.id {
+}
+
+// raise ends claim c, begun by start, and moves the floor up to (at, id),
+// the last task it took, but not past a lowering made while it ran.
+func (f *dueFloor) raise(c *floorClaim, at time.Time, id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.remove(c)
+	if c.lowered && !c.low.After(at) {
+		at, id = c.low, ""
+	}
+	if cmp := at.Compare(f.at); cmp > 0 || cmp == 0 && id > f.id {
 		f.at, f.id = at, id
 	}
 }
@@ -95,6 +120,9 @@ func (f *dueFloor) lower(at time.Time, id string) {
 	if c := at.Compare(f.at); c < 0 || c == 0 && id < f.id {
 		f.at, f.id = at, id
 	}
-	f.lows[f.seq%floorLows] = at
-	f.seq++
+	for _, c := range f.inFlight {
+		if !c.lowered || at.Before(c.low) {
+			c.lowered, c.low = true, at
+		}
+	}
 }
