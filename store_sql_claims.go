@@ -600,10 +600,15 @@ func (s *SQLStore) Upcoming(ctx context.Context, within time.Duration, limit int
 			due = append(due, Due{ID: r.ID.String, RunAt: r.RunAt.t})
 		}
 	}
-	if len(due) > 0 && s.dialect == Postgres {
+	if s.dialect == Postgres {
 		// The first task pending, read from the head of the index: the
-		// plain claim's scan must reach it (see dueFloor).
-		s.floor.lower(due[0].RunAt, due[0].ID)
+		// plain claim's scan must reach it (see dueFloor). None due
+		// within the window: none that the claims' scan could miss.
+		if len(due) > 0 {
+			s.floor.readHead(due[0].RunAt, due[0].ID, true)
+		} else if within >= 0 && limit > 0 {
+			s.floor.readHead(time.Time{}, "", false)
+		}
 	}
 	// Tasks waiting for their key's capacity: a claim now starts those
 	// that have it, should no wake-up have reached an engine (a limit

@@ -35,9 +35,15 @@ import (
 //     Config.PollInterval, and at once after a claim did not return a task
 //     that its wheel said was due), lowers the floor to the first task
 //     pending.
+//   - and, since a caller of Store.Claim need not read the upcoming tasks
+//     (Claim takes the earliest due tasks), a plain claim begun
+//     floorHeadEvery or more after the floor was last taken to the head,
+//     by such a read or by such a claim, scans from the head itself.
 // So the floor delays no task that a wake-up announces, and a task whose
-// wake-up was lost no longer than it was delayed before: until the next
-// poll. Claims under limits or fairness read from the head, as before.
+// wake-up was lost no longer than it was delayed before, until the next
+// poll, nor, whoever claims, longer than floorHeadEvery after the claim
+// that first could take it. Claims under limits or fairness read from the
+// head, as before.
 //
 // A claim raises the floor only as far as every lowering made while it ran
 // allows: a lowering may be for a task the claim could not see yet. The
@@ -53,12 +59,19 @@ func init() {
 	sqlstore.Woken = func(store any, runAt time.Time) { store.(*SQLStore).floor.lower(runAt, "") }
 }
 
+// floorHeadEvery is how often, at least, a plain claim scans the due index
+// from the head, should nothing have read it from there meanwhile: the
+// engine's default Config.PollInterval, at which its reads of the upcoming
+// tasks do it for the claims.
+const floorHeadEvery = DefaultPollInterval
+
 // dueFloor is where the plain claim's scan of the due index begins. Its
 // zero value begins at the head. It is safe for concurrent use.
 type dueFloor struct {
 	mu       sync.Mutex
 	at       time.Time     // the floor: (at, id) in the index's order
 	id       string        // "" after a lowering: before every task due at at
+	headAt   time.Time     // when it was last taken to the head (time.Now)
 	inFlight []*floorClaim // the plain claims that began and have not ended
 }
 
@@ -70,11 +83,17 @@ type floorClaim struct {
 
 // start returns the floor for a claim to scan from, and the claim, for
 // raise or end, which the claim must call once it ends.
+// The zero time and "" are the head: floorHeadEvery after the floor was
+// last taken there, start returns them.
 func (f *dueFloor) start() (at time.Time, id string, c *floorClaim) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c = &floorClaim{}
 	f.inFlight = append(f.inFlight, c)
+	if now := time.Now(); now.Sub(f.headAt) >= floorHeadEvery {
+		f.headAt = now
+		return time.Time{}, "", c
+	}
 	return f.at, f.id, c
 }
 
@@ -111,12 +130,30 @@ func (f *dueFloor) raise(c *floorClaim, at time.Time, id string) {
 	}
 }
 
+// readHead takes in a read of the due index from its head, which found
+// (at, id) the first task pending, or, if !found, none due soon: the floor
+// is lowered to it, and claims need not scan from the head for another
+// floorHeadEvery.
+func (f *dueFloor) readHead(at time.Time, id string, found bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.headAt = time.Now()
+	if found {
+		f.lowerLocked(at, id)
+	}
+}
+
 // lower moves the floor down to (at, id), a task that may be pending ("":
 // the first due at at), unless it is lower already; claims in flight will
 // not raise it past the first task due at at.
 func (f *dueFloor) lower(at time.Time, id string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.lowerLocked(at, id)
+}
+
+// lowerLocked is lower; f.mu is held.
+func (f *dueFloor) lowerLocked(at time.Time, id string) {
 	if c := at.Compare(f.at); c < 0 || c == 0 && id < f.id {
 		f.at, f.id = at, id
 	}

@@ -78,6 +78,27 @@ func TestDueFloor(t *testing.T) {
 	if n := len(f.inFlight); n != 0 {
 		t.Errorf("%d claims in flight after all ended, want 0", n)
 	}
+
+	// The head, floorHeadEvery after the last read from there.
+	f.readHead(at(45), "w", true)
+	want("after a read from the head found (45, w)", 45, "w")
+	if got, id, c := f.start(); !got.Equal(at(45)) || id != "w" {
+		t.Errorf("start just after a read from the head = (%d, %q), want (45, \"w\")", got.Unix(), id)
+	} else {
+		f.end(c)
+	}
+	f.headAt = f.headAt.Add(-floorHeadEvery)
+	got, id, c := f.start()
+	if !got.IsZero() || id != "" {
+		t.Errorf("start %v after a read from the head = (%v, %q), want the head", floorHeadEvery, got, id)
+	}
+	f.raise(c, at(60), "v")
+	want("after a claim from the head that took (60, v)", 60, "v")
+	if got, id, c := f.start(); !got.Equal(at(60)) || id != "v" {
+		t.Errorf("start just after a claim from the head = (%d, %q), want (60, \"v\")", got.Unix(), id)
+	} else {
+		f.end(c)
+	}
 }
 
 // TestDueFloor_LoweringDuringClaim races a claim's start and raise with a

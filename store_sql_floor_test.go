@@ -125,3 +125,54 @@ func TestPostgresStore_ClaimsTaskAnnouncedDueEarlier(t *testing.T) {
 		t.Fatalf("Claim after the wake-up = %v, %v; want %s", ts, err, early.ID)
 	}
 }
+
+// TestPostgresStore_ClaimReachesTaskHeldWhileLaterOnesWereClaimed is
+// TestPostgresEngine_RunsTaskHeldWhileLaterOnesRan without an engine: a
+// caller that only claims (Store.Claim takes due tasks earliest first),
+// and never reads the upcoming tasks, must still get the task that a
+// rolled-back transaction held while a later task was claimed, and soon:
+// within a second or two, not never.
+func TestPostgresStore_ClaimReachesTaskHeldWhileLaterOnesWereClaimed(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := openPostgres(t)
+	insert := func(id string) *tasks.Task {
+		t.Helper()
+		task, err := store.Insert(ctx, &tasks.Task{ID: id, AppID: "a", EventType: "x",
+			Data: json.RawMessage(`null`), MaxAttempts: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return task
+	}
+	held := insert("held")
+	tx, err := store.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM taskwheel_tasks WHERE id = $1 FOR UPDATE`, held.ID); err != nil {
+		t.Fatal(err)
+	}
+	later := insert("later")
+	if ts, err := store.Claim(ctx, 10, time.Hour); err != nil || len(ts) != 1 || ts[0].ID != later.ID {
+		t.Fatalf("Claim while %s is held = %v, %v; want %s", held.ID, ts, err, later.ID)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	const within = 3 * time.Second
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		ts, err := store.Claim(ctx, 10, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ts) > 0 {
+			if len(ts) != 1 || ts[0].ID != held.ID {
+				t.Fatalf("Claim after the rollback = %v; want %s", ts, held.ID)
+			}
+			return
+		}
+	}
+	t.Fatalf("claims did not take %s, due and pending, in %v after the transaction that held it rolled back", held.ID, within)
+}
