@@ -23,18 +23,25 @@ WHERE id IN (
 	ORDER BY run_at, id
 	LIMIT ?1)
 RETURNING ` + taskColumns
+	// claimPostgres returns, after each task, whether the version of its row
+	// that the claim took was in the claim's snapshot (see claimPlain):
+	// xmin extended to 64 bits by its distance from the claim's own ID.
 	claimPostgres = `UPDATE taskwheel_tasks
 SET state = 'running', attempts = attempts + 1,
 	lease_expires_at = now() + $2 * interval '1 microsecond', updated_at = now(),
 	wait_reason = NULL, wait_endpoint = NULL
-WHERE id IN (
-	SELECT id FROM taskwheel_tasks
+FROM (
+	SELECT id AS claimed_id, pg_visible_in_snapshot((pg_current_xact_id()::text::bigint -
+		((pg_current_xact_id()::text::bigint - xmin::text::bigint) & 4294967295))::text::xid8,
+		pg_current_snapshot()) AS in_snapshot
+	FROM taskwheel_tasks
 	WHERE state IN ('scheduled', 'retrying') AND run_at <= now() AND (run_at, id) >= ($3, $4)
 		AND NOT EXISTS (SELECT 1 FROM taskwheel_limits)
 	ORDER BY run_at, id
 	LIMIT $1
-	FOR UPDATE SKIP LOCKED)
-RETURNING ` + taskColumns
+	FOR UPDATE SKIP LOCKED) AS claimed
+WHERE id = claimed.claimed_id
+RETURNING ` + taskColumns + `, claimed.in_snapshot`
 )
 
 // Claim implements [Store]. On PostgreSQL, concurrent claims skip each
@@ -111,20 +118,56 @@ func (s *SQLStore) claimPlain(ctx context.Context, q queryer, limit int, lease t
 		return queryRows(ctx, q, claimSQLite, s.args(limit, lease.Microseconds())...)
 	}
 	at, id, c := s.floor.start()
-	rs, err := queryRows(ctx, q, claimPostgres, limit, lease.Microseconds(), at, id)
+	var inSnapshot []bool
+	rs, err := queryRowsThen(ctx, q, func(b *bool) { inSnapshot = append(inSnapshot, *b) },
+		claimPostgres, limit, lease.Microseconds(), at, id)
 	if err != nil || len(rs) == 0 {
 		s.floor.end(c)
 		return rs, err
 	}
-	last := &rs[0]
-	for i := range rs[1:] {
-		r := &rs[i+1]
-		if c := r.RunAt.t.Compare(last.RunAt.t); c > 0 || c == 0 && r.ID > last.ID {
+	// The scan took the tasks in the index's order, up to the last; but a
+	// row changed by a transaction that committed after the claim's
+	// snapshot (a task rescheduled later, still due) is taken as changed,
+	// at its new due time, not where the scan found it: past tasks that
+	// the scan never reached. The floor rises to the last of the others.
+	var last *taskRow
+	for i := range rs {
+		r := &rs[i]
+		if !inSnapshot[i] {
+			continue
+		}
+		if last == nil {
+			last = r
+		} else if o := r.RunAt.t.Compare(last.RunAt.t); o > 0 || o == 0 && r.ID > last.ID {
 			last = r
 		}
 	}
+	if last == nil {
+		s.floor.end(c)
+		return rs, nil
+	}
 	s.floor.raise(c, last.RunAt.t, last.ID)
 	return rs, nil
+}
+
+// queryRowsThen is queryRows for a query that returns, after the task's
+// columns, one boolean, which it passes to then for each row in turn.
+func queryRowsThen(ctx context.Context, q queryer, then func(*bool), query string, args ...any) ([]taskRow, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var rs []taskRow
+	for rows.Next() {
+		rs = append(rs, taskRow{})
+		var b bool
+		if err := rows.Scan(append(rs[len(rs)-1].dest(), &b)...); err != nil {
+			return nil, err
+		}
+		then(&b)
+	}
+	return rs, rows.Err()
 }
 
 // claimed returns the tasks of rows that a claim's RETURNING gave, in

@@ -20,7 +20,9 @@ import (
 //
 // So the plain claim scans the index from a floor, the due time and ID
 // (the index's key; IDs are ordered bytewise, COLLATE "C") of the last
-// task that the store's last plain claim took. No pending task before it
+// task that the store's last plain claim took where its scan found it (not
+// one whose row a transaction committed after the claim's snapshot changed:
+// PostgreSQL takes that at its new due time). No pending task before it
 // was one that claim could see and lock: it took them all, in the index's
 // order. Those it could not are
 //   - stored or made pending (a retry, a rescue, a replay, a task handed

@@ -1,8 +1,10 @@
 package tasks
 
 import (
+	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -285,4 +287,107 @@ func TestSQLStore_ClaimRaisesFloorPastManyLaterInserts(t *testing.T) {
 		t.Errorf("floor after a claim of %s during which %d later tasks were stored = (%v, %q), want (%v, %q)",
 			old.ID, tasksDuringClaim, at, id, *old.NextAttemptAt, old.ID)
 	}
+}
+
+// TestSQLStore_ClaimRaceWithRescheduleLater races a plain claim with a
+// reschedule of the earliest due task to a later time, still due, after
+// other due tasks: committed after the claim's snapshot but before its scan
+// reached the task, it makes the claim take the task at its new due time
+// (PostgreSQL reads the row again when it locks it), past tasks the scan
+// never reached. The floor must not rise past those: the next claim takes
+// them. A head of dead entries that a held snapshot keeps from being
+// marked dead in the index makes each scan long enough for the race; if
+// no attempt hits it, the test is skipped.
+func TestSQLStore_ClaimRaceWithRescheduleLater(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db := testdb.Postgres(t)
+	s, err := NewSQLStore(db, Postgres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO taskwheel_tasks
+		(id, app_id, event_type, state, data, run_at, max_attempts, created_at, updated_at)
+		SELECT 'dead-' || lpad(i::text, 8, '0'), 'a', 'e', 'scheduled', 'null', now() - interval '2 hours', 1, now(), now()
+		FROM generate_series(1, 150000) AS i`); err != nil {
+		t.Fatal(err)
+	}
+	held, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Rollback()
+	if _, err := held.ExecContext(ctx, `SELECT 1 FROM taskwheel_tasks LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE taskwheel_tasks SET state = 'completed'`); err != nil {
+		t.Fatal(err)
+	}
+	for attempt := range 20 {
+		id := func(name string) string { return fmt.Sprintf("%s-%02d", name, attempt) }
+		x, y1, y2, y3 := id("x"), id("y1"), id("y2"), id("y3")
+		var ts []*Task
+		for _, id := range []string{x, y1, y2, y3} {
+			ts = append(ts, &Task{ID: id, AppID: "a", EventType: "e", Data: json.RawMessage(`null`), MaxAttempts: 1})
+		}
+		if _, err := s.InsertMany(ctx, ts); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, `UPDATE taskwheel_tasks SET run_at = now() - CASE id
+			WHEN $1 THEN interval '60 minutes' WHEN $2 THEN interval '50 minutes'
+			WHEN $3 THEN interval '40 minutes' ELSE interval '30 minutes' END
+			WHERE id IN ($1, $2, $3, $4)`, x, y1, y2, y3); err != nil {
+			t.Fatal(err)
+		}
+		s.floor = dueFloor{} // the head
+		type claim struct {
+			rs  []taskRow
+			err error
+		}
+		done := make(chan claim, 1)
+		go func() {
+			rs, err := s.claimPlain(ctx, s.db, 2, time.Minute)
+			done <- claim{rs, err}
+		}()
+		time.Sleep(5 * time.Millisecond)
+		if _, err := db.ExecContext(ctx, `UPDATE taskwheel_tasks SET run_at = now() - interval '1 minute' WHERE id = $1`, x); err != nil {
+			t.Fatal(err)
+		}
+		c := <-done
+		if c.err != nil {
+			t.Fatal(c.err)
+		}
+		var ids []string
+		for _, r := range c.rs {
+			ids = append(ids, r.ID)
+		}
+		if !slices.Equal(ids, []string{x, y1}) && !slices.Equal(ids, []string{y1, x}) {
+			// The claim took x before the reschedule, or after it
+			// elsewhere: claim the attempt's other tasks, from the head.
+			s.floor = dueFloor{}
+			if _, err := s.claimPlain(ctx, s.db, 10, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		next, err := s.claimPlain(ctx, s.db, 10, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = ids[:0]
+		for _, r := range next {
+			ids = append(ids, r.ID)
+		}
+		if !slices.Contains(ids, y2) || !slices.Contains(ids, y3) {
+			at, fid := s.floor.get()
+			t.Fatalf("attempt %d: a claim took %s, rescheduled while it ran, and %s; the next claim took %q, want %s and %s, due (floor (%v, %q))",
+				attempt, x, y1, ids, y2, y3, at, fid)
+		}
+		t.Logf("the race came at attempt %d", attempt)
+		return
+	}
+	t.Skip("no attempt had the reschedule commit within the claim's scan")
 }
