@@ -21,9 +21,12 @@ import (
 // So the claim without limits, and the one-statement claim under limits
 // (claimFlowFast), scan the index from a floor: the due time and ID (the
 // index's key; IDs are ordered bytewise, COLLATE "C") of the last task
-// that the last of them took. Each claims every task it reads, or none, so
-// no pending task before the floor was one that claim could see and lock:
-// it took them all, in the index's order. Those it could not are
+// that the last of them took where its scan found it (not one whose row a
+// transaction committed after the claim's snapshot changed: PostgreSQL
+// takes that at its new due time; see seenInScan). Each claims every task
+// it reads, or none, so no pending task before the floor was one that
+// claim could see and lock: it took them all, in the index's order. Those
+// it could not are
 //   - stored or made pending (a retry, a rescue, a replay, a task handed
 //     back) by a transaction that committed after the claim began: each
 //     is announced by a wake-up, from the triggers of migration 0021 or the
@@ -36,55 +39,112 @@ import (
 //     Config.PollInterval, and at once after a claim did not return a task
 //     that its wheel said was due), lowers the floor to the first task
 //     pending.
+//   - and, since a caller of Store.Claim need not read the upcoming tasks
+//     (Claim takes the earliest due tasks), a claim begun
+//     floorHeadEvery or more after the floor was last taken to the head,
+//     by such a read or by such a claim, scans from the head itself.
 // So the floor delays no task that a wake-up announces, and a task whose
-// wake-up was lost no longer than it was delayed before: until the next
-// poll. claimFlow's transaction, which parks some of the tasks it reads,
-// and the claims under fairness, one app at a time, read from the head.
+// wake-up was lost no longer than it was delayed before, until the next
+// poll, nor, whoever claims, longer than floorHeadEvery after the claim
+// that first could take it. claimFlow's transaction, which parks some of
+// the tasks it reads, and the claims under fairness, one app at a time,
+// read from the head.
 //
 // A claim raises the floor only as far as every lowering made while it ran
-// allows: a lowering may be for a task the claim could not see yet.
+// allows: a lowering may be for a task the claim could not see yet. The
+// floor keeps, for each claim in flight, the earliest lowering made
+// since it began, however many were made: a store that stores a steady
+// stream of tasks lowers it many times during each claim (twice for each
+// task stored: its insert, and the wake-up that its Listen hears), and a
+// claim that could not tell which lowerings were made while it ran would
+// have to leave the floor where it was, at the head of the dead entries
+// after a restart, however long the stream lasted.
 
 func init() {
 	sqlstore.Woken = func(store any, runAt time.Time) { store.(*SQLStore).floor.lower(runAt, "") }
 }
 
-// floorLows is how many of the last lowerings a dueFloor remembers: a
-// claim during which more were made leaves the floor as it is.
-const floorLows = 64
+// floorHeadEvery is how often, at least, a claim scans the due index
+// from the head, should nothing have read it from there meanwhile: the
+// engine's default Config.PollInterval, at which its reads of the upcoming
+// tasks do it for the claims.
+const floorHeadEvery = DefaultPollInterval
 
 // dueFloor is where a claim's scan of the due index begins. Its
 // zero value begins at the head. It is safe for concurrent use.
 type dueFloor struct {
-	mu   sync.Mutex
-	at   time.Time            // the floor: (at, id) in the index's order
-	id   string               // "" after a lowering: before every task due at at
-	seq  uint64               // lowerings made so far
-	lows [floorLows]time.Time // the time of lowering i, at i % floorLows
+	mu       sync.Mutex
+	at       time.Time     // the floor: (at, id) in the index's order
+	id       string        // "" after a lowering: before every task due at at
+	headAt   time.Time     // when it was last taken to the head (time.Now)
+	inFlight []*floorClaim // the claims that began and have not ended
 }
 
-// start returns the floor for a claim to scan from, and the lowerings made
-// so far, for raise.
-func (f *dueFloor) start() (at time.Time, id string, since uint64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.at, f.id, f.seq
+// floorClaim is a claim in flight, from start to raise or end.
+type floorClaim struct {
+	lowered bool      // a lowering was made since the claim began
+	low     time.Time // the earliest of those lowerings, if lowered
 }
 
-// raise moves the floor up to (at, id), a task taken by a claim that began
-// after since lowerings, but not past a lowering made since then.
-func (f *dueFloor) raise(at time.Time, id string, since uint64) {
+// start returns the floor for a claim to scan from, and the claim, for
+// raise or end, which the claim must call once it ends.
+// The zero time and "" are the head: floorHeadEvery after the floor was
+// last taken there, start returns them.
+func (f *dueFloor) start() (at time.Time, id string, c *floorClaim) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.seq-since > floorLows {
-		return // lowerings the floor no longer remembers
+	c = &floorClaim{}
+	f.inFlight = append(f.inFlight, c)
+	if now := time.Now(); now.Sub(f.headAt) >= floorHeadEvery {
+		f.headAt = now
+		return time.Time{}, "", c
 	}
-	for i := since; i < f.seq; i++ {
-		if low := f.lows[i%floorLows]; !low.After(at) {
-			at, id = low, ""
+	return f.at, f.id, c
+}
+
+// end ends claim c, begun by start, which took no task.
+func (f *dueFloor) end(c *floorClaim) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.remove(c)
+}
+
+// remove removes c from the claims in flight; f.mu is held.
+func (f *dueFloor) remove(c *floorClaim) {
+	for i, in := range f.inFlight {
+		if in == c {
+			last := len(f.inFlight) - 1
+			f.inFlight[i], f.inFlight[last] = f.inFlight[last], nil
+			f.inFlight = f.inFlight[:last]
+			return
 		}
 	}
-	if c := at.Compare(f.at); c > 0 || c == 0 && id > f.id {
+}
+
+// raise ends claim c, begun by start, and moves the floor up to (at, id),
+// the last task it took, but not past a lowering made while it ran.
+func (f *dueFloor) raise(c *floorClaim, at time.Time, id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.remove(c)
+	if c.lowered && !c.low.After(at) {
+		at, id = c.low, ""
+	}
+	if cmp := at.Compare(f.at); cmp > 0 || cmp == 0 && id > f.id {
 		f.at, f.id = at, id
+	}
+}
+
+// readHead takes in a read of the due index from its head, which found
+// (at, id) the first task pending, or, if !found, none due soon: the floor
+// is lowered to it, and claims need not scan from the head for another
+// floorHeadEvery.
+func (f *dueFloor) readHead(at time.Time, id string, found bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.headAt = time.Now()
+	if found {
+		f.lowerLocked(at, id)
 	}
 }
 
@@ -94,9 +154,17 @@ func (f *dueFloor) raise(at time.Time, id string, since uint64) {
 func (f *dueFloor) lower(at time.Time, id string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.lowerLocked(at, id)
+}
+
+// lowerLocked is lower; f.mu is held.
+func (f *dueFloor) lowerLocked(at time.Time, id string) {
 	if c := at.Compare(f.at); c < 0 || c == 0 && id < f.id {
 		f.at, f.id = at, id
 	}
-	f.lows[f.seq%floorLows] = at
-	f.seq++
+	for _, c := range f.inFlight {
+		if !c.lowered || at.Before(c.low) {
+			c.lowered, c.low = true, at
+		}
+	}
 }

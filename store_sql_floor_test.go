@@ -1,11 +1,15 @@
 package tasks_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/postgres"
@@ -183,4 +187,100 @@ func TestPostgresStore_ClaimsTasksReleasedByDeleteLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	claim("parked")
+}
+
+// TestPostgresStore_ClaimReachesTaskHeldWhileLaterOnesWereClaimed is
+// TestPostgresEngine_RunsTaskHeldWhileLaterOnesRan without an engine: a
+// caller that only claims (Store.Claim takes due tasks earliest first),
+// and never reads the upcoming tasks, must still get the task that a
+// rolled-back transaction held while a later task was claimed, and soon:
+// within a second or two, not never.
+func TestPostgresStore_ClaimReachesTaskHeldWhileLaterOnesWereClaimed(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := openPostgres(t)
+	insert := func(id string) *tasks.Task {
+		t.Helper()
+		task, err := store.Insert(ctx, &tasks.Task{ID: id, AppID: "a", EventType: "x",
+			Data: json.RawMessage(`null`), MaxAttempts: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return task
+	}
+	held := insert("held")
+	tx, err := store.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM taskwheel_tasks WHERE id = $1 FOR UPDATE`, held.ID); err != nil {
+		t.Fatal(err)
+	}
+	later := insert("later")
+	if ts, err := store.Claim(ctx, 10, time.Hour); err != nil || len(ts) != 1 || ts[0].ID != later.ID {
+		t.Fatalf("Claim while %s is held = %v, %v; want %s", held.ID, ts, err, later.ID)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	const within = 3 * time.Second
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		ts, err := store.Claim(ctx, 10, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ts) > 0 {
+			if len(ts) != 1 || ts[0].ID != held.ID {
+				t.Fatalf("Claim after the rollback = %v; want %s", ts, held.ID)
+			}
+			return
+		}
+	}
+	t.Fatalf("claims did not take %s, due and pending, in %v after the transaction that held it rolled back", held.ID, within)
+}
+
+// TestPostgresStore_ClaimsOneAtATimeInIndexOrder claims, one at a time,
+// tasks whose IDs are no UUIDs (the due index orders them byte by byte,
+// COLLATE "C", as Go compares strings) and whose due times, set by the
+// application's own SQL, are a microsecond apart or the same: each claim
+// starts its scan where the last ended, so each must take the next task in
+// the index's order, and none may be left behind.
+func TestPostgresStore_ClaimsOneAtATimeInIndexOrder(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := openPostgres(t)
+	ids := []string{"a", "B", "é", "a ", "Z~", "a\u007f", "aé", "0", "~", "A", "b", "ab", "aB"}
+	ts := make([]*tasks.Task, len(ids))
+	for i, id := range ids {
+		ts[i] = &tasks.Task{ID: id, AppID: "a", EventType: "x", Data: json.RawMessage(`null`), MaxAttempts: 1}
+	}
+	if _, err := store.InsertMany(ctx, ts); err != nil {
+		t.Fatal(err)
+	}
+	// Due times: an hour ago, plus 0, 1 or 2 µs by the ID's length.
+	if _, err := store.DB().ExecContext(ctx, `UPDATE taskwheel_tasks
+		SET run_at = date_trunc('second', now()) - interval '1 hour' + (length(id) - 1) * interval '1 microsecond'`); err != nil {
+		t.Fatal(err)
+	}
+	want := slices.Clone(ids)
+	slices.SortFunc(want, func(a, b string) int {
+		if c := cmp.Compare(utf8.RuneCountInString(a), utf8.RuneCountInString(b)); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	var got []string
+	for range len(ids) + 1 {
+		claimed, err := store.Claim(ctx, 1, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, task := range claimed {
+			got = append(got, task.ID)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("claimed one at a time %q, want %q", got, want)
+	}
 }
