@@ -189,11 +189,17 @@ func (s *Store) Listen(ctx context.Context, listening func(), notify func(tasks.
 		return fmt.Errorf("tasks: listen: %w", err)
 	}
 	defer conn.Close()
+	// The store's claims must reach each task announced before the
+	// engine claims it (see dueFloor in package tasks).
+	heard := func(d tasks.Due) {
+		sqlstore.Woken(s.SQLStore, d.RunAt)
+		notify(d)
+	}
 	var listenErr error
 	// Returning driver.ErrBadConn makes database/sql close the connection,
 	// which is still listening, instead of pooling it.
 	conn.Raw(func(dc any) error {
-		listenErr = listen(ctx, dc, listening, notify)
+		listenErr = listen(ctx, dc, listening, heard)
 		return driver.ErrBadConn
 	})
 	return fmt.Errorf("tasks: listen: %w", listenErr)
