@@ -82,6 +82,7 @@ type dueFloor struct {
 
 // floorClaim is a claim in flight, from start to raise or end.
 type floorClaim struct {
+	head    bool      // the claim scans from the head
 	lowered bool      // a lowering was made since the claim began
 	low     time.Time // the earliest of those lowerings, if lowered
 }
@@ -96,7 +97,7 @@ func (f *dueFloor) start() (at time.Time, id string, c *floorClaim) {
 	c = &floorClaim{}
 	f.inFlight = append(f.inFlight, c)
 	if now := time.Now(); now.Sub(f.headAt) >= floorHeadEvery {
-		f.headAt = now
+		f.headAt, c.head = now, true
 		return time.Time{}, "", c
 	}
 	return f.at, f.id, c
@@ -122,7 +123,10 @@ func (f *dueFloor) remove(c *floorClaim) {
 }
 
 // raise ends claim c, begun by start, and moves the floor up to (at, id),
-// the last task it took, but not past a lowering made while it ran.
+// the last task it took, but not past a lowering made while it ran. A
+// claim from the head moves it there even if that is lower: tasks between
+// there and the floor may be pending (a rolled-back claim's), which the
+// next claims must reach.
 func (f *dueFloor) raise(c *floorClaim, at time.Time, id string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -130,7 +134,7 @@ func (f *dueFloor) raise(c *floorClaim, at time.Time, id string) {
 	if c.lowered && !c.low.After(at) {
 		at, id = c.low, ""
 	}
-	if cmp := at.Compare(f.at); cmp > 0 || cmp == 0 && id > f.id {
+	if cmp := at.Compare(f.at); c.head || cmp > 0 || cmp == 0 && id > f.id {
 		f.at, f.id = at, id
 	}
 }

@@ -102,6 +102,12 @@ func TestDueFloor(t *testing.T) {
 	} else {
 		f.end(c)
 	}
+	// A claim from the head that took tasks before the floor (a
+	// rolled-back claim's): the floor comes down to the last of them.
+	f.headAt = f.headAt.Add(-floorHeadEvery)
+	_, _, c = f.start()
+	f.raise(c, at(52), "u")
+	want("after a claim from the head that took (52, u)", 52, "u")
 }
 
 // TestDueFloor_LoweringDuringClaim races a claim's start and raise with a
