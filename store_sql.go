@@ -61,7 +61,6 @@ type SQLStore struct {
 	limited  atomic.Bool      // the last claim found limits: claim with claimFlow
 	flowSlow atomic.Bool      // the last claimFlow was held back: skip claimFlowFast
 	wakes    *wakeSender      // sends InsertMany's wake-ups; nil: the trigger does
-	floor    dueFloor         // where claims scan the due index from (PostgreSQL)
 }
 
 // init lets package sqlite give an SQLStore its pool of read-only

@@ -23,22 +23,18 @@ WHERE id IN (
 	ORDER BY run_at, id
 	LIMIT ?1)
 RETURNING ` + taskColumns
-	// claimPostgres returns, after each task, whether the claim's scan
-	// found it where it claimed it (see seenInScan).
 	claimPostgres = `UPDATE taskwheel_tasks
 SET state = 'running', attempts = attempts + 1,
 	lease_expires_at = now() + $2 * interval '1 microsecond', updated_at = now(),
 	wait_reason = NULL, wait_endpoint = NULL
-FROM (
-	SELECT id AS claimed_id, ` + seenInScan + ` AS seen
-	FROM taskwheel_tasks
-	WHERE state IN ('scheduled', 'retrying') AND run_at <= now() AND (run_at, id) >= ($3, $4)
+WHERE id IN (
+	SELECT id FROM taskwheel_tasks
+	WHERE state IN ('scheduled', 'retrying') AND run_at <= now()
 		AND NOT EXISTS (SELECT 1 FROM taskwheel_limits)
 	ORDER BY run_at, id
 	LIMIT $1
-	FOR UPDATE SKIP LOCKED) AS claimed
-WHERE id = claimed.claimed_id
-RETURNING ` + taskColumns + `, claimed.seen`
+	FOR UPDATE SKIP LOCKED)
+RETURNING ` + taskColumns
 )
 
 // Claim implements [Store]. On PostgreSQL, concurrent claims skip each
@@ -97,7 +93,7 @@ func (s *SQLStore) claim(ctx context.Context, limit int, lease time.Duration) ([
 		rs, fair, err = s.claimFair(ctx, q, limit, lease)
 	}
 	if !fair && err == nil {
-		rs, err = s.claimPlain(ctx, q, limit, lease)
+		rs, err = queryRows(ctx, q, s.pick(claimSQLite, claimPostgres), s.args(limit, lease.Microseconds())...)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tasks: claim tasks: %w", err)
@@ -117,80 +113,6 @@ func (s *SQLStore) claim(ctx context.Context, limit int, lease time.Duration) ([
 		}
 	}
 	return claimed(rs), nil
-}
-
-// claimPlain claims up to limit due tasks, when no limit exists; on
-// PostgreSQL, from the store's floor (see claimFromFloor).
-func (s *SQLStore) claimPlain(ctx context.Context, q queryer, limit int, lease time.Duration) ([]taskRow, error) {
-	if s.dialect == SQLite {
-		return queryRows(ctx, q, claimSQLite, s.args(limit, lease.Microseconds())...)
-	}
-	return s.claimFromFloor(ctx, q, claimPostgres, limit, lease)
-}
-
-// seenInScan, in the scan of a claim from the floor, tells whether the
-// version of the row that the claim locked is the one its snapshot holds:
-// whether its xmin, extended to 64 bits by its distance from the claim's
-// own transaction ID, is visible in the claim's snapshot. A row that a
-// transaction committed after the snapshot changed (a task rescheduled
-// later, still due) is locked, rechecked and claimed as changed, at its
-// new due time, not where the scan found it. (A row frozen by a vacuum
-// more than 2^32 transactions ago may be told not seen: then the floor
-// only rises less.)
-const seenInScan = `pg_visible_in_snapshot((pg_current_xact_id()::text::bigint -
-		((pg_current_xact_id()::text::bigint - xmin::text::bigint) & 4294967295))::text::xid8,
-		pg_current_snapshot())`
-
-// claimFromFloor runs query, a claim on PostgreSQL that takes the limit,
-// the lease and the floor (its time and ID), claims every task that it
-// reads from the due index from the floor on, or none, and returns after
-// each task whether its scan found it there (seenInScan). It raises the
-// floor to the last task claimed where the scan found it: the scan took
-// the tasks in the index's order up to that one, but a task rescheduled
-// later while the claim ran may lie past tasks the scan never reached (see
-// dueFloor).
-func (s *SQLStore) claimFromFloor(ctx context.Context, q queryer, query string, limit int, lease time.Duration) ([]taskRow, error) {
-	at, id, c := s.floor.start()
-	rs, seen, err := queryClaimRows(ctx, q, query, limit, lease.Microseconds(), at, id)
-	var last *taskRow
-	for i := range rs {
-		r := &rs[i]
-		if !seen[i] {
-			continue
-		}
-		if last == nil {
-			last = r
-		} else if o := r.RunAt.t.Compare(last.RunAt.t); o > 0 || o == 0 && r.ID > last.ID {
-			last = r
-		}
-	}
-	if err != nil || last == nil {
-		s.floor.end(c)
-		return rs, err
-	}
-	s.floor.raise(c, last.RunAt.t, last.ID)
-	return rs, nil
-}
-
-// queryClaimRows is queryRows for a claim from the floor, whose rows end
-// with whether the claim's scan found the task there.
-func queryClaimRows(ctx context.Context, q queryer, query string, args ...any) (rs []taskRow, seen []bool, err error) {
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		rs = append(rs, taskRow{})
-		seen = append(seen, false)
-		if err := rows.Scan(append(rs[len(rs)-1].dest(), &seen[len(seen)-1])...); err != nil {
-			return nil, nil, err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
-	return rs, seen, nil
 }
 
 // claimed returns the tasks of rows that a claim's RETURNING gave, in
@@ -664,16 +586,6 @@ func (s *SQLStore) Upcoming(ctx context.Context, within time.Duration, limit int
 	for _, r := range rows {
 		if r.ID.Valid {
 			due = append(due, Due{ID: r.ID.String, RunAt: r.RunAt.t})
-		}
-	}
-	if s.dialect == Postgres {
-		// The first task pending, read from the head of the index:
-		// claims must reach it (see dueFloor). None due within the
-		// window: none that the claims' scan could miss.
-		if len(due) > 0 {
-			s.floor.readHead(due[0].RunAt, due[0].ID, true)
-		} else if within >= 0 && limit > 0 {
-			s.floor.readHead(time.Time{}, "", false)
 		}
 	}
 	// Tasks waiting for their key's capacity: a claim now starts those

@@ -288,12 +288,6 @@ func (s *SQLStore) DeleteLimit(ctx context.Context, appID, key string) error {
 		_, err = tx.ExecContext(ctx, s.db.Rebind(releaseWaiting), appID, key)
 		return err
 	})
-	if err == nil {
-		// The waiting tasks are due again when they were: before the
-		// floor of this store's claims (see dueFloor). Other stores hear
-		// of them by the trigger's wake-up.
-		s.floor.lower(time.Time{}, "")
-	}
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("tasks: delete limit %s/%s: %w", appID, key, err)
 	}

@@ -59,12 +59,11 @@ import (
 // round trips, and one statement of this shape measured no faster there
 // (BENCHMARKS.md, "A limit that holds nothing back").
 const flowFastPostgres = `WITH due AS MATERIALIZED (
-	SELECT id AS due_id, app_id AS due_app, COALESCE(flow_key, event_type) AS key, ` + seenInScan + ` AS seen
-	FROM taskwheel_tasks
-	WHERE state IN ('scheduled', 'retrying') AND run_at <= now() AND (run_at, id) >= ($3, $4)
+	SELECT id, app_id, COALESCE(flow_key, event_type) AS key FROM taskwheel_tasks
+	WHERE state IN ('scheduled', 'retrying') AND run_at <= now()
 	ORDER BY run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED
 ), need AS (
-	SELECT due_app AS app_id, key, count(*) AS n FROM due GROUP BY due_app, key
+	SELECT app_id, key, count(*) AS n FROM due GROUP BY app_id, key
 ), lim AS MATERIALIZED (
 	SELECT app_id, flow_key, rate, concurrency, paused, waiting FROM taskwheel_limits
 	WHERE (app_id, flow_key) IN (SELECT app_id, key FROM need)
@@ -74,8 +73,7 @@ UPDATE taskwheel_tasks
 SET state = 'running', attempts = attempts + 1,
 	lease_expires_at = now() + $2 * interval '1 microsecond', updated_at = now(),
 	wait_reason = NULL, wait_endpoint = NULL
-FROM due
-WHERE id = due.due_id AND EXISTS (SELECT 1 FROM taskwheel_limits) AND NOT EXISTS (
+WHERE id IN (SELECT id FROM due) AND EXISTS (SELECT 1 FROM taskwheel_limits) AND NOT EXISTS (
 	SELECT 1 FROM lim JOIN need ON need.app_id = lim.app_id AND need.key = lim.flow_key
 	WHERE lim.paused OR lim.rate > 0 OR lim.waiting
 		OR lim.concurrency > 0 AND need.n + taskwheel_running(lim.app_id, lim.flow_key) >= lim.concurrency
@@ -83,15 +81,14 @@ WHERE id = due.due_id AND EXISTS (SELECT 1 FROM taskwheel_limits) AND NOT EXISTS
 	SELECT 1 FROM taskwheel_limits AS w WHERE w.waiting AND NOT w.paused
 		AND (w.rate = 0 OR w.tokens + w.rate * GREATEST(0, extract(epoch FROM now() - w.tokens_at)::float8) >= 1 - 1e-9)
 		AND (w.concurrency = 0 OR taskwheel_running(w.app_id, w.flow_key) < w.concurrency))
-RETURNING ` + taskColumns + `, due.seen`
+RETURNING ` + taskColumns
 
 // claimFlowFast claims, on PostgreSQL, up to limit due tasks in one
 // statement if no limit holds any of them back; it claims nothing if one
 // does, or if none is due. The limits of the keys of the tasks it claims
 // were checked with them: its NOT EXISTS is false only once every row of
 // its join, one per limit of those keys, was read, each locked before its
-// check. Like the claim without limits, it reads the due tasks from the
-// store's floor (see dueFloor): it claims all that it read, or none.
+// check.
 func (s *SQLStore) claimFlowFast(ctx context.Context, q queryer, limit int, lease time.Duration) ([]taskRow, error) {
-	return s.claimFromFloor(ctx, q, flowFastPostgres, limit, lease)
+	return queryRows(ctx, q, flowFastPostgres, limit, lease.Microseconds())
 }

@@ -48,12 +48,6 @@ func (s *SQLStore) Insert(ctx context.Context, t *Task) (got *Task, err error) {
 		got, err = s.insert(ctx, q, t)
 		return err
 	})
-	if err == nil && s.dialect == Postgres {
-		// The trigger sends the wake-up; the floor is this store's.
-		if w, ok := wakeFor([]*Task{got}); ok {
-			s.floor.lower(w.lo, "")
-		}
-	}
 	return got, err
 }
 
@@ -323,12 +317,9 @@ func (s *SQLStore) InsertMany(ctx context.Context, ts []*Task) (got []*Task, err
 		got, err = s.insertMany(ctx, q, ts)
 		return err
 	})
-	if err == nil && s.dialect == Postgres {
+	if err == nil && s.wakes != nil {
 		if w, ok := wakeFor(got); ok {
-			s.floor.lower(w.lo, "") // see dueFloor
-			if s.wakes != nil {
-				s.wakes.add(w)
-			}
+			s.wakes.add(w)
 		}
 	}
 	return got, err

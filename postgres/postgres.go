@@ -189,17 +189,11 @@ func (s *Store) Listen(ctx context.Context, listening func(), notify func(tasks.
 		return fmt.Errorf("tasks: listen: %w", err)
 	}
 	defer conn.Close()
-	// The store's claims must reach each task announced before the
-	// engine claims it (see dueFloor in package tasks).
-	heard := func(d tasks.Due) {
-		sqlstore.Woken(s.SQLStore, d.RunAt)
-		notify(d)
-	}
 	var listenErr error
 	// Returning driver.ErrBadConn makes database/sql close the connection,
 	// which is still listening, instead of pooling it.
 	conn.Raw(func(dc any) error {
-		listenErr = listen(ctx, dc, listening, heard)
+		listenErr = listen(ctx, dc, listening, notify)
 		return driver.ErrBadConn
 	})
 	return fmt.Errorf("tasks: listen: %w", listenErr)

@@ -26,13 +26,6 @@ var SetReadDB func(store any, read *sql.DB)
 // the store. Package tasks sets it as it initializes, as it does SetReadDB.
 var DeferWakeups func(store any) (stop func())
 
-// Woken tells store, a *tasks.SQLStore, of a wake-up that its engine heard
-// from another: a task due at runAt may be pending, and the store's claims
-// must reach it. Package postgres calls it for each notification, before
-// the engine hears of it; package tasks sets it as it initializes, as it
-// does SetReadDB.
-var Woken func(store any, runAt time.Time)
-
 // Migrations returns the migrations of the dialect "sqlite" or "postgres"
 // in goose's format, for packages sqlite and postgres to export. Package
 // tasks sets it as it initializes, as it does SetReadDB.
