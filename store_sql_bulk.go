@@ -151,10 +151,6 @@ func (s *SQLStore) CancelMany(ctx context.Context, p ListParams) (int, string, e
 	return n, next, nil
 }
 
-// maxBulkTries bounds the runs of a batch that PostgreSQL ended to break a
-// deadlock (with a writer of many tasks other than a bulk operation).
-const maxBulkTries = 3
-
 // changeMany runs a batch of a bulk operation on tasks in the states
 // allowed (see Store.ReplayMany): update returns the UPDATE for the
 // states selected and the IDs of the tasks to change, and its arguments,
@@ -172,12 +168,13 @@ func (s *SQLStore) changeMany(ctx context.Context, p ListParams, allowed []State
 	if !s.storable(p.AppID) || !s.storable(p.EventType) {
 		return 0, "", nil // no task has them
 	}
-	for try := 1; ; try++ {
+	// A batch that PostgreSQL ended to break a deadlock (with a writer of
+	// many tasks other than a bulk operation) runs again.
+	err = retryDeadlock(ctx, func() error {
 		n, next, err = s.changeBatch(ctx, &p, states, at, id, update)
-		if try == maxBulkTries || sqlState(err) != "40P01" { // deadlock_detected
-			return n, next, err
-		}
-	}
+		return err
+	})
+	return n, next, err
 }
 
 // changeBatch is one run of changeMany's batch, in one transaction.

@@ -48,13 +48,12 @@ RETURNING ` + taskColumns
 //
 // A claim that PostgreSQL ended to break a deadlock with a change of a
 // limit (see flowTx) claimed nothing, and runs again.
-func (s *SQLStore) Claim(ctx context.Context, limit int, lease time.Duration) ([]*Task, error) {
-	for try := 1; ; try++ {
-		ts, err := s.claim(ctx, limit, lease)
-		if try == maxDeadlockTries || !deadlocked(err) || ctx.Err() != nil {
-			return ts, err
-		}
-	}
+func (s *SQLStore) Claim(ctx context.Context, limit int, lease time.Duration) (ts []*Task, err error) {
+	err = retryDeadlock(ctx, func() error {
+		ts, err = s.claim(ctx, limit, lease)
+		return err
+	})
+	return ts, err
 }
 
 func (s *SQLStore) claim(ctx context.Context, limit int, lease time.Duration) ([]*Task, error) {

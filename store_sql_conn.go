@@ -122,6 +122,24 @@ func sqlState(err error) string {
 	return ""
 }
 
+// maxDeadlockTries bounds the runs of a transaction that PostgreSQL ended
+// to break a deadlock (see retryDeadlock).
+const maxDeadlockTries = 3
+
+// retryDeadlock runs op, a transaction, again while PostgreSQL ends it to
+// break a deadlock (SQLSTATE 40P01, which rolled it back), at most
+// maxDeadlockTries times in all, and not once ctx has ended: its users
+// (Claim, the changes of limits, bulk operations) lock rows of several
+// tasks in orders that can cross another writer's.
+func retryDeadlock(ctx context.Context, op func() error) error {
+	for try := 1; ; try++ {
+		err := op()
+		if try == maxDeadlockTries || sqlState(err) != "40P01" || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
 // sqliteConstraint reports whether err is SQLite's SQLITE_CONSTRAINT, by the
 // text SQLite gives each constraint's failure ("UNIQUE constraint failed:
 // …", "CHECK constraint failed: …", or the result code's own "constraint

@@ -179,24 +179,11 @@ func (s *SQLStore) SetLimit(ctx context.Context, l *Limit) (*Limit, error) {
 // limits; a task that another claim parked after the claim's statement
 // began is locked all the same, the newest version of its row, before
 // PostgreSQL finds it no longer due and leaves it out, and stays locked
-// until the claim ends. The one ended runs again: flowTx runs change again
-// (up to maxDeadlockTries in all), and so does Claim.
+// until the claim ends. The one ended runs again (retryDeadlock): flowTx
+// runs change again, and Claim claims again.
 func (s *SQLStore) flowTx(ctx context.Context, change func(tx *sql.Tx) error) error {
-	for try := 1; ; try++ {
-		err := s.flowTxOnce(ctx, change)
-		if try == maxDeadlockTries || !deadlocked(err) || ctx.Err() != nil {
-			return err
-		}
-	}
+	return retryDeadlock(ctx, func() error { return s.flowTxOnce(ctx, change) })
 }
-
-// maxDeadlockTries bounds the runs of a claim, or of a change of a limit,
-// that PostgreSQL ended to break a deadlock between them (see flowTx).
-const maxDeadlockTries = 3
-
-// deadlocked reports whether err says that PostgreSQL ended its
-// transaction to break a deadlock.
-func deadlocked(err error) bool { return sqlState(err) == "40P01" } // deadlock_detected
 
 func (s *SQLStore) flowTxOnce(ctx context.Context, change func(tx *sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
