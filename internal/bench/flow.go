@@ -205,6 +205,7 @@ func FlowIsolation(ctx context.Context, store tasks.Store, n, waiting int, idle 
 		return res, ctx.Err()
 	}
 	res.IdleCPU = (cpuTime() - cpu0).Seconds() / idle.Seconds()
+	settle()
 	start, cpu0 = time.Now(), cpuTime()
 	if err := enqueueBatches(ctx, e, n, noopTask); err != nil {
 		return res, err
@@ -274,6 +275,7 @@ func Fairness(ctx context.Context, store tasks.Store, backlog int, bRate float64
 	if err := enqueueBatches(ctx, e, backlog, noopTask); err != nil {
 		return res, err
 	}
+	settle()
 	start := time.Now()
 	if err := e.Start(ctx); err != nil {
 		return res, err
