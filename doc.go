@@ -187,7 +187,9 @@ This package is laid out one concept to a file:
   - engine.go: the Engine and its Config.
   - enqueue.go: enqueueing, and the group commit of concurrent enqueues.
   - scheduler_loop.go: the scheduler goroutine: its loop's state and
-    decisions as a type; wheel.go: the timer wheel it keeps.
+    decisions as a type; wheel.go: the timer wheel it keeps;
+    claim_floor.go: the claim floor, where an engine's claims on
+    PostgreSQL start reading the due tasks, past those that left.
   - scheduler.go: a run: the worker pool, outcomes, heartbeats and the
     rescuer; scheduler_ready.go: the queue of claimed tasks, which serves
     apps in turn; retention.go: the retention goroutine, which deletes finished

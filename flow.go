@@ -230,6 +230,11 @@ type flowClaim struct {
 	held bool
 	room int
 	news bool
+	// from: the engine's claim floor, where its claims scan the due
+	// index from (claim_floor.go); a claim that scanned from it and saw
+	// every task it took sets next to the first of them, and moved.
+	from, next duePos
+	moved      bool
 }
 
 // hasNews reports whether tasks were stored or made due since the engine's

@@ -138,7 +138,7 @@ func (r *run) received(s *scheduler, res upcomingRead) {
 // whether the store answered; if not, s backs off.
 func (r *run) claim(s *scheduler, n int) bool {
 	ctx, cancel := context.WithTimeout(r.ctx, storeTimeout)
-	fc := &flowClaim{news: r.news.Swap(false)}
+	fc := &flowClaim{news: r.news.Swap(false), from: s.floor}
 	ctx = context.WithValue(ctx, flowClaimKey{}, fc)
 	began := time.Now()
 	claimed, err := r.e.store.Claim(ctx, n, r.e.cfg.Lease)
@@ -149,6 +149,9 @@ func (r *run) claim(s *scheduler, n int) bool {
 		return false
 	}
 	s.claimed(n, claimed, took, r.e.sinceEpoch())
+	if fc.moved {
+		s.floor = fc.next
+	}
 	s.capped = fc.held && fc.room < (maxAhead+1)*s.workers
 	if !fc.wakeAt.IsZero() {
 		// Tasks wait for their key's capacity until then.
@@ -209,6 +212,10 @@ type scheduler struct {
 	took        time.Duration // how long the last claim took
 	gatherUntil int64         // claim no later than this (ticks); 0: not gathering
 
+	// floor: the position in the due order from which the claims scan
+	// (claim_floor.go).
+	floor duePos
+
 	// capped: the last claim took tasks of a key with a concurrency
 	// limit that it left with fewer free slots than this engine may
 	// hold ((maxAhead+1)×Workers), and none is claimed ahead. A task
@@ -248,8 +255,12 @@ func (s *scheduler) add(id string, due int64) {
 }
 
 // mayBeDue records that tasks the wheel does not hold may be due (the
-// rescuer returned some): the next claim does not wait for the wheel.
-func (s *scheduler) mayBeDue() { s.due = true }
+// rescuer returned some): the next claim does not wait for the wheel, and
+// scans from the start.
+func (s *scheduler) mayBeDue() {
+	s.due = true
+	s.floor = duePos{}
+}
 
 // refillNow asks for a read of the store's upcoming tasks at once; if a
 // read is in flight, for another once it is back, since what was asked
@@ -289,6 +300,9 @@ func (s *scheduler) received(res upcomingRead) {
 	}
 	for _, d := range res.due {
 		s.add(d.ID, ticks(res.atNs, d.RunAt.Sub(res.storeNow)))
+		if d.ID != flowWakeID {
+			s.lowerFloor(duePos{d.RunAt, d.ID})
+		}
 	}
 	if len(res.due) == wheelLimit {
 		// The window holds more than we read: read again when the
@@ -327,6 +341,9 @@ func (s *scheduler) addHints(nowNs int64, hints []Due) {
 	// due times are reckoned from nowNs.
 	storeNow := s.epoch.Add(time.Duration(nowNs + s.skew))
 	for _, h := range hints {
+		if h.ID != flowWakeID {
+			s.lowerFloor(duePos{at: h.RunAt.Add(-floorMargin)})
+		}
 		delay := h.RunAt.Sub(storeNow)
 		if delay <= wheelWindow && len(s.inWheel) < hintLimit {
 			s.add(h.ID, ticks(nowNs, delay))

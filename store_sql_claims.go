@@ -23,18 +23,18 @@ WHERE id IN (
 	ORDER BY run_at, id
 	LIMIT ?1)
 RETURNING ` + taskColumns
-	claimPostgres = `UPDATE taskwheel_tasks
+	// claimPostgres scans from ($3, $4) (see taskwheel_due, migration
+	// 0026) and returns, with each task, how many of the tasks it took
+	// its snapshot saw as they were locked (see claimFrom).
+	claimPostgres = `WITH due AS MATERIALIZED (
+	SELECT id, tid FROM taskwheel_due($1, $3, $4) WHERE NOT EXISTS (SELECT 1 FROM taskwheel_limits)
+)
+UPDATE taskwheel_tasks
 SET state = 'running', attempts = attempts + 1,
 	lease_expires_at = now() + $2 * interval '1 microsecond', updated_at = now(),
 	wait_reason = NULL, wait_endpoint = NULL
-WHERE id IN (
-	SELECT id FROM taskwheel_tasks
-	WHERE state IN ('scheduled', 'retrying') AND run_at <= now()
-		AND NOT EXISTS (SELECT 1 FROM taskwheel_limits)
-	ORDER BY run_at, id
-	LIMIT $1
-	FOR UPDATE SKIP LOCKED)
-RETURNING ` + taskColumns
+WHERE id IN (SELECT id FROM due)
+RETURNING ` + taskColumns + `, ` + seenColumn
 )
 
 // Claim implements [Store]. On PostgreSQL, concurrent claims skip each
@@ -92,7 +92,11 @@ func (s *SQLStore) claim(ctx context.Context, limit int, lease time.Duration) ([
 		rs, fair, err = s.claimFair(ctx, q, limit, lease)
 	}
 	if !fair && err == nil {
-		rs, err = queryRows(ctx, q, s.pick(claimSQLite, claimPostgres), s.args(limit, lease.Microseconds())...)
+		if s.dialect == Postgres {
+			rs, err = queryClaim(ctx, q, claimPostgres, limit, lease)
+		} else {
+			rs, err = queryRows(ctx, q, claimSQLite, s.args(limit, lease.Microseconds())...)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tasks: claim tasks: %w", err)

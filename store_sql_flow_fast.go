@@ -58,10 +58,12 @@ import (
 // SQLite keeps claimFlow: its statements are calls into the process, not
 // round trips, and one statement of this shape measured no faster there
 // (BENCHMARKS.md, "A limit that holds nothing back").
+//
+// Like the claim without limits, it scans the due index from ($3, $4), and
+// returns with each task how many of those it took its snapshot saw as
+// locked (see queryClaim).
 const flowFastPostgres = `WITH due AS MATERIALIZED (
-	SELECT id, app_id, COALESCE(flow_key, event_type) AS key FROM taskwheel_tasks
-	WHERE state IN ('scheduled', 'retrying') AND run_at <= now()
-	ORDER BY run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED
+	SELECT id, tid, app_id, flow_key AS key FROM taskwheel_due($1, $3, $4)
 ), need AS (
 	SELECT app_id, key, count(*) AS n FROM due GROUP BY app_id, key
 ), lim AS MATERIALIZED (
@@ -81,7 +83,7 @@ WHERE id IN (SELECT id FROM due) AND EXISTS (SELECT 1 FROM taskwheel_limits) AND
 	SELECT 1 FROM taskwheel_limits AS w WHERE w.waiting AND NOT w.paused
 		AND (w.rate = 0 OR w.tokens + w.rate * GREATEST(0, extract(epoch FROM now() - w.tokens_at)::float8) >= 1 - 1e-9)
 		AND (w.concurrency = 0 OR taskwheel_running(w.app_id, w.flow_key) < w.concurrency))
-RETURNING ` + taskColumns
+RETURNING ` + taskColumns + `, ` + seenColumn
 
 // claimFlowFast claims, on PostgreSQL, up to limit due tasks in one
 // statement if no limit holds any of them back; it claims nothing if one
@@ -90,5 +92,5 @@ RETURNING ` + taskColumns
 // its join, one per limit of those keys, was read, each locked before its
 // check.
 func (s *SQLStore) claimFlowFast(ctx context.Context, q queryer, limit int, lease time.Duration) ([]taskRow, error) {
-	return queryRows(ctx, q, flowFastPostgres, limit, lease.Microseconds())
+	return queryClaim(ctx, q, flowFastPostgres, limit, lease)
 }

@@ -1,0 +1,167 @@
+package tasks_test
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/internal/testdb"
+	"github.com/taskwheel/tasks/postgres"
+)
+
+// The claim floor (claim_floor.go): on PostgreSQL an engine's claims scan
+// the due index from the first task its previous claim took. These tests
+// make tasks due below that, after the engine claimed past them, in each
+// way the floor must hear of, and check that they run at once: the engines
+// poll once an hour (their reads of upcoming tasks come every 30 s), so a
+// task the floor hid would wait for that.
+
+// floorWait is how long a task due below the floor may take to start.
+const floorWait = 5 * time.Second
+
+// drainPast enqueues n tasks of event type "x" and waits until done has
+// counted them all, so that the engine's claims have passed every task
+// due before them.
+func drainPast(t *testing.T, e *tasks.Engine, done *sync.WaitGroup, n int) {
+	t.Helper()
+	done.Add(n)
+	for range n {
+		enqueue(t, e, tasks.NewTask{EventType: "x"})
+	}
+	waitGroup(t, done, 10*time.Second)
+}
+
+// waitGroup waits for wg, failing t after d.
+func waitGroup(t *testing.T, wg *sync.WaitGroup, d time.Duration) {
+	t.Helper()
+	ch := make(chan struct{})
+	go func() { wg.Wait(); close(ch) }()
+	select {
+	case <-ch:
+	case <-time.After(d):
+		t.Fatalf("tasks did not run within %v", d)
+	}
+}
+
+// counting returns the funcs of a test that counts its "x" and "late" tasks
+// down on the returned groups.
+func counting() (funcs map[string]tasks.Func, x, late *sync.WaitGroup) {
+	x, late = new(sync.WaitGroup), new(sync.WaitGroup)
+	return map[string]tasks.Func{
+		"x":    func(context.Context, *tasks.Task) error { x.Done(); return nil },
+		"late": func(context.Context, *tasks.Task) error { late.Done(); return nil },
+	}, x, late
+}
+
+// Tasks that waited for their key, and become due again at the time they
+// first were when the limit is deleted, start at once.
+func TestEngine_WaitingTasksRunWhenLimitDeleted(t *testing.T) {
+	testEngineStores(t, func(t *testing.T, newStore func(testing.TB) tasks.Store) {
+		ctx := t.Context()
+		funcs, x, late := counting()
+		e := startEngine(t, newStore(t), &tasks.Config{Workers: 4, PollInterval: time.Hour}, funcs)
+		if _, err := e.SetLimit(ctx, tasks.Limit{AppID: "app_1", Key: "w", Paused: true}); err != nil {
+			t.Fatal(err)
+		}
+		late.Add(3)
+		for range 3 {
+			enqueue(t, e, tasks.NewTask{EventType: "late", FlowKey: "w"})
+		}
+		drainPast(t, e, x, 200)
+		if err := e.DeleteLimit(ctx, "app_1", "w"); err != nil {
+			t.Fatal(err)
+		}
+		waitGroup(t, late, floorWait)
+	})
+}
+
+// A task stored in a transaction that commits after the engine claimed
+// tasks stored later is due from the transaction's start: it starts at
+// once when the transaction commits.
+func TestPostgres_EnqueueTxCommittedLate(t *testing.T) {
+	t.Parallel()
+	db, store := floorStore(t)
+	funcs, x, late := counting()
+	e := startEngine(t, store, &tasks.Config{Workers: 4, PollInterval: time.Hour}, funcs)
+	tx, err := db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	late.Add(1)
+	if _, err := e.EnqueueTx(t.Context(), tx, tasks.NewTask{AppID: "app_1", EventType: "late"}); err != nil {
+		t.Fatal(err)
+	}
+	drainPast(t, e, x, 200)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	waitGroup(t, late, floorWait)
+}
+
+// A task that another engine's claim held while this engine claimed past
+// it, and left pending (its transaction rolled back), starts after the next
+// read of the upcoming tasks: within the poll interval, as a task whose
+// notification was lost.
+func TestPostgres_ClaimHeldAndRolledBack(t *testing.T) {
+	t.Parallel()
+	db, store := floorStore(t)
+	funcs, x, late := counting()
+	const poll = 200 * time.Millisecond
+	e := newEngine(t, store, &tasks.Config{Workers: 4, PollInterval: poll})
+	for et, fn := range funcs {
+		e.Register(et, fn)
+	}
+	late.Add(1)
+	held := enqueue(t, e, tasks.NewTask{EventType: "late"})
+	tx, err := db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	var id string
+	if err := tx.QueryRowContext(t.Context(), `SELECT id FROM taskwheel_tasks WHERE id = $1 FOR UPDATE`, held.ID).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := e.Stop(context.Background()); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	drainPast(t, e, x, 200)
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	waitGroup(t, late, poll+floorWait)
+}
+
+// floorStore returns a migrated PostgreSQL store in a schema of its own,
+// and another handle on that schema.
+func floorStore(t *testing.T) (*sql.DB, tasks.Store) {
+	t.Helper()
+	_, dsn := testdb.PostgresDSN(t)
+	var dbs [2]*sql.DB
+	for i := range dbs {
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		dbs[i] = db
+	}
+	s, err := postgres.New(dbs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return dbs[1], s
+}
