@@ -65,6 +65,15 @@ func (s *scheduler) lowerFloor(p duePos) {
 	}
 }
 
+// floorOf returns the claim floor of a claim's context: the start if the
+// claim is not an engine's.
+func floorOf(ctx context.Context) duePos {
+	if fc := flowClaimOf(ctx); fc != nil {
+		return fc.from
+	}
+	return duePos{}
+}
+
 // seenColumn ends the RETURNING of an engine's claims on PostgreSQL, whose
 // CTE due holds the tasks it locked (taskwheel_due, migration 0026): how
 // many of them the statement's snapshot holds at the version locked. A task
@@ -79,11 +88,7 @@ const seenColumn = `(SELECT count(*) FROM due JOIN taskwheel_tasks AS s ON s.cti
 // claim's flowClaim (the start without one) and, if the claim saw every
 // task it took, sets the flowClaim's next floor to the first of them.
 func queryClaim(ctx context.Context, q queryer, query string, n int, lease time.Duration) ([]taskRow, error) {
-	fc := flowClaimOf(ctx)
-	var from duePos
-	if fc != nil {
-		from = fc.from
-	}
+	fc, from := flowClaimOf(ctx), floorOf(ctx)
 	rows, err := q.QueryContext(ctx, query, n, lease.Microseconds(), from.at.UTC().Truncate(time.Microsecond), from.id)
 	if err != nil {
 		return nil, err
