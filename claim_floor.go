@@ -8,9 +8,11 @@ import (
 // The claim floor. On PostgreSQL a task that leaves the due range (claimed,
 // or parked to wait for its flow key's capacity) leaves a dead entry in the
 // due index until a vacuum, and a claim that scans the index from its start
-// reads them all: 100,000 tasks set waiting made each claim of a drain
-// read 897 pages more, and the drain ran at 0.59–0.87 of its speed without
-// them (tasksbench W11 isolation). So an engine's claims scan from a floor,
+// reads them all: 100,000 tasks set waiting made each claim of a drain read
+// 829–897 pages more; and while any transaction older than the claims
+// stays open the entries cannot be marked dead, and such a claim reads
+// each one's row: a drain beside those tasks ran at 0.21–0.28 of its speed
+// without them (tasksbench W11 isolation). So an engine's claims scan from a floor,
 // the position in the due index (run_at, id) of the first task its
 // previous claim took, and the scheduler lowers the floor whenever it
 // learns of a task that may be due below it:
@@ -34,10 +36,11 @@ import (
 // rolled back) is claimed after the next read of the upcoming tasks, as a
 // task whose notification was lost is.
 //
-// Claims of other callers, and the engine's claims that take each app's
-// share or run under limits in a transaction, scan from the start and do
-// not move the floor. SQLite and the memory store have no dead entries to
-// skip and ignore it.
+// The engine's claims that take each app's share under a backlog, and
+// their looks for apps, read from the floor too (store_sql_fair.go), but
+// do not move it; its claims under limits that run in a transaction, and
+// claims of other callers, scan from the start. SQLite and the memory
+// store have no dead entries to skip and ignore it.
 
 // floorMargin is how far below a hinted due time the floor is lowered.
 const floorMargin = 100 * time.Millisecond
@@ -57,6 +60,10 @@ func (p duePos) before(q duePos) bool {
 	}
 	return p.id < q.id
 }
+
+// arg returns p's due time as a query parameter: in UTC, to the
+// microsecond PostgreSQL keeps, rounded down.
+func (p duePos) arg() time.Time { return p.at.UTC().Truncate(time.Microsecond) }
 
 // lowerFloor moves the claim floor down to p, if p is below it.
 func (s *scheduler) lowerFloor(p duePos) {
@@ -89,7 +96,7 @@ const seenColumn = `(SELECT count(*) FROM due JOIN taskwheel_tasks AS s ON s.cti
 // task it took, sets the flowClaim's next floor to the first of them.
 func queryClaim(ctx context.Context, q queryer, query string, n int, lease time.Duration) ([]taskRow, error) {
 	fc, from := flowClaimOf(ctx), floorOf(ctx)
-	rows, err := q.QueryContext(ctx, query, n, lease.Microseconds(), from.at.UTC().Truncate(time.Microsecond), from.id)
+	rows, err := q.QueryContext(ctx, query, n, lease.Microseconds(), from.arg(), from.id)
 	if err != nil {
 		return nil, err
 	}

@@ -40,11 +40,11 @@ type Config struct {
 	// another engine, or a transaction (EnqueueTx), stored due now, should
 	// its notification be lost, or on PostgreSQL a task that another
 	// engine's claim held and left (see the claim floor in the package
-	// map): the engine re-reads the store's upcoming tasks this often. Tasks this
-	// engine enqueues are seen at once, and a task due later than now is
-	// read in time to start when due however long the interval, since the
-	// engine reads the tasks due within the next minute at least every 30
-	// seconds. Defaults to DefaultPollInterval.
+	// map): the engine re-reads the store's upcoming tasks this often.
+	// Tasks this engine enqueues are seen at once, and a task due later
+	// than now is read in time to start when due however long the
+	// interval, since the engine reads the tasks due within the next
+	// minute at least every 30 seconds. Defaults to DefaultPollInterval.
 	PollInterval time.Duration
 	// BackoffFunc returns the delay before the attempt after a failed
 	// attempt number attempt (1 for the first). Defaults to exponential

@@ -25,7 +25,7 @@ WHERE id IN (
 RETURNING ` + taskColumns
 	// claimPostgres scans from ($3, $4) (see taskwheel_due, migration
 	// 0026) and returns, with each task, how many of the tasks it took
-	// its snapshot saw as they were locked (see claimFrom).
+	// its snapshot saw as they were locked (see queryClaim).
 	claimPostgres = `WITH due AS MATERIALIZED (
 	SELECT id, tid FROM taskwheel_due($1, $3, $4) WHERE NOT EXISTS (SELECT 1 FROM taskwheel_limits)
 )

@@ -183,7 +183,7 @@ func (s *SQLStore) claimFair(ctx context.Context, q claimDB, limit int, lease ti
 			var got []taskRow
 			if s.dialect == Postgres {
 				from := floorOf(ctx)
-				got, err = queryRows(ctx, tx, claimAppPostgres, n, lease.Microseconds(), app, from.at.UTC().Truncate(time.Microsecond), from.id)
+				got, err = queryRows(ctx, tx, claimAppPostgres, n, lease.Microseconds(), app, from.arg(), from.id)
 			} else {
 				got, err = queryRows(ctx, tx, claimAppSQLite, s.args(n, lease.Microseconds(), app)...)
 			}
