@@ -165,3 +165,79 @@ func floorStore(t *testing.T) (*sql.DB, tasks.Store) {
 	t.Cleanup(func() { s.Close() })
 	return dbs[1], s
 }
+
+// A store that shows the engine its times on another clock (the
+// database's clock an hour ahead, as skewedStore has it for
+// TestPostgres_ClockSkew) runs a task that a transaction committed late
+// within the poll interval, as it does on the store's own clock
+// (TestPostgres_EnqueueTxCommittedLate). The floor the engine keeps is a
+// position in the store's own due order, set by the inner store from the
+// rows it claimed, while the notification of the commit and the reads of
+// upcoming tasks lower it with times as the Store interface shows them: an
+// hour later here, so that they never lowered it, and the task, due (at the
+// transaction's start) below the floor, waited for news of a rescue or a
+// limit, however short the poll.
+func TestPostgres_FloorSkewedStoreTxCommittedLate(t *testing.T) {
+	t.Parallel()
+	db, pg := floorStore(t)
+	store := skewedManyStore{skewedStore{pg, time.Hour}}
+	funcs, x, late := counting()
+	const poll = 200 * time.Millisecond
+	e := startEngine(t, store, &tasks.Config{Workers: 4, PollInterval: poll}, funcs)
+	tx, err := db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	late.Add(1)
+	if _, err := e.EnqueueTx(t.Context(), tx, tasks.NewTask{AppID: "app_1", EventType: "late"}); err != nil {
+		t.Fatal(err)
+	}
+	drainPast(t, e, x, 200)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	waitGroup(t, late, poll+floorWait)
+}
+
+// skewedManyStore is skewedStore with InsertMany (the engine's group
+// commit inserts through it), InsertTx and the notifications of Listen
+// shifted too.
+type skewedManyStore struct{ skewedStore }
+
+func (s skewedManyStore) InsertMany(ctx context.Context, ts []*tasks.Task) ([]*tasks.Task, error) {
+	in := make([]*tasks.Task, len(ts))
+	for i, t := range ts {
+		c := *t
+		if c.ScheduledRunTime != nil {
+			c.ScheduledRunTime = new(c.ScheduledRunTime.Add(-s.skew))
+		}
+		in[i] = &c
+	}
+	got, err := s.skewedStore.Store.InsertMany(ctx, in)
+	for _, t := range got {
+		if t != nil {
+			s.out(t)
+		}
+	}
+	return got, err
+}
+
+func (s skewedManyStore) Listen(ctx context.Context, listening func(), notify func(tasks.Due)) error {
+	return s.skewedStore.Store.Listen(ctx, listening, func(d tasks.Due) {
+		d.RunAt = d.RunAt.Add(s.skew)
+		notify(d)
+	})
+}
+
+func (s skewedManyStore) InsertTx(ctx context.Context, tx *sql.Tx, t *tasks.Task) (*tasks.Task, error) {
+	in := *t
+	if in.ScheduledRunTime != nil {
+		in.ScheduledRunTime = new(in.ScheduledRunTime.Add(-s.skew))
+	}
+	got, err := s.skewedStore.Store.InsertTx(ctx, tx, &in)
+	if got != nil {
+		got = s.out(got)
+	}
+	return got, err
+}
