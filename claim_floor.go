@@ -22,7 +22,11 @@ import (
 //     less floorMargin, since a retry's due time is reckoned on the
 //     engine's estimate of the store's clock;
 //   - a read of the upcoming tasks (at least every PollInterval), to the
-//     first task it returned: it scans from the start;
+//     start, as the read scans: not to the first task it returned, whose
+//     time is as the Store interface shows it (a wrapper may show the
+//     store's times on another clock), while the floor is a position in
+//     the store's own due order; so the poll bounds a skip whatever the
+//     hints said;
 //   - news that tasks the engine was not told of may be due (the rescuer
 //     returned some, a limit changed, a bulk change): to the start.
 //

@@ -298,11 +298,13 @@ func (s *scheduler) received(res upcomingRead) {
 	if s.recheckAt > 0 {
 		s.refillAt = min(s.refillAt, s.recheckAt)
 	}
+	// The read scanned the due tasks from the start, and so does the next
+	// claim: not from the first task read, whose time is as the Store
+	// interface shows it, which a store wrapped to show another clock
+	// shifts from the position in its due order that the floor holds.
+	s.floor = duePos{}
 	for _, d := range res.due {
 		s.add(d.ID, ticks(res.atNs, d.RunAt.Sub(res.storeNow)))
-		if d.ID != flowWakeID {
-			s.lowerFloor(duePos{d.RunAt, d.ID})
-		}
 	}
 	if len(res.due) == wheelLimit {
 		// The window holds more than we read: read again when the
