@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"math"
 	"time"
 )
 
@@ -65,9 +66,10 @@ func (p duePos) before(q duePos) bool {
 	return p.id < q.id
 }
 
-// arg returns p's due time as a query parameter: in UTC, to the
-// microsecond PostgreSQL keeps, rounded down.
-func (p duePos) arg() time.Time { return p.at.UTC().Truncate(time.Microsecond) }
+// arg returns p's due time as a parameter of PostgreSQL's queries: in
+// UTC, to the microsecond PostgreSQL keeps, rounded down; the start is
+// -infinity (see floorAt).
+func (p duePos) arg() any { return floorAt(Postgres, p) }
 
 // lowerFloor moves the claim floor down to p, if p is below it.
 func (s *scheduler) lowerFloor(p duePos) {
@@ -83,6 +85,24 @@ func floorOf(ctx context.Context) duePos {
 		return fc.from
 	}
 	return duePos{}
+}
+
+// floorAt returns the due time of from as a parameter of dialect d's
+// queries. The start is below every due time: not the zero time.Time
+// (0001-01-01), above the tasks that the app's SQL stored due earlier,
+// which a scan from it never reached.
+func floorAt(d Dialect, from duePos) any {
+	switch {
+	case !from.at.IsZero():
+		if d == SQLite {
+			return from.at.UnixMicro()
+		}
+		return from.at.UTC().Truncate(time.Microsecond)
+	case d == SQLite:
+		return int64(math.MinInt64)
+	default:
+		return "-infinity"
+	}
 }
 
 // seenColumn ends the RETURNING of an engine's claims on PostgreSQL, whose

@@ -107,7 +107,7 @@ func (s *SQLStore) dueApps(ctx context.Context, q queryRower) ([]string, error) 
 			app   string
 			runAt sqlTime
 		)
-		err := q.QueryRowContext(ctx, s.db.Rebind(fairNextApp), after, s.timeArg(from.at)).Scan(&app, &runAt)
+		err := q.QueryRowContext(ctx, s.db.Rebind(fairNextApp), after, floorAt(s.dialect, from)).Scan(&app, &runAt)
 		if errors.Is(err, sql.ErrNoRows) {
 			if after == "" || len(apps) > 0 {
 				after = ""
