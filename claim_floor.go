@@ -37,9 +37,11 @@ import (
 // stored after its snapshot, and a task stored after it is hinted after
 // it, so that the hint lowers the floor after the claim raised it (the
 // scheduler takes in what it was told only between claims). A task that
-// another engine's claim held and then left pending (its transaction
-// rolled back) is claimed after the next read of the upcoming tasks, as a
-// task whose notification was lost is.
+// another transaction held locked while a claim passed it, and then left
+// pending (another engine's claim that rolled back, or the application's
+// own row lock, such as a foreign key's check of a row that references the
+// task), is claimed after the next read of the upcoming tasks, as a task
+// whose notification was lost is.
 //
 // The engine's claims that take each app's share under a backlog, and
 // their looks for apps, read from the floor too (store_sql_fair.go), but

@@ -39,8 +39,9 @@ type Config struct {
 	// PollInterval bounds how long the engine takes to notice a task that
 	// another engine, or a transaction (EnqueueTx), stored due now, should
 	// its notification be lost, or on PostgreSQL a task that another
-	// engine's claim held and left (see the claim floor in the package
-	// map): the engine re-reads the store's upcoming tasks this often.
+	// transaction held locked and left (see the claim floor in the
+	// package map): the engine re-reads the store's upcoming tasks this
+	// often.
 	// Tasks this engine enqueues are seen at once, and a task due later
 	// than now is read in time to start when due however long the
 	// interval, since the engine reads the tasks due within the next

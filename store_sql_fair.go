@@ -34,12 +34,17 @@ const fairRecheck = 10 * time.Millisecond
 
 // fairCost bounds the share of a claimer's time that looking for other
 // apps, news aside, takes: after a look that took d and found one app, the
-// next waits fairCost×d, if that is longer than fairRecheck. A look reads
+// next waits fairCost×d, if that is longer than fairRecheck (at most
+// fairMaxPause). A look reads
 // the index entries at the head of an app's range that its tasks claimed
 // since the last vacuum left, 829 pages of them beside 100,000 tasks set
 // waiting (tasksbench W11 isolation), and so does each claim's look for
 // others while it drains that app's backlog.
 const fairCost = 20
+
+// fairMaxPause bounds that wait: one look held up by a pause of the
+// process or the database must not stop looking for long.
+const fairMaxPause = 50 * time.Millisecond
 
 // fairness is an SQLStore's memory of the last claims: whether they met a
 // backlog, and the app after which the next claim looks for apps.
@@ -134,7 +139,8 @@ func (s *SQLStore) dueApps(ctx context.Context, q queryRower) ([]string, error) 
 
 // fairApps returns the apps a claim under a backlog serves in turn, or
 // none when fewer than two have due tasks; then, for fairRecheck (or
-// fairCost times as long as the look took, if longer), it looks for none,
+// fairCost times as long as the look took, if longer, up to fairMaxPause),
+// it looks for none,
 // unless the claim brings news of tasks stored meanwhile.
 func (s *SQLStore) fairApps(ctx context.Context, q queryRower) ([]string, error) {
 	began := time.Now()
@@ -150,7 +156,7 @@ func (s *SQLStore) fairApps(ctx context.Context, q queryRower) ([]string, error)
 	}
 	end := time.Now()
 	s.fair.mu.Lock()
-	s.fair.alone = end.Add(max(fairRecheck, fairCost*end.Sub(began)))
+	s.fair.alone = end.Add(max(fairRecheck, min(fairCost*end.Sub(began), fairMaxPause)))
 	s.fair.mu.Unlock()
 	return nil, nil
 }
