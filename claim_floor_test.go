@@ -102,43 +102,62 @@ func TestPostgres_EnqueueTxCommittedLate(t *testing.T) {
 	waitGroup(t, late, floorWait)
 }
 
-// A task that another engine's claim held while this engine claimed past
-// it, and left pending (its transaction rolled back), starts after the next
-// read of the upcoming tasks: within the poll interval, as a task whose
-// notification was lost.
-func TestPostgres_ClaimHeldAndRolledBack(t *testing.T) {
-	t.Parallel()
-	db, store := floorStore(t)
-	funcs, x, late := counting()
-	const poll = 200 * time.Millisecond
-	e := newEngine(t, store, &tasks.Config{Workers: 4, PollInterval: poll})
-	for et, fn := range funcs {
-		e.Register(et, fn)
+// A task that another transaction held locked while this engine claimed
+// past it, and then left pending, starts after the next read of the
+// upcoming tasks: within the poll interval, as a task whose notification
+// was lost. The transaction is another engine's claim that rolled back, or
+// one of the application's (SELECT … FOR KEY SHARE, as a foreign key's
+// check of a row referencing the task takes) that committed without
+// changing the task. (Before the floor such a task started at the next
+// claim; a claim cannot tell a row another claim holds from one any other
+// transaction holds.)
+func TestPostgres_ClaimPastHeldTask(t *testing.T) {
+	for _, c := range []struct {
+		name, lock string
+		commit     bool
+	}{
+		{"claim rolled back", "FOR UPDATE", false},
+		{"row lock committed", "FOR KEY SHARE", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			db, store := floorStore(t)
+			funcs, x, late := counting()
+			const poll = 200 * time.Millisecond
+			e := newEngine(t, store, &tasks.Config{Workers: 4, PollInterval: poll})
+			for et, fn := range funcs {
+				e.Register(et, fn)
+			}
+			late.Add(1)
+			held := enqueue(t, e, tasks.NewTask{EventType: "late"})
+			tx, err := db.BeginTx(t.Context(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback()
+			var id string
+			if err := tx.QueryRowContext(t.Context(), `SELECT id FROM taskwheel_tasks WHERE id = $1 `+c.lock, held.ID).Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Start(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				if err := e.Stop(context.Background()); err != nil {
+					t.Errorf("Stop: %v", err)
+				}
+			})
+			drainPast(t, e, x, 200)
+			end := tx.Rollback
+			if c.commit {
+				end = tx.Commit
+			}
+			if err := end(); err != nil {
+				t.Fatal(err)
+			}
+			waitGroup(t, late, poll+floorWait)
+		})
 	}
-	late.Add(1)
-	held := enqueue(t, e, tasks.NewTask{EventType: "late"})
-	tx, err := db.BeginTx(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	var id string
-	if err := tx.QueryRowContext(t.Context(), `SELECT id FROM taskwheel_tasks WHERE id = $1 FOR UPDATE`, held.ID).Scan(&id); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := e.Stop(context.Background()); err != nil {
-			t.Errorf("Stop: %v", err)
-		}
-	})
-	drainPast(t, e, x, 200)
-	if err := tx.Rollback(); err != nil {
-		t.Fatal(err)
-	}
-	waitGroup(t, late, poll+floorWait)
 }
 
 // floorStore returns a migrated PostgreSQL store in a schema of its own,
@@ -240,47 +259,4 @@ func (s skewedManyStore) InsertTx(ctx context.Context, tx *sql.Tx, t *tasks.Task
 		got = s.out(got)
 	}
 	return got, err
-}
-
-// A task that a transaction other than a claim held (a row lock of the
-// application's: SELECT … FOR KEY SHARE, as a foreign key's check of a row
-// referencing the task takes) while the engine claimed past it, and that
-// the transaction then committed without changing it, starts within the
-// poll interval: no news of it comes, and the next read of the upcoming
-// tasks sends the claims back to the start. (Before the floor it started
-// at the next claim; the claim cannot tell a row another claim holds from
-// one any other transaction holds.)
-func TestPostgres_ClaimPastRowLockCommitted(t *testing.T) {
-	t.Parallel()
-	db, store := floorStore(t)
-	funcs, x, late := counting()
-	const poll = 200 * time.Millisecond
-	e := newEngine(t, store, &tasks.Config{Workers: 4, PollInterval: poll})
-	for et, fn := range funcs {
-		e.Register(et, fn)
-	}
-	late.Add(1)
-	held := enqueue(t, e, tasks.NewTask{EventType: "late"})
-	tx, err := db.BeginTx(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	var id string
-	if err := tx.QueryRowContext(t.Context(), `SELECT id FROM taskwheel_tasks WHERE id = $1 FOR KEY SHARE`, held.ID).Scan(&id); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := e.Stop(context.Background()); err != nil {
-			t.Errorf("Stop: %v", err)
-		}
-	})
-	drainPast(t, e, x, 200)
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	waitGroup(t, late, poll+floorWait)
 }
