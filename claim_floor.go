@@ -13,9 +13,9 @@ import (
 // 829–897 pages more; and while any transaction older than the claims
 // stays open the entries cannot be marked dead, and such a claim reads
 // each one's row: a drain beside those tasks ran at 0.21–0.28 of its speed
-// without them (tasksbench W11 isolation). So an engine's claims scan from a floor,
-// the position in the due index (run_at, id) of the first task its
-// previous claim took, and the scheduler lowers the floor whenever it
+// without them (tasksbench W11 isolation). So an engine's claims scan from
+// a floor, the position in the due index (run_at, id) of the first task
+// its previous claim took, and the scheduler lowers the floor whenever it
 // learns of a task that may be due below it:
 //
 //   - a hint (a task stored or made due, here or, through the store's
