@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/taskwheel/tasks"
-	"github.com/taskwheel/tasks/internal/testdb"
 	"github.com/taskwheel/tasks/postgres"
 )
 
@@ -83,9 +82,16 @@ func TestEngine_WaitingTasksRunWhenLimitDeleted(t *testing.T) {
 // once when the transaction commits.
 func TestPostgres_EnqueueTxCommittedLate(t *testing.T) {
 	t.Parallel()
-	db, store := floorStore(t)
+	testTxCommittedLate(t, func(s tasks.Store) tasks.Store { return s }, time.Hour, floorWait)
+}
+
+// testTxCommittedLate enqueues a task in a transaction, drains tasks
+// stored after it, commits, and waits up to wait for the task to start, on
+// a PostgreSQL store shown to the engine through wrap, polled every poll.
+func testTxCommittedLate(t *testing.T, wrap func(tasks.Store) tasks.Store, poll, wait time.Duration) {
+	db, pg := floorStore(t)
 	funcs, x, late := counting()
-	e := startEngine(t, store, &tasks.Config{Workers: 4, PollInterval: time.Hour}, funcs)
+	e := startEngine(t, wrap(pg), &tasks.Config{Workers: 4, PollInterval: poll}, funcs)
 	tx, err := db.BeginTx(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +105,7 @@ func TestPostgres_EnqueueTxCommittedLate(t *testing.T) {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	waitGroup(t, late, floorWait)
+	waitGroup(t, late, wait)
 }
 
 // A task that another transaction held locked while this engine claimed
@@ -161,28 +167,11 @@ func TestPostgres_ClaimPastHeldTask(t *testing.T) {
 }
 
 // floorStore returns a migrated PostgreSQL store in a schema of its own,
-// and another handle on that schema.
+// and its database handle.
 func floorStore(t *testing.T) (*sql.DB, tasks.Store) {
 	t.Helper()
-	_, dsn := testdb.PostgresDSN(t)
-	var dbs [2]*sql.DB
-	for i := range dbs {
-		db, err := sql.Open("pgx", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		dbs[i] = db
-	}
-	s, err := postgres.New(dbs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return dbs[1], s
+	s := postgresStores(t, 1)[0]
+	return s.(*postgres.Store).DB(), s
 }
 
 // A store that shows the engine its times on another clock (the
@@ -198,25 +187,10 @@ func floorStore(t *testing.T) (*sql.DB, tasks.Store) {
 // limit, however short the poll.
 func TestPostgres_FloorSkewedStoreTxCommittedLate(t *testing.T) {
 	t.Parallel()
-	db, pg := floorStore(t)
-	store := skewedManyStore{skewedStore{pg, time.Hour}}
-	funcs, x, late := counting()
 	const poll = 200 * time.Millisecond
-	e := startEngine(t, store, &tasks.Config{Workers: 4, PollInterval: poll}, funcs)
-	tx, err := db.BeginTx(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	late.Add(1)
-	if _, err := e.EnqueueTx(t.Context(), tx, tasks.NewTask{AppID: "app_1", EventType: "late"}); err != nil {
-		t.Fatal(err)
-	}
-	drainPast(t, e, x, 200)
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	waitGroup(t, late, poll+floorWait)
+	testTxCommittedLate(t, func(s tasks.Store) tasks.Store {
+		return skewedManyStore{skewedStore{s, time.Hour}}
+	}, poll, poll+floorWait)
 }
 
 // skewedManyStore is skewedStore with InsertMany (the engine's group
