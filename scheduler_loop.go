@@ -190,10 +190,22 @@ type scheduler struct {
 	workers int           // Config.Workers
 	poll    time.Duration // Config.PollInterval
 
-	w       wheel
-	inWheel map[string]int64 // ID → earliest due in the wheel (ticks)
-	popped  []string         // IDs the wheel said were due since the last claim
-	skew    int64            // store clock minus local clock, in nanoseconds
+	w wheel
+	// inWheel maps the ID of each task in the wheel to the due time
+	// (ticks) of its one live entry. Entries it does not match are stale:
+	// the task was claimed before the wheel said it was due, or added
+	// again earlier; the wheel drops them when they come due.
+	inWheel map[string]int64
+	popped  []string     // IDs the wheel said were due since the last claim
+	entries []wheelEntry // the wheel's entries due at the last advance (reused)
+	// claimedInRead: the IDs of the tasks claimed while a read of the
+	// upcoming tasks was in flight, which it may still show as pending.
+	claimedInRead map[string]struct{}
+	// skew is the store's clock minus ours, in nanoseconds: the largest
+	// of the last reads' lower bounds (see learnSkew).
+	skew  int64
+	skews [skewReads]int64 // the last reads' lower bounds, a ring
+	reads int              // reads received, the ring's next slot mod skewReads
 
 	inFlight  int           // claimed here and not yet ended
 	due       bool          // something may be due now: claim when workers are free
@@ -237,7 +249,9 @@ func newScheduler(cfg *Config, epoch time.Time, nowNs int64) *scheduler {
 		poll:    cfg.PollInterval,
 		w:       wheel{now: nowNs / int64(wheelTick)},
 		inWheel: make(map[string]int64),
-		due:     true,
+
+		claimedInRead: make(map[string]struct{}),
+		due:           true,
 	}
 }
 
@@ -250,6 +264,7 @@ func (s *scheduler) add(id string, due int64) {
 	if d, ok := s.inWheel[id]; ok && d <= due+sameTime {
 		return
 	}
+	due = max(due, s.w.now) // where the wheel files it
 	s.inWheel[id] = due
 	s.w.add(id, due)
 }
@@ -293,7 +308,7 @@ func (s *scheduler) startRead(now int64) bool {
 func (s *scheduler) received(res upcomingRead) {
 	s.reading = false
 	s.backoff = 0
-	s.skew = int64(res.storeNow.Sub(s.epoch.Add(time.Duration(res.atNs))))
+	s.learnSkew(res)
 	s.refillAt = ticks(res.atNs, min(s.poll, maxRefill))
 	if s.recheckAt > 0 {
 		s.refillAt = min(s.refillAt, s.recheckAt)
@@ -303,9 +318,13 @@ func (s *scheduler) received(res upcomingRead) {
 	// interface shows it, which a store wrapped to show another clock
 	// shifts from the position in its due order that the floor holds.
 	s.floor = duePos{}
+	storeAt := s.epoch.Add(time.Duration(res.atNs + s.skew)) // the store's clock at atNs
 	for _, d := range res.due {
-		s.add(d.ID, ticks(res.atNs, d.RunAt.Sub(res.storeNow)))
+		if _, ok := s.claimedInRead[d.ID]; !ok {
+			s.add(d.ID, ticks(res.atNs, d.RunAt.Sub(storeAt)))
+		}
 	}
+	clear(s.claimedInRead)
 	if len(res.due) == wheelLimit {
 		// The window holds more than we read: read again when the
 		// wheel runs out. (While what we read is already due, the
@@ -317,10 +336,37 @@ func (s *scheduler) received(res upcomingRead) {
 	}
 }
 
+// skewReads is how many reads' clocks the skew is learnt from.
+const skewReads = 8
+
+// learnSkew learns the skew from a read. A store's clock read at a
+// moment between a call and its return is at least its clock at the call's
+// return less our clock then: a lower bound of the skew, which wakes
+// nothing early, and the closer the faster the call. A read of a thousand
+// tasks took 6–9 ms, and taking its bound for the skew woke every task
+// that late (tasksbench W5 on PostgreSQL); the read's first call, which
+// reads only the clock, takes a fraction of a millisecond. The skew is the
+// largest bound of the last skewReads reads (a fast call among them makes
+// it close), so that a store's clock set back is followed after that many
+// reads; meanwhile tasks wake early and claims find them not yet due.
+func (s *scheduler) learnSkew(res upcomingRead) {
+	bound := int64(res.storeNow.Sub(s.epoch.Add(time.Duration(res.atNs))))
+	if !res.clock.IsZero() {
+		bound = max(bound, int64(res.clock.Sub(s.epoch.Add(time.Duration(res.clockNs)))))
+	}
+	s.skews[s.reads%skewReads] = bound
+	s.reads++
+	s.skew = bound
+	for _, b := range s.skews[:min(s.reads, skewReads)] {
+		s.skew = max(s.skew, b)
+	}
+}
+
 // readFailed takes in that a read failed, at nowNs, and backs off; it
 // returns for how long (see backOff).
 func (s *scheduler) readFailed(nowNs int64) time.Duration {
 	s.reading = false
+	clear(s.claimedInRead)
 	return s.backOff(nowNs)
 }
 
@@ -353,13 +399,18 @@ func (s *scheduler) addHints(nowNs int64, hints []Due) {
 	}
 }
 
-// advance moves the wheel to now: the tasks it held due by then are due.
+// advance moves the wheel to now: the tasks it held due by then are due,
+// but for stale entries (see inWheel).
 func (s *scheduler) advance(now int64) {
-	s.popped = s.w.advance(now, s.popped)
-	for _, id := range s.popped {
-		delete(s.inWheel, id)
+	s.entries = s.w.advance(now, s.entries[:0])
+	popped := len(s.popped)
+	for _, e := range s.entries {
+		if d, ok := s.inWheel[e.id]; ok && d == e.due {
+			delete(s.inWheel, e.id)
+			s.popped = append(s.popped, e.id)
+		}
 	}
-	if len(s.popped) > 0 {
+	if len(s.popped) > popped {
 		s.due = true
 	}
 	// A wake-up for tasks waiting for their flow key's capacity is no
@@ -422,6 +473,17 @@ func (s *scheduler) claimed(asked int, tasks []*Task, took time.Duration, nowNs 
 	}
 	s.popped = s.popped[:0]
 	s.inFlight += len(tasks)
+	// A claim takes every task due by the store's clock, also those the
+	// wheel would say are due only later (its clock is the store's at a
+	// read, less that read's duration). Their entries are stale now: a
+	// claim when they came due would not find them, and the store would
+	// be read again for nothing.
+	for _, t := range tasks {
+		delete(s.inWheel, t.ID)
+		if s.reading {
+			s.claimedInRead[t.ID] = struct{}{}
+		}
+	}
 }
 
 // claimFailed takes in that a claim failed after took, at nowNs, and backs
@@ -494,12 +556,16 @@ func (rd *reader) stop() {
 }
 
 // upcomingRead is what a read of the store's upcoming tasks returned, and
-// when (nanoseconds since the engine's epoch).
+// when (nanoseconds since the engine's epoch); and the store's clock as
+// its first call returned it (without tasks), and when.
 type upcomingRead struct {
 	storeNow time.Time
 	due      []Due
 	atNs     int64
 	err      error
+
+	clock   time.Time
+	clockNs int64
 }
 
 // read is the scheduler's reader goroutine: for each request on req it
@@ -509,9 +575,16 @@ func (r *run) read(ctx context.Context, req <-chan struct{}, res chan<- upcoming
 	defer close(done)
 	for range req {
 		ctx, cancel := context.WithTimeout(ctx, storeTimeout)
-		storeNow, due, err := r.e.store.Upcoming(ctx, wheelWindow, wheelLimit)
+		var rd upcomingRead
+		// The clock alone first: see scheduler.learnSkew.
+		rd.clock, _, rd.err = r.e.store.Upcoming(ctx, 0, 0)
+		rd.clockNs = r.e.sinceEpoch()
+		if rd.err == nil {
+			rd.storeNow, rd.due, rd.err = r.e.store.Upcoming(ctx, wheelWindow, wheelLimit)
+		}
+		rd.atNs = r.e.sinceEpoch()
 		cancel()
-		res <- upcomingRead{storeNow, due, r.e.sinceEpoch(), err} // never blocks: one per request
+		res <- rd // never blocks: one per request
 	}
 }
 

@@ -150,7 +150,10 @@ type Store interface {
 	// it to fill its timer wheel. Tasks waiting for their flow key's
 	// capacity are not among them; this package's stores add, after them
 	// and within limit, an entry with the ID "~flow" (no task's) at the
-	// time such a task may start, so that the engine claims then.
+	// time such a task may start, so that the engine claims then. With
+	// limit 0 it returns the store's time alone: the engine calls it so
+	// before each read of upcoming tasks to learn the store's clock, and
+	// wakes later by as long as that call takes, so keep it fast.
 	Upcoming(ctx context.Context, within time.Duration, limit int) (now time.Time, due []Due, err error)
 
 	// Listen tells the engine at once of tasks that become pending

@@ -91,9 +91,9 @@ func earliest(es []wheelEntry) int64 {
 	return m
 }
 
-// advance moves the wheel's time to now and appends to out, and returns, the
-// IDs of every entry due at or before now, earliest first.
-func (w *wheel) advance(now int64, out []string) []string {
+// advance moves the wheel's time to now and appends to out, and returns,
+// every entry due at or before now, earliest first.
+func (w *wheel) advance(now int64, out []wheelEntry) []wheelEntry {
 	for {
 		t, ok := w.next()
 		if !ok || t > now {
@@ -101,9 +101,7 @@ func (w *wheel) advance(now int64, out []string) []string {
 		}
 		w.moveTo(t)
 		i := t & (wheelSlots - 1)
-		for _, e := range w.slots[0][i] {
-			out = append(out, e.id)
-		}
+		out = append(out, w.slots[0][i]...)
 		w.len -= len(w.slots[0][i])
 		w.slots[0][i] = w.slots[0][i][:0]
 		w.occupied[0] &^= 1 << i

@@ -694,4 +694,17 @@ func (su suite) testUpcoming(t *testing.T) {
 		_, due := h.upcoming(0, 100)
 		wantDue(h, "Upcoming(0)", due, want[:2])
 	})
+
+	// The engine reads the store's clock so before each read of the
+	// upcoming tasks.
+	su.run(t, "ZeroLimitGivesTheClockAlone", func(h *harness) {
+		fixture(h)
+		before := h.now()
+		now, due := h.upcoming(time.Hour, 0)
+		after := h.now()
+		h.wantBetween("now", &now, before, after)
+		if len(due) != 0 {
+			h.t.Errorf("Upcoming(1h, limit 0): got %v, want none", dueIDs(due))
+		}
+	})
 }
