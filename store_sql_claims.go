@@ -603,12 +603,14 @@ func (s *SQLStore) Upcoming(ctx context.Context, within time.Duration, limit int
 	// Tasks waiting for their key's capacity: a claim now starts those
 	// that have it, should no wake-up have reached an engine (a limit
 	// changed by an SQLite process, a lost notification).
-	var waiting bool
-	if err := s.read.QueryRowContext(ctx, hasWaiting).Scan(&waiting); err != nil {
-		return time.Time{}, nil, fmt.Errorf("tasks: list upcoming tasks: %w", err)
-	}
-	if waiting && len(due) < limit {
-		due = append(due, Due{ID: flowWakeID, RunAt: rows[0].Now.t})
+	if len(due) < limit {
+		var waiting bool
+		if err := s.read.QueryRowContext(ctx, hasWaiting).Scan(&waiting); err != nil {
+			return time.Time{}, nil, fmt.Errorf("tasks: list upcoming tasks: %w", err)
+		}
+		if waiting {
+			due = append(due, Due{ID: flowWakeID, RunAt: rows[0].Now.t})
+		}
 	}
 	return rows[0].Now.t, due, nil
 }
