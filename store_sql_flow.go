@@ -281,6 +281,12 @@ func (s *SQLStore) DeleteLimit(ctx context.Context, appID, key string) error {
 	return err
 }
 
-// hasWaiting tells Upcoming whether any task waits for its key's
-// capacity.
-const hasWaiting = `SELECT EXISTS (SELECT 1 FROM taskwheel_tasks WHERE wait_key IS NOT NULL)`
+// hasWaiting tells Upcoming whether any task may wait for its key's
+// capacity: a limit's waiting column is true whenever one does (the claim
+// that parks it sets it). It reads the limits, not the tasks: on
+// PostgreSQL, `EXISTS (… taskwheel_tasks WHERE wait_key IS NOT NULL)` was
+// a sequential scan of every task while the table had no statistics (a
+// table never analyzed, or just filled), and Upcoming runs each poll. A
+// limit whose column is true with no task waiting costs a claim that
+// finds none and clears it.
+const hasWaiting = `SELECT EXISTS (SELECT 1 FROM taskwheel_limits WHERE waiting)`
