@@ -357,13 +357,25 @@ const skewReads = 8
 // Otherwise every task would wake early, its claim would not find it, and
 // the rechecks that follow, each later than the last, would start it up to
 // one recheck late (27 ms for a task due 100 ms after the clock went back).
+// The same bounds of the two calls of a read show when they answered with
+// different clocks; the clock call is then not learnt from.
 func (s *scheduler) learnSkew(res upcomingRead) {
 	local := func(ns int64) time.Time { return s.epoch.Add(time.Duration(ns)) }
-	bound := int64(res.storeNow.Sub(local(res.atNs)))
-	upper := int64(res.storeNow.Sub(local(res.beganNs)))
+	from := res.beganNs // when the read's own call began
 	if !res.clock.IsZero() {
-		bound = max(bound, int64(res.clock.Sub(local(res.clockNs))))
-		upper = min(int64(res.clock.Sub(local(res.beganNs))), int64(res.storeNow.Sub(local(res.clockNs))))
+		from = res.clockNs
+	}
+	bound := int64(res.storeNow.Sub(local(res.atNs)))
+	upper := int64(res.storeNow.Sub(local(from)))
+	if !res.clock.IsZero() {
+		cb, cu := int64(res.clock.Sub(local(res.clockNs))), int64(res.clock.Sub(local(res.beganNs)))
+		// Bounds that do not meet show that the clock call answered
+		// with another clock than the read (a store that answers it
+		// from the process's clock, say): the read's is the one its
+		// due times, and claims, follow.
+		if r := int64(storeClockResolution); cb <= upper+r && bound <= cu+r {
+			bound, upper = max(bound, cb), min(upper, cu)
+		}
 	}
 	if s.reads > 0 && s.skew > upper+int64(storeClockResolution) {
 		s.reads = 0 // the store's clock was set back
