@@ -330,7 +330,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	if e.current() != nil {
 		return nil
 	}
-	if _, _, err := e.store.Upcoming(ctx, 0, 1); err != nil {
+	// The call the scheduler makes before each read of the upcoming
+	// tasks (the store's clock alone): a store that refuses it would
+	// start, and never read them.
+	if _, _, err := e.store.Upcoming(ctx, 0, 0); err != nil {
 		return wrapf(err, "start: store unusable")
 	}
 	if c, ok := e.store.(interface{ checkSchema(context.Context) error }); ok {

@@ -491,6 +491,33 @@ func TestEngine_StartFailsFast(t *testing.T) {
 	}
 }
 
+// noClockStore is a store written before the Store contract said what
+// Upcoming returns with limit 0: it refuses it.
+type noClockStore struct{ tasks.Store }
+
+func (s noClockStore) Upcoming(ctx context.Context, within time.Duration, limit int) (time.Time, []tasks.Due, error) {
+	if limit < 1 {
+		return time.Time{}, nil, errors.New("limit must be positive")
+	}
+	return s.Store.Upcoming(ctx, within, limit)
+}
+
+// TestEngine_StartChecksTheStoresClock checks that Start fails fast on a
+// store that cannot tell its clock alone (Upcoming with limit 0), which the
+// scheduler asks before each read of the upcoming tasks: started, it would
+// never read them, and a task stored by another process would never run.
+func TestEngine_StartChecksTheStoresClock(t *testing.T) {
+	t.Parallel()
+	e, err := tasks.NewEngine(noClockStore{tasks.NewMemoryStore()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "limit must be positive") {
+		e.Stop(context.Background())
+		t.Errorf("Start = %v, want the store's error", err)
+	}
+}
+
 // TestEngine_ClaimsOneAheadForLongTasks checks that an engine with a
 // backlog of tasks that run longer than its workers take to claim them
 // holds at most one task more than it has workers (claimed ahead, so that

@@ -347,12 +347,38 @@ const skewReads = 8
 // that late (tasksbench W5 on PostgreSQL); the read's first call, which
 // reads only the clock, takes a fraction of a millisecond. The skew is the
 // largest bound of the last skewReads reads (a fast call among them makes
-// it close), so that a store's clock set back is followed after that many
-// reads; meanwhile tasks wake early and claims find them not yet due.
+// it close).
+//
+// The store's clock read is also at most its clock at the call's start less
+// our clock then: an upper bound. A skew above a read's upper bound proves
+// that the store's clock was set back since the reads it was learnt from
+// (a memory or SQLite store's clock is the process's wall clock, which NTP
+// may step): those reads are forgotten and the skew follows at once.
+// Otherwise every task would wake early, its claim would not find it, and
+// the rechecks that follow, each later than the last, would start it up to
+// one recheck late (27 ms for a task due 100 ms after the clock went back).
+// The same bounds of the two calls of a read show when they answered with
+// different clocks; the clock call is then not learnt from.
 func (s *scheduler) learnSkew(res upcomingRead) {
-	bound := int64(res.storeNow.Sub(s.epoch.Add(time.Duration(res.atNs))))
+	local := func(ns int64) time.Time { return s.epoch.Add(time.Duration(ns)) }
+	from := res.beganNs // when the read's own call began
 	if !res.clock.IsZero() {
-		bound = max(bound, int64(res.clock.Sub(s.epoch.Add(time.Duration(res.clockNs)))))
+		from = res.clockNs
+	}
+	bound := int64(res.storeNow.Sub(local(res.atNs)))
+	upper := int64(res.storeNow.Sub(local(from)))
+	if !res.clock.IsZero() {
+		cb, cu := int64(res.clock.Sub(local(res.clockNs))), int64(res.clock.Sub(local(res.beganNs)))
+		// Bounds that do not meet show that the clock call answered
+		// with another clock than the read (a store that answers it
+		// from the process's clock, say): the read's is the one its
+		// due times, and claims, follow.
+		if r := int64(storeClockResolution); cb <= upper+r && bound <= cu+r {
+			bound, upper = max(bound, cb), min(upper, cu)
+		}
+	}
+	if s.reads > 0 && s.skew > upper+int64(storeClockResolution) {
+		s.reads = 0 // the store's clock was set back
 	}
 	s.skews[s.reads%skewReads] = bound
 	s.reads++
@@ -361,6 +387,12 @@ func (s *scheduler) learnSkew(res upcomingRead) {
 		s.skew = max(s.skew, b)
 	}
 }
+
+// storeClockResolution is the resolution of the stores' clocks (they keep
+// times to the microsecond): a skew within it of a read's upper bound is no
+// sign that the store's clock was set back. (A coarser clock is taken to
+// have been set back at each read, and the skew is that read's bound.)
+const storeClockResolution = time.Microsecond
 
 // readFailed takes in that a read failed, at nowNs, and backs off; it
 // returns for how long (see backOff).
@@ -556,14 +588,15 @@ func (rd *reader) stop() {
 }
 
 // upcomingRead is what a read of the store's upcoming tasks returned, and
-// when (nanoseconds since the engine's epoch); and the store's clock as
-// its first call returned it (without tasks), and when.
+// when (nanoseconds since the engine's epoch); when its first call began;
+// and the store's clock as that call returned it (without tasks), and when.
 type upcomingRead struct {
 	storeNow time.Time
 	due      []Due
 	atNs     int64
 	err      error
 
+	beganNs int64 // when the read's first call began
 	clock   time.Time
 	clockNs int64
 }
@@ -575,7 +608,7 @@ func (r *run) read(ctx context.Context, req <-chan struct{}, res chan<- upcoming
 	defer close(done)
 	for range req {
 		ctx, cancel := context.WithTimeout(ctx, storeTimeout)
-		var rd upcomingRead
+		rd := upcomingRead{beganNs: r.e.sinceEpoch()}
 		// The clock alone first: see scheduler.learnSkew.
 		rd.clock, _, rd.err = r.e.store.Upcoming(ctx, 0, 0)
 		rd.clockNs = r.e.sinceEpoch()

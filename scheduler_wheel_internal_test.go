@@ -85,8 +85,8 @@ func TestScheduler_AddEarlierLeavesNoStaleEntry(t *testing.T) {
 // TestScheduler_Skew checks what the scheduler takes the store's clock to
 // be: the largest lower bound of the last skewReads reads, each the larger
 // of its clock call's and its read's, so that a slow read does not make
-// tasks wake late, a store clock set forward is followed at once, and one
-// set back after skewReads reads.
+// tasks wake late; a store clock set forward is followed at once, and so is
+// one set back, which a read's upper bound shows.
 func TestScheduler_Skew(t *testing.T) {
 	t.Parallel()
 	// read returns a read that began at beganNs on a store whose clock
@@ -94,6 +94,7 @@ func TestScheduler_Skew(t *testing.T) {
 	// of tasks took readTook more.
 	read := func(beganNs int64, skew, clockTook, readTook time.Duration) upcomingRead {
 		return upcomingRead{
+			beganNs:  beganNs,
 			clock:    testEpoch.Add(time.Duration(beganNs) + skew),
 			clockNs:  beganNs + int64(clockTook),
 			storeNow: testEpoch.Add(time.Duration(beganNs) + skew + clockTook),
@@ -120,16 +121,16 @@ func TestScheduler_Skew(t *testing.T) {
 			t.Fatalf("%s: skew %v, want %v", st.name, got, st.want)
 		}
 	}
-	// Set back an hour: followed once the forward reads left the ring.
-	for i := range skewReads {
+	// Set back an hour: followed at once, the forward reads forgotten,
+	// and the faster bounds learnt again.
+	for i, st := range []struct {
+		clockTook time.Duration
+		want      time.Duration
+	}{{ms, -ms}, {ms / 4, -ms / 4}, {ms, -ms / 4}} {
 		s.startRead(0)
-		s.received(read(int64(5*time.Second)+int64(i)*int64(time.Second), 0, ms, 9*ms))
-		want := time.Hour - ms
-		if i == skewReads-1 {
-			want = -ms
-		}
-		if got := time.Duration(s.skew); got != want {
-			t.Fatalf("read %d after the clock went back: skew %v, want %v", i+1, got, want)
+		s.received(read(int64(5*time.Second)+int64(i)*int64(time.Second), 0, st.clockTook, 9*ms))
+		if got := time.Duration(s.skew); got != st.want {
+			t.Fatalf("read %d after the clock went back: skew %v, want %v", i+1, got, st.want)
 		}
 	}
 	// A task read is due at its tick by that skew, not by its read's
