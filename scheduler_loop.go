@@ -199,7 +199,10 @@ type scheduler struct {
 	popped  []string     // IDs the wheel said were due since the last claim
 	entries []wheelEntry // the wheel's entries due at the last advance (reused)
 	// claimedInRead: the IDs of the tasks claimed while a read of the
-	// upcoming tasks was in flight, which it may still show as pending.
+	// upcoming tasks was in flight, which it may still show as pending;
+	// the first wheelLimit of them (a read returns as many at most, the
+	// earliest due, as claims take them), so that a read that does not
+	// return bounds it. One it leaves out costs a claim that misses it.
 	claimedInRead map[string]struct{}
 	// skew is the store's clock minus ours, in nanoseconds: the largest
 	// of the last reads' lower bounds (see learnSkew).
@@ -512,7 +515,7 @@ func (s *scheduler) claimed(asked int, tasks []*Task, took time.Duration, nowNs 
 	// be read again for nothing.
 	for _, t := range tasks {
 		delete(s.inWheel, t.ID)
-		if s.reading {
+		if s.reading && len(s.claimedInRead) < wheelLimit {
 			s.claimedInRead[t.ID] = struct{}{}
 		}
 	}
