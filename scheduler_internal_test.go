@@ -113,7 +113,8 @@ func TestScheduler_Hints(t *testing.T) {
 
 // TestScheduler_AddKeepsOneEntry checks that a task read or hinted again
 // at the same time, give or take a tick, stays one entry in the wheel, and
-// that one rescheduled earlier is due at its new time.
+// that one rescheduled earlier is due at its new time, and not again at
+// its old one.
 func TestScheduler_AddKeepsOneEntry(t *testing.T) {
 	t.Parallel()
 	s := newTestScheduler(4, time.Hour)
@@ -129,6 +130,11 @@ func TestScheduler_AddKeepsOneEntry(t *testing.T) {
 	s.advance(at(500 * time.Millisecond))
 	if !slices.Equal(s.popped, []string{"a"}) {
 		t.Errorf("at its new time popped %v, want [a]", s.popped)
+	}
+	claimNothing(t, s, at(500*time.Millisecond)) // say another engine took it
+	s.advance(at(time.Second))
+	if len(s.popped) > 0 {
+		t.Errorf("at its old time popped %v, want nothing (a stale entry)", s.popped)
 	}
 }
 

@@ -20,21 +20,8 @@ func TestEngine_StoreClockSetBack(t *testing.T) {
 				var offset atomic.Int64
 				store := newMemoryStore()
 				store.now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-				e, err := NewEngine(store, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				late := make(chan time.Duration, 1)
-				e.Register("x", func(ctx context.Context, task *Task) error {
-					late <- store.clock().Sub(*task.ScheduledRunTime)
-					return nil
-				})
+				e, late := startLateEngine(t, store, store.clock, 1)
 				ctx := context.Background()
-				if err := e.Start(ctx); err != nil {
-					t.Fatal(err)
-				}
-				defer e.Stop(ctx)
-				time.Sleep(10 * time.Second) // reads learn the store's clock
 				offset.Store(-int64(back))
 				if _, err := e.Enqueue(ctx, NewTask{AppID: "a", EventType: "x", RunAt: store.clock().Add(100 * time.Millisecond)}); err != nil {
 					t.Fatal(err)
@@ -75,21 +62,8 @@ func TestEngine_ClockCallShowsAnotherClock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		mem := newMemoryStore()
 		mem.now = func() time.Time { return time.Now().Add(-time.Hour) }
-		e, err := NewEngine(fastClockStore{mem}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		late := make(chan time.Duration, 3)
-		e.Register("x", func(ctx context.Context, task *Task) error {
-			late <- mem.clock().Sub(*task.ScheduledRunTime)
-			return nil
-		})
+		e, late := startLateEngine(t, fastClockStore{mem}, mem.clock, 3)
 		ctx := context.Background()
-		if err := e.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		defer e.Stop(ctx)
-		time.Sleep(10 * time.Second)
 		for _, d := range []time.Duration{100 * time.Millisecond, 700 * time.Millisecond, 3 * time.Second} {
 			if _, err := e.Enqueue(ctx, NewTask{AppID: "a", EventType: "x", RunAt: mem.clock().Add(d)}); err != nil {
 				t.Fatal(err)
@@ -106,4 +80,28 @@ func TestEngine_ClockCallShowsAnotherClock(t *testing.T) {
 			}
 		}
 	})
+}
+
+// startLateEngine starts, in a synctest bubble, an engine on store whose
+// tasks of event type "x" send how late they started by clock (the
+// store's) on the returned channel, which holds n; it stops the engine
+// when t ends, and returns once ten seconds of reads have taught the engine
+// the store's clock.
+func startLateEngine(t *testing.T, store Store, clock func() time.Time, n int) (*Engine, chan time.Duration) {
+	t.Helper()
+	e, err := NewEngine(store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := make(chan time.Duration, n)
+	e.Register("x", func(ctx context.Context, task *Task) error {
+		late <- clock().Sub(*task.ScheduledRunTime)
+		return nil
+	})
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Stop(context.Background()) })
+	time.Sleep(10 * time.Second)
+	return e, late
 }

@@ -65,23 +65,6 @@ func TestScheduler_ClaimedDuringRead(t *testing.T) {
 	}
 }
 
-// TestScheduler_AddEarlierLeavesNoStaleEntry checks that a task added again
-// earlier comes due once, at its new time, and not again at its old one.
-func TestScheduler_AddEarlierLeavesNoStaleEntry(t *testing.T) {
-	t.Parallel()
-	s := newTestScheduler(4, time.Hour)
-	s.startRead(0)
-	s.received(storeRead(0, dueAt("a", time.Second)))
-	claimNothing(t, s, 0)
-	s.addHints(0, []Due{dueAt("a", 500*time.Millisecond)})
-	s.advance(at(500 * time.Millisecond))
-	claimNothing(t, s, at(500*time.Millisecond)) // say another engine took it
-	s.advance(at(time.Second))
-	if len(s.popped) > 0 {
-		t.Errorf("at its old time popped %v, want nothing", s.popped)
-	}
-}
-
 // TestScheduler_Skew checks what the scheduler takes the store's clock to
 // be: the largest lower bound of the last skewReads reads, each the larger
 // of its clock call's and its read's, so that a slow read does not make
