@@ -477,20 +477,6 @@ func (brokenStore) Upcoming(context.Context, time.Duration, int) (time.Time, []t
 	return time.Time{}, nil, errors.New("connection refused")
 }
 
-func TestEngine_StartFailsFast(t *testing.T) {
-	t.Parallel()
-	e, err := tasks.NewEngine(brokenStore{tasks.NewMemoryStore()}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "connection refused") {
-		t.Errorf("Start = %v, want the store's error", err)
-	}
-	if err := e.Stop(context.Background()); err != nil {
-		t.Errorf("Stop of an engine that never started = %v, want nil", err)
-	}
-}
-
 // noClockStore is a store written before the Store contract said what
 // Upcoming returns with limit 0: it refuses it.
 type noClockStore struct{ tasks.Store }
@@ -502,19 +488,34 @@ func (s noClockStore) Upcoming(ctx context.Context, within time.Duration, limit 
 	return s.Store.Upcoming(ctx, within, limit)
 }
 
-// TestEngine_StartChecksTheStoresClock checks that Start fails fast on a
-// store that cannot tell its clock alone (Upcoming with limit 0), which the
-// scheduler asks before each read of the upcoming tasks: started, it would
-// never read them, and a task stored by another process would never run.
-func TestEngine_StartChecksTheStoresClock(t *testing.T) {
+// TestEngine_StartFailsFast checks that Start fails with the store's error
+// on a store that is down, and on one that cannot tell its clock alone
+// (Upcoming with limit 0), which the scheduler asks before each read of
+// the upcoming tasks: started, it would never read them, and a task stored
+// by another process would never run.
+func TestEngine_StartFailsFast(t *testing.T) {
 	t.Parallel()
-	e, err := tasks.NewEngine(noClockStore{tasks.NewMemoryStore()}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "limit must be positive") {
-		e.Stop(context.Background())
-		t.Errorf("Start = %v, want the store's error", err)
+	for _, tt := range []struct {
+		name  string
+		store tasks.Store
+		want  string
+	}{
+		{"store down", brokenStore{tasks.NewMemoryStore()}, "connection refused"},
+		{"no clock call", noClockStore{tasks.NewMemoryStore()}, "limit must be positive"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e, err := tasks.NewEngine(tt.store, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Start(context.Background()); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Start = %v, want the store's error (%s)", err, tt.want)
+			}
+			if err := e.Stop(context.Background()); err != nil {
+				t.Errorf("Stop of an engine that never started = %v, want nil", err)
+			}
+		})
 	}
 }
 

@@ -26,14 +26,7 @@ func TestEngine_StoreClockSetBack(t *testing.T) {
 				if _, err := e.Enqueue(ctx, NewTask{AppID: "a", EventType: "x", RunAt: store.clock().Add(100 * time.Millisecond)}); err != nil {
 					t.Fatal(err)
 				}
-				select {
-				case d := <-late:
-					if d != 0 {
-						t.Errorf("the task started %v after its time on the store's clock, want on time", d)
-					}
-				case <-time.After(time.Minute):
-					t.Fatal("the task did not start")
-				}
+				wantOnTime(t, late)
 			})
 		})
 	}
@@ -70,14 +63,7 @@ func TestEngine_ClockCallShowsAnotherClock(t *testing.T) {
 			}
 		}
 		for range 3 {
-			select {
-			case d := <-late:
-				if d != 0 {
-					t.Errorf("a task started %v after its time on the store's clock, want on time", d)
-				}
-			case <-time.After(time.Minute):
-				t.Fatal("a task did not start")
-			}
+			wantOnTime(t, late)
 		}
 	})
 }
@@ -104,4 +90,18 @@ func startLateEngine(t *testing.T, store Store, clock func() time.Time, n int) (
 	t.Cleanup(func() { e.Stop(context.Background()) })
 	time.Sleep(10 * time.Second)
 	return e, late
+}
+
+// wantOnTime waits for a task of startLateEngine's to start, and fails t
+// unless it started at its time on the store's clock.
+func wantOnTime(t *testing.T, late <-chan time.Duration) {
+	t.Helper()
+	select {
+	case d := <-late:
+		if d != 0 {
+			t.Errorf("a task started %v after its time on the store's clock, want on time", d)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("a task did not start")
+	}
 }
