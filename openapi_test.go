@@ -17,6 +17,7 @@ import (
 	validator "github.com/pb33f/libopenapi-validator"
 	"github.com/pb33f/libopenapi-validator/config"
 	verrors "github.com/pb33f/libopenapi-validator/errors"
+	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
 
 	"github.com/taskwheel/tasks"
 )
@@ -59,6 +60,21 @@ var openAPIValidators = sync.OnceValues(func() ([2]validator.Validator, error) {
 	return vs, nil
 })
 
+// openAPIModel is the built model of openapi.json. Building writes to the
+// document (the validators build it too), so it is built once, after the
+// validators: two tests that built it at once raced (go test -race
+// -shuffle=on).
+var openAPIModel = sync.OnceValues(func() (*libopenapi.DocumentModel[v3.Document], error) {
+	if _, err := openAPIValidators(); err != nil {
+		return nil, err
+	}
+	doc, err := openAPIDoc()
+	if err != nil {
+		return nil, err
+	}
+	return doc.BuildV3Model()
+})
+
 // TestOpenAPI_Document checks that openapi.json is a valid OpenAPI 3.1
 // document.
 func TestOpenAPI_Document(t *testing.T) {
@@ -86,11 +102,7 @@ func TestOpenAPI_Routes(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, tasks.NewMemoryStore(), nil)
 	served := tasks.Routes(e.Handler(&tasks.HandlerConfig{Unauthenticated: true}))
-	doc, err := openAPIDoc()
-	if err != nil {
-		t.Fatal(err)
-	}
-	model, err := doc.BuildV3Model()
+	model, err := openAPIModel()
 	if err != nil {
 		t.Fatal(err)
 	}
