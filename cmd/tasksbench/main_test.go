@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/testdb"
 )
 
@@ -400,5 +401,53 @@ func TestFormat(t *testing.T) {
 		if got := format(tc.v); got != tc.want {
 			t.Errorf("format(%v): got %q, want %q", tc.v, got, tc.want)
 		}
+	}
+}
+
+// TestTruncateEmptiesEveryTable checks that the statement with which
+// tasksbench empties its tables between runs names every table of the
+// library but its migrations' record: one left out keeps a run's rows for
+// the next.
+func TestTruncateEmptiesEveryTable(t *testing.T) {
+	t.Parallel()
+	db := testdb.Postgres(t)
+	store, err := tasks.NewSQLStore(db, tasks.Postgres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.QueryContext(t.Context(), `SELECT table_name FROM information_schema.tables
+		WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name LIKE 'taskwheel\_%'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	named := map[string]bool{}
+	for _, f := range strings.FieldsFunc(strings.TrimPrefix(truncate, "TRUNCATE "), func(r rune) bool {
+		return r == ',' || r == ' ' || r == '\n' || r == '\t'
+	}) {
+		named[f] = true
+	}
+	n := 0
+	for rows.Next() {
+		var table string
+		if err := rows.Scan(&table); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if table != "taskwheel_migrations" && !named[table] {
+			t.Errorf("table %s: not in truncate", table)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n < 2 {
+		t.Fatalf("got %d tables in the schema, want the library's", n)
+	}
+	if _, err := db.ExecContext(t.Context(), truncate); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -227,8 +227,12 @@ func openPostgres(ctx context.Context, dsn string) (_ *pgSchema, err error) {
 	return p, nil
 }
 
-// truncate empties the library's tables.
-const truncate = `TRUNCATE taskwheel_tasks, taskwheel_attempts, taskwheel_endpoints, taskwheel_periodic, taskwheel_limits`
+// truncate empties the library's tables: a run's endpoint slots or
+// roles left to the next would make its deliveries wait for capacity
+// nobody holds, or its retention for a role held by an engine that
+// stopped.
+const truncate = `TRUNCATE taskwheel_tasks, taskwheel_attempts, taskwheel_endpoints, taskwheel_endpoint_slots,
+	taskwheel_periodic, taskwheel_limits, taskwheel_roles, taskwheel_revoked_sessions`
 
 // reset empties the tables for the next run.
 func (p *pgSchema) reset(ctx context.Context) error {
