@@ -18,7 +18,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/testdb"
 )
 
@@ -406,17 +405,22 @@ func TestFormat(t *testing.T) {
 
 // TestTruncateEmptiesEveryTable checks that the statement with which
 // tasksbench empties its tables between runs names every table of the
-// library but its migrations' record: one left out keeps a run's rows for
-// the next.
+// library but its migrations' record (one left out keeps a run's rows for
+// the next), on a schema that tasksbench's own setup migrated, and that
+// reset runs it.
 func TestTruncateEmptiesEveryTable(t *testing.T) {
 	t.Parallel()
-	db := testdb.Postgres(t)
-	store, err := tasks.NewSQLStore(db, tasks.Postgres)
+	db, dsn := testdb.PostgresDSN(t)
+	p, err := openPostgres(t.Context(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
+	defer p.close(t.Context())
+	named := map[string]bool{}
+	for _, f := range strings.FieldsFunc(strings.TrimPrefix(truncate, "TRUNCATE "), func(r rune) bool {
+		return r == ',' || r == ' ' || r == '\n' || r == '\t'
+	}) {
+		named[f] = true
 	}
 	rows, err := db.QueryContext(t.Context(), `SELECT table_name FROM information_schema.tables
 		WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name LIKE 'taskwheel\_%'`)
@@ -424,12 +428,6 @@ func TestTruncateEmptiesEveryTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	named := map[string]bool{}
-	for _, f := range strings.FieldsFunc(strings.TrimPrefix(truncate, "TRUNCATE "), func(r rune) bool {
-		return r == ',' || r == ' ' || r == '\n' || r == '\t'
-	}) {
-		named[f] = true
-	}
 	n := 0
 	for rows.Next() {
 		var table string
@@ -447,7 +445,7 @@ func TestTruncateEmptiesEveryTable(t *testing.T) {
 	if n < 2 {
 		t.Fatalf("got %d tables in the schema, want the library's", n)
 	}
-	if _, err := db.ExecContext(t.Context(), truncate); err != nil {
+	if err := p.reset(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 }
