@@ -36,9 +36,9 @@ func (r recorder) middleware() tasks.Middleware {
 			return next(ctx, ts)
 		},
 		Execute: func(ctx context.Context, t *tasks.Task, next tasks.Func) error {
-			r.add(r.name + " before " + t.EventType)
+			r.add(r.name + " before " + t.EventType + " " + t.ID)
 			err := next(ctx, t)
-			r.add(r.name + " after " + t.EventType)
+			r.add(r.name + " after " + t.EventType + " " + t.ID)
 			return err
 		},
 	}
@@ -89,7 +89,8 @@ func TestMiddleware(t *testing.T) {
 				})
 			}
 			ctx := t.Context()
-			if _, err := e.EnqueueMany(ctx, []tasks.NewTask{{AppID: "app_1", EventType: "a"}, {AppID: "app_1", EventType: "a"}}); err != nil {
+			as, err := e.EnqueueMany(ctx, []tasks.NewTask{{AppID: "app_1", EventType: "a"}, {AppID: "app_1", EventType: "a"}})
+			if err != nil {
 				t.Fatal(err)
 			}
 			fixed, err := e.Enqueue(ctx, tasks.NewTask{AppID: "app_1", EventType: "fixed"})
@@ -133,13 +134,23 @@ func TestMiddleware(t *testing.T) {
 			for _, want := range [][]string{
 				{"outer enqueue a +", "inner enqueue a +"}, // one call for EnqueueMany's two
 				{"outer enqueue fixed ", "inner enqueue fixed "},
-				{"outer before a", "inner before a", "inner after a", "outer after a"},
 			} {
 				if !containsRun([][]string{log}, want) {
 					t.Errorf("the middleware's calls: no %q in %q", want, log)
 				}
 			}
-			if n := countOf(log, "outer before fixed"); n != 2 {
+			for _, a := range as { // the two run at once: each one's calls nest
+				var got []string
+				for _, l := range log {
+					if strings.HasSuffix(l, " "+a.ID) {
+						got = append(got, strings.TrimSuffix(l, " "+a.ID))
+					}
+				}
+				if want := []string{"outer before a", "inner before a", "inner after a", "outer after a"}; !slices.Equal(got, want) {
+					t.Errorf("the middleware's calls for task %s: got %q, want %q", a.ID, got, want)
+				}
+			}
+			if n := countOf(log, "outer before fixed "+fixed.ID); n != 2 {
 				t.Errorf("fixed: %d attempts wrapped, want 2", n)
 			}
 		})
