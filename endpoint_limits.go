@@ -187,7 +187,7 @@ func (e *Engine) takeEndpoint(ctx context.Context, ep *Endpoint, t *Task, w *end
 	if only && ep.RateLimit > 0 {
 		park = parkBatch
 	}
-	ok, wait, parked, err := e.store.TakeEndpointCapacity(ctx, ep.ID, Lease{t.ID, t.Attempts}, park, waitEndpointRate(ep.ID))
+	ok, wait, parked, err := e.store.TakeEndpointCapacity(ctx, ep.ID, t.lease(), park, waitEndpointRate(ep.ID))
 	if r := e.current(); r != nil && len(parked) > 0 {
 		r.hint(parked...)
 	}
@@ -236,7 +236,7 @@ func (e *Engine) releaseEndpoint(ctx context.Context, ep *Endpoint, t *Task) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
-	woke, err := e.store.ReleaseEndpointCapacity(ctx, ep.ID, Lease{t.ID, t.Attempts})
+	woke, err := e.store.ReleaseEndpointCapacity(ctx, ep.ID, t.lease())
 	if err != nil {
 		// The slot comes back when the attempt ends.
 		e.log.Error("tasks: release endpoint slot", "endpoint_id", ep.ID, "task_id", t.ID, "err", err)

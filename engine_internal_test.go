@@ -94,7 +94,7 @@ func TestRun_RevokedBeforeStart(t *testing.T) {
 		r := &run{e: e, active: make(map[string]*attempt)}
 		task := &Task{ID: "t1", EventType: "x", Attempts: 1, MaxAttempts: 3}
 		j := r.dispatch(task)
-		r.revoke(Lease{task.ID, 1}, cause)
+		r.revoke(Lease{ID: task.ID, Attempt: 1}, cause)
 		out, ran := r.execute(j)
 		if called || ran || out.State != StateCanceled || len(out.Attempts) != 0 {
 			t.Errorf("%v before start: func called %v, outcome %s with %d attempts; want not called, canceled, none",

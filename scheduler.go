@@ -197,7 +197,7 @@ func (r *run) stop(ctx context.Context) error {
 	// scheduler has closed jobs; a worker that takes one meanwhile drops
 	// it too.)
 	for j, ok := r.jobs.take(); ok; j, ok = r.jobs.take() {
-		r.forget(Lease{j.t.ID, j.t.Attempts}, true)
+		r.forget(j.t.lease(), true)
 	}
 	// Funcs that honour their context return within moments; their tasks
 	// are handed back. Those still running are left to their leases: handing
@@ -234,7 +234,7 @@ func (r *run) release() {
 	}
 	outs := make([]Outcome, len(leases))
 	for i, l := range leases {
-		outs[i] = Outcome{ID: l.ID, Attempt: l.Attempt, State: StateRetrying, Error: errStopped.Error()}
+		outs[i] = Outcome{ID: l.ID, Attempt: l.Attempt, claim: l.claim, State: StateRetrying, Error: errStopped.Error()}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
@@ -312,7 +312,7 @@ func (r *run) work() {
 		t := j.t
 		select {
 		case <-r.abandon: // Stop gave up waiting: start nothing more
-			r.forget(Lease{t.ID, t.Attempts}, true)
+			r.forget(t.lease(), true)
 			r.idle <- struct{}{}
 			continue
 		default:
@@ -337,7 +337,7 @@ func (r *run) work() {
 			}
 		}
 		if !sent {
-			r.forget(Lease{t.ID, t.Attempts}, true)
+			r.forget(t.lease(), true)
 		}
 		r.idle <- struct{}{} // never blocks: one slot per task in flight
 	}
@@ -346,7 +346,7 @@ func (r *run) work() {
 // dispatch makes t, just claimed, an active attempt, whose lease the
 // heartbeat extends from now on, and returns its job.
 func (r *run) dispatch(t *Task) job {
-	a := &attempt{lease: Lease{t.ID, t.Attempts}}
+	a := &attempt{lease: t.lease()}
 	r.activeMu.Lock()
 	r.active[t.ID] = a
 	r.activeMu.Unlock()
@@ -451,7 +451,7 @@ func call(ctx context.Context, fn Func, t *Task) (err error) {
 
 // outcome decides what an attempt's result means for its task.
 func (e *Engine) outcome(t *Task, err, cause error) Outcome {
-	o := Outcome{ID: t.ID, Attempt: t.Attempts}
+	o := Outcome{ID: t.ID, Attempt: t.Attempts, claim: t.claim}
 	if err == nil {
 		o.State = StateCompleted
 		return o
@@ -558,7 +558,7 @@ func (r *run) finish(outs []Outcome) {
 	e := r.e
 	defer func() {
 		for _, o := range outs {
-			r.forget(Lease{o.ID, o.Attempt}, false)
+			r.forget(o.lease(), false)
 		}
 	}()
 	delay := 20 * time.Millisecond
@@ -703,12 +703,12 @@ func (r *run) heartbeat() {
 		}
 		return
 	}
-	attempt := make(map[string]int, len(leases))
+	byID := make(map[string]Lease, len(leases))
 	for _, l := range leases {
-		attempt[l.ID] = l.Attempt
+		byID[l.ID] = l
 	}
 	for _, id := range revoked {
-		r.revoke(Lease{id, attempt[id]}, errLeaseRevoked)
+		r.revoke(byID[id], errLeaseRevoked)
 	}
 }
 

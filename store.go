@@ -514,6 +514,7 @@ func histogramParams(since time.Time, bucket time.Duration) (time.Time, time.Dur
 type Outcome struct {
 	ID      string // the task
 	Attempt int    // the attempt number it was claimed at (the fence)
+	claim   int64  // the claim's token (see Lease); 0: none
 	// State is StateCompleted, StateRetrying, StateFailed or StateCanceled.
 	State State
 	// Delay is, for StateRetrying, how long after now the next attempt is due.
@@ -539,10 +540,22 @@ type Outcome struct {
 	WaitEndpoint string
 }
 
+// lease returns the lease of o's attempt.
+func (o *Outcome) lease() Lease { return Lease{ID: o.ID, Attempt: o.Attempt, claim: o.claim} }
+
 // Lease names one claimed attempt.
+//
+// A claim of an [SQLStore] also gives its attempt a random token, which the
+// engine's leases and outcomes carry unexported and the store's fences
+// compare, besides the attempt number: a claim that PostgreSQL forgot in a
+// crash (claims commit without waiting for the disk; see the README) and
+// the claim of the same attempt after it are two runs, and only the second
+// one's writes apply. A Lease or an Outcome made by hand carries no token,
+// and is fenced on its attempt number alone.
 type Lease struct {
 	ID      string
 	Attempt int
+	claim   int64 // the claim's token; 0: none
 }
 
 // Due is a task that will be due soon, as reported by [Store.Upcoming].

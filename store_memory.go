@@ -474,7 +474,7 @@ func (s *memoryStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error
 	now := s.clock()
 	applied := make([]bool, len(outs))
 	for i, o := range outs {
-		m := s.fenced(Lease{o.ID, o.Attempt})
+		m := s.fenced(Lease{ID: o.ID, Attempt: o.Attempt})
 		if m == nil {
 			continue
 		}

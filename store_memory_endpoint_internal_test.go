@@ -41,7 +41,7 @@ func TestMemoryStore_EndpointSlotsGoWithTheirAttempts(t *testing.T) {
 	claimed := claim(5, time.Hour) // ended, runs, takes the token, waits, deleted
 	take := func(ep string, tk *Task, want bool) {
 		t.Helper()
-		if ok, _, _, err := s.TakeEndpointCapacity(ctx, ep, Lease{tk.ID, tk.Attempts}, 0, ""); ok != want || err != nil {
+		if ok, _, _, err := s.TakeEndpointCapacity(ctx, ep, Lease{ID: tk.ID, Attempt: tk.Attempts}, 0, ""); ok != want || err != nil {
 			t.Fatalf("take %s for %s: got %v, %v; want %v", ep, tk.ID, ok, err, want)
 		}
 	}
@@ -66,10 +66,10 @@ func TestMemoryStore_EndpointSlotsGoWithTheirAttempts(t *testing.T) {
 		t.Fatalf("Rescue: got %d, %v; want 1", n, err)
 	}
 	slots, reserved := s.epFlow["slots"].slots, s.epFlow["rate"].reserved
-	if len(slots) != 1 || !slots[Lease{claimed[1].ID, 1}] {
+	if len(slots) != 1 || !slots[Lease{ID: claimed[1].ID, Attempt: 1}] {
 		t.Errorf("slots after the rescue: got %v, want only %s's", slots, claimed[1].ID)
 	}
-	if len(reserved) != 1 || !reserved[Lease{claimed[3].ID, 1}] {
+	if len(reserved) != 1 || !reserved[Lease{ID: claimed[3].ID, Attempt: 1}] {
 		t.Errorf("queue marks after the rescue: got %v, want only %s's", reserved, claimed[3].ID)
 	}
 }

@@ -120,7 +120,7 @@ func (s *memoryStore) parkForEndpoint(f *memEndpointFlow, t *Task, n int, reason
 		next.push(2*i+2, now)
 		m := next.h[i]
 		if m.t.EventType == t.EventType && m.t.Attempts == m.t.ReplayedAfter && m.t.EndpointID == nil &&
-			m.waitEndpoint == "" && !f.reserved[Lease{m.t.ID, m.t.Attempts + 1}] {
+			m.waitEndpoint == "" && !f.reserved[Lease{ID: m.t.ID, Attempt: m.t.Attempts + 1}] {
 			pick = append(pick, m)
 		}
 	}
@@ -133,7 +133,7 @@ func (s *memoryStore) parkForEndpoint(f *memEndpointFlow, t *Task, n int, reason
 		}
 		s.setDue(m, at)
 		m.t.WaitReason = reason
-		f.reserved[Lease{m.t.ID, m.t.Attempts + 1}] = true
+		f.reserved[Lease{ID: m.t.ID, Attempt: m.t.Attempts + 1}] = true
 		parked[i] = Due{ID: m.t.ID, RunAt: m.runAt}
 		f.queue = f.queue.Add(step)
 	}

@@ -127,7 +127,7 @@ func (s *SQLStore) DB() *sql.DB { return s.db.DB }
 const taskColumns = `id, app_id, event_type, state, data, scheduled_run_time, run_at,
 	attempts, replayed_after, max_attempts, timeout, lease_expires_at, cancel_requested, last_error,
 	endpoint_id, idempotency_key, idempotency_digest, created_at, updated_at, completed_at,
-	trace_parent, trace_state, flow_key, wait_reason, parked_at`
+	trace_parent, trace_state, flow_key, wait_reason, parked_at, claim_token`
 
 // taskRow is a row of taskwheel_tasks.
 type taskRow struct {
@@ -156,6 +156,7 @@ type taskRow struct {
 	FlowKey           sql.NullString // NULL: the event type
 	WaitReason        sql.NullString
 	ParkedAt          sqlTime // when a waiting task fell due
+	ClaimToken        sql.NullInt64
 }
 
 // dest returns the fields of r in the order of taskColumns, to scan into.
@@ -165,7 +166,7 @@ func (r *taskRow) dest() []any {
 	return []any{&r.ID, &r.AppID, &r.EventType, &r.State, &r.Data, &r.ScheduledRunTime, &r.RunAt,
 		&r.Attempts, &r.ReplayedAfter, &r.MaxAttempts, &r.Timeout, &r.LeaseExpiresAt, &r.CancelRequested, &r.LastError,
 		&r.EndpointID, &r.IdempotencyKey, &r.IdempotencyDigest, &r.CreatedAt, &r.UpdatedAt, &r.CompletedAt,
-		&r.TraceParent, &r.TraceState, &r.FlowKey, &r.WaitReason, &r.ParkedAt}
+		&r.TraceParent, &r.TraceState, &r.FlowKey, &r.WaitReason, &r.ParkedAt, &r.ClaimToken}
 }
 
 func (r *taskRow) task() *Task {
@@ -192,6 +193,7 @@ func (r *taskRow) task() *Task {
 		TraceParent:       r.TraceParent.String,
 		TraceState:        r.TraceState.String,
 		dueAt:             r.RunAt.t,
+		claim:             r.ClaimToken.Int64,
 	}
 	t.FlowKey = flowKey(r.FlowKey.String, r.EventType)
 	if r.State.pending() {

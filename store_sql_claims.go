@@ -12,10 +12,21 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
+// Every claim gives each task it claims a random token, not 0, which the
+// fences of Finish, Extend and TakeEndpointCapacity compare besides the
+// attempt number (see Lease). It is cleared when the attempt ends. Random
+// rather than taken from a sequence: a crash can hand out again the values
+// of a sequence that only transactions lost in the crash had used, which
+// are precisely the forgotten claims the token is to tell apart.
+const (
+	claimTokenSQLite   = `claim_token = random() | 1`
+	claimTokenPostgres = `claim_token = (random() * 9007199254740992)::bigint | 1`
+)
+
 const (
 	claimSQLite = `UPDATE taskwheel_tasks
 SET state = 'running', attempts = attempts + 1, lease_expires_at = ?3 + ?2, updated_at = ?3,
-	wait_reason = NULL, wait_endpoint = NULL
+	wait_reason = NULL, wait_endpoint = NULL, ` + claimTokenSQLite + `
 WHERE id IN (
 	SELECT id FROM taskwheel_tasks
 	WHERE state IN ('scheduled', 'retrying') AND run_at <= ?3
@@ -32,7 +43,7 @@ RETURNING ` + taskColumns
 UPDATE taskwheel_tasks
 SET state = 'running', attempts = attempts + 1,
 	lease_expires_at = now() + $2 * interval '1 microsecond', updated_at = now(),
-	wait_reason = NULL, wait_endpoint = NULL
+	wait_reason = NULL, wait_endpoint = NULL, ` + claimTokenPostgres + `
 WHERE id IN (SELECT id FROM due)
 RETURNING ` + taskColumns + `, ` + seenColumn
 )
@@ -158,17 +169,18 @@ const (
 	completed_at = CASE WHEN o.state = 'retrying' AND NOT t.cancel_requested THEN NULL ELSE ?1 END,
 	last_error = CASE WHEN o.err = '' THEN t.last_error ELSE o.err END,
 	endpoint_id = CASE WHEN o.endpoint = '' THEN t.endpoint_id ELSE o.endpoint END,
-	lease_expires_at = NULL,
+	lease_expires_at = NULL, claim_token = NULL,
 	updated_at = ?1
-FROM (SELECT column1 AS id, column2 AS attempt, column3 AS state, column4 AS delay,
-	column5 AS err, column6 AS endpoint FROM (VALUES %s)) AS o
-WHERE t.id = o.id AND t.attempts = o.attempt AND t.state = CASE WHEN o.id IS NOT NULL THEN 'running' END
+FROM (SELECT column1 AS id, column2 AS attempt, column3 AS claim, column4 AS state, column5 AS delay,
+	column6 AS err, column7 AS endpoint FROM (VALUES %s)) AS o
+WHERE t.id = o.id AND t.attempts = o.attempt AND (o.claim = 0 OR t.claim_token = o.claim)
+	AND t.state = CASE WHEN o.id IS NOT NULL THEN 'running' END
 RETURNING id`
-	finishSQLiteRow = `(?, ?, ?, ?, ?, ?)`
+	finishSQLiteRow = `(?, ?, ?, ?, ?, ?, ?)`
 
 	finishPostgres = `WITH o AS (
-	SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::text[], $6::text[])
-		WITH ORDINALITY AS o(id, attempt, state, delay, err, endpoint, idx)
+	SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::text[])
+		WITH ORDINALITY AS o(id, attempt, claim, state, delay, err, endpoint, idx)
 ), u AS (
 	UPDATE taskwheel_tasks AS t SET
 		state = CASE WHEN o.state = 'retrying' AND t.cancel_requested THEN 'canceled' ELSE o.state END,
@@ -176,16 +188,16 @@ RETURNING id`
 		completed_at = CASE WHEN o.state = 'retrying' AND NOT t.cancel_requested THEN NULL ELSE now() END,
 		last_error = CASE WHEN o.err = '' THEN t.last_error ELSE o.err END,
 		endpoint_id = CASE WHEN o.endpoint = '' THEN t.endpoint_id ELSE o.endpoint END,
-		lease_expires_at = NULL,
+		lease_expires_at = NULL, claim_token = NULL,
 		updated_at = now()
 	FROM o
 	WHERE t.id = ANY($1::text[]) AND t.id = o.id AND t.attempts = o.attempt
-		AND t.state = CASE WHEN o.idx > 0 THEN 'running' END
+		AND (o.claim = 0 OR t.claim_token = o.claim) AND t.state = CASE WHEN o.idx > 0 THEN 'running' END
 	RETURNING o.idx, o.id
 ), a AS (
 	INSERT INTO taskwheel_attempts (` + attemptColumns + `)
 	SELECT u.id, a.number, a.endpoint_id, a.started_at, a.duration, a.status_code, a.response, a.error
-	FROM unnest($7::bigint[], $8::int[], $9::text[], $10::timestamptz[], $11::bigint[], $12::int[], $13::text[], $14::text[])
+	FROM unnest($8::bigint[], $9::int[], $10::text[], $11::timestamptz[], $12::bigint[], $13::int[], $14::text[], $15::text[])
 		WITH ORDINALITY AS a(outcome, number, endpoint_id, started_at, duration, status_code, response, error, ord)
 	JOIN u ON u.idx = a.outcome
 	ORDER BY a.ord
@@ -222,7 +234,7 @@ func (s *SQLStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error) {
 	seen := make(map[Lease]bool, len(outs))
 	var order, waiting []int
 	for i, o := range outs {
-		if l := (Lease{o.ID, o.Attempt}); !seen[l] {
+		if l := o.lease(); !seen[l] {
 			seen[l] = true
 			if o.WaitReason != "" {
 				waiting = append(waiting, i)
@@ -239,8 +251,8 @@ func (s *SQLStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error) {
 		applied[i] = ok
 	}
 	for len(order) > 0 {
-		batch := order[:min(len(order), maxFinishRows)]
-		order = order[len(batch):]
+		var batch []int
+		batch, order = finishBatch(outs, order)
 		finish := s.finishSQLiteBatch
 		if s.dialect == Postgres {
 			finish = s.finishPostgresBatch
@@ -252,14 +264,31 @@ func (s *SQLStore) Finish(ctx context.Context, outs []Outcome) ([]bool, error) {
 	return applied, nil
 }
 
+// finishBatch splits order into the next batch of up to maxFinishRows
+// outcomes, of as many tasks, and the rest: SQLite's batch tells which
+// outcomes applied by their tasks' IDs, and a task may have two, of two
+// claims of it that ran here (one of them stale).
+func finishBatch(outs []Outcome, order []int) (batch, rest []int) {
+	ids := make(map[string]bool, min(len(order), maxFinishRows))
+	for _, i := range order {
+		if len(batch) < maxFinishRows && !ids[outs[i].ID] {
+			ids[outs[i].ID] = true
+			batch = append(batch, i)
+		} else {
+			rest = append(rest, i)
+		}
+	}
+	return batch, rest
+}
+
 func (s *SQLStore) finishSQLiteBatch(ctx context.Context, outs []Outcome, batch []int, applied []bool) error {
-	args := make([]any, 0, 1+6*len(batch))
+	args := make([]any, 0, 1+7*len(batch))
 	args = append(args, s.now().UnixMicro())
 	byID := make(map[string]int, len(batch))
 	for _, i := range batch {
 		o := outs[i]
 		byID[o.ID] = i
-		args = append(args, o.ID, o.Attempt, string(o.State), o.Delay.Microseconds(), o.Error, o.EndpointID)
+		args = append(args, o.ID, o.Attempt, o.claim, string(o.State), o.Delay.Microseconds(), o.Error, o.EndpointID)
 	}
 	query := fmt.Sprintf(finishSQLite, strings.Repeat(finishSQLiteRow+", ", len(batch)-1)+finishSQLiteRow)
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -298,7 +327,7 @@ func (s *SQLStore) finishPostgresBatch(ctx context.Context, outs []Outcome, batc
 	var (
 		ids, states, errs, endpoints []string
 		attemptNos                   []int32
-		delays                       []int64
+		claims, delays               []int64
 		aOutcome, aDuration          []int64
 		aNumber, aStatus             []int32
 		aEndpoint, aResponse, aError []string
@@ -308,6 +337,7 @@ func (s *SQLStore) finishPostgresBatch(ctx context.Context, outs []Outcome, batc
 		o := outs[i]
 		ids = append(ids, o.ID)
 		attemptNos = append(attemptNos, int32(o.Attempt))
+		claims = append(claims, o.claim)
 		states = append(states, string(o.State))
 		delays = append(delays, o.Delay.Microseconds())
 		errs = append(errs, s.text(o.Error))
@@ -323,7 +353,7 @@ func (s *SQLStore) finishPostgresBatch(ctx context.Context, outs []Outcome, batc
 			aError = append(aError, s.text(a.Error))
 		}
 	}
-	rows, err := s.db.QueryContext(ctx, finishPostgres, ids, attemptNos, states, delays, errs, endpoints,
+	rows, err := s.db.QueryContext(ctx, finishPostgres, ids, attemptNos, claims, states, delays, errs, endpoints,
 		aOutcome, aNumber, aEndpoint, aStarted, aDuration, aStatus, aResponse, aError)
 	if err != nil {
 		return err
@@ -346,11 +376,12 @@ func (s *SQLStore) finishPostgresBatch(ctx context.Context, outs []Outcome, batc
 // extendHeldPostgres then tells which of the leases it skipped are still
 // the caller's.
 const (
-	extendSQLite = `UPDATE taskwheel_tasks SET lease_expires_at = ?4 + ?3
-WHERE id = ?1 AND attempts = ?2 AND state = 'running' AND NOT cancel_requested`
+	extendSQLite = `UPDATE taskwheel_tasks SET lease_expires_at = ?5 + ?3
+WHERE id = ?1 AND attempts = ?2 AND (?4 = 0 OR claim_token = ?4) AND state = 'running' AND NOT cancel_requested`
 	extendPostgres = `WITH mine AS (
 	SELECT t.id FROM taskwheel_tasks AS t
-	JOIN unnest($1::text[], $2::int[]) AS l(id, attempt) ON t.id = l.id AND t.attempts = l.attempt
+	JOIN unnest($1::text[], $2::int[], $4::bigint[]) AS l(id, attempt, claim)
+		ON t.id = l.id AND t.attempts = l.attempt AND (l.claim = 0 OR t.claim_token = l.claim)
 	WHERE t.state = CASE WHEN l.id IS NOT NULL THEN 'running' END AND NOT t.cancel_requested
 	FOR UPDATE OF t SKIP LOCKED
 )
@@ -358,7 +389,8 @@ UPDATE taskwheel_tasks AS t SET lease_expires_at = now() + $3 * interval '1 micr
 FROM mine WHERE t.id = mine.id
 RETURNING t.id`
 	extendHeldPostgres = `SELECT t.id FROM taskwheel_tasks AS t
-JOIN unnest($1::text[], $2::int[]) AS l(id, attempt) ON t.id = l.id AND t.attempts = l.attempt
+JOIN unnest($1::text[], $2::int[], $3::bigint[]) AS l(id, attempt, claim)
+	ON t.id = l.id AND t.attempts = l.attempt AND (l.claim = 0 OR t.claim_token = l.claim)
 WHERE t.state = CASE WHEN l.id IS NOT NULL THEN 'running' END AND NOT t.cancel_requested`
 )
 
@@ -397,7 +429,7 @@ func (s *SQLStore) extendSQLite(ctx context.Context, leases []Lease, d time.Dura
 	defer tx.Rollback()
 	kept := make(map[string]bool, len(leases))
 	for _, l := range leases {
-		n, err := exec(ctx, tx, extendSQLite, s.args(l.ID, l.Attempt, d.Microseconds())...)
+		n, err := exec(ctx, tx, extendSQLite, s.args(l.ID, l.Attempt, d.Microseconds(), l.claim)...)
 		if err != nil {
 			return nil, err
 		}
@@ -409,21 +441,21 @@ func (s *SQLStore) extendSQLite(ctx context.Context, leases []Lease, d time.Dura
 // extendPostgres extends leases and returns the IDs of those still the
 // caller's.
 func (s *SQLStore) extendPostgres(ctx context.Context, leases []Lease, d time.Duration) (map[string]bool, error) {
-	ids, attempts := make([]string, len(leases)), make([]int32, len(leases))
+	ids, attempts, claims := make([]string, len(leases)), make([]int32, len(leases)), make([]int64, len(leases))
 	for i, l := range leases {
-		ids[i], attempts[i] = l.ID, int32(l.Attempt)
+		ids[i], attempts[i], claims[i] = l.ID, int32(l.Attempt), l.claim
 	}
-	kept, err := queryIDs(ctx, s.db, extendPostgres, ids, attempts, d.Microseconds())
+	kept, err := queryIDs(ctx, s.db, extendPostgres, ids, attempts, d.Microseconds(), claims)
 	if err != nil || len(kept) == len(leases) {
 		return kept, err
 	}
-	ids, attempts = ids[:0], attempts[:0]
+	ids, attempts, claims = ids[:0], attempts[:0], claims[:0]
 	for _, l := range leases {
 		if !kept[l.ID] {
-			ids, attempts = append(ids, l.ID), append(attempts, int32(l.Attempt))
+			ids, attempts, claims = append(ids, l.ID), append(attempts, int32(l.Attempt)), append(claims, l.claim)
 		}
 	}
-	held, err := queryIDs(ctx, s.db, extendHeldPostgres, ids, attempts)
+	held, err := queryIDs(ctx, s.db, extendHeldPostgres, ids, attempts, claims)
 	for id := range held {
 		kept[id] = true
 	}
@@ -472,7 +504,7 @@ const (
 	run_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN run_at ELSE ?3 END,
 	completed_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN ?3 END,
 	last_error = ?2,
-	lease_expires_at = NULL,
+	lease_expires_at = NULL, claim_token = NULL,
 	updated_at = ?3
 WHERE id IN (
 	SELECT id FROM taskwheel_tasks
@@ -489,7 +521,7 @@ RETURNING id, attempts`
 		run_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN run_at ELSE now() END,
 		completed_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN now() END,
 		last_error = $2,
-		lease_expires_at = NULL,
+		lease_expires_at = NULL, claim_token = NULL,
 		updated_at = now()
 	WHERE id IN (
 		SELECT id FROM taskwheel_tasks

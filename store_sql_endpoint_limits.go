@@ -31,7 +31,8 @@ FROM taskwheel_endpoints WHERE id = ?1`
 	epLimitsPostgres = `SELECT rate_limit, max_in_flight, tokens, tokens_at, queue_at, now()
 FROM taskwheel_endpoints WHERE id = $1 FOR NO KEY UPDATE`
 	// The app and event type of the attempt, if it is running (the fence).
-	epFence = `SELECT app_id, event_type FROM taskwheel_tasks WHERE id = ? AND attempts = ? AND state = 'running'`
+	epFence = `SELECT app_id, event_type FROM taskwheel_tasks
+WHERE id = ? AND attempts = ? AND (CAST(? AS bigint) = 0 OR claim_token = ?) AND state = 'running'`
 	// The endpoint's slots held by running attempts, and whether the
 	// attempt holds one.
 	epInFlight = `SELECT count(*), COALESCE(max(CASE WHEN s.task_id = ? AND s.attempt = ? THEN 1 ELSE 0 END), 0)
@@ -140,8 +141,8 @@ WHERE (endpoint_id, task_id, attempt) IN (
 	FOR UPDATE OF s SKIP LOCKED)`
 	// A waiting outcome: ?1 the clock (SQLite), then delay, wait reason,
 	// wait endpoint (NULL when it need not wait for a slot), endpoint ID,
-	// task ID and attempt. A task whose cancellation was requested is
-	// canceled instead.
+	// task ID, attempt and claim token. A task whose cancellation was
+	// requested is canceled instead.
 	finishWaitSQLite = `UPDATE taskwheel_tasks SET
 	state = CASE WHEN cancel_requested THEN 'canceled' WHEN attempts - 1 <= replayed_after THEN 'scheduled' ELSE 'retrying' END,
 	attempts = attempts - 1,
@@ -150,8 +151,8 @@ WHERE (endpoint_id, task_id, attempt) IN (
 	wait_reason = CASE WHEN cancel_requested THEN NULL ELSE ?3 END,
 	wait_endpoint = CASE WHEN cancel_requested THEN NULL ELSE ?4 END,
 	endpoint_id = CASE WHEN ?5 = '' THEN endpoint_id ELSE ?5 END,
-	lease_expires_at = NULL, updated_at = ?1
-WHERE id = ?6 AND attempts = ?7 AND state = 'running'`
+	lease_expires_at = NULL, claim_token = NULL, updated_at = ?1
+WHERE id = ?6 AND attempts = ?7 AND (?8 = 0 OR claim_token = ?8) AND state = 'running'`
 	finishWaitPostgres = `UPDATE taskwheel_tasks SET
 	state = CASE WHEN cancel_requested THEN 'canceled' WHEN attempts - 1 <= replayed_after THEN 'scheduled' ELSE 'retrying' END,
 	attempts = attempts - 1,
@@ -160,8 +161,8 @@ WHERE id = ?6 AND attempts = ?7 AND state = 'running'`
 	wait_reason = CASE WHEN cancel_requested THEN NULL ELSE $2::text END,
 	wait_endpoint = CASE WHEN cancel_requested THEN NULL ELSE $3::text END,
 	endpoint_id = CASE WHEN $4::text = '' THEN endpoint_id ELSE $4::text END,
-	lease_expires_at = NULL, updated_at = now()
-WHERE id = $5 AND attempts = $6::integer AND state = 'running'`
+	lease_expires_at = NULL, claim_token = NULL, updated_at = now()
+WHERE id = $5 AND attempts = $6::integer AND ($7::bigint = 0 OR claim_token = $7) AND state = 'running'`
 )
 
 // epLimits is an endpoint's limits as a take reads them.
@@ -279,7 +280,7 @@ func (s *SQLStore) TakeEndpointCapacity(ctx context.Context, endpointID string, 
 			return err
 		}
 		var app, eventType string
-		switch err := tx.QueryRowContext(ctx, s.db.Rebind(epFence), l.ID, l.Attempt).Scan(&app, &eventType); {
+		switch err := tx.QueryRowContext(ctx, s.db.Rebind(epFence), l.ID, l.Attempt, l.claim, l.claim).Scan(&app, &eventType); {
 		case errors.Is(err, sql.ErrNoRows):
 			return ErrInvalidState
 		case err != nil:
@@ -425,7 +426,7 @@ func (s *SQLStore) finishWaiting(ctx context.Context, o *Outcome) (applied bool,
 				delay = 0 // a slot freed since the take
 			}
 		}
-		args := []any{delay.Microseconds(), s.text(o.WaitReason), waitOn, s.text(o.EndpointID), o.ID, o.Attempt}
+		args := []any{delay.Microseconds(), s.text(o.WaitReason), waitOn, s.text(o.EndpointID), o.ID, o.Attempt, o.claim}
 		if s.dialect == SQLite {
 			args = append([]any{s.now().UnixMicro()}, args...)
 		}

@@ -73,7 +73,7 @@ WHERE state IN ('scheduled', 'retrying') AND app_id > ? AND run_at >= ?
 ORDER BY app_id, run_at LIMIT 1`
 	claimAppSQLite = `UPDATE taskwheel_tasks
 SET state = 'running', attempts = attempts + 1, lease_expires_at = ?4 + ?2, updated_at = ?4,
-	wait_reason = NULL, wait_endpoint = NULL
+	wait_reason = NULL, wait_endpoint = NULL, ` + claimTokenSQLite + `
 WHERE id IN (
 	SELECT id FROM taskwheel_tasks
 	WHERE app_id = ?3 AND state IN ('scheduled', 'retrying') AND run_at <= ?4
@@ -84,7 +84,7 @@ RETURNING ` + taskColumns
 	claimAppPostgres = `UPDATE taskwheel_tasks
 SET state = 'running', attempts = attempts + 1,
 	lease_expires_at = now() + $2 * interval '1 microsecond', updated_at = now(),
-	wait_reason = NULL, wait_endpoint = NULL
+	wait_reason = NULL, wait_endpoint = NULL, ` + claimTokenPostgres + `
 WHERE id IN (
 	SELECT id FROM taskwheel_tasks
 	WHERE app_id = $3 AND state IN ('scheduled', 'retrying') AND run_at <= now()

@@ -93,13 +93,15 @@ FROM unnest($1::text[], $2::text[], $3::text[]) AS p(id, key, why)
 WHERE t.id = p.id`
 	flowClaimSQLite = `UPDATE taskwheel_tasks
 SET state = 'running', attempts = attempts + 1, lease_expires_at = ?3 + ?2, updated_at = ?3,
-	run_at = COALESCE(parked_at, run_at), wait_key = NULL, parked_at = NULL, wait_reason = NULL, wait_endpoint = NULL
+	run_at = COALESCE(parked_at, run_at), wait_key = NULL, parked_at = NULL, wait_reason = NULL, wait_endpoint = NULL,
+	` + claimTokenSQLite + `
 WHERE id IN (SELECT value FROM json_each(?1)) AND state IN ('scheduled', 'retrying')
 RETURNING ` + taskColumns
 	flowClaimPostgres = `UPDATE taskwheel_tasks
 SET state = 'running', attempts = attempts + 1,
 	lease_expires_at = now() + $2 * interval '1 microsecond', updated_at = now(),
-	run_at = COALESCE(parked_at, run_at), wait_key = NULL, parked_at = NULL, wait_reason = NULL, wait_endpoint = NULL
+	run_at = COALESCE(parked_at, run_at), wait_key = NULL, parked_at = NULL, wait_reason = NULL, wait_endpoint = NULL,
+	` + claimTokenPostgres + `
 WHERE id = ANY($1::text[]) AND state IN ('scheduled', 'retrying')
 RETURNING ` + taskColumns
 	flowWriteSQLite = `UPDATE taskwheel_limits SET tokens = ?3, tokens_at = ?4,

@@ -74,7 +74,7 @@ const flowFastPostgres = `WITH due AS MATERIALIZED (
 UPDATE taskwheel_tasks
 SET state = 'running', attempts = attempts + 1,
 	lease_expires_at = now() + $2 * interval '1 microsecond', updated_at = now(),
-	wait_reason = NULL, wait_endpoint = NULL
+	wait_reason = NULL, wait_endpoint = NULL, ` + claimTokenPostgres + `
 WHERE id IN (SELECT id FROM due) AND EXISTS (SELECT 1 FROM taskwheel_limits) AND NOT EXISTS (
 	SELECT 1 FROM lim JOIN need ON need.app_id = lim.app_id AND need.key = lim.flow_key
 	WHERE lim.paused OR lim.rate > 0 OR lim.waiting

@@ -147,7 +147,13 @@ type Task struct {
 	// the store's clock; zero in every other task. Lateness is measured
 	// from it.
 	dueAt time.Time
+	// claim is the token of the claim of a running task that an SQLStore
+	// read, 0 in any other task (see Lease).
+	claim int64
 }
+
+// lease returns the lease of t's attempt, claimed.
+func (t *Task) lease() Lease { return Lease{ID: t.ID, Attempt: t.Attempts, claim: t.claim} }
 
 // Attempt records one attempt of a task: one run of its func, or one
 // delivery to one webhook endpoint (an attempt that delivers to several
