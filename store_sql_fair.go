@@ -91,7 +91,7 @@ WHERE id IN (
 		AND (run_at, id) >= ($4, $5) AND NOT EXISTS (SELECT 1 FROM taskwheel_limits)
 	ORDER BY run_at, id
 	LIMIT $1
-	FOR UPDATE SKIP LOCKED)
+	FOR UPDATE SKIP LOCKED) AND ` + claimCommitsAsync + `
 RETURNING ` + taskColumns
 )
 

@@ -102,7 +102,7 @@ SET state = 'running', attempts = attempts + 1,
 	lease_expires_at = now() + $2 * interval '1 microsecond', updated_at = now(),
 	run_at = COALESCE(parked_at, run_at), wait_key = NULL, parked_at = NULL, wait_reason = NULL, wait_endpoint = NULL,
 	` + claimTokenPostgres + `
-WHERE id = ANY($1::text[]) AND state IN ('scheduled', 'retrying')
+WHERE id = ANY($1::text[]) AND state IN ('scheduled', 'retrying') AND ` + claimCommitsAsync + `
 RETURNING ` + taskColumns
 	flowWriteSQLite = `UPDATE taskwheel_limits SET tokens = ?3, tokens_at = ?4,
 	waiting = CASE ?5 WHEN 1 THEN 1 WHEN 2 THEN EXISTS (SELECT 1 FROM taskwheel_tasks AS t

@@ -133,3 +133,138 @@ func TestSQLStore_ForgottenClaimIsFenced(t *testing.T) {
 		})
 	}
 }
+
+// TestSQLStore_ClaimsCommitAsync: on PostgreSQL every way of claiming
+// commits with synchronous_commit off, and an outcome with the server's
+// setting; with taskwheel.synchronous_claims on, claims too.
+func TestSQLStore_ClaimsCommitAsync(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db, dsn := testdb.PostgresDSN(t)
+	s, err := NewSQLStore(db, Postgres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Each change of a task's state records the commit setting of its
+	// transaction as it stands at the end of the statement.
+	if _, err := db.ExecContext(ctx, `CREATE TABLE commit_log (state text, sync text);
+CREATE FUNCTION log_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO commit_log VALUES (NEW.state, current_setting('synchronous_commit'));
+	RETURN NEW;
+END $$;
+CREATE TRIGGER log_commit AFTER UPDATE OF state ON taskwheel_tasks
+	FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION log_commit()`); err != nil {
+		t.Fatal(err)
+	}
+	var server string
+	if err := db.QueryRowContext(ctx, `SHOW synchronous_commit`).Scan(&server); err != nil {
+		t.Fatal(err)
+	}
+	if server == "off" {
+		t.Skip("the server's synchronous_commit is off: no claim could wait")
+	}
+	optedOut, err := sql.Open("pgx", must(testdb.WithParam(dsn, "options", "-ctaskwheel.synchronous_claims=on")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer optedOut.Close()
+	sync, err := NewSQLStore(optedOut, Postgres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insert := func(app string) {
+		t.Helper()
+		tk := &Task{ID: uuid.Must(uuid.NewV7()).String(), AppID: app, EventType: "e", FlowKey: "k", MaxAttempts: 1}
+		if _, err := s.Insert(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, store := range []struct {
+		s    *SQLStore
+		want string
+	}{{s, "off"}, {sync, server}} {
+		var claimed []*Task
+		for _, path := range []struct {
+			name  string
+			claim func() ([]taskRow, error)
+		}{
+			{"plain", func() ([]taskRow, error) {
+				return queryClaim(ctx, store.s.db, claimPostgres, 1, time.Minute)
+			}},
+			{"fair", func() ([]taskRow, error) {
+				insert("b") // apps are served in turn when two have tasks due
+				rs, ok, err := store.s.claimFair(ctx, store.s.db, 1, time.Minute)
+				if !ok && err == nil {
+					err = errors.New("claimFair did not claim")
+				}
+				return rs, err
+			}},
+			{"flow, nothing held back", func() ([]taskRow, error) {
+				if _, err := store.s.SetLimit(ctx, &Limit{AppID: "a", Key: "k", Concurrency: 100}); err != nil {
+					return nil, err
+				}
+				defer store.s.DeleteLimit(ctx, "a", "k")
+				return store.s.claimFlowFast(ctx, store.s.db, 1, time.Minute)
+			}},
+			{"flow", func() ([]taskRow, error) {
+				// A rate limit has claimFlowFast claim nothing.
+				if _, err := store.s.SetLimit(ctx, &Limit{AppID: "a", Key: "k", Rate: 1000, Burst: 10}); err != nil {
+					return nil, err
+				}
+				defer store.s.DeleteLimit(ctx, "a", "k")
+				ts, err := store.s.claimFlow(ctx, store.s.db, 1, time.Minute)
+				rs := make([]taskRow, len(ts))
+				for i, tk := range ts {
+					rs[i] = taskRow{ID: tk.ID, Attempts: tk.Attempts, ClaimToken: sql.NullInt64{Int64: tk.claim, Valid: true}}
+				}
+				return rs, err
+			}},
+		} {
+			insert("a")
+			rs, err := path.claim()
+			if err != nil || len(rs) != 1 {
+				t.Fatalf("%s claim: got %d tasks, %v; want 1", path.name, len(rs), err)
+			}
+			claimed = append(claimed, rs[0].task())
+			var got string
+			if err := db.QueryRowContext(ctx, `SELECT string_agg(sync, ',') FROM commit_log`).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != store.want {
+				t.Errorf("%s claim, taskwheel.synchronous_claims %s: got synchronous_commit %q, want %q",
+					path.name, map[bool]string{true: "on", false: "unset"}[store.s == sync], got, store.want)
+			}
+			if _, err := db.ExecContext(ctx, `TRUNCATE commit_log`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		outs := make([]Outcome, len(claimed))
+		for i, tk := range claimed {
+			outs[i] = Outcome{ID: tk.ID, Attempt: tk.Attempts, claim: tk.claim, State: StateCompleted}
+		}
+		if applied, err := store.s.Finish(ctx, outs); err != nil || slices.Contains(applied, false) {
+			t.Fatalf("Finish: got %v, %v; want every outcome applied", applied, err)
+		}
+		var got string
+		if err := db.QueryRowContext(ctx, `SELECT string_agg(DISTINCT sync, ',') FROM commit_log`).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != server {
+			t.Errorf("Finish: got synchronous_commit %q, want the server's %q", got, server)
+		}
+		if _, err := db.ExecContext(ctx, `TRUNCATE commit_log`); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
