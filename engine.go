@@ -488,8 +488,12 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*Task, error) {
 	if err != nil {
 		return t, wrapf(err, "cancel task %s", id)
 	}
-	if r := e.current(); r != nil && t.State == StateRunning {
-		r.revoke(Lease{ID: id}, errCancelRequested) // the attempt running now
+	// The attempt running here, if any. A task that the store canceled
+	// at once runs here only if the database forgot its claim (see
+	// Lease): that run is stale, and stops now rather than at its next
+	// lease extension.
+	if r := e.current(); r != nil && (t.State == StateRunning || t.State == StateCanceled) {
+		r.revoke(Lease{ID: id}, errCancelRequested)
 	}
 	return t, nil
 }

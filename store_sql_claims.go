@@ -25,7 +25,8 @@ const (
 
 // claimCommitsAsync is a condition of every claim on PostgreSQL that holds
 // and sets synchronous_commit off for the claim's transaction, unless the
-// setting taskwheel.synchronous_claims is on: a claim then commits without
+// setting taskwheel.synchronous_claims is on (or true, yes, 1, in any
+// case, as PostgreSQL reads a boolean): a claim then commits without
 // waiting for the server to flush its WAL to disk. A claim's commit that
 // waits queues behind every other commit's flush, of outcomes, inserts,
 // a retention pass's deletes: a task due during a retention pass started
@@ -38,7 +39,8 @@ const (
 // taskwheel.synchronous_claims to on (ALTER DATABASE ... SET, or the
 // connection's options) to have claims wait as every other commit does.
 const claimCommitsAsync = `(SELECT set_config('synchronous_commit',
-	CASE current_setting('taskwheel.synchronous_claims', true) WHEN 'on' THEN current_setting('synchronous_commit') ELSE 'off' END,
+	CASE WHEN lower(current_setting('taskwheel.synchronous_claims', true)) IN ('on', 'true', 'yes', '1')
+		THEN current_setting('synchronous_commit') ELSE 'off' END,
 	true)) IS NOT NULL`
 
 const (

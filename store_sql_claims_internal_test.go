@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"path/filepath"
@@ -167,7 +168,7 @@ CREATE TRIGGER log_commit AFTER UPDATE OF state ON taskwheel_tasks
 	if server == "off" {
 		t.Skip("the server's synchronous_commit is off: no claim could wait")
 	}
-	optedOut, err := sql.Open("pgx", must(testdb.WithParam(dsn, "options", "-ctaskwheel.synchronous_claims=on")))
+	optedOut, err := sql.Open("pgx", must(testdb.WithParam(dsn, "options", "-ctaskwheel.synchronous_claims=True")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,4 +268,75 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestEngine_CancelStopsForgottenClaim: a task whose claim the database
+// forgot is scheduled again as far as the store knows, and a cancel
+// through the engine that runs it cancels it at once: the run here is
+// stale, and its context is cancelled then, not at its next lease
+// extension. Its outcome is not stored.
+func TestEngine_CancelStopsForgottenClaim(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(t.TempDir(), "tasks.db")+"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	defer db.Close()
+	s, err := NewSQLStore(db, SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEngine(s, &Config{Lease: time.Hour}) // no lease extension during the test
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, stopped := make(chan struct{}), make(chan error, 1)
+	e.Register("e", func(ctx context.Context, _ *Task) error {
+		close(started)
+		select {
+		case <-ctx.Done():
+			stopped <- ctx.Err()
+		case <-time.After(time.Minute):
+			stopped <- nil
+		}
+		return ctx.Err()
+	})
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop(context.Background())
+	tk, err := e.Enqueue(ctx, NewTask{AppID: "a", EventType: "e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	// Forgotten: scheduled again, due in an hour, as far as the store knows.
+	if _, err := db.ExecContext(ctx, `UPDATE taskwheel_tasks SET state = 'scheduled', attempts = 0,
+		run_at = run_at + 3600000000, lease_expires_at = NULL, claim_token = NULL WHERE id = ?`, tk.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.Cancel(ctx, tk.ID)
+	if err != nil || got.State != StateCanceled {
+		t.Fatalf("Cancel: got %v, %v; want the task canceled", got, err)
+	}
+	select {
+	case err := <-stopped:
+		if err == nil {
+			t.Error("the forgotten run's context was not cancelled")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the forgotten run was not cancelled within 10 s of the cancel")
+	}
+	if err := e.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err = e.Get(ctx, tk.ID)
+	if err != nil || got.State != StateCanceled || got.Attempts != 0 {
+		t.Errorf("after Stop: got %+v, %v; want canceled at attempt 0", got, err)
+	}
 }
