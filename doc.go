@@ -144,10 +144,13 @@ apps, behind the same keys; mount both under prefixes:
 # Guarantees
 
   - At least once: a task may run twice (its process died after the func
-    returned, before the outcome was stored), never zero times.
+    returned, before the outcome was stored; or the PostgreSQL server
+    crashed within moments of its claim, as claims commit without waiting
+    for the disk), never zero times.
   - A claim is atomic and leased; each later write is fenced on the task's ID,
-    its attempt number and its running state, so a worker whose lease expired
-    cannot overwrite a newer attempt. Leases are extended while a task runs;
+    its attempt number, its running state and, on the SQL stores, the
+    claim's random token, so a worker whose lease expired, or whose claim the
+    database forgot, cannot overwrite a newer attempt. Leases are extended while a task runs;
     the rescuer returns the tasks of dead engines to be retried.
   - Due times and leases follow the store's clock; in-process timers use the
     monotonic clock, so a wall clock jump neither fires nor loses a task.

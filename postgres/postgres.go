@@ -14,6 +14,14 @@
 // that applies its schema changes with a tool of its own, such as goose,
 // applies [Migrations] with it instead of calling
 // [tasks.SQLStore.Migrate].
+//
+// An engine's claims commit with synchronous_commit off for their own
+// transaction, so that no task starts later for waiting on the disk; a
+// crash of the server can forget the claims of its last moments, whose
+// tasks then run a second time. Set taskwheel.synchronous_claims to on
+// for the store's connections (ALTER DATABASE … SET, ALTER ROLE … SET,
+// or options=-ctaskwheel.synchronous_claims%3Don in the URL) to have them
+// wait as every other commit does.
 package postgres
 
 import (
