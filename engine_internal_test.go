@@ -80,6 +80,27 @@ func TestEngine_ClockJumps(t *testing.T) {
 	}
 }
 
+// TestRun_ClaimedAgainRevokesTheEarlierAttempt: a task claimed again while
+// an earlier attempt of it is active here (its lease expired, or the
+// database forgot its claim, at the same attempt number) has that attempt
+// revoked, and the new one not.
+func TestRun_ClaimedAgainRevokesTheEarlierAttempt(t *testing.T) {
+	e, err := NewEngine(NewMemoryStore(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &run{e: e, active: make(map[string]*attempt)}
+	first := r.dispatch(&Task{ID: "t1", Attempts: 1, claim: 7})
+	second := r.dispatch(&Task{ID: "t1", Attempts: 1, claim: 9})
+	if first.a.cause != errLeaseRevoked || second.a.cause != nil {
+		t.Errorf("got causes %v (earlier) and %v (new); want %v and none", first.a.cause, second.a.cause, errLeaseRevoked)
+	}
+	r.forget(first.a.lease, false) // the earlier attempt ends: the new one stays
+	if r.active["t1"] != second.a {
+		t.Error("the earlier attempt's end forgot the new one")
+	}
+}
+
 // TestRun_RevokedBeforeStart checks that a task claimed ahead whose lease
 // is revoked while it waits for a worker (its cancellation was requested,
 // or its lease lost) does not start: its func is not called.

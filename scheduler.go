@@ -344,10 +344,15 @@ func (r *run) work() {
 }
 
 // dispatch makes t, just claimed, an active attempt, whose lease the
-// heartbeat extends from now on, and returns its job.
+// heartbeat extends from now on, and returns its job. An earlier attempt
+// of t still active here lost its lease, or the database forgot its claim,
+// since the store let t be claimed again: it is revoked.
 func (r *run) dispatch(t *Task) job {
 	a := &attempt{lease: t.lease()}
 	r.activeMu.Lock()
+	if old, ok := r.active[t.ID]; ok {
+		old.revoke(errLeaseRevoked)
+	}
 	r.active[t.ID] = a
 	r.activeMu.Unlock()
 	return job{t, a}
