@@ -17,21 +17,29 @@ import (
 // attempt number (see Lease). It is cleared when the attempt ends. Random
 // rather than taken from a sequence: a crash can hand out again the values
 // of a sequence that only transactions lost in the crash had used, which
-// are precisely the forgotten claims the token is to tell apart.
+// are precisely the forgotten claims the token is to tell apart. On
+// PostgreSQL, random() alone would not do either: a session's setseed()
+// makes its values repeat, so each row's random() is mixed with a value
+// that the claim statement draws once from the server's strong random
+// source (gen_random_uuid), which no session can seed; drawing that for
+// every row would cost a claim of 100 tasks a quarter of a millisecond.
+// SQLite's random() cannot be seeded from SQL.
 const (
 	claimTokenSQLite   = `claim_token = random() | 1`
-	claimTokenPostgres = `claim_token = (random() * 9007199254740992)::bigint | 1`
+	claimTokenPostgres = `claim_token = ((random() * 9007199254740992)::bigint
+		# (SELECT ('x' || left(replace(gen_random_uuid()::text, '-', ''), 16))::bit(64)::bigint)) | 1`
 )
 
 // claimCommitsAsync is a condition of every claim on PostgreSQL that holds
 // and sets synchronous_commit off for the claim's transaction, unless the
-// setting taskwheel.synchronous_claims is on (or true, yes, 1, in any
-// case, as PostgreSQL reads a boolean): a claim then commits without
-// waiting for the server to flush its WAL to disk. A claim's commit that
-// waits queues behind every other commit's flush, of outcomes, inserts,
-// a retention pass's deletes: a task due during a retention pass started
-// up to 87 ms late (p99; tasksbench W9 with 10,000,000 finished tasks),
-// 8.9 ms with claims that do not wait. What a crash of the server can
+// setting taskwheel.synchronous_claims is true as PostgreSQL reads a
+// boolean (on, true, yes, 1, a prefix of true or yes, in any case, with
+// spaces around; any other value, like none, is false): a claim then
+// commits without waiting for the server to flush its WAL to disk. A
+// claim's commit that waits queues behind every other commit's flush, of
+// outcomes, inserts, a retention pass's deletes: a task due during a
+// retention pass started up to 87 ms late (p99; tasksbench W9 with
+// 10,000,000 finished tasks), 8.9 ms with claims that do not wait. What a crash of the server can
 // lose is the claims of its last moments (at most three times
 // wal_writer_delay; any later commit that waited flushed them): their
 // tasks are due again and run again, at the same attempt number, and the
@@ -39,7 +47,8 @@ const (
 // taskwheel.synchronous_claims to on (ALTER DATABASE ... SET, or the
 // connection's options) to have claims wait as every other commit does.
 const claimCommitsAsync = `(SELECT set_config('synchronous_commit',
-	CASE WHEN lower(current_setting('taskwheel.synchronous_claims', true)) IN ('on', 'true', 'yes', '1')
+	CASE WHEN lower(btrim(current_setting('taskwheel.synchronous_claims', true), E' \t\n\r\f\013'))
+		IN ('on', 't', 'tr', 'tru', 'true', 'y', 'ye', 'yes', '1')
 		THEN current_setting('synchronous_commit') ELSE 'off' END,
 	true)) IS NOT NULL`
 

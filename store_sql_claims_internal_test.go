@@ -6,6 +6,7 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -338,5 +339,189 @@ func TestEngine_CancelStopsForgottenClaim(t *testing.T) {
 	got, err = e.Get(ctx, tk.ID)
 	if err != nil || got.State != StateCanceled || got.Attempts != 0 {
 		t.Errorf("after Stop: got %+v, %v; want canceled at attempt 0", got, err)
+	}
+}
+
+// TestEngine_ForgottenClaimReclaimedHereIsCancelled: when the engine that
+// still runs a forgotten claim's attempt is the one that claims the task
+// again (one engine, as after a crash of its server), the forgotten run's
+// context is cancelled, and only the second run goes on.
+func TestEngine_ForgottenClaimReclaimedHereIsCancelled(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(t.TempDir(), "tasks.db")+"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	defer db.Close()
+	s, err := NewSQLStore(db, SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEngine(s, &Config{Lease: time.Hour, PollInterval: 50 * time.Millisecond}) // no lease extension during the test
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan int, 2)
+	firstDone := make(chan error, 1)
+	var runs atomic.Int32
+	e.Register("e", func(ctx context.Context, _ *Task) error {
+		n := runs.Add(1)
+		started <- int(n)
+		if n > 1 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Minute):
+		}
+		firstDone <- ctx.Err()
+		return ctx.Err()
+	})
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop(context.Background())
+	tk, err := e.Enqueue(ctx, NewTask{AppID: "a", EventType: "e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	// Forgotten: due again now, as far as the store knows.
+	if _, err := db.ExecContext(ctx, `UPDATE taskwheel_tasks SET state = 'scheduled', attempts = 0,
+		lease_expires_at = NULL, claim_token = NULL WHERE id = ?`, tk.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started: // claimed again here, at attempt 1
+	case <-time.After(10 * time.Second):
+		t.Fatal("the forgotten task was not claimed again within 10 s")
+	}
+	select {
+	case err := <-firstDone:
+		if err == nil {
+			t.Error("the forgotten run ended without its context cancelled")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the forgotten run was not cancelled within 10 s of the second claim")
+	}
+	got := waitState(t, s, tk.ID, StateCompleted)
+	if as, err := s.Attempts(ctx, tk.ID); err != nil || len(as) != 1 || got.Attempts != 1 {
+		t.Errorf("the task: attempt %d, %d attempts recorded (%v); want the second run's only", got.Attempts, len(as), err)
+	}
+}
+
+// waitState waits up to 10 s for task id to reach state in s, and returns it.
+func waitState(t *testing.T, s Store, id string, state State) *Task {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := s.Get(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State == state {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task %s: state %s after 10 s, want %s", id, got.State, state)
+		}
+		time.Sleep(5 * time.Millisecond) // polls the store: there is no hook for stored outcomes
+	}
+}
+
+// TestSQLStore_SynchronousClaimsReadAsABoolean: claims wait for the disk
+// exactly when PostgreSQL reads taskwheel.synchronous_claims as true; a
+// value that is false, or not a boolean, leaves them asynchronous.
+func TestSQLStore_SynchronousClaimsReadAsABoolean(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db := testdb.Postgres(t)
+	var server string
+	if err := db.QueryRowContext(ctx, `SHOW synchronous_commit`).Scan(&server); err != nil {
+		t.Fatal(err)
+	}
+	if server == "off" {
+		t.Skip("the server's synchronous_commit is off: no claim could wait")
+	}
+	for _, v := range []string{"on", "ON", "true", "True", "yes", "1", "t", "tr", "tru", "y", "ye", " on", "on\t",
+		"off", "false", "no", "0", "o", "", "garbage", "onn"} {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.ExecContext(ctx, `SELECT set_config('taskwheel.synchronous_claims', $1, true)`, v); err != nil {
+			t.Fatal(err)
+		}
+		var isTrue bool // as PostgreSQL reads it; false if it cannot
+		if err := tx.QueryRowContext(ctx, `SELECT CASE WHEN $1::text ~* '^\s*(t|tr|tru|true|y|ye|yes|on|1)\s*$' THEN true ELSE false END`, v).Scan(&isTrue); err != nil {
+			t.Fatal(err)
+		}
+		if isTrue {
+			var pg bool
+			if err := tx.QueryRowContext(ctx, `SELECT current_setting('taskwheel.synchronous_claims')::boolean`).Scan(&pg); err != nil || !pg {
+				t.Fatalf("%q: PostgreSQL reads it as %v, %v; the test's reading is wrong", v, pg, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `SELECT 1 WHERE `+claimCommitsAsync); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		if err := tx.QueryRowContext(ctx, `SHOW synchronous_commit`).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		tx.Rollback()
+		want := "off"
+		if isTrue {
+			want = server
+		}
+		if got != want {
+			t.Errorf("taskwheel.synchronous_claims = %q: got synchronous_commit %q for the claim, want %q", v, got, want)
+		}
+	}
+}
+
+// TestSQLStore_ClaimTokenDoesNotFollowSetseed: a session's setseed()
+// makes its random() values repeat; the claim tokens do not, so that a
+// pool whose connections seed random() at connect still tells two claims
+// of one attempt apart.
+func TestSQLStore_ClaimTokenDoesNotFollowSetseed(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db := testdb.Postgres(t)
+	db.SetMaxOpenConns(1)
+	s, err := NewSQLStore(db, Postgres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.Must(uuid.NewV7()).String()
+	if _, err := s.Insert(ctx, &Task{ID: id, AppID: "a", EventType: "e", MaxAttempts: 3}); err != nil {
+		t.Fatal(err)
+	}
+	claim := func() *Task {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, `SELECT setseed(0.5)`); err != nil { // as a connect hook would
+			t.Fatal(err)
+		}
+		ts, err := s.Claim(ctx, 1, time.Minute)
+		if err != nil || len(ts) != 1 {
+			t.Fatalf("Claim: got %d tasks, %v; want 1", len(ts), err)
+		}
+		return ts[0]
+	}
+	first := claim()
+	if _, err := db.ExecContext(ctx, `UPDATE taskwheel_tasks SET state = 'scheduled', attempts = 0,
+		lease_expires_at = NULL, claim_token = NULL WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	if second := claim(); first.lease() == second.lease() {
+		t.Errorf("two claims of attempt 1, each after setseed(0.5): got the same token %d twice", first.claim)
 	}
 }
