@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	_ "github.com/mattn/go-sqlite3" // the "sqlite3" driver, for sqliteDB
 
 	"github.com/taskwheel/tasks/internal/testdb"
 )
@@ -25,15 +26,7 @@ import (
 func TestSQLStore_ForgottenClaimIsFenced(t *testing.T) {
 	t.Parallel()
 	for name, open := range map[string]func(t *testing.T) (*sql.DB, Dialect){
-		"sqlite": func(t *testing.T) (*sql.DB, Dialect) {
-			db, err := sql.Open("sqlite3", "file:"+filepath.Join(t.TempDir(), "tasks.db")+"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate")
-			if err != nil {
-				t.Fatal(err)
-			}
-			db.SetMaxOpenConns(1)
-			t.Cleanup(func() { db.Close() })
-			return db, SQLite
-		},
+		"sqlite":   func(t *testing.T) (*sql.DB, Dialect) { return sqliteDB(t), SQLite },
 		"postgres": func(t *testing.T) (*sql.DB, Dialect) { return testdb.Postgres(t), Postgres },
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -279,19 +272,7 @@ func must[T any](v T, err error) T {
 func TestEngine_CancelStopsForgottenClaim(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	db, err := sql.Open("sqlite3", "file:"+filepath.Join(t.TempDir(), "tasks.db")+"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
-	defer db.Close()
-	s, err := NewSQLStore(db, SQLite)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db, s := openSQLite(t)
 	e, err := NewEngine(s, &Config{Lease: time.Hour}) // no lease extension during the test
 	if err != nil {
 		t.Fatal(err)
@@ -349,19 +330,7 @@ func TestEngine_CancelStopsForgottenClaim(t *testing.T) {
 func TestEngine_ForgottenClaimReclaimedHereIsCancelled(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	db, err := sql.Open("sqlite3", "file:"+filepath.Join(t.TempDir(), "tasks.db")+"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
-	defer db.Close()
-	s, err := NewSQLStore(db, SQLite)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db, s := openSQLite(t)
 	e, err := NewEngine(s, &Config{Lease: time.Hour, PollInterval: 50 * time.Millisecond}) // no lease extension during the test
 	if err != nil {
 		t.Fatal(err)
@@ -409,28 +378,16 @@ func TestEngine_ForgottenClaimReclaimedHereIsCancelled(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the forgotten run was not cancelled within 10 s of the second claim")
 	}
-	got := waitState(t, s, tk.ID, StateCompleted)
-	if as, err := s.Attempts(ctx, tk.ID); err != nil || len(as) != 1 || got.Attempts != 1 {
-		t.Errorf("the task: attempt %d, %d attempts recorded (%v); want the second run's only", got.Attempts, len(as), err)
+	if err := e.Stop(ctx); err != nil { // stores the second run's outcome
+		t.Fatal(err)
 	}
-}
-
-// waitState waits up to 10 s for task id to reach state in s, and returns it.
-func waitState(t *testing.T, s Store, id string, state State) *Task {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got, err := s.Get(t.Context(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.State == state {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("task %s: state %s after 10 s, want %s", id, got.State, state)
-		}
-		time.Sleep(5 * time.Millisecond) // polls the store: there is no hook for stored outcomes
+	got, err := s.Get(ctx, tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if as, err := s.Attempts(ctx, tk.ID); err != nil || len(as) != 1 || got.State != StateCompleted || got.Attempts != 1 {
+		t.Errorf("the task: %s at attempt %d, %d attempts recorded (%v); want completed, the second run's only",
+			got.State, got.Attempts, len(as), err)
 	}
 }
 
@@ -524,4 +481,32 @@ func TestSQLStore_ClaimTokenDoesNotFollowSetseed(t *testing.T) {
 	if second := claim(); first.lease() == second.lease() {
 		t.Errorf("two claims of attempt 1, each after setseed(0.5): got the same token %d twice", first.claim)
 	}
+}
+
+// sqliteDB opens an SQLite database in t's temporary directory with the
+// settings package sqlite gives its stores, which this package's tests
+// cannot import.
+func sqliteDB(t *testing.T) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(t.TempDir(), "tasks.db")+"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// openSQLite returns a migrated SQLStore on sqliteDB, and its database.
+func openSQLite(t *testing.T) (*sql.DB, *SQLStore) {
+	t.Helper()
+	db := sqliteDB(t)
+	s, err := NewSQLStore(db, SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return db, s
 }

@@ -1,34 +1,16 @@
 package tasks
 
 import (
-	"database/sql"
-	"path/filepath"
 	"testing"
 	"time"
-
-	_ "github.com/mattn/go-sqlite3" // the "sqlite3" driver: this test needs the store's unexported clock
 )
 
 // F12: the SQLite store's clock is its now func, not the caller's; due
 // times and leases follow it when it is skewed from the process's clock.
 func TestSQLiteStore_ClockSkew(t *testing.T) {
 	t.Parallel()
-	// A store on a database opened as package sqlite opens its writer
-	// (which this package's tests cannot import: it imports this package).
-	db, err := sql.Open("sqlite3", "file:"+filepath.Join(t.TempDir(), "tasks.db")+"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	s, err := NewSQLStore(db, SQLite)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s := openSQLite(t)
 	ctx := t.Context()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	real := time.Now().UTC().Truncate(time.Microsecond)
 	skew := 0 * time.Hour
 	s.now = func() time.Time { return real.Add(skew) }
