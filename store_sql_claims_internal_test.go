@@ -288,20 +288,8 @@ func TestEngine_CancelStopsForgottenClaim(t *testing.T) {
 		}
 		return ctx.Err()
 	})
-	if err := e.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	defer e.Stop(context.Background())
-	tk, err := e.Enqueue(ctx, NewTask{AppID: "a", EventType: "e"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-started
-	// Forgotten: scheduled again, due in an hour, as far as the store knows.
-	if _, err := db.ExecContext(ctx, `UPDATE taskwheel_tasks SET state = 'scheduled', attempts = 0,
-		run_at = run_at + 3600000000, lease_expires_at = NULL, claim_token = NULL WHERE id = ?`, tk.ID); err != nil {
-		t.Fatal(err)
-	}
+	tk := runForgotten(t, db, e, func() { <-started }, time.Hour) // due in an hour, as far as the store knows
 	got, err := e.Cancel(ctx, tk.ID)
 	if err != nil || got.State != StateCanceled {
 		t.Fatalf("Cancel: got %v, %v; want the task canceled", got, err)
@@ -351,20 +339,8 @@ func TestEngine_ForgottenClaimReclaimedHereIsCancelled(t *testing.T) {
 		firstDone <- ctx.Err()
 		return ctx.Err()
 	})
-	if err := e.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	defer e.Stop(context.Background())
-	tk, err := e.Enqueue(ctx, NewTask{AppID: "a", EventType: "e"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-started
-	// Forgotten: due again now, as far as the store knows.
-	if _, err := db.ExecContext(ctx, `UPDATE taskwheel_tasks SET state = 'scheduled', attempts = 0,
-		lease_expires_at = NULL, claim_token = NULL WHERE id = ?`, tk.ID); err != nil {
-		t.Fatal(err)
-	}
+	tk := runForgotten(t, db, e, func() { <-started }, 0) // due again now, as far as the store knows
 	select {
 	case <-started: // claimed again here, at attempt 1
 	case <-time.After(10 * time.Second):
@@ -509,4 +485,26 @@ func openSQLite(t *testing.T) (*sql.DB, *SQLStore) {
 		t.Fatal(err)
 	}
 	return db, s
+}
+
+// runForgotten starts e on the SQLite store of db, enqueues a task of
+// event type "e", waits for its first run to start (firstRun), and forgets
+// that run's claim as a crash of PostgreSQL would: the task is scheduled
+// again at attempt 0, due later than it was.
+func runForgotten(t *testing.T, db *sql.DB, e *Engine, firstRun func(), later time.Duration) *Task {
+	t.Helper()
+	ctx := t.Context()
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := e.Enqueue(ctx, NewTask{AppID: "a", EventType: "e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstRun()
+	if _, err := db.ExecContext(ctx, `UPDATE taskwheel_tasks SET state = 'scheduled', attempts = 0,
+		run_at = run_at + ?, lease_expires_at = NULL, claim_token = NULL WHERE id = ?`, later.Microseconds(), tk.ID); err != nil {
+		t.Fatal(err)
+	}
+	return tk
 }
