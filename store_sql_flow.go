@@ -170,27 +170,57 @@ func (s *SQLStore) SetLimit(ctx context.Context, l *Limit) (*Limit, error) {
 // flowTx runs change in a transaction that, on PostgreSQL, wakes every
 // engine when it commits.
 //
-// On PostgreSQL a change of a limit can deadlock with a claim, and
-// PostgreSQL then ends one of them (deadlock detected, after its
-// deadlock_timeout): the change holds the key's limit and waits for the
-// key's waiting tasks, to give them their new reason or make them due,
-// while a claim waits for the limit and holds one of those tasks. A claim
-// locks the due tasks it reads (FOR UPDATE SKIP LOCKED), then their keys'
-// limits; a task that another claim parked after the claim's statement
-// began is locked all the same, the newest version of its row, before
-// PostgreSQL finds it no longer due and leaves it out, and stays locked
-// until the claim ends. The one ended runs again (retryDeadlock): flowTx
-// runs change again, and Claim claims again.
+// On PostgreSQL a change of a limit can meet a claim in a lock cycle: the
+// change holds the key's limit and waits for the key's waiting tasks, to
+// give them their new reason or make them due, while a claim holds one of
+// those tasks and waits for the limit. A claim locks the due tasks it reads
+// (FOR UPDATE SKIP LOCKED), then their keys' limits; a task that another
+// claim parked after the claim's statement began is locked all the same,
+// the newest version of its row, before PostgreSQL finds it no longer due
+// and leaves it out, and stays locked until the claim ends. PostgreSQL
+// would find the cycle only after its deadlock_timeout (a second by
+// default), a second in which the change, a pause say, does not take
+// effect and the claim starts nothing. So the change waits for a lock at
+// most flowLockTimeout: it then rolls back, which lets the claim have the
+// limit and end, and runs again, up to flowLockTries times, the last
+// without that bound, for a lock held longer than a claim holds one (an
+// application's own transaction, say). A change or a claim that
+// PostgreSQL ended to break a deadlock all the same runs again
+// (retryDeadlock).
 func (s *SQLStore) flowTx(ctx context.Context, change func(tx *sql.Tx) error) error {
-	return retryDeadlock(ctx, func() error { return s.flowTxOnce(ctx, change) })
+	for try := 1; ; try++ {
+		bounded := s.dialect == Postgres && try < flowLockTries
+		err := retryDeadlock(ctx, func() error { return s.flowTxOnce(ctx, change, bounded) })
+		if !bounded || sqlState(err) != lockNotAvailable || ctx.Err() != nil {
+			return err
+		}
+	}
 }
 
-func (s *SQLStore) flowTxOnce(ctx context.Context, change func(tx *sql.Tx) error) error {
+// flowLockTimeout bounds, on PostgreSQL, a change of a limit's wait for a
+// lock (see flowTx): longer than a claim holds a limit, much shorter than
+// a pause may take to stop new starts (100 ms).
+const flowLockTimeout = `SELECT set_config('lock_timeout', '20ms', true)`
+
+// flowLockTries is how many times flowTx runs a change that waited too
+// long for a lock, the last time without flowLockTimeout.
+const flowLockTries = 10
+
+// lockNotAvailable is PostgreSQL's SQLSTATE for a statement that waited
+// longer than its lock_timeout.
+const lockNotAvailable = "55P03"
+
+func (s *SQLStore) flowTxOnce(ctx context.Context, change func(tx *sql.Tx) error, bounded bool) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	if bounded {
+		if _, err := tx.ExecContext(ctx, flowLockTimeout); err != nil {
+			return err
+		}
+	}
 	if err := change(tx); err != nil {
 		return err
 	}
