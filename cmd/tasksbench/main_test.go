@@ -263,7 +263,7 @@ func TestRunHistory(t *testing.T) {
 	for _, f := range []string{"dashboard tasks cold", "W5 p50 empty", "W5 p50", "W5 p99 empty", "W5 p99", "W5 early",
 		"W3 drain empty", "W3 drain", "W3 drain ratio", "W7 create empty", "W7 create", "W7 create ratio",
 		"retention deleted", "retention time", "retention rate", "retention batch p50", "retention batch p99", "retention W5 p50", "retention W5 p99",
-		"retention W5 max", "retention W5 tasks", "retention W5 early", "retention size before",
+		"retention W5 max", "retention W5 tasks", "retention W5 early", "retention W5 over 1 s", "retention size before",
 		"retention size after", "retention rows after"} {
 		figures = append(figures, "W9 history "+f)
 	}
@@ -274,7 +274,8 @@ func TestRunHistory(t *testing.T) {
 		if got := rows["W9 history retention deleted on "+s]; got < 2000+200+200 {
 			t.Errorf("retention on %s deleted %v tasks, want at least the history, W3's and W7's, %d", s, got, 2000+200+200)
 		}
-		rows["W9 history retention rows after on "+s]++ // may be 0
+		rows["W9 history retention rows after on "+s]++  // may be 0
+		rows["W9 history retention W5 over 1 s on "+s]++ // likewise
 	}
 	if len(rows) != len(figures)*len(stores) {
 		t.Errorf("table: got %d rows, want %d (W9 runs on %v only)", len(rows), len(figures)*len(stores), stores)

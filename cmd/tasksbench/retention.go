@@ -32,6 +32,13 @@ func retentionPhase(ctx context.Context, c *config, s tasks.Store, db *sql.DB, d
 		fmt.Fprintf(c.out, "W9 retention pass: %d VACUUMs, p50 %v, max %v\n", r.Vacuums.N,
 			r.Vacuums.P50.Round(time.Millisecond), r.Vacuums.Max.Round(time.Millisecond))
 	}
+	if r.StallN > 0 {
+		fmt.Fprintf(c.out, "W9 retention pass: %d W5 tasks started a second or more late; the first, due from the pass's start:", r.StallN)
+		for _, st := range r.Stalls {
+			fmt.Fprintf(c.out, " +%v late %v;", st.Due.Round(time.Millisecond), st.Late.Round(time.Millisecond))
+		}
+		fmt.Fprintln(c.out)
+	}
 	after, err := bench.MeasureSize(ctx, db, d)
 	if err != nil {
 		return nil, fmt.Errorf("size after retention: %w", err)
@@ -47,6 +54,7 @@ func retentionPhase(ctx context.Context, c *config, s tasks.Store, db *sql.DB, d
 		{name: "retention W5 max", unit: "ms", value: ms(r.Late.Max)},
 		{name: "retention W5 tasks", unit: "tasks", value: float64(r.Late.N)},
 		{name: "retention W5 early", unit: "tasks", value: float64(r.Early)},
+		{name: "retention W5 over 1 s", unit: "tasks", value: float64(r.StallN)},
 		{name: "retention size before", unit: "MB", value: mb(before.Bytes)},
 		{name: "retention size after", unit: "MB", value: mb(after.Bytes)},
 		{name: "retention rows after", unit: "tasks", value: float64(after.Rows)},

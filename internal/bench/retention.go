@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -149,6 +150,11 @@ type RetentionResult struct {
 	Late Latency
 	// Early counts those of them that started before their run time.
 	Early int
+	// Stalls are those of them that started a second or more late, in the
+	// order of their due times, the first maxStalls of them.
+	Stalls []Stall
+	// StallN counts all those that started a second or more late.
+	StallN int
 	// Vacuums is how long each VACUUM that RetentionPass ran took.
 	Vacuums Latency
 }
@@ -252,11 +258,18 @@ func RetentionPass(ctx context.Context, store tasks.Store, db *sql.DB, dialect t
 	mu.Lock()
 	defer mu.Unlock()
 	var late []time.Duration
+	slices.SortFunc(samples, func(a, b sample) int { return a.due.Compare(b.due) })
 	for _, s := range samples {
 		if w.purging(s.due) {
 			late = append(late, s.late)
 			if s.late < 0 {
 				r.Early++
+			}
+			if s.late >= time.Second {
+				r.StallN++
+				if len(r.Stalls) < maxStalls {
+					r.Stalls = append(r.Stalls, Stall{Due: s.due.Sub(start), Late: s.late})
+				}
 			}
 		}
 	}
@@ -264,6 +277,15 @@ func RetentionPass(ctx context.Context, store tasks.Store, db *sql.DB, dialect t
 	r.Batch = latency(w.batches)
 	return r, nil
 }
+
+// Stall is a task of W5 that started a second or more late during the
+// retention pass: its due time from the pass's start, and its lateness.
+type Stall struct {
+	Due, Late time.Duration
+}
+
+// maxStalls is how many stalls RetentionResult lists.
+const maxStalls = 10
 
 // SteadySample is a sample of [RetentionSteady].
 type SteadySample struct {
