@@ -281,3 +281,69 @@ func TestFlowLockReview_CanceledChangeEndsPromptlyAndAppliesNothing(t *testing.T
 		}
 	}
 }
+
+// TestFlowLockReview_CycleOnTheLastTry: a claim (a transaction standing in
+// for one, as in TestFlow_LimitChangeGivesWayToAClaim) holds a waiting task
+// for longer than the nine bounded tries, then asks for the key's limit
+// while the pause holds it. The cycle is the one that flowTx means to end
+// within milliseconds; met on the unbounded tenth try it lasts until
+// PostgreSQL's deadlock_timeout (a second here, the default), and the
+// claim waits that long for the limit.
+func TestFlowLockReview_CycleOnTheLastTry(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	db, _, e, dsn := lockSetup(t, 4, 1, "options", "-cdeadlock_timeout=1s")
+	cdsn, err := testdb.WithParam(dsn, "options", "-cdeadlock_timeout=1s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cdb, err := sql.Open("pgx", cdsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cdb.Close()
+	claim, err := cdb.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer claim.Rollback()
+	var pid int
+	if err := claim.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	var held int
+	if err := claim.QueryRowContext(ctx, `SELECT count(*) FROM (`+lockWaitingTask+`) AS waiting`).Scan(&held); err != nil || held != 1 {
+		t.Fatalf("locked %d waiting tasks, %v; want 1", held, err)
+	}
+	paused := make(chan error, 1)
+	go func() { // joined below
+		_, err := e.PauseLimit(ctx, "app_1", "k", true)
+		paused <- err
+	}()
+	blocked := func() {
+		for b := false; !b; {
+			if err := db.QueryRowContext(ctx, `SELECT EXISTS (
+	SELECT 1 FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid)))`, pid).Scan(&b); err != nil {
+				t.Fatalf("waiting for the pause to wait for the task: %v", err)
+			}
+		}
+	}
+	blocked()
+	time.Sleep(600 * time.Millisecond) // past the nine bounded tries (9 × 20 ms and their round trips)
+	blocked()
+	start := time.Now()
+	if _, err := claim.ExecContext(ctx, lockLimitRow); err != nil {
+		t.Fatalf("the claim's lock of the limit: %v", err)
+	}
+	waited := time.Since(start)
+	if err := claim.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-paused; err != nil {
+		t.Fatalf("PauseLimit: %v", err)
+	}
+	if waited > 500*time.Millisecond {
+		t.Errorf("the claim waited %v for the limit that the pause held, want it given way within milliseconds", waited)
+	}
+}
