@@ -182,16 +182,25 @@ func (s *SQLStore) SetLimit(ctx context.Context, l *Limit) (*Limit, error) {
 // default), a second in which the change, a pause say, does not take
 // effect and the claim starts nothing. So the change waits for a lock at
 // most flowLockTimeout: it then rolls back, which lets the claim have the
-// limit and end, and runs again, up to flowLockTries times, the last
-// without that bound, for a lock held longer than a claim holds one (an
-// application's own transaction, say). A change or a claim that
-// PostgreSQL ended to break a deadlock all the same runs again
+// limit and end, and runs again; from its flowLockTries-th try on, for a
+// lock held longer than a claim holds one (an application's own
+// transaction, say), it waits at most flowLockTimeoutLong each time, and
+// runs again until it succeeds or ctx ends. No try waits without a bound:
+// a try that did would meet the cycle all the same and stay in it until
+// deadlock_timeout (TestFlowLockReview_CycleOnTheLastTry). A change or a
+// claim that PostgreSQL ended to break a deadlock all the same runs again
 // (retryDeadlock).
 func (s *SQLStore) flowTx(ctx context.Context, change func(tx *sql.Tx) error) error {
 	for try := 1; ; try++ {
-		bounded := s.dialect == Postgres && try < flowLockTries
-		err := retryDeadlock(ctx, func() error { return s.flowTxOnce(ctx, change, bounded) })
-		if !bounded || sqlState(err) != lockNotAvailable || ctx.Err() != nil {
+		bound := ""
+		if s.dialect == Postgres {
+			bound = flowLockTimeout
+			if try >= flowLockTries {
+				bound = flowLockTimeoutLong
+			}
+		}
+		err := retryDeadlock(ctx, func() error { return s.flowTxOnce(ctx, change, bound) })
+		if bound == "" || sqlState(err) != lockNotAvailable || ctx.Err() != nil {
 			return err
 		}
 	}
@@ -202,22 +211,29 @@ func (s *SQLStore) flowTx(ctx context.Context, change func(tx *sql.Tx) error) er
 // a pause may take to stop new starts (100 ms).
 const flowLockTimeout = `SELECT set_config('lock_timeout', '20ms', true)`
 
-// flowLockTries is how many times flowTx runs a change that waited too
-// long for a lock, the last time without flowLockTimeout.
+// flowLockTimeoutLong bounds the wait of the tries from the
+// flowLockTries-th on: still well below PostgreSQL's default
+// deadlock_timeout (1 s).
+const flowLockTimeoutLong = `SELECT set_config('lock_timeout', '100ms', true)`
+
+// flowLockTries is the first try of a change that waited too long for a
+// lock that flowTx bounds by flowLockTimeoutLong instead of flowLockTimeout.
 const flowLockTries = 10
 
 // lockNotAvailable is PostgreSQL's SQLSTATE for a statement that waited
 // longer than its lock_timeout.
 const lockNotAvailable = "55P03"
 
-func (s *SQLStore) flowTxOnce(ctx context.Context, change func(tx *sql.Tx) error, bounded bool) error {
+// flowTxOnce runs change in one transaction, whose lock waits bound, a
+// set_config statement, bounds unless it is "".
+func (s *SQLStore) flowTxOnce(ctx context.Context, change func(tx *sql.Tx) error, bound string) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if bounded {
-		if _, err := tx.ExecContext(ctx, flowLockTimeout); err != nil {
+	if bound != "" {
+		if _, err := tx.ExecContext(ctx, bound); err != nil {
 			return err
 		}
 	}
