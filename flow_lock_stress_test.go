@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,18 +15,17 @@ import (
 	"github.com/taskwheel/tasks/internal/testkit"
 )
 
-// TestFlowLockReview_ChangesAndClaimsAtOnce, on PostgreSQL: four stores on
+// TestFlow_LimitChangesAndClaimsAtOnce, on PostgreSQL: four stores on
 // one schema, as four processes. Six claimers (three stores) claim and
 // finish tasks of three keys while two changers (two other goroutines, on
 // two stores) set, pause, resume and delete the keys' limits at random and
 // an enqueuer adds tasks. k0 and k1 always have a concurrency of 2 (their
 // limits are set and paused, never deleted); k2's limit is also deleted and
 // set again. No call may fail; no more than 2 tasks of k0 or k1 run at once;
-// no change may take a second or more (it would have waited out
-// deadlock_timeout); at the end no task waits for a key without a limit,
+// at the end no task waits for a key without a limit,
 // and once every limit is deleted every task enqueued is claimed exactly
 // once.
-func TestFlowLockReview_ChangesAndClaimsAtOnce(t *testing.T) {
+func TestFlow_LimitChangesAndClaimsAtOnce(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	stores := testkit.PostgresStores(t, 4)
@@ -42,18 +40,16 @@ func TestFlowLockReview_ChangesAndClaimsAtOnce(t *testing.T) {
 	e := testkit.NewEngine(t, stores[3], nil)
 
 	var (
-		mu        sync.Mutex
-		claimed   = map[string]int{}
-		running   = map[string]map[string]bool{} // key → claimed, not finished
-		most      = map[string]int{}
-		enqueued  atomic.Int64
-		stop      atomic.Bool
-		changes   atomic.Int64
-		slowest   atomic.Int64 // ns
-		slowCount atomic.Int64
-		tookMu    sync.Mutex
-		tooks     []time.Duration
-		wg        sync.WaitGroup
+		mu       sync.Mutex
+		claimed  = map[string]int{}
+		running  = map[string]map[string]bool{} // key → claimed, not finished
+		most     = map[string]int{}
+		enqueued atomic.Int64
+		stop     atomic.Bool
+		changes  atomic.Int64
+		tookMu   sync.Mutex
+		tooks    []time.Duration
+		wg       sync.WaitGroup
 	)
 	for _, k := range keys {
 		running[k] = map[string]bool{}
@@ -139,12 +135,6 @@ func TestFlowLockReview_ChangesAndClaimsAtOnce(t *testing.T) {
 				tookMu.Lock()
 				tooks = append(tooks, took)
 				tookMu.Unlock()
-				for old := slowest.Load(); int64(took) > old && !slowest.CompareAndSwap(old, int64(took)); old = slowest.Load() {
-				}
-				if took >= time.Second {
-					slowCount.Add(1)
-					t.Errorf("change %d of %s took %v", op, k, took)
-				}
 				if err != nil && !(k == "k2" && errors.Is(err, tasks.ErrNotFound)) {
 					t.Errorf("change %d of %s: %v", op, k, err)
 				}
@@ -157,8 +147,12 @@ func TestFlowLockReview_ChangesAndClaimsAtOnce(t *testing.T) {
 	changers.Wait()
 	wg.Wait()
 	slices.Sort(tooks)
-	t.Logf("%d changes, the slowest %v (median %v, 90th %v, over 180 ms %d); %d tasks enqueued", changes.Load(), time.Duration(slowest.Load()),
-		tooks[len(tooks)/2], tooks[len(tooks)*9/10], len(tooks)-sort.Search(len(tooks), func(i int) bool { return tooks[i] > 180*time.Millisecond }), enqueued.Load())
+	// How long the changes took is logged, not checked: on a loaded machine
+	// a change that gives way several times may take a second without a
+	// lock cycle, and TestFlow_LimitChangeGivesWayOnItsLaterTries checks
+	// that a cycle ends within milliseconds.
+	t.Logf("%d changes, median %v, 90th percentile %v, slowest %v; %d tasks enqueued", changes.Load(),
+		tooks[len(tooks)/2], tooks[len(tooks)*9/10], tooks[len(tooks)-1], enqueued.Load())
 
 	var stranded int
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM taskwheel_tasks AS t WHERE wait_key IS NOT NULL

@@ -180,15 +180,17 @@ func (s *SQLStore) SetLimit(ctx context.Context, l *Limit) (*Limit, error) {
 // and leaves it out, and stays locked until the claim ends. PostgreSQL
 // would find the cycle only after its deadlock_timeout (a second by
 // default), a second in which the change, a pause say, does not take
-// effect and the claim starts nothing. So the change waits for a lock at
-// most flowLockTimeout: it then rolls back, which lets the claim have the
-// limit and end, and runs again; from its flowLockTries-th try on, for a
-// lock held longer than a claim holds one (an application's own
-// transaction, say), it waits at most flowLockTimeoutLong each time, and
-// runs again until it succeeds or ctx ends. No try waits without a bound:
-// a try that did would meet the cycle all the same and stay in it until
-// deadlock_timeout (TestFlowLockReview_CycleOnTheLastTry). A change or a
-// claim that PostgreSQL ended to break a deadlock all the same runs again
+// effect and the claim starts nothing. So each wait of the change for a
+// lock lasts at most flowLockTimeout (lock_timeout, set for the change's
+// transaction alone, in place of any the connection has): the change then
+// rolls back, which lets the claim have the limit and end, and runs again;
+// from its flowLockTries-th try on, for a lock held longer than a claim
+// holds one (an application's own transaction, say), each wait lasts at
+// most flowLockTimeoutLong, and the change runs again until it succeeds or
+// ctx ends. No try waits without a bound: one that did could meet the
+// cycle all the same and stay in it until deadlock_timeout
+// (TestFlow_LimitChangeGivesWayToAClaim). A change or a claim that
+// PostgreSQL ended to break a deadlock all the same runs again
 // (retryDeadlock).
 func (s *SQLStore) flowTx(ctx context.Context, change func(tx *sql.Tx) error) error {
 	for try := 1; ; try++ {
@@ -206,9 +208,10 @@ func (s *SQLStore) flowTx(ctx context.Context, change func(tx *sql.Tx) error) er
 	}
 }
 
-// flowLockTimeout bounds, on PostgreSQL, a change of a limit's wait for a
-// lock (see flowTx): longer than a claim holds a limit, much shorter than
-// a pause may take to stop new starts (100 ms).
+// flowLockTimeout bounds, on PostgreSQL, each wait for a lock of a change
+// of a limit's first tries (see flowTx): longer than a claim holds a
+// limit, and short beside the 100 ms in which a pause stops new starts
+// (TestFlow_PauseAndResume).
 const flowLockTimeout = `SELECT set_config('lock_timeout', '20ms', true)`
 
 // flowLockTimeoutLong bounds the wait of the tries from the
