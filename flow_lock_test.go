@@ -118,6 +118,25 @@ WHERE app_id = 'app_1' AND wait_key = 'k' GROUP BY wait_reason`)
 	return out
 }
 
+// changeLimits are the changes of a limit that flowTx runs.
+var changeLimits = []string{"SetLimit", "PauseLimit", "DeleteLimit"}
+
+// changeLimit makes the change op (one of changeLimits) of app_1/k: a
+// SetLimit or PauseLimit pauses the key, a DeleteLimit deletes its limit.
+func changeLimit(ctx context.Context, store tasks.Store, op string) error {
+	var err error
+	switch op {
+	case "SetLimit":
+		_, err = store.SetLimit(ctx, &tasks.Limit{AppID: "app_1", Key: "k", Concurrency: 1, Paused: true})
+	case "PauseLimit":
+		_, err = store.PauseLimit(ctx, "app_1", "k", true)
+	case "DeleteLimit":
+		err = store.DeleteLimit(ctx, "app_1", "k")
+	}
+	return err
+}
+
+// lockTimeoutOf returns the connection's lock_timeout.
 func lockTimeoutOf(t *testing.T, db *sql.DB) string {
 	t.Helper()
 	var v string
@@ -192,22 +211,14 @@ func TestFlow_LimitChangeWaitsOutALongTransaction(t *testing.T) {
 	t.Parallel()
 	const hold = 500 * time.Millisecond
 	for _, lock := range []struct{ name, sql string }{{"limit", lockLimitRow}, {"task", lockWaitingTask}} {
-		for _, op := range []string{"SetLimit", "PauseLimit", "DeleteLimit"} {
+		for _, op := range changeLimits {
 			t.Run(lock.name+"/"+op, func(t *testing.T) {
 				t.Parallel()
 				ctx := t.Context()
 				db, store, _, dsn := lockSetup(t, 4, 5)
 				holdLock(t, dsn, lock.sql, hold)
 				start := time.Now()
-				var err error
-				switch op {
-				case "SetLimit":
-					_, err = store.SetLimit(ctx, &tasks.Limit{AppID: "app_1", Key: "k", Concurrency: 1, Paused: true})
-				case "PauseLimit":
-					_, err = store.PauseLimit(ctx, "app_1", "k", true)
-				case "DeleteLimit":
-					err = store.DeleteLimit(ctx, "app_1", "k")
-				}
+				err := changeLimit(ctx, store, op)
 				took := time.Since(start)
 				if err != nil {
 					t.Fatalf("%s after %v: %v", op, took, err)
@@ -244,7 +255,7 @@ func TestFlow_LimitChangeWaitsOutALongTransaction(t *testing.T) {
 func TestFlow_LimitChangeCanceledAppliesNothing(t *testing.T) {
 	t.Parallel()
 	for _, after := range []time.Duration{60 * time.Millisecond, 600 * time.Millisecond} {
-		for _, op := range []string{"SetLimit", "PauseLimit", "DeleteLimit"} {
+		for _, op := range changeLimits {
 			t.Run(op+"/"+after.String(), func(t *testing.T) {
 				t.Parallel()
 				db, store, _, dsn := lockSetup(t, 4, 3)
@@ -252,15 +263,7 @@ func TestFlow_LimitChangeCanceledAppliesNothing(t *testing.T) {
 				ctx, cancel := context.WithTimeout(t.Context(), after)
 				defer cancel()
 				start := time.Now()
-				var err error
-				switch op {
-				case "SetLimit":
-					_, err = store.SetLimit(ctx, &tasks.Limit{AppID: "app_1", Key: "k", Concurrency: 1, Paused: true})
-				case "PauseLimit":
-					_, err = store.PauseLimit(ctx, "app_1", "k", true)
-				case "DeleteLimit":
-					err = store.DeleteLimit(ctx, "app_1", "k")
-				}
+				err := changeLimit(ctx, store, op)
 				took := time.Since(start)
 				if err == nil {
 					t.Fatalf("%s: no error with the task locked throughout", op)
