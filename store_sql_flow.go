@@ -219,16 +219,16 @@ const flowLockTimeout = `SELECT set_config('lock_timeout', '20ms', true)`
 // deadlock_timeout (1 s).
 const flowLockTimeoutLong = `SELECT set_config('lock_timeout', '100ms', true)`
 
-// flowLockTries is the first try of a change that waited too long for a
-// lock that flowTx bounds by flowLockTimeoutLong instead of flowLockTimeout.
+// flowLockTries is the try of a change from which on flowTx bounds its
+// waits for locks by flowLockTimeoutLong instead of flowLockTimeout.
 const flowLockTries = 10
 
 // lockNotAvailable is PostgreSQL's SQLSTATE for a statement that waited
 // longer than its lock_timeout.
 const lockNotAvailable = "55P03"
 
-// flowTxOnce runs change in one transaction, whose lock waits bound, a
-// set_config statement, bounds unless it is "".
+// flowTxOnce runs change in one transaction, after bound (flowLockTimeout
+// or flowLockTimeoutLong) unless it is "".
 func (s *SQLStore) flowTxOnce(ctx context.Context, change func(tx *sql.Tx) error, bound string) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
