@@ -21,19 +21,18 @@ import (
 // connections opened with dsnParams added, sets a concurrency limit of 1 on
 // app_1/k, enqueues n+1 tasks of k and claims one, so that n wait (parked
 // by the claim). It returns the store's pool, the store, an engine on it
-// and the schema's DSN (without dsnParams).
+// and the DSN the pool was opened with (the schema's, with dsnParams).
 func lockSetup(t *testing.T, maxConns, n int, dsnParams ...string) (*sql.DB, *postgres.Store, *tasks.Engine, string) {
 	t.Helper()
 	ctx := t.Context()
 	_, dsn := testdb.PostgresDSN(t)
-	pdsn := dsn
 	for i := 0; i+1 < len(dsnParams); i += 2 {
 		var err error
-		if pdsn, err = testdb.WithParam(pdsn, dsnParams[i], dsnParams[i+1]); err != nil {
+		if dsn, err = testdb.WithParam(dsn, dsnParams[i], dsnParams[i+1]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	db, err := sql.Open("pgx", pdsn)
+	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,11 +311,7 @@ func TestFlow_LimitChangeGivesWayToAClaim(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
 			db, _, e, dsn := lockSetup(t, 4, 1, "options", "-cdeadlock_timeout=1h")
-			cdsn, err := testdb.WithParam(dsn, "options", "-cdeadlock_timeout=1h")
-			if err != nil {
-				t.Fatal(err)
-			}
-			cdb, err := sql.Open("pgx", cdsn)
+			cdb, err := sql.Open("pgx", dsn) // deadlock_timeout 1h too
 			if err != nil {
 				t.Fatal(err)
 			}
