@@ -52,8 +52,9 @@ type chartClock struct {
 
 // chartStores runs body on every store: on the memory store in a synctest
 // bubble, where the engine, the store and the dashboard share a fake clock;
-// on SQLite and PostgreSQL with a fake dashboard clock that runs ahead of
-// the database's, and the tasks' ends moved to it in the database.
+// on SQLite and PostgreSQL with a fake dashboard clock, from the
+// database's time at the start, that runs ahead of it as the test
+// advances it, and the tasks' ends moved to it in the database.
 func chartStores(t *testing.T, body func(t *testing.T, store tasks.Store, clk chartClock)) {
 	t.Run("memory", func(t *testing.T) {
 		t.Parallel()
@@ -77,9 +78,14 @@ func chartStores(t *testing.T, body func(t *testing.T, store tasks.Store, clk ch
 			t.Parallel()
 			store := s.open(t, 1)[0]
 			db := store.(interface{ DB() *sql.DB }).DB()
+			// The dashboard's clock moves only when the test advances it:
+			// a clock that also ran with real time crossed into the next
+			// minute during a step now and then, between the test's
+			// choice of when to view again and the view.
+			base := time.Now()
 			var offset atomic.Int64
 			body(t, store, chartClock{
-				now:     func() time.Time { return time.Now().Add(time.Duration(offset.Load())) },
+				now:     func() time.Time { return base.Add(time.Duration(offset.Load())) },
 				advance: func(d time.Duration) { offset.Add(int64(d)) },
 				endedAt: func(t *testing.T, ids []string, at time.Time) {
 					t.Helper()
