@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,8 +13,8 @@ import (
 // Fairness between apps on SQL stores. While due tasks wait for claims (a
 // backlog: the last claim took all it asked for), a claim serves the apps
 // that have due tasks in turn: it finds up to fairMaxApps of them, one
-// probe each of taskwheel_tasks_app_due (an app's earliest pending task),
-// and claims each one's share of the batch, oldest due first; with one
+// probe each of taskwheel_tasks_app_due (an app's earliest pending task;
+// for an app found before, sought from the claim floor), and claims each one's share of the batch, oldest due first; with one
 // app it claims as without fairness. Without a backlog every due task is
 // claimed at once, and order does not matter. With more apps than
 // fairMaxApps, claims go round them from where the last one stopped.
@@ -35,42 +36,66 @@ const fairRecheck = 10 * time.Millisecond
 // fairCost bounds the share of a claimer's time that looking for other
 // apps, news aside, takes: after a look that took d and found one app, the
 // next waits fairCost×d, if that is longer than fairRecheck (at most
-// fairMaxPause). A look reads
-// the index entries at the head of an app's range that its tasks claimed
-// since the last vacuum left, 829 pages of them beside 100,000 tasks set
-// waiting (tasksbench W11 isolation), and so does each claim's look for
-// others while it drains that app's backlog.
+// fairMaxPause). A look that finds an app walks the index entries its
+// claimed tasks left at the head of its range (see fairNextKnownApp); a
+// look held up by the database takes long too.
 const fairCost = 20
 
 // fairMaxPause bounds that wait: one look held up by a pause of the
 // process or the database must not stop looking for long.
 const fairMaxPause = 50 * time.Millisecond
 
+// fairKnownApps bounds the apps a store remembers having found, so that its
+// next looks seek each one's tasks from the claim floor (see dueApps).
+const fairKnownApps = 256
+
 // fairness is an SQLStore's memory of the last claims: whether they met a
-// backlog, and the app after which the next claim looks for apps.
+// backlog, the app after which the next claim looks for apps, and the apps
+// its looks found.
 type fairness struct {
 	backlog atomic.Bool
 	mu      sync.Mutex
 	cursor  string
 	alone   time.Time // until then, no other app is looked for
+	known   []string  // sorted; at most fairKnownApps
 }
 
 // Fair claim queries: the app after ?1 that has a pending task due from ?2
-// on (the claim floor), with its earliest due time; and the claim of up to
-// ?1 due tasks of app ?3 (on PostgreSQL, from the floor: $4, $5).
+// on (the claim floor), with its earliest due time; the same up to a known
+// app ?2 included (?4, ?5; from the floor, ?3 and ?6); and the claim of up to ?1
+// due tasks of app ?3 (on PostgreSQL, from the floor: $4, $5).
 //
 // The engine's claim floor (claim_floor.go) bounds every app's pending
 // tasks from below as it bounds all of them, so these read from it too: an
 // app's range of taskwheel_tasks_app_due starts with the entries its
-// claimed tasks left. The probe cannot start there, since its index scan
-// is positioned by app alone, but its condition on run_at is checked on
-// each entry before the row is read: while a long transaction keeps those
-// entries from being marked dead, the probe would otherwise read each
-// one's row (W11 isolation with a transaction held open: 2.7 ms a probe).
+// claimed (or parked) tasks left, dead until a vacuum removes them, 829
+// pages of them beside 100,000 tasks set waiting (tasksbench W11
+// isolation). A look for the app after another cannot start past them,
+// since its index scan is positioned by app alone; its condition on run_at
+// is checked on each entry before the row is read, so a long transaction
+// that keeps the entries from being marked dead does not make it read
+// their rows (2.7 ms a probe), but it still walks them: 2.55 ms a look
+// against 0.41 ms with no tasks waiting. So a look walks an app's range
+// once, when it finds the app; after that it seeks the app's tasks from
+// the floor (fairNextKnownApp's second part, positioned by app and run_at)
+// and looks for apps it does not know only between the known ones (its
+// first part, which ends where the known app's range begins). The second
+// part bounds the app by a range, not an equality, and orders by it, so
+// that only taskwheel_tasks_app_due serves it: with app_id = ?, the
+// planner may read taskwheel_tasks_due from the floor instead, through
+// every other app's backlog.
 const (
 	fairNextApp = `SELECT app_id, run_at FROM taskwheel_tasks
 WHERE state IN ('scheduled', 'retrying') AND app_id > ? AND run_at >= ?
 ORDER BY app_id, run_at LIMIT 1`
+	fairNextKnownApp = `SELECT app_id, run_at FROM (SELECT app_id, run_at FROM taskwheel_tasks
+	WHERE state IN ('scheduled', 'retrying') AND app_id > ? AND app_id < ? AND run_at >= ?
+	ORDER BY app_id, run_at LIMIT 1) AS unknown
+UNION ALL
+SELECT app_id, run_at FROM (SELECT app_id, run_at FROM taskwheel_tasks
+	WHERE state IN ('scheduled', 'retrying') AND app_id >= ? AND app_id <= ? AND run_at >= ?
+	ORDER BY app_id, run_at LIMIT 1) AS known
+LIMIT 1`
 	claimAppSQLite = `UPDATE taskwheel_tasks
 SET state = 'running', attempts = attempts + 1, lease_expires_at = ?4 + ?2, updated_at = ?4,
 	wait_reason = NULL, wait_endpoint = NULL, ` + claimTokenSQLite + `
@@ -96,35 +121,59 @@ RETURNING ` + taskColumns
 )
 
 // dueApps returns up to fairMaxApps apps with due tasks, after the cursor,
-// and moves the cursor.
+// and moves the cursor. It goes through the apps in order, one statement
+// an app: up to the next app it knows of (fairNextKnownApp), or, past the
+// last, to the end (fairNextApp), wrapping round once.
 func (s *SQLStore) dueApps(ctx context.Context, q queryRower) ([]string, error) {
 	s.fair.mu.Lock()
-	after := s.fair.cursor
+	after, known := s.fair.cursor, slices.Clone(s.fair.known)
 	s.fair.mu.Unlock()
-	from := floorOf(ctx)
+	floor := floorAt(s.dialect, floorOf(ctx))
 	now := time.Now()
 	if s.dialect == SQLite {
 		now = s.now()
 	}
-	var apps []string
+	var (
+		apps    []string
+		wrapped bool
+		found   []string // apps with pending tasks, known or not
+		gone    []string // known apps with none
+	)
 	for probes := 0; probes < 2*fairMaxApps && len(apps) < fairMaxApps; probes++ {
 		var (
 			app   string
 			runAt sqlTime
+			err   error
 		)
-		err := q.QueryRowContext(ctx, s.db.Rebind(fairNextApp), after, floorAt(s.dialect, from)).Scan(&app, &runAt)
+		i, _ := slices.BinarySearch(known, after)
+		if i < len(known) && known[i] == after {
+			i++
+		}
+		next := ""
+		if i < len(known) {
+			next = known[i]
+			err = q.QueryRowContext(ctx, s.db.Rebind(fairNextKnownApp), after, next, floor, next, next, floor).Scan(&app, &runAt)
+		} else {
+			err = q.QueryRowContext(ctx, s.db.Rebind(fairNextApp), after, floor).Scan(&app, &runAt)
+		}
+		if errors.Is(err, sql.ErrNoRows) && next != "" {
+			gone = append(gone, next) // nor any other app before it
+			after = next
+			continue
+		}
 		if errors.Is(err, sql.ErrNoRows) {
-			if after == "" || len(apps) > 0 {
+			if after == "" || len(apps) > 0 || wrapped {
 				after = ""
 				break
 			}
-			after = "" // wrap round once
+			after, wrapped = "", true // wrap round once
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
 		after = app
+		found = append(found, app)
 		// The process's clock stands for PostgreSQL's here: a task due a
 		// moment later is found by the claim, or the next one.
 		if !runAt.t.After(now) {
@@ -133,8 +182,21 @@ func (s *SQLStore) dueApps(ctx context.Context, q queryRower) ([]string, error) 
 	}
 	s.fair.mu.Lock()
 	s.fair.cursor = after
+	s.fair.known = rememberApps(s.fair.known, found, gone)
 	s.fair.mu.Unlock()
 	return apps, nil
+}
+
+// rememberApps returns known, sorted, with the apps found added while
+// there is room (fairKnownApps) and those gone removed.
+func rememberApps(known, found, gone []string) []string {
+	known = slices.DeleteFunc(known, func(app string) bool { return slices.Contains(gone, app) })
+	for _, app := range found {
+		if i, ok := slices.BinarySearch(known, app); !ok && len(known) < fairKnownApps {
+			known = slices.Insert(known, i, app)
+		}
+	}
+	return known
 }
 
 // fairApps returns the apps a claim under a backlog serves in turn, or
