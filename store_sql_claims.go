@@ -34,7 +34,8 @@ const (
 // and sets synchronous_commit off for the claim's transaction, unless the
 // setting taskwheel.synchronous_claims is true as PostgreSQL reads a
 // boolean (on, true, yes, 1, a prefix of true or yes, in any case, with
-// spaces around; any other value, like none, is false): a claim then
+// spaces around; any other value, like none, is false, and postgres.Open
+// refuses it): a claim then
 // commits without waiting for the server to flush its WAL to disk. A
 // claim's commit that waits queues behind every other commit's flush, of
 // outcomes, inserts, a retention pass's deletes: a task due during a

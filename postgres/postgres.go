@@ -21,7 +21,8 @@
 // tasks then run a second time. Set taskwheel.synchronous_claims to on
 // for the store's connections (ALTER DATABASE … SET, ALTER ROLE … SET,
 // or options=-ctaskwheel.synchronous_claims%3Don in the URL) to have them
-// wait as every other commit does.
+// wait as every other commit does. [Open] refuses a value that PostgreSQL
+// does not read as a boolean, which claims would read as off.
 package postgres
 
 import (
@@ -146,12 +147,34 @@ func Open(ctx context.Context, url string, cfg *Config) (*Store, error) {
 	if err == nil {
 		err = s.Migrate(ctx) // says "tasks: migrate: …"
 	}
+	if err == nil {
+		err = checkSynchronousClaims(ctx, db)
+	}
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	s.owned = true
 	return s, nil
+}
+
+// checkSynchronousClaims refuses a value of taskwheel.synchronous_claims
+// that PostgreSQL does not read as a boolean: claims read any such value as
+// false and would commit without waiting for the disk, the opposite of
+// what a misspelt "on" asked for.
+func checkSynchronousClaims(ctx context.Context, db *sql.DB) error {
+	var v sql.NullString
+	if err := db.QueryRowContext(ctx, `SELECT current_setting('taskwheel.synchronous_claims', true)`).Scan(&v); err != nil {
+		return fmt.Errorf("tasks: open PostgreSQL: read taskwheel.synchronous_claims: %w", err)
+	}
+	if !v.Valid || v.String == "" {
+		return nil // unset
+	}
+	var b bool
+	if err := db.QueryRowContext(ctx, `SELECT $1::text::boolean`, v.String).Scan(&b); err != nil {
+		return fmt.Errorf("tasks: open PostgreSQL: taskwheel.synchronous_claims: got %q, want a boolean such as on or off", v.String)
+	}
+	return nil
 }
 
 // New returns a Store on db, a database the caller opened with the driver

@@ -60,6 +60,27 @@ func TestOpen(t *testing.T) {
 	}
 }
 
+// Open takes every value of taskwheel.synchronous_claims that PostgreSQL
+// reads as a boolean, and none (TestOpen_Errors has one it does not).
+func TestOpen_SynchronousClaims(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"", "on", "OFF", "yes", "0", "tru"} {
+		t.Run(v, func(t *testing.T) {
+			t.Parallel()
+			_, dsn := testdb.PostgresDSN(t)
+			url, err := testdb.WithParam(dsn, "options", "-ctaskwheel.synchronous_claims="+v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := postgres.Open(t.Context(), url, nil)
+			if err != nil {
+				t.Fatalf("Open with taskwheel.synchronous_claims=%q: %v", v, err)
+			}
+			s.Close()
+		})
+	}
+}
+
 // Open's errors start "tasks: ", name what is wrong and never show a password.
 func TestOpen_Errors(t *testing.T) {
 	t.Parallel()
@@ -76,9 +97,18 @@ func TestOpen_Errors(t *testing.T) {
 		// takes the PG* environment's database, or localhost's.
 		{"EmptyURL", "", nil, "empty URL"},
 		{"Unreachable", "postgres://u:s3cret@127.0.0.1:1/db?connect_timeout=2", nil, "tasks: migrate"},
+		// Claims would read it as off: the opposite of what was meant.
+		{"SynchronousClaimsNotABoolean", "options=-ctaskwheel.synchronous_claims=onn", nil, `taskwheel.synchronous_claims: got "onn"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			if strings.HasPrefix(tc.url, "options=") { // on the test database
+				_, dsn := testdb.PostgresDSN(t)
+				var err error
+				if tc.url, err = testdb.WithParam(dsn, "options", strings.TrimPrefix(tc.url, "options=")); err != nil {
+					t.Fatal(err)
+				}
+			}
 			s, err := postgres.Open(context.Background(), tc.url, tc.cfg)
 			if err == nil {
 				s.Close()
