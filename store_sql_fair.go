@@ -157,8 +157,16 @@ func (s *SQLStore) dueApps(ctx context.Context, q queryRower) ([]string, error) 
 			err = q.QueryRowContext(ctx, s.db.Rebind(fairNextApp), after, floor).Scan(&app, &runAt)
 		}
 		if errors.Is(err, sql.ErrNoRows) && next != "" {
-			gone = append(gone, next) // nor any other app before it
+			// Nor any other app before it. A probe that finds a known app
+			// gone does not count against the look's probes: the look before
+			// known apps passed it in the statement that found the next app,
+			// and many apps drained at once must not hide those that are due.
+			// Forgotten here too, it costs one probe a look: at most
+			// fairKnownApps more.
+			gone = append(gone, next)
+			known = slices.Delete(known, i, i+1)
 			after = next
+			probes--
 			continue
 		}
 		if errors.Is(err, sql.ErrNoRows) {
