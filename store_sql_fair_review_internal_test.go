@@ -295,3 +295,51 @@ func TestReview_DueAppsKnownArmPlan(t *testing.T) {
 	}
 	check("after ANALYZE")
 }
+
+// On SQLite, both parts of a look's statement read taskwheel_tasks_app_due
+// by a range on app_id (SQLite seeks by no column after a range; run_at is
+// checked on the index entries, of pending tasks only, since SQLite leaves
+// no dead entries), each a co-routine of one row, with no sort but of that
+// row and no scan of the table.
+func TestReview_DueAppsSQLitePlan(t *testing.T) {
+	t.Parallel()
+	s := fairStores["SQLite"](t)
+	insertAt(t, s, "app_a", 200, nil)
+	insertAt(t, s, "app_z", 2000, nil)
+	if _, err := s.db.ExecContext(t.Context(), `ANALYZE`); err != nil {
+		t.Fatal(err)
+	}
+	floor := floorAt(SQLite, duePos{at: time.Now().Add(-time.Hour)})
+	rows, err := s.db.QueryContext(t.Context(), `EXPLAIN QUERY PLAN `+fairNextKnownApp, "app_a", "app_z", floor, "app_z", "app_z", floor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("plan:\n%s", strings.Join(plan, "\n"))
+	var seeks int
+	for i, line := range plan {
+		// A sort of a part's one row, for the whole's ORDER BY, costs nothing.
+		sortsPart := i > 0 && (plan[i-1] == "SCAN unknown" || plan[i-1] == "SCAN known")
+		if (strings.Contains(line, "TEMP B-TREE") && !sortsPart) || (strings.HasPrefix(line, "SCAN") && line != "SCAN unknown" && line != "SCAN known") {
+			t.Errorf("plan step %q", line)
+		}
+		if strings.Contains(line, "SEARCH taskwheel_tasks USING INDEX taskwheel_tasks_app_due (app_id>? AND app_id<?") {
+			seeks++
+		}
+	}
+	if seeks != 2 {
+		t.Errorf("want both parts to seek taskwheel_tasks_app_due by range")
+	}
+}
