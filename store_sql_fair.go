@@ -83,7 +83,9 @@ type fairness struct {
 // part bounds the app by a range, not an equality, and orders by it, so
 // that only taskwheel_tasks_app_due serves it: with app_id = ?, the
 // planner may read taskwheel_tasks_due from the floor instead, through
-// every other app's backlog.
+// every other app's backlog. The whole is ordered by app, not left to the
+// order in which UNION ALL returns its parts, which SQL leaves open: an
+// unknown app in the gap comes before the known one however the parts run.
 const (
 	fairNextApp = `SELECT app_id, run_at FROM taskwheel_tasks
 WHERE state IN ('scheduled', 'retrying') AND app_id > ? AND run_at >= ?
@@ -95,7 +97,7 @@ UNION ALL
 SELECT app_id, run_at FROM (SELECT app_id, run_at FROM taskwheel_tasks
 	WHERE state IN ('scheduled', 'retrying') AND app_id >= ? AND app_id <= ? AND run_at >= ?
 	ORDER BY app_id, run_at LIMIT 1) AS known
-LIMIT 1`
+ORDER BY app_id LIMIT 1`
 	claimAppSQLite = `UPDATE taskwheel_tasks
 SET state = 'running', attempts = attempts + 1, lease_expires_at = ?4 + ?2, updated_at = ?4,
 	wait_reason = NULL, wait_endpoint = NULL, ` + claimTokenSQLite + `
