@@ -343,3 +343,52 @@ func TestReview_DueAppsSQLitePlan(t *testing.T) {
 		t.Errorf("want both parts to seek taskwheel_tasks_app_due by range")
 	}
 }
+
+// App IDs whose order by the bytes of the database's encoding is not Go's
+// order of their UTF-8: in a WIN1252 database read through client_encoding
+// UTF8, "€" (0x80) sorts before "é" (0xE9), after it in UTF-8. The store's
+// memory of the apps must not make a look return an app twice or miss one.
+// It passes trivially in a UTF8 database (or with pgx's default
+// client_encoding, the database's, which stores Go's bytes as they are):
+// run it with TASKS_TEST_POSTGRES_URL naming a database created with
+// ENCODING 'WIN1252' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0, with
+// &client_encoding=UTF8. Before rememberApps kept to ASCII IDs, a look
+// there returned "€" and "Œ" eight times each, and never "é" nor "ü".
+func TestReview_DueAppsServerEncodingOrder(t *testing.T) {
+	t.Parallel()
+	s := fairStores["Postgres"](t)
+	var enc string
+	if err := s.db.QueryRowContext(t.Context(), `SELECT current_setting('server_encoding') || ' client ' || current_setting('client_encoding')`).Scan(&enc); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("server_encoding %s", enc)
+	ids := []string{"a", "z", "é", "€", "ü", "Œ", "~", "a€", "aé", "a~", "zéa", "z€"}
+	for _, id := range ids {
+		insertAt(t, s, id, 1, nil)
+	}
+	var order string
+	if err := s.db.QueryRowContext(t.Context(), `SELECT string_agg(app_id || '=' || encode(convert_to(app_id, current_setting('server_encoding')), 'hex'), ' ' ORDER BY app_id) FROM taskwheel_tasks`).Scan(&order); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the database's order: %s", order)
+	want := slices.Clone(ids)
+	slices.Sort(want)
+	for round := range 3 {
+		var all []string
+		for looks := 0; looks < 5; looks++ {
+			got := reviewLook(t, s)
+			t.Logf("round %d: %q, known %q, cursor %q", round, got, s.fair.known, s.fair.cursor)
+			if len(slices.Compact(slices.Sorted(slices.Values(got)))) != len(got) {
+				t.Fatalf("round %d: a look returned an app twice: %q (known %q)", round, got, s.fair.known)
+			}
+			all = append(all, got...)
+			if s.fair.cursor == "" {
+				break
+			}
+		}
+		slices.Sort(all)
+		if !slices.Equal(all, want) {
+			t.Fatalf("round %d: got %q, want each of %q once", round, all, want)
+		}
+	}
+}
