@@ -199,14 +199,37 @@ func (s *SQLStore) dueApps(ctx context.Context, q queryRower) ([]string, error) 
 
 // rememberApps returns known, sorted, with the apps found added while
 // there is room (fairKnownApps) and those gone removed.
+//
+// Only apps whose IDs are ASCII are remembered: dueApps orders the known
+// apps as Go does, by the bytes of their UTF-8, and the database compares
+// app_id by the bytes of its own encoding (COLLATE "C"). PostgreSQL's
+// server encodings agree with UTF-8 on ASCII and encode every other
+// character with bytes from 0x80 on, so an ASCII ID sorts against any ID
+// alike in both; two other IDs need not (in WIN1252, "€" is 0x80, before
+// "é", 0xE9), and a look would go back to an app it passed, again and
+// again. An app left unknown is found by the look for apps between the
+// known ones, as before fairness remembered apps.
 func rememberApps(known, found, gone []string) []string {
 	known = slices.DeleteFunc(known, func(app string) bool { return slices.Contains(gone, app) })
 	for _, app := range found {
+		if !asciiID(app) {
+			continue
+		}
 		if i, ok := slices.BinarySearch(known, app); !ok && len(known) < fairKnownApps {
 			known = slices.Insert(known, i, app)
 		}
 	}
 	return known
+}
+
+// asciiID reports whether id is all ASCII.
+func asciiID(id string) bool {
+	for i := 0; i < len(id); i++ {
+		if id[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // fairApps returns the apps a claim under a backlog serves in turn, or
