@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -92,32 +93,46 @@ func flowConcurrency(ctx context.Context, c *config, t *target) ([]figure, error
 	})
 }
 
-// flowOverhead: W3 with a concurrency limit above the workers, and without.
+// flowOverhead: W3 with a concurrency limit above the workers, and without,
+// -flowdrains times each, alternating, each drain on a fresh store; the
+// median drain of each kind counts.
 func flowOverhead(ctx context.Context, c *config, t *target) ([]figure, error) {
-	plain, err := withStore(ctx, t, func(s tasks.Store) (bench.Rate, error) { return bench.Drain(ctx, c.drain, s) })
-	if err != nil {
-		return nil, err
+	var plain, limited []bench.Rate
+	for range c.flowDrains {
+		p, err := withStore(ctx, t, func(s tasks.Store) (bench.Rate, error) { return bench.Drain(ctx, c.drain, s) })
+		if err != nil {
+			return nil, err
+		}
+		l, err := withStore(ctx, t, func(s tasks.Store) (bench.Rate, error) {
+			return bench.DrainLimited(ctx, c.drain, 1000, s)
+		})
+		if err != nil {
+			return nil, err
+		}
+		plain, limited = append(plain, p), append(limited, l)
 	}
-	limited, err := withStore(ctx, t, func(s tasks.Store) (bench.Rate, error) {
-		return bench.DrainLimited(ctx, c.drain, 1000, s)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return ratioFigures("drain, limit above workers", "tasks/s", plain, limited), nil
+	return ratioFigures("drain, limit above workers", "tasks/s", medianRate(plain), medianRate(limited)), nil
+}
+
+// medianRate returns the rate of median speed of rs.
+func medianRate(rs []bench.Rate) bench.Rate {
+	rs = slices.Clone(rs)
+	slices.SortFunc(rs, func(a, b bench.Rate) int { return cmp.Compare(a.PerSecond(), b.PerSecond()) })
+	return rs[len(rs)/2]
 }
 
 // flowIsolation: a drain while many tasks wait on a 1/s key, and the idle
-// engine's CPU with them waiting.
+// engine's CPU with them waiting; each store drains -flowdrains times, and
+// its median drain counts.
 func flowIsolation(ctx context.Context, c *config, t *target) ([]figure, error) {
 	alone, err := withStore(ctx, t, func(s tasks.Store) (bench.FlowIsolationResult, error) {
-		return bench.FlowIsolation(ctx, s, c.drain, 0, time.Second)
+		return bench.FlowIsolation(ctx, s, c.drain, 0, c.flowDrains, time.Second)
 	})
 	if err != nil {
 		return nil, err
 	}
 	waiting, err := withStore(ctx, t, func(s tasks.Store) (bench.FlowIsolationResult, error) {
-		return bench.FlowIsolation(ctx, s, c.drain, c.flowWaiting, 10*time.Second)
+		return bench.FlowIsolation(ctx, s, c.drain, c.flowWaiting, c.flowDrains, 10*time.Second)
 	})
 	if err != nil {
 		return nil, err

@@ -126,6 +126,7 @@ type config struct {
 	memTasks                 int
 	flowRate                 time.Duration // W11
 	flowWaiting, fairBacklog int           // W11
+	flowDrains               int           // W11
 	history, reads           int
 	duration, sample, retain time.Duration
 	vacuum                   time.Duration
@@ -187,6 +188,7 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 	fs.DurationVar(&c.flowRate, "flowrate", 10*time.Second, "W11: how long the rate limit runs")
 	fs.IntVar(&c.flowWaiting, "flowwaiting", 100_000, "W11: tasks waiting on a 1/s key during a drain")
 	fs.IntVar(&c.fairBacklog, "fairbacklog", 200_000, "W11: app A's backlog of due tasks")
+	fs.IntVar(&c.flowDrains, "flowdrains", 3, "W11: drains of each kind in the overhead and isolation parts (the median counts)")
 	fs.Var(&c.flowParts, "flowparts", "W11: the parts to run (rate,endpoint,concurrency,overhead,isolation,fairness)")
 	fs.DurationVar(&c.scaleout, "scaleout", 5*time.Second, "W8: how long the 20 ms tasks run at N × 800/s (sets their count)")
 	fs.IntVar(&c.scaleoutNoop, "scaleout-noop", 20000, "W8: no-op tasks due at once")
@@ -231,7 +233,7 @@ func parseConfig(args []string, usage io.Writer) (*config, error) {
 		v    int
 	}{{"count", c.count}, {"enqueue", c.enqueue}, {"batch", c.batch}, {"drain", c.drain},
 		{"lateness", c.lateness}, {"webhooks", c.webhooks}, {"memtasks", c.memTasks}, {"reads", c.reads},
-		{"scaleout-noop", c.scaleoutNoop}, {"scaleout-procs", c.scaleoutProcs}, {"maxwaiting", c.maxWaiting}} {
+		{"scaleout-noop", c.scaleoutNoop}, {"scaleout-procs", c.scaleoutProcs}, {"maxwaiting", c.maxWaiting}, {"flowdrains", c.flowDrains}} {
 		if n.v <= 0 {
 			return nil, fmt.Errorf("-%s = %d: want a positive number", n.flag, n.v)
 		}

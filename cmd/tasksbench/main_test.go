@@ -64,6 +64,7 @@ func TestParseConfig(t *testing.T) {
 		{"-lateness-from", "3s", "-lateness-to", "1s"},
 		{"-duration", "0s"},
 		{"-vacuum", "-1s"},
+		{"-flowdrains", "0"},
 		{"extra"},
 	} {
 		if _, err := parseConfig(args, nil); err == nil {
