@@ -42,6 +42,38 @@ func insertAt(t *testing.T, s *SQLStore, app string, n int, at *time.Time) []*Ta
 	return got
 }
 
+// lookApps runs one dueApps on s's pool.
+func lookApps(t *testing.T, s *SQLStore) []string {
+	t.Helper()
+	got, err := s.dueApps(t.Context(), s.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// lookRound runs looks on s from its cursor until the cursor wraps round
+// and returns the apps they found, sorted; it fails t if a look returns an
+// app twice or the looks do not wrap round within a hundred.
+func lookRound(t *testing.T, s *SQLStore) []string {
+	t.Helper()
+	var all []string
+	for looks := 0; ; looks++ {
+		if looks == 100 {
+			t.Fatalf("looks did not wrap round after %d: %q so far", looks, all)
+		}
+		got := lookApps(t, s)
+		if len(slices.Compact(slices.Sorted(slices.Values(got)))) != len(got) {
+			t.Fatalf("a look returned an app twice: %q (known %q)", got, s.fair.known)
+		}
+		all = append(all, got...)
+		if s.fair.cursor == "" {
+			slices.Sort(all)
+			return all
+		}
+	}
+}
+
 // A look for the apps with due tasks goes through them in order from the
 // cursor, one share each, as it did before it remembered them: apps it
 // knows are found again, apps stored meanwhile between or before them are
@@ -57,11 +89,7 @@ func TestSQLStore_DueAppsInTurn(t *testing.T) {
 			later := time.Now().Add(time.Hour)
 			look := func(want ...string) {
 				t.Helper()
-				got, err := s.dueApps(ctx, s.db)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !slices.Equal(got, want) {
+				if got := lookApps(t, s); !slices.Equal(got, want) {
 					t.Errorf("dueApps: got %q, want %q", got, want)
 				}
 			}
@@ -99,18 +127,12 @@ func TestSQLStore_DueAppsInTurn(t *testing.T) {
 				insertAt(t, s, fmt.Sprintf("app_h%02d", i), 1, nil)
 			}
 			s.fair.cursor = ""
-			got, err := s.dueApps(ctx, s.db)
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := lookApps(t, s)
 			if len(got) != fairMaxApps || got[0] != "app_a" || s.fair.cursor != got[len(got)-1] {
 				t.Fatalf("a look with %d apps due: got %q, cursor %q; want the first %d, cursor at the last",
 					fairMaxApps+5, got, s.fair.cursor, fairMaxApps)
 			}
-			rest, err := s.dueApps(ctx, s.db)
-			if err != nil {
-				t.Fatal(err)
-			}
+			rest := lookApps(t, s)
 			all := append(slices.Clone(got), rest...)
 			if slices.Sort(all); len(all) != fairMaxApps+5 || len(slices.Compact(all)) != len(all) {
 				t.Errorf("two looks: got %q and %q, want every app once", got, rest)
