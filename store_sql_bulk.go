@@ -123,7 +123,7 @@ func bulkIDs(query string, n int) string {
 func (s *SQLStore) ReplayMany(ctx context.Context, p ListParams, extra int) (int, string, error) {
 	n, next, err := s.changeMany(ctx, p, replayableStates, func(states []State, ids []string) (string, []any) {
 		if s.dialect == Postgres {
-			return replayManyPostgres, []any{string(StateFailed), extra, ids}
+			return replayManyPostgres, s.planned(string(StateFailed), extra, ids)
 		}
 		return bulkIDs(replayManySQLite, len(ids)), []any{string(StateFailed), extra, s.now().UnixMicro()}
 	})
@@ -141,7 +141,7 @@ func (s *SQLStore) CancelMany(ctx context.Context, p ListParams) (int, string, e
 			st[1] = string(states[1])
 		}
 		if s.dialect == Postgres {
-			return cancelManyPostgres, []any{st[0], st[1], ids}
+			return cancelManyPostgres, s.planned(st[0], st[1], ids)
 		}
 		return bulkIDs(cancelManySQLite, len(ids)), []any{st[0], s.now().UnixMicro(), st[1]}
 	})

@@ -252,6 +252,8 @@ const maxFinishRows = 1000
 // grown: auto_explain of every batch of a drain by an engine started on an
 // empty table, 151 of 810 such plans, up to 4,498 rows estimated; with the
 // IDs, 18 of 1,177, up to 240 (the first batches, on a table still small).
+// The statement is planned for its arguments each time (see planned), so
+// that no plan made while the table was small outlives that.
 //
 // On PostgreSQL a batch locks its rows in no particular order. That cannot
 // deadlock with the other writers of several tasks at once, which skip
@@ -383,8 +385,8 @@ func (s *SQLStore) finishPostgresBatch(ctx context.Context, outs []Outcome, batc
 			aError = append(aError, s.text(a.Error))
 		}
 	}
-	rows, err := s.db.QueryContext(ctx, finishPostgres, ids, attemptNos, claims, states, delays, errs, endpoints,
-		aOutcome, aNumber, aEndpoint, aStarted, aDuration, aStatus, aResponse, aError)
+	rows, err := s.db.QueryContext(ctx, finishPostgres, s.planned(ids, attemptNos, claims, states, delays, errs, endpoints,
+		aOutcome, aNumber, aEndpoint, aStarted, aDuration, aStatus, aResponse, aError)...)
 	if err != nil {
 		return err
 	}
@@ -475,7 +477,7 @@ func (s *SQLStore) extendPostgres(ctx context.Context, leases []Lease, d time.Du
 	for i, l := range leases {
 		ids[i], attempts[i], claims[i] = l.ID, int32(l.Attempt), l.claim
 	}
-	kept, err := queryIDs(ctx, s.db, extendPostgres, ids, attempts, d.Microseconds(), claims)
+	kept, err := queryIDs(ctx, s.db, extendPostgres, s.planned(ids, attempts, d.Microseconds(), claims)...)
 	if err != nil || len(kept) == len(leases) {
 		return kept, err
 	}
@@ -485,7 +487,7 @@ func (s *SQLStore) extendPostgres(ctx context.Context, leases []Lease, d time.Du
 			ids, attempts, claims = append(ids, l.ID), append(attempts, int32(l.Attempt)), append(claims, l.claim)
 		}
 	}
-	held, err := queryIDs(ctx, s.db, extendHeldPostgres, ids, attempts, claims)
+	held, err := queryIDs(ctx, s.db, extendHeldPostgres, s.planned(ids, attempts, claims)...)
 	for id := range held {
 		kept[id] = true
 	}

@@ -79,7 +79,7 @@ func (s *SQLStore) countRunning(ctx context.Context, q queryer, byKey map[limitK
 		for k := range byKey {
 			apps, keys = append(apps, k.app), append(keys, k.key)
 		}
-		query, args = flowRunningPostgres, []any{apps, keys}
+		query, args = flowRunningPostgres, s.planned(apps, keys)
 	}
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {

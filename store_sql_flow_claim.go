@@ -274,7 +274,7 @@ func (s *SQLStore) claimFlow(ctx context.Context, q claimDB, limit int, lease ti
 	fc.hold(r.held)
 	var rs []taskRow
 	if len(r.claim) > 0 {
-		rs, err = queryRows(ctx, tx, s.pick(flowClaimSQLite, flowClaimPostgres), s.args(s.idList(r.claim), lease.Microseconds())...)
+		rs, err = queryRows(ctx, tx, s.pick(flowClaimSQLite, flowClaimPostgres), s.planned(s.args(s.idList(r.claim), lease.Microseconds())...)...)
 		if err != nil {
 			return nil, err
 		}
@@ -327,7 +327,7 @@ func (r *flowRun) due(ctx context.Context, n int, apps []string) ([]dueTask, err
 	var byApp [][]dueTask
 	read := 0
 	if s.dialect == Postgres {
-		ts, err := r.readDue(ctx, flowDueAppsPostgres, share, apps)
+		ts, err := r.readDue(ctx, flowDueAppsPostgres, s.planned(share, apps)...)
 		if err != nil {
 			return nil, err
 		}
@@ -418,7 +418,7 @@ func (r *flowRun) lock(ctx context.Context, due []dueTask, first bool) error {
 		if !first {
 			query = flowLockMorePostgres
 		}
-		ls, now, err = s.flowLimits(ctx, r.tx, query, apps, keys, first)
+		ls, now, err = s.flowLimits(ctx, r.tx, query, s.planned(apps, keys, first)...)
 	} else {
 		pairs := make([][2]string, len(asked)) // [], not null, in JSON
 		for i, k := range asked {
@@ -575,7 +575,7 @@ func (r *flowRun) startWaiting(ctx context.Context, limit int) error {
 		got[i]++
 	}
 	if s.dialect == Postgres {
-		rows, err := r.tx.QueryContext(ctx, flowWaitingPostgres, as, ks, ns)
+		rows, err := r.tx.QueryContext(ctx, flowWaitingPostgres, r.s.planned(as, ks, ns)...)
 		if err != nil {
 			return err
 		}
@@ -653,7 +653,7 @@ func (r *flowRun) take(ctx context.Context, due []dueTask, limit int) (int, erro
 				ids, ks, whys = append(ids, id), append(ks, k.l.Key), append(whys, k.why)
 			}
 		}
-		if _, err := r.tx.ExecContext(ctx, flowParkPostgres, ids, ks, whys, s.timeArg(parkedRunAt)); err != nil {
+		if _, err := r.tx.ExecContext(ctx, flowParkPostgres, s.planned(ids, ks, whys, s.timeArg(parkedRunAt))...); err != nil {
 			return 0, err
 		}
 	} else {
@@ -695,6 +695,6 @@ func (r *flowRun) writeLimits(ctx context.Context) error {
 	if len(apps) == 0 {
 		return nil
 	}
-	_, err := r.tx.ExecContext(ctx, flowWritePostgres, apps, keys, tokens, at, ws)
+	_, err := r.tx.ExecContext(ctx, flowWritePostgres, s.planned(apps, keys, tokens, at, ws)...)
 	return err
 }

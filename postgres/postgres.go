@@ -191,6 +191,11 @@ func New(db *sql.DB) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Its statements that take arrays are planned for them each time,
+	// not by a generic plan cached per connection (see
+	// sqlstore.PlanEachCall): unnamed statements, whose descriptions pgx
+	// caches, in one round trip.
+	sqlstore.PlanEachCall(s, pgx.QueryExecModeCacheDescribe)
 	// The store sends its inserts' wake-ups itself, after their commit
 	// (see store_sql_wake.go in package tasks); Close stops that.
 	return &Store{SQLStore: s, stopWakes: sqlstore.DeferWakeups(s)}, nil

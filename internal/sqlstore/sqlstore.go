@@ -26,6 +26,15 @@ var SetReadDB func(store any, read *sql.DB)
 // the store. Package tasks sets it as it initializes, as it does SetReadDB.
 var DeferWakeups func(store any) (stop func())
 
+// PlanEachCall makes store, a *tasks.SQLStore of the PostgreSQL dialect,
+// pass option before the arguments of each of its statements that find
+// rows by arrays: package postgres passes pgx.QueryExecModeCacheDescribe, with which
+// PostgreSQL plans such a statement for its arguments every time instead of
+// caching a generic plan (see SQLStore.planned in package tasks). Call it
+// before using the store. Package tasks sets it as it initializes, as it
+// does SetReadDB.
+var PlanEachCall func(store any, option any)
+
 // Migrations returns the migrations of the dialect "sqlite" or "postgres"
 // in goose's format, for packages sqlite and postgres to export. Package
 // tasks sets it as it initializes, as it does SetReadDB.

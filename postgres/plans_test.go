@@ -1,0 +1,141 @@
+package postgres_test
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/taskwheel/tasks"
+	"github.com/taskwheel/tasks/internal/testdb"
+	"github.com/taskwheel/tasks/postgres"
+)
+
+// The statements that find tasks by the arrays they are given (Finish,
+// Extend, the bulk operations, flow control's) are planned for their
+// arguments each time. PostgreSQL would otherwise keep, per connection, a
+// generic plan made after five calls: made while the table was new and
+// nearly empty, it scanned the whole table long after the table had grown,
+// and Finish took hundreds of milliseconds among 200,000 tasks.
+func TestStore_PlansArrayStatementsEachTime(t *testing.T) {
+	t.Parallel()
+	t.Run("plain", func(t *testing.T) { t.Parallel(); testPlans(t, false) })
+	// With a limit on the tasks' key, claims take flow control's way.
+	t.Run("limited", func(t *testing.T) { t.Parallel(); testPlans(t, true) })
+}
+
+func testPlans(t *testing.T, limited bool) {
+	ctx := t.Context()
+	db := testdb.Postgres(t)
+	// One session: the one whose plans and statistics the test reads.
+	db.SetMaxOpenConns(1)
+	s, err := postgres.New(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if limited {
+		if _, err := s.SetLimit(ctx, &tasks.Limit{AppID: "app", Key: "e", Concurrency: 1000}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// While the table is new: tasks claimed, extended and finished one at
+	// a time, more than five times.
+	for range 8 {
+		insert(t, s, 1)
+		run(t, s, 1)
+	}
+	insert(t, s, 20_000)
+	before := seqScans(t, db)
+	run(t, s, 50)
+	if after := seqScans(t, db); after != before {
+		t.Errorf("sequential scans of taskwheel_tasks: %d while claiming, extending and finishing 50 of 20,000 tasks; want none", after-before)
+	}
+	// InsertMany's statement, given arrays too, has no plan to choose.
+	rows, err := db.QueryContext(ctx, `SELECT statement FROM pg_prepared_statements
+		WHERE generic_plans > 0 AND statement LIKE '%taskwheel_%' AND statement NOT LIKE '%INSERT INTO taskwheel_tasks%'
+			AND (statement LIKE '%unnest(%' OR statement LIKE '%ANY($%')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var q string
+		if err := rows.Scan(&q); err != nil {
+			t.Fatal(err)
+		}
+		t.Errorf("ran on a generic plan, given arrays:\n%s", q)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// insert inserts n tasks due now, in batches of 1,000.
+func insert(t *testing.T, s *postgres.Store, n int) {
+	t.Helper()
+	for n > 0 {
+		b := min(n, 1000)
+		ts := make([]*tasks.Task, b)
+		for i := range ts {
+			ts[i] = &tasks.Task{ID: uuid.NewString(), AppID: "app", EventType: "e", Data: []byte(`{}`), MaxAttempts: 3}
+		}
+		if _, err := s.InsertMany(t.Context(), ts); err != nil {
+			t.Fatal(err)
+		}
+		n -= b
+	}
+}
+
+// run claims n tasks, extends their leases and records them completed.
+func run(t *testing.T, s *postgres.Store, n int) {
+	t.Helper()
+	ctx := t.Context()
+	ts, err := s.Claim(ctx, n, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != n {
+		t.Fatalf("claimed %d tasks, want %d", len(ts), n)
+	}
+	leases := make([]tasks.Lease, len(ts))
+	outs := make([]tasks.Outcome, len(ts))
+	for i, tk := range ts {
+		leases[i] = tasks.Lease{ID: tk.ID, Attempt: tk.Attempts}
+		outs[i] = tasks.Outcome{ID: tk.ID, Attempt: tk.Attempts, State: tasks.StateCompleted}
+	}
+	if revoked, err := s.Extend(ctx, leases, time.Minute); err != nil || len(revoked) > 0 {
+		t.Fatalf("Extend: %v revoked, %v", revoked, err)
+	}
+	applied, err := s.Finish(ctx, outs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ok := range applied {
+		if !ok {
+			t.Fatalf("outcome %d of %d not applied", i, len(outs))
+		}
+	}
+}
+
+// seqScans returns how many sequential scans of taskwheel_tasks the
+// statistics count, once db's one session has reported its own.
+func seqScans(t *testing.T, db *sql.DB) int64 {
+	t.Helper()
+	ctx := context.WithoutCancel(t.Context())
+	// The session reports its statistics as it next goes idle.
+	if _, err := db.ExecContext(ctx, `SELECT pg_stat_force_next_flush()`); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	err := db.QueryRowContext(ctx, `SELECT seq_scan FROM pg_stat_user_tables
+		WHERE relid = 'taskwheel_tasks'::regclass`).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
