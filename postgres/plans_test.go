@@ -139,3 +139,38 @@ func seqScans(t *testing.T, db *sql.DB) int64 {
 	}
 	return n
 }
+
+// A pool of the caller's with pgx's caches off, as for PgBouncer in
+// transaction mode, runs the statements given arrays too: the mode that has
+// them planned each time needs no cache.
+func TestNew_PoolWithoutCaches(t *testing.T) {
+	t.Parallel()
+	_, dsn := testdb.PostgresDSN(t)
+	for k, v := range map[string]string{
+		"default_query_exec_mode":    "exec",
+		"statement_cache_capacity":   "0",
+		"description_cache_capacity": "0",
+	} {
+		var err error
+		if dsn, err = testdb.WithParam(dsn, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s, err := postgres.New(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetLimit(t.Context(), &tasks.Limit{AppID: "app", Key: "e", Concurrency: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	insert(t, s, 20)
+	run(t, s, 20)
+}

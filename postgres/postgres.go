@@ -180,6 +180,9 @@ func checkSynchronousClaims(ctx context.Context, db *sql.DB) error {
 // New returns a Store on db, a database the caller opened with the driver
 // github.com/jackc/pgx/v5/stdlib and keeps: Close does not close it. New
 // does no I/O; call [tasks.SQLStore.Migrate] before using the store.
+// Whatever the pool's query exec mode, the store runs its statements that
+// find rows by arrays of IDs or keys in [pgx.QueryExecModeExec], so that
+// PostgreSQL plans them for their arguments each time.
 func New(db *sql.DB) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("tasks: new PostgreSQL store: nil db")
@@ -191,11 +194,13 @@ func New(db *sql.DB) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Its statements that take arrays are planned for them each time,
-	// not by a generic plan cached per connection (see
-	// sqlstore.PlanEachCall): unnamed statements, whose descriptions pgx
-	// caches, in one round trip.
-	sqlstore.PlanEachCall(s, pgx.QueryExecModeCacheDescribe)
+	// Its statements that find rows by arrays are planned for them each
+	// time, not by a generic plan cached per connection (see
+	// sqlstore.PlanEachCall): unnamed statements in one round trip, their
+	// parameters typed by their Go types. This mode needs none of pgx's
+	// caches, which a pool of the caller's may have turned off; it was as
+	// fast as pgx's QueryExecModeCacheDescribe (tasksbench W3, W4).
+	sqlstore.PlanEachCall(s, pgx.QueryExecModeExec)
 	// The store sends its inserts' wake-ups itself, after their commit
 	// (see store_sql_wake.go in package tasks); Close stops that.
 	return &Store{SQLStore: s, stopWakes: sqlstore.DeferWakeups(s)}, nil
