@@ -11,6 +11,7 @@ import (
 	"github.com/taskwheel/tasks"
 	"github.com/taskwheel/tasks/internal/testdb"
 	"github.com/taskwheel/tasks/postgres"
+	"github.com/taskwheel/tasks/tasktest"
 )
 
 // The statements that find tasks by the arrays they are given (Finish,
@@ -140,17 +141,13 @@ func seqScans(t *testing.T, db *sql.DB) int64 {
 	return n
 }
 
-// A pool of the caller's with pgx's caches off, as for PgBouncer in
-// transaction mode, runs the statements given arrays too: the mode that has
-// them planned each time needs no cache.
-func TestNew_PoolWithoutCaches(t *testing.T) {
-	t.Parallel()
+// openWithParams opens a store by postgres.New on a pool of the caller's,
+// in a fresh schema, with the connection parameters params (pgx's, such as
+// default_query_exec_mode, or PostgreSQL run-time parameters).
+func openWithParams(t *testing.T, params map[string]string) *postgres.Store {
+	t.Helper()
 	_, dsn := testdb.PostgresDSN(t)
-	for k, v := range map[string]string{
-		"default_query_exec_mode":    "exec",
-		"statement_cache_capacity":   "0",
-		"description_cache_capacity": "0",
-	} {
+	for k, v := range params {
 		var err error
 		if dsn, err = testdb.WithParam(dsn, k, v); err != nil {
 			t.Fatal(err)
@@ -160,7 +157,7 @@ func TestNew_PoolWithoutCaches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	db.SetMaxOpenConns(10)
 	s, err := postgres.New(db)
 	if err != nil {
 		t.Fatal(err)
@@ -168,9 +165,53 @@ func TestNew_PoolWithoutCaches(t *testing.T) {
 	if err := s.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SetLimit(t.Context(), &tasks.Limit{AppID: "app", Key: "e", Concurrency: 1000}); err != nil {
-		t.Fatal(err)
+	// Registered after PostgresDSN's: runs before the schema is dropped.
+	t.Cleanup(func() { s.Close(); db.Close() })
+	return s
+}
+
+// The store contract on pools of the caller's set up otherwise than pgx's
+// default: for PgBouncer in transaction mode (the simple protocol; exec
+// mode with pgx's caches off). The statements given arrays run in
+// QueryExecModeDescribeExec whatever the pool's mode, and need no cache.
+func TestStore_PoolModes(t *testing.T) {
+	t.Parallel()
+	testdb.SkipWithoutPostgres(t)
+	for name, params := range map[string]map[string]string{
+		"simple_protocol": {"default_query_exec_mode": "simple_protocol"},
+		"exec_no_caches": {"default_query_exec_mode": "exec",
+			"statement_cache_capacity": "0", "description_cache_capacity": "0"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			tasktest.TestStore(t, func(t *testing.T) tasks.Store { return openWithParams(t, params) })
+		})
 	}
-	insert(t, s, 20)
-	run(t, s, 20)
+}
+
+// Claims under limits on sessions whose DateStyle is not ISO: the
+// statements given arrays return timestamps, which pgx reads as text only
+// in ISO style, so they must come back in binary, as they do in
+// QueryExecModeDescribeExec (in QueryExecModeExec every such claim failed).
+func TestStore_DateStyleNotISO(t *testing.T) {
+	t.Parallel()
+	testdb.SkipWithoutPostgres(t)
+	for _, style := range []string{"German", "SQL", "Postgres"} {
+		t.Run(style, func(t *testing.T) {
+			t.Parallel()
+			s := openWithParams(t, map[string]string{"DateStyle": style})
+			ctx := t.Context()
+			if _, err := s.SetLimit(ctx, &tasks.Limit{AppID: "app", Key: "e", Concurrency: 1000, Rate: 100, Burst: 100}); err != nil {
+				t.Fatal(err)
+			}
+			insert(t, s, 3)
+			ts, err := s.Claim(ctx, 3, time.Minute)
+			if err != nil {
+				t.Fatalf("Claim under a limit, DateStyle %q: %v", style, err)
+			}
+			if len(ts) != 3 {
+				t.Fatalf("claimed %d, want 3", len(ts))
+			}
+		})
+	}
 }

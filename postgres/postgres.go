@@ -181,7 +181,7 @@ func checkSynchronousClaims(ctx context.Context, db *sql.DB) error {
 // github.com/jackc/pgx/v5/stdlib and keeps: Close does not close it. New
 // does no I/O; call [tasks.SQLStore.Migrate] before using the store.
 // Whatever the pool's query exec mode, the store runs its statements that
-// find rows by arrays of IDs or keys in [pgx.QueryExecModeExec], so that
+// find rows by arrays of IDs or keys in [pgx.QueryExecModeDescribeExec], so that
 // PostgreSQL plans them for their arguments each time.
 func New(db *sql.DB) (*Store, error) {
 	if db == nil {
@@ -196,11 +196,13 @@ func New(db *sql.DB) (*Store, error) {
 	}
 	// Its statements that find rows by arrays are planned for them each
 	// time, not by a generic plan cached per connection (see
-	// sqlstore.PlanEachCall): unnamed statements in one round trip, their
-	// parameters typed by their Go types. This mode needs none of pgx's
-	// caches, which a pool of the caller's may have turned off; it was as
-	// fast as pgx's QueryExecModeCacheDescribe (tasksbench W3, W4).
-	sqlstore.PlanEachCall(s, pgx.QueryExecModeExec)
+	// sqlstore.PlanEachCall): unnamed statements, described, then run.
+	// This mode needs none of pgx's caches, which a pool of the caller's
+	// may have turned off (QueryExecModeCacheDescribe then fails), and
+	// reads results in binary (QueryExecModeExec reads them as text, and
+	// pgx reads timestamps as text only in the ISO DateStyle). Its second
+	// round trip cost no drain anything measurable (tasksbench W3, W4).
+	sqlstore.PlanEachCall(s, pgx.QueryExecModeDescribeExec)
 	// The store sends its inserts' wake-ups itself, after their commit
 	// (see store_sql_wake.go in package tasks); Close stops that.
 	return &Store{SQLStore: s, stopWakes: sqlstore.DeferWakeups(s)}, nil

@@ -28,10 +28,10 @@ var DeferWakeups func(store any) (stop func())
 
 // PlanEachCall makes store, a *tasks.SQLStore of the PostgreSQL dialect,
 // pass option before the arguments of each of its statements that find
-// rows by arrays: package postgres passes pgx.QueryExecModeExec, with which
-// PostgreSQL plans such a statement for its arguments every time instead
-// of caching a generic plan (see SQLStore.planned in package tasks). Call it
-// before using the store. Package tasks sets it as it initializes, as it
+// rows by arrays: package postgres passes pgx.QueryExecModeDescribeExec,
+// with which PostgreSQL plans such a statement for its arguments every time
+// instead of caching a generic plan (see SQLStore.planned in package
+// tasks). Call it before using the store. Package tasks sets it as it initializes, as it
 // does SetReadDB.
 var PlanEachCall func(store any, option any)
 
