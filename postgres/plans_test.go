@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"database/sql"
+	"strconv"
 	"testing"
 	"time"
 
@@ -214,4 +215,141 @@ func TestStore_DateStyleNotISO(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An engine started on an empty table, whose connections ran each of its
+// statements while the table was small, runs due tasks among 20,000 others
+// without a sequential scan of the tasks.
+func TestEngine_NoSequentialScansAfterGrowth(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	stats, dsn := testdb.PostgresDSN(t) // stats: the test's own session
+	// The engine's sessions, by name: they report their statistics for
+	// certain as they end.
+	app := "plans_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	dsn, err := testdb.WithParam(dsn, "application_name", app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s, err := postgres.New(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := tasks.NewEngine(s, &tasks.Config{Workers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{}, 1000)
+	eng.Register("e", func(context.Context, *tasks.Task) error { done <- struct{}{}; return nil })
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wait := func(n int) {
+		t.Helper()
+		for range n {
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("tasks did not run within 30 s")
+			}
+		}
+	}
+	// While the table is small: tasks one at a time.
+	for range 60 {
+		if _, err := eng.Enqueue(ctx, tasks.NewTask{AppID: "app", EventType: "e", Data: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+		wait(1)
+	}
+	later := make([]tasks.NewTask, 20_000)
+	for i := range later {
+		later[i] = tasks.NewTask{AppID: "app", EventType: "e", Data: []byte(`{}`), RunAt: time.Now().Add(time.Hour)}
+	}
+	if _, err := eng.EnqueueMany(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	// The small table's sequential scans, which were right then, counted.
+	before := settledStats(t, stats)
+	// Ten at a time: batches that large a share of the table (a few
+	// hundred of 20,000) have the planner rightly read it whole.
+	for range 50 {
+		batch := make([]tasks.NewTask, 10)
+		for i := range batch {
+			batch[i] = tasks.NewTask{AppID: "app", EventType: "e", Data: []byte(`{}`)}
+		}
+		if _, err := eng.EnqueueMany(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		wait(10)
+	}
+	if err := eng.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		err := stats.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the engine's sessions still open 30 s after its pool closed", n)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+	after := tableStats(t, stats)
+	if got, want := after.updated-before.updated, int64(2*500); got < want {
+		t.Fatalf("statistics: %d updates of taskwheel_tasks, want at least %d (a claim and an outcome a task)", got, want)
+	}
+	if after.seqScans != before.seqScans {
+		t.Errorf("sequential scans of taskwheel_tasks while 500 tasks ran among 20,000: %d, want 0", after.seqScans-before.seqScans)
+	}
+}
+
+type stats struct{ seqScans, updated int64 }
+
+// settledStats returns tableStats once they have not changed for 11 s:
+// each session reports its statistics within a second of going idle, or
+// ten if another session held the table's entry then (PostgreSQL's
+// PGSTAT_IDLE_INTERVAL; with 3 s, one run in seven counted a scan made
+// before), and the engine's sessions are idle once its tasks have run.
+func settledStats(t *testing.T, db *sql.DB) stats {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	last, since := tableStats(t, db), time.Now()
+	for time.Since(since) < 11*time.Second {
+		if time.Now().After(deadline) {
+			t.Fatal("the statistics of taskwheel_tasks did not settle within 30 s")
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval
+		if s := tableStats(t, db); s != last {
+			last, since = s, time.Now()
+		}
+	}
+	return last
+}
+
+// tableStats returns what the statistics count of taskwheel_tasks.
+func tableStats(t *testing.T, db *sql.DB) stats {
+	t.Helper()
+	var s stats
+	err := db.QueryRowContext(context.WithoutCancel(t.Context()), `SELECT seq_scan, n_tup_upd FROM pg_stat_user_tables
+		WHERE relid = 'taskwheel_tasks'::regclass`).Scan(&s.seqScans, &s.updated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
