@@ -66,7 +66,7 @@ type SQLStore struct {
 
 // init lets package sqlite give an SQLStore its pool of read-only
 // connections, and package postgres the option for its statements that
-// take arrays, which the exported API does not offer.
+// find rows by arrays, which the exported API does not offer.
 func init() {
 	sqlstore.SetReadDB = func(store any, read *sql.DB) {
 		s := store.(*SQLStore)
@@ -254,9 +254,9 @@ func (s *SQLStore) args(args ...any) []any {
 }
 
 // planned returns args, the arguments of a PostgreSQL statement that finds
-// rows by the arrays it is given, with the option that package postgres gave (see
-// sqlstore.PlanEachCall) before them, to have PostgreSQL plan the statement
-// for them each time. Its best plan depends on how many elements the arrays
+// rows by the arrays it is given, with the option that package postgres
+// gave (see sqlstore.PlanEachCall) before them, to have PostgreSQL plan the
+// statement for them each time. Its best plan depends on how many elements the arrays
 // hold and on how large the tables are now, and a generic plan, which
 // PostgreSQL otherwise makes once per connection and keeps, knows neither:
 // made while the table was new and empty, it scanned the whole table long

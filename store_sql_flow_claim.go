@@ -575,7 +575,7 @@ func (r *flowRun) startWaiting(ctx context.Context, limit int) error {
 		got[i]++
 	}
 	if s.dialect == Postgres {
-		rows, err := r.tx.QueryContext(ctx, flowWaitingPostgres, r.s.planned(as, ks, ns)...)
+		rows, err := r.tx.QueryContext(ctx, flowWaitingPostgres, s.planned(as, ks, ns)...)
 		if err != nil {
 			return err
 		}

@@ -181,8 +181,8 @@ func checkSynchronousClaims(ctx context.Context, db *sql.DB) error {
 // github.com/jackc/pgx/v5/stdlib and keeps: Close does not close it. New
 // does no I/O; call [tasks.SQLStore.Migrate] before using the store.
 // Whatever the pool's query exec mode, the store runs its statements that
-// find rows by arrays of IDs or keys in [pgx.QueryExecModeDescribeExec], so that
-// PostgreSQL plans them for their arguments each time.
+// find rows by arrays of IDs or keys in [pgx.QueryExecModeDescribeExec],
+// so that PostgreSQL plans them for their arguments each time.
 func New(db *sql.DB) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("tasks: new PostgreSQL store: nil db")

@@ -31,8 +31,8 @@ var DeferWakeups func(store any) (stop func())
 // rows by arrays: package postgres passes pgx.QueryExecModeDescribeExec,
 // with which PostgreSQL plans such a statement for its arguments every time
 // instead of caching a generic plan (see SQLStore.planned in package
-// tasks). Call it before using the store. Package tasks sets it as it initializes, as it
-// does SetReadDB.
+// tasks). Call it before using the store. Package tasks sets it as it
+// initializes, as it does SetReadDB.
 var PlanEachCall func(store any, option any)
 
 // Migrations returns the migrations of the dialect "sqlite" or "postgres"
