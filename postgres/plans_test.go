@@ -172,9 +172,10 @@ func openWithParams(t *testing.T, params map[string]string) *postgres.Store {
 }
 
 // The store contract on pools of the caller's set up otherwise than pgx's
-// default: for PgBouncer in transaction mode (the simple protocol; exec
-// mode with pgx's caches off). The statements given arrays run in
-// QueryExecModeDescribeExec whatever the pool's mode, and need no cache.
+// default, as some are for a pooler in front of PostgreSQL: the simple
+// protocol; exec mode with pgx's caches off. The statements given arrays
+// run in QueryExecModeDescribeExec whatever the pool's mode, and need no
+// cache.
 func TestStore_PoolModes(t *testing.T) {
 	t.Parallel()
 	testdb.SkipWithoutPostgres(t)
