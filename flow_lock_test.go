@@ -25,18 +25,11 @@ import (
 func lockSetup(t *testing.T, maxConns, n int, dsnParams ...string) (*sql.DB, *postgres.Store, *tasks.Engine, string) {
 	t.Helper()
 	ctx := t.Context()
-	_, dsn := testdb.PostgresDSN(t)
+	params := map[string]string{}
 	for i := 0; i+1 < len(dsnParams); i += 2 {
-		var err error
-		if dsn, err = testdb.WithParam(dsn, dsnParams[i], dsnParams[i+1]); err != nil {
-			t.Fatal(err)
-		}
+		params[dsnParams[i]] = dsnParams[i+1]
 	}
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, dsn := testdb.PostgresWith(t, params)
 	db.SetMaxOpenConns(maxConns)
 	store, err := postgres.New(db)
 	if err != nil {

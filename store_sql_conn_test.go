@@ -3,7 +3,6 @@ package tasks_test
 import (
 	"bytes"
 	"cmp"
-	"database/sql"
 	"encoding/binary"
 	"encoding/json"
 	"io"
@@ -88,23 +87,13 @@ func TestPostgresStore_InsertCommittedAnswerLost(t *testing.T) {
 // connections go through a lossyProxy.
 func lossyPostgres(t *testing.T) (*lossyProxy, *tasks.SQLStore) {
 	t.Helper()
-	_, dsn := testdb.PostgresDSN(t) // the schema, dropped at the end
 	cfg, err := pgconn.ParseConfig(os.Getenv(testdb.PostgresURLEnv))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := newLossyProxy(t, net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))))
 	host, port, _ := net.SplitHostPort(p.ln.Addr().String())
-	for k, v := range map[string]string{"host": host, "port": port} {
-		if dsn, err = testdb.WithParam(dsn, k, v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() }) // before the schema is dropped
+	db, _ := testdb.PostgresWith(t, map[string]string{"host": host, "port": port})
 	s, err := tasks.NewSQLStore(db, tasks.Postgres)
 	if err != nil {
 		t.Fatal(err)

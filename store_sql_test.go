@@ -421,17 +421,8 @@ func TestPostgresStore_FinishAndExtendDoNotDeadlock(t *testing.T) {
 // endpoint reads succeed on their first call.
 func TestPostgresStore_ConnectionsTerminatedByTheServer(t *testing.T) {
 	t.Parallel()
-	_, dsn := testdb.PostgresDSN(t) // the schema, dropped at the end
 	app := "tw_kill_" + strings.ToLower(rand.Text()[:10])
-	dsn, err := testdb.WithParam(dsn, "application_name", app)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, _ := testdb.PostgresWith(t, map[string]string{"application_name": app})
 	admin := testdb.Postgres(t)
 	s, err := postgres.New(db)
 	if err != nil {

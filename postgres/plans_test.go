@@ -147,18 +147,7 @@ func seqScans(t *testing.T, db *sql.DB) int64 {
 // default_query_exec_mode, or PostgreSQL run-time parameters).
 func openWithParams(t *testing.T, params map[string]string) *postgres.Store {
 	t.Helper()
-	_, dsn := testdb.PostgresDSN(t)
-	for k, v := range params {
-		var err error
-		if dsn, err = testdb.WithParam(dsn, k, v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(10)
+	db, _ := testdb.PostgresWith(t, params)
 	s, err := postgres.New(db)
 	if err != nil {
 		t.Fatal(err)
@@ -166,8 +155,8 @@ func openWithParams(t *testing.T, params map[string]string) *postgres.Store {
 	if err := s.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	// Registered after PostgresDSN's: runs before the schema is dropped.
-	t.Cleanup(func() { s.Close(); db.Close() })
+	// Registered after PostgresWith's: runs before the pool is closed.
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 
@@ -224,19 +213,16 @@ func TestStore_DateStyleNotISO(t *testing.T) {
 func TestEngine_NoSequentialScansAfterGrowth(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	stats, dsn := testdb.PostgresDSN(t) // stats: the test's own session
 	// The engine's sessions, by name: they report their statistics for
 	// certain as they end.
 	app := "plans_" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	dsn, err := testdb.WithParam(dsn, "application_name", app)
+	db, dsn := testdb.PostgresWith(t, map[string]string{"application_name": app})
+	// The test's own session, in the same schema, under the same name.
+	stats, err := sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	defer stats.Close()
 	s, err := postgres.New(db)
 	if err != nil {
 		t.Fatal(err)
@@ -299,7 +285,8 @@ func TestEngine_NoSequentialScansAfterGrowth(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var n int
-		err := stats.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&n)
+		err := stats.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE application_name = $1 AND pid <> pg_backend_pid()`, app).Scan(&n)
 		if err != nil {
 			t.Fatal(err)
 		}

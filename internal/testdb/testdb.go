@@ -7,9 +7,11 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -69,6 +71,28 @@ func PostgresDSN(t testing.TB) (db *sql.DB, dsn string) {
 			t.Errorf("testdb: drop schema: %v", err)
 		}
 	})
+	return db, dsn
+}
+
+// PostgresWith is [PostgresDSN] with the connection parameters params
+// added to the data source name and the handle opened with them: pgx's,
+// such as default_query_exec_mode, or PostgreSQL's, such as
+// application_name. The handle is closed before the schema is dropped.
+func PostgresWith(t testing.TB, params map[string]string) (db *sql.DB, dsn string) {
+	t.Helper()
+	_, dsn = PostgresDSN(t)
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		var err error
+		if dsn, err = WithParam(dsn, k, params[k]); err != nil {
+			t.Fatalf("testdb: %s: %v", k, err)
+		}
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatalf("testdb: open PostgreSQL: %v", err)
+	}
+	db.SetMaxOpenConns(10) // as PostgresDSN's
+	t.Cleanup(func() { db.Close() })
 	return db, dsn
 }
 
