@@ -306,6 +306,9 @@ func (sh insertManySQLiteShape) query() string {
 // As with Insert, a retry after the server ended the connection returns the
 // tasks that the first run committed, when it finds them all stored as sent.
 func (s *SQLStore) InsertMany(ctx context.Context, ts []*Task) (got []*Task, err error) {
+	// Decided once, so that the wake-up is sent by one of the trigger and
+	// s.wakes, whichever Close left it to.
+	deferred := s.wakes.deferring()
 	retry := false
 	err = s.retryLost(ctx, s.db, func(q dbOrConn) error {
 		if retry {
@@ -314,10 +317,10 @@ func (s *SQLStore) InsertMany(ctx context.Context, ts []*Task) (got []*Task, err
 			}
 		}
 		retry = true
-		got, err = s.insertMany(ctx, q, ts)
+		got, err = s.insertMany(ctx, q, ts, deferred)
 		return err
 	})
-	if err == nil && s.wakes != nil {
+	if err == nil && deferred {
 		if w, ok := wakeFor(got); ok {
 			s.wakes.add(w)
 		}
@@ -337,13 +340,15 @@ func (s *SQLStore) allStoredAsSent(ctx context.Context, q queryer, ts []*Task) (
 	return got, nil
 }
 
-func (s *SQLStore) insertMany(ctx context.Context, q dbOrConn, ts []*Task) ([]*Task, error) {
+// insertMany inserts ts with q; on PostgreSQL, deferred tells the trigger
+// that the caller sends the tasks' wake-up (see wakeDeferredCTE).
+func (s *SQLStore) insertMany(ctx context.Context, q dbOrConn, ts []*Task, deferred bool) ([]*Task, error) {
 	if s.dialect == Postgres && !slices.ContainsFunc(ts, hasKey) {
 		// Only a taken ID can turn a row away, and then the statement
 		// stores nothing: one statement is atomic, with no transaction
 		// to begin and commit around it. The transaction below finds
 		// which ID was taken.
-		stored, err := s.insertManyPostgres(ctx, q, ts, false)
+		stored, err := s.insertManyPostgres(ctx, q, ts, false, deferred)
 		if err == nil {
 			return s.holders(ctx, q, ts, stored)
 		}
@@ -352,7 +357,7 @@ func (s *SQLStore) insertMany(ctx context.Context, q dbOrConn, ts []*Task) ([]*T
 		}
 	}
 	for try := 1; ; try++ {
-		got, err := s.insertManyTx(ctx, q, ts)
+		got, err := s.insertManyTx(ctx, q, ts, deferred)
 		if errors.Is(err, errRaced) && try < maxKeyTries {
 			continue // a key was freed meanwhile: insert its task after all
 		}
@@ -365,7 +370,7 @@ func (s *SQLStore) insertMany(ctx context.Context, q dbOrConn, ts []*Task) ([]*T
 
 // insertManyTx inserts ts in one transaction, skipping those whose key is
 // taken, and returns the task stored for each (see holders).
-func (s *SQLStore) insertManyTx(ctx context.Context, q dbOrConn, ts []*Task) ([]*Task, error) {
+func (s *SQLStore) insertManyTx(ctx context.Context, q dbOrConn, ts []*Task, deferred bool) ([]*Task, error) {
 	tx, err := q.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -373,7 +378,7 @@ func (s *SQLStore) insertManyTx(ctx context.Context, q dbOrConn, ts []*Task) ([]
 	defer tx.Rollback()
 	var stored, got []*Task
 	if s.dialect == Postgres {
-		stored, err = s.insertManyPostgres(ctx, tx, ts, true)
+		stored, err = s.insertManyPostgres(ctx, tx, ts, true, deferred)
 	} else {
 		stored, err = s.insertManySQLite(ctx, tx, ts)
 	}

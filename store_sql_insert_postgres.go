@@ -146,12 +146,13 @@ func (sh insertManyPostgresShape) args(ts []*Task) []any {
 }
 
 // insertManyPostgres inserts ts with q and returns the tasks it stored, in
-// the order of ts; keyed, it skips the rows whose key is taken.
-func (s *SQLStore) insertManyPostgres(ctx context.Context, q queryer, ts []*Task, keyed bool) ([]*Task, error) {
+// the order of ts; keyed, it skips the rows whose key is taken; deferred,
+// it tells the trigger not to notify (see wakeDeferredCTE).
+func (s *SQLStore) insertManyPostgres(ctx context.Context, q queryer, ts []*Task, keyed, deferred bool) ([]*Task, error) {
 	if len(ts) == 0 {
 		return nil, nil
 	}
-	sh := postgresShape(ts, keyed, s.wakes.deferring())
+	sh := postgresShape(ts, keyed, deferred)
 	rs, err := q.QueryContext(ctx, sh.query(), sh.args(ts)...)
 	if err != nil {
 		return nil, err

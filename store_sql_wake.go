@@ -116,21 +116,41 @@ type wakeSender struct {
 // once s is closed.
 func (s *wakeSender) deferring() bool { return s != nil && !s.closed.Load() }
 
-// add sends w, now or with the wake-ups that come while one is sent.
+// add sends w, the wake-up of an insert that left it to s (deferring), now
+// or with the wake-ups that come while one is sent. Once s is closed it
+// sends w itself, before returning: close waits only for what was pending
+// when it came, not for inserts that go on after it.
 func (s *wakeSender) add(w wake) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.has {
-		s.pending.merge(w)
-	} else {
-		s.pending, s.has = w, true
+	if s.closed.Load() {
+		s.mu.Unlock()
+		if err := s.notify(w); err != nil {
+			lost(w, 1, err)
+		}
+		return
 	}
-	if s.sending || s.closed.Load() {
+	defer s.mu.Unlock()
+	s.put(w)
+	if s.sending {
 		return
 	}
 	s.sending = true
 	s.done.Add(1)
 	go s.send() // exits when nothing is pending; joined by close
+}
+
+// notify sends w.
+func (s *wakeSender) notify(w wake) error {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	_, err := s.db.ExecContext(ctx, notifyWakePostgres, w.lo, w.id, w.hi)
+	return err
+}
+
+// lost logs that w was not sent after tries tries.
+func lost(w wake, tries int, err error) {
+	slog.Error("tasks: notify other engines of new tasks; they find them at their next poll",
+		"task", w.id, "tries", tries, "err", err)
 }
 
 // wakeTries bounds the sends of one wake-up: a NOTIFY that failed (its
@@ -158,28 +178,46 @@ func (s *wakeSender) send() {
 		w := s.pending
 		s.has = false
 		s.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-		_, err := s.db.ExecContext(ctx, notifyWakePostgres, w.lo, w.id, w.hi)
-		cancel()
+		err := s.notify(w)
 		if err == nil {
 			tries, wait = 0, wakeRetry
 			continue
 		}
-		if tries++; tries < wakeTries && !s.closed.Load() {
-			s.add(w) // merged with what came meanwhile; s.sending stays true
+		if tries++; tries < wakeTries && s.retry(w) {
 			time.Sleep(wait)
 			wait *= 2
 			continue
 		}
-		slog.Error("tasks: notify other engines of new tasks; they find them at their next poll",
-			"task", w.id, "tries", tries, "err", err)
+		lost(w, tries, err)
 		tries, wait = 0, wakeRetry
 	}
 }
 
+// retry makes w pending again, merged with what came meanwhile, unless s
+// is closing; it reports whether it did.
+func (s *wakeSender) retry(w wake) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return false
+	}
+	s.put(w)
+	return true
+}
+
+// put makes w pending, merged with the pending wake-up if there is one.
+// s.mu is held.
+func (s *wakeSender) put(w wake) {
+	if s.has {
+		s.pending.merge(w)
+	} else {
+		s.pending, s.has = w, true
+	}
+}
+
 // close makes inserts leave their wake-ups to the trigger again, and
-// waits until the pending ones are sent. (One that an insert begun before
-// adds after is only recorded: stop the engines before closing the store.)
+// waits until the pending ones are sent. An insert that left its wake-up
+// to s and ends after close sends it itself (see add).
 func (s *wakeSender) close() {
 	s.mu.Lock()
 	s.closed.Store(true)

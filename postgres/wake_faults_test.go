@@ -205,12 +205,10 @@ func TestMigration0024FromAt0022(t *testing.T) {
 
 // TestStore_CloseWhileOthersInsert closes a store from New while other
 // goroutines go on inserting through it, which its doc allows (its inserts
-// then leave their wake-ups to the trigger). Close must return soon: the
-// inserts after it are notified by the trigger, so the sender has nothing
-// of theirs to wait for. (add still records their wake-ups, and while the
-// sender's goroutine runs it sends them too, a second NOTIFY each; Close
-// would wait for that as long as inserts kept coming faster than a NOTIFY.
-// It passed: the goroutine was idle when Close came.)
+// then leave their wake-ups to the trigger). Close must return soon: it
+// waits for the wake-ups pending when it came, not for those of inserts
+// after it. (It waited for as long as the inserts went on, when the sender
+// also took the wake-ups of inserts that the trigger had notified.)
 func TestStore_CloseWhileOthersInsert(t *testing.T) {
 	t.Parallel()
 	_, dsn := testdb.PostgresDSN(t)
@@ -264,5 +262,68 @@ func TestStore_CloseWhileOthersInsert(t *testing.T) {
 			t.Error(err)
 		}
 		t.Logf("Close returned %v after it began, once the inserts stopped", time.Since(begun))
+	}
+}
+
+// TestStore_InsertAcrossClose checks the wake-up of an insert that began
+// before its store's Close, and so left its wake-up to the store, and
+// committed after: the insert sends it itself, and Close does not wait
+// for it. The insert is held on a row lock: another transaction has
+// inserted a task with the same ID, and rolls back once Close returned.
+func TestStore_InsertAcrossClose(t *testing.T) {
+	t.Parallel()
+	db, dsn := testdb.PostgresDSN(t)
+	heard := listenOn(t, dsn)
+	app := "across_" + time.Now().Format("150405.000000")
+	pool, err := sql.Open("pgx", dsn+"&application_name="+app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	producer, err := postgres.New(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := producer.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	task := wakeTask(nil)
+	holder, err := db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback()
+	if _, err := producer.InsertTx(t.Context(), holder, &tasks.Task{
+		ID: task.ID, AppID: task.AppID, EventType: task.EventType, MaxAttempts: 1,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	inserted := make(chan error, 1)
+	go func() { // joined below
+		_, err := producer.InsertMany(context.Background(), []*tasks.Task{task})
+		inserted <- err
+	}()
+	for waiting := false; !waiting; {
+		if err := db.QueryRowContext(t.Context(), `SELECT count(*) > 0 FROM pg_stat_activity
+WHERE application_name = $1 AND wait_event_type = 'Lock'`, app).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-inserted:
+			t.Fatalf("the insert returned %v before the holder's rollback", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := producer.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-inserted; err != nil {
+		t.Fatal(err)
+	}
+	if d := next(t, heard, "the insert across Close"); d.ID != task.ID {
+		t.Errorf("got %+v, want %s", d, task.ID)
 	}
 }
