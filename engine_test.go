@@ -187,7 +187,6 @@ func TestEngine_Failures(t *testing.T) {
 		}
 		e := startEngine(t, newStore(t), &tasks.Config{
 			MaxAttempts: 3,
-			Timeout:     50 * time.Millisecond,
 			BackoffFunc: func(int) time.Duration { return 0 },
 		}, map[string]tasks.Func{
 			"always.fails": func(ctx context.Context, task *tasks.Task) error {
@@ -237,7 +236,11 @@ func TestEngine_Failures(t *testing.T) {
 			}
 		})
 		t.Run("timeout cancels the context", func(t *testing.T) {
-			task := enqueue(t, e, tasks.NewTask{EventType: "slow", MaxAttempts: 1})
+			// The task's own timeout: one in Config would bound the
+			// other attempts too, such as a webhook attempt's read of
+			// the endpoints below, which 50 ms did not always allow on
+			// a loaded machine.
+			task := enqueue(t, e, tasks.NewTask{EventType: "slow", MaxAttempts: 1, Timeout: 50 * time.Millisecond})
 			got := waitState(t, e, task.ID, tasks.StateFailed)
 			if !strings.Contains(got.LastError, "timed out") {
 				t.Errorf("last error %q, want a timeout", got.LastError)
