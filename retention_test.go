@@ -38,13 +38,17 @@ func newPurgeCounters() *purgeCounters {
 
 func (w purgeWatch) PurgeTasks(ctx context.Context, state tasks.State, olderThan time.Duration, limit int) (int, error) {
 	c := w.counters
+	// Counted before the call: a test that sees a task gone must find
+	// the call that deleted it.
+	c.mu.Lock()
+	c.calls[w.engine]++
+	c.mu.Unlock()
 	n := c.now.Add(1)
 	for m := c.max.Load(); n > m && !c.max.CompareAndSwap(m, n); m = c.max.Load() {
 	}
 	deleted, err := w.Store.PurgeTasks(ctx, state, olderThan, limit)
 	c.now.Add(-1)
 	c.mu.Lock()
-	c.calls[w.engine]++
 	c.deleted[w.engine] += deleted
 	c.mu.Unlock()
 	return deleted, err
