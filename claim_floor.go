@@ -117,10 +117,11 @@ const seenColumn = `(SELECT count(*) FROM due JOIN taskwheel_tasks AS s ON s.cti
 
 // queryClaim runs query, an engine's claim on PostgreSQL with the
 // parameters n ($1), lease ($2) and the position to scan from ($3, $4),
-// which returns taskColumns and seenColumn. It scans from the floor of the
-// claim's flowClaim (the start without one) and, if the claim saw every
-// task it took, sets the flowClaim's next floor to the first of them.
-func queryClaim(ctx context.Context, q queryer, query string, n int, lease time.Duration) ([]taskRow, error) {
+// which returns taskColumns and seenColumn, then the columns that it scans
+// into more, with every row. It scans from the floor of the claim's
+// flowClaim (the start without one) and, if the claim saw every task it
+// took, sets the flowClaim's next floor to the first of them.
+func queryClaim(ctx context.Context, q queryer, query string, n int, lease time.Duration, more ...any) ([]taskRow, error) {
 	fc, from := flowClaimOf(ctx), floorOf(ctx)
 	rows, err := q.QueryContext(ctx, query, n, lease.Microseconds(), from.arg(), from.id)
 	if err != nil {
@@ -133,7 +134,7 @@ func queryClaim(ctx context.Context, q queryer, query string, n int, lease time.
 	)
 	for rows.Next() {
 		rs = append(rs, taskRow{})
-		if err := rows.Scan(append(rs[len(rs)-1].dest(), &seen)...); err != nil {
+		if err := rows.Scan(append(append(rs[len(rs)-1].dest(), &seen), more...)...); err != nil {
 			return nil, err
 		}
 	}

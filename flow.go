@@ -271,15 +271,21 @@ func (fc *flowClaim) hold(held []heldBy) {
 		return
 	}
 	for _, h := range held {
-		if free := h.l.Concurrency - h.l.Running; !fc.held || free < fc.room {
-			fc.held, fc.room = true, free
-		}
+		fc.left(h.l.Concurrency - h.l.Running)
 		if h.l.Running >= h.l.Concurrency {
 			if fc.limited == nil {
 				fc.limited = make(map[string]bool)
 			}
 			fc.limited[h.id] = true
 		}
+	}
+}
+
+// left records that the claim took tasks of a key with a concurrency
+// limit, and left it free slots.
+func (fc *flowClaim) left(free int) {
+	if fc != nil && (!fc.held || free < fc.room) {
+		fc.held, fc.room = true, free
 	}
 }
 

@@ -54,13 +54,17 @@ const claimCommitsAsync = `(SELECT set_config('synchronous_commit',
 	true)) IS NOT NULL`
 
 const (
-	claimSQLite = `UPDATE taskwheel_tasks
+	// claimSQLite claims the due tasks if no limit exists;
+	// flowFastClaimSQLite, whatever limits exist (store_sql_flow_fast.go).
+	claimSQLite         = claimDueSQLite + ` AND NOT EXISTS (SELECT 1 FROM taskwheel_limits)` + claimDueSQLiteEnd
+	flowFastClaimSQLite = claimDueSQLite + claimDueSQLiteEnd
+	claimDueSQLite      = `UPDATE taskwheel_tasks
 SET state = 'running', attempts = attempts + 1, lease_expires_at = ?3 + ?2, updated_at = ?3,
 	wait_reason = NULL, wait_endpoint = NULL, ` + claimTokenSQLite + `
 WHERE id IN (
 	SELECT id FROM taskwheel_tasks
-	WHERE state IN ('scheduled', 'retrying') AND run_at <= ?3
-		AND NOT EXISTS (SELECT 1 FROM taskwheel_limits)
+	WHERE state IN ('scheduled', 'retrying') AND run_at <= ?3`
+	claimDueSQLiteEnd = `
 	ORDER BY run_at, id
 	LIMIT ?1)
 RETURNING ` + taskColumns

@@ -193,7 +193,7 @@ func (s *SQLStore) claimFlow(ctx context.Context, q claimDB, limit int, lease ti
 			return nil, err
 		}
 	}
-	if s.dialect == Postgres && len(apps) < 2 && !s.flowSlow.Load() {
+	if len(apps) < 2 && !s.flowSlow.Load() {
 		rs, err := s.claimFlowFast(ctx, q, limit, lease)
 		if err != nil {
 			return nil, err

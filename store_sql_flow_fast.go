@@ -2,10 +2,12 @@ package tasks
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
 	"time"
 )
 
-// The fast claim under limits, on PostgreSQL. claimFlow's transaction is
+// The fast claim under limits. claimFlow's transaction is
 // five round trips (begin; the due tasks with their limits, locked; the
 // running tasks of those keys; the claim; commit) where a claim without
 // limits is one statement: a concurrency limit that never binds (above
@@ -55,13 +57,25 @@ import (
 // skips the fast statement until claimFlow finds a claim it could have made
 // (flowSlow), so that keys at their limits do not pay for both.
 //
-// SQLite keeps claimFlow: its statements are calls into the process, not
-// round trips, and one statement of this shape measured no faster there
-// (BENCHMARKS.md, "A limit that holds nothing back").
+// On SQLite, which has one writer, the claim is made first and the limits
+// checked after, in one transaction (flowHeldSQLite): the claim is the one
+// that a claim without limits makes, and when a limit holds back one of
+// the tasks it took, or waiting tasks could start, it is rolled back and
+// claimFlow's transaction runs. Its statements are calls into the process,
+// not round trips, but claimFlow's three reads before its claim (the due
+// tasks, their limits, the running tasks) cost a drain under a limit above
+// the workers a tenth of its speed; one statement of the PostgreSQL shape
+// measured no faster there (BENCHMARKS.md, "A limit that holds nothing
+// back").
 //
 // Like the claim without limits, it scans the due index from ($3, $4), and
 // returns with each task how many of those it took its snapshot saw as
-// locked (see queryClaim).
+// locked (see queryClaim); then the fewest free slots it left a key of a
+// concurrency limit with (room, NULL if none has one), counted once, with
+// its check: the engine claims none ahead while that is few (see
+// scheduler.capped), as after claimFlow. (Without it, a task claimed ahead
+// of an engine's busy worker held a key's last slot, which another
+// engine's idle worker could have used.)
 const flowFastPostgres = `WITH due AS MATERIALIZED (
 	SELECT id, tid, app_id, flow_key AS key FROM taskwheel_due($1, $3, $4)
 ), need AS (
@@ -70,27 +84,106 @@ const flowFastPostgres = `WITH due AS MATERIALIZED (
 	SELECT app_id, flow_key, rate, concurrency, paused, waiting FROM taskwheel_limits
 	WHERE (app_id, flow_key) IN (SELECT app_id, key FROM need)
 	ORDER BY app_id, flow_key FOR UPDATE
+), room AS MATERIALIZED (
+	SELECT lim.paused OR lim.rate > 0 OR lim.waiting AS held,
+		CASE WHEN lim.concurrency > 0 AND NOT (lim.paused OR lim.rate > 0 OR lim.waiting)
+			THEN lim.concurrency - need.n - taskwheel_running(lim.app_id, lim.flow_key) END AS free
+	FROM lim JOIN need ON need.app_id = lim.app_id AND need.key = lim.flow_key
 )
 UPDATE taskwheel_tasks
 SET state = 'running', attempts = attempts + 1,
 	lease_expires_at = now() + $2 * interval '1 microsecond', updated_at = now(),
 	wait_reason = NULL, wait_endpoint = NULL, ` + claimTokenPostgres + `
 WHERE id IN (SELECT id FROM due) AND EXISTS (SELECT 1 FROM taskwheel_limits) AND ` + claimCommitsAsync + ` AND NOT EXISTS (
-	SELECT 1 FROM lim JOIN need ON need.app_id = lim.app_id AND need.key = lim.flow_key
-	WHERE lim.paused OR lim.rate > 0 OR lim.waiting
-		OR lim.concurrency > 0 AND need.n + taskwheel_running(lim.app_id, lim.flow_key) >= lim.concurrency
+	SELECT 1 FROM room WHERE held OR free <= 0
 	UNION ALL
 	SELECT 1 FROM taskwheel_limits AS w WHERE w.waiting AND NOT w.paused
 		AND (w.rate = 0 OR w.tokens + w.rate * GREATEST(0, extract(epoch FROM now() - w.tokens_at)::float8) >= 1 - 1e-9)
 		AND (w.concurrency = 0 OR taskwheel_running(w.app_id, w.flow_key) < w.concurrency))
-RETURNING ` + taskColumns + `, ` + seenColumn
+RETURNING ` + taskColumns + `, ` + seenColumn + `, (SELECT min(free) FROM room) AS room`
 
-// claimFlowFast claims, on PostgreSQL, up to limit due tasks in one
-// statement if no limit holds any of them back; it claims nothing if one
-// does, or if none is due. The limits of the keys of the tasks it claims
-// were checked with them: its NOT EXISTS is false only once every row of
-// its join, one per limit of those keys, was read, each locked before its
-// check.
-func (s *SQLStore) claimFlowFast(ctx context.Context, q queryer, limit int, lease time.Duration) ([]taskRow, error) {
-	return queryClaim(ctx, q, flowFastPostgres, limit, lease)
+// flowHeldSQLite tells, after a claim on SQLite of the tasks of the keys
+// given as a JSON array of [app, key] pairs, whether a limit of those keys
+// holds one of them back (paused, a rate, or its concurrency reached with
+// them), or a key with waiting tasks has capacity for one; whether any
+// limit exists; and the fewest free slots the claim left a key of a
+// concurrency limit with (NULL: none has one). Its counts of running
+// tasks include the claim's, read through the index of running tasks
+// (without INDEXED BY, SQLite reads every task of the app).
+const flowHeldSQLite = `WITH lim AS MATERIALIZED (
+	SELECT l.paused, l.rate, l.waiting, l.concurrency, CASE WHEN l.concurrency > 0 THEN (
+		SELECT count(*) FROM taskwheel_tasks AS t INDEXED BY taskwheel_tasks_lease
+		WHERE t.state = 'running' AND t.app_id = l.app_id AND COALESCE(t.flow_key, t.event_type) = l.flow_key
+	) END AS running
+	FROM taskwheel_limits AS l
+	WHERE (l.app_id, l.flow_key) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1))
+)
+SELECT EXISTS (
+	SELECT 1 FROM lim WHERE paused OR rate > 0 OR waiting OR concurrency > 0 AND running >= concurrency
+	UNION ALL
+	SELECT 1 FROM taskwheel_limits AS w WHERE w.waiting AND NOT w.paused
+		AND (w.rate = 0 OR w.tokens + w.rate * max(0, (?2 - w.tokens_at) / 1e6) >= 1 - 1e-9)
+		AND (w.concurrency = 0 OR (
+			SELECT count(*) FROM taskwheel_tasks AS t INDEXED BY taskwheel_tasks_lease
+			WHERE t.state = 'running' AND t.app_id = w.app_id AND COALESCE(t.flow_key, t.event_type) = w.flow_key
+		) < w.concurrency)
+), EXISTS (SELECT 1 FROM taskwheel_limits), (SELECT min(concurrency - running) FROM lim WHERE concurrency > 0)`
+
+// claimFlowFast claims up to limit due tasks if no limit holds any of them
+// back; it claims nothing if one does, or if none is due. On PostgreSQL
+// it is one statement, which checks the limits of the keys of the tasks it
+// claims with them: its NOT EXISTS is false only once every row of its
+// join, one per limit of those keys, was read, each locked before its
+// check. On SQLite it claims, then checks (flowHeldSQLite), in one
+// transaction.
+func (s *SQLStore) claimFlowFast(ctx context.Context, q claimDB, limit int, lease time.Duration) ([]taskRow, error) {
+	if s.dialect == Postgres {
+		var room sql.NullInt64
+		rs, err := queryClaim(ctx, q, flowFastPostgres, limit, lease, &room)
+		if len(rs) > 0 && room.Valid {
+			flowClaimOf(ctx).left(int(room.Int64))
+		}
+		return rs, err
+	}
+	tx, err := q.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	args := s.args(limit, lease.Microseconds())
+	rs, err := queryRows(ctx, tx, flowFastClaimSQLite, args...)
+	if err != nil || len(rs) == 0 {
+		return nil, err
+	}
+	seen := map[limitKey]bool{}
+	var pairs [][2]string
+	for i := range rs {
+		k := limitKey{rs[i].AppID, flowKey(rs[i].FlowKey.String, rs[i].EventType)}
+		if !seen[k] {
+			seen[k] = true
+			pairs = append(pairs, [2]string{k.app, k.key})
+		}
+	}
+	b, _ := json.Marshal(pairs) // strings always encode
+	var (
+		held, limited bool
+		room          sql.NullInt64
+	)
+	if err := tx.QueryRowContext(ctx, flowHeldSQLite, string(b), args[len(args)-1]).Scan(&held, &limited, &room); err != nil {
+		return nil, err
+	}
+	if held || !limited {
+		// Rolled back. With no limit left, claimFlow finds that none is,
+		// and the store claims without limits again.
+		return nil, nil
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	if room.Valid {
+		// The engine claims none ahead while that is few (a task
+		// claimed ahead holds a slot).
+		flowClaimOf(ctx).left(int(room.Int64))
+	}
+	return rs, nil
 }

@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"testing"
 	"time"
@@ -9,26 +10,38 @@ import (
 	"github.com/taskwheel/tasks/internal/testdb"
 )
 
-// The paths of claims under limits on PostgreSQL (issue 16), which the
+// The paths of claims under limits on SQL stores (issue 16), which the
 // store keeps in two flags: limited (the last claim found limits: Claim
 // goes to claimFlow at once, without the claim without limits and the
-// check for limits, two round trips that claim nothing under a limit) and
-// flowSlow (the last claimFlow was held back: it skips the one-statement
-// claim). A limit that holds nothing back must leave claims on the one
-// statement, and one that held back once must not keep them off it after
-// it stops holding back. (The claims' results are tested on every store by
-// tasktest and flow_*_test.go; here, which way they go.)
+// check for limits, which claim nothing under a limit) and flowSlow (the
+// last claimFlow was held back: it skips the fast claim, claimFlowFast). A
+// limit that holds nothing back must leave claims on the fast claim, and
+// one that held back once must not keep them off it after it stops holding
+// back. (The claims' results are tested on every store by tasktest and
+// flow_*_test.go; here, which way they go.)
 func TestSQLStore_FlowClaimPaths(t *testing.T) {
 	t.Parallel()
-	db := testdb.Postgres(t)
-	s, err := NewSQLStore(db, Postgres)
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		db := testdb.Postgres(t)
+		s, err := NewSQLStore(db, Postgres)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Migrate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		testFlowClaimPaths(t, db, s)
+	})
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		db, s := openSQLite(t)
+		testFlowClaimPaths(t, db, s)
+	})
+}
+
+func testFlowClaimPaths(t *testing.T, db *sql.DB, s *SQLStore) {
 	ctx := t.Context()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	n := 0
 	insertKey := func(key string, k int) {
 		t.Helper()
@@ -47,9 +60,11 @@ func TestSQLStore_FlowClaimPaths(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	var fc *flowClaim // of the last claim
 	claim := func(want int) []*Task {
 		t.Helper()
-		ts, err := s.Claim(ctx, 10, time.Minute)
+		fc = &flowClaim{}
+		ts, err := s.Claim(context.WithValue(ctx, flowClaimKey{}, fc), 10, time.Minute)
 		if err != nil || len(ts) != want {
 			t.Fatalf("Claim: got %d tasks, error %v; want %d", len(ts), err, want)
 		}
@@ -78,6 +93,10 @@ func TestSQLStore_FlowClaimPaths(t *testing.T) {
 	insert(3)
 	finish(claim(3))
 	paths("after a claim that no limit held back", true, false)
+	if !fc.held || fc.room != 97 {
+		// The engine claims none ahead while a key has few free slots.
+		t.Errorf("the claim of 3 under a limit of 100 left held %v, room %d; want true, 97", fc.held, fc.room)
+	}
 
 	// The limit holds two of three back: claimFlow parks them, and the
 	// claims after it skip the one statement.
@@ -118,6 +137,12 @@ func TestSQLStore_FlowClaimPaths(t *testing.T) {
 	claim(0)
 	paths("after a claim that met only waiting tasks without capacity", true, false)
 	insert(3)
+	if s.dialect == SQLite {
+		// One writer: nothing else can hold the limit.
+		claim(3)
+		paths("after a claim of other keys' tasks", true, false)
+		return
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
