@@ -245,8 +245,9 @@ This package is laid out one concept to a file:
     store_memory_flow.go and store_sql_flow.go: the stores' limits, and
     claims that enforce them; store_sql_flow_claim.go: the SQL stores'
     claims under limits, which lock only the limits of keys they meet;
-    store_sql_flow_fast.go: on PostgreSQL, the one statement that claims
-    under limits that hold nothing back, as a claim without limits does;
+    store_sql_flow_fast.go: the claim under limits that hold nothing
+    back, as a claim without limits does (one statement on PostgreSQL;
+    on SQLite, the claim, then the check);
     store_sql_fair.go: claims that serve the apps with due tasks in turn;
     store_sql_pause.go: pause and resume.
   - idempotency.go: the digest of the request that created a task with an
