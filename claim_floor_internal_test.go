@@ -16,13 +16,7 @@ import (
 func floorStore(t *testing.T) (*SQLStore, *sql.DB, func(id string, at time.Time)) {
 	t.Helper()
 	db := testdb.Postgres(t)
-	s, err := NewSQLStore(db, Postgres)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	s := migrated(t, db, Postgres)
 	insert := func(id string, at time.Time) {
 		t.Helper()
 		if _, err := s.Insert(t.Context(), &Task{ID: id, AppID: "a", EventType: "e", MaxAttempts: 1}); err != nil {

@@ -136,13 +136,7 @@ func TestSQLStore_ClaimsCommitAsync(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	db, dsn := testdb.PostgresDSN(t)
-	s, err := NewSQLStore(db, Postgres)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := migrated(t, db, Postgres)
 	// Each change of a task's state records the commit setting of its
 	// transaction as it stands at the end of the statement.
 	if _, err := db.ExecContext(ctx, `CREATE TABLE commit_log (state text, sync text);
@@ -427,13 +421,7 @@ func TestSQLStore_ClaimTokenDoesNotFollowSetseed(t *testing.T) {
 	ctx := t.Context()
 	db := testdb.Postgres(t)
 	db.SetMaxOpenConns(1)
-	s, err := NewSQLStore(db, Postgres)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := migrated(t, db, Postgres)
 	id := uuid.Must(uuid.NewV7()).String()
 	if _, err := s.Insert(ctx, &Task{ID: id, AppID: "a", EventType: "e", MaxAttempts: 3}); err != nil {
 		t.Fatal(err)
@@ -477,14 +465,20 @@ func sqliteDB(t *testing.T) *sql.DB {
 func openSQLite(t *testing.T) (*sql.DB, *SQLStore) {
 	t.Helper()
 	db := sqliteDB(t)
-	s, err := NewSQLStore(db, SQLite)
+	return db, migrated(t, db, SQLite)
+}
+
+// migrated returns an SQLStore of dialect d on db, migrated.
+func migrated(t *testing.T, db *sql.DB, d Dialect) *SQLStore {
+	t.Helper()
+	s, err := NewSQLStore(db, d)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	return db, s
+	return s
 }
 
 // runForgotten starts e on the SQLite store of db, enqueues a task of

@@ -15,17 +15,8 @@ import (
 // store, each in a database of its own (the latter skips the test
 // without PostgreSQL).
 var fairStores = map[string]func(t *testing.T) *SQLStore{
-	"SQLite": func(t *testing.T) *SQLStore { _, s := openSQLite(t); return s },
-	"Postgres": func(t *testing.T) *SQLStore {
-		s, err := NewSQLStore(testdb.Postgres(t), Postgres)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Migrate(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	},
+	"SQLite":   func(t *testing.T) *SQLStore { _, s := openSQLite(t); return s },
+	"Postgres": func(t *testing.T) *SQLStore { return migrated(t, testdb.Postgres(t), Postgres) },
 }
 
 // insertAt stores n tasks of app, due at at, or now if at is nil.

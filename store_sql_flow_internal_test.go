@@ -24,14 +24,7 @@ func TestSQLStore_FlowClaimPaths(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
 		db := testdb.Postgres(t)
-		s, err := NewSQLStore(db, Postgres)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Migrate(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		testFlowClaimPaths(t, db, s)
+		testFlowClaimPaths(t, db, migrated(t, db, Postgres))
 	})
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
@@ -167,14 +160,8 @@ func testFlowClaimPaths(t *testing.T, db *sql.DB, s *SQLStore) {
 // a store that once had a limit kept paying for it while it drained.
 func TestSQLStore_FlowClaimPathsAfterLastLimitWithTasksDue(t *testing.T) {
 	t.Parallel()
-	s, err := NewSQLStore(testdb.Postgres(t), Postgres)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := migrated(t, testdb.Postgres(t), Postgres)
 	ctx := t.Context()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	for i := range 6 {
 		id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i+1)
 		if _, err := s.Insert(ctx, &Task{ID: id, AppID: "a", EventType: "e", FlowKey: "k", MaxAttempts: 1}); err != nil {

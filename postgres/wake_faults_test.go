@@ -212,18 +212,7 @@ func TestMigration0024FromAt0022(t *testing.T) {
 func TestStore_CloseWhileOthersInsert(t *testing.T) {
 	t.Parallel()
 	_, dsn := testdb.PostgresDSN(t)
-	pool, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	producer, err := postgres.New(pool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := producer.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	producer := borrowing(t, dsn)
 	ctx, cancel := context.WithCancel(context.Background())
 	inserted := make(chan error, 4)
 	for range 4 {
@@ -275,18 +264,7 @@ func TestStore_InsertAcrossClose(t *testing.T) {
 	db, dsn := testdb.PostgresDSN(t)
 	heard := listenOn(t, dsn)
 	app := "across_" + time.Now().Format("150405.000000")
-	pool, err := sql.Open("pgx", dsn+"&application_name="+app)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	producer, err := postgres.New(pool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := producer.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	producer := borrowing(t, dsn+"&application_name="+app)
 	task := wakeTask(nil)
 	holder, err := db.BeginTx(t.Context(), nil)
 	if err != nil {
@@ -326,4 +304,23 @@ WHERE application_name = $1 AND wait_event_type = 'Lock'`, app).Scan(&waiting); 
 	if d := next(t, heard, "the insert across Close"); d.ID != task.ID {
 		t.Errorf("got %+v, want %s", d, task.ID)
 	}
+}
+
+// borrowing returns a migrated store from New on a pool of dsn that the
+// test owns, closed when it ends.
+func borrowing(t *testing.T, dsn string) *postgres.Store {
+	t.Helper()
+	pool, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pool.Close() })
+	s, err := postgres.New(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
