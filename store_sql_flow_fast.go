@@ -58,7 +58,7 @@ import (
 // (flowSlow), so that keys at their limits do not pay for both.
 //
 // On SQLite, which has one writer, the claim is made first and the limits
-// checked after, in one transaction (flowHeldSQLite): the claim is the one
+// checked after, in one transaction: the claim is the one
 // that a claim without limits makes, and when a limit holds back one of
 // the tasks it took, or waiting tasks could start, it is rolled back and
 // claimFlow's transaction runs. Its statements are calls into the process,
@@ -102,40 +102,14 @@ WHERE id IN (SELECT id FROM due) AND EXISTS (SELECT 1 FROM taskwheel_limits) AND
 		AND (w.concurrency = 0 OR taskwheel_running(w.app_id, w.flow_key) < w.concurrency))
 RETURNING ` + taskColumns + `, ` + seenColumn + `, (SELECT min(free) FROM room) AS room`
 
-// flowHeldSQLite tells, after a claim on SQLite of the tasks of the keys
-// given as a JSON array of [app, key] pairs, whether a limit of those keys
-// holds one of them back (paused, a rate, or its concurrency reached with
-// them), or a key with waiting tasks has capacity for one; whether any
-// limit exists; and the fewest free slots the claim left a key of a
-// concurrency limit with (NULL: none has one). Its counts of running
-// tasks include the claim's, read through the index of running tasks
-// (without INDEXED BY, SQLite reads every task of the app).
-const flowHeldSQLite = `WITH lim AS MATERIALIZED (
-	SELECT l.paused, l.rate, l.waiting, l.concurrency, CASE WHEN l.concurrency > 0 THEN (
-		SELECT count(*) FROM taskwheel_tasks AS t INDEXED BY taskwheel_tasks_lease
-		WHERE t.state = 'running' AND t.app_id = l.app_id AND COALESCE(t.flow_key, t.event_type) = l.flow_key
-	) END AS running
-	FROM taskwheel_limits AS l
-	WHERE (l.app_id, l.flow_key) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1))
-)
-SELECT EXISTS (
-	SELECT 1 FROM lim WHERE paused OR rate > 0 OR waiting OR concurrency > 0 AND running >= concurrency
-	UNION ALL
-	SELECT 1 FROM taskwheel_limits AS w WHERE w.waiting AND NOT w.paused
-		AND (w.rate = 0 OR w.tokens + w.rate * max(0, (?2 - w.tokens_at) / 1e6) >= 1 - 1e-9)
-		AND (w.concurrency = 0 OR (
-			SELECT count(*) FROM taskwheel_tasks AS t INDEXED BY taskwheel_tasks_lease
-			WHERE t.state = 'running' AND t.app_id = w.app_id AND COALESCE(t.flow_key, t.event_type) = w.flow_key
-		) < w.concurrency)
-), EXISTS (SELECT 1 FROM taskwheel_limits), (SELECT min(concurrency - running) FROM lim WHERE concurrency > 0)`
-
 // claimFlowFast claims up to limit due tasks if no limit holds any of them
 // back; it claims nothing if one does, or if none is due. On PostgreSQL
 // it is one statement, which checks the limits of the keys of the tasks it
 // claims with them: its NOT EXISTS is false only once every row of its
 // join, one per limit of those keys, was read, each locked before its
-// check. On SQLite it claims, then checks (flowHeldSQLite), in one
-// transaction.
+// check. On SQLite it claims, then reads the limits of its tasks' keys and
+// of keys with waiting tasks, and their running tasks, in one transaction,
+// and rolls back if one holds a task back or waiting tasks could start.
 func (s *SQLStore) claimFlowFast(ctx context.Context, q claimDB, limit int, lease time.Duration) ([]taskRow, error) {
 	if s.dialect == Postgres {
 		var room sql.NullInt64
@@ -165,25 +139,57 @@ func (s *SQLStore) claimFlowFast(ctx context.Context, q claimDB, limit int, leas
 		}
 	}
 	b, _ := json.Marshal(pairs) // strings always encode
-	var (
-		held, limited bool
-		room          sql.NullInt64
-	)
-	if err := tx.QueryRowContext(ctx, flowHeldSQLite, string(b), args[len(args)-1]).Scan(&held, &limited, &room); err != nil {
+	// The limits of those keys, and of keys that may have waiting tasks,
+	// with their running tasks (the claim's among them), read as
+	// claimFlow reads them: each statement costs as many rows as limits
+	// it needs and tasks that run, however many keys there are.
+	ls, now, err := s.flowLimits(ctx, tx, flowLockSQLite, string(b), true, args[len(args)-1])
+	if err != nil {
 		return nil, err
 	}
-	if held || !limited {
-		// Rolled back. With no limit left, claimFlow finds that none is,
-		// and the store claims without limits again.
-		return nil, nil
+	if len(ls) == 0 {
+		var limited bool
+		if err := tx.QueryRowContext(ctx, hasLimits).Scan(&limited); err != nil || !limited {
+			// No limit is left: claimFlow finds that none is, and the
+			// store claims without limits again (rolled back).
+			return nil, err
+		}
+	}
+	byKey := make(map[limitKey]*flowState, len(ls))
+	for _, l := range ls {
+		if l.Concurrency > 0 {
+			byKey[limitKey{l.AppID, l.Key}] = l
+		}
+	}
+	if len(byKey) > 0 {
+		if err := s.countRunning(ctx, tx, byKey); err != nil {
+			return nil, err
+		}
+	}
+	room := -1 // the fewest free slots left a key of the claim's; -1: none has a concurrency limit
+	for _, l := range ls {
+		l.refill(now)
+		if seen[limitKey{l.AppID, l.Key}] {
+			// A key of the claim's tasks: held back, or left to claimFlow,
+			// if paused, rated (only claimFlow keeps the bucket), with tasks
+			// waiting, or at its concurrency with them.
+			if l.Paused || l.Rate > 0 || l.waiting || l.Concurrency > 0 && l.Running >= l.Concurrency {
+				return nil, nil // rolled back
+			}
+			if free := l.Concurrency - l.Running; l.Concurrency > 0 && (room < 0 || free < room) {
+				room = free
+			}
+		} else if n, _ := l.capacity(1); n > 0 {
+			return nil, nil // waiting tasks could start: claimFlow starts them first
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
-	if room.Valid {
+	if room >= 0 {
 		// The engine claims none ahead while that is few (a task
 		// claimed ahead holds a slot).
-		flowClaimOf(ctx).left(int(room.Int64))
+		flowClaimOf(ctx).left(room)
 	}
 	return rs, nil
 }
