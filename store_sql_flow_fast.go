@@ -58,15 +58,17 @@ import (
 // (flowSlow), so that keys at their limits do not pay for both.
 //
 // On SQLite, which has one writer, the claim is made first and the limits
-// checked after, in one transaction: the claim is the one
-// that a claim without limits makes, and when a limit holds back one of
-// the tasks it took, or waiting tasks could start, it is rolled back and
-// claimFlow's transaction runs. Its statements are calls into the process,
-// not round trips, but claimFlow's three reads before its claim (the due
-// tasks, their limits, the running tasks) cost a drain under a limit above
-// the workers a tenth of its speed; one statement of the PostgreSQL shape
-// measured no faster there (BENCHMARKS.md, "A limit that holds nothing
-// back").
+// checked after, in one transaction: the claim is the one that a claim
+// without limits makes; then claimFlow's reads of the limits and of the
+// running tasks by key, and when a limit holds back one of the tasks it
+// took, or waiting tasks could start, it is rolled back and claimFlow's
+// transaction runs. Its statements are calls into the process, not round
+// trips, but claimFlow's three reads before its claim (the due tasks,
+// their limits, the running tasks) cost a drain under a limit above the
+// workers a tenth of its speed; one statement of the PostgreSQL shape
+// measured no faster there, and a check in one statement counted each
+// key's running tasks by reading them all (BENCHMARKS.md, "A limit that
+// holds nothing back", "The fast claim on SQLite").
 //
 // Like the claim without limits, it scans the due index from ($3, $4), and
 // returns with each task how many of those it took its snapshot saw as
