@@ -11,7 +11,7 @@ import (
 	"github.com/taskwheel/tasks/internal/testdb"
 )
 
-// Review of the fast claim under limits (claimFlowFast) on both SQL
+// The fast claim under limits (claimFlowFast) on both SQL
 // dialects: what it claims and what it must leave to claimFlow, called
 // directly so that the test knows which path decided, and through Claim by
 // two stores on one database, as two processes.
