@@ -452,7 +452,14 @@ func TestSQLStore_ClaimTokenDoesNotFollowSetseed(t *testing.T) {
 // cannot import.
 func sqliteDB(t *testing.T) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+filepath.Join(t.TempDir(), "tasks.db")+"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate")
+	return sqliteDBAt(t, filepath.Join(t.TempDir(), "tasks.db"))
+}
+
+// sqliteDBAt is sqliteDB on the file at path, which another may share, as
+// another process would.
+func sqliteDBAt(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate")
 	if err != nil {
 		t.Fatal(err)
 	}

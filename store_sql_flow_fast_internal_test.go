@@ -43,29 +43,9 @@ func openFastStores(t *testing.T, d Dialect) *fastStores {
 		dbs = [2]*sql.DB{db, db}
 	} else {
 		path := filepath.Join(t.TempDir(), "tasks.db")
-		for i := range dbs {
-			db, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate")
-			if err != nil {
-				t.Fatal(err)
-			}
-			db.SetMaxOpenConns(1)
-			t.Cleanup(func() { db.Close() })
-			dbs[i] = db
-		}
+		dbs = [2]*sql.DB{sqliteDBAt(t, path), sqliteDBAt(t, path)}
 	}
-	f := &fastStores{t: t}
-	for i, p := range []**SQLStore{&f.a, &f.b} {
-		s, err := NewSQLStore(dbs[i], d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i == 0 {
-			if err := s.Migrate(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-		}
-		*p = s
-	}
+	f := &fastStores{t: t, a: migrated(t, dbs[0], d), b: migrated(t, dbs[1], d)}
 	return f
 }
 
@@ -178,35 +158,27 @@ func wantIDs(t *testing.T, what string, got []string, want ...string) {
 // when none does, reporting the fewest free slots it left.
 func TestSQLStore_FlowFastHoldsBack(t *testing.T) {
 	t.Parallel()
-	t.Run("paused", func(t *testing.T) {
-		t.Parallel()
-		forSQLDialects(t, func(t *testing.T, f *fastStores) {
-			f.setLimit(Limit{AppID: "a", Key: "k", Paused: true, Concurrency: 100})
-			ids := f.insert("a", "k", 1)
-			got, _ := f.fast(f.a, 10)
-			wantIDs(t, "a paused key", got)
-			f.untouched(ids...)
+	for _, c := range []struct {
+		name  string
+		limit *Limit // nil: no limit at all
+	}{
+		{"paused", &Limit{AppID: "a", Key: "k", Paused: true, Concurrency: 100}},
+		{"rate", &Limit{AppID: "a", Key: "k", Rate: 100, Burst: 100}},
+		{"no limit", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			forSQLDialects(t, func(t *testing.T, f *fastStores) {
+				if c.limit != nil {
+					f.setLimit(*c.limit)
+				}
+				ids := f.insert("a", "k", 2)
+				got, _ := f.fast(f.a, 10)
+				wantIDs(t, c.name, got)
+				f.untouched(ids...)
+			})
 		})
-	})
-	t.Run("rate", func(t *testing.T) {
-		t.Parallel()
-		forSQLDialects(t, func(t *testing.T, f *fastStores) {
-			f.setLimit(Limit{AppID: "a", Key: "k", Rate: 100, Burst: 100})
-			ids := f.insert("a", "k", 1)
-			got, _ := f.fast(f.a, 10)
-			wantIDs(t, "a key with a rate", got)
-			f.untouched(ids...)
-		})
-	})
-	t.Run("no limit", func(t *testing.T) {
-		t.Parallel()
-		forSQLDialects(t, func(t *testing.T, f *fastStores) {
-			ids := f.insert("a", "k", 2)
-			got, _ := f.fast(f.a, 10)
-			wantIDs(t, "no limit at all", got)
-			f.untouched(ids...)
-		})
-	})
+	}
 	t.Run("concurrency", func(t *testing.T) {
 		t.Parallel()
 		forSQLDialects(t, func(t *testing.T, f *fastStores) {
@@ -240,12 +212,11 @@ func TestSQLStore_FlowFastHoldsBack(t *testing.T) {
 				t.Fatalf("claimed %d under a limit of 10, want 4", len(got))
 			}
 			f.setLimit(Limit{AppID: "a", Key: "k", Concurrency: 2})
-			ids := f.insert("a", "k", 1)
+			f.insert("a", "k", 1)
 			got, _ := f.fast(f.b, 10)
 			wantIDs(t, "4 running under a limit lowered to 2", got)
 			got, _ = f.claim(f.b, 10)
 			wantIDs(t, "Claim with 4 running under a limit lowered to 2", got)
-			_ = ids
 		})
 	})
 	t.Run("waiting with capacity", func(t *testing.T) {
