@@ -174,10 +174,10 @@ func TestReview_DueAppsConcurrentLooks(t *testing.T) {
 	}
 }
 
-// reviewPlan returns PostgreSQL's plan, run, of fairNextKnownApp: with a
+// reviewPlan returns PostgreSQL's plan, run, of query with args: with a
 // generic plan (as a prepared statement reused past five runs may get), or
-// a custom one.
-func reviewPlan(t *testing.T, s *SQLStore, generic bool, args ...any) string {
+// a custom one. Each arg is a string or a time.Time.
+func reviewPlan(t *testing.T, s *SQLStore, query string, generic bool, args ...any) string {
 	t.Helper()
 	ctx := t.Context()
 	conn, err := s.db.Conn(ctx)
@@ -193,7 +193,7 @@ func reviewPlan(t *testing.T, s *SQLStore, generic bool, args ...any) string {
 		t.Fatal(err)
 	}
 	defer conn.ExecContext(context.Background(), `RESET plan_cache_mode`)
-	if _, err := conn.ExecContext(ctx, `PREPARE review_known AS `+s.db.Rebind(fairNextKnownApp)); err != nil {
+	if _, err := conn.ExecContext(ctx, `PREPARE review_known AS `+s.db.Rebind(query)); err != nil {
 		t.Fatal(err)
 	}
 	defer conn.ExecContext(context.Background(), `DEALLOCATE review_known`)
@@ -256,7 +256,7 @@ func TestReview_DueAppsKnownArmPlan(t *testing.T) {
 			{"from -infinity", []any{"", "app_a", "-infinity", "app_a", "app_a", "-infinity"}},
 		} {
 			for _, generic := range []bool{false, true} {
-				plan := reviewPlan(t, s, generic, c.args...)
+				plan := reviewPlan(t, s, fairNextKnownApp, generic, c.args...)
 				t.Logf("%s, %s, generic %v:\n%s", stage, c.name, generic, plan)
 				if strings.Contains(plan, "taskwheel_tasks_due ") || strings.Contains(plan, "Seq Scan") || strings.Contains(plan, "Bitmap") {
 					t.Errorf("%s, %s, generic %v: the plan reads other than taskwheel_tasks_app_due in order:\n%s", stage, c.name, generic, plan)
