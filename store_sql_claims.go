@@ -212,31 +212,10 @@ WHERE t.id = o.id AND t.attempts = o.attempt AND (o.claim = 0 OR t.claim_token =
 RETURNING id`
 	finishSQLiteRow = `(?, ?, ?, ?, ?, ?, ?)`
 
-	finishPostgres = `WITH o AS (
-	SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::text[])
-		WITH ORDINALITY AS o(id, attempt, claim, state, delay, err, endpoint, idx)
-), u AS (
-	UPDATE taskwheel_tasks AS t SET
-		state = CASE WHEN o.state = 'retrying' AND t.cancel_requested THEN 'canceled' ELSE o.state END,
-		run_at = CASE WHEN o.state = 'retrying' THEN now() + o.delay * interval '1 microsecond' ELSE t.run_at END,
-		completed_at = CASE WHEN o.state = 'retrying' AND NOT t.cancel_requested THEN NULL ELSE now() END,
-		last_error = CASE WHEN o.err = '' THEN t.last_error ELSE o.err END,
-		endpoint_id = CASE WHEN o.endpoint = '' THEN t.endpoint_id ELSE o.endpoint END,
-		lease_expires_at = NULL, claim_token = NULL,
-		updated_at = now()
-	FROM o
-	WHERE t.id = ANY($1::text[]) AND t.id = o.id AND t.attempts = o.attempt
-		AND (o.claim = 0 OR t.claim_token = o.claim) AND t.state = CASE WHEN o.idx > 0 THEN 'running' END
-	RETURNING o.idx, o.id
-), a AS (
-	INSERT INTO taskwheel_attempts (` + attemptColumns + `)
-	SELECT u.id, a.number, a.endpoint_id, a.started_at, a.duration, a.status_code, a.response, a.error
-	FROM unnest($8::bigint[], $9::int[], $10::text[], $11::timestamptz[], $12::bigint[], $13::int[], $14::text[], $15::text[])
-		WITH ORDINALITY AS a(outcome, number, endpoint_id, started_at, duration, status_code, response, error, ord)
-	JOIN u ON u.idx = a.outcome
-	ORDER BY a.ord
-)
-SELECT idx FROM u`
+	// finishPostgres runs taskwheel_finish (migration 0028), whose
+	// statement records the outcomes with their attempts, finding the
+	// tasks by their primary key however the table's statistics stand.
+	finishPostgres = `SELECT * FROM taskwheel_finish($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
 )
 
 // maxFinishRows bounds the outcomes of one Finish statement, to stay under
@@ -255,9 +234,11 @@ const maxFinishRows = 1000
 // join over a sequential scan of the whole table, long after the table had
 // grown: auto_explain of every batch of a drain by an engine started on an
 // empty table, 151 of 810 such plans, up to 4,498 rows estimated; with the
-// IDs, 18 of 1,177, up to 240 (the first batches, on a table still small).
-// The statement is planned for its arguments each time (see planned), so
-// that no plan made while the table was small outlives that.
+// IDs, 18 of 1,177, up to 240 (the first batches, on a table still small),
+// but still a fifth of the batches of hundreds of outcomes, which a drain
+// of 50,000 tasks makes. So the statement runs in a function that disables
+// sequential scans (taskwheel_finish, migration 0028): its plan reads the
+// primary key at every size of the table, with statistics or without.
 //
 // On PostgreSQL a batch locks its rows in no particular order. That cannot
 // deadlock with the other writers of several tasks at once, which skip
@@ -389,8 +370,8 @@ func (s *SQLStore) finishPostgresBatch(ctx context.Context, outs []Outcome, batc
 			aError = append(aError, s.text(a.Error))
 		}
 	}
-	rows, err := s.db.QueryContext(ctx, finishPostgres, s.planned(ids, attemptNos, claims, states, delays, errs, endpoints,
-		aOutcome, aNumber, aEndpoint, aStarted, aDuration, aStatus, aResponse, aError)...)
+	rows, err := s.db.QueryContext(ctx, finishPostgres, ids, attemptNos, claims, states, delays, errs, endpoints,
+		aOutcome, aNumber, aEndpoint, aStarted, aDuration, aStatus, aResponse, aError)
 	if err != nil {
 		return err
 	}
