@@ -263,6 +263,13 @@ func (s *SQLStore) args(args ...any) []any {
 // after the table had grown. Finish then took up to 320 ms among 200,000
 // tasks, and W4's p99 wait rose from 15 ms to 500 ms (tasksbench). Planning
 // each time costs about 0.3 ms a statement, for a batch of tasks.
+//
+// It is not enough on a table that was never analyzed: planned for
+// hundreds of IDs, a statement may still read and hash the whole table
+// (the planner estimates its rows from its size). Finish, the statement of
+// every task, no longer relies on it: it runs in a function that disables
+// sequential scans (taskwheel_finish, migration 0028). The parking of
+// claims under limits (flowParkPostgres) still does.
 func (s *SQLStore) planned(args ...any) []any {
 	if s.planEach == nil {
 		return args
